@@ -1,0 +1,385 @@
+"""Typed configuration: ``params.yaml`` parsed into pydantic models.
+
+Every stage, flow and test reads its settings through :func:`load_config`. Unknown keys and bad
+values are rejected with a :class:`ConfigError` that names the file, the key and what is allowed.
+Command-line overrides use dotted keys: ``--set train.zero_stage=3``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ConfigError(ValueError):
+    """A params file or an override is malformed; the message says which key and what to do."""
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------------------------
+# paths
+# --------------------------------------------------------------------------------------------
+class PathsConfig(Section):
+    """Default layout of the working folder; every command can override its own inputs/outputs."""
+
+    sample: Path = Path("data/sample")
+    catalog: Path = Path("data/sample/catalog.yaml")
+    downstream: Path = Path("data/sample/downstream")
+    chips: Path = Path("data/chips")
+    validation: Path = Path("reports/validation")
+    checkpoints: Path = Path("checkpoints")
+    export: Path = Path("checkpoints/export")
+    eval: Path = Path("reports/eval")
+    predictions: Path = Path("reports/predictions")
+
+
+# --------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------
+class SampleConfig(Section):
+    """The bundled synthetic sample: deterministic multi-modal scenes written as GeoTIFFs."""
+
+    locations: int = Field(6, ge=1, description="pre-training locations")
+    heldout_locations: int = Field(2, ge=1, description="locations kept for downstream sets")
+    size_px: int = Field(64, ge=16, description="scene size on the 10 m grid, pixels")
+    s2_dates: int = Field(8, ge=1)
+    s1_dates: int = Field(6, ge=1)
+    year: int = 2023
+    cloud_probability: float = Field(0.25, ge=0.0, le=1.0)
+    downstream_chip_px: int = Field(16, ge=4, description="downstream chip size, 10 m pixels")
+
+
+class ChipConfig(Section):
+    """Chipping of catalog scenes into aligned multi-modal chips stored in shards."""
+
+    size: int = Field(16, ge=4, description="chip size on the 10 m Sentinel grid, pixels")
+    hr_ratio: Literal[32] = Field(32, description="HR grid is exactly 32x finer (SkySense)")
+    stride: int | None = Field(None, ge=1, description="pixels between chips; default = size")
+    max_nodata_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    shard_size_mb: int = Field(256, ge=1)
+    workers: int = Field(2, ge=1)
+    sentinel_gsd_m: float = Field(10.0, gt=0)
+
+
+class DataConfig(Section):
+    """Data layer settings."""
+
+    seed: int = 0
+    modalities: list[Literal["hr", "s2", "s1", "dem"]] = ["hr", "s2", "s1", "dem"]
+    s2_bands: list[str] = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
+    s1_bands: list[str] = ["VV", "VH"]
+    hr_bands: list[str] = ["R", "G", "B", "N"]
+    max_dates: dict[str, int] = {"s2": 8, "s1": 6}
+    sample: SampleConfig = SampleConfig()
+    chip: ChipConfig = ChipConfig()
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------
+Severity = Literal["critical", "warning"]
+
+
+class ValidationConfig(Section):
+    """Thresholds and severities of the great-expectations suites in front of training."""
+
+    required_modalities: list[str] = ["s2", "s1"]
+    min_dates: dict[str, int] = {"s2": 3, "s1": 2}
+    gsd_m: dict[str, float] = {"s2": 10.0, "s1": 10.0, "hr": 0.3125, "dem": 10.0}
+    gsd_tolerance: float = Field(0.25, ge=0.0, description="relative tolerance on GSD")
+    min_valid_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    max_cloud_fraction: float = Field(0.6, ge=0.0, le=1.0)
+    min_overlap_iou: float = Field(0.5, ge=0.0, le=1.0)
+    date_window: tuple[str, str] = ("2015-06-23", "2100-01-01")
+    ranges: dict[str, tuple[float, float]] = {
+        "s2_reflectance": (0.0, 1.6),
+        "s1_db": (-50.0, 10.0),
+        "dem_m": (-450.0, 9000.0),
+    }
+    severity: dict[str, Severity] = {}
+    min_accepted: int = Field(1, ge=0, description="fewest accepted locations to go on")
+    max_profile_px: int = Field(512, ge=16, description="decimated read size for profiling")
+    workers: int = Field(2, ge=1)
+
+
+# --------------------------------------------------------------------------------------------
+# model
+# --------------------------------------------------------------------------------------------
+class ModelConfig(Section):
+    """Which preset to build, and overrides of its fields (e.g. ``{'s2_depth': 2}``)."""
+
+    preset: str = "skysense-tiny"
+    overrides: dict[str, Any] = {}
+    modalities: list[Literal["hr", "s2", "s1", "dem"]] = ["hr", "s2", "s1", "dem"]
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+class LossWeights(Section):
+    """Weights of the pre-training loss components (weighted sum)."""
+
+    pixel: float = 1.0
+    object: float = 0.5
+    image: float = 1.0
+    fused: float = 1.0
+    cross_modal: float = 0.5
+
+
+class AugmentConfig(Section):
+    """Two-view augmentation for teacher-student pre-training."""
+
+    crop_fraction: tuple[float, float] = (0.5, 1.0)
+    flip: bool = True
+    spectral_jitter: float = Field(0.1, ge=0.0)
+    date_keep: tuple[float, float] = (0.5, 1.0)
+    modality_dropout: float = Field(0.2, ge=0.0, le=1.0)
+
+
+class TrainConfig(Section):
+    """DeepSpeed pre-training."""
+
+    zero_stage: Literal[0, 1, 2, 3] = 2
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    nproc: int = Field(2, ge=1)
+    micro_batch: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    steps: int = Field(40, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    min_lr: float = Field(1e-5, ge=0)
+    warmup_steps: int = Field(5, ge=0)
+    weight_decay: float = Field(0.05, ge=0)
+    grad_clip: float = Field(1.0, ge=0)
+    layer_decay: float | None = Field(None, gt=0, le=1)
+    activation_checkpointing: bool | None = None
+    offload_optimizer: bool = False
+    torch_adam: bool = True
+    ema_momentum: tuple[float, float] = (0.99, 1.0)
+    checkpoint_every: int = Field(20, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    loss_weights: LossWeights = LossWeights()
+    augment: AugmentConfig = AugmentConfig()
+    experiment: str = "skysense-pretrain"
+
+
+# --------------------------------------------------------------------------------------------
+# eval
+# --------------------------------------------------------------------------------------------
+class EvalConfig(Section):
+    """Frozen-encoder downstream evaluation."""
+
+    linear_epochs: int = Field(100, ge=1)
+    linear_lr: float = Field(1e-2, gt=0)
+    knn_k: int = Field(5, ge=1)
+    seg_epochs: int = Field(60, ge=1)
+    seg_lr: float = Field(1e-2, gt=0)
+    batch_size: int = Field(16, ge=1)
+    random_baseline: bool = True
+    seed: int = 0
+    bigearthnet: Path | None = None
+    eurosat: Path | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------------------------
+class MetricRule(Section):
+    """One metric of the promotion policy."""
+
+    min_improvement: float = 0.0
+    higher_is_better: bool = True
+
+
+class PromotionPolicy(Section):
+    """When a challenger may replace the champion."""
+
+    decide: dict[str, MetricRule] = {"linear_acc": MetricRule(min_improvement=0.0)}
+    no_regress: dict[str, float] = {"miou": 0.02}
+
+
+class RegistryConfig(Section):
+    """MLflow tracking and model registry."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_location: Path = Path("mlartifacts")
+    model_name: str = "skysense-encoder"
+    policy: PromotionPolicy = PromotionPolicy()
+
+
+# --------------------------------------------------------------------------------------------
+# predict
+# --------------------------------------------------------------------------------------------
+class PredictConfig(Section):
+    """Sliding-window inference on GeoTIFF scenes."""
+
+    window: int = Field(64, ge=8, description="window on the 10 m grid, pixels")
+    overlap: int = Field(16, ge=0)
+    batch_size: int = Field(4, ge=1)
+    output_dtype: Literal["float32", "float16"] = "float32"
+
+
+# --------------------------------------------------------------------------------------------
+# pipeline
+# --------------------------------------------------------------------------------------------
+class PipelineConfig(Section):
+    """Prefect orchestration."""
+
+    cron: str = "0 2 * * 1"
+    task_runner: Literal["thread", "process", "dask"] = "thread"
+    dask_address: str | None = None
+    max_workers: int = Field(2, ge=1)
+    retries: int = Field(2, ge=0)
+    retry_delay_s: float = Field(5.0, ge=0)
+    use_dvc: bool = True
+    dvc_remote: str = "local"
+    dvc_remote_url: str = "../.dvc-remote"
+
+
+class SkySenseConfig(Section):
+    """The whole of ``params.yaml``."""
+
+    paths: PathsConfig = PathsConfig()
+    data: DataConfig = DataConfig()
+    validation: ValidationConfig = ValidationConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    registry: RegistryConfig = RegistryConfig()
+    predict: PredictConfig = PredictConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+
+    @field_validator("model")
+    @classmethod
+    def _known_preset(cls, value: ModelConfig) -> ModelConfig:
+        from skysense.models.presets import PRESETS  # local import: keep config light
+
+        if PRESETS and value.preset not in PRESETS:
+            raise ValueError(
+                f"unknown preset {value.preset!r}; allowed: {', '.join(sorted(PRESETS))}"
+            )
+        return value
+
+
+# --------------------------------------------------------------------------------------------
+# loading and overrides
+# --------------------------------------------------------------------------------------------
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse ``section.key=value`` into a key path and a YAML-typed value."""
+    if "=" not in item:
+        raise ConfigError(
+            f"override {item!r} is malformed: use section.key=value, e.g. train.zero_stage=3"
+        )
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"override {item!r} has an empty key: use section.key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+    return parts, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Return a copy of ``raw`` with dotted overrides applied."""
+    out = copy.deepcopy(raw)
+    for item in overrides or []:
+        parts, value = parse_override(item)
+        node = out
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(
+                    f"override {item!r}: {part!r} is a value, not a section"
+                )
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            parent = err["loc"][:-1]
+            allowed = _allowed_keys(parent)
+            msg = f"unknown key; allowed keys here: {', '.join(allowed)}"
+        elif err["type"] == "literal_error":
+            msg = f"{msg} (got {err.get('input')!r})"
+        lines.append(f"  - {loc}: {msg}")
+    lines.append("Fix the key in the params file or the --set override and run again.")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: Any = SkySenseConfig
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = field.annotation
+    return sorted(getattr(model, "model_fields", {}).keys())
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<params>") -> SkySenseConfig:
+    """Validate a raw mapping into a :class:`SkySenseConfig`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return SkySenseConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> SkySenseConfig:
+    """Load ``params.yaml`` (or the embedded defaults when absent) and apply overrides.
+
+    Args:
+        path: the params file; ``None`` means ``./params.yaml`` when it exists, else defaults.
+        overrides: dotted ``section.key=value`` strings.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or has unknown keys or bad values.
+    """
+    raw: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is None and DEFAULT_PARAMS.exists():
+        path = DEFAULT_PARAMS
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.exists():
+            raise ConfigError(f"{p}: params file not found; pass --params PATH to an existing file")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc}); fix the syntax at the line shown") from None
+        raw = loaded or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of sections (data, train, ...)")
+    raw = apply_overrides(raw, overrides)
+    return config_from_dict(raw, source)
+
+
+def dump_config(cfg: SkySenseConfig) -> str:
+    """The resolved configuration as YAML."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,172 @@
+"""Scene catalog: the YAML file that lists locations and, per modality, their acquisitions.
+
+Example (relative paths resolve against the catalog file's folder)::
+
+    version: 1
+    name: my-area
+    locations:
+      - id: zurich-01
+        split: pretrain            # pretrain | heldout
+        labels: labels/zurich-01.tif   # optional land-cover raster on the 10 m grid
+        modalities:
+          s2:
+            sensor: sentinel2
+            acquisitions:
+              - date: 2023-04-02
+                file: s2/zurich-01_20230402.tif   # one multi-band file ...
+                band_names: [B02, B03, B04, B05, B06, B07, B08, B8A, B11, B12]
+                mask: s2/zurich-01_20230402_cloud.tif  # optional cloud mask, 1 = cloud
+              - date: 2023-05-12
+                bands: {B02: s2/B02.tif, B03: s2/B03.tif}  # ... or one file per band
+          s1:
+            sensor: sentinel1
+            acquisitions:
+              - {date: 2023-04-05, file: s1/zurich-01_20230405.tif, band_names: [VV, VH]}
+          hr:
+            sensor: hr
+            acquisitions: [{date: 2023-06-01, file: hr/zurich-01.tif}]
+          dem:
+            sensor: dem
+            acquisitions: [{file: dem/zurich-01.tif}]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MODALITIES = ("hr", "s2", "s1", "dem")
+
+
+class CatalogError(ValueError):
+    """The catalog file is missing, not YAML, or does not follow the catalog schema."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Acquisition(_Strict):
+    """One acquisition of one modality: a multi-band ``file`` or a ``bands`` name->path mapping."""
+
+    date: dt.date | None = None
+    file: Path | None = None
+    band_names: list[str] | None = None
+    bands: dict[str, Path] | None = None
+    mask: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "Acquisition":
+        if (self.file is None) == (self.bands is None):
+            raise ValueError("give exactly one of 'file' (multi-band raster) or 'bands' (name: path)")
+        return self
+
+    def paths(self) -> list[Path]:
+        """Every raster path this acquisition names (data and mask)."""
+        out = [self.file] if self.file is not None else list((self.bands or {}).values())
+        if self.mask is not None:
+            out.append(self.mask)
+        return out
+
+
+class ModalityEntry(_Strict):
+    """A modality of a location: which sensor spec reads it and its acquisitions."""
+
+    sensor: str
+    acquisitions: list[Acquisition] = Field(default_factory=list)
+
+
+class Location(_Strict):
+    """A place on the ground with co-located acquisitions of several modalities."""
+
+    id: str
+    split: Literal["pretrain", "heldout"] = "pretrain"
+    labels: Path | None = None
+    modalities: dict[Literal["hr", "s2", "s1", "dem"], ModalityEntry]
+
+
+class Catalog(_Strict):
+    """A scene catalog; ``root`` is the folder relative paths resolve against."""
+
+    version: int = 1
+    name: str = "catalog"
+    locations: list[Location]
+    root: Path = Path(".")
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "Catalog":
+        seen: set[str] = set()
+        for loc in self.locations:
+            if loc.id in seen:
+                raise ValueError(f"location id {loc.id!r} appears twice; ids must be unique")
+            seen.add(loc.id)
+        return self
+
+    def resolve(self, path: Path) -> Path:
+        """Absolute path of a catalog entry."""
+        return path if path.is_absolute() else (self.root / path)
+
+    def location(self, loc_id: str) -> Location:
+        """The location with this id."""
+        for loc in self.locations:
+            if loc.id == loc_id:
+                return loc
+        raise KeyError(f"no location {loc_id!r} in catalog {self.name!r}")
+
+
+def load_catalog(path: str | Path) -> Catalog:
+    """Read a catalog YAML file; relative paths resolve against its folder.
+
+    Raises:
+        CatalogError: naming the file and the entry that is wrong.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise CatalogError(f"{p}: catalog not found; run `skysense data sample --out DIR` or pass --catalog")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{p}: not a valid YAML catalog ({exc})") from None
+    if not isinstance(raw, dict) or "locations" not in raw:
+        raise CatalogError(f"{p}: a catalog is a mapping with a 'locations' list (see README)")
+    try:
+        cat = Catalog.model_validate({**raw, "root": str(p.parent.resolve())})
+    except ValidationError as exc:
+        errs = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise CatalogError(f"{p}: invalid catalog: {errs}") from None
+    return cat
+
+
+def save_catalog(catalog: Catalog, path: str | Path) -> Path:
+    """Write a catalog as YAML with paths relative to the file's folder when possible."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    root = p.parent.resolve()
+
+    def rel(x: Path) -> str:
+        x = catalog.resolve(x).resolve()
+        try:
+            return str(x.relative_to(root))
+        except ValueError:
+            return str(x)
+
+    data = catalog.model_dump(mode="json", exclude={"root"}, exclude_none=True)
+    for loc, loc_m in zip(data["locations"], catalog.locations):
+        if loc_m.labels is not None:
+            loc["labels"] = rel(loc_m.labels)
+        for mod, entry in loc["modalities"].items():
+            for acq, acq_m in zip(entry["acquisitions"], loc_m.modalities[mod].acquisitions):
+                if acq_m.file is not None:
+                    acq["file"] = rel(acq_m.file)
+                if acq_m.mask is not None:
+                    acq["mask"] = rel(acq_m.mask)
+                if acq_m.bands is not None:
+                    acq["bands"] = {k: rel(v) for k, v in acq_m.bands.items()}
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p

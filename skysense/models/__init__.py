@@ -1,0 +1,1 @@
+"""SkySense model: factorized multi-modal encoder, geo-context prototypes, presets."""

@@ -1,0 +1,7 @@
+"""Model presets registry (filled in by the model package)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, Any] = {}
