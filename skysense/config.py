@@ -91,6 +91,24 @@ class DataConfig(Section):
 Severity = Literal["critical", "warning"]
 
 
+class SensorRule(Section):
+    """What one modality's rasters must look like: band count, dtype, nodata, physical units."""
+
+    band_counts: list[int] = Field(description="allowed band counts of a multi-band file")
+    dtypes: list[str] = Field([], description="allowed stored dtypes; empty = any")
+    nodata: float | None = Field(None, description="nodata value assumed when a file declares none")
+    scale: float = Field(1.0, description="integer DN x scale + offset = physical value")
+    offset: float = 0.0
+    value_range: str | None = Field(None, description="key of validation.ranges, None = no check")
+    band_gsd_m: dict[str, float] = Field({}, description="native GSD of named band files, metres")
+
+
+_S2_NATIVE_GSD_M = {
+    "B01": 60.0, "B05": 20.0, "B06": 20.0, "B07": 20.0, "B8A": 20.0,
+    "B09": 60.0, "B10": 60.0, "B11": 20.0, "B12": 20.0, "SCL": 20.0,
+}
+
+
 class ValidationConfig(Section):
     """Thresholds and severities of the great-expectations suites in front of training."""
 
@@ -111,6 +129,19 @@ class ValidationConfig(Section):
     min_accepted: int = Field(1, ge=0, description="fewest accepted locations to go on")
     max_profile_px: int = Field(512, ge=16, description="decimated read size for profiling")
     workers: int = Field(2, ge=1)
+    sensors: dict[str, SensorRule] = {
+        "s2": SensorRule(band_counts=[10], dtypes=["uint16"], nodata=0.0, scale=1e-4,
+                         value_range="s2_reflectance", band_gsd_m=_S2_NATIVE_GSD_M),
+        "s1": SensorRule(band_counts=[2], dtypes=["float32"], value_range="s1_db"),
+        "hr": SensorRule(band_counts=[3, 4], dtypes=["uint8", "uint16"]),
+        "dem": SensorRule(band_counts=[1], value_range="dem_m"),
+    }
+    dated_modalities: list[str] = Field(["s2", "s1"], description="modalities whose acquisitions need a date")
+    min_location_overlap: float = Field(
+        0.5, ge=0.0, le=1.0, description="share of a raster's footprint inside its location's extent"
+    )
+    max_nan_fraction: float = Field(0.0, ge=0.0, le=1.0, description="NaN pixels not declared nodata")
+    scl_cloud_classes: list[int] = Field([3, 8, 9, 10], description="Sentinel-2 SCL classes counted as cloud")
 
 
 # --------------------------------------------------------------------------------------------
