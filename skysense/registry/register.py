@@ -1,0 +1,157 @@
+"""Logging a pyfunc model to MLflow and registering it as a new ``challenger`` version.
+
+Registration is idempotent: a version whose ``checkpoint_sha256`` tag equals the checkpoint's hash
+is returned as is (searched by tag), and registration runs under the model's promotion lock so two
+concurrent registrations of one checkpoint make one version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from skysense.errors import RegistryError
+from skysense.registry.lock import PromotionLock
+from skysense.registry.policy import METRIC_TAG_PREFIX
+from skysense.registry.promotion import CHALLENGER
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.pyfunc import PythonModel
+
+CHECKPOINT_TAG = "checkpoint_sha256"
+
+
+@dataclass
+class RegistrationResult:
+    """The version that holds the checkpoint, and whether this call created it."""
+
+    name: str
+    version: str
+    created: bool
+    model_uri: str
+    run_id: str | None
+    checkpoint_sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+def find_version_by_checkpoint(client: "MlflowClient", name: str, sha256: str) -> "ModelVersion | None":
+    """The (oldest) version of ``name`` tagged with checkpoint hash ``sha256``, if any."""
+    found = client.search_model_versions(
+        filter_string=f"name = '{name}' and tags.{CHECKPOINT_TAG} = '{sha256}'"
+    )
+    if not found:
+        return None
+    return min(found, key=lambda mv: int(mv.version))
+
+
+def ensure_registered_model(client: "MlflowClient", name: str, description: str = "") -> None:
+    """Create registered model ``name`` when it does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+        return
+    except MlflowException:
+        pass
+    try:
+        client.create_registered_model(name, description=description or None)
+    except MlflowException as exc:
+        if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+            raise
+
+
+def metric_tags(metrics: dict[str, float]) -> dict[str, str]:
+    """Evaluation metrics as ``metric.<name>`` version tags (6 significant digits)."""
+    return {f"{METRIC_TAG_PREFIX}{k}": f"{float(v):.6g}" for k, v in metrics.items()}
+
+
+def register_pyfunc(
+    client: "MlflowClient",
+    name: str,
+    *,
+    python_model: "PythonModel",
+    checkpoint_sha256: str,
+    artifacts: dict[str, str] | None = None,
+    signature: Any = None,
+    input_example: Any = None,
+    pip_requirements: list[str] | None = None,
+    code_paths: list[str] | None = None,
+    tags: dict[str, str] | None = None,
+    metrics: dict[str, float] | None = None,
+    description: str = "",
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    sqlite_db: Path | None = None,
+    set_challenger: bool = True,
+) -> RegistrationResult:
+    """Log ``python_model`` to MLflow and register it as a new version of ``name``.
+
+    Args:
+        client: MLflow client of the tracking store and registry.
+        name: registered model name (``registry.model_name``).
+        python_model: the pyfunc model.
+        checkpoint_sha256: hash of the weights; a version with this tag already is returned.
+        artifacts: files the pyfunc needs (``{key: local path}``).
+        signature, input_example, pip_requirements, code_paths: as ``mlflow.pyfunc.log_model``.
+        tags: lineage tags for the version (data version, git commit, params hash, ...).
+        metrics: evaluation metrics, stored as ``metric.<name>`` tags.
+        description: the version description (the model card, Markdown).
+        run_id: log into this existing run (the training run) when it is in this store.
+        experiment_id: else a new run in this experiment.
+        sqlite_db: the SQLite database of the store, if any (adds a file lock).
+        set_challenger: point the ``challenger`` alias at the new version.
+
+    Returns:
+        The registration result (``created`` False when the checkpoint was registered already).
+    """
+    import mlflow
+
+    ensure_registered_model(client, name, "SkySense multi-modal remote-sensing encoder")
+    with PromotionLock(client, name, sqlite_db):
+        existing = find_version_by_checkpoint(client, name, checkpoint_sha256)
+        if existing is not None:
+            return RegistrationResult(
+                name, str(existing.version), False, f"models:/{name}/{existing.version}",
+                existing.run_id, checkpoint_sha256,
+            )
+        if run_id is not None:
+            try:
+                client.get_run(run_id)
+            except Exception:  # noqa: BLE001 - the training run lives in another store
+                run_id = None
+        all_tags = {**(tags or {}), **metric_tags(metrics or {}), CHECKPOINT_TAG: checkpoint_sha256}
+        run_kwargs: dict[str, Any] = (
+            {"run_id": run_id} if run_id else
+            {"experiment_id": experiment_id, "run_name": f"register-{checkpoint_sha256[:8]}"}
+        )
+        with mlflow.start_run(**run_kwargs) as run:
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=python_model,
+                artifacts=artifacts,
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=pip_requirements,
+                code_paths=code_paths,
+            )
+            if metrics:
+                mlflow.log_metrics({f"eval_{k}": float(v) for k, v in metrics.items()})
+            mlflow.set_tags({f"registry.{k}": v for k, v in (tags or {}).items()})
+            used_run = run.info.run_id
+        mv = mlflow.register_model(info.model_uri, name, tags=all_tags)
+        version = str(mv.version)
+        if description:
+            client.update_model_version(name, version, description=description)
+        if set_challenger:
+            client.set_registered_model_alias(name, CHALLENGER, version)
+        got = client.get_model_version(name, version)
+        if got.tags.get(CHECKPOINT_TAG) != checkpoint_sha256:
+            raise RegistryError(f"{name} v{version}: checkpoint tag did not persist; check the store")
+    return RegistrationResult(name, version, True, f"models:/{name}/{version}", used_run,
+                              checkpoint_sha256)

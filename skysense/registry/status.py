@@ -1,0 +1,60 @@
+"""What the registry holds for one model: versions, aliases, key metrics, lineage, history."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from skysense.errors import RegistryError
+from skysense.registry.model_card import KEY_METRICS
+from skysense.registry.policy import metrics_from_tags
+from skysense.registry.promotion import read_history
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+
+
+def registry_status(client: "MlflowClient", name: str) -> dict[str, Any]:
+    """The registered model ``name`` as a JSON-ready dict.
+
+    Returns:
+        ``{"name", "aliases": {alias: version}, "versions": [...newest first], "history": [...]}``;
+        each version has ``version``, ``aliases``, ``created``, ``metrics`` (key ones),
+        ``data_version``, ``git_commit``, ``checkpoint_sha256``, ``status``, ``run_id``.
+
+    Raises:
+        RegistryError: no registered model of that name.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException as exc:
+        raise RegistryError(
+            f"no registered model {name!r} in {client.tracking_uri}; run `skysense register` "
+            "or set registry.model_name / --tracking-uri"
+        ) from exc
+    aliases: dict[str, str] = {str(k): str(v) for k, v in (model.aliases or {}).items()}
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    versions = []
+    for mv in client.search_model_versions(filter_string=f"name = '{name}'"):
+        metrics = metrics_from_tags(mv.tags)
+        key = {k: v for k, v in metrics.items()
+               if any(k == m or k == f"{m}_gain" for m in KEY_METRICS)}
+        versions.append({
+            "version": str(mv.version),
+            "aliases": sorted(by_version.get(str(mv.version), [])),
+            "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc)
+            .replace(microsecond=0).isoformat(),
+            "metrics": key,
+            "data_version": mv.tags.get("data_version", ""),
+            "git_commit": mv.tags.get("git_commit", ""),
+            "checkpoint_sha256": mv.tags.get("checkpoint_sha256", ""),
+            "status": mv.tags.get("promotion.status", ""),
+            "run_id": mv.run_id,
+        })
+    versions.sort(key=lambda v: int(v["version"]), reverse=True)
+    return {"name": name, "aliases": aliases, "versions": versions,
+            "history": read_history(client, name)}

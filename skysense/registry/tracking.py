@@ -1,0 +1,81 @@
+"""Connecting to the MLflow tracking store and model registry named by the configuration."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from skysense.errors import RegistryError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+
+    from skysense.config import RegistryConfig
+
+
+def resolve_tracking_uri(uri: str | None, registry: "RegistryConfig | None" = None) -> str:
+    """The tracking URI to use: the argument, else ``MLFLOW_TRACKING_URI``, else the config.
+
+    A relative SQLite path (``sqlite:///mlflow.db``) is made absolute against the current folder,
+    so that a subprocess started elsewhere reaches the same store.
+    """
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or (
+        registry.tracking_uri if registry is not None else "sqlite:///mlflow.db"
+    )
+    if chosen.startswith("sqlite:///") and not chosen.startswith("sqlite:////"):
+        rel = chosen[len("sqlite:///"):]
+        chosen = "sqlite:///" + str(Path(rel).resolve())
+    return chosen
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else ``None`` (server or other database)."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):])
+    return None
+
+
+def connect(uri: str | None = None, registry: "RegistryConfig | None" = None) -> "MlflowClient":
+    """Point MLflow (fluent API and client) at the tracking store and registry; return a client.
+
+    Raises:
+        RegistryError: an ``http`` store that does not answer.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    resolved = resolve_tracking_uri(uri, registry)
+    if (path := sqlite_path(resolved)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(resolved)
+    mlflow.set_registry_uri(resolved)
+    client = MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+    if resolved.startswith("http"):
+        from skysense.registry.server import wait_for_health
+
+        wait_for_health(resolved.rstrip("/"), timeout_s=10.0)
+    return client
+
+
+def ensure_experiment(
+    client: "MlflowClient", name: str, artifact_location: Path | None, tracking_uri: str
+) -> str:
+    """The id of experiment ``name``, created when missing.
+
+    For a local store the artifact folder comes from ``registry.artifact_location``; a server
+    chooses its own (proxied) location.
+    """
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = None
+    if artifact_location is not None and not tracking_uri.startswith("http"):
+        location = Path(artifact_location).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception as exc:  # noqa: BLE001 - a concurrent creator may have won
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise RegistryError(f"cannot create MLflow experiment {name!r}: {exc}") from exc
+        return exp.experiment_id
