@@ -78,6 +78,8 @@ class ModalityEntry(_Strict):
 
     sensor: str
     acquisitions: list[Acquisition] = Field(default_factory=list)
+    nodata: float | None = None  # overrides the files' and the sensor's nodata value
+    input_units: Literal["dn", "reflectance", "db", "linear", "amplitude", "complex", "metres"] | None = None
 
 
 class Location(_Strict):
