@@ -1,0 +1,151 @@
+"""Export: a DeepSpeed checkpoint (any ZeRO stage) to one fp32 safetensors file + config.json.
+
+``OUT/export/model.safetensors`` holds the student encoder (SkySense) only, not the teacher or
+the pre-training heads; ``config.json`` holds ``preset``, ``overrides``, ``spec``, ``stats`` (the
+chips' ``stats.json`` normalisation), ``data_version``, ``git_commit`` and ``step``.
+:func:`load_exported` rebuilds the model from them without DeepSpeed and without unpickling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from skysense.config import SkySenseConfig
+from skysense.errors import SkySenseError
+from skysense.training.provenance import data_version, git_commit
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+FORMAT = "skysense-export/1"
+
+
+class ExportError(SkySenseError):
+    """An export folder or checkpoint cannot be read; the message names the file and the fix."""
+
+
+def encoder_prefix(pretrainer: torch.nn.Module) -> str:
+    """State-dict prefix of the student encoder inside the pre-trainer (e.g. ``"student."``)."""
+    student = getattr(pretrainer, "student", None)
+    for name, module in pretrainer.named_modules():
+        if name and module is student:
+            return name + "."
+    raise ExportError(
+        f"{type(pretrainer).__name__} has no 'student' encoder module to export"
+    )
+
+
+def consolidated_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
+    """One fp32 state dict of the whole engine module from a checkpoint folder (a tag).
+
+    ZeRO 1-3 checkpoints are merged from every rank's partitions with DeepSpeed's
+    ``get_fp32_state_dict_from_zero_checkpoint``; a stage-0 checkpoint holds the full module.
+    """
+    checkpoint_dir = Path(checkpoint_dir)
+    if not checkpoint_dir.is_dir():
+        raise ExportError(f"{checkpoint_dir} is not a checkpoint folder; run `skysense train` first")
+    if any(checkpoint_dir.glob("*zero_pp_rank_*_optim_states.pt")):
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+        state = get_fp32_state_dict_from_zero_checkpoint(
+            str(checkpoint_dir.parent), tag=checkpoint_dir.name
+        )
+    else:
+        model_file = checkpoint_dir / "mp_rank_00_model_states.pt"
+        if not model_file.is_file():
+            raise ExportError(f"{model_file} is missing: the checkpoint is incomplete")
+        # Written by this platform's own training run (trusted); DeepSpeed pickles its config in it.
+        state = torch.load(model_file, map_location="cpu", weights_only=False)["module"]
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def export_checkpoint(
+    checkpoint_dir: Path,
+    export_dir: Path,
+    *,
+    pretrainer: torch.nn.Module,
+    cfg: SkySenseConfig,
+    chips_dir: Path | None,
+    step: int,
+) -> Path:
+    """Write the student encoder of a checkpoint as ``model.safetensors`` + ``config.json``.
+
+    The folder is written beside ``export_dir`` and swapped in, so a reader never sees half.
+
+    Returns:
+        ``export_dir``.
+    """
+    from safetensors.torch import save_file
+
+    prefix = encoder_prefix(pretrainer)
+    state = consolidated_state_dict(checkpoint_dir)
+    encoder = {k[len(prefix) :]: v.contiguous().clone() for k, v in state.items() if k.startswith(prefix)}
+    if not encoder:
+        raise ExportError(f"{checkpoint_dir} holds no '{prefix}*' weights: nothing to export")
+    student = getattr(pretrainer, "student")
+    spec = getattr(student, "spec", None)
+    stats = None
+    if chips_dir is not None and (Path(chips_dir) / "stats.json").is_file():
+        stats = json.loads((Path(chips_dir) / "stats.json").read_text())
+    config: dict[str, Any] = {
+        "format": FORMAT,
+        "preset": cfg.model.preset,
+        "overrides": cfg.model.overrides,
+        "spec": spec.to_dict() if hasattr(spec, "to_dict") else None,
+        "stats": stats,
+        "data_version": data_version(chips_dir),
+        "git_commit": git_commit(),
+        "step": step,
+        "dtype": "float32",
+        "n_parameters": int(sum(v.numel() for v in encoder.values())),
+        "checkpoint": str(Path(checkpoint_dir).resolve()),
+    }
+    export_dir = Path(export_dir)
+    tmp = export_dir.with_name(export_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    save_file(encoder, str(tmp / WEIGHTS), metadata={"format": FORMAT, "step": str(step)})
+    (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
+    if export_dir.exists():
+        old = export_dir.with_name(export_dir.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(export_dir, old)
+        os.replace(tmp, export_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, export_dir)
+    return export_dir
+
+
+def load_exported(export_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Load an exported encoder: ``(SkySense in eval mode, config dict)``; safetensors only.
+
+    Raises:
+        ExportError: the folder lacks ``model.safetensors``/``config.json`` or they do not match.
+    """
+    from safetensors.torch import load_file
+
+    from skysense.models import create_model
+
+    export_dir = Path(export_dir)
+    weights, config_file = export_dir / WEIGHTS, export_dir / CONFIG
+    for path in (weights, config_file):
+        if not path.is_file():
+            raise ExportError(f"{path} is missing; export a run with `skysense train` first")
+    config = json.loads(config_file.read_text())
+    model = create_model(config["preset"], **(config.get("overrides") or {}))
+    state = load_file(str(weights), device=device)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ExportError(
+            f"{weights} does not fit preset {config['preset']!r} with overrides "
+            f"{config.get('overrides')}: {exc}"
+        ) from exc
+    return model.to(device).eval(), config

@@ -1,0 +1,127 @@
+"""MLflow logging of a training run, from rank 0 only.
+
+The run gets every resolved param (flattened ``section.key``), the DeepSpeed config as an
+artifact, per-step metrics, and the data version and git commit as tags. Its id goes to
+``OUT/run.json``, so evaluation and registration log into the same run, and ``--resume``
+continues it. Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``registry.tracking_uri``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from skysense.config import SkySenseConfig
+from skysense.training.engine import Runtime
+from skysense.training.provenance import data_version, git_commit
+
+RUN_FILE = "run.json"
+MAX_PARAM_LEN = 6000
+PARAM_BATCH = 100
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    """Nested mappings as ``{"a.b.c": "value"}`` (lists and scalars as their JSON text)."""
+    flat: dict[str, str] = {}
+    if isinstance(tree, dict) and tree:
+        for key, value in tree.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    text = tree if isinstance(tree, str) else json.dumps(tree, default=str)
+    flat[prefix.rstrip(".")] = text[:MAX_PARAM_LEN]
+    return flat
+
+
+def read_run_id(out_dir: Path) -> str | None:
+    """The MLflow run id recorded in ``OUT/run.json``, if any."""
+    path = Path(out_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text()).get("run_id")
+
+
+class RunTracker:
+    """One MLflow run of a training job (use it on rank 0 only).
+
+    Args:
+        cfg: resolved configuration.
+        out_dir: checkpoints folder (``run.json`` is written there).
+        chips_dir: chips folder, for the data-version tag.
+        resume: continue the run named in ``run.json`` when there is one.
+    """
+
+    def __init__(self, cfg: SkySenseConfig, out_dir: Path, chips_dir: Path | None, resume: bool) -> None:
+        from skysense.registry.tracking import connect, ensure_experiment, resolve_tracking_uri
+
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.tracking_uri = resolve_tracking_uri(None, cfg.registry)
+        self.client = connect(self.tracking_uri)
+        self.experiment_id = ensure_experiment(
+            self.client, cfg.train.experiment, cfg.registry.artifact_location, self.tracking_uri
+        )
+        self.data_version = data_version(chips_dir)
+        self.git_commit = git_commit()
+        previous = read_run_id(self.out_dir) if resume else None
+        if previous is not None:
+            self.run_id = previous
+            self.client.update_run(previous, status="RUNNING")
+        else:
+            run = self.client.create_run(self.experiment_id, run_name=f"pretrain-{cfg.model.preset}")
+            self.run_id = run.info.run_id
+        self._resumed = previous is not None
+        (self.out_dir / RUN_FILE).write_text(
+            json.dumps(
+                {
+                    "run_id": self.run_id,
+                    "experiment_id": self.experiment_id,
+                    "tracking_uri": self.tracking_uri,
+                },
+                indent=2,
+            )
+        )
+
+    def start(self, ds_config: dict[str, Any], runtime: Runtime) -> None:
+        """Log params, tags and the DeepSpeed config (params once: a resumed run has them)."""
+        from mlflow.entities import Param, RunTag
+
+        tags = {
+            "data_version": self.data_version,
+            "git_commit": self.git_commit,
+            "stage": "pretrain",
+            "preset": self.cfg.model.preset,
+            "device": runtime.device,
+            "backend": runtime.backend,
+        }
+        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        if self._resumed:
+            return
+        params = flatten(self.cfg.model_dump(mode="json"))
+        items = [Param(k, v) for k, v in sorted(params.items())]
+        for i in range(0, len(items), PARAM_BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
+        self.client.log_dict(self.run_id, ds_config, "deepspeed/ds_config.json")
+
+    def log_step(self, step: int, metrics: dict[str, float]) -> None:
+        """Log one optimizer step's metrics (non-finite values are skipped)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(k, float(v), now, step)
+            for k, v in metrics.items()
+            if v == v and abs(v) != float("inf")
+        ]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_export(self, export_dir: Path) -> None:
+        """Attach the export's ``config.json`` to the run."""
+        config = Path(export_dir) / "config.json"
+        if config.is_file():
+            self.client.log_artifact(self.run_id, str(config), artifact_path="export")
+
+    def finish(self, status: str) -> None:
+        """Mark the run ``FINISHED`` or ``FAILED``."""
+        self.client.set_terminated(self.run_id, status=status)
