@@ -1,9 +1,109 @@
-"""``skysense`` commands of the pipeline concern."""
+"""``skysense pipeline``: run the whole pipeline now, or serve it on a schedule (Prefect)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out
+
+
+def _print_summary(summary: dict, params_file: Path) -> None:
+    """The champion, its metrics, and where to look."""
+    out.print(f"[bold]Pipeline finished[/] in {summary['wall_seconds']:.1f} s "
+              f"(DVC: {'on' if summary['use_dvc'] else 'off'}, fan-out: {summary['task_runner']})")
+    for st in summary["stages"]:
+        out.print(f"  {st['stage']:<9} {'ran' if st['ran'] else 'up to date':<11} {st['seconds']:6.1f} s")
+    promo = summary.get("promotion", {})
+    out.print(f"Registered version: v{summary['registered_version']} "
+              f"({'new' if summary['created'] else 'already registered'}); "
+              f"promotion: {promo.get('action')}")
+    champion = summary.get("champion_version")
+    out.print(f"[bold green]Champion:[/] {summary.get('model_name', 'model')} "
+              f"v{champion}" if champion else "[bold yellow]No champion yet[/]")
+    for name, value in sorted((summary.get("champion_metrics") or {}).items()):
+        out.print(f"  {name:<24} {value:.4f}" if isinstance(value, float) else f"  {name:<24} {value}")
+    uri = summary.get("tracking_uri", "")
+    out.print("Where to look:")
+    if uri.startswith("sqlite:"):
+        out.print(f"  models and runs : mlflow ui --backend-store-uri {uri}")
+    else:
+        out.print(f"  models and runs : {uri}")
+    for key, link in (summary.get("links") or {}).items():
+        out.print(f"  {key:<15} : {link}")
+    out.print("  flow runs       : prefect server start   (same PREFECT_HOME), then http://127.0.0.1:4200")
+    out.print("  metrics / plots : dvc metrics show; dvc plots show")
+    out.print(f"  params          : {params_file}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this concern's commands to the app."""
+    """Add the ``pipeline`` group: ``run`` and ``serve``."""
+    group = typer.Typer(help="Orchestration: the whole pipeline as a Prefect flow.", no_args_is_help=True)
+
+    @group.command("run")
+    def run(
+        params: ParamsOpt = None,
+        overrides: SetOpt = None,
+        dvc: Annotated[bool | None, typer.Option("--dvc/--no-dvc", help="run stages via dvc repro (default: pipeline.use_dvc)")] = None,
+        sample: Annotated[bool, typer.Option("--sample/--no-sample", help="write the bundled synthetic sample first")] = True,
+        promote: Annotated[bool, typer.Option("--promote/--no-promote", help="promote the challenger when it passes")] = True,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Run sample -> validate -> chip -> train -> evaluate -> register -> promote now.
+
+        Prefect runs in its ephemeral mode (no server to start); runs are kept under
+        PREFECT_HOME (default ./.prefect).
+        """
+        from flows import environment
+
+        environment.configure(".")
+        cfg = load(params, overrides)  # fail early on a bad params file or override
+        params_file = params or Path("params.yaml")
+        from flows.pipeline import pipeline
+        from skysense.errors import SkySenseError
+
+        try:
+            summary = pipeline(
+                params_path=str(params_file), overrides=list(overrides or []), use_dvc=dvc,
+                run_sample=sample, promote=promote, project_root=".",
+            )
+        except SkySenseError as exc:
+            fail(str(exc), code=1)
+        summary["model_name"] = cfg.registry.model_name
+        if as_json:
+            emit_json(summary)
+        else:
+            _print_summary(summary, params_file)
+
+    @group.command("serve")
+    def serve(
+        params: ParamsOpt = None,
+        overrides: SetOpt = None,
+        cron: Annotated[str | None, typer.Option("--cron", help='schedule, e.g. "0 2 * * 1" (default: pipeline.cron)')] = None,
+        name: Annotated[str, typer.Option("--name", help="deployment name")] = "skysense-pipeline-scheduled",
+    ) -> None:
+        """Serve the pipeline flow on a cron schedule (long-running).
+
+        The schedule lives in the Prefect server named by PREFECT_API_URL (start one with
+        `prefect server start`); runs execute in this process.
+        """
+        from flows import environment
+
+        environment.configure(".")
+        cfg = load(params, overrides)
+        schedule = cron or cfg.pipeline.cron
+        if len(schedule.split()) != 5:
+            fail(f"--cron {schedule!r} is not a 5-field cron expression, e.g. \"0 2 * * 1\"")
+        from flows.pipeline import pipeline
+
+        out.print(f"Serving {name} on cron {schedule!r}; Ctrl-C to stop.")
+        pipeline.serve(
+            name=name,
+            cron=schedule,
+            parameters={"params_path": str(params or "params.yaml"), "overrides": list(overrides or [])},
+            tags=["skysense"],
+        )
+
+    app.add_typer(group, name="pipeline")

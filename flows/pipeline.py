@@ -1,0 +1,154 @@
+"""The ``pipeline`` flow: sample -> validate -> chip -> train -> evaluate -> register -> promote.
+
+Each stage is a Prefect task that runs its DVC stage (``dvc repro --single-item <stage>`` when
+``pipeline.use_dvc``; DVC skips what is up to date) or its ``skysense`` command. Validation and
+chipping fan out over locations as mapped tasks on the configured task runner (see
+:mod:`flows.fanout`) when the library pieces are installed. Transient failures (a store or server
+briefly unreachable) are retried; any other failure fails the flow with the stage's own message,
+before anything is registered.
+
+Run it with ``skysense pipeline run`` (ephemeral Prefect, no server), serve it on a schedule with
+``skysense pipeline serve --cron``, or deploy it with ``prefect deploy`` (``prefect.yaml``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file by a Prefect worker: make `flows` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flows import environment
+
+environment.configure(".")
+
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from flows import fanout, release, reporting, stages  # noqa: E402
+from skysense.config import SkySenseConfig, apply_overrides, config_from_dict, load_config  # noqa: E402
+
+STAGES = ("sample", "validate", "chip", "train", "evaluate")
+
+
+def is_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry condition: only failures that look like an unreachable store or server."""
+    try:
+        state.result()
+    except stages.TransientStageError:
+        return True
+    except Exception as exc:  # noqa: BLE001 - anything else is the stage's own failure
+        return isinstance(exc, (ConnectionError, TimeoutError))
+    return False
+
+
+@task(name="stage", task_run_name="{stage}", persist_result=True, cache_policy=NO_CACHE,
+      retry_condition_fn=is_transient)
+def run_stage(stage: str, root: str, use_dvc: bool, params: str | None,
+              overrides: list[str]) -> dict[str, Any]:
+    """Run one pipeline stage; return its :class:`flows.stages.StageReport` as a dict."""
+    logger = get_run_logger()
+    if use_dvc:
+        report = stages.run_dvc_stage(stage, root)
+    else:
+        report = stages.run_cli_stage(stage, root, params, overrides)
+    logger.info("stage %s: %s in %.1f s", stage, "ran" if report.ran else "up to date", report.seconds)
+    return asdict(report)
+
+
+def write_overrides_to_params(root: Path, params: Path, overrides: list[str]) -> None:
+    """Apply ``--set`` overrides to the params file, as ``dvc exp run --set-param`` does.
+
+    DVC tracks parameters through the file, so a DVC-run pipeline records overrides there.
+    The result is validated before it is written; a bad override leaves the file untouched.
+    """
+    import yaml
+
+    path = params if params.is_absolute() else root / params
+    raw = yaml.safe_load(path.read_text()) if path.exists() else {}
+    updated = apply_overrides(raw or {}, overrides)
+    config_from_dict(updated, str(path))
+    if updated != raw:
+        path.write_text(yaml.safe_dump(updated, sort_keys=False))
+
+
+def _stage_options(cfg: SkySenseConfig) -> dict[str, Any]:
+    return {"retries": cfg.pipeline.retries, "retry_delay_seconds": cfg.pipeline.retry_delay_s}
+
+
+@flow(name="skysense-pipeline", log_prints=True, persist_result=True)
+def pipeline(
+    params_path: str = "params.yaml",
+    overrides: list[str] | None = None,
+    use_dvc: bool | None = None,
+    run_sample: bool = True,
+    promote: bool = True,
+    project_root: str = ".",
+) -> dict[str, Any]:
+    """Build the dataset, pre-train, evaluate, register and promote the SkySense encoder.
+
+    Args:
+        params_path: the params file (relative to ``project_root``).
+        overrides: ``section.key=value`` settings; with DVC they are written to the params file.
+        use_dvc: run stages through ``dvc repro`` (default: ``pipeline.use_dvc``).
+        run_sample: write the bundled synthetic sample first (off when ingesting real scenes).
+        promote: try to promote the new challenger to champion.
+        project_root: the working folder (holds ``dvc.yaml`` and ``params.yaml``).
+
+    Returns:
+        Summary: per-stage reports, registration, promotion, champion and links.
+    """
+    logger = get_run_logger()
+    started = time.perf_counter()
+    root = Path(project_root).resolve()
+    params = Path(params_path)
+    params_file = params if params.is_absolute() else root / params
+    overrides = list(overrides or [])
+    cfg = load_config(params_file if params_file.exists() else None, overrides)
+    dvc = cfg.pipeline.use_dvc if use_dvc is None else use_dvc
+    if dvc and overrides:
+        write_overrides_to_params(root, params, overrides)
+        logger.info("wrote %d override(s) to %s for DVC", len(overrides), params_file)
+    cli_overrides = [] if dvc else overrides
+    stage_task = run_stage.with_options(**_stage_options(cfg))
+
+    reports: list[dict[str, Any]] = []
+    for stage in STAGES:
+        if stage == "sample" and not run_sample:
+            continue
+        if stage in fanout.FANOUT_STAGES and fanout.available(stage):
+            rep = fanout.run_fanout_stage(stage, root, cfg, dvc)
+        else:
+            rep = stage_task(stage, str(root), dvc, str(params_file) if not dvc else None, cli_overrides)
+        reports.append(rep)
+        if stage == "validate":
+            report = reporting.read_json(root / cfg.paths.validation / "validation.json")
+            create_markdown_artifact(
+                key="validation-counts", markdown=reporting.validation_table(report),
+                description="Validation counts of this run",
+            )
+
+    create_table_artifact(
+        key="stage-timings",
+        table=[{"stage": r["stage"], "ran": r["ran"], "seconds": round(r["seconds"], 2)} for r in reports],
+        description="Pipeline stages: ran or up to date, wall seconds",
+    )
+    outcome = release.register_and_promote(root, params_file, cfg, promote, _stage_options(cfg))
+    summary = {
+        "stages": [{k: r[k] for k in ("stage", "ran", "seconds")} for r in reports],
+        "use_dvc": dvc,
+        "task_runner": fanout.runner_description(cfg),
+        **outcome,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+    print(f"pipeline done in {summary['wall_seconds']:.1f} s; champion: v{summary.get('champion_version')}")
+    return summary
+
+
+if __name__ == "__main__":  # pragma: no cover
+    pipeline()

@@ -1,0 +1,197 @@
+"""Running one pipeline stage as a subprocess: ``dvc repro`` or the stage's ``skysense`` command.
+
+The commands come from ``dvc.yaml`` (one source of truth for what a stage runs). A stage that
+exits non-zero raises :class:`StageFailed` with the stage's own error lines; output that looks
+like a store or server that was briefly unreachable raises :class:`TransientStageError`, which
+the Prefect tasks retry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from skysense.errors import SkySenseError
+
+TRANSIENT_MARKERS = re.compile(
+    r"connection refused|connection reset|temporarily unavailable|temporary failure|"
+    r"timed out|could not connect|unable to connect|name or service not known|"
+    r"database is locked|service unavailable|HTTP 50[234]|max retries exceeded",
+    re.IGNORECASE,
+)
+ERROR_LINE = re.compile(r"^\s*(error|ERROR|[A-Za-z]*Error\b|[A-Za-z]*Failed\b|Traceback)")
+
+
+class StageFailed(SkySenseError):
+    """A pipeline stage exited non-zero; the message carries the stage's own error lines."""
+
+
+class TransientStageError(StageFailed):
+    """A stage failed on something that may pass on retry (store or server unreachable)."""
+
+
+@dataclass
+class StageReport:
+    """What one stage run did: whether it ran or DVC skipped it, how long, its output tail."""
+
+    stage: str
+    ran: bool
+    seconds: float
+    command: list[str]
+    output_tail: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def skysense_bin() -> str:
+    """The ``skysense`` console script next to the running interpreter (else from PATH)."""
+    candidate = Path(sys.executable).with_name("skysense")
+    return str(candidate) if candidate.exists() else "skysense"
+
+
+def tool_bin(name: str) -> str:
+    """A console script (``dvc``, ``mlflow``) of this environment, else the name for PATH."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else name
+
+
+def stage_commands(stage: str, root: str | Path) -> list[str]:
+    """The shell commands ``dvc.yaml`` declares for ``stage``.
+
+    Raises:
+        StageFailed: ``dvc.yaml`` is missing or has no such stage.
+    """
+    path = Path(root) / "dvc.yaml"
+    if not path.exists():
+        raise StageFailed(f"{path} not found: run the pipeline from the project root (it holds dvc.yaml)")
+    stages = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
+    if stage not in stages:
+        raise StageFailed(f"{path} has no stage {stage!r}; stages: {', '.join(stages)}")
+    cmd = stages[stage]["cmd"]
+    return [cmd] if isinstance(cmd, str) else list(cmd)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    return env
+
+
+def _error_summary(stage: str, output: str, code: int) -> str:
+    lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+    picked = [ln for ln in lines if ERROR_LINE.match(ln)]
+    # DVC's own closing line repeats the command; the stage's message is more useful.
+    own = [ln for ln in picked if "failed to reproduce" not in ln and "failed to run" not in ln]
+    body = "\n".join((own or picked or lines)[-8:])
+    return f"stage '{stage}' failed (exit {code}):\n{body}"
+
+
+def run_json_command(stage: str, argv: list[str], cwd: str | Path) -> dict[str, object]:
+    """Run a ``--json`` command; return the JSON object it printed last on stdout.
+
+    Raises:
+        StageFailed: non-zero exit (see :func:`run_command`) or no JSON object on stdout.
+    """
+    import json
+
+    stdout, _ = run_command(stage, argv, cwd, stdout_only=True)
+    start = stdout.find("{")
+    try:
+        data = json.loads(stdout[start:]) if start >= 0 else None
+    except json.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise StageFailed(f"stage '{stage}': {shlex.join(argv)} printed no JSON object: {stdout[-500:]!r}")
+    return data
+
+
+def run_command(
+    stage: str, argv: list[str], cwd: str | Path, timeout_s: float | None = None,
+    stdout_only: bool = False,
+) -> tuple[str, float]:
+    """Run ``argv`` in ``cwd``; return (combined output, or stdout alone, and seconds).
+
+    Raises:
+        TransientStageError: non-zero exit whose output names an unreachable store or server.
+        StageFailed: any other non-zero exit or a timeout.
+    """
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(  # noqa: S603 - argument list, no shell
+            argv, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise StageFailed(f"stage '{stage}' ran past {timeout_s:.0f} s: {shlex.join(argv)}") from exc
+    seconds = time.perf_counter() - start
+    output = (proc.stdout or "") + (proc.stderr or "")
+    if proc.returncode != 0:
+        message = _error_summary(stage, output, proc.returncode)
+        if TRANSIENT_MARKERS.search(output):
+            raise TransientStageError(message)
+        raise StageFailed(message)
+    return (proc.stdout or "") if stdout_only else output, seconds
+
+
+def run_dvc_stage(stage: str, root: str | Path, force: bool = False) -> StageReport:
+    """``dvc repro --single-item <stage>``: runs it when its deps, params or cmd changed."""
+    argv = [tool_bin("dvc"), "repro", "--single-item", stage]
+    if force:
+        argv.append("--force")
+    output, seconds = run_command(stage, argv, root)
+    ran = f"Running stage '{stage}'" in output
+    return StageReport(stage, ran, seconds, argv, output[-2000:])
+
+
+def run_cli_stage(
+    stage: str, root: str | Path, params: str | Path | None = None, overrides: list[str] | None = None
+) -> StageReport:
+    """Run the stage's ``skysense`` commands from ``dvc.yaml`` directly (no DVC bookkeeping).
+
+    ``--params`` and each ``--set`` override are appended to every command.
+    """
+    extra: list[str] = []
+    if params is not None:
+        extra += ["--params", str(params)]
+    for item in overrides or []:
+        extra += ["--set", item]
+    total = 0.0
+    tail = ""
+    argv: list[str] = []
+    for command in stage_commands(stage, root):
+        argv = shlex.split(command) + extra
+        if argv[0] == "skysense":
+            argv[0] = skysense_bin()
+        output, seconds = run_command(stage, argv, root)
+        total += seconds
+        tail = output[-2000:]
+    return StageReport(stage, True, total, argv, tail)
+
+
+def dvc_stage_changed(stage: str, root: str | Path) -> bool:
+    """Whether ``dvc status`` reports ``stage`` out of date (deps, params, outs or cmd)."""
+    argv = [tool_bin("dvc"), "status", "--json", stage]
+    output, _ = run_command(stage, argv, root)
+    start = output.find("{")
+    if start < 0:
+        return True
+    import json
+
+    try:
+        status = json.loads(output[start:])
+    except json.JSONDecodeError:
+        return True
+    return bool(status.get(stage))
+
+
+def dvc_commit_stage(stage: str, root: str | Path) -> None:
+    """Record the stage's current deps, params and outs in ``dvc.lock`` (``dvc commit -f``)."""
+    run_command(stage, [tool_bin("dvc"), "commit", "--force", stage], root)
