@@ -1,0 +1,165 @@
+"""The SkySense encoder: HR Swin V2, Sentinel-2 and Sentinel-1 ViTs, per-pixel fusion and
+geo-context prototypes; and ``create_model``, the one constructor of presets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from skysense.errors import InputShapeError
+from skysense.models.fusion import DateEncoding, DemEncoder, FusionTransformer, UpHead
+from skysense.models.geo_context import GeoContextPrototypes
+from skysense.models.inputs import check_batch, presence, regions
+from skysense.models.presets import SkySenseSpec, resolve_spec
+from skysense.models.swin_v2 import SwinBlockV2, SwinTransformerV2
+from skysense.models.transformer import TransformerLayer
+from skysense.models.vit import SentinelViT
+
+MODALITY_INDEX = {"hr": 0, "s2": 1, "s1": 2, "dem": 3}
+
+
+class SkySense(nn.Module):
+    """Factorized multi-modal encoder; any subset of modalities works.
+
+    Per Sentinel pixel the fusion sequence is ``[cls, HR, S2 dates, S1 dates, DEM]``: modalities
+    absent from the batch are left out, and absent per sample (``has_*`` False) or invalid dates
+    (``*_valid`` False) are masked out of the attention (never zero-filled tokens).
+
+    Attributes:
+        spec: the preset's sizes (``spec.to_dict()`` for export).
+        embed_dim: width of :meth:`embed` (fused feature + geo-context read-out).
+    """
+
+    def __init__(self, spec: SkySenseSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        width = spec.hr_width
+        self.hr_backbone = SwinTransformerV2(
+            spec.hr_in_chans, spec.hr_embed_dim, spec.hr_depths, spec.hr_heads, window=spec.hr_window,
+            patch=spec.patch_size, extra_norm_every=spec.hr_extra_norm_every, cpb_hidden=spec.hr_cpb_hidden,
+            drop_path=spec.drop_path,
+        )
+        vit_args = dict(dim=spec.vit_dim, depth=spec.vit_depth, heads=spec.vit_heads, mlp_ratio=spec.vit_mlp_ratio,
+                        img_px=spec.sentinel_px, patch=spec.patch_size, drop_path=spec.drop_path)
+        self.s2_backbone = SentinelViT(spec.s2_in_chans, **vit_args)
+        self.s1_backbone = SentinelViT(spec.s1_in_chans, **vit_args)
+        self.s2_head = UpHead(spec.vit_dim, width, spec.patch_size)
+        self.s1_head = UpHead(spec.vit_dim, width, spec.patch_size)
+        self.dem_encoder = DemEncoder(spec.dem_hidden, width) if spec.dem else None
+        self.date_encoding = DateEncoding(spec.calendar_days, width)
+        self.modality_embed = nn.Parameter(torch.zeros(len(MODALITY_INDEX), width))
+        nn.init.trunc_normal_(self.modality_embed, std=0.02)
+        self.fusion = FusionTransformer(width, spec.fusion_dim, spec.fusion_depth, spec.fusion_heads,
+                                        spec.fusion_ffn, drop_path=spec.drop_path)
+        self.geo_context = GeoContextPrototypes(spec.n_regions, spec.n_prototypes, spec.fusion_dim,
+                                                temperature=spec.geo_temperature)
+
+    @property
+    def embed_dim(self) -> int:
+        """Channels of :meth:`embed`: ``2 * fusion_dim`` (2048 for huge)."""
+        return self.spec.embed_dim
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute every transformer block in the backward pass (saves activation memory)."""
+        for m in self.modules():
+            if isinstance(m, (TransformerLayer, SwinBlockV2)):
+                m.grad_checkpointing = enable
+
+    def _sentinel(self, key: str, batch: dict, b: int, s: int, has: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-date features on the Sentinel grid ``B x T x W x s x s``, usable mask ``B x T``
+        and fusion tokens ``B*s*s x T x W``."""
+        x = batch[key]
+        t = x.shape[1]
+        valid = batch.get(f"{key}_valid")
+        valid = torch.ones(b, t, dtype=torch.bool, device=x.device) if valid is None else valid.to(torch.bool)
+        usable = valid & has[:, None]
+        backbone, head = (self.s2_backbone, self.s2_head) if key == "s2" else (self.s1_backbone, self.s1_head)
+        width = self.spec.hr_width
+        feats = x.new_zeros(b, t, width, s, s)
+        if bool(usable.any()):
+            feats = feats.index_put((usable,), head(backbone(x[usable])))
+        enc = self.date_encoding(batch[f"{key}_doy"].to(x.device)) + self.modality_embed[MODALITY_INDEX[key]]
+        tokens = (feats + enc[..., None, None]).permute(0, 3, 4, 1, 2).reshape(b * s * s, t, width)
+        return feats, usable, tokens
+
+    def forward(self, batch: dict[str, Any], update_prototypes: bool = False) -> dict[str, Any]:
+        """Encode a batch (``docs/interfaces.md``).
+
+        Args:
+            batch: modalities, dates, validity and presence flags, ``region`` (or lat/lon).
+            update_prototypes: EMA-update the geo-context prototypes (pre-training only).
+
+        Returns:
+            ``hr`` B x W x s x s and ``hr_pyramid`` (4 stage maps); ``s2``/``s1`` B x T x W x s x s
+            with ``s2_mask``/``s1_mask`` B x T (date used); ``dem`` B x W x s x s; ``fused``
+            B x fusion_dim x s x s; ``geo`` (prototype read-out, same shape); ``embedding``
+            B x embed_dim x s x s; ``present`` B x 4 bool (hr, s2, s1, dem used per sample).
+
+        Raises:
+            InputShapeError: shapes or band counts that do not fit the preset, or a sample with
+                no usable modality.
+        """
+        layout = check_batch(batch, self.spec)
+        b, s = layout.batch, layout.sentinel_px
+        device = self.modality_embed.device
+        width = self.spec.hr_width
+        out: dict[str, Any] = {}
+        tokens: list[Tensor] = []
+        pads: list[Tensor] = []
+        present = torch.zeros(b, len(MODALITY_INDEX), dtype=torch.bool, device=device)
+        if "hr" in layout.modalities:
+            has = presence(batch, "hr", b, device)
+            pyramid = self.hr_backbone(batch["hr"])
+            hr = pyramid[-1]
+            out["hr"], out["hr_pyramid"] = hr, pyramid
+            tokens.append((hr + self.modality_embed[0][:, None, None]).permute(0, 2, 3, 1).reshape(b * s * s, 1, width))
+            pads.append((~has).repeat_interleave(s * s)[:, None])
+            present[:, 0] = has
+        for key in ("s2", "s1"):
+            if key not in layout.modalities:
+                continue
+            has = presence(batch, key, b, device)
+            feats, usable, tok = self._sentinel(key, batch, b, s, has)
+            out[key], out[f"{key}_mask"] = feats, usable
+            tokens.append(tok)
+            pads.append((~usable)[:, None, :].expand(b, s * s, usable.shape[1]).reshape(b * s * s, -1))
+            present[:, MODALITY_INDEX[key]] = usable.any(dim=1)
+        if "dem" in layout.modalities:
+            has = presence(batch, "dem", b, device)
+            dem = self.dem_encoder(batch["dem"])
+            out["dem"] = dem
+            tokens.append((dem + self.modality_embed[3][:, None, None]).permute(0, 2, 3, 1).reshape(b * s * s, 1, width))
+            pads.append((~has).repeat_interleave(s * s)[:, None])
+            present[:, 3] = has
+        empty = ~present.any(dim=1)
+        if bool(empty.any()):
+            idx = empty.nonzero().flatten().tolist()
+            raise InputShapeError(
+                f"samples {idx} of the batch have no usable modality (every has_* False or no valid date); "
+                "drop them before encoding"
+            )
+        fused = self.fusion(torch.cat(tokens, dim=1), torch.cat(pads, dim=1))
+        fused = fused.view(b, s, s, -1).permute(0, 3, 1, 2)
+        region = regions(batch, self.spec.n_regions, device)
+        self.geo_context.check_regions(region)
+        geo = self.geo_context(fused, region, update=update_prototypes)
+        out.update(fused=fused, geo=geo, embedding=torch.cat([fused, geo], dim=1), present=present)
+        return out
+
+    def embed(self, batch: dict[str, Any]) -> Tensor:
+        """Per-pixel embedding ``B x embed_dim x s x s`` (evaluation, registry, predict)."""
+        return self.forward(batch)["embedding"]
+
+
+def create_model(name: str = "skysense-tiny", **overrides: Any) -> SkySense:
+    """Build the SkySense encoder of preset ``name`` (``PRESETS``) with field ``overrides``.
+
+    Builds on the current default device: under ``with torch.device("meta"):`` no memory is
+    used (the huge preset has about 2.1 B parameters with its prototype bank).
+
+    Raises:
+        PresetError: unknown preset or an override that does not fit.
+    """
+    return SkySense(resolve_spec(name, **overrides))
