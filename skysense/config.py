@@ -138,7 +138,7 @@ class ValidationConfig(Section):
     }
     dated_modalities: list[str] = Field(["s2", "s1"], description="modalities whose acquisitions need a date")
     min_location_overlap: float = Field(
-        0.5, ge=0.0, le=1.0, description="share of a raster's footprint inside its location's extent"
+        0.0, ge=0.0, lt=1.0, description="a raster's footprint share inside its location must exceed this"
     )
     max_nan_fraction: float = Field(0.0, ge=0.0, le=1.0, description="NaN pixels not declared nodata")
     scl_cloud_classes: list[int] = Field([3, 8, 9, 10], description="Sentinel-2 SCL classes counted as cloud")

@@ -1,0 +1,217 @@
+"""The validation gate between ``sample`` and ``chip``: profile, validate, quarantine, report.
+
+:func:`validate_catalog` writes in the output folder:
+
+- ``profiles.parquet``: raster profile table (one row per file), ``location_profiles.parquet``
+  (one row per location) and, with chips, ``chip_profiles.parquet``;
+- ``quarantine.parquet``: one row per quarantined item (see :mod:`.quarantine`);
+- ``accepted_catalog.yaml``: the catalog minus quarantined acquisitions and locations, pointing at
+  the original files (downstream stages read only this);
+- ``validation.json``: counts per expectation, accepted and quarantined (DVC metrics);
+- ``gx/`` (the great-expectations project) and ``data_docs/index.html`` (Data Docs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from skysense.config import ValidationConfig
+from skysense.data.catalog import CatalogError, save_catalog
+from skysense.errors import ValidationFailed
+from skysense.validation.chip_profile import profile_chips
+from skysense.validation.gx_project import GxProject, TableResult
+from skysense.validation.inventory import list_raster_items, load_catalog_leniently
+from skysense.validation.location_profile import add_location_fit, location_references, profile_locations
+from skysense.validation.quarantine import (
+    QUARANTINE_COLUMNS,
+    accepted_catalog,
+    json_value,
+    quarantine_table,
+    warnings_of,
+)
+from skysense.validation.raster_profile import profile_rasters
+from skysense.validation.suites import chip_suite, location_suite, prepare_rasters, raster_suite
+
+
+@dataclass
+class ValidationReport:
+    """What a validation run decided and where it wrote it."""
+
+    summary: dict[str, Any]
+    rasters: pd.DataFrame
+    locations: pd.DataFrame
+    quarantine: pd.DataFrame
+    chips: pd.DataFrame | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True when enough locations were accepted."""
+        return bool(self.summary["passed"])
+
+
+def _expectation_counts(result: TableResult) -> dict[str, dict[str, Any]]:
+    counts: dict[str, dict[str, Any]] = {}
+    for o in result.outcomes:
+        c = counts.setdefault(o.check, {
+            "severity": o.severity, "expectations": 0, "evaluated": 0, "failed": 0, "success": True,
+        })
+        c["expectations"] += 1
+        c["evaluated"] += o.element_count
+        c["failed"] += len(o.failing_ids)
+        c["success"] = c["success"] and o.success
+    return counts
+
+
+def _table_jsonable(frame: pd.DataFrame) -> pd.DataFrame:
+    """Profile table ready for Parquet: dates as ISO text, mixed objects as text."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            sample = out[col].dropna()
+            if len(sample) and isinstance(sample.iloc[0], (dt.date, dt.datetime)):
+                out[col] = out[col].map(lambda v: v.isoformat() if v is not None else None)
+    return out
+
+
+def validate_catalog(
+    catalog_path: str | Path,
+    out_dir: str | Path,
+    cfg: ValidationConfig,
+    chips_dir: str | Path | None = None,
+    today: dt.date | None = None,
+) -> ValidationReport:
+    """Profile and validate a scene catalog (and optionally its chips); write the gate's files.
+
+    Args:
+        catalog_path: the scene catalog YAML.
+        out_dir: where the reports, the GX project and the Data Docs go.
+        cfg: the ``validation`` settings.
+        chips_dir: a chip folder (manifest + shards) to validate as well.
+        today: the date "future" is judged against (default: the local date).
+
+    Returns:
+        The report; its files are written even when the gate fails.
+
+    Raises:
+        ValidationFailed: the catalog is unusable, or fewer than ``validation.min_accepted``
+            locations were accepted (raised after the files are written).
+    """
+    today = today or dt.date.today()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        catalog, date_issues = load_catalog_leniently(catalog_path)
+    except CatalogError as exc:
+        raise ValidationFailed(f"catalog unusable: {exc}") from None
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    items = list_raster_items(catalog, date_issues)
+    rasters = profile_rasters(items, cfg)
+    refs = location_references(rasters, cfg)
+    rasters = prepare_rasters(add_location_fit(rasters, refs), cfg)
+    timings["profile_rasters"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    project = GxProject(out)
+    timings["gx_context"] = time.perf_counter() - t0
+    raster_result = project.validate(raster_suite(cfg, today), rasters)
+    timings["gx_rasters"] = raster_result.seconds
+    q_rasters = quarantine_table(rasters, raster_result, "item_id", "path")
+    bad_items = set(q_rasters["item_id"])
+    bad_acq = set(rasters.loc[rasters["item_id"].isin(bad_items), "acq_id"])
+    accepted_rasters = rasters[~rasters["acq_id"].isin(bad_acq)]
+
+    t0 = time.perf_counter()
+    locations = profile_locations(catalog, accepted_rasters, refs, cfg)
+    timings["profile_locations"] = time.perf_counter() - t0
+    location_result = project.validate(location_suite(cfg), locations)
+    timings["gx_locations"] = location_result.seconds
+    q_locations = quarantine_table(locations, location_result, "location", "location")
+    bad_locations = set(q_locations["item_id"])
+    accepted = accepted_catalog(catalog, rasters, bad_items, bad_locations)
+    accepted_ids = {loc.id for loc in accepted.locations}
+
+    chips, chip_result, q_chips = None, None, None
+    if chips_dir is not None:
+        t0 = time.perf_counter()
+        chips = profile_chips(chips_dir, cfg, accepted_ids)
+        timings["profile_chips"] = time.perf_counter() - t0
+        chip_result = project.validate(chip_suite(cfg), chips)
+        timings["gx_chips"] = chip_result.seconds
+        q_chips = quarantine_table(chips, chip_result, "sample_id", "sample_id")
+
+    quarantine = pd.concat(
+        [q for q in (q_rasters, q_locations, q_chips) if q is not None and len(q)]
+        or [pd.DataFrame(columns=QUARANTINE_COLUMNS)],
+        ignore_index=True,
+    )
+    files = {
+        "validation": out / "validation.json",
+        "quarantine": out / "quarantine.parquet",
+        "profiles": out / "profiles.parquet",
+        "location_profiles": out / "location_profiles.parquet",
+        "accepted_catalog": out / "accepted_catalog.yaml",
+        "data_docs": project.docs_index(),
+    }
+    _table_jsonable(rasters).to_parquet(files["profiles"], index=False)
+    _table_jsonable(locations).to_parquet(files["location_profiles"], index=False)
+    quarantine.to_parquet(files["quarantine"], index=False)
+    save_catalog(accepted, files["accepted_catalog"])
+    if chips is not None:
+        files["chip_profiles"] = out / "chip_profiles.parquet"
+        chips.to_parquet(files["chip_profiles"], index=False)
+
+    n_acq = rasters["acq_id"].nunique()
+    passed = len(accepted_ids) >= cfg.min_accepted
+    summary: dict[str, Any] = {
+        "catalog": str(Path(catalog_path).resolve()),
+        "today": today.isoformat(),
+        "passed": passed,
+        "min_accepted": cfg.min_accepted,
+        "accepted_locations": len(accepted_ids),
+        "quarantined_items": len(quarantine),
+        "rasters": {"total": len(rasters), "quarantined": len(q_rasters),
+                    "accepted": int((~rasters["acq_id"].isin(bad_acq)).sum())},
+        "acquisitions": {"total": int(n_acq), "quarantined": len(bad_acq),
+                         "accepted": int(n_acq - len(bad_acq))},
+        "locations": {"total": len(catalog.locations), "quarantined": len(bad_locations),
+                      "accepted": len(accepted_ids)},
+        "chips": None if chips is None else {
+            "total": len(chips), "quarantined": len(q_chips),
+            "accepted": len(chips) - len(q_chips)},
+        "expectations": {
+            r.table: _expectation_counts(r)
+            for r in (raster_result, location_result, chip_result) if r is not None
+        },
+        "warnings": {
+            r.table: warnings_of(r) for r in (raster_result, location_result, chip_result) if r is not None
+        },
+        "quarantine_reasons": {
+            str(k): int(v) for k, v in
+            quarantine["failed_expectations"].explode().value_counts().items()
+        } if len(quarantine) else {},
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    files["validation"].write_text(json.dumps(summary, indent=2, default=json_value) + "\n")
+    report = ValidationReport(summary, rasters, locations, quarantine, chips, files)
+    if not passed:
+        top = ", ".join(f"{k} ({v})" for k, v in list(summary["quarantine_reasons"].items())[:6])
+        exc = ValidationFailed(
+            f"only {len(accepted_ids)} of {len(catalog.locations)} locations of "
+            f"{catalog_path} passed validation; validation.min_accepted is {cfg.min_accepted}. "
+            f"Quarantine reasons: {top or 'none'}. See {files['quarantine']}, "
+            f"{files['validation']} and {files['data_docs']}; fix or replace the files named there."
+        )
+        exc.report = report  # type: ignore[attr-defined] - the CLI prints its summary
+        raise exc
+    return report

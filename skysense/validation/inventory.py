@@ -1,0 +1,216 @@
+"""Inventory of a scene catalog: every raster it names, one :class:`RasterItem` per file.
+
+The catalog is read leniently: a date that does not parse (``2023-13-45``, ``yesterday``) does
+not make the whole catalog unusable, it becomes a failing item of the ``date_parses``
+expectation. Everything else in the schema (unknown modality, an acquisition with neither
+``file`` nor ``bands``, duplicated location ids) is still a :class:`CatalogError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ValidationError
+
+from skysense.data.catalog import Catalog, CatalogError
+
+Role = Literal["data", "mask", "scl", "labels"]
+
+
+class _DatesAsText(yaml.SafeLoader):
+    """YAML loader that keeps timestamps as text, so a bad date cannot break the whole file."""
+
+
+_DatesAsText.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+
+@dataclass(frozen=True)
+class DateIssue:
+    """An acquisition date as written in the catalog and why it does not parse."""
+
+    raw: str
+    error: str
+
+
+@dataclass(frozen=True)
+class RasterItem:
+    """One raster file named by the catalog, with where it sits in the catalog.
+
+    Attributes:
+        item_id: ``location/modality/acquisition-index/role[/band]``; unique per catalog.
+        acq_id: ``location/modality/acquisition-index`` (``location/labels`` for labels).
+        path: absolute path of the file.
+        role: ``data`` (image bands), ``mask`` (cloud mask, 1 = cloud), ``scl`` (Sentinel-2 scene
+            classification layer), ``labels`` (land-cover raster of the location).
+        layout: ``file`` (one multi-band file) or ``bands`` (one file per band).
+        band_name: the band a per-band file holds (``bands`` layout), else None.
+        band_names: the declared band names of a multi-band file, else None.
+        date: acquisition date; None when absent or unparseable.
+        date_raw, date_error: the text of a date that does not parse, and why.
+        nodata_override, input_units: the modality's catalog overrides.
+    """
+
+    item_id: str
+    acq_id: str
+    path: Path
+    location: str
+    split: str
+    modality: str
+    sensor: str
+    acq_index: int
+    role: Role
+    layout: Literal["file", "bands"]
+    band_name: str | None = None
+    band_names: tuple[str, ...] | None = None
+    date: dt.date | None = None
+    date_raw: str | None = None
+    date_error: str | None = None
+    nodata_override: float | None = None
+    input_units: str | None = None
+
+
+def parse_date(value: Any) -> dt.date:
+    """Parse an acquisition date: ISO date, ISO date-time (the day is kept) or a date object.
+
+    Raises:
+        ValueError: with the reason, when the value is not a date.
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(text).date()
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def load_catalog_leniently(path: str | Path) -> tuple[Catalog, dict[str, DateIssue]]:
+    """Read a catalog, setting aside acquisition dates that do not parse.
+
+    Args:
+        path: the catalog YAML file; relative paths resolve against its folder.
+
+    Returns:
+        The catalog (unparseable dates replaced by None) and the date issues by ``acq_id``.
+
+    Raises:
+        CatalogError: the file is missing, not YAML or does not follow the catalog schema.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CatalogError(
+            f"{p}: catalog not found; run `skysense data sample --out DIR` or pass --catalog"
+        )
+    try:
+        raw = yaml.load(p.read_text(), Loader=_DatesAsText)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{p}: not a valid YAML catalog ({exc})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("locations"), list):
+        raise CatalogError(f"{p}: a catalog is a mapping with a 'locations' list")
+    issues: dict[str, DateIssue] = {}
+    for loc in raw["locations"]:
+        if not isinstance(loc, dict) or not isinstance(loc.get("modalities"), dict):
+            continue  # the schema check below names the entry
+        for mod, entry in loc["modalities"].items():
+            acqs = entry.get("acquisitions") if isinstance(entry, dict) else None
+            for i, acq in enumerate(acqs if isinstance(acqs, list) else []):
+                if not isinstance(acq, dict) or acq.get("date") is None:
+                    continue
+                try:
+                    acq["date"] = parse_date(acq["date"]).isoformat()
+                except ValueError as exc:
+                    issues[f"{loc.get('id')}/{mod}/{i}"] = DateIssue(str(acq["date"]), str(exc))
+                    acq["date"] = None
+    try:
+        cat = Catalog.model_validate({**raw, "root": str(p.parent.resolve())})
+    except ValidationError as exc:
+        errs = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise CatalogError(f"{p}: invalid catalog: {errs}") from None
+    return cat, issues
+
+
+def list_raster_items(catalog: Catalog, date_issues: dict[str, DateIssue] | None = None) -> list[RasterItem]:
+    """Every raster the catalog names, in catalog order: data files, masks, SCL layers, labels."""
+    issues = date_issues or {}
+    items: list[RasterItem] = []
+    for loc in catalog.locations:
+        for mod, entry in loc.modalities.items():
+            for i, acq in enumerate(entry.acquisitions):
+                acq_id = f"{loc.id}/{mod}/{i}"
+                issue = issues.get(acq_id)
+                common = dict(
+                    acq_id=acq_id,
+                    location=loc.id,
+                    split=loc.split,
+                    modality=mod,
+                    sensor=entry.sensor,
+                    acq_index=i,
+                    date=acq.date,
+                    date_raw=issue.raw if issue else None,
+                    date_error=issue.error if issue else None,
+                    nodata_override=getattr(entry, "nodata", None),
+                    input_units=getattr(entry, "input_units", None),
+                )
+                if acq.file is not None:
+                    items.append(
+                        RasterItem(
+                            item_id=f"{acq_id}/data",
+                            path=catalog.resolve(acq.file),
+                            role="data",
+                            layout="file",
+                            band_names=tuple(acq.band_names) if acq.band_names else None,
+                            **common,
+                        )
+                    )
+                for band, band_path in (acq.bands or {}).items():
+                    role: Role = "scl" if band.upper() == "SCL" else "data"
+                    items.append(
+                        RasterItem(
+                            item_id=f"{acq_id}/{role}/{band}",
+                            path=catalog.resolve(band_path),
+                            role=role,
+                            layout="bands",
+                            band_name=band,
+                            **common,
+                        )
+                    )
+                if acq.mask is not None:
+                    items.append(
+                        RasterItem(
+                            item_id=f"{acq_id}/mask",
+                            path=catalog.resolve(acq.mask),
+                            role="mask",
+                            layout="bands" if acq.bands else "file",
+                            **common,
+                        )
+                    )
+        if loc.labels is not None:
+            items.append(
+                RasterItem(
+                    item_id=f"{loc.id}/labels",
+                    acq_id=f"{loc.id}/labels",
+                    path=catalog.resolve(loc.labels),
+                    location=loc.id,
+                    split=loc.split,
+                    modality="labels",
+                    sensor="labels",
+                    acq_index=0,
+                    role="labels",
+                    layout="file",
+                )
+            )
+    return items

@@ -1,0 +1,289 @@
+"""The expectation suites: what rasters, locations and chips must satisfy, from ``params.yaml``.
+
+Each expectation is a :class:`Check`: a named rule (``gsd``, ``cloud_fraction``...) with its
+severity (``critical`` quarantines the failing items, ``warning`` only reports; defaults in
+:data:`DEFAULT_SEVERITY`, overridden by ``validation.severity``) and the profile columns whose
+values explain a failure. A few derived columns (expected GSD and the GSD ratio, the physical
+range that applies, acquisition keys) are computed in pandas by :func:`prepare_rasters`; every
+pass/fail decision is made by great-expectations on the prepared tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from skysense.config import ValidationConfig
+from skysense.errors import ValidationFailed
+
+DEFAULT_SEVERITY: dict[str, str] = {
+    # rasters
+    "readable": "critical",
+    "crs_set": "critical",
+    "crs_projected": "warning",
+    "crs_matches_location": "warning",
+    "location_overlap": "critical",
+    "gsd": "critical",
+    "band_count": "critical",
+    "declared_bands": "critical",
+    "dtype": "critical",
+    "nodata_value": "warning",
+    "valid_fraction": "critical",
+    "cloud_fraction": "critical",
+    "finite_values": "critical",
+    "value_range": "critical",
+    "date_parses": "critical",
+    "date_present": "critical",
+    "date_not_future": "critical",
+    "date_in_window": "critical",
+    "unique_acquisition": "critical",
+    # locations
+    "unique_location": "critical",
+    "required_modalities": "critical",
+    "enough_dates": "critical",
+    "modalities_overlap": "critical",
+    # chips
+    "unique_chip": "critical",
+    "chip_readable": "critical",
+    "chip_valid_fraction": "critical",
+    "chip_required_modalities": "critical",
+    "chip_enough_dates": "critical",
+    "chip_finite_values": "critical",
+    "chip_value_range": "critical",
+    "chip_location_accepted": "critical",
+}
+
+TABLE_IDS = {"rasters": "item_id", "locations": "location", "chips": "sample_id"}
+
+
+@dataclass
+class Check:
+    """One expectation of a suite and how to explain its failures.
+
+    Attributes:
+        name: the rule's name (the key of ``validation.severity``).
+        severity: ``critical`` or ``warning``.
+        expectation: the great-expectations expectation (``meta.check`` holds ``name``).
+        observed: profile columns reported as the observed values of a failing item.
+        reason: a sentence saying what the rule asks, with its threshold.
+    """
+
+    name: str
+    severity: str
+    expectation: Any
+    observed: list[str]
+    reason: str
+
+
+@dataclass
+class Suite:
+    """The checks of one table (``rasters``, ``locations`` or ``chips``)."""
+
+    table: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def id_column(self) -> str:
+        """Column that names an item of this table."""
+        return TABLE_IDS[self.table]
+
+
+def severities(cfg: ValidationConfig) -> dict[str, str]:
+    """Default severities with ``validation.severity`` applied.
+
+    Raises:
+        ValidationFailed: ``validation.severity`` names a check that does not exist.
+    """
+    unknown = sorted(set(cfg.severity) - set(DEFAULT_SEVERITY))
+    if unknown:
+        raise ValidationFailed(
+            f"validation.severity names unknown checks {unknown}; "
+            f"known checks: {', '.join(DEFAULT_SEVERITY)}"
+        )
+    return {**DEFAULT_SEVERITY, **cfg.severity}
+
+
+class _Builder:
+    """Adds expectations with their check name, severity and explanation."""
+
+    def __init__(self, table: str, cfg: ValidationConfig) -> None:
+        import great_expectations as gx
+
+        self.E = gx.expectations
+        self.suite = Suite(table)
+        self.sev = severities(cfg)
+
+    def add(self, name: str, cls: str, observed: list[str], reason: str,
+            where: str | None = None, **kwargs: Any) -> None:
+        if where is not None:
+            kwargs.update(row_condition=where, condition_parser="pandas")
+        sev = self.sev[name]
+        exp = getattr(self.E, cls)(
+            meta={"check": name, "severity": sev, "key": len(self.suite.checks)},
+            description=f"[{name}, {sev}] {reason}" + (f" (where {where})" if where else ""),
+            **kwargs,
+        )
+        self.suite.checks.append(Check(name, sev, exp, observed, reason))
+
+
+def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
+    """Add the derived columns the raster suite reads.
+
+    ``expected_gsd_m`` (per-band native GSD or the modality's), ``gsd_ratio`` (observed /
+    expected), ``value_range`` (the key of ``validation.ranges`` for data rows), ``band_key`` and
+    ``date_key`` (acquisition identity for the duplicate check), ``needs_date``.
+    """
+    out = table.copy()
+    expected = []
+    for r in out.itertuples():
+        rule = cfg.sensors.get(r.modality)
+        gsd = cfg.gsd_m.get(r.modality)
+        if rule is not None and r.band_name is not None and r.band_name in rule.band_gsd_m:
+            gsd = rule.band_gsd_m[r.band_name]
+        expected.append(gsd if r.role in ("data", "scl") else None)
+    out["expected_gsd_m"] = pd.to_numeric(pd.Series(expected, index=out.index), errors="coerce")
+    out["gsd_ratio"] = pd.to_numeric(out["gsd_m"], errors="coerce") / out["expected_gsd_m"]
+    ranges = {m: rule.value_range for m, rule in cfg.sensors.items()}
+    out["value_range"] = [
+        ranges.get(m) if role == "data" else None for m, role in zip(out["modality"], out["role"])
+    ]
+    out["band_key"] = out["band_name"].fillna("")
+    out["date_key"] = [d.isoformat() if isinstance(d, dt.date) else (raw or "") for d, raw in
+                       zip(out["date"], out["date_raw"])]
+    out["needs_date"] = out["modality"].isin(cfg.dated_modalities) & out["role"].ne("labels")
+    for col in ("phys_min", "phys_max", "valid_fraction", "nan_fraction", "location_overlap"):
+        out[col] = pd.to_numeric(out[col], errors="coerce")
+    return out
+
+
+def raster_suite(cfg: ValidationConfig, today: dt.date) -> Suite:
+    """Expectations on the raster profile table (one row per file)."""
+    b = _Builder("rasters", cfg)
+    b.add("readable", "ExpectColumnValuesToBeNull", ["read_error"],
+          "the file opens and reads as a raster", column="read_error")
+    b.add("crs_set", "ExpectColumnValuesToBeInSet", ["has_crs", "georeferencing"],
+          "the raster is georeferenced (a CRS or GCPs)", column="has_crs", value_set=[True])
+    b.add("crs_projected", "ExpectColumnValuesToBeInSet", ["crs"],
+          "the CRS is projected (geographic CRSs are reprojected on read)",
+          column="crs_projected", value_set=[True])
+    b.add("crs_matches_location", "ExpectColumnValuesToBeInSet", ["crs", "location_crs"],
+          "the CRS is the location's", column="crs_matches_location", value_set=[True])
+    b.add("location_overlap", "ExpectColumnValuesToBeBetween",
+          ["location_overlap", "crs", "location_crs"],
+          f"more than {cfg.min_location_overlap:.0%} of the footprint lies inside the location's "
+          "extent (after reprojection)",
+          column="location_overlap", min_value=cfg.min_location_overlap, strict_min=True)
+    lo, hi = 1.0 - cfg.gsd_tolerance, 1.0 + cfg.gsd_tolerance
+    b.add("gsd", "ExpectColumnValuesToBeBetween", ["gsd_m", "expected_gsd_m"],
+          f"GSD within {cfg.gsd_tolerance:.0%} of the modality's (ratio {lo:g}..{hi:g})",
+          column="gsd_ratio", min_value=lo, max_value=hi)
+    for mod, rule in cfg.sensors.items():
+        b.add("band_count", "ExpectColumnValuesToBeInSet", ["band_count"],
+              f"a {mod} multi-band file has {rule.band_counts} bands",
+              where=f'role == "data" and layout == "file" and modality == "{mod}"',
+              column="band_count", value_set=list(rule.band_counts))
+        if rule.dtypes:
+            b.add("dtype", "ExpectColumnValuesToBeInSet", ["dtype"],
+                  f"{mod} is stored as {rule.dtypes}",
+                  where=f'role == "data" and modality == "{mod}"',
+                  column="dtype", value_set=list(rule.dtypes))
+        if rule.nodata is not None:
+            b.add("nodata_value", "ExpectColumnValuesToBeInSet", ["nodata"],
+                  f"a declared {mod} nodata value is {rule.nodata:g}",
+                  where=f'role == "data" and modality == "{mod}"',
+                  column="nodata", value_set=[rule.nodata])
+    b.add("band_count", "ExpectColumnValuesToBeInSet", ["band_count"],
+          "a per-band file holds one band", where='layout == "bands" and role != "mask"',
+          column="band_count", value_set=[1])
+    b.add("declared_bands", "ExpectColumnPairValuesToBeEqual", ["band_count", "declared_bands"],
+          "a multi-band file has as many bands as its band_names",
+          column_A="band_count", column_B="declared_bands", ignore_row_if="either_value_is_missing")
+    b.add("valid_fraction", "ExpectColumnValuesToBeBetween", ["valid_fraction", "nodata"],
+          f"at least {cfg.min_valid_fraction:.0%} of the pixels are valid (not nodata/NaN)",
+          where='role == "data"', column="valid_fraction", min_value=cfg.min_valid_fraction)
+    b.add("cloud_fraction", "ExpectColumnValuesToBeBetween", ["cloud_fraction", "cloud_source"],
+          f"at most {cfg.max_cloud_fraction:.0%} cloud (cloud mask or SCL)",
+          where='role == "data"', column="cloud_fraction", max_value=cfg.max_cloud_fraction)
+    b.add("finite_values", "ExpectColumnValuesToBeBetween", ["nan_fraction"],
+          f"at most {cfg.max_nan_fraction:.0%} NaN pixels that are not declared nodata",
+          column="nan_fraction", max_value=cfg.max_nan_fraction)
+    for key, (vlo, vhi) in cfg.ranges.items():
+        for col in ("phys_min", "phys_max"):
+            b.add("value_range", "ExpectColumnValuesToBeBetween", ["phys_min", "phys_max", "band_min", "band_max"],
+                  f"{key} values within [{vlo:g}, {vhi:g}] (physical units)",
+                  where=f'value_range == "{key}"', column=col, min_value=vlo, max_value=vhi)
+    b.add("date_parses", "ExpectColumnValuesToBeNull", ["date_raw", "date_error"],
+          "the acquisition date is an ISO date", column="date_error")
+    b.add("date_present", "ExpectColumnValuesToNotBeNull", ["date", "date_raw"],
+          f"acquisitions of {cfg.dated_modalities} have a date",
+          where="needs_date == True", column="date")
+    b.add("date_not_future", "ExpectColumnValuesToBeBetween", ["date"],
+          f"the date is not after today ({today.isoformat()})", column="date", max_value=today)
+    w0, w1 = (dt.date.fromisoformat(d) for d in cfg.date_window)
+    for mod, rule in cfg.sensors.items():
+        if rule.value_range is not None and rule.value_range not in cfg.ranges:
+            raise ValidationFailed(
+                f"validation.sensors.{mod}.value_range is {rule.value_range!r}, not a key of "
+                f"validation.ranges ({', '.join(cfg.ranges)}); fix one of the two"
+            )
+    b.add("date_in_window", "ExpectColumnValuesToBeBetween", ["date"],
+          f"the date is inside the window {w0.isoformat()}..{w1.isoformat()}",
+          column="date", min_value=w0, max_value=w1)
+    b.add("unique_acquisition", "ExpectCompoundColumnsToBeUnique", ["location", "modality", "date_key", "band_key"],
+          "no two files of a location hold the same modality, date and band (the first is kept)",
+          column_list=["location", "modality", "role", "band_key", "date_key"])
+    return b.suite
+
+
+def location_suite(cfg: ValidationConfig) -> Suite:
+    """Expectations on the location table (one row per location, from accepted rasters)."""
+    b = _Builder("locations", cfg)
+    b.add("unique_location", "ExpectColumnValuesToBeUnique", ["location"],
+          "location ids are unique", column="location")
+    for m in cfg.required_modalities:
+        b.add("required_modalities", "ExpectColumnValuesToBeBetween", [f"n_acq_{m}", "modalities_present"],
+              f"the location has at least one accepted {m} acquisition",
+              column=f"n_acq_{m}", min_value=1)
+    for m, k in cfg.min_dates.items():
+        where = None if m in cfg.required_modalities else f"n_acq_{m} > 0"
+        b.add("enough_dates", "ExpectColumnValuesToBeBetween", [f"n_dates_{m}"],
+              f"at least {k} distinct accepted {m} dates", where=where,
+              column=f"n_dates_{m}", min_value=k)
+    b.add("modalities_overlap", "ExpectColumnValuesToBeBetween", ["min_modality_iou", "modality_iou"],
+          f"every pair of modalities overlaps with IoU >= {cfg.min_overlap_iou:g}",
+          column="min_modality_iou", min_value=cfg.min_overlap_iou)
+    return b.suite
+
+
+def chip_suite(cfg: ValidationConfig) -> Suite:
+    """Expectations on the chip table (one row per manifest chip)."""
+    b = _Builder("chips", cfg)
+    b.add("unique_chip", "ExpectColumnValuesToBeUnique", ["sample_id"],
+          "sample ids are unique", column="sample_id")
+    b.add("chip_valid_fraction", "ExpectColumnValuesToBeBetween", ["valid_fraction"],
+          f"at least {cfg.min_valid_fraction:.0%} of the chip is valid",
+          column="valid_fraction", min_value=cfg.min_valid_fraction)
+    for m in cfg.required_modalities:
+        b.add("chip_required_modalities", "ExpectColumnValuesToBeInSet", [f"has_{m}"],
+              f"the chip has {m}", column=f"has_{m}", value_set=[True])
+    for m, k in cfg.min_dates.items():
+        if m in cfg.required_modalities:
+            b.add("chip_enough_dates", "ExpectColumnValuesToBeBetween", [f"n_valid_dates_{m}"],
+                  f"at least {k} valid {m} dates", column=f"n_valid_dates_{m}", min_value=k)
+    b.add("chip_readable", "ExpectColumnValuesToBeNull", ["read_error", "shard"],
+          "the chip's arrays read from its shard", column="read_error")
+    b.add("chip_finite_values", "ExpectColumnValuesToBeBetween", ["inf_count"],
+          "no infinite values in the chip's arrays", column="inf_count", max_value=0)
+    for m, rule in cfg.sensors.items():
+        if rule.value_range is None or rule.value_range not in cfg.ranges:
+            continue
+        vlo, vhi = cfg.ranges[rule.value_range]
+        for col in (f"{m}_min", f"{m}_max"):
+            b.add("chip_value_range", "ExpectColumnValuesToBeBetween", [f"{m}_min", f"{m}_max"],
+                  f"{m} values within [{vlo:g}, {vhi:g}]", column=col, min_value=vlo, max_value=vhi)
+    b.add("chip_location_accepted", "ExpectColumnValuesToBeInSet", ["location"],
+          "the chip's location passed validation", column="location_accepted", value_set=[True])
+    return b.suite
