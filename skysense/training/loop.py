@@ -40,13 +40,17 @@ StepCallback = Callable[[int, dict[str, float]], None]
 
 @dataclass
 class TrainResult:
-    """What a finished run left: steps done, per-step losses (this run), paths, MLflow run id."""
+    """What a finished run left: steps done, per-step losses (this run), paths, MLflow run id.
+
+    ``engine`` is the DeepSpeed engine in its final state (to evaluate or inspect in-process).
+    """
 
     steps: int
     losses: list[float] = field(default_factory=list)
     checkpoint: Path | None = None
     export_dir: Path | None = None
     run_id: str | None = None
+    engine: Any = None
 
 
 def seed_everything(seed: int) -> None:
@@ -187,7 +191,7 @@ def train(
         tracker.start(ds_config, runtime)
     device = engine.device
     float_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(runtime.precision, torch.float32)
-    result = TrainResult(steps=start_step, run_id=tracker.run_id if tracker else None)
+    result = TrainResult(steps=start_step, run_id=tracker.run_id if tracker else None, engine=engine)
     log_rows: list[dict[str, float]] = []
     last_saved = start_step if start_step > 0 else None
     progress = TrainProgress(tcfg.steps, start_step, enabled=rank == 0 and show_progress)

@@ -1,0 +1,143 @@
+"""Process launching: one process in place, N local processes through torchrun, or as a worker.
+
+* ``run_local(..., nproc=1)`` trains in this process (single-process env set for DeepSpeed).
+* ``run_local(..., nproc=N)`` writes the resolved params beside the checkpoints and starts
+  ``python -m torch.distributed.run --standalone --nproc_per_node N -m skysense.training.launch``;
+  each worker is this module's :func:`main`. ``OMP_NUM_THREADS`` is set to cores / N (torchrun
+  would otherwise force 1 thread per process).
+* Under an external launcher (``deepspeed --hostfile``, multi-node ``torchrun``) every rank runs
+  ``python -m skysense.training.launch --params P --chips D --out O``; see :func:`multinode_command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from skysense.config import SkySenseConfig, dump_config, load_config
+from skysense.errors import TrainingError
+
+RESOLVED_PARAMS = "params.resolved.yaml"
+WORKER_EXIT = 3
+FAILURE_GLOB = "failed-rank*.txt"
+
+
+def under_launcher() -> bool:
+    """True when a launcher (torchrun, deepspeed) started this process as one rank of a job."""
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ and "MASTER_ADDR" in os.environ
+
+
+def worker_command(params: Path, chips: Path | None, out: Path, resume: bool) -> list[str]:
+    """Arguments after ``python -m skysense.training.launch`` for every rank."""
+    args = ["--params", str(params), "--out", str(out)]
+    if chips is not None:
+        args += ["--chips", str(chips)]
+    if resume:
+        args.append("--resume")
+    return args
+
+
+def torchrun_command(nproc: int, worker_args: list[str]) -> list[str]:
+    """The local multi-process command: torchrun (standalone rendezvous on a free port)."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        str(nproc),
+        "-m",
+        "skysense.training.launch",
+        *worker_args,
+    ]
+
+
+def multinode_command(hostfile: Path, master_addr: str, params: Path, chips: Path, out: Path) -> list[str]:
+    """The DeepSpeed launcher command for a multi-node run over a hostfile (shared file system).
+
+    Run it on the first host of the hostfile; DeepSpeed reaches the others by password-less ssh.
+    """
+    return [
+        "deepspeed",
+        "--hostfile",
+        str(hostfile),
+        "--master_addr",
+        master_addr,
+        "--master_port",
+        "29500",
+        "--module",
+        "skysense.training.launch",
+        *worker_command(params, chips, out, resume=False),
+    ]
+
+
+def thread_env(nproc: int) -> dict[str, str]:
+    """Environment for N local workers: CPU threads split evenly between them."""
+    env = dict(os.environ)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    env["OMP_NUM_THREADS"] = str(max(1, cores // nproc))
+    return env
+
+
+def run_local(
+    cfg: SkySenseConfig, chips: Path | None, out: Path, *, nproc: int, resume: bool, show_progress: bool = True
+) -> None:
+    """Train with ``nproc`` local processes; rank 0's results are under ``out``.
+
+    Raises:
+        TrainingError: the run failed (the message of the failing rank, or its exit status).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if nproc == 1 or under_launcher():
+        from skysense.training.loop import train
+
+        train(cfg, chips, out, resume=resume, show_progress=show_progress)
+        return
+    params = out / RESOLVED_PARAMS
+    params.write_text(dump_config(cfg))
+    cmd = torchrun_command(nproc, worker_command(params, chips, out, resume))
+    for stale in out.glob(FAILURE_GLOB):
+        stale.unlink()
+    proc = subprocess.run(cmd, env=thread_env(nproc))
+    if proc.returncode != 0:
+        reports = sorted(out.glob(FAILURE_GLOB))
+        if reports:
+            detail = reports[0].read_text().strip()
+        else:
+            detail = "a rank died without a message (killed, out of memory or crashed; see its log above)"
+        raise TrainingError(
+            f"{nproc}-process training exited with status {proc.returncode}: {detail}. The last good "
+            f"checkpoint in {out} is kept; fix the cause and rerun with --resume"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of one rank (``python -m skysense.training.launch``)."""
+    parser = argparse.ArgumentParser(prog="skysense.training.launch", description=__doc__)
+    parser.add_argument("--params", type=Path, default=None)
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--chips", type=Path, default=None)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    from skysense.training.loop import train
+
+    cfg = load_config(args.params, args.overrides)
+    rank = os.environ.get("RANK", "0")
+    try:
+        train(cfg, args.chips, args.out, resume=args.resume, show_progress=rank == "0")
+    except TrainingError as exc:
+        sys.stderr.write(f"rank {rank}: TrainingError: {exc}\n")
+        (args.out / f"failed-rank{rank}.txt").write_text(str(exc))
+        return WORKER_EXIT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
