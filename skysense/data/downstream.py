@@ -1,0 +1,251 @@
+"""Held-out downstream sets of the sample: scene classification and segmentation.
+
+Written by :func:`write_downstream` from the held-out scenes, read by :func:`load_downstream`::
+
+    downstream/
+      classification/index.csv          sample_id,class,class_id,location,path,fraction
+      classification/<class>/<sample_id>/{s2/<YYYY-MM-DD>.tif, s2/<YYYY-MM-DD>_cloud.tif,
+                                          s1/<YYYY-MM-DD>.tif, hr.tif, dem.tif}
+      segmentation/index.csv            sample_id,location,path,dominant_class
+      segmentation/<sample_id>/{same files, mask.tif}
+
+Chips are ``chip_px`` Sentinel pixels square, cut on a grid aligned with the scenes' landscape
+blocks; a classification chip is one whose dominant class covers at least half of it. Files are
+the scene rasters' windows (same dtypes, nodata and CRS); a classification chip's files are hard
+links to the segmentation chip's files where the file system allows.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from affine import Affine
+
+from skysense.data import landcover as lc
+from skysense.data.hr_texture import HR_RATIO
+from skysense.data.regions import region_id
+from skysense.data.synthetic import DEM_NODATA, S1_NODATA, S2_NODATA
+from skysense.errors import SkySenseError
+
+if TYPE_CHECKING:
+    from skysense.data.synthetic import Scene
+
+Kind = Literal["classification", "segmentation"]
+MIN_CLASS_FRACTION = 0.5
+
+
+class DownstreamError(SkySenseError):
+    """A downstream set is missing or malformed (no index.csv, a chip folder without files)."""
+
+
+class SampleList(list):
+    """A list of sample dicts that also knows its task and class names.
+
+    Attributes:
+        task: ``multiclass`` (``label`` int64), ``multilabel`` (``label`` multi-hot float32) or
+            ``segmentation`` (``mask`` int64 ``s x s``, 255 = unlabelled).
+        class_names: name of each class id / multi-hot position.
+    """
+
+    def __init__(self, items: list[dict[str, Any]], task: str, class_names: list[str]) -> None:
+        super().__init__(items)
+        self.task = task
+        self.class_names = list(class_names)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _write_chip(scene: "Scene", r: int, c: int, n: int, folder: Path) -> None:
+    """Write the ``n x n`` window at row ``r``, column ``c`` of every modality of a scene."""
+    from skysense.data.sample import write_geotiff
+
+    tr = scene.transform * Affine.translation(c, r)
+    win = (slice(r, r + n), slice(c, c + n))
+    for t, date in enumerate(scene.s2_dates):
+        write_geotiff(folder / f"s2/{date.isoformat()}.tif", scene.s2[t][(slice(None), *win)], scene.epsg, tr,
+                      S2_NODATA, lc.S2_BANDS)
+        write_geotiff(folder / f"s2/{date.isoformat()}_cloud.tif", scene.s2_cloud[t][win], scene.epsg, tr, None)
+    for t, date in enumerate(scene.s1_dates):
+        write_geotiff(folder / f"s1/{date.isoformat()}.tif", scene.s1[t][(slice(None), *win)], scene.epsg, tr,
+                      S1_NODATA, lc.S1_BANDS)
+    k = HR_RATIO
+    hr = scene.hr[:, r * k:(r + n) * k, c * k:(c + n) * k]
+    write_geotiff(folder / "hr.tif", hr, scene.epsg, tr * Affine.scale(1.0 / k), None, lc.HR_BANDS,
+                  {"acquisition_date": scene.hr_date.isoformat()})
+    write_geotiff(folder / "dem.tif", scene.dem[(slice(None), *win)], scene.epsg, tr, DEM_NODATA, ["elevation"])
+
+
+def write_downstream(scenes: list["Scene"], root: Path, chip_px: int) -> dict[str, int]:
+    """Cut held-out scenes into classification and segmentation chips under ``root``.
+
+    Returns:
+        Number of chips per set, e.g. ``{"classification": 32, "segmentation": 32}``.
+    """
+    root = Path(root)
+    for kind in ("classification", "segmentation"):
+        if (root / kind / "index.csv").exists():  # a set this function wrote before: replace it
+            shutil.rmtree(root / kind)
+    cls_rows, seg_rows = [], []
+    for scene in scenes:
+        size = scene.labels.shape[0]
+        for r in range(0, size - chip_px + 1, chip_px):
+            for c in range(0, size - chip_px + 1, chip_px):
+                sid = f"{scene.id}_r{r:03d}_c{c:03d}"
+                seg_dir = root / "segmentation" / sid
+                _write_chip(scene, r, c, chip_px, seg_dir)
+                from skysense.data.sample import write_geotiff
+
+                labels = scene.labels[r:r + chip_px, c:c + chip_px]
+                write_geotiff(seg_dir / "mask.tif", labels, scene.epsg,
+                              scene.transform * Affine.translation(c, r), lc.LABEL_NODATA, ["class"])
+                counts = np.bincount(labels[labels != lc.LABEL_NODATA].ravel(), minlength=lc.N_CLASSES)
+                dom = int(np.argmax(counts))
+                frac = float(counts[dom] / max(labels.size, 1))
+                seg_rows.append([sid, scene.id, f"{sid}", lc.CLASS_NAMES[dom]])
+                if frac >= MIN_CLASS_FRACTION:
+                    rel = f"{lc.CLASS_NAMES[dom]}/{sid}"
+                    for f in sorted(seg_dir.rglob("*.tif")):
+                        if f.name != "mask.tif":
+                            _link_or_copy(f, root / "classification" / rel / f.relative_to(seg_dir))
+                    cls_rows.append([sid, lc.CLASS_NAMES[dom], dom, scene.id, rel, f"{frac:.4f}"])
+    for kind, header, rows in (
+        ("classification", ["sample_id", "class", "class_id", "location", "path", "fraction"], cls_rows),
+        ("segmentation", ["sample_id", "location", "path", "dominant_class"], seg_rows),
+    ):
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        with open(root / kind / "index.csv", "w", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(header)
+            w.writerows(rows)
+    return {"classification": len(cls_rows), "segmentation": len(seg_rows)}
+
+
+def _doy(date: dt.date) -> int:
+    return date.timetuple().tm_yday
+
+
+def _fill(values: np.ndarray, bad: np.ndarray, default: float) -> np.ndarray:
+    """Replace ``bad`` pixels of a ``C x H x W`` array by each band's mean over good pixels."""
+    if not bad.any():
+        return values
+    good = ~bad
+    for b in range(values.shape[0]):
+        fill = float(values[b][good].mean()) if good.any() else default
+        values[b][bad] = fill
+    return values
+
+
+def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 4096) -> dict[str, Any]:
+    """Read one chip folder into a sample dict in physical units (numpy).
+
+    Keys: ``id``, ``lat``, ``lon``, ``region``; ``s2`` (``T x 10 x s x s`` reflectance),
+    ``s2_doy``, ``s2_valid`` (clear and with data on at least ``min_valid_fraction`` of the chip);
+    ``s1`` (``T x 2 x s x s`` dB), ``s1_doy``, ``s1_valid``; ``hr`` (``4 x 32s x 32s`` uint8 as
+    stored); ``dem`` (``1 x s x s`` metres). Pixels without data (and, in S2, under cloud masks
+    only for the validity flag) are filled with the band's mean over the chip's good pixels.
+    """
+    import rasterio
+    from rasterio.warp import transform as warp_transform
+
+    folder = Path(folder)
+    out: dict[str, Any] = {"id": folder.name}
+    s2_files = sorted(f for f in folder.glob("s2/*.tif") if not f.stem.endswith("_cloud"))
+    s1_files = sorted(folder.glob("s1/*.tif"))
+    if not s2_files or not (folder / "dem.tif").exists():
+        raise DownstreamError(f"{folder}: chip folder without s2/*.tif or dem.tif; rewrite it with "
+                              "`skysense data sample --out DIR`")
+    s2, s2_valid = [], []
+    for f in s2_files:
+        with rasterio.open(f) as src:
+            dn = src.read()
+            bounds, crs = src.bounds, src.crs
+        nodata = (dn == S2_NODATA).all(axis=0)
+        cloud_file = f.with_name(f"{f.stem}_cloud.tif")
+        cloud = np.zeros_like(nodata)
+        if cloud_file.exists():
+            with rasterio.open(cloud_file) as src:
+                cloud = src.read(1) == 1
+        refl = _fill(dn.astype(np.float32) * 1e-4, nodata, 0.0)
+        s2.append(refl)
+        s2_valid.append(float((~nodata & ~cloud).mean()) >= min_valid_fraction)
+    out["s2"] = np.stack(s2)
+    out["s2_doy"] = np.array([_doy(dt.date.fromisoformat(f.stem)) for f in s2_files], dtype=np.int64)
+    out["s2_valid"] = np.array(s2_valid, dtype=bool)
+    if s1_files:
+        s1, s1_valid = [], []
+        for f in s1_files:
+            with rasterio.open(f) as src:
+                db = src.read().astype(np.float32)
+            bad = ~np.isfinite(db).all(axis=0) | (db == S1_NODATA).any(axis=0)
+            s1.append(_fill(db, bad, -15.0))
+            s1_valid.append(float((~bad).mean()) >= min_valid_fraction)
+        out["s1"] = np.stack(s1)
+        out["s1_doy"] = np.array([_doy(dt.date.fromisoformat(f.stem)) for f in s1_files], dtype=np.int64)
+        out["s1_valid"] = np.array(s1_valid, dtype=bool)
+    if (folder / "hr.tif").exists():
+        with rasterio.open(folder / "hr.tif") as src:
+            out["hr"] = src.read()
+    with rasterio.open(folder / "dem.tif") as src:
+        out["dem"] = src.read(1, masked=True).filled(np.nan).astype(np.float32)[None]
+    xs, ys = warp_transform(crs, "EPSG:4326", [(bounds.left + bounds.right) / 2], [(bounds.bottom + bounds.top) / 2])
+    out["lon"], out["lat"] = float(xs[0]), float(ys[0])
+    out["region"] = int(region_id(out["lat"], out["lon"], n_regions))
+    if (folder / "mask.tif").exists():
+        with rasterio.open(folder / "mask.tif") as src:
+            out["mask"] = src.read(1).astype(np.int64)
+    return out
+
+
+def load_downstream(
+    root: str | Path, kind: Kind, min_valid_fraction: float = 0.5, n_regions: int = 4096
+) -> SampleList:
+    """Load a downstream set written by :func:`write_downstream`.
+
+    Args:
+        root: the ``downstream`` folder (``paths.downstream``).
+        kind: ``classification`` (``label`` int64 per sample) or ``segmentation`` (``mask``).
+        min_valid_fraction: share of clear pixels with data for a date to count as valid.
+        n_regions: size of the geo region grid for ``region``.
+
+    Returns:
+        A :class:`SampleList` of sample dicts (see :func:`read_chip`), in index order.
+
+    Raises:
+        DownstreamError: the index is missing or names a folder that does not exist.
+    """
+    root = Path(root)
+    index = root / kind / "index.csv"
+    if kind not in ("classification", "segmentation"):
+        raise DownstreamError(f"unknown downstream set {kind!r}; use 'classification' or 'segmentation'")
+    if not index.exists():
+        raise DownstreamError(f"{index}: not found; write the sample with `skysense data sample --out DIR` "
+                              "or point paths.downstream at its downstream folder")
+    with open(index, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    samples = []
+    for row in rows:
+        folder = root / kind / row["path"]
+        if not folder.is_dir():
+            raise DownstreamError(f"{index}: row {row['sample_id']} names {folder}, which does not exist")
+        s = read_chip(folder, min_valid_fraction, n_regions)
+        s["id"] = row["sample_id"]
+        s["location"] = row["location"]
+        if kind == "classification":
+            s["label"] = np.int64(int(row["class_id"]))
+        samples.append(s)
+    task = "multiclass" if kind == "classification" else "segmentation"
+    return SampleList(samples, task, list(lc.CLASS_NAMES))

@@ -1,0 +1,151 @@
+"""The bundled sample: synthetic multi-modal scenes written as GeoTIFFs with their catalog.
+
+``write_sample(out_dir, cfg)`` writes, for each place of ``data.sample`` (pre-training and
+held-out), tiled and compressed GeoTIFFs in the place's UTM zone::
+
+    s2/<loc>_<YYYYMMDD>.tif        10 bands B02..B12, uint16 reflectance x 10000, nodata 0
+    s2/<loc>_<YYYYMMDD>_cloud.tif  uint8 cloud mask, 1 = cloud
+    s1/<loc>_<YYYYMMDD>.tif        VV, VH sigma0 dB float32, nodata -99
+    hr/<loc>.tif                   R, G, B, N uint8 at 0.3125 m (32x finer, same origin)
+    dem/<loc>.tif                  elevation float32 metres, 10 m
+    labels/<loc>.tif               land-cover class ids uint8, nodata 255 (see landcover)
+    catalog.yaml                   skysense.data.catalog schema
+    downstream/                    held-out benchmark sets (see skysense.data.downstream)
+
+The land-cover classes and the physics behind each sensor are documented in
+:mod:`skysense.data.landcover` and :mod:`skysense.data.synthetic`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from skysense.data import landcover as lc
+from skysense.data.catalog import Acquisition, Catalog, Location, ModalityEntry, save_catalog
+from skysense.data.synthetic import DEM_NODATA, S1_NODATA, S2_NODATA, Scene, sites_for, synthesize_scene
+from skysense.errors import SkySenseError
+
+
+class SampleWriteError(SkySenseError):
+    """The sample cannot be written (output folder not writable, or a file in the way)."""
+
+
+def _block(n: int) -> int:
+    """GeoTIFF tile side for a raster side of ``n`` px: multiple of 16, at most 256."""
+    return int(min(256, max(16, int(np.ceil(n / 16)) * 16)))
+
+
+def write_geotiff(
+    path: Path,
+    array: np.ndarray,
+    epsg: int,
+    transform,
+    nodata: float | None = None,
+    band_names: list[str] | tuple[str, ...] | None = None,
+    tags: dict[str, str] | None = None,
+) -> Path:
+    """Write a ``bands x H x W`` (or ``H x W``) array as a tiled, DEFLATE-compressed GeoTIFF.
+
+    Args:
+        path: output file (parent folders are created).
+        array: data in its stored dtype.
+        epsg: CRS code (e.g. 32632 for UTM 32N).
+        transform: affine transform of the pixel grid (metres).
+        nodata: stored no-data value, or None.
+        band_names: band descriptions (``B02``, ``VV``...).
+        tags: dataset metadata items.
+    """
+    import rasterio
+
+    data = array if array.ndim == 3 else array[None]
+    count, height, width = data.shape
+    predictor = 3 if data.dtype.kind == "f" else 2
+    profile = {
+        "driver": "GTiff", "width": width, "height": height, "count": count, "dtype": data.dtype.name,
+        "crs": f"EPSG:{epsg}", "transform": transform, "nodata": nodata, "tiled": True,
+        "blockxsize": _block(width), "blockysize": _block(height), "compress": "deflate",
+        "zlevel": 6 if data.nbytes < 4_000_000 else 1, "predictor": predictor,
+        "interleave": "pixel" if count <= 4 else "band",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data)
+            for i, name in enumerate(band_names or [], start=1):
+                dst.set_band_description(i, name)
+            if tags:
+                dst.update_tags(**tags)
+    except (OSError, rasterio.errors.RasterioIOError) as exc:
+        raise SampleWriteError(f"{path}: cannot write GeoTIFF ({exc}); check that the folder is writable") from None
+    return path
+
+
+def write_scene(scene: Scene, out_dir: Path) -> Location:
+    """Write every raster of a scene under ``out_dir`` and return its catalog entry."""
+    loc = scene.id
+    s2_acq, s1_acq = [], []
+    for t, date in enumerate(scene.s2_dates):
+        stem = f"s2/{loc}_{date:%Y%m%d}"
+        write_geotiff(out_dir / f"{stem}.tif", scene.s2[t], scene.epsg, scene.transform, S2_NODATA,
+                      lc.S2_BANDS, {"scale": "0.0001", "units": "reflectance"})
+        write_geotiff(out_dir / f"{stem}_cloud.tif", scene.s2_cloud[t], scene.epsg, scene.transform,
+                      None, ["cloud"], {"values": "1=cloud 0=clear"})
+        s2_acq.append(Acquisition(date=date, file=Path(f"{stem}.tif"), band_names=list(lc.S2_BANDS),
+                                  mask=Path(f"{stem}_cloud.tif")))
+    for t, date in enumerate(scene.s1_dates):
+        rel = f"s1/{loc}_{date:%Y%m%d}.tif"
+        write_geotiff(out_dir / rel, scene.s1[t], scene.epsg, scene.transform, S1_NODATA, lc.S1_BANDS,
+                      {"units": "dB", "quantity": "sigma0"})
+        s1_acq.append(Acquisition(date=date, file=Path(rel), band_names=list(lc.S1_BANDS)))
+    write_geotiff(out_dir / f"hr/{loc}.tif", scene.hr, scene.epsg, scene.hr_transform, None, lc.HR_BANDS)
+    write_geotiff(out_dir / f"dem/{loc}.tif", scene.dem, scene.epsg, scene.transform, DEM_NODATA,
+                  ["elevation"], {"units": "metre"})
+    write_geotiff(out_dir / f"labels/{loc}.tif", scene.labels, scene.epsg, scene.transform, lc.LABEL_NODATA,
+                  ["class"], {f"class_{c.id}": c.name for c in lc.CLASSES})
+    return Location(
+        id=loc,
+        split=scene.split,
+        labels=Path(f"labels/{loc}.tif"),
+        modalities={
+            "s2": ModalityEntry(sensor="sentinel2", acquisitions=s2_acq),
+            "s1": ModalityEntry(sensor="sentinel1", acquisitions=s1_acq),
+            "hr": ModalityEntry(sensor="hr", acquisitions=[Acquisition(
+                date=scene.hr_date, file=Path(f"hr/{loc}.tif"), band_names=list(lc.HR_BANDS))]),
+            "dem": ModalityEntry(sensor="dem", acquisitions=[Acquisition(
+                file=Path(f"dem/{loc}.tif"), band_names=["elevation"])]),
+        },
+    )
+
+
+def write_sample(out_dir: Path, cfg) -> Path:
+    """Write the synthetic multi-modal sample and its downstream sets.
+
+    Deterministic: the same ``cfg.data.seed`` and ``cfg.data.sample`` give identical files.
+
+    Args:
+        out_dir: output folder (created; files of an earlier sample are overwritten).
+        cfg: the full :class:`skysense.config.SkySenseConfig`.
+
+    Returns:
+        Path of ``catalog.yaml``.
+    """
+    from skysense.data.downstream import write_downstream
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SampleWriteError(f"{out_dir}: exists and is not a folder; pass --out to a folder")
+    sc = cfg.data.sample
+    locations, heldout = [], []
+    for index, (site, split) in enumerate(sites_for(sc.locations, sc.heldout_locations)):
+        scene = synthesize_scene(site, split, index, sc, cfg.data.seed)
+        locations.append(write_scene(scene, out_dir))
+        if split == "heldout":
+            heldout.append(scene)
+    write_downstream(heldout, out_dir / "downstream", sc.downstream_chip_px)
+    (out_dir / "classes.json").write_text(json.dumps(
+        [{"id": c.id, "name": c.name} for c in lc.CLASSES], indent=1) + "\n")
+    catalog = Catalog(name=f"skysense-sample-seed{cfg.data.seed}", locations=locations, root=out_dir.resolve())
+    return save_catalog(catalog, out_dir / "catalog.yaml")
