@@ -10,7 +10,7 @@ What is checked, without any network access:
 - ``infra/k8s/*.yaml`` against ``infra/schemas/k8s-minimal.json`` (a hand-written subset of the
   Kubernetes schema: no upstream schema is installable offline), plus Deployment selectors that
   match their pod labels;
-- ``infra/deepspeed/hostfile.example``: ``<host> slots=<n>`` lines;
+- ``infra/deepspeed/hostfile.example``: ``<host> slots=<n>`` lines; shell scripts: ``bash -n``;
 - ``infra/Dockerfile``: a ``FROM``, and every ``COPY`` source exists in the build context;
 - ``prefect.yaml``: each deployment's entrypoint names a flow function that exists, a work pool,
   and 5-field cron schedules;
@@ -193,6 +193,21 @@ def check_dockerfile(root: Path) -> list[Finding]:
     return [Finding(rel, "dockerfile", not problems, "; ".join(problems))]
 
 
+def check_scripts(root: Path) -> list[Finding]:
+    """Shell scripts under ``infra/``: ``bash -n`` syntax check and the executable bit."""
+    import os
+    import subprocess
+
+    out: list[Finding] = []
+    for path in sorted((root / "infra").rglob("*.sh")):
+        proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
+        problems = [proc.stderr.strip()] if proc.returncode else []
+        if not os.access(path, os.X_OK):
+            problems.append("not executable (chmod +x)")
+        out.append(Finding(str(path.relative_to(root)), "shell script", not problems, "; ".join(problems)))
+    return out
+
+
 def _flow_functions(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     return {
@@ -246,7 +261,7 @@ def check_all(root: Path) -> list[Finding]:
     """Every check; a check that raises is reported as a failed finding."""
     findings: list[Finding] = []
     for check in (check_yaml, check_compose, check_kubernetes, check_hostfile,
-                  check_dockerfile, check_prefect_yaml, check_dvc_yaml):
+                  check_scripts, check_dockerfile, check_prefect_yaml, check_dvc_yaml):
         try:
             findings.extend(check(root))
         except Exception as exc:  # noqa: BLE001 - report, do not crash the whole run

@@ -1,0 +1,117 @@
+"""The ``ingest`` flow: new scenes into the working catalog, then the pipeline on it.
+
+The new scenes come as a catalog file (``skysense/data/catalog.py`` schema). They are merged
+with the current catalog (``paths.catalog``) into ``<data>/ingest/catalog.yaml`` (a location id
+already present is replaced by the new one; raster paths stay where they are), and the pipeline
+runs with ``paths.catalog`` pointing there and without writing the synthetic sample. The
+original catalogs are never modified.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file by a Prefect worker: make `flows` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flows import environment
+
+environment.configure(".")
+
+import yaml  # noqa: E402
+from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from flows.pipeline import pipeline  # noqa: E402
+from skysense.config import load_config  # noqa: E402
+from skysense.data.catalog import load_catalog, save_catalog  # noqa: E402
+
+
+def _as_dict(catalog_path: Path, target: Path) -> dict[str, Any]:
+    """A catalog as a dict whose raster paths are relative to ``target``'s folder (or absolute)."""
+    scratch = target.with_name(f".{catalog_path.stem}-{abs(hash(str(catalog_path)))}.yaml")
+    save_catalog(load_catalog(catalog_path), scratch)
+    data = yaml.safe_load(scratch.read_text())
+    scratch.unlink()
+    return data
+
+
+@task(name="merge-catalogs", persist_result=True, cache_policy=NO_CACHE)
+def merge_catalogs(current: str | None, new: str, target: str) -> dict[str, Any]:
+    """Merge the new scenes into a copy of the current catalog at ``target``.
+
+    Returns:
+        ``{"catalog": target, "locations": n, "added": [...], "replaced": [...]}``.
+
+    Raises:
+        CatalogError: a catalog does not follow the schema (named file and entry).
+    """
+    out = Path(target)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    incoming = _as_dict(Path(new), out)
+    base = _as_dict(Path(current), out) if current and Path(current).exists() else {
+        "version": incoming.get("version", 1), "name": incoming.get("name", "ingested"), "locations": []}
+    new_ids = [loc["id"] for loc in incoming["locations"]]
+    replaced = [loc["id"] for loc in base["locations"] if loc["id"] in new_ids]
+    base["locations"] = [loc for loc in base["locations"] if loc["id"] not in new_ids] + incoming["locations"]
+    out.write_text(yaml.safe_dump(base, sort_keys=False))
+    load_catalog(out)  # the merged file must itself be a valid catalog
+    return {"catalog": str(out), "locations": len(base["locations"]),
+            "added": [i for i in new_ids if i not in replaced], "replaced": replaced}
+
+
+@flow(name="skysense-ingest", log_prints=True, persist_result=True)
+def ingest(
+    scenes_catalog: str,
+    params_path: str = "params.yaml",
+    overrides: list[str] | None = None,
+    include_current: bool = True,
+    use_dvc: bool | None = None,
+    project_root: str = ".",
+) -> dict[str, Any]:
+    """Add the scenes of ``scenes_catalog`` to the working catalog and run the pipeline.
+
+    Args:
+        scenes_catalog: a catalog YAML listing the new locations and their rasters.
+        params_path: the params file.
+        overrides: extra ``section.key=value`` settings for the pipeline.
+        include_current: keep the locations of the current ``paths.catalog``.
+        use_dvc: as in :func:`flows.pipeline.pipeline`.
+        project_root: the working folder.
+
+    Returns:
+        The merge result and the pipeline summary.
+    """
+    logger = get_run_logger()
+    root = Path(project_root).resolve()
+    params_file = root / params_path
+    cfg = load_config(params_file if params_file.exists() else None, overrides)
+    current = root / cfg.paths.catalog if include_current else None
+    target = root / cfg.paths.sample.parent / "ingest" / "catalog.yaml"
+    merged = merge_catalogs(str(current) if current else None, str(Path(scenes_catalog).resolve()), str(target))
+    logger.info("catalog %s: %d locations (%d new, %d replaced)", merged["catalog"], merged["locations"],
+                len(merged["added"]), len(merged["replaced"]))
+    create_markdown_artifact(
+        key="ingested-scenes",
+        markdown=f"Catalog `{merged['catalog']}`: {merged['locations']} locations\n\n"
+        f"- added: {', '.join(merged['added']) or 'none'}\n- replaced: {', '.join(merged['replaced']) or 'none'}",
+        description="Scenes added by this ingest run",
+    )
+    rel_target = target.relative_to(root) if target.is_relative_to(root) else target
+    summary = pipeline(
+        params_path=params_path,
+        overrides=[*(overrides or []), f"paths.catalog={rel_target}"],
+        use_dvc=use_dvc,
+        run_sample=not include_current or cfg.paths.catalog.is_relative_to(cfg.paths.sample),
+        project_root=str(root),
+    )
+    return {"ingest": merged, "pipeline": summary}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import typer
+
+    typer.run(lambda scenes_catalog: ingest(scenes_catalog))

@@ -1,0 +1,129 @@
+"""The ``predict`` flow: batch inference with the champion over a list of scenes.
+
+Scenes are given as mappings ``{"id", "s2": ["DATE=path", ...], "s1": [...], "hr": path,
+"dem": path}`` or taken from the locations of a catalog file. The champion
+(``models:/<registry.model_name>@champion``) is loaded once; each scene is a mapped task writing
+``<paths.predictions>/<id>.tif`` (georeferenced embeddings on the scene's 10 m grid).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file by a Prefect worker: make `flows` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flows import environment
+
+environment.configure(".")
+
+from prefect import flow, get_run_logger, task, unmapped  # noqa: E402
+from prefect.artifacts import create_table_artifact  # noqa: E402
+from prefect.cache_policies import NO_CACHE  # noqa: E402
+
+from flows.release import tracking_uri  # noqa: E402
+from skysense.config import PredictConfig, load_config  # noqa: E402
+
+
+def scenes_from_catalog(path: str | Path) -> list[dict[str, Any]]:
+    """One scene per catalog location: its dated S2/S1 files, HR and DEM (first acquisition)."""
+    from skysense.data.catalog import load_catalog
+
+    catalog = load_catalog(path)
+    scenes = []
+    for loc in catalog.locations:
+        scene: dict[str, Any] = {"id": loc.id}
+        for mod in ("s2", "s1"):
+            entry = loc.modalities.get(mod)
+            if entry is not None:
+                scene[mod] = [
+                    (f"{acq.date.isoformat()}=" if acq.date else "") + str(catalog.resolve(acq.file))
+                    for acq in entry.acquisitions if acq.file is not None
+                ]
+        for mod in ("hr", "dem"):
+            entry = loc.modalities.get(mod)
+            if entry is not None and entry.acquisitions and entry.acquisitions[0].file is not None:
+                scene[mod] = str(catalog.resolve(entry.acquisitions[0].file))
+        scenes.append(scene)
+    return scenes
+
+
+@task(name="predict-scene", task_run_name="predict-{scene[id]}", persist_result=True,
+      cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def predict_one(scene: dict[str, Any], embed: Any, out_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Embed one scene window by window and write ``<out_dir>/<id>.tif``."""
+    from skysense.inference.predict import predict_scene
+    from skysense.inference.scene import Scene, parse_dated
+
+    opened = Scene(
+        s2=[parse_dated(v) for v in scene.get("s2", [])],
+        s1=[parse_dated(v) for v in scene.get("s1", [])] or None,
+        hr=Path(scene["hr"]) if scene.get("hr") else None,
+        dem=Path(scene["dem"]) if scene.get("dem") else None,
+    )
+    try:
+        summary = predict_scene(opened, embed, Path(out_dir) / f"{scene['id']}.tif", progress=False, **settings)
+    finally:
+        opened.close()
+    return {"id": scene["id"], **summary.to_dict()}
+
+
+@flow(name="skysense-predict", log_prints=True, persist_result=True)
+def predict(
+    scenes: list[dict[str, Any]] | None = None,
+    catalog: str | None = None,
+    params_path: str = "params.yaml",
+    overrides: list[str] | None = None,
+    model_uri: str | None = None,
+    out_dir: str | None = None,
+    project_root: str = ".",
+) -> list[dict[str, Any]]:
+    """Run the champion over ``scenes`` (or the locations of ``catalog``).
+
+    Args:
+        scenes: scene mappings (see module docstring).
+        catalog: a catalog file whose locations are the scenes (used when ``scenes`` is empty).
+        params_path: the params file (``predict`` section: window, overlap, batch, dtype).
+        overrides: ``section.key=value`` settings.
+        model_uri: default ``models:/<registry.model_name>@champion``.
+        out_dir: default ``paths.predictions``.
+        project_root: the working folder.
+
+    Returns:
+        One summary per scene (output path, size, windows, seconds, km²).
+    """
+    import mlflow
+
+    from skysense.inference.predict import pyfunc_embedder
+
+    logger = get_run_logger()
+    root = Path(project_root).resolve()
+    params_file = root / params_path
+    cfg = load_config(params_file if params_file.exists() else None, overrides)
+    todo = list(scenes or []) or (scenes_from_catalog(catalog) if catalog else [])
+    if not todo:
+        raise ValueError("predict: give scenes=[...] or catalog=PATH (a catalog YAML of the scenes)")
+    uri = tracking_uri(cfg, root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = model_uri or f"models:/{cfg.registry.model_name}@champion"
+    embed, _ = pyfunc_embedder(model)
+    out = root / (out_dir or cfg.paths.predictions)
+    out.mkdir(parents=True, exist_ok=True)
+    p: PredictConfig = cfg.predict
+    settings = {"window": p.window, "overlap": p.overlap, "batch_size": p.batch_size,
+                "output_dtype": p.output_dtype}
+    futures = predict_one.map(todo, embed=unmapped(embed), out_dir=unmapped(str(out)),
+                              settings=unmapped(settings))
+    results = [f.result() for f in futures]
+    create_table_artifact(key="predictions", table=results, description=f"Predictions of {model}")
+    logger.info("wrote %d prediction(s) to %s with %s", len(results), out, model)
+    return results
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import typer
+
+    typer.run(lambda catalog: predict(catalog=catalog))
