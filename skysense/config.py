@@ -58,6 +58,9 @@ class SampleConfig(Section):
     year: int = 2023
     cloud_probability: float = Field(0.25, ge=0.0, le=1.0)
     downstream_chip_px: int = Field(16, ge=4, description="downstream chip size, 10 m pixels")
+    hr_jpeg_quality: int | None = Field(
+        90, ge=1, le=100, description="JPEG quality of HR GeoTIFFs (lossy, as orthophotos); null = lossless"
+    )
 
 
 class ChipConfig(Section):

@@ -69,7 +69,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _write_chip(scene: "Scene", r: int, c: int, n: int, folder: Path) -> None:
+def _write_chip(scene: "Scene", r: int, c: int, n: int, folder: Path, jpeg_quality: int | None) -> None:
     """Write the ``n x n`` window at row ``r``, column ``c`` of every modality of a scene."""
     from skysense.data.sample import write_geotiff
 
@@ -85,16 +85,23 @@ def _write_chip(scene: "Scene", r: int, c: int, n: int, folder: Path) -> None:
     k = HR_RATIO
     hr = scene.hr[:, r * k:(r + n) * k, c * k:(c + n) * k]
     write_geotiff(folder / "hr.tif", hr, scene.epsg, tr * Affine.scale(1.0 / k), None, lc.HR_BANDS,
-                  {"acquisition_date": scene.hr_date.isoformat()})
+                  {"acquisition_date": scene.hr_date.isoformat()}, jpeg_quality=jpeg_quality)
     write_geotiff(folder / "dem.tif", scene.dem[(slice(None), *win)], scene.epsg, tr, DEM_NODATA, ["elevation"])
 
 
-def write_downstream(scenes: list["Scene"], root: Path, chip_px: int) -> dict[str, int]:
+def write_downstream(
+    scenes: list["Scene"], root: Path, chip_px: int, hr_jpeg_quality: int | None = None
+) -> dict[str, int]:
     """Cut held-out scenes into classification and segmentation chips under ``root``.
+
+    HR chips are cut from the scene's array (before any lossy compression of the scene file) and
+    JPEG-compressed at ``hr_jpeg_quality`` when given.
 
     Returns:
         Number of chips per set, e.g. ``{"classification": 32, "segmentation": 32}``.
     """
+    from skysense.data.sample import write_geotiff
+
     root = Path(root)
     for kind in ("classification", "segmentation"):
         if (root / kind / "index.csv").exists():  # a set this function wrote before: replace it
@@ -106,9 +113,7 @@ def write_downstream(scenes: list["Scene"], root: Path, chip_px: int) -> dict[st
             for c in range(0, size - chip_px + 1, chip_px):
                 sid = f"{scene.id}_r{r:03d}_c{c:03d}"
                 seg_dir = root / "segmentation" / sid
-                _write_chip(scene, r, c, chip_px, seg_dir)
-                from skysense.data.sample import write_geotiff
-
+                _write_chip(scene, r, c, chip_px, seg_dir, hr_jpeg_quality)
                 labels = scene.labels[r:r + chip_px, c:c + chip_px]
                 write_geotiff(seg_dir / "mask.tif", labels, scene.epsg,
                               scene.transform * Affine.translation(c, r), lc.LABEL_NODATA, ["class"])

@@ -46,6 +46,7 @@ def write_geotiff(
     nodata: float | None = None,
     band_names: list[str] | tuple[str, ...] | None = None,
     tags: dict[str, str] | None = None,
+    jpeg_quality: int | None = None,
 ) -> Path:
     """Write a ``bands x H x W`` (or ``H x W``) array as a tiled, DEFLATE-compressed GeoTIFF.
 
@@ -57,6 +58,7 @@ def write_geotiff(
         nodata: stored no-data value, or None.
         band_names: band descriptions (``B02``, ``VV``...).
         tags: dataset metadata items.
+        jpeg_quality: JPEG-compress (uint8 only; lossy, as aerial orthophotos) at this quality.
     """
     import rasterio
 
@@ -70,6 +72,10 @@ def write_geotiff(
         "zlevel": 6 if data.nbytes < 4_000_000 else 1, "predictor": predictor,
         "interleave": "pixel" if count <= 4 else "band",
     }
+    if jpeg_quality is not None and data.dtype == np.uint8:
+        profile.update(compress="jpeg", jpeg_quality=int(jpeg_quality), photometric="minisblack")
+        profile.pop("zlevel")
+        profile.pop("predictor")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with rasterio.open(path, "w", **profile) as dst:
@@ -83,7 +89,7 @@ def write_geotiff(
     return path
 
 
-def write_scene(scene: Scene, out_dir: Path) -> Location:
+def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None) -> Location:
     """Write every raster of a scene under ``out_dir`` and return its catalog entry."""
     loc = scene.id
     s2_acq, s1_acq = [], []
@@ -100,7 +106,8 @@ def write_scene(scene: Scene, out_dir: Path) -> Location:
         write_geotiff(out_dir / rel, scene.s1[t], scene.epsg, scene.transform, S1_NODATA, lc.S1_BANDS,
                       {"units": "dB", "quantity": "sigma0"})
         s1_acq.append(Acquisition(date=date, file=Path(rel), band_names=list(lc.S1_BANDS)))
-    write_geotiff(out_dir / f"hr/{loc}.tif", scene.hr, scene.epsg, scene.hr_transform, None, lc.HR_BANDS)
+    write_geotiff(out_dir / f"hr/{loc}.tif", scene.hr, scene.epsg, scene.hr_transform, None, lc.HR_BANDS,
+                  jpeg_quality=hr_jpeg_quality)
     write_geotiff(out_dir / f"dem/{loc}.tif", scene.dem, scene.epsg, scene.transform, DEM_NODATA,
                   ["elevation"], {"units": "metre"})
     write_geotiff(out_dir / f"labels/{loc}.tif", scene.labels, scene.epsg, scene.transform, lc.LABEL_NODATA,
@@ -141,10 +148,10 @@ def write_sample(out_dir: Path, cfg) -> Path:
     locations, heldout = [], []
     for index, (site, split) in enumerate(sites_for(sc.locations, sc.heldout_locations)):
         scene = synthesize_scene(site, split, index, sc, cfg.data.seed)
-        locations.append(write_scene(scene, out_dir))
+        locations.append(write_scene(scene, out_dir, sc.hr_jpeg_quality))
         if split == "heldout":
             heldout.append(scene)
-    write_downstream(heldout, out_dir / "downstream", sc.downstream_chip_px)
+    write_downstream(heldout, out_dir / "downstream", sc.downstream_chip_px, sc.hr_jpeg_quality)
     (out_dir / "classes.json").write_text(json.dumps(
         [{"id": c.id, "name": c.name} for c in lc.CLASSES], indent=1) + "\n")
     catalog = Catalog(name=f"skysense-sample-seed{cfg.data.seed}", locations=locations, root=out_dir.resolve())
