@@ -37,11 +37,11 @@ def write_tif(
         profile.update(crs=crs, transform=transform or from_origin(464000.0, 5250000.0, 10.0, 10.0))
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(arr, indexes=list(range(1, arr.shape[0] + 1)))
+        ci = [rasterio.enums.ColorInterp.gray] + [rasterio.enums.ColorInterp.undefined] * (count - 1)
         if alpha is not None:
             dst.write(alpha.astype(arr.dtype), count)
-            ci = list(dst.colorinterp)
             ci[-1] = rasterio.enums.ColorInterp.alpha
-            dst.colorinterp = ci
+        dst.colorinterp = ci
     return path
 
 
@@ -111,3 +111,39 @@ def synthetic_catalog(tmp_path: Path) -> Catalog:
 def location_factory() -> Callable[..., Location]:
     """The :func:`make_location` writer."""
     return make_location
+
+
+S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+
+
+def chip_settings(**kw):
+    """Chip settings for tests: 16 px chips, in-process unless ``workers`` is given."""
+    from skysense.data.chipping import ChipSettings
+
+    base = dict(size=16, stride=16, workers=1, max_nodata_fraction=0.5,
+                bands={"s2": S2_BANDS, "s1": ("VV", "VH"), "hr": ("R", "G", "B", "N")},
+                max_dates={"s2": 8, "s1": 6})
+    base.update(kw)
+    return ChipSettings(**base)
+
+
+@pytest.fixture
+def settings_factory() -> Callable[..., object]:
+    """:func:`chip_settings`."""
+    return chip_settings
+
+
+@pytest.fixture(scope="session")
+def synthetic_chips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Catalog, Path]:
+    """The two synthetic locations chipped once (loc-b without HR), with stats.json."""
+    from skysense.data.chipping import chip_catalog
+    from skysense.data.stats import compute_stats, write_stats
+
+    tmp = tmp_path_factory.mktemp("chips")
+    root = tmp / "scenes"
+    locs = [make_location(root, "loc-a", seed=1),
+            make_location(root, "loc-b", x0=470000.0, seed=2, s2_dates=2, hr=False)]
+    cat = Catalog(name="synthetic", locations=locs, root=root)
+    chip_catalog(cat, tmp / "chips", settings=chip_settings())
+    write_stats(tmp / "chips", compute_stats(tmp / "chips"))
+    return cat, tmp / "chips"
