@@ -57,27 +57,37 @@ class ValidationReport:
         return bool(self.summary["passed"])
 
 
-def _expectation_counts(result: TableResult) -> dict[str, dict[str, Any]]:
+def _expectation_counts(result: TableResult, quarantine: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
+    """Per check: severity, expectations, rows evaluated, distinct failing and quarantined items."""
     counts: dict[str, dict[str, Any]] = {}
+    failing: dict[str, set[str]] = {}
     for o in result.outcomes:
         c = counts.setdefault(o.check, {
-            "severity": o.severity, "expectations": 0, "evaluated": 0, "failed": 0, "success": True,
+            "severity": o.severity, "expectations": 0, "evaluated": 0, "success": True,
         })
         c["expectations"] += 1
         c["evaluated"] += o.element_count
-        c["failed"] += len(o.failing_ids)
         c["success"] = c["success"] and o.success
+        failing.setdefault(o.check, set()).update(o.failing_ids)
+    for check, c in counts.items():
+        c["failed"] = len(failing[check])
+        c["quarantined"] = 0 if quarantine is None or quarantine.empty else int(
+            quarantine["failed_expectations"].map(lambda v, k=check: k in list(v)).sum()
+        )
     return counts
 
 
 def _table_jsonable(frame: pd.DataFrame) -> pd.DataFrame:
-    """Profile table ready for Parquet: dates as ISO text, mixed objects as text."""
+    """Profile table ready for Parquet: dates as ISO text, counts as nullable integers."""
     out = frame.copy()
     for col in out.columns:
         if out[col].dtype == object:
             sample = out[col].dropna()
             if len(sample) and isinstance(sample.iloc[0], (dt.date, dt.datetime)):
                 out[col] = out[col].map(lambda v: v.isoformat() if v is not None else None)
+    for col in ("width", "height", "band_count", "crs_epsg", "declared_bands", "acq_index"):
+        if col in out.columns:
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype("Int64")
     return out
 
 
@@ -171,6 +181,7 @@ def validate_catalog(
         chips.to_parquet(files["chip_profiles"], index=False)
 
     n_acq = rasters["acq_id"].nunique()
+    in_accepted = ~rasters["acq_id"].isin(bad_acq) & rasters["location"].isin(accepted_ids)
     passed = len(accepted_ids) >= cfg.min_accepted
     summary: dict[str, Any] = {
         "catalog": str(Path(catalog_path).resolve()),
@@ -180,17 +191,18 @@ def validate_catalog(
         "accepted_locations": len(accepted_ids),
         "quarantined_items": len(quarantine),
         "rasters": {"total": len(rasters), "quarantined": len(q_rasters),
-                    "accepted": int((~rasters["acq_id"].isin(bad_acq)).sum())},
+                    "accepted": int(in_accepted.sum())},
         "acquisitions": {"total": int(n_acq), "quarantined": len(bad_acq),
-                         "accepted": int(n_acq - len(bad_acq))},
+                         "accepted": int(rasters.loc[in_accepted, "acq_id"].nunique())},
         "locations": {"total": len(catalog.locations), "quarantined": len(bad_locations),
                       "accepted": len(accepted_ids)},
         "chips": None if chips is None else {
             "total": len(chips), "quarantined": len(q_chips),
             "accepted": len(chips) - len(q_chips)},
         "expectations": {
-            r.table: _expectation_counts(r)
-            for r in (raster_result, location_result, chip_result) if r is not None
+            r.table: _expectation_counts(r, q)
+            for r, q in ((raster_result, q_rasters), (location_result, q_locations),
+                         (chip_result, q_chips)) if r is not None
         },
         "warnings": {
             r.table: warnings_of(r) for r in (raster_result, location_result, chip_result) if r is not None

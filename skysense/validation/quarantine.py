@@ -37,6 +37,8 @@ def json_value(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     if value is pd.NaT or value is pd.NA:
