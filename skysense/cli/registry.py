@@ -1,9 +1,159 @@
-"""``skysense`` commands of the registry concern."""
+"""``skysense`` commands of the registry concern: ``register``, ``promote``, ``registry status``."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
+
+UriOpt = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else "
+                 "registry.tracking_uri)"),
+]
+
+
+def _connect(cfg: Any, uri: str | None):
+    from skysense.registry.tracking import connect, resolve_tracking_uri, sqlite_path
+
+    resolved = resolve_tracking_uri(uri, cfg.registry)
+    return connect(resolved), resolved, sqlite_path(resolved)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{status['name']}  aliases: {status['aliases']}", show_edge=False)
+    for col in ("version", "aliases", "status", "linear_acc", "gain", "miou", "data_version",
+                "created"):
+        table.add_column(col)
+    for v in status["versions"]:
+        m = v["metrics"]
+        fmt = (lambda k: "" if k not in m else f"{m[k]:.4f}")  # noqa: E731
+        table.add_row(v["version"], ",".join(v["aliases"]), v["status"], fmt("linear_acc"),
+                      fmt("linear_acc_gain"), fmt("miou"), v["data_version"][:20], v["created"])
+    out.print(table)
+    for h in status["history"][-10:]:
+        out.print(f"{h['at']}  {h['action']:8s} v{h['version']} (was v{h['previous_champion']}) "
+                  f"by {h['by']}: {'; '.join(h['reasons'])[:160]}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this concern's commands to the app."""
+
+    @app.command("register")
+    def register_cmd(
+        export: Annotated[Path | None, typer.Option("--export", help="export folder "
+                                                    "(default: paths.export)")] = None,
+        metrics: Annotated[Path | None, typer.Option("--metrics", help="metrics.json of "
+                                                     "`skysense evaluate` (default: paths.eval)")] = None,
+        tracking_uri: UriOpt = None,
+        params: ParamsOpt = None,
+        set_: SetOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Log the exported encoder as an MLflow pyfunc and register it as the `challenger`.
+
+        Tags the version with data version, git commit, params hash, checkpoint sha256 and every
+        evaluation metric; the model card is its description. The same checkpoint registers no
+        new version.
+        """
+        from skysense.registry.export_registration import register_export
+        from skysense.registry.tracking import ensure_experiment
+
+        cfg = load(params, set_)
+        metrics_path = metrics or cfg.paths.eval / "metrics.json"
+        values: dict[str, float] = {}
+        if metrics_path.is_file():
+            values = {k: float(v) for k, v in json.loads(metrics_path.read_text()).items()
+                      if isinstance(v, (int, float))}
+        elif metrics is not None:
+            fail(f"{metrics_path}: no such metrics file; run `skysense evaluate` first")
+        try:
+            client, uri, db = _connect(cfg, tracking_uri)
+            exp = ensure_experiment(client, cfg.train.experiment, cfg.registry.artifact_location, uri)
+            res = register_export(client, cfg, export or cfg.paths.export, values,
+                                  experiment_id=exp, sqlite_db=db)
+        except user_errors() as exc:
+            fail(str(exc))
+        if as_json:
+            emit_json(res.to_dict())
+        else:
+            word = "registered" if res.created else "already registered (same checkpoint)"
+            out.print(f"{res.name} v{res.version} {word}; challenger -> v{res.version}; "
+                      f"{res.model_uri}", highlight=False)
+
+    @app.command("promote")
+    def promote_cmd(
+        version: Annotated[str | None, typer.Option("--version", help="version to promote "
+                                                    "(default: @challenger)")] = None,
+        rollback: Annotated[bool, typer.Option("--rollback", help="move champion back to the "
+                                               "previous champion")] = False,
+        reason: Annotated[str, typer.Option("--reason", help="why (recorded with a rollback)")] = "",
+        expected_champion: Annotated[str | None, typer.Option(
+            "--expected-champion", help="compare-and-set: fail unless the champion is this "
+            "version ('none' for no champion)")] = None,
+        tracking_uri: UriOpt = None,
+        params: ParamsOpt = None,
+        set_: SetOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Make the challenger the `champion` if it passes registry.policy, or roll back.
+
+        Exit code 0 when promoted or rolled back, 1 when the policy refused (reasons printed and
+        written to the version's tags), 2 on errors.
+        """
+        from skysense.registry.promotion import promote, rollback as do_rollback
+
+        cfg = load(params, set_)
+        try:
+            client, _, db = _connect(cfg, tracking_uri)
+            name = cfg.registry.model_name
+            if rollback:
+                res = do_rollback(client, name, reason=reason, sqlite_db=db,
+                                  what="skysense promote --rollback")
+            else:
+                res = promote(client, name, cfg.registry.policy, version=version,
+                              expected_champion=expected_champion, sqlite_db=db,
+                              what="skysense promote")
+        except user_errors() as exc:
+            fail(str(exc))
+        if as_json:
+            emit_json(res.to_dict())
+        else:
+            verb = {"promote": "promoted", "refuse": "REFUSED", "rollback": "rolled back to"}
+            out.print(f"{name}: {verb[res.action]} v{res.version}; champion is "
+                      f"v{res.champion} (was v{res.previous_champion})", highlight=False)
+            for line in res.record.get("reasons", []):
+                out.print(f"  {line}", highlight=False)
+        if res.action == "refuse":
+            raise typer.Exit(1)
+
+    registry_app = typer.Typer(help="Inspect the MLflow model registry.", no_args_is_help=True)
+
+    @registry_app.command("status")
+    def status_cmd(
+        tracking_uri: UriOpt = None,
+        params: ParamsOpt = None,
+        set_: SetOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Versions with aliases, key metrics, data version, and the promotion history."""
+        from skysense.registry.status import registry_status
+
+        cfg = load(params, set_)
+        try:
+            client, _, _ = _connect(cfg, tracking_uri)
+            status = registry_status(client, cfg.registry.model_name)
+        except user_errors() as exc:
+            fail(str(exc))
+        if as_json:
+            emit_json(status)
+        else:
+            _print_status(status)
+
+    app.add_typer(registry_app, name="registry")

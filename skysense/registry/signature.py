@@ -10,6 +10,7 @@ Inputs (physical units, as the readers give them; batch ``B``, dates ``T``, 10 m
 | ``s1_doy`` | ``B x T`` | int64 | |
 | ``hr`` | ``B x C x 32H x 32W`` | float32 | very-high-resolution optical, stored values |
 | ``dem`` | ``B x 1 x H x W`` | float32 | elevation, metres |
+| ``lat``, ``lon`` | ``B`` | float64 | centre of each chip, degrees WGS84 (geo-context region) |
 
 A modality the caller does not have is sent with zero dates (``T = 0``) or a zero-size grid.
 Output: ``B x D x H x W`` float32 per-pixel embeddings.
@@ -29,6 +30,8 @@ MODALITY_SPECS: dict[str, tuple[tuple[int, ...], str]] = {
     "s1_doy": ((-1, -1), "int64"),
     "hr": ((-1, -1, -1, -1), "float32"),
     "dem": ((-1, 1, -1, -1), "float32"),
+    "lat": ((-1,), "float64"),
+    "lon": ((-1,), "float64"),
 }
 
 
@@ -60,4 +63,6 @@ def empty_modality(name: str, batch: int, channels: int | None = None) -> np.nda
         dims[1] = channels
     elif name == "dem":
         dims[1] = 1
+    elif name in ("lat", "lon"):
+        return np.zeros(batch, dtype=dtype)
     return np.zeros(dims, dtype=dtype)

@@ -1,0 +1,69 @@
+"""``skysense predict``: sliding-window embeddings (or class maps) of a GeoTIFF scene."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
+
+
+def register(app: typer.Typer) -> None:
+    """Add this concern's commands to the app."""
+
+    @app.command("predict")
+    def predict_cmd(
+        inputs: Annotated[list[str], typer.Option(
+            "--input", help="Sentinel-2 raster, [YYYY-MM-DD=]PATH; repeat for a time series "
+            "(the first defines the output grid)")],
+        output: Annotated[Path, typer.Option("--output", help="output GeoTIFF")],
+        model: Annotated[str, typer.Option("--model", help="MLflow model URI")] = "",
+        s1: Annotated[list[str] | None, typer.Option(
+            "--s1", help="Sentinel-1 VV/VH raster (dB), [YYYY-MM-DD=]PATH; repeatable")] = None,
+        hr: Annotated[Path | None, typer.Option("--hr", help="very-high-resolution raster")] = None,
+        dem: Annotated[Path | None, typer.Option("--dem", help="elevation raster, metres")] = None,
+        head: Annotated[Path | None, typer.Option(
+            "--head", help="probe head .npz (from `skysense evaluate`): write a class map")] = None,
+        tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+        params: ParamsOpt = None,
+        set_: SetOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Embed a scene of any size with overlap blending into a tiled, compressed GeoTIFF.
+
+        Windows are predict.window pixels with predict.overlap; the output has the CRS and
+        transform of the first --input, nodata where every S2 date was nodata. --model defaults
+        to models:/<registry.model_name>@champion.
+        """
+        from skysense.inference.predict import ProbeHead, predict_scene, pyfunc_embedder
+        from skysense.inference.scene import Scene, parse_dated
+        from skysense.registry.tracking import connect
+
+        cfg = load(params, set_)
+        uri = model or f"models:/{cfg.registry.model_name}@champion"
+        try:
+            s2_rasters = [parse_dated(v) for v in inputs]
+            s1_rasters = [parse_dated(v) for v in (s1 or [])]
+            for path in (hr, dem, head):
+                if path is not None and not path.is_file():
+                    fail(f"{path}: no such file")
+            if uri.startswith("models:/"):
+                connect(tracking_uri, cfg.registry)
+            embed, _ = pyfunc_embedder(uri)
+            probe = ProbeHead.load(head) if head is not None else None
+            with Scene(s2_rasters, s1_rasters, hr, dem) as scene:
+                summary = predict_scene(
+                    scene, embed, output, window=cfg.predict.window, overlap=cfg.predict.overlap,
+                    batch_size=cfg.predict.batch_size, output_dtype=cfg.predict.output_dtype,
+                    head=probe, progress=not as_json,
+                )
+        except user_errors() as exc:
+            fail(str(exc))
+        if as_json:
+            emit_json(summary.to_dict())
+        else:
+            out.print(f"{summary.output}: {summary.width} x {summary.height} px, {summary.bands} "
+                      f"bands, {summary.km2:.2f} km2 in {summary.seconds:.1f} s "
+                      f"({summary.windows_computed} windows)", highlight=False)

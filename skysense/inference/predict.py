@@ -1,0 +1,225 @@
+"""Sliding-window inference over a scene of any size, written as a georeferenced GeoTIFF.
+
+The output is produced block by block (blocks = the GeoTIFF's 256 px tiles): for each block the
+windows that cover it are embedded (a cache keeps those shared with the next block of the row;
+those shared with the next row of blocks are recomputed), blended with :func:`~skysense.inference.windows.blend_weights`, masked where the S2 input was
+nodata on every date, and written. Memory depends on the window, block and embedding sizes, not
+on the scene size. With a probe head (``.npz``: ``weight`` K x D, ``bias`` K, optional
+``mean``/``std`` D, ``classes``) the output is a class map (uint8, nodata 255) instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+
+from skysense.inference.scene import Scene
+from skysense.inference.windows import WindowGrid, blend_weights, output_blocks
+
+EmbedFn = Callable[[dict[str, np.ndarray]], np.ndarray]
+CLASS_NODATA = 255
+
+
+@dataclass
+class PredictionSummary:
+    """What was written."""
+
+    output: Path
+    width: int
+    height: int
+    bands: int
+    windows: int
+    windows_computed: int
+    seconds: float
+    km2: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class ProbeHead:
+    """A linear head on per-pixel embeddings: class = argmax(W @ ((e - mean) / std) + b)."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+    classes: list[str] | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ProbeHead":
+        """Read a head saved by ``skysense evaluate`` (``seg_head.npz``)."""
+        data = np.load(path, allow_pickle=False)
+        return cls(
+            weight=data["weight"].astype(np.float32), bias=data["bias"].astype(np.float32),
+            mean=data["mean"].astype(np.float32) if "mean" in data else None,
+            std=data["std"].astype(np.float32) if "std" in data else None,
+            classes=[str(c) for c in data["classes"]] if "classes" in data else None,
+        )
+
+    def classify(self, emb: np.ndarray) -> np.ndarray:
+        """``D x H x W`` embeddings -> ``H x W`` uint8 class ids."""
+        d, h, w = emb.shape
+        x = emb.reshape(d, -1).T
+        if self.mean is not None:
+            x = (x - self.mean) / np.maximum(self.std, 1e-6)
+        logits = x @ self.weight.T + self.bias
+        return logits.argmax(axis=1).astype(np.uint8).reshape(h, w)
+
+
+def pyfunc_embedder(model_uri: str) -> tuple[EmbedFn, list[str]]:
+    """Load an MLflow pyfunc (``models:/NAME@champion``) as an embedding function.
+
+    Returns:
+        ``(fn, input_names)``: ``fn(arrays) -> B x D x H x W``; inputs the model's signature
+        requires (missing modalities are sent empty).
+    """
+    import mlflow.pyfunc
+
+    from skysense.registry.signature import empty_modality
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    schema = model.metadata.get_input_schema()
+    names = schema.input_names() if schema is not None and schema.has_input_names() else []
+
+    def embed(arrays: dict[str, np.ndarray]) -> np.ndarray:
+        batch = len(arrays["lat"]) if "lat" in arrays else 1
+        full = {n: arrays[n] if n in arrays else empty_modality(n, batch) for n in names} \
+            if names else arrays
+        return np.asarray(model.predict(full), dtype=np.float32)
+
+    return embed, names
+
+
+def _stack(items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([it[k] for it in items], axis=0) for k in items[0]}
+
+
+def predict_scene(
+    scene: Scene,
+    embed: EmbedFn,
+    output: str | Path,
+    *,
+    window: int = 64,
+    overlap: int = 16,
+    batch_size: int = 4,
+    output_dtype: str = "float32",
+    head: ProbeHead | None = None,
+    block: int = 256,
+    progress: bool = True,
+) -> PredictionSummary:
+    """Embed ``scene`` window by window and write the blended result to ``output`` (GeoTIFF).
+
+    Args:
+        scene: the opened inputs (grid of the first S2 raster).
+        embed: ``arrays -> B x D x window x window`` (e.g. :func:`pyfunc_embedder`).
+        output: GeoTIFF path; tiled (``block`` px), deflate-compressed, same CRS and transform.
+        window: window side, 10 m pixels; overlap: pixels shared by neighbouring windows.
+        batch_size: windows per call of ``embed``.
+        output_dtype: ``float32`` or ``float16`` for embeddings (class maps are uint8).
+        head: probe head; when given the output is a class map.
+        block: output block and tile side (multiple of 16).
+        progress: show a progress bar (stderr).
+    """
+    import time
+
+    from rich.progress import Progress
+
+    start = time.perf_counter()
+    grid = WindowGrid(scene.height, scene.width, window, overlap)
+    weights = blend_weights(window, overlap)
+    blocks = output_blocks(scene.height, scene.width, block)
+    cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    computed = 0
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    dst = None
+
+    def compute(origins: list[tuple[int, int]]) -> None:
+        nonlocal computed, dst
+        for i in range(0, len(origins), batch_size):
+            part = origins[i : i + batch_size]
+            arrays = [scene.read_window(r, c, window) for r, c in part]
+            emb = embed(_stack(arrays))
+            for (r, c), e, a in zip(part, emb, arrays):
+                valid = np.isfinite(a["s2"][0]).all(axis=1).any(axis=0)  # any date with all bands
+                cache[(r, c)] = (e.astype(np.float32, copy=False), valid)
+            computed += len(part)
+
+    with rasterio.Env(GDAL_CACHEMAX=64), Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"predict {output.name}", total=len(blocks))
+        for r0, r1, c0, c1 in blocks:
+            origins = grid.covering(r0, r1, c0, c1)
+            compute([o for o in origins if o not in cache])
+            acc = wsum = valid_any = None
+            for r, c in origins:
+                emb, valid = cache[(r, c)]
+                if acc is None:
+                    acc = np.zeros((emb.shape[0], r1 - r0, c1 - c0), dtype=np.float32)
+                    wsum = np.zeros((r1 - r0, c1 - c0), dtype=np.float32)
+                    valid_any = np.zeros((r1 - r0, c1 - c0), dtype=bool)
+                # intersection of the window with the block, in both frames
+                ir0, ir1 = max(r, r0), min(r + window, r1, scene.height)
+                ic0, ic1 = max(c, c0), min(c + window, c1, scene.width)
+                wr, wc = slice(ir0 - r, ir1 - r), slice(ic0 - c, ic1 - c)
+                br, bc = slice(ir0 - r0, ir1 - r0), slice(ic0 - c0, ic1 - c0)
+                w = weights[wr, wc]
+                acc[:, br, bc] += emb[:, wr, wc] * w
+                wsum[br, bc] += w
+                valid_any[br, bc] |= valid[wr, wc]
+            blended = acc / np.maximum(wsum, 1e-12)
+            if dst is None:
+                dst = _open_output(output, scene, head, blended.shape[0], output_dtype, block)
+            win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+            if head is not None:
+                classes = head.classify(blended)
+                classes[~valid_any] = CLASS_NODATA
+                dst.write(classes[None], window=win)
+            else:
+                blended[:, ~valid_any] = np.nan
+                dst.write(blended.astype(output_dtype), window=win)
+            # keep only the windows the next block of this row shares (bounded by one column)
+            for key in [k for k in cache if k[1] + window <= c1 or c1 >= scene.width]:
+                del cache[key]
+            bar.advance(task)
+        if dst is not None:
+            dst.close()
+    px_km2 = abs(scene.ref.transform.a * scene.ref.transform.e) / 1e6
+    return PredictionSummary(
+        output=output, width=scene.width, height=scene.height,
+        bands=1 if head is not None else int(acc.shape[0]) if acc is not None else 0,
+        windows=len(grid), windows_computed=computed,
+        seconds=time.perf_counter() - start, km2=scene.width * scene.height * px_km2,
+    )
+
+
+def _open_output(output: Path, scene: Scene, head: ProbeHead | None, bands: int,
+                 output_dtype: str, block: int) -> rasterio.io.DatasetWriter:
+    """Create the tiled, compressed output GeoTIFF on the scene's grid."""
+    profile = {
+        "driver": "GTiff", "width": scene.width, "height": scene.height,
+        "crs": scene.ref.crs, "transform": scene.ref.transform,
+        "tiled": True, "blockxsize": block, "blockysize": block,
+        "compress": "deflate", "BIGTIFF": "IF_SAFER",
+    }
+    if head is not None:
+        profile.update(count=1, dtype="uint8", nodata=CLASS_NODATA)
+    else:
+        profile.update(count=bands, dtype=output_dtype, nodata=float("nan"), predictor=3,
+                       interleave="pixel")
+    dst = rasterio.open(output, "w", **profile)
+    if head is not None:
+        dst.set_band_description(1, "class")
+        if head.classes:
+            dst.update_tags(1, classes=",".join(head.classes))
+    else:
+        for i in range(bands):
+            dst.set_band_description(i + 1, f"embedding_{i:03d}")
+    return dst

@@ -1,0 +1,112 @@
+"""Registering a training export (``model.safetensors`` + ``config.json``) as a pyfunc version."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from skysense.errors import RegistryError
+from skysense.registry.lineage import file_sha256, params_hash
+from skysense.registry.model_card import render_model_card
+from skysense.registry.register import RegistrationResult, register_pyfunc
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mlflow import MlflowClient
+
+    from skysense.config import SkySenseConfig
+
+
+def pip_requirements() -> list[str]:
+    """The short, explicit list the pyfunc needs at load time (the code travels with it)."""
+    out = []
+    for dist, name in (("torch", "torch"), ("safetensors", "safetensors"), ("numpy", "numpy"),
+                       ("pydantic", "pydantic"), ("PyYAML", "pyyaml"), ("mlflow", "mlflow")):
+        version = metadata.version(dist).split("+")[0]
+        out.append(f"{name}=={version}")
+    return out
+
+
+def training_run_id(export_dir: Path, config: dict[str, Any]) -> str | None:
+    """The training run's MLflow id: ``run.json`` beside the export (``OUT/run.json``) or in it,
+    else the export config's ``mlflow_run_id``."""
+    for folder in (export_dir.parent, export_dir):
+        path = folder / "run.json"
+        if path.is_file():
+            run = json.loads(path.read_text()).get("run_id")
+            if run:
+                return str(run)
+    return config.get("mlflow_run_id") or config.get("run_id")
+
+
+def read_export(export_dir: str | Path) -> tuple[Path, dict[str, Any]]:
+    """``(weights path, config dict)`` of an export folder.
+
+    Raises:
+        RegistryError: a file is missing.
+    """
+    export_dir = Path(export_dir)
+    weights, cfg_file = export_dir / "model.safetensors", export_dir / "config.json"
+    for path in (weights, cfg_file):
+        if not path.is_file():
+            raise RegistryError(f"{path} is missing; run `skysense train` (it exports) or pass --export")
+    return weights, json.loads(cfg_file.read_text())
+
+
+def register_export(
+    client: "MlflowClient",
+    cfg: "SkySenseConfig",
+    export_dir: str | Path,
+    metrics: dict[str, float] | None = None,
+    *,
+    experiment_id: str | None = None,
+    sqlite_db: Path | None = None,
+    training_summary: dict[str, Any] | None = None,
+) -> RegistrationResult:
+    """Log the export as a :class:`~skysense.registry.pyfunc.SkySenseEmbedder` and register it.
+
+    Tags: ``data_version``, ``git_commit``, ``params_hash``, ``checkpoint_sha256``, ``preset``,
+    ``training_run_id`` and ``metric.<name>`` for every evaluation metric; the model card is the
+    version description; alias ``challenger``. Idempotent by checkpoint hash.
+    """
+    import skysense
+    from skysense.models.presets import resolve_spec
+    from skysense.registry.pyfunc import SkySenseEmbedder, input_example, model_inputs
+    from skysense.registry.signature import embedding_signature
+
+    export_dir = Path(export_dir)
+    weights, config = read_export(export_dir)
+    sha = file_sha256(weights)
+    spec = resolve_spec(config["preset"], **(config.get("overrides") or {}))
+    run_id = training_run_id(export_dir, config)
+    lineage = {
+        "data_version": str(config.get("data_version") or "unknown"),
+        "git_commit": str(config.get("git_commit") or "unknown"),
+        "params_hash": params_hash({k: cfg.model_dump(mode="json")[k]
+                                    for k in ("data", "model", "train")}),
+        "checkpoint_sha256": sha,
+        "preset": str(config["preset"]),
+        "training_run_id": run_id or "",
+    }
+    training = {"step": config.get("step"), "n_parameters": config.get("n_parameters"),
+                "training run": run_id, **(training_summary or {})}
+    card = render_model_card(cfg.registry.model_name, config["preset"], lineage, training,
+                             metrics or {}, config.get("spec"))
+    inputs = model_inputs(spec, list(cfg.model.modalities))
+    return register_pyfunc(
+        client, cfg.registry.model_name,
+        python_model=SkySenseEmbedder(),
+        checkpoint_sha256=sha,
+        artifacts={"export": str(export_dir)},
+        signature=embedding_signature(inputs, spec.embed_dim),
+        input_example=input_example(spec, list(cfg.model.modalities)),
+        pip_requirements=pip_requirements(),
+        code_paths=[str(Path(skysense.__file__).parent)],
+        tags={k: v for k, v in lineage.items() if k != "checkpoint_sha256"},
+        metrics=metrics,
+        description=card,
+        run_id=run_id,
+        experiment_id=experiment_id,
+        sqlite_db=sqlite_db,
+    )

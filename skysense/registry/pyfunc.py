@@ -1,0 +1,89 @@
+"""The SkySense encoder as an MLflow pyfunc: modality arrays (with dates) in, embeddings out.
+
+The weights and config travel as the ``export`` artifact (``model.safetensors`` + ``config.json``,
+loaded with safetensors only); the ``skysense`` package travels as code, so loading needs only the
+short pip requirements. See :mod:`skysense.registry.signature` for the input contract.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+
+from skysense.registry.signature import empty_modality
+
+
+class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
+    """Per-pixel embeddings ``B x D x H x W`` of a SkySense encoder export.
+
+    ``params={"device": "cuda"}`` (or ``SKYSENSE_DEVICE``) picks the device; default: CUDA when
+    available, else CPU.
+    """
+
+    def load_context(self, context: Any) -> None:
+        import torch
+
+        from skysense.training.export import load_exported
+
+        device = os.environ.get("SKYSENSE_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device
+        self.model, self.config = load_exported(context.artifacts["export"], device=device)
+        self.model.eval()
+
+    def predict(self, context: Any, model_input: dict[str, np.ndarray],
+                params: dict[str, Any] | None = None) -> np.ndarray:
+        """Embed a batch of chips given as physical-unit arrays (see the signature)."""
+        import torch
+
+        from skysense.inference.batch import arrays_to_batch
+
+        device = (params or {}).get("device") or self.device
+        if str(device) != str(self.device):
+            self.model.to(device)
+            self.device = device
+        batch = arrays_to_batch(dict(model_input), self.config.get("stats"), device)
+        with torch.inference_mode():
+            emb = self.model.embed(batch)
+        return emb.float().cpu().numpy()
+
+
+def model_inputs(spec: Any, modalities: list[str]) -> list[str]:
+    """Signature input names for the modalities a preset is used with (plus lat/lon)."""
+    names: list[str] = []
+    for m in ("s2", "s1"):
+        if m in modalities:
+            names += [m, f"{m}_doy"]
+    if "hr" in modalities:
+        names.append("hr")
+    if "dem" in modalities and getattr(spec, "dem", True):
+        names.append("dem")
+    return names + ["lat", "lon"]
+
+
+def input_example(spec: Any, modalities: list[str], dates: int = 2) -> dict[str, np.ndarray]:
+    """A small valid input for ``log_model``: one chip of ``spec.sentinel_px`` with 2 dates.
+
+    HR is sent empty (zero-size) to keep the stored example small; the model handles it missing.
+    """
+    rng = np.random.default_rng(0)
+    s = int(spec.sentinel_px)
+    ex: dict[str, np.ndarray] = {}
+    for name in model_inputs(spec, modalities):
+        if name == "s2":
+            ex[name] = rng.uniform(0.02, 0.4, size=(1, dates, 10, s, s)).astype(np.float32)
+        elif name == "s1":
+            ex[name] = rng.uniform(-25, -5, size=(1, dates, 2, s, s)).astype(np.float32)
+        elif name.endswith("_doy"):
+            ex[name] = np.array([[120 + 30 * i for i in range(dates)]], dtype=np.int64)
+        elif name == "hr":
+            ex[name] = empty_modality("hr", 1, int(spec.hr_in_chans))
+        elif name == "dem":
+            ex[name] = rng.uniform(200, 600, size=(1, 1, s, s)).astype(np.float32)
+        elif name == "lat":
+            ex[name] = np.array([46.5])
+        elif name == "lon":
+            ex[name] = np.array([7.5])
+    return ex
