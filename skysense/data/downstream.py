@@ -73,7 +73,7 @@ def _write_chip(scene: "Scene", r: int, c: int, n: int, folder: Path, jpeg_quali
     """Write the ``n x n`` window at row ``r``, column ``c`` of every modality of a scene."""
     from skysense.data.sample import write_geotiff
 
-    tr = scene.transform * Affine.translation(c, r)
+    tr = scene.transform @ Affine.translation(c, r)
     win = (slice(r, r + n), slice(c, c + n))
     for t, date in enumerate(scene.s2_dates):
         write_geotiff(folder / f"s2/{date.isoformat()}.tif", scene.s2[t][(slice(None), *win)], scene.epsg, tr,
@@ -84,7 +84,7 @@ def _write_chip(scene: "Scene", r: int, c: int, n: int, folder: Path, jpeg_quali
                       S1_NODATA, lc.S1_BANDS)
     k = HR_RATIO
     hr = scene.hr[:, r * k:(r + n) * k, c * k:(c + n) * k]
-    write_geotiff(folder / "hr.tif", hr, scene.epsg, tr * Affine.scale(1.0 / k), None, lc.HR_BANDS,
+    write_geotiff(folder / "hr.tif", hr, scene.epsg, tr @ Affine.scale(1.0 / k), None, lc.HR_BANDS,
                   {"acquisition_date": scene.hr_date.isoformat()}, jpeg_quality=jpeg_quality)
     write_geotiff(folder / "dem.tif", scene.dem[(slice(None), *win)], scene.epsg, tr, DEM_NODATA, ["elevation"])
 
@@ -116,7 +116,7 @@ def write_downstream(
                 _write_chip(scene, r, c, chip_px, seg_dir, hr_jpeg_quality)
                 labels = scene.labels[r:r + chip_px, c:c + chip_px]
                 write_geotiff(seg_dir / "mask.tif", labels, scene.epsg,
-                              scene.transform * Affine.translation(c, r), lc.LABEL_NODATA, ["class"])
+                              scene.transform @ Affine.translation(c, r), lc.LABEL_NODATA, ["class"])
                 counts = np.bincount(labels[labels != lc.LABEL_NODATA].ravel(), minlength=lc.N_CLASSES)
                 dom = int(np.argmax(counts))
                 frac = float(counts[dom] / max(labels.size, 1))

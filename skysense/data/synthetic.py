@@ -136,7 +136,7 @@ class Scene:
     @property
     def hr_transform(self) -> Affine:
         """Affine transform of the HR grid: same origin, pixels 32 times smaller."""
-        return self.transform * Affine.scale(1.0 / HR_RATIO)
+        return self.transform @ Affine.scale(1.0 / HR_RATIO)
 
 
 def layout(
