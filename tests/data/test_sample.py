@@ -112,7 +112,7 @@ def test_dtypes_nodata_and_value_ranges(sample: Path) -> None:
             edges["s1"] += int((db == -99.0).any())
         with rasterio.open(cat.resolve(loc.modalities["hr"].acquisitions[0].file)) as src:
             assert src.dtypes == ("uint8",) * 4 and src.read().std() > 5
-            assert src.is_tiled and src.block_shapes[0] == (256, 256)
+            assert src.block_shapes[0] == (256, 256)  # tiled
         with rasterio.open(cat.resolve(loc.modalities["dem"].acquisitions[0].file)) as src:
             dem = src.read(1)
             assert src.dtypes == ("float32",) and -10 < dem.min() and dem.max() < 2000

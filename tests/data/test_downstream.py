@@ -1,0 +1,173 @@
+"""Downstream sets of the sample (layout, index, arrays) and the EuroSAT / BigEarthNet-MM readers."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from skysense.config import load_config
+from skysense.data import landcover as lc
+from skysense.data.benchmarks import load_bigearthnet, load_eurosat
+from skysense.data.catalog import load_catalog
+from skysense.data.downstream import DownstreamError, load_downstream, write_downstream
+from skysense.data.sample import write_sample
+from skysense.data.synthetic import sites_for, synthesize_scene
+
+REAL_BEN = Path(__file__).parent / "real" / "bigearthnet"
+SMALL = ["data.sample.locations=1", "data.sample.heldout_locations=1", "data.sample.size_px=32"]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sample")
+    write_sample(out, load_config(Path(__file__).parents[2] / "params.yaml", SMALL))
+    return out
+
+
+def read_index(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_index_and_folder_layout(sample: Path) -> None:
+    root = sample / "downstream"
+    rows = read_index(root / "classification" / "index.csv")
+    assert list(rows[0]) == ["sample_id", "class", "class_id", "location", "path", "fraction"]
+    assert len(rows) == 4 and {r["location"] for r in rows} == {"fr-camargue"}
+    for r in rows:
+        assert r["path"] == f"{r['class']}/{r['sample_id']}" and lc.CLASS_NAMES[int(r["class_id"])] == r["class"]
+        assert float(r["fraction"]) >= 0.5
+        chip = root / "classification" / r["path"]
+        s2 = sorted(p.name for p in (chip / "s2").glob("*.tif") if not p.stem.endswith("_cloud"))
+        assert len(s2) >= 6 and all(dt.date.fromisoformat(n[:-4]) for n in s2)
+        assert len(list((chip / "s1").glob("*.tif"))) >= 4
+        assert (chip / "hr.tif").exists() and (chip / "dem.tif").exists() and not (chip / "mask.tif").exists()
+    seg = read_index(root / "segmentation" / "index.csv")
+    assert [r["sample_id"] for r in seg] == sorted(r["sample_id"] for r in rows)
+    assert all((root / "segmentation" / r["path"] / "mask.tif").exists() for r in seg)
+
+
+def test_chips_are_georeferenced_windows_of_the_scene(sample: Path) -> None:
+    cat = load_catalog(sample / "catalog.yaml")
+    loc = cat.location("fr-camargue")
+    acq = loc.modalities["s2"].acquisitions[2]
+    chip = sample / "downstream" / "segmentation" / "fr-camargue_r016_c000"
+    with rasterio.open(cat.resolve(acq.file)) as scene, rasterio.open(chip / f"s2/{acq.date.isoformat()}.tif") as c:
+        assert c.crs == scene.crs and c.shape == (16, 16)
+        assert (c.transform.c, c.transform.f) == (scene.transform.c, scene.transform.f - 160.0)
+        assert np.array_equal(c.read(), scene.read(window=((16, 32), (0, 16))))
+    with rasterio.open(cat.resolve(loc.labels)) as lab, rasterio.open(chip / "mask.tif") as m:
+        assert np.array_equal(m.read(1), lab.read(1)[16:32, 0:16])
+    with rasterio.open(chip / "hr.tif") as hr:
+        assert hr.shape == (512, 512) and hr.res == (0.3125, 0.3125)
+        assert (hr.transform.c, hr.transform.f) == (scene.transform.c, scene.transform.f - 160.0)
+
+
+def test_load_downstream_classification_arrays(sample: Path) -> None:
+    samples = load_downstream(sample / "downstream", "classification")
+    assert samples.task == "multiclass" and samples.class_names == list(lc.CLASS_NAMES)
+    rows = read_index(sample / "downstream" / "classification" / "index.csv")
+    for s, r in zip(samples, rows):
+        t = s["s2"].shape[0]
+        assert s["id"] == r["sample_id"] and int(s["label"]) == int(r["class_id"])
+        assert s["s2"].shape == (t, 10, 16, 16) and s["s2"].dtype == np.float32
+        assert 0.0 <= s["s2"].min() and s["s2"].max() < 1.0
+        assert s["s2_doy"].dtype == np.int64 and np.all(np.diff(s["s2_doy"]) > 0) and s["s2_valid"].dtype == bool
+        assert s["s1"].shape == (s["s1_doy"].size, 2, 16, 16) and -45 < s["s1"].min() and s["s1"].max() < 15
+        assert s["hr"].shape == (4, 512, 512) and s["hr"].dtype == np.uint8
+        assert s["dem"].shape == (1, 16, 16) and np.isfinite(s["dem"]).all()
+        assert abs(s["lat"] - 43.58) < 0.01 and abs(s["lon"] - 4.52) < 0.01 and isinstance(s["region"], int)
+
+
+def test_load_downstream_segmentation_masks(sample: Path) -> None:
+    samples = load_downstream(sample / "downstream", "segmentation")
+    assert samples.task == "segmentation" and len(samples) == 4
+    for s in samples:
+        assert s["mask"].shape == (16, 16) and s["mask"].dtype == np.int64
+        assert set(np.unique(s["mask"])) <= set(range(lc.N_CLASSES))
+
+
+def test_every_class_gets_chips_in_a_default_size_heldout_scene(tmp_path: Path) -> None:
+    cfg = load_config(Path(__file__).parents[2] / "params.yaml").data.sample
+    scene = synthesize_scene(*sites_for(0, 1)[0], 0, cfg, 0)
+    counts = write_downstream([scene], tmp_path, cfg.downstream_chip_px)
+    assert counts == {"classification": 16, "segmentation": 16}
+    classes = {r["class"] for r in read_index(tmp_path / "classification" / "index.csv")}
+    assert classes == set(lc.CLASS_NAMES)
+
+
+def test_missing_or_unknown_set_is_a_named_error(tmp_path: Path, sample: Path) -> None:
+    with pytest.raises(DownstreamError, match="index.csv: not found"):
+        load_downstream(tmp_path, "classification")
+    with pytest.raises(DownstreamError, match="unknown downstream set"):
+        load_downstream(sample / "downstream", "detection")  # type: ignore[arg-type]
+
+
+def test_bigearthnet_mm_real_pairs() -> None:
+    samples = load_bigearthnet(REAL_BEN)
+    assert samples.task == "multilabel"
+    assert samples.class_names == [
+        "Land principally occupied by agriculture, with significant areas of natural vegetation",
+        "Non-irrigated arable land", "Pastures",
+    ]
+    by_id = {s["id"]: s for s in samples}
+    s = by_id["S2A_MSIL2A_20170613T101031_87_48"]
+    assert s["label"].tolist() == [1.0, 1.0, 0.0]
+    assert by_id["S2A_MSIL2A_20170617T113321_4_55"]["label"].tolist() == [0.0, 0.0, 1.0]
+    assert s["s2"].shape == (1, 10, 120, 120) and s["s1"].shape == (1, 2, 120, 120)
+    assert s["s2_doy"].tolist() == [164] and s["s1_doy"].tolist() == [164] and s["s1_valid"].all()
+    folder = REAL_BEN / s["id"]
+    with rasterio.open(folder / f"{s['id']}_B02.tif") as b02, rasterio.open(folder / f"{s['id']}_B05.tif") as b05:
+        assert np.array_equal(s["s2"][0, 0], b02.read(1).astype(np.float32) * np.float32(1e-4))
+        src20 = b05.read(1).astype(np.float64) * 1e-4
+    # B05 (20 m) resampled to 10 m keeps its mean and its 2x2 block averages
+    b05_10 = s["s2"][0, 3].astype(np.float64)
+    assert b05_10.mean() == pytest.approx(src20.mean(), rel=0.02)
+    blocks = b05_10.reshape(60, 2, 60, 2).mean(axis=(1, 3))
+    assert np.corrcoef(blocks.ravel(), src20.ravel())[0, 1] > 0.95
+    with rasterio.open(next((REAL_BEN).glob("S1A*87_48/*_VV.tif"))) as vv:
+        assert np.allclose(s["s1"][0, 0], vv.read(1))
+    assert 48.0 < s["lat"] < 48.5 and 13.5 < s["lon"] < 14.0
+
+
+def test_eurosat_layout_from_real_bands(tmp_path: Path) -> None:
+    """A EuroSAT-MS folder built from real BigEarthNet bands (13 bands, 64 x 64 at 10 m)."""
+    names = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+    pid = "S2A_MSIL2A_20170613T101031_87_48"
+    stack = []
+    for b in names:
+        f = REAL_BEN / pid / f"{pid}_{'B09' if b == 'B10' else b}.tif"
+        with rasterio.open(f) as src:
+            k = 120 // src.width
+            stack.append(np.repeat(np.repeat(src.read(1), k, 0), k, 1)[:64, :64])
+        crs = src.crs
+    data = np.stack(stack).astype(np.uint16)
+    for cls, off in (("AnnualCrop", 0), ("Pasture", 1)):
+        (tmp_path / cls).mkdir()
+        with rasterio.open(tmp_path / cls / f"{cls}_1.tif", "w", driver="GTiff", width=64, height=64, count=13,
+                           dtype="uint16", crs=crs, transform=from_origin(404400.0, 5342400.0, 10, 10)) as dst:
+            dst.write(data + off)
+    samples = load_eurosat(tmp_path)
+    assert samples.class_names == ["AnnualCrop", "Pasture"] and [int(s["label"]) for s in samples] == [0, 1]
+    s = samples[0]
+    assert s["s2"].shape == (1, 10, 64, 64) and s["s2_doy"].tolist() == [182]
+    assert np.allclose(s["s2"][0, 8], data[11] * 1e-4) and np.allclose(s["s2"][0, 0], data[1] * 1e-4)
+    (tmp_path / "Bad").mkdir()
+    with rasterio.open(tmp_path / "Bad" / "rgb.tif", "w", driver="GTiff", width=8, height=8, count=3,
+                       dtype="uint8", crs=crs, transform=from_origin(0, 0, 10, 10)) as dst:
+        dst.write(np.zeros((3, 8, 8), np.uint8))
+    with pytest.raises(DownstreamError, match="EuroSAT-MS has 13"):
+        load_eurosat(tmp_path)
+
+
+def test_bigearthnet_without_patches_is_a_named_error(tmp_path: Path) -> None:
+    (tmp_path / "x_labels_metadata.json").write_text(json.dumps({"labels": []}))
+    with pytest.raises(DownstreamError, match="no BigEarthNet S2 patch"):
+        load_bigearthnet(tmp_path)
