@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from skysense.cli import config_cmd, data, model, pipeline, predict, registry, train, validate
+from skysense.cli import config_cmd, data, evaluate, model, pipeline, predict, registry, train, validate
 
 app = typer.Typer(
     name="skysense",
@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (config_cmd, data, model, validate, train, registry, predict, pipeline):
+for _module in (config_cmd, data, model, validate, train, evaluate, registry, predict, pipeline):
     _module.register(app)
 
 

@@ -1,0 +1,95 @@
+"""Probes on frozen features: linear (softmax or sigmoid) and k-NN, with standardisation and
+k-fold cross-validation by sample with a fixed seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Standardiser:
+    """Feature standardisation fitted on the training split only."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> "Standardiser":
+        """Per-feature mean and std of ``x`` (N x D)."""
+        return cls(x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+
+def kfold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` (train, test) index splits by sample, stratified on ``labels`` (1-D class ids or
+    any key), shuffled with ``seed``; ``k`` is capped by the number of samples."""
+    n = len(labels)
+    k = max(2, min(k, n))
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(n, dtype=int)
+    offset = 0
+    for value in np.unique(labels):
+        idx = np.flatnonzero(labels == value)
+        rng.shuffle(idx)
+        fold_of[idx] = (np.arange(len(idx)) + offset) % k
+        offset += len(idx)
+    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)
+            if (fold_of == f).any() and (fold_of != f).any()]
+
+
+def train_linear(x: np.ndarray, y: np.ndarray, n_out: int, *, multilabel: bool = False,
+                 epochs: int = 100, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
+                 ignore_index: int = 255) -> tuple[np.ndarray, np.ndarray]:
+    """Fit a linear layer (full batch, AdamW) on standardised features.
+
+    Args:
+        x: N x D features; y: N class ids (or N x K multi-hot when ``multilabel``).
+        n_out: classes K.
+
+    Returns:
+        ``(weight K x D, bias K)`` as float32 arrays.
+    """
+    g = torch.Generator().manual_seed(seed)
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    layer = torch.nn.Linear(x.shape[1], n_out)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * 0.01)
+        layer.bias.zero_()
+    opt = torch.optim.AdamW(layer.parameters(), lr=lr, weight_decay=weight_decay)
+    if multilabel:
+        yt = torch.from_numpy(np.asarray(y, dtype=np.float32))
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+    else:
+        yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+        loss_fn = torch.nn.CrossEntropyLoss(ignore_index=ignore_index)
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = loss_fn(layer(xt), yt)
+        loss.backward()
+        opt.step()
+    return layer.weight.detach().numpy().copy(), layer.bias.detach().numpy().copy()
+
+
+def linear_scores(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Logits N x K."""
+    return x @ weight.T + bias
+
+
+def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int,
+                n_classes: int) -> np.ndarray:
+    """Cosine k-NN majority vote (ties to the nearest neighbour's class)."""
+    a = train_x / np.maximum(np.linalg.norm(train_x, axis=1, keepdims=True), 1e-8)
+    b = test_x / np.maximum(np.linalg.norm(test_x, axis=1, keepdims=True), 1e-8)
+    sim = b @ a.T
+    k = max(1, min(k, len(train_x)))
+    nn_idx = np.argsort(-sim, axis=1)[:, :k]
+    votes = np.zeros((len(test_x), n_classes))
+    for j in range(k):
+        # weight 1 plus a tiny tie-breaker favouring nearer neighbours
+        np.add.at(votes, (np.arange(len(test_x)), train_y[nn_idx[:, j]]), 1.0 + 1e-3 * (k - j))
+    return votes.argmax(axis=1)
