@@ -13,6 +13,7 @@ and progress bars are off; nothing goes to the network.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +136,7 @@ class GxProject:
                 },
             )
         )
-        result = checkpoint.run(batch_parameters={"dataframe": _gx_safe(frame)})
+        result = checkpoint.run(batch_parameters={"dataframe": _gx_safe(_narrow(suite, frame))})
         out = TableResult(suite.table, run_id=str(result.run_id))
         for vres in result.run_results.values():
             for res in vres.results:
@@ -191,6 +192,21 @@ def _match(suite: Suite, cfg: Any) -> Check:
     raise ValidationFailed(
         f"great-expectations returned a result for an unknown check {meta.get('check')!r}"
     )
+
+
+def _narrow(suite: Suite, frame: pd.DataFrame) -> pd.DataFrame:
+    """Only the columns the suite reads: GX copies the frame for every row condition."""
+    needed = {suite.id_column}
+    for check in suite.checks:
+        exp = check.expectation
+        for attr in ("column", "column_A", "column_B"):
+            if getattr(exp, attr, None):
+                needed.add(getattr(exp, attr))
+        needed.update(getattr(exp, "column_list", None) or [])
+        condition = getattr(exp, "row_condition", None)
+        if condition:
+            needed.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", str(condition)))
+    return frame[[c for c in frame.columns if c in needed]]
 
 
 def _gx_safe(frame: pd.DataFrame) -> pd.DataFrame:

@@ -91,7 +91,7 @@ def add_location_fit(table: pd.DataFrame, refs: dict[str, LocationReference]) ->
     """Add ``location_crs``, ``crs_matches_location`` and ``location_overlap`` (0..1) columns."""
     out = table.copy()
     crs_col, match, overlap = [], [], []
-    for r in out.itertuples():
+    for r in out[["location", "crs", "minx", "miny", "maxx", "maxy"]].itertuples():
         ref = refs.get(r.location)
         if ref is None or r.crs is None or pd.isna(r.minx):
             crs_col.append(ref.crs if ref else None), match.append(None), overlap.append(None)
@@ -116,10 +116,13 @@ def profile_locations(
     ``last_date``, ``date_span_days``, ``modality_iou`` (JSON of pairwise IoU) and
     ``min_modality_iou`` (None with fewer than two georeferenced modalities).
     """
-    data = accepted[accepted["role"] == "data"]
+    cols = ["location", "modality", "acq_id", "date", "crs", "minx", "miny", "maxx", "maxy"]
+    data = accepted.loc[accepted["role"] == "data", cols]
+    groups = dict(list(data.groupby("location", sort=False)))
+    empty = data.iloc[0:0]
     rows = []
     for loc in catalog.locations:
-        mine = data[data["location"] == loc.id]
+        mine = groups.get(loc.id, empty)
         ref = refs.get(loc.id)
         row: dict[str, object] = {
             "location": loc.id,
