@@ -117,12 +117,12 @@ def profile_locations(
     ``min_modality_iou`` (None with fewer than two georeferenced modalities).
     """
     cols = ["location", "modality", "acq_id", "date", "crs", "minx", "miny", "maxx", "maxy"]
-    data = accepted.loc[accepted["role"] == "data", cols]
-    groups = dict(list(data.groupby("location", sort=False)))
-    empty = data.iloc[0:0]
+    by_loc: dict[str, list[tuple]] = {}
+    for rec in accepted.loc[accepted["role"] == "data", cols].itertuples(index=False):
+        by_loc.setdefault(rec[0], []).append(rec)
     rows = []
     for loc in catalog.locations:
-        mine = groups.get(loc.id, empty)
+        recs = by_loc.get(loc.id, [])
         ref = refs.get(loc.id)
         row: dict[str, object] = {
             "location": loc.id,
@@ -130,20 +130,20 @@ def profile_locations(
             "reference_modality": ref.modality if ref else None,
             "reference_crs": ref.crs if ref else None,
         }
-        present = [m for m in MODALITIES if (mine["modality"] == m).any()]
+        present = [m for m in MODALITIES if any(r[1] == m for r in recs)]
         row["modalities_present"] = ",".join(present)
         for m in MODALITIES:
-            rows_m = mine[mine["modality"] == m]
-            row[f"n_acq_{m}"] = int(rows_m["acq_id"].nunique())
-            row[f"n_dates_{m}"] = int(rows_m["date"].dropna().nunique())
-        dates = sorted(d for d in mine["date"].dropna().unique())
+            row[f"n_acq_{m}"] = len({r[2] for r in recs if r[1] == m})
+            row[f"n_dates_{m}"] = len({r[3] for r in recs if r[1] == m and r[3] is not None})
+        dates = sorted({r[3] for r in recs if r[3] is not None})
         row["first_date"] = dates[0].isoformat() if dates else None
         row["last_date"] = dates[-1].isoformat() if dates else None
         row["date_span_days"] = (dates[-1] - dates[0]).days if dates else None
         footprints: dict[str, Box] = {}
         if ref is not None:
             for m in present:
-                boxes = [box_in(b, c, ref.crs) for c, b in _boxes(mine[(mine["modality"] == m) & mine["crs"].notna()])]
+                boxes = [box_in((r[5], r[6], r[7], r[8]), r[4], ref.crs)
+                         for r in recs if r[1] == m and r[4] is not None]
                 boxes = [b for b in boxes if b is not None]
                 if boxes:
                     footprints[m] = _union(boxes)
