@@ -192,9 +192,13 @@ def block_classes(rng: np.random.Generator, site: Site, n_blocks: int, balanced:
 
 
 def acquisition_days(rng: np.random.Generator, n: int, offset: float) -> np.ndarray:
-    """``n`` distinct days of year spread over the year with jitter, sorted."""
-    base = 12 + offset + (np.arange(n) + 0.5) * 340.0 / n
-    days = np.clip(np.rint(base + rng.uniform(-9, 9, n)), 1, 365).astype(np.int64)
+    """``n`` distinct days of year spread over the year, sorted.
+
+    The schedule of each place moves by up to +-25 days and each date by up to +-15 days (orbits,
+    clouds), so the i-th date of two places is not the same season: models must use the dates.
+    """
+    base = 12 + offset + rng.uniform(-25, 25) + (np.arange(n) + 0.5) * 340.0 / n
+    days = np.clip(np.rint(base + rng.uniform(-15, 15, n)), 1, 365).astype(np.int64)
     return np.unique(days)
 
 
