@@ -54,6 +54,17 @@ def train_linear(x: np.ndarray, y: np.ndarray, n_out: int, *, multilabel: bool =
     Returns:
         ``(weight K x D, bias K)`` as float32 arrays.
     """
+    threads = torch.get_num_threads()
+    if x.size < 4_000_000:  # tiny problems: thread start-up costs more than it saves
+        torch.set_num_threads(1)
+    try:
+        return _fit(x, y, n_out, multilabel, epochs, lr, weight_decay, seed, ignore_index)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(x: np.ndarray, y: np.ndarray, n_out: int, multilabel: bool, epochs: int, lr: float,
+         weight_decay: float, seed: int, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
     g = torch.Generator().manual_seed(seed)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     layer = torch.nn.Linear(x.shape[1], n_out)
