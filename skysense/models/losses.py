@@ -1,0 +1,117 @@
+"""Pre-training objectives: multi-granularity contrastive losses and cross-modal alignment.
+
+Every loss is an InfoNCE between a query (student) and a key (teacher or another modality) set
+whose positives share an index; the others in the batch are negatives. Each function takes
+features already sampled at corresponding places, so each can be tested on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from skysense.models.sinkhorn import sinkhorn_knopp
+
+
+def info_nce(query: Tensor, key: Tensor, temperature: float = 0.1, mask: Tensor | None = None) -> Tensor:
+    """InfoNCE of ``query`` against ``key`` (N x D each; row i of both is a positive pair).
+
+    Features are L2-normalised; ``mask`` (N bool) keeps rows taking part. Zero (with a graph)
+    when fewer than two rows take part.
+    """
+    if mask is not None:
+        query, key = query[mask], key[mask]
+    if query.shape[0] < 2:
+        return query.sum() * 0.0
+    q = F.normalize(query.float(), dim=-1)
+    k = F.normalize(key.float(), dim=-1)
+    logits = q @ k.t() / temperature
+    return F.cross_entropy(logits, torch.arange(q.shape[0], device=q.device))
+
+
+def pixel_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, temperature: float = 0.1) -> Tensor:
+    """Pixel level: a student point against the teacher's feature at the same place and date.
+
+    Args:
+        student: features at corresponding points, ``B x T x K x D`` (T dates, K points).
+        teacher: the other view's teacher features at the same points, same shape.
+        mask: ``B x T x K`` (point in both crops, date usable in both views).
+    """
+    d = student.shape[-1]
+    return info_nce(student.reshape(-1, d), teacher.reshape(-1, d), temperature, mask.reshape(-1))
+
+
+def object_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, n_clusters: int = 4,
+                            temperature: float = 0.1, epsilon: float = 0.05, iters: int = 3) -> Tensor:
+    """Object level: Sinkhorn-Knopp clusters of the teacher's pixel features, whose centres in
+    the student and in the teacher are contrasted (same cluster of the same sample = positive).
+
+    Args:
+        student: features at corresponding points, ``B x K x D``.
+        teacher: teacher features at the same points, ``B x K x D``.
+        mask: ``B`` samples taking part.
+        n_clusters: clusters per sample (at most K).
+    """
+    b, k, d = teacher.shape
+    c = min(n_clusters, k)
+    t_hat = F.normalize(teacher.detach().float(), dim=-1)
+    s_centres, t_centres, keep = [], [], []
+    for i in range(b):
+        seeds = t_hat[i, torch.linspace(0, k - 1, c, device=t_hat.device).long()]  # spread seeds
+        q = sinkhorn_knopp(t_hat[i] @ seeds.t(), epsilon, iters)  # K x C
+        q = q / q.sum(0, keepdim=True).clamp_min(1e-12)
+        s_centres.append(q.t().to(student.dtype) @ student[i])
+        t_centres.append(q.t() @ t_hat[i])
+        keep.append(mask[i].expand(c))
+    return info_nce(torch.cat(s_centres), torch.cat(t_centres), temperature, torch.cat(keep))
+
+
+def image_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, temperature: float = 0.1) -> Tensor:
+    """Image level: pooled student feature against the other view's pooled teacher feature.
+
+    ``student``, ``teacher``: ``B x D``; ``mask``: ``B``.
+    """
+    return info_nce(student, teacher, temperature, mask)
+
+
+def cross_modal_loss(features: Mapping[str, Tensor], masks: Mapping[str, Tensor], temperature: float = 0.1) -> Tensor:
+    """Cross-modal alignment: features of the same place from two modalities are positives.
+
+    Symmetric InfoNCE averaged over every pair of modalities present.
+
+    Args:
+        features: per modality (e.g. ``hr``, ``s2``, ``s1``) features ``B x K x D`` at the same
+            points (or ``B x D`` pooled).
+        masks: per modality ``B`` bool (modality usable for the sample).
+    """
+    names = sorted(features)
+    losses = []
+    for i, a in enumerate(names):
+        for b_name in names[i + 1:]:
+            fa, fb = features[a], features[b_name]
+            both = masks[a] & masks[b_name]
+            if fa.ndim == 3:
+                both = both[:, None].expand(-1, fa.shape[1])
+            fa, fb, both = fa.reshape(-1, fa.shape[-1]), fb.reshape(-1, fb.shape[-1]), both.reshape(-1)
+            if int(both.sum()) < 2:
+                continue
+            losses.append(0.5 * (info_nce(fa, fb, temperature, both) + info_nce(fb, fa, temperature, both)))
+    if not losses:
+        ref = next(iter(features.values()))
+        return ref.sum() * 0.0
+    return torch.stack(losses).mean()
+
+
+LOSS_NAMES = ("pixel", "object", "image", "fused", "cross_modal")
+
+
+def weighted_total(components: Mapping[str, Tensor], weights: Any) -> Tensor:
+    """``sum(w_name * loss_name)`` over :data:`LOSS_NAMES` (weights: ``train.loss_weights``)."""
+    total = None
+    for name in LOSS_NAMES:
+        term = float(getattr(weights, name)) * components[name]
+        total = term if total is None else total + term
+    return total
