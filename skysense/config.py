@@ -225,6 +225,8 @@ class EvalConfig(Section):
     batch_size: int = Field(16, ge=1)
     random_baseline: bool = True
     seed: int = 0
+    folds: int = Field(5, ge=2, description="cross-validation folds, by sample (stratified)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     bigearthnet: Path | None = None
     eurosat: Path | None = None
 
@@ -265,6 +267,8 @@ class PredictConfig(Section):
     overlap: int = Field(16, ge=0)
     batch_size: int = Field(4, ge=1)
     output_dtype: Literal["float32", "float16"] = "float32"
+    block: int = Field(256, ge=16, multiple_of=16, description="output tile/block side, pixels")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,13 +51,13 @@ def register(app: typer.Typer) -> None:
                     fail(f"{path}: no such file")
             if uri.startswith("models:/"):
                 connect(tracking_uri, cfg.registry)
-            embed, _ = pyfunc_embedder(uri)
+            embed, _ = pyfunc_embedder(uri, cfg.predict.device)
             probe = ProbeHead.load(head) if head is not None else None
             with Scene(s2_rasters, s1_rasters, hr, dem) as scene:
                 summary = predict_scene(
                     scene, embed, output, window=cfg.predict.window, overlap=cfg.predict.overlap,
                     batch_size=cfg.predict.batch_size, output_dtype=cfg.predict.output_dtype,
-                    head=probe, progress=not as_json,
+                    head=probe, block=cfg.predict.block, progress=not as_json,
                 )
         except user_errors() as exc:
             fail(str(exc))

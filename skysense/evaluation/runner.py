@@ -41,7 +41,7 @@ def _with_baseline(metrics: dict[str, float], baseline: dict[str, float] | None,
 
 
 def evaluate_export(cfg: SkySenseConfig, export_dir: Path, downstream: Path, out_dir: Path,
-                    device: str = "cpu") -> dict[str, Any]:
+                    device: str | None = None) -> dict[str, Any]:
     """Run every downstream evaluation and write the report to ``out_dir``.
 
     Returns:
@@ -50,6 +50,9 @@ def evaluate_export(cfg: SkySenseConfig, export_dir: Path, downstream: Path, out
     from skysense.data.downstream import load_downstream
     from skysense.training.export import load_exported
 
+    from skysense.inference.batch import resolve_device
+
+    device = resolve_device(device or cfg.eval.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_exported(export_dir, device=device)
     stats = config.get("stats")

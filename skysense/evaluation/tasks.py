@@ -20,7 +20,6 @@ from skysense.evaluation.probes import (
     Standardiser, kfold_indices, knn_predict, linear_scores, train_linear,
 )
 
-N_FOLDS = 5
 IGNORE = 255
 
 
@@ -35,7 +34,7 @@ class TaskResult:
 
 def classification(features: np.ndarray, labels: np.ndarray, n_classes: int,
                    cfg: EvalConfig) -> TaskResult:
-    """Linear probe and k-NN, out-of-fold over ``N_FOLDS`` stratified folds.
+    """Linear probe and k-NN, out-of-fold over ``cfg.folds`` stratified folds.
 
     Returns:
         ``linear_acc``, ``macro_f1`` (of the linear probe), ``knn_acc``; confusion of the linear
@@ -43,7 +42,7 @@ def classification(features: np.ndarray, labels: np.ndarray, n_classes: int,
     """
     lin_pred = np.zeros(len(labels), dtype=np.int64)
     knn_pred = np.zeros(len(labels), dtype=np.int64)
-    for train, test in kfold_indices(labels, N_FOLDS, cfg.seed):
+    for train, test in kfold_indices(labels, cfg.folds, cfg.seed):
         std = Standardiser.fit(features[train])
         xtr, xte = std(features[train]), std(features[test])
         w, b = train_linear(xtr, labels[train], n_classes, epochs=cfg.linear_epochs,
@@ -63,7 +62,7 @@ def multilabel(features: np.ndarray, labels: np.ndarray, cfg: EvalConfig) -> Tas
     """Linear (sigmoid) probe for multi-label scenes; out-of-fold macro mAP."""
     scores = np.zeros(labels.shape, dtype=np.float32)
     key = np.argmax(labels, axis=1)  # stratify on the first label
-    for train, test in kfold_indices(key, N_FOLDS, cfg.seed):
+    for train, test in kfold_indices(key, cfg.folds, cfg.seed):
         std = Standardiser.fit(features[train])
         w, b = train_linear(std(features[train]), labels[train], labels.shape[1], multilabel=True,
                             epochs=cfg.linear_epochs, lr=cfg.linear_lr, seed=cfg.seed)
@@ -88,7 +87,7 @@ def segmentation(pixels: np.ndarray, masks: np.ndarray, n_classes: int,
     pred = np.full(y.shape, IGNORE, dtype=np.int64)
     dominant = np.array([np.bincount(m[m != IGNORE], minlength=n_classes).argmax()
                          if (m != IGNORE).any() else 0 for m in y])
-    for train, test in kfold_indices(dominant, N_FOLDS, cfg.seed):
+    for train, test in kfold_indices(dominant, cfg.folds, cfg.seed):
         xtr = x[train].reshape(-1, d)
         std = Standardiser.fit(xtr)
         w, b = train_linear(std(xtr), y[train].reshape(-1), n_classes, epochs=cfg.seg_epochs,

@@ -16,6 +16,13 @@ import torch
 SENSOR_OF = {"s2": "sentinel2", "s1": "sentinel1", "hr": "hr", "dem": "dem"}
 
 
+def resolve_device(setting: str | None) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values as given."""
+    if setting in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(setting)
+
+
 def band_normalisation(stats: dict[str, Any] | None, modality: str) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, std)`` per band of ``modality`` in physical units.
 

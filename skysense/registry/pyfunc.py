@@ -24,11 +24,11 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        import torch
-
         from skysense.training.export import load_exported
 
-        device = os.environ.get("SKYSENSE_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+        from skysense.inference.batch import resolve_device
+
+        device = resolve_device(os.environ.get("SKYSENSE_DEVICE"))
         self.device = device
         self.model, self.config = load_exported(context.artifacts["export"], device=device)
         self.model.eval()
@@ -40,7 +40,10 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
 
         from skysense.inference.batch import arrays_to_batch
 
-        device = (params or {}).get("device") or self.device
+        from skysense.inference.batch import resolve_device
+
+        wanted = (params or {}).get("device")
+        device = resolve_device(wanted) if wanted not in (None, "") else self.device
         if str(device) != str(self.device):
             self.model.to(device)
             self.device = device

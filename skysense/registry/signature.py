@@ -13,7 +13,8 @@ Inputs (physical units, as the readers give them; batch ``B``, dates ``T``, 10 m
 | ``lat``, ``lon`` | ``B`` | float64 | centre of each chip, degrees WGS84 (geo-context region) |
 
 A modality the caller does not have is sent with zero dates (``T = 0``) or a zero-size grid.
-Output: ``B x D x H x W`` float32 per-pixel embeddings.
+Output: ``B x D x H x W`` float32 per-pixel embeddings. Parameter ``device``: ``auto`` (CUDA when
+available), ``cpu`` or ``cuda``.
 """
 
 from __future__ import annotations
@@ -43,14 +44,15 @@ def embedding_signature(inputs: list[str], embed_dim: int) -> Any:
         embed_dim: embedding channels ``D``.
     """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import Schema, TensorSpec
+    from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
     specs = []
     for name in inputs:
         shape, dtype = MODALITY_SPECS[name]
         specs.append(TensorSpec(np.dtype(dtype), shape, name))
     out = Schema([TensorSpec(np.dtype("float32"), (-1, embed_dim, -1, -1), "embedding")])
-    return ModelSignature(inputs=Schema(specs), outputs=out)
+    params = ParamSchema([ParamSpec("device", "string", "auto")])
+    return ModelSignature(inputs=Schema(specs), outputs=out, params=params)
 
 
 def empty_modality(name: str, batch: int, channels: int | None = None) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import rasterio
-from conftest import NODATA_CORNER, write_random_export
+from scene_fixtures import NODATA_CORNER, write_random_export
 from typer.testing import CliRunner
 
 from skysense.cli import app

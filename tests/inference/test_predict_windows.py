@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from conftest import NODATA_CORNER
+from scene_fixtures import NODATA_CORNER
 
 from skysense.inference.predict import ProbeHead, predict_scene
 from skysense.inference.scene import DatedRaster, PredictInputError, Scene, parse_dated

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import register_projection
+from registry_fixtures import register_projection
 
 from skysense.registry.promotion import alias_version, read_history
 from skysense.registry.tracking import connect

@@ -7,7 +7,7 @@ import json
 import mlflow
 import numpy as np
 import pytest
-from conftest import register_projection
+from registry_fixtures import register_projection
 from projection_model import example_input
 
 from skysense.config import MetricRule, PromotionPolicy
