@@ -325,6 +325,25 @@ class AcquisitionReader:
         for p in pos:
             self.present[p] = True
 
+    @staticmethod
+    def _read_layer(layer: _Layer, window: Window | None) -> tuple[np.ndarray, np.ndarray]:
+        """Data and per-band validity of a layer in one warp pass.
+
+        With a nodata value the warped nodata marks invalid pixels (GDAL's nodata mask); with an
+        alpha band (the file's or the warper's) it is read in the same call as the data.
+        """
+        vrt = layer.vrt
+        nodata = vrt.nodata
+        alpha = alpha_band(vrt)  # type: ignore[arg-type]
+        if nodata is not None and not vrt.dtypes[0].startswith("complex"):
+            raw = vrt.read(layer.indexes, window=window)
+            valid = ~np.isnan(raw) if np.isnan(nodata) else raw != raw.dtype.type(nodata)
+            return raw, valid
+        if alpha is not None:
+            both = vrt.read(layer.indexes + [alpha], window=window)
+            return both[:-1], np.broadcast_to(both[-1:] > 0, both[:-1].shape)
+        return vrt.read(layer.indexes, window=window), vrt.read_masks(layer.indexes, window=window)
+
     def read(self, window: Window | None = None) -> ModalityRead:
         """Read a window of the target grid (default: all of it).
 
@@ -342,8 +361,7 @@ class AcquisitionReader:
         valid = np.ones((h, w), dtype=bool)
         for layer in self.layers:
             try:
-                raw = layer.vrt.read(layer.indexes, window=window)
-                masks = layer.vrt.read_masks(layer.indexes, window=window)
+                raw, masks = self._read_layer(layer, window)
             except RasterioError as exc:
                 raise RasterReadError(
                     f"{layer.path}: reading failed, the file is truncated or corrupt ({exc}); "
