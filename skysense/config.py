@@ -201,6 +201,9 @@ class TrainConfig(Section):
     activation_checkpointing: bool | None = None
     offload_optimizer: bool = False
     torch_adam: bool = True
+    zero3_persistence_threshold: int = Field(
+        100_000, ge=0, description="ZeRO-3: parameters with fewer elements stay whole on every rank"
+    )
     ema_momentum: tuple[float, float] = (0.99, 1.0)
     checkpoint_every: int = Field(20, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
