@@ -2,10 +2,12 @@
 
 Writes N small GeoTIFFs (default 1,000: 64x64 Sentinel-2 10-band uint16 and Sentinel-1 2-band
 float32 files over N/12 locations, a few of them bad) and a catalog in a temp folder, runs
-``validate_catalog`` on them and prints a JSON line of figures: profiling seconds, GX seconds
-(context set-up, checkpoint runs including Data Docs updates), rasters per second, and GX time as
-a share of profiling time. Targets: GX adds at most a third to profiling time; 1,000 rasters in
-under a minute on 2 cores.
+``validate_catalog`` on them and prints a JSON line of figures: profiling seconds (raster reads,
+location fit, derived columns, location profiles), GX seconds (everything GX does in the run:
+context set-up, suite construction, checkpoint runs, the Data Docs build; the one-off
+``import great_expectations`` is timed on its own), rasters per second, and GX time / profiling
+time. Targets: GX adds at most a third to profiling time (ratio <= 0.33); 1,000 rasters in under a
+minute on 2 cores (import included).
 
 Usage: ``python bench/validate_throughput.py [--rasters 1000] [--px 64] [--workers 2]``
 """
@@ -85,25 +87,27 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         report = validate_catalog(catalog, root / "out", cfg)
         total = time.perf_counter() - t0
     t = report.summary["timings_s"]
-    profiling = t["profile_rasters"] + t["profile_locations"]
-    gx_runs = t["gx_rasters"] + t["gx_locations"]
-    gx_total = gx_runs + t["gx_context"]
+    profiling, gx = t["profiling_s"], t["gx_s"]
     figures = {
         "rasters": len(report.rasters),
+        "locations": report.summary["locations"]["total"],
         "px": args.px,
         "workers": args.workers,
         "write_corpus_s": round(write_s, 2),
-        "gx_import_s": round(gx_import, 2),
         "validate_total_s": round(total, 2),
-        "profile_s": round(profiling, 2),
+        "profiling_s": round(profiling, 2),
+        "gx_s": round(gx, 2),
         "gx_context_s": round(t["gx_context"], 2),
-        "gx_checkpoint_runs_s": round(gx_runs, 2),
+        "gx_rasters_s": round(t["gx_rasters"], 2),
+        "gx_locations_s": round(t["gx_locations"], 2),
+        "gx_docs_s": round(t["gx_docs"], 2),
+        "gx_over_profiling": round(gx / profiling, 3),
+        "gx_import_s": round(gx_import, 2),
+        "gx_incl_import_over_profiling": round((gx + gx_import) / profiling, 3),
         "rasters_per_s": round(len(report.rasters) / total, 1),
-        "profile_rasters_per_s": round(len(report.rasters) / profiling, 1),
-        "gx_share_of_profile_runs_only": round(gx_runs / profiling, 3),
-        "gx_share_of_profile_incl_context": round(gx_total / profiling, 3),
         "quarantined": report.summary["rasters"]["quarantined"],
-        "under_a_minute": total + gx_import < 60.0,
+        "target_gx_over_profiling_le_0.33": gx / profiling <= 0.33,
+        "under_a_minute_incl_import": total + gx_import < 60.0,
     }
     print(json.dumps(figures))
     return figures

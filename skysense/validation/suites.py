@@ -3,9 +3,12 @@
 Each expectation is a :class:`Check`: a named rule (``gsd``, ``cloud_fraction``...) with its
 severity (``critical`` quarantines the failing items, ``warning`` only reports; defaults in
 :data:`DEFAULT_SEVERITY`, overridden by ``validation.severity``) and the profile columns whose
-values explain a failure. A few derived columns (expected GSD and the GSD ratio, the physical
-range that applies, acquisition keys) are computed in pandas by :func:`prepare_rasters`; every
-pass/fail decision is made by great-expectations on the prepared tables.
+values explain a failure. Every rule is one expectation over the whole table, never a per-modality
+``row_condition`` (each of those costs GX a pandas query and a copy of the frame): the facts and
+thresholds a rule needs per row (expected GSD and the GSD ratio, the physical range that applies,
+``modality:value`` keys for per-modality allowed sets, values masked to the rows a rule covers)
+are computed in pandas by :func:`prepare_rasters` and :func:`prepare_locations`; every pass/fail
+decision is made by great-expectations on the prepared tables.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from skysense.config import ValidationConfig
+from skysense.data.catalog import MODALITIES
 from skysense.errors import ValidationFailed
 
 DEFAULT_SEVERITY: dict[str, str] = {
@@ -116,51 +120,90 @@ class _Builder:
         self.suite = Suite(table)
         self.sev = severities(cfg)
 
-    def add(self, name: str, cls: str, observed: list[str], reason: str,
-            where: str | None = None, **kwargs: Any) -> None:
-        if where is not None:
-            kwargs.update(row_condition=where, condition_parser="pandas")
+    def add(self, name: str, cls: str, observed: list[str], reason: str, **kwargs: Any) -> None:
         sev = self.sev[name]
         exp = getattr(self.E, cls)(
             meta={"check": name, "severity": sev, "key": len(self.suite.checks)},
-            description=f"[{name}, {sev}] {reason}" + (f" (where {where})" if where else ""),
+            description=f"[{name}, {sev}] {reason}",
             **kwargs,
         )
         self.suite.checks.append(Check(name, sev, exp, observed, reason))
 
 
-def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
-    """Add the derived columns the raster suite reads.
+def _key(modality: Any, value: Any) -> str | None:
+    """``modality:value`` (a per-modality allowed-set key), None when the value is missing."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{modality}:{value}"
 
-    ``expected_gsd_m`` (per-band native GSD or the modality's), ``gsd_ratio`` (observed /
-    expected), ``value_range`` (the key of ``validation.ranges`` for data rows), ``band_key`` and
-    ``date_key`` (acquisition identity for the duplicate check), ``needs_date``.
+
+def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
+    """Add the derived columns the raster suite reads (one expectation per rule, no row conditions).
+
+    - ``expected_gsd_m`` (per-band native GSD or the modality's, metres) and ``gsd_ratio``
+      (observed / expected);
+    - ``band_count_key``: ``<modality> file:<bands>`` for multi-band data files, ``band file:<bands>``
+      for per-band files (masks excluded), None where no band rule applies;
+    - ``dtype_key`` (``<modality>:<dtype>`` of data files whose modality has allowed dtypes),
+      ``nodata_expected`` (the modality's nodata value on data rows);
+    - ``data_valid_fraction`` and ``data_cloud_fraction``: the fractions on data rows only;
+    - ``value_range`` (the key of ``validation.ranges``), ``range_min`` and ``range_max`` (its bounds,
+      physical units) on data rows;
+    - ``date_presence``: ``<modality>:dated`` or ``<modality>:undated`` (labels: ``labels:...``);
+    - ``band_key`` and ``date_key`` (acquisition identity for the duplicate check).
     """
     out = table.copy()
-    expected = []
-    for r in out.itertuples():
+    for col in ("phys_min", "phys_max", "valid_fraction", "nan_fraction", "location_overlap",
+                "cloud_fraction", "gsd_m", "band_count", "nodata"):
+        out[col] = pd.to_numeric(out[col], errors="coerce")
+    is_data = out["role"].eq("data")
+    expected, band_keys, dtype_keys, nodata, range_keys, lo, hi = [], [], [], [], [], [], []
+    for r in out[["modality", "role", "layout", "band_name", "band_count", "dtype"]].itertuples(index=False):
         rule = cfg.sensors.get(r.modality)
         gsd = cfg.gsd_m.get(r.modality)
         if rule is not None and r.band_name is not None and r.band_name in rule.band_gsd_m:
             gsd = rule.band_gsd_m[r.band_name]
         expected.append(gsd if r.role in ("data", "scl") else None)
+        if r.layout == "bands" and r.role != "mask":
+            band_keys.append(_key("band file", r.band_count))
+        elif r.role == "data" and r.layout == "file" and rule is not None:
+            band_keys.append(_key(f"{r.modality} file", r.band_count))
+        else:
+            band_keys.append(None)
+        data_rule = rule if r.role == "data" else None
+        dtype_keys.append(_key(r.modality, r.dtype) if data_rule and data_rule.dtypes else None)
+        nodata.append(data_rule.nodata if data_rule else None)
+        key = data_rule.value_range if data_rule else None
+        bounds = cfg.ranges.get(key, (None, None)) if key else (None, None)
+        range_keys.append(key), lo.append(bounds[0]), hi.append(bounds[1])
     out["expected_gsd_m"] = pd.to_numeric(pd.Series(expected, index=out.index), errors="coerce")
-    out["gsd_ratio"] = pd.to_numeric(out["gsd_m"], errors="coerce") / out["expected_gsd_m"]
-    ranges = {m: rule.value_range for m, rule in cfg.sensors.items()}
-    out["value_range"] = [
-        ranges.get(m) if role == "data" else None for m, role in zip(out["modality"], out["role"])
-    ]
+    out["gsd_ratio"] = out["gsd_m"] / out["expected_gsd_m"]
+    out["band_count_key"] = band_keys
+    out["dtype_key"] = dtype_keys
+    out["nodata_expected"] = pd.to_numeric(pd.Series(nodata, index=out.index), errors="coerce")
+    out["data_valid_fraction"] = out["valid_fraction"].where(is_data)
+    out["data_cloud_fraction"] = out["cloud_fraction"].where(is_data)
+    out["value_range"] = range_keys
+    out["range_min"] = pd.to_numeric(pd.Series(lo, index=out.index), errors="coerce")
+    out["range_max"] = pd.to_numeric(pd.Series(hi, index=out.index), errors="coerce")
+    has_date = out["date"].notna().map({True: ":dated", False: ":undated"})
+    out["date_presence"] = out["modality"].astype(str) + has_date
     out["band_key"] = out["band_name"].fillna("")
     out["date_key"] = [d.isoformat() if isinstance(d, dt.date) else (raw or "") for d, raw in
                        zip(out["date"], out["date_raw"])]
-    out["needs_date"] = out["modality"].isin(cfg.dated_modalities) & out["role"].ne("labels")
-    for col in ("phys_min", "phys_max", "valid_fraction", "nan_fraction", "location_overlap"):
-        out[col] = pd.to_numeric(out[col], errors="coerce")
     return out
 
 
 def raster_suite(cfg: ValidationConfig, today: dt.date) -> Suite:
-    """Expectations on the raster profile table (one row per file)."""
+    """Expectations on the raster profile table (one row per file), one per rule."""
+    for mod, rule in cfg.sensors.items():
+        if rule.value_range is not None and rule.value_range not in cfg.ranges:
+            raise ValidationFailed(
+                f"validation.sensors.{mod}.value_range is {rule.value_range!r}, not a key of "
+                f"validation.ranges ({', '.join(cfg.ranges)}); fix one of the two"
+            )
     b = _Builder("rasters", cfg)
     b.add("readable", "ExpectColumnValuesToBeNull", ["read_error"],
           "the file opens and reads as a raster", column="read_error")
@@ -180,55 +223,57 @@ def raster_suite(cfg: ValidationConfig, today: dt.date) -> Suite:
     b.add("gsd", "ExpectColumnValuesToBeBetween", ["gsd_m", "expected_gsd_m"],
           f"GSD within {cfg.gsd_tolerance:.0%} of the modality's (ratio {lo:g}..{hi:g})",
           column="gsd_ratio", min_value=lo, max_value=hi)
-    for mod, rule in cfg.sensors.items():
-        b.add("band_count", "ExpectColumnValuesToBeInSet", ["band_count"],
-              f"a {mod} multi-band file has {rule.band_counts} bands",
-              where=f'role == "data" and layout == "file" and modality == "{mod}"',
-              column="band_count", value_set=list(rule.band_counts))
-        if rule.dtypes:
-            b.add("dtype", "ExpectColumnValuesToBeInSet", ["dtype"],
-                  f"{mod} is stored as {rule.dtypes}",
-                  where=f'role == "data" and modality == "{mod}"',
-                  column="dtype", value_set=list(rule.dtypes))
-        if rule.nodata is not None:
-            b.add("nodata_value", "ExpectColumnValuesToBeInSet", ["nodata"],
-                  f"a declared {mod} nodata value is {rule.nodata:g}",
-                  where=f'role == "data" and modality == "{mod}"',
-                  column="nodata", value_set=[rule.nodata])
-    b.add("band_count", "ExpectColumnValuesToBeInSet", ["band_count"],
-          "a per-band file holds one band", where='layout == "bands" and role != "mask"',
-          column="band_count", value_set=[1])
+    counts = [f"{m} file:{n}" for m, rule in cfg.sensors.items() for n in rule.band_counts]
+    b.add("band_count", "ExpectColumnValuesToBeInSet", ["band_count", "band_count_key"],
+          "a multi-band file has its modality's band count ("
+          + ", ".join(f"{m}: {rule.band_counts}" for m, rule in cfg.sensors.items())
+          + "), a per-band file one band",
+          column="band_count_key", value_set=counts + ["band file:1"])
+    dtypes = {m: rule.dtypes for m, rule in cfg.sensors.items() if rule.dtypes}
+    if dtypes:
+        b.add("dtype", "ExpectColumnValuesToBeInSet", ["dtype"],
+              "data is stored as its modality's dtype ("
+              + ", ".join(f"{m}: {d}" for m, d in dtypes.items()) + ")",
+              column="dtype_key", value_set=[f"{m}:{d}" for m, ds in dtypes.items() for d in ds])
+    nodata = {m: rule.nodata for m, rule in cfg.sensors.items() if rule.nodata is not None}
+    if nodata:
+        b.add("nodata_value", "ExpectColumnPairValuesToBeEqual", ["nodata", "nodata_expected"],
+              "a declared nodata value is the modality's ("
+              + ", ".join(f"{m}: {v:g}" for m, v in nodata.items()) + ")",
+              column_A="nodata", column_B="nodata_expected", ignore_row_if="either_value_is_missing")
     b.add("declared_bands", "ExpectColumnPairValuesToBeEqual", ["band_count", "declared_bands"],
           "a multi-band file has as many bands as its band_names",
           column_A="band_count", column_B="declared_bands", ignore_row_if="either_value_is_missing")
     b.add("valid_fraction", "ExpectColumnValuesToBeBetween", ["valid_fraction", "nodata"],
           f"at least {cfg.min_valid_fraction:.0%} of the pixels are valid (not nodata/NaN)",
-          where='role == "data"', column="valid_fraction", min_value=cfg.min_valid_fraction)
+          column="data_valid_fraction", min_value=cfg.min_valid_fraction)
     b.add("cloud_fraction", "ExpectColumnValuesToBeBetween", ["cloud_fraction", "cloud_source"],
           f"at most {cfg.max_cloud_fraction:.0%} cloud (cloud mask or SCL)",
-          where='role == "data"', column="cloud_fraction", max_value=cfg.max_cloud_fraction)
+          column="data_cloud_fraction", max_value=cfg.max_cloud_fraction)
     b.add("finite_values", "ExpectColumnValuesToBeBetween", ["nan_fraction"],
           f"at most {cfg.max_nan_fraction:.0%} NaN pixels that are not declared nodata",
           column="nan_fraction", max_value=cfg.max_nan_fraction)
-    for key, (vlo, vhi) in cfg.ranges.items():
-        for col in ("phys_min", "phys_max"):
-            b.add("value_range", "ExpectColumnValuesToBeBetween", ["phys_min", "phys_max", "band_min", "band_max"],
-                  f"{key} values within [{vlo:g}, {vhi:g}] (physical units)",
-                  where=f'value_range == "{key}"', column=col, min_value=vlo, max_value=vhi)
+    ranges = ", ".join(f"{k} [{a:g}, {z:g}]" for k, (a, z) in cfg.ranges.items())
+    observed = ["phys_min", "phys_max", "range_min", "range_max", "band_min", "band_max"]
+    b.add("value_range", "ExpectColumnPairValuesAToBeGreaterThanB", observed,
+          f"the smallest value is inside the modality's physical range ({ranges})",
+          column_A="phys_min", column_B="range_min", or_equal=True,
+          ignore_row_if="either_value_is_missing")
+    b.add("value_range", "ExpectColumnPairValuesAToBeGreaterThanB", observed,
+          f"the largest value is inside the modality's physical range ({ranges})",
+          column_A="range_max", column_B="phys_max", or_equal=True,
+          ignore_row_if="either_value_is_missing")
     b.add("date_parses", "ExpectColumnValuesToBeNull", ["date_raw", "date_error"],
           "the acquisition date is an ISO date", column="date_error")
-    b.add("date_present", "ExpectColumnValuesToNotBeNull", ["date", "date_raw"],
+    kinds = [*MODALITIES, "labels"]
+    b.add("date_present", "ExpectColumnValuesToBeInSet", ["date", "date_raw", "date_presence"],
           f"acquisitions of {cfg.dated_modalities} have a date",
-          where="needs_date == True", column="date")
+          column="date_presence",
+          value_set=[f"{m}:dated" for m in kinds]
+          + [f"{m}:undated" for m in kinds if m not in cfg.dated_modalities])
     b.add("date_not_future", "ExpectColumnValuesToBeBetween", ["date"],
           f"the date is not after today ({today.isoformat()})", column="date", max_value=today)
     w0, w1 = (dt.date.fromisoformat(d) for d in cfg.date_window)
-    for mod, rule in cfg.sensors.items():
-        if rule.value_range is not None and rule.value_range not in cfg.ranges:
-            raise ValidationFailed(
-                f"validation.sensors.{mod}.value_range is {rule.value_range!r}, not a key of "
-                f"validation.ranges ({', '.join(cfg.ranges)}); fix one of the two"
-            )
     b.add("date_in_window", "ExpectColumnValuesToBeBetween", ["date"],
           f"the date is inside the window {w0.isoformat()}..{w1.isoformat()}",
           column="date", min_value=w0, max_value=w1)
@@ -236,6 +281,15 @@ def raster_suite(cfg: ValidationConfig, today: dt.date) -> Suite:
           "no two files of a location hold the same modality, date and band (the first is kept)",
           column_list=["location", "modality", "role", "band_key", "date_key"])
     return b.suite
+
+
+def prepare_locations(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
+    """Add ``present_n_dates_<m>``: distinct dates of an optional modality where it is present."""
+    out = table.copy()
+    for m in cfg.min_dates:
+        if m not in cfg.required_modalities:
+            out[f"present_n_dates_{m}"] = out[f"n_dates_{m}"].where(out[f"n_acq_{m}"] > 0)
+    return out
 
 
 def location_suite(cfg: ValidationConfig) -> Suite:
@@ -248,10 +302,10 @@ def location_suite(cfg: ValidationConfig) -> Suite:
               f"the location has at least one accepted {m} acquisition",
               column=f"n_acq_{m}", min_value=1)
     for m, k in cfg.min_dates.items():
-        where = None if m in cfg.required_modalities else f"n_acq_{m} > 0"
+        required = m in cfg.required_modalities
         b.add("enough_dates", "ExpectColumnValuesToBeBetween", [f"n_dates_{m}"],
-              f"at least {k} distinct accepted {m} dates", where=where,
-              column=f"n_dates_{m}", min_value=k)
+              f"at least {k} distinct accepted {m} dates" + ("" if required else f" where {m} is present"),
+              column=f"n_dates_{m}" if required else f"present_n_dates_{m}", min_value=k)
     b.add("modalities_overlap", "ExpectColumnValuesToBeBetween", ["min_modality_iou", "modality_iou"],
           f"every pair of modalities overlaps with IoU >= {cfg.min_overlap_iou:g}",
           column="min_modality_iou", min_value=cfg.min_overlap_iou)
