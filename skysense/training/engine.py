@@ -117,7 +117,12 @@ def deepspeed_config(train: TrainConfig, runtime: Runtime, world_size: int) -> d
     if train.zero_stage in (1, 2):
         zero["allgather_bucket_size"] = 5e7
     if train.zero_stage == 3:
-        zero.update({"stage3_prefetch_bucket_size": 5e7, "stage3_param_persistence_threshold": 0})
+        zero.update(
+            {
+                "stage3_prefetch_bucket_size": 5e7,
+                "stage3_param_persistence_threshold": train.zero3_persistence_threshold,
+            }
+        )
     torch_adam = train.torch_adam
     if train.offload_optimizer:
         if train.zero_stage == 0:

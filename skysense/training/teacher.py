@@ -18,27 +18,35 @@ import torch
 from skysense.errors import TrainingError
 
 
-def teacher_pairs(pretrainer: torch.nn.Module) -> Iterator[tuple[torch.nn.Parameter, torch.nn.Parameter]]:
-    """``(student_param, teacher_param)`` pairs the EMA updates, matched by name.
+def ema_modules(pretrainer: torch.nn.Module) -> list[tuple[torch.nn.Module, torch.nn.Module]]:
+    """``(student_side, teacher_side)`` module pairs whose same-named tensors the EMA links.
 
-    Uses ``pretrainer.ema_pairs()`` when the pre-trainer defines it; otherwise pairs the
-    parameters of ``pretrainer.student`` and ``pretrainer.teacher`` that have the same name.
+    SkySense pre-trainer: ``teacher.encoder`` follows ``student`` and ``teacher.heads`` follows
+    ``heads``; a plain ``student``/``teacher`` pair is used otherwise.
     """
-    custom = getattr(pretrainer, "ema_pairs", None)
-    if callable(custom):
-        yield from custom()
-        return
     student = getattr(pretrainer, "student", None)
     teacher = getattr(pretrainer, "teacher", None)
-    if not isinstance(student, torch.nn.Module) or not isinstance(teacher, torch.nn.Module):
-        raise TrainingError(
-            f"{type(pretrainer).__name__} has no 'student'/'teacher' modules nor ema_pairs(): the "
-            "EMA teacher cannot be updated under ZeRO stage 3"
-        )
-    student_params = dict(student.named_parameters())
-    for name, t_param in teacher.named_parameters():
-        s_param = student_params.get(name)
-        if s_param is not None:
+    if isinstance(teacher, torch.nn.ModuleDict) and "encoder" in teacher:
+        pairs = [(student, teacher["encoder"])]
+        if "heads" in teacher and isinstance(getattr(pretrainer, "heads", None), torch.nn.Module):
+            pairs.append((pretrainer.heads, teacher["heads"]))
+        return pairs
+    if isinstance(student, torch.nn.Module) and isinstance(teacher, torch.nn.Module):
+        return [(student, teacher)]
+    raise TrainingError(
+        f"{type(pretrainer).__name__} has no registered 'student'/'teacher' modules: the EMA "
+        "teacher cannot be updated under ZeRO stage 3"
+    )
+
+
+def teacher_pairs(pretrainer: torch.nn.Module) -> Iterator[tuple[torch.nn.Parameter, torch.nn.Parameter]]:
+    """``(student_param, teacher_param)`` pairs the EMA updates, matched by name."""
+    for s_mod, t_mod in ema_modules(pretrainer):
+        student_params = dict(s_mod.named_parameters())
+        for name, t_param in t_mod.named_parameters():
+            s_param = student_params.get(name)
+            if s_param is None:
+                raise TrainingError(f"teacher parameter {name!r} has no student counterpart")
             yield s_param, t_param
 
 
@@ -65,3 +73,13 @@ def update_teacher(pretrainer: torch.nn.Module, momentum: float, zero_stage: int
                 "the teacher must mirror the student"
             )
         t_part.mul_(momentum).add_(s_part.to(t_part.dtype), alpha=1.0 - momentum)
+        shares = t_param.data.untyped_storage().data_ptr() == t_part.untyped_storage().data_ptr()
+        if t_param.data.numel() == t_param.ds_numel > 0 and not shares:  # kept whole (persistent)
+            if s_param.data.numel() != s_param.ds_numel:
+                raise TrainingError("student and teacher differ in ZeRO-3 persistence; rebuild the engine")
+            t_param.data.mul_(momentum).add_(s_param.data.to(t_param.dtype), alpha=1.0 - momentum)
+    for s_mod, t_mod in ema_modules(pretrainer):  # buffers (e.g. prototypes) are not partitioned
+        student_buffers = dict(s_mod.named_buffers())
+        for name, t_buf in t_mod.named_buffers():
+            if name in student_buffers:
+                t_buf.copy_(student_buffers[name])

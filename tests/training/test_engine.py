@@ -149,3 +149,21 @@ def test_nan_loss_stops_with_training_error_and_keeps_last_good_checkpoint(tmp_p
     assert not list(tmp_path.glob(".tmp-*"))
     state = consolidated_state_dict(tmp_path / "step-00000003")
     assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def test_ema_teacher_agrees_across_stage2_and_stage3_with_and_without_persistence(tmp_path: Path) -> None:
+    runs = {
+        "s2": _run(_cfg(2, steps=4), tmp_path / "s2"),
+        "s3": _run(_cfg(3, steps=4), tmp_path / "s3"),  # small params persist whole
+        "s3-split": _run(_cfg(3, steps=4, zero3_persistence_threshold=0), tmp_path / "s3-split"),
+    }
+    for name in ("s3", "s3-split"):
+        torch.testing.assert_close(runs[name].losses, runs["s2"].losses, atol=1e-5, rtol=1e-5)
+    states = {k: consolidated_state_dict(r.checkpoint) for k, r in runs.items()}
+    teacher = [k for k in states["s2"] if k.startswith("teacher.")]
+    assert teacher
+    for key in teacher:
+        for name in ("s3", "s3-split"):
+            torch.testing.assert_close(states[name][key], states["s2"][key], atol=1e-6, rtol=1e-5, msg=key)
+    student_key = "student." + teacher[0][len("teacher."):]
+    assert not torch.equal(states["s2"][teacher[0]], states["s2"][student_key])  # it lags the student
