@@ -46,6 +46,27 @@ class CatalogError(ValueError):
     """The catalog file is missing, not YAML, or does not follow the catalog schema."""
 
 
+class _DatesAsText(yaml.SafeLoader):
+    """YAML loader that keeps timestamps as text: an impossible unquoted date (``2023-13-45``)
+    then fails schema validation with the location named, instead of crashing the YAML parser."""
+
+
+_DatesAsText.add_constructor(
+    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
+)
+
+
+def _where(raw: dict, loc: tuple) -> str:
+    """A pydantic error location with the location's id instead of its index."""
+    parts = [str(x) for x in loc]
+    if len(loc) >= 2 and loc[0] == "locations" and isinstance(loc[1], int):
+        try:
+            parts[:2] = [f"location {raw['locations'][loc[1]].get('id')!r}"]
+        except (IndexError, AttributeError, TypeError):
+            pass
+    return ".".join(parts)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -130,7 +151,7 @@ def load_catalog(path: str | Path) -> Catalog:
     if not p.exists():
         raise CatalogError(f"{p}: catalog not found; run `skysense data sample --out DIR` or pass --catalog")
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = yaml.load(p.read_text(), Loader=_DatesAsText)  # noqa: S506 - a SafeLoader subclass
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{p}: not a valid YAML catalog ({exc})") from None
     if not isinstance(raw, dict) or "locations" not in raw:
@@ -139,7 +160,9 @@ def load_catalog(path: str | Path) -> Catalog:
         cat = Catalog.model_validate({**raw, "root": str(p.parent.resolve())})
     except ValidationError as exc:
         errs = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+            f"{_where(raw, e['loc'])}: {e['msg']}"
+            + (f" (got {e['input']!r})" if e["loc"] and e["loc"][-1] == "date" else "")
+            for e in exc.errors()
         )
         raise CatalogError(f"{p}: invalid catalog: {errs}") from None
     return cat

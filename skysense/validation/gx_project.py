@@ -121,10 +121,9 @@ class GxProject:
             meta={"notes": f"SkySense {suite.table} checks; severities in meta.severity"},
         )
         gx_suite = self.context.suites.add_or_update(gx_suite)
-        vdef = self.context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(
-                name=f"skysense-{suite.table}", data=self._batch_definition(suite.table), suite=gx_suite
-            )
+        # stored by checkpoints.add_or_update below (adding it here too doubles the store work)
+        vdef = gx.ValidationDefinition(
+            name=f"skysense-{suite.table}", data=self._batch_definition(suite.table), suite=gx_suite
         )
         checkpoint = self.context.checkpoints.add_or_update(
             gx.Checkpoint(
