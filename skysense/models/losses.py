@@ -58,15 +58,13 @@ def object_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, n_cl
     b, k, d = teacher.shape
     c = min(n_clusters, k)
     t_hat = F.normalize(teacher.detach().float(), dim=-1)
-    s_centres, t_centres, keep = [], [], []
-    for i in range(b):
-        seeds = t_hat[i, torch.linspace(0, k - 1, c, device=t_hat.device).long()]  # spread seeds
-        q = sinkhorn_knopp(t_hat[i] @ seeds.t(), epsilon, iters)  # K x C
-        q = q / q.sum(0, keepdim=True).clamp_min(1e-12)
-        s_centres.append(q.t().to(student.dtype) @ student[i])
-        t_centres.append(q.t() @ t_hat[i])
-        keep.append(mask[i].expand(c))
-    return info_nce(torch.cat(s_centres), torch.cat(t_centres), temperature, torch.cat(keep))
+    seeds = t_hat[:, torch.linspace(0, k - 1, c, device=t_hat.device).long()]  # B x C, spread
+    q = sinkhorn_knopp(t_hat @ seeds.transpose(1, 2), epsilon, iters)  # B x K x C
+    q = q / q.sum(1, keepdim=True).clamp_min(1e-12)
+    s_centres = q.transpose(1, 2).to(student.dtype) @ student  # B x C x D
+    t_centres = q.transpose(1, 2) @ t_hat
+    keep = mask[:, None].expand(b, c)
+    return info_nce(s_centres.reshape(b * c, -1), t_centres.reshape(b * c, -1), temperature, keep.reshape(-1))
 
 
 def image_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, temperature: float = 0.1) -> Tensor:

@@ -68,6 +68,30 @@ class _Views:
         self.masks["fused"] = present.any(1, keepdim=True)
         self.pooled["fused"] = out["fused"]
 
+    def split(self, b: int) -> tuple["_Views", "_Views"]:
+        """The first ``b`` samples and the rest (the two views encoded as one batch)."""
+        halves = (_Views.__new__(_Views), _Views.__new__(_Views))
+        for i, half in enumerate(halves):
+            sl = slice(0, b) if i == 0 else slice(b, None)
+            half.maps = {k: v[sl] for k, v in self.maps.items()}
+            half.masks = {k: v[sl] for k, v in self.masks.items()}
+            half.pooled = {k: v[sl] for k, v in self.pooled.items()}
+        return halves
+
+
+def stack_views(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two views of a batch as one batch of twice the size (tensors with a batch dimension)."""
+    n = next(a[k] for k in ("s2", "s1", "dem", "hr") if k in a).shape[0]
+    out: dict[str, Any] = {}
+    for key, value in a.items():
+        if isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == n:
+            out[key] = torch.cat([value, b[key]])
+        elif isinstance(value, list) and len(value) == n:
+            out[key] = value + list(b[key])
+        else:
+            out[key] = value
+    return out
+
 
 class SkySensePretrainer(nn.Module):
     """Student encoder, EMA teacher and projection heads; ``forward(batch)`` -> loss dict.
@@ -189,12 +213,12 @@ class SkySensePretrainer(nn.Module):
         """
         view_a, geo_a = self.augmenter(batch)
         view_b, geo_b = self.augmenter(batch)
-        student_a = _Views(self.student(view_a, update_prototypes=self.training))
-        student_b = _Views(self.student(view_b))
+        b = geo_a.half.shape[0]
+        both = stack_views(view_a, view_b)
+        student_a, student_b = _Views(self.student(both, update_prototypes=self.training)).split(b)
         teacher = self.teacher_module
         with torch.no_grad():
-            teacher_a = _Views(teacher["encoder"](view_a))
-            teacher_b = _Views(teacher["encoder"](view_b))
+            teacher_a, teacher_b = _Views(teacher["encoder"](both)).split(b)
         return self.losses(student_a, student_b, teacher_a, teacher_b, geo_a, geo_b, teacher["heads"])
 
     def losses(self, student_a: _Views, student_b: _Views, teacher_a: _Views, teacher_b: _Views,

@@ -67,6 +67,21 @@ class SkySense(nn.Module):
             if isinstance(m, (TransformerLayer, SwinBlockV2)):
                 m.grad_checkpointing = enable
 
+    def _hr(self, hr: Tensor, has: Tensor) -> list[Tensor]:
+        """HR stage maps, computed only for the samples that have HR (zeros elsewhere)."""
+        if bool(has.all()):
+            return self.hr_backbone(hr)
+        if not bool(has.any()):
+            n = hr.shape[0]
+            side = hr.shape[-1] // self.spec.patch_size
+            return [hr.new_zeros(n, dim, side >> i, side >> i) for i, dim in enumerate(self.hr_backbone.out_dims)]
+        maps = self.hr_backbone(hr[has])
+        out = []
+        for m in maps:
+            full = m.new_zeros((hr.shape[0],) + tuple(m.shape[1:]))
+            out.append(full.index_put((has,), m))
+        return out
+
     def _sentinel(self, key: str, batch: dict, b: int, s: int, has: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Per-date features on the Sentinel grid ``B x T x W x s x s``, usable mask ``B x T``
         and fusion tokens ``B*s*s x T x W``."""
@@ -111,7 +126,7 @@ class SkySense(nn.Module):
         present = torch.zeros(b, len(MODALITY_INDEX), dtype=torch.bool, device=device)
         if "hr" in layout.modalities:
             has = presence(batch, "hr", b, device)
-            pyramid = self.hr_backbone(batch["hr"])
+            pyramid = self._hr(batch["hr"], has)
             hr = pyramid[-1]
             out["hr"], out["hr_pyramid"] = hr, pyramid
             tokens.append((hr + self.modality_embed[0][:, None, None]).permute(0, 2, 3, 1).reshape(b * s * s, 1, width))

@@ -74,7 +74,8 @@ class WindowAttentionV2(nn.Module):
             n_windows = mask.shape[0]
             attn_bias = attn_bias.view(1, 1, self.heads, n, n) + mask.view(1, n_windows, 1, n, n).to(x.dtype)
             attn_bias = attn_bias.expand(nw_b // n_windows, -1, -1, -1, -1).reshape(nw_b, self.heads, n, n)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=1.0)
+        attn = torch.softmax(q @ k.transpose(-2, -1) + attn_bias, dim=-1)
+        out = attn @ v
         return self.proj(out.transpose(1, 2).reshape(nw_b, n, dim))
 
 
@@ -164,11 +165,13 @@ class PatchMerging(nn.Module):
     def forward(self, x: Tensor, hw: tuple[int, int]) -> tuple[Tensor, tuple[int, int]]:
         b, _, c = x.shape
         h, w = hw
-        grid = x.transpose(1, 2).reshape(b, c, h, w)
+        grid = x.view(b, h, w, c)
         if h % 2 or w % 2:
-            grid = F.pad(grid, (0, w % 2, 0, h % 2))
-        merged = F.unfold(grid, kernel_size=2, stride=2).transpose(1, 2)  # B x L/4 x 4C
+            grid = F.pad(grid, (0, 0, 0, w % 2, 0, h % 2))
         out_hw = ((h + 1) // 2, (w + 1) // 2)
+        # channel order of nn.Unfold(2, stride=2): c * 4 + dy * 2 + dx
+        merged = grid.view(b, out_hw[0], 2, out_hw[1], 2, c).permute(0, 1, 3, 5, 2, 4)
+        merged = merged.reshape(b, out_hw[0] * out_hw[1], 4 * c)
         return self.norm(self.reduction(merged)), out_hw
 
 
