@@ -82,7 +82,9 @@ def register(app: typer.Typer) -> None:
                     emit_json(report.summary)
                 else:
                     _print_summary(report.summary)
-            fail(str(exc))
+            from rich.markup import escape
+
+            fail(escape(str(exc)))  # YAML errors quote "[", which rich would read as markup
             return
         if as_json:
             emit_json(report.summary)
