@@ -1,9 +1,13 @@
 """Chipping throughput: ``chip_catalog`` against a naive per-chip rasterio loop, and shard loading.
 
-Generates its own multi-modal scenes in a temp dir (S2 series in UTM 32, S1 series in EPSG:4326
-so it must be reprojected, HR at 1.25 m, DEM at 30 m), then times, on the same scenes and chips:
+Generates its own multi-modal scenes in a temp dir, mixed like real inputs: an S2 series as
+per-band files (10 m bands on the UTM 10 m grid, 20 m bands at 20 m), an S1 series on the 10 m
+grid, HR at 1.25 m on half the locations and exactly on the 0.3125 m HR grid on the others, and a
+~30 m DEM in EPSG:4326. Then it times, on the same scenes and chips:
 
-- the chipper (every acquisition opened once through a WarpedVRT, strips read, chips cut in memory);
+- the chipper (every acquisition opened once; sources aligned with the grid read directly and
+  upsampled in numpy, the others through a WarpedVRT; strips read, chips cut in memory; a process
+  pool over locations with ``--workers``);
 - a naive loop that, for every chip, opens each file, builds a WarpedVRT for the chip's grid and
   reads it with plain rasterio;
 - ``ChipDataset`` reading every sample back from the shards.
@@ -48,33 +52,46 @@ def _write(path: Path, data: np.ndarray, crs: CRS, transform, nodata=None) -> Pa
 
 
 def make_scenes(root: Path, n_locations: int, px: int, s2_dates: int, s1_dates: int) -> Catalog:
-    """Write ``n_locations`` multi-modal locations of ``px`` x ``px`` Sentinel pixels."""
+    """Write ``n_locations`` multi-modal locations of ``px`` x ``px`` Sentinel pixels.
+
+    Mixed like real inputs (see the module docstring): S2 as per-band files (B02/B03/B04/B08 at
+    10 m and B05/B06/B07/B8A/B11/B12 at 20 m, on the UTM 10 m grid, nodata 0), S1 VV/VH float32 dB
+    on the 10 m grid (nodata -99), HR RGBN at 1.25 m (even locations) or exactly on the 0.3125 m
+    HR grid (odd locations), and a 1 arc-second (~30 m) DEM in EPSG:4326 that must be warped.
+    """
     rng = np.random.default_rng(0)
     utm = CRS.from_epsg(32632)
     locs = []
     for i in range(n_locations):
         x0, y0 = 464000.0 + i * 20000, 5250000.0
+        d = root / f"l{i}"
         mods = {}
         s2 = []
         for t in range(s2_dates):
-            f = _write(root / f"l{i}" / f"s2_{t}.tif", rng.integers(100, 6000, (10, px, px), dtype=np.uint16),
-                       utm, from_origin(x0, y0, 10, 10))
-            s2.append(Acquisition(date=dt.date(2023, 1 + t, 3), file=f))
+            bands = {}
+            for b in S2_BANDS:
+                res = 10 if b in ("B02", "B03", "B04", "B08") else 20
+                n = px * 10 // res
+                bands[b] = _write(d / f"s2_{t}_{b}.tif", rng.integers(100, 6000, (1, n, n), dtype=np.uint16),
+                                  utm, from_origin(x0, y0, res, res), nodata=0)
+            s2.append(Acquisition(date=dt.date(2023, 1 + t, 3), bands=bands))
         mods["s2"] = ModalityEntry(sensor="sentinel2", acquisitions=s2)
-        w, s, e, n = transform_bounds(utm, "EPSG:4326", x0 - 200, y0 - px * 10 - 200, x0 + px * 10 + 200, y0 + 200)
-        res = (e - w) / (px + 40)
-        ny = int((n - s) / res) + 1
         s1 = []
         for t in range(s1_dates):
-            f = _write(root / f"l{i}" / f"s1_{t}.tif", rng.uniform(-25, 0, (2, ny, px + 40)).astype(np.float32),
-                       CRS.from_epsg(4326), from_origin(w, n, res, res), nodata=-99.0)
+            f = _write(d / f"s1_{t}.tif", rng.uniform(-25, 0, (2, px, px)).astype(np.float32),
+                       utm, from_origin(x0, y0, 10, 10), nodata=-99.0)
             s1.append(Acquisition(date=dt.date(2023, 1 + t, 7), file=f))
         mods["s1"] = ModalityEntry(sensor="sentinel1", acquisitions=s1)
-        f = _write(root / f"l{i}" / "hr.tif", rng.integers(1, 255, (4, px * 8, px * 8), dtype=np.uint8),
-                   utm, from_origin(x0, y0, 1.25, 1.25), nodata=0)
+        hr_res = 1.25 if i % 2 == 0 else 0.3125
+        n = int(px * 10 / hr_res)
+        f = _write(d / "hr.tif", rng.integers(1, 255, (4, n, n), dtype=np.uint8),
+                   utm, from_origin(x0, y0, hr_res, hr_res), nodata=0)
         mods["hr"] = ModalityEntry(sensor="hr", acquisitions=[Acquisition(date=dt.date(2023, 6, 1), file=f)])
-        f = _write(root / f"l{i}" / "dem.tif", rng.uniform(200, 900, (1, px // 3, px // 3)).astype(np.float32),
-                   utm, from_origin(x0, y0, 30, 30), nodata=-9999.0)
+        w, s, e, n_ = transform_bounds(utm, "EPSG:4326", x0 - 100, y0 - px * 10 - 100, x0 + px * 10 + 100, y0 + 100)
+        res = 1.0 / 3600.0
+        nx, ny = int((e - w) / res) + 2, int((n_ - s) / res) + 2
+        f = _write(d / "dem.tif", rng.uniform(200, 900, (1, ny, nx)).astype(np.float32),
+                   CRS.from_epsg(4326), from_origin(w, n_, res, res), nodata=-9999.0)
         mods["dem"] = ModalityEntry(sensor="dem", acquisitions=[Acquisition(file=f)])
         locs.append(Location(id=f"l{i}", modalities=mods))
     return Catalog(name="bench", locations=locs, root=root)
@@ -92,12 +109,14 @@ def naive_chips(cat: Catalog, size: int, hr_ratio: int = 32) -> int:
                 for mod, entry in loc.modalities.items():
                     g = chip.scaled(hr_ratio) if mod == "hr" else chip
                     for acq in entry.acquisitions:
-                        with rasterio.open(acq.file) as src, WarpedVRT(
-                            src, crs=g.crs, transform=g.transform, width=g.width, height=g.height,
-                            resampling=Resampling.bilinear, src_nodata=src.nodata if src.nodata is not None else 0,
-                        ) as vrt:
-                            arrays.append(vrt.read())
-                            arrays.append(vrt.read_masks())
+                        for path in acq.paths():
+                            with rasterio.open(path) as src, WarpedVRT(
+                                src, crs=g.crs, transform=g.transform, width=g.width, height=g.height,
+                                resampling=Resampling.bilinear,
+                                src_nodata=src.nodata if src.nodata is not None else 0,
+                            ) as vrt:
+                                arrays.append(vrt.read())
+                                arrays.append(vrt.read_masks())
                 n += 1
     return n
 
@@ -109,14 +128,15 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=16, help="chip size, 10 m pixels")
     ap.add_argument("--s2-dates", type=int, default=6)
     ap.add_argument("--s1-dates", type=int, default=4)
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         t = time.perf_counter()
         cat = make_scenes(root / "scenes", args.locations, args.px, args.s2_dates, args.s1_dates)
-        print(f"scenes: {args.locations} locations x {args.px}^2 px, S2 {args.s2_dates} dates, "
-              f"S1 {args.s1_dates} dates (EPSG:4326), HR 1.25 m, DEM 30 m ({time.perf_counter() - t:.1f} s)")
+        print(f"scenes: {args.locations} locations x {args.px}^2 px, S2 {args.s2_dates} dates (10 m + 20 m "
+              f"band files), S1 {args.s1_dates} dates (10 m grid), HR 1.25 m / 0.3125 m aligned, "
+              f"DEM ~30 m EPSG:4326 ({time.perf_counter() - t:.1f} s)")
         settings = ChipSettings(size=args.size, stride=args.size, workers=args.workers,
                                 bands={"s2": S2_BANDS, "s1": ("VV", "VH"), "hr": ("R", "G", "B", "N")},
                                 max_dates={"s2": args.s2_dates, "s1": args.s1_dates})

@@ -1,7 +1,8 @@
 """Chipping: catalog locations -> aligned multi-modal time-series chips in a few large shards.
 
 Per location (:func:`chip_location`): the location's grid is derived (UTM, 10 m), every
-acquisition is opened once through a WarpedVRT, the grid is read in strips of chip rows (bounded
+acquisition is opened once (read directly when aligned with the grid, else through a
+WarpedVRT), the grid is read in strips of chip rows (bounded
 memory) and chips are cut in memory. Each location writes its own part (shards + rows) under
 ``out_dir/_parts``; :func:`merge_manifests` then concatenates the part shards into a few large
 ``shard-NNNNN.bin`` files and writes ``manifest.parquet`` (columns in docs/interfaces.md) and
@@ -281,7 +282,9 @@ def _cut_chip(location, reader, stacks, hr_cache, win, y, x, s: ChipSettings, re
             st = _hr_date(reader, hr_cache, win, d)
             hv = st.valid[0, y * r:(y + size) * r, x * r:(x + size) * r]
             f = float(hv.mean())
-            hr_cache.setdefault("valid_px", {})[d] = int(st.valid.sum())
+            seen = hr_cache.setdefault("valid_px", {})
+            if d not in seen:  # once per strip and date, not per chip
+                seen[d] = int(st.valid.sum())
             if f >= 1.0 - lim:
                 best = (d, st, hv, f)
                 break

@@ -3,9 +3,10 @@
 The location's grid is in the UTM zone of its footprint centre, over the footprint every modality
 covers (the intersection), snapped to the Sentinel pixel size (10 m). Sentinel-2, Sentinel-1 and
 the DEM are read on that grid; HR imagery on the same footprint with pixels exactly ``hr_ratio``
-(32) times finer (0.3125 m). Each file is warped through :class:`rasterio.vrt.WarpedVRT` with the
-target ``crs``, ``transform``, ``width`` and ``height`` given explicitly, so modalities in other UTM
-zones, EPSG:4326 or compound CRSs (a DEM in EPSG:9707) line up pixel for pixel.
+(32) times finer (0.3125 m). Files already aligned with those grids are read directly; the others
+are warped through :class:`rasterio.vrt.WarpedVRT` with the target ``crs``, ``transform``, ``width``
+and ``height`` given explicitly, so modalities in other UTM zones, EPSG:4326 or compound CRSs (a
+DEM in EPSG:9707) line up pixel for pixel (see :mod:`skysense.data.readers`).
 """
 
 from __future__ import annotations

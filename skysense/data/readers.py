@@ -1,8 +1,10 @@
 """Rasterio readers: one acquisition (a multi-band file or one file per band) onto a grid.
 
-A scene is read through one :class:`rasterio.vrt.WarpedVRT` per file onto a target
-:class:`~skysense.data.grid.Grid`, so bands at 10, 20 and 60 m stack on one 10 m grid and
-modalities in other CRSs are reprojected on the fly. Masks follow GDAL's mask semantics
+A file already on the target :class:`~skysense.data.grid.Grid`'s CRS whose pixels are aligned with
+it at the same or an integer multiple of its resolution (S2 10/20/60 m bands on the 10 m grid, HR at
+1.25 m or 0.3125 m) is read directly (:mod:`skysense.data.aligned`, no warper). Any other file is
+read through one :class:`rasterio.vrt.WarpedVRT` onto the grid, so modalities in other CRSs or on
+shifted grids are reprojected on the fly. Masks follow GDAL's mask semantics
 (``read_masks``): the file's nodata value, its alpha band or its internal mask; where a file has
 none of these, a warped alpha band marks the pixels the file covers. Rasters georeferenced only by
 GCPs are warped on read. Every problem a user can fix raises :class:`RasterReadError` naming the
@@ -26,6 +28,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from skysense.data.aligned import GridAlignment, grid_alignment, read_aligned
 from skysense.data.catalog import Acquisition
 from skysense.data.grid import Grid
 from skysense.data.sensors import SensorSpec
@@ -134,12 +137,15 @@ class _Layer:
 
     path: Path
     ds: rasterio.DatasetReader
-    vrt: WarpedVRT
+    vrt: WarpedVRT | None
     inner: WarpedVRT | None
     indexes: list[int]
     out_pos: list[int]
     units: str
     internal_mask: tuple[object, rasterio.DatasetReader, WarpedVRT] | None = None
+    align: GridAlignment | None = None
+    resampling: Resampling = Resampling.nearest
+    nodata: float | None = None
 
 
 @dataclass
@@ -303,6 +309,16 @@ class AcquisitionReader:
         units = spec.units_for(dtype, input_units)
         if dtype.startswith("complex"):
             nodata = None  # a complex nodata value cannot be passed to the warper; use coverage
+        align = grid_alignment(ds, self.grid) if not dtype.startswith("complex") else None
+        if align is not None:
+            src_res = abs(ds.transform.a)
+            rs = resampling if resampling is not None else choose_resampling(spec, src_res, self.grid.res)
+            if (align.kx == 1 and align.ky == 1) or rs in (Resampling.nearest, Resampling.bilinear):
+                self._warn_coarse(path, src_res)
+                self.layers.append(_Layer(path, ds, None, None, idx, pos, units, None, align, rs, nodata))
+                for p in pos:
+                    self.present[p] = True
+                return
         try:
             probe_vrt, probe_inner = self._warp(ds, Resampling.nearest, nodata)
             src_res = _source_res(ds, probe_inner, self.grid)
@@ -310,12 +326,7 @@ class AcquisitionReader:
             if probe_inner is not None:
                 probe_inner.close()
             rs = resampling if resampling is not None else choose_resampling(spec, src_res, self.grid.res)
-            if spec.max_gsd_m is not None and src_res > spec.max_gsd_m * 1.01:
-                warnings.warn(
-                    f"{path}: GSD {src_res:.2f} m is coarser than the {spec.max_gsd_m} m "
-                    f"sensor {spec.name!r} expects; it is upsampled to {self.grid.res:.4g} m",
-                    stacklevel=3,
-                )
+            self._warn_coarse(path, src_res)
             vrt, inner = self._warp(ds, rs, nodata)
             internal = self._warp_internal_mask(ds) if _has_internal_mask(ds) and nodata is None else None
         except RasterioError as exc:
@@ -325,13 +336,29 @@ class AcquisitionReader:
         for p in pos:
             self.present[p] = True
 
-    @staticmethod
-    def _read_layer(layer: _Layer, window: Window | None) -> tuple[np.ndarray, np.ndarray]:
-        """Data and per-band validity of a layer in one warp pass.
+    def _warn_coarse(self, path: Path, src_res: float) -> None:
+        spec = self.spec
+        if spec.max_gsd_m is not None and src_res > spec.max_gsd_m * 1.01:
+            warnings.warn(
+                f"{path}: GSD {src_res:.2f} m is coarser than the {spec.max_gsd_m} m "
+                f"sensor {spec.name!r} expects; it is upsampled to {self.grid.res:.4g} m",
+                stacklevel=4,
+            )
 
-        With a nodata value the warped nodata marks invalid pixels (GDAL's nodata mask); with an
-        alpha band (the file's or the warper's) it is read in the same call as the data.
+    def _read_layer(self, layer: _Layer, window: Window | None) -> tuple[np.ndarray, np.ndarray]:
+        """Data and validity of a layer in one pass.
+
+        Aligned sources are read directly (:func:`~skysense.data.aligned.read_aligned`). Warped
+        ones: with a nodata value the warped nodata marks invalid pixels (GDAL's nodata mask);
+        with an alpha band (the file's or the warper's) it is read in the same call as the data.
         """
+        if layer.align is not None:
+            win = window if window is not None else Window(0, 0, self.grid.width, self.grid.height)
+            ds = layer.ds
+            return read_aligned(
+                ds, layer.indexes, layer.align, win, layer.resampling, layer.nodata,
+                alpha_band(ds), layer.nodata is None and _has_internal_mask(ds),
+            )
         vrt = layer.vrt
         nodata = vrt.nodata
         alpha = alpha_band(vrt)  # type: ignore[arg-type]
@@ -372,7 +399,7 @@ class AcquisitionReader:
                 out_dtype = self.spec.stored_dtype(str(phys.dtype))
                 data = np.zeros((len(self.bands), h, w), dtype=out_dtype)
             data[layer.out_pos] = phys
-            valid &= (masks > 0).all(axis=0)
+            valid &= masks if masks.ndim == 2 else (masks > 0).all(axis=0)
             if layer.internal_mask is not None:
                 valid &= layer.internal_mask[2].read(1, window=window) > 0
             if phys.dtype.kind == "f":
@@ -389,7 +416,8 @@ class AcquisitionReader:
     def close(self) -> None:
         """Close every VRT and file."""
         for layer in self.layers:
-            layer.vrt.close()
+            if layer.vrt is not None:
+                layer.vrt.close()
             if layer.inner is not None:
                 layer.inner.close()
             layer.ds.close()
