@@ -204,7 +204,7 @@ class AcquisitionReader:
         self.bands = list(bands or spec.default_bands)
         self.layers: list[_Layer] = []
         self.present = [False] * len(self.bands)
-        self._mask_vrt: tuple[rasterio.DatasetReader, WarpedVRT] | None = None
+        self._mask_vrt: tuple[rasterio.DatasetReader, WarpedVRT | None, GridAlignment | None] | None = None
         self._extra_vrts: list[WarpedVRT] = []
         resolve = (lambda p: p if p.is_absolute() else root / p)
         try:
@@ -250,7 +250,9 @@ class AcquisitionReader:
             if acq.mask is not None:
                 mpath = resolve(acq.mask)
                 mds = open_raster(mpath)
-                self._mask_vrt = (mds, self._warp(mds, Resampling.nearest, None)[0])
+                malign = grid_alignment(mds, grid)
+                mvrt = None if malign is not None else self._warp(mds, Resampling.nearest, None)[0]
+                self._mask_vrt = (mds, mvrt, malign)
         except BaseException:
             self.close()
             raise
@@ -407,7 +409,12 @@ class AcquisitionReader:
         if data is None:  # pragma: no cover - a reader always has a layer
             data = np.zeros((len(self.bands), h, w), dtype=np.float32)
         if self._mask_vrt is not None:
-            cloud = self._mask_vrt[1].read(1, window=window)
+            mds, mvrt, malign = self._mask_vrt
+            if malign is not None:  # read directly; outside the mask file counts as clear
+                win = window if window is not None else Window(0, 0, self.grid.width, self.grid.height)
+                cloud = read_aligned(mds, [1], malign, win, Resampling.nearest, None, None, False)[0][0]
+            else:
+                cloud = mvrt.read(1, window=window)  # type: ignore[union-attr]
             valid &= ~(cloud > 0)
         if data.dtype.kind == "f":
             data[:, ~valid] = 0.0
@@ -430,7 +437,8 @@ class AcquisitionReader:
         self._extra_vrts = []
         self.layers = []
         if self._mask_vrt is not None:
-            self._mask_vrt[1].close()
+            if self._mask_vrt[1] is not None:
+                self._mask_vrt[1].close()
             self._mask_vrt[0].close()
             self._mask_vrt = None
 
