@@ -13,7 +13,6 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
-from skysense.registry.signature import empty_modality
 
 
 class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
@@ -67,24 +66,24 @@ def model_inputs(spec: Any, modalities: list[str]) -> list[str]:
 
 
 def input_example(spec: Any, modalities: list[str], dates: int = 2) -> dict[str, np.ndarray]:
-    """A small valid input for ``log_model``: one chip of ``spec.sentinel_px`` with 2 dates.
-
-    HR is sent empty (zero-size) to keep the stored example small; the model handles it missing.
-    """
+    """A small valid input for ``log_model``: one chip of one patch (``spec.patch_size`` Sentinel
+    pixels, HR ``32x`` that) with 2 dates, so that the stored example stays small (HR values are
+    whole numbers to keep its JSON short)."""
     rng = np.random.default_rng(0)
-    s = int(spec.sentinel_px)
+    s = int(spec.patch_size)
     ex: dict[str, np.ndarray] = {}
     for name in model_inputs(spec, modalities):
         if name == "s2":
-            ex[name] = rng.uniform(0.02, 0.4, size=(1, dates, 10, s, s)).astype(np.float32)
+            ex[name] = np.round(rng.uniform(0.02, 0.4, size=(1, dates, 10, s, s)), 3).astype(np.float32)
         elif name == "s1":
-            ex[name] = rng.uniform(-25, -5, size=(1, dates, 2, s, s)).astype(np.float32)
+            ex[name] = np.round(rng.uniform(-25, -5, size=(1, dates, 2, s, s)), 2).astype(np.float32)
         elif name.endswith("_doy"):
             ex[name] = np.array([[120 + 30 * i for i in range(dates)]], dtype=np.int64)
         elif name == "hr":
-            ex[name] = empty_modality("hr", 1, int(spec.hr_in_chans))
+            hr = 32 * s
+            ex[name] = rng.integers(0, 256, size=(1, int(spec.hr_in_chans), hr, hr)).astype(np.float32)
         elif name == "dem":
-            ex[name] = rng.uniform(200, 600, size=(1, 1, s, s)).astype(np.float32)
+            ex[name] = np.round(rng.uniform(200, 600, size=(1, 1, s, s)), 1).astype(np.float32)
         elif name == "lat":
             ex[name] = np.array([46.5])
         elif name == "lon":
