@@ -243,12 +243,16 @@ def rollback(
             )
         stack.pop()
         target = stack[-1]
+        now_m = metrics_from_tags(champ.tags)
+        back_m = metrics_from_tags(client.get_model_version(name, target).tags)
         record = {
             "action": "rollback",
             "version": target,
             "previous_champion": current,
             "reasons": [reason or "manual rollback"],
-            "compared": {},
+            "compared": {k: {"restored": back_m.get(k), "rolled_back": now_m.get(k)}
+                         for k in sorted(set(now_m) | set(back_m))
+                         if not k.endswith(("_random", "_gain"))},
             **_actor(what),
         }
         _switch_champion(client, name, target, lock)
