@@ -70,3 +70,13 @@ def test_segmentation_probe_and_pca():
     assert head["weight"].shape == (3, 6) and head["mean"].shape == (6,)
     img = pca_rgb(pixels[0])
     assert img.shape == (8, 8, 3) and img.min() >= 0 and img.max() <= 1
+
+
+def test_multilabel_probe_map():
+    rng = np.random.default_rng(2)
+    labels = (rng.random((40, 3)) < 0.4).astype(np.float32)
+    labels[labels.sum(axis=1) == 0, 0] = 1
+    features = labels @ rng.normal(size=(3, 8)) * 3 + 0.3 * rng.normal(size=(40, 8))
+    good = tasks.multilabel(features, labels, EvalConfig(linear_epochs=100)).metrics["map"]
+    noise = tasks.multilabel(rng.normal(size=(40, 8)), labels, EvalConfig(linear_epochs=100))
+    assert good > 0.9 and noise.metrics["map"] < good
