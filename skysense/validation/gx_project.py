@@ -83,9 +83,16 @@ class GxProject:
             globally=False, metric_calculations=False
         )
         self.context.variables.save()
+        from skysense.validation.docs_views import view_config
+
         site = {
             "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
+                                   "view": view_config(index=True)},
+            "site_section_builders": {
+                section: {"view": view_config()}
+                for section in ("expectations", "validations", "profiling")
+            },
             "store_backend": {
                 "class_name": "TupleFilesystemStoreBackend",
                 "base_directory": str(self.docs_dir),
