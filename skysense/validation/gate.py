@@ -24,7 +24,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -104,10 +104,10 @@ def _table_jsonable(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _run_gx(project: GxProject, build: Any, frame: pd.DataFrame) -> TableResult:
+def _run_gx(project: GxProject, build: Callable[[], Suite], frame: pd.DataFrame) -> TableResult:
     """Build a suite (``build()``) and run it; ``seconds`` covers both."""
     t0 = time.perf_counter()
-    suite: Suite = build()
+    suite = build()
     result = project.validate(suite, frame)
     result.seconds = time.perf_counter() - t0
     return result
