@@ -50,13 +50,13 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
 @task(name="stage", task_run_name="{stage}", persist_result=True, cache_policy=NO_CACHE,
       retry_condition_fn=is_transient)
 def run_stage(stage: str, root: str, use_dvc: bool, params: str | None,
-              overrides: list[str]) -> dict[str, Any]:
+              overrides: list[str], values: dict[str, Any]) -> dict[str, Any]:
     """Run one pipeline stage; return its :class:`flows.stages.StageReport` as a dict."""
     logger = get_run_logger()
     if use_dvc:
         report = stages.run_dvc_stage(stage, root)
     else:
-        report = stages.run_cli_stage(stage, root, params, overrides)
+        report = stages.run_cli_stage(stage, root, params, overrides, values)
     logger.info("stage %s: %s in %.1f s", stage, "ran" if report.ran else "up to date", report.seconds)
     return asdict(report)
 
@@ -116,6 +116,7 @@ def pipeline(
         logger.info("wrote %d override(s) to %s for DVC", len(overrides), params_file)
     cli_overrides = [] if dvc else overrides
     stage_task = run_stage.with_options(**_stage_options(cfg))
+    values = cfg.model_dump(mode="json")
 
     reports: list[dict[str, Any]] = []
     for stage in STAGES:
@@ -124,7 +125,8 @@ def pipeline(
         if stage in fanout.FANOUT_STAGES and fanout.available(stage):
             rep = fanout.run_fanout_stage(stage, root, cfg, dvc)
         else:
-            rep = stage_task(stage, str(root), dvc, str(params_file) if not dvc else None, cli_overrides)
+            rep = stage_task(stage, str(root), dvc, str(params_file) if params_file.exists() else None,
+                             cli_overrides, values)
         reports.append(rep)
         if stage == "validate":
             report = reporting.read_json(root / cfg.paths.validation / "validation.json")
@@ -138,7 +140,7 @@ def pipeline(
         table=[{"stage": r["stage"], "ran": r["ran"], "seconds": round(r["seconds"], 2)} for r in reports],
         description="Pipeline stages: ran or up to date, wall seconds",
     )
-    outcome = release.register_and_promote(root, params_file, cfg, promote, _stage_options(cfg))
+    outcome = release.register_and_promote(root, cfg, promote, _stage_options(cfg))
     summary = {
         "stages": [{k: r[k] for k in ("stage", "ran", "seconds")} for r in reports],
         "use_dvc": dvc,

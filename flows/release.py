@@ -1,14 +1,15 @@
 """Register the evaluated export in MLflow, tag its DVC lineage, and try to promote it.
 
-Runs the ``skysense register`` / ``skysense promote`` / ``skysense registry status`` commands
-(``--json``) so the flow and the CLI share one code path; registration is idempotent by checkpoint
-hash (a second run of an unchanged pipeline registers no new version) and runs under the
-registry's promotion lock, so nothing is half-registered. Publishes Prefect artifacts: metrics
-against the champion, and links to the MLflow run and model version.
+Calls the registry library in-process (the functions behind ``skysense register`` /
+``promote`` / ``registry status``; no interpreter start per step). Registration is idempotent
+by checkpoint hash (a second run of an unchanged pipeline registers no new version) and runs
+under the registry's promotion lock, so nothing is half-registered. Publishes Prefect
+artifacts: metrics against the champion, and links to the MLflow run and model version.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,29 @@ from prefect.cache_policies import NO_CACHE
 from flows import reporting, stages
 from skysense.config import SkySenseConfig
 from skysense.dvc_lineage import lineage_tags
+from skysense.errors import RegistryError
+
+TRANSIENT = (ConnectionError, TimeoutError, OSError)
 
 
 def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only a store or server that was unreachable (not a refused or bad request)."""
     try:
         state.result()
     except stages.TransientStageError:
         return True
-    except Exception:  # noqa: BLE001 - not transient
-        return False
+    except RegistryError as exc:
+        return bool(stages.TRANSIENT_MARKERS.search(str(exc)))
+    except TRANSIENT:
+        return True
+    except Exception as exc:  # noqa: BLE001 - MLflow wraps HTTP errors in its own types
+        return bool(stages.TRANSIENT_MARKERS.search(str(exc)))
     return False
 
 
 def tracking_uri(cfg: SkySenseConfig, root: Path) -> str:
-    """The tracking URI the stage commands use from ``root`` (env var wins, as in the CLI)."""
+    """The tracking URI of the pipeline in ``root`` (``MLFLOW_TRACKING_URI`` wins, as in the CLI);
+    a relative SQLite path resolves against ``root``."""
     import os
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.registry.tracking_uri
@@ -41,45 +51,67 @@ def tracking_uri(cfg: SkySenseConfig, root: Path) -> str:
     return uri
 
 
-def _cli(params_file: Path, *args: str) -> list[str]:
-    argv = [stages.skysense_bin(), *args, "--json"]
-    if params_file.exists():
-        argv += ["--params", str(params_file)]
-    return argv
+def _client(uri: str):
+    from skysense.registry.tracking import connect, sqlite_path
+
+    return connect(uri), sqlite_path(uri)
 
 
 @task(name="register", persist_result=True, cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
-def register_task(root: str, params_file: str) -> dict[str, Any]:
-    """``skysense register``: the export as a new ``challenger`` version (or the existing one)."""
-    return stages.run_json_command("register", _cli(Path(params_file), "register"), root)
+def register_task(root: str, cfg_json: dict[str, Any], uri: str) -> dict[str, Any]:
+    """The export as a new ``challenger`` version (or the version that already holds it), with
+    the evaluation metrics and the DVC md5 of data and checkpoint (``dvc.*`` tags) on the
+    version and its run."""
+    from skysense.config import config_from_dict
+    from skysense.registry.export_registration import register_export
+    from skysense.registry.tracking import ensure_experiment
 
-
-@task(name="lineage-tags", persist_result=True, cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
-def tag_lineage_task(root: str, uri: str, name: str, version: str, run_id: str | None) -> dict[str, str]:
-    """Put the DVC md5 of the data and checkpoint on the model version and its run."""
-    from mlflow import MlflowClient
-
-    tags = lineage_tags(root)
-    if not tags:
-        return {}
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    for key, value in tags.items():
-        client.set_model_version_tag(name, version, key, value)
-        if run_id:
-            client.set_tag(run_id, key, value)
-    return tags
+    cfg = config_from_dict(cfg_json)
+    base = Path(root)
+    metrics_file = base / cfg.paths.eval / "metrics.json"
+    if not metrics_file.is_file():
+        raise RegistryError(f"{metrics_file}: no metrics; the evaluate stage must run before register")
+    metrics = {k: float(v) for k, v in json.loads(metrics_file.read_text()).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    client, db = _client(uri)
+    exp = ensure_experiment(client, cfg.train.experiment, base / cfg.registry.artifact_location, uri)
+    result = register_export(client, cfg, base / cfg.paths.export, metrics, experiment_id=exp, sqlite_db=db)
+    # Lineage in the same task: a retry re-finds the version by checkpoint hash and tags it, so
+    # the task completes only with a fully tagged version.
+    lineage = lineage_tags(base)
+    for key, value in lineage.items():
+        client.set_model_version_tag(result.name, result.version, key, value)
+        if result.run_id:
+            client.set_tag(result.run_id, key, value)
+    return {**result.to_dict(), "lineage": lineage}
 
 
 @task(name="promote", persist_result=True, cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
-def promote_task(root: str, params_file: str) -> dict[str, Any]:
-    """``skysense promote``: the challenger becomes champion when the policy passes."""
-    return stages.run_json_command("promote", _cli(Path(params_file), "promote"), root)
+def promote_task(cfg_json: dict[str, Any], uri: str, version: str) -> dict[str, Any]:
+    """The challenger becomes champion when ``registry.policy`` passes (else ``refuse``)."""
+    from skysense.config import config_from_dict
+    from skysense.registry.promotion import promote
+
+    cfg = config_from_dict(cfg_json)
+    client, db = _client(uri)
+    result = promote(client, cfg.registry.model_name, cfg.registry.policy, version=version,
+                     sqlite_db=db, what="prefect flow skysense-pipeline")
+    return result.to_dict()
 
 
 @task(name="registry-status", persist_result=True, cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
-def status_task(root: str, params_file: str) -> dict[str, Any]:
-    """``skysense registry status``: aliases, versions and their key metrics."""
-    return stages.run_json_command("registry status", _cli(Path(params_file), "registry", "status"), root)
+def status_task(uri: str, name: str) -> dict[str, Any]:
+    """Aliases, versions and their key metrics; ``{}`` when the model is not registered yet."""
+    from mlflow.exceptions import MlflowException
+
+    from skysense.registry.status import registry_status
+
+    client, _ = _client(uri)
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        return {}
+    return registry_status(client, name)
 
 
 def _version_entry(status: dict[str, Any], version: str | None) -> dict[str, Any]:
@@ -89,34 +121,35 @@ def _version_entry(status: dict[str, Any], version: str | None) -> dict[str, Any
     return {}
 
 
-def register_and_promote(root: Path, params_file: Path, cfg: SkySenseConfig, promote: bool,
+def register_and_promote(root: Path, cfg: SkySenseConfig, promote: bool,
                          options: dict[str, Any]) -> dict[str, Any]:
     """Register, tag lineage, promote (unless already champion), publish artifacts.
 
     Returns:
-        ``registered_version``, ``created``, ``promotion`` (the promote command's JSON or a
-        skip reason), ``champion_version``, ``champion_metrics``, ``links``, ``lineage``.
+        ``registered_version``, ``created``, ``promotion`` (the promotion result or a skip
+        reason), ``champion_version``, ``champion_metrics``, ``links``, ``lineage``.
     """
     logger = get_run_logger()
     uri = tracking_uri(cfg, root)
     name = cfg.registry.model_name
-    before = status_task.with_options(**options)(str(root), str(params_file)) if _has_model(uri, name) else {}
+    cfg_json = cfg.model_dump(mode="json")
+    before = status_task.with_options(**options)(uri, name)
     old_champion = (before.get("aliases") or {}).get("champion")
 
-    reg = register_task.with_options(**options)(str(root), str(params_file))
+    reg = register_task.with_options(**options)(str(root), cfg_json, uri)
     version = str(reg.get("version"))
     run_id = reg.get("run_id")
-    lineage = tag_lineage_task.with_options(**options)(str(root), uri, name, version, run_id)
+    lineage = reg.get("lineage", {})
 
     if not promote:
         promotion: dict[str, Any] = {"action": "skipped", "reason": "promotion disabled"}
     elif old_champion is not None and str(old_champion) == version:
         promotion = {"action": "skipped", "reason": f"v{version} is already the champion"}
     else:
-        promotion = promote_task.with_options(**options)(str(root), str(params_file))
+        promotion = promote_task.with_options(**options)(cfg_json, uri, version)
     logger.info("registered v%s (new: %s); promotion: %s", version, reg.get("created"), promotion.get("action"))
 
-    after = status_task.with_options(**options)(str(root), str(params_file))
+    after = status_task.with_options(**options)(uri, name)
     champion = (after.get("aliases") or {}).get("champion")
     metrics = reporting.numeric_metrics(reporting.read_json(root / cfg.paths.eval / "metrics.json"))
     champ_before = _version_entry(before, old_champion).get("metrics") if old_champion else None
@@ -148,17 +181,6 @@ def register_and_promote(root: Path, params_file: Path, cfg: SkySenseConfig, pro
         "lineage": lineage,
         "tracking_uri": uri,
     }
-
-
-def _has_model(uri: str, name: str) -> bool:
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    try:
-        MlflowClient(tracking_uri=uri, registry_uri=uri).get_registered_model(name)
-    except MlflowException:
-        return False
-    return True
 
 
 def _experiment_of(uri: str, run_id: str) -> str | None:

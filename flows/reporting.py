@@ -51,16 +51,30 @@ def _fmt(value: Any) -> str:
 
 
 def validation_table(report: dict[str, Any]) -> str:
-    """Markdown table of the validation counts (accepted, quarantined, per check)."""
-    counts = report.get("counts") if isinstance(report.get("counts"), dict) else None
-    rows = flatten_scalars(counts) if counts else {
-        k: v for k, v in flatten_scalars(report).items() if isinstance(v, (int, float, bool))
-    }
-    lines = ["| item | value |", "|---|---|"]
-    lines += [f"| {_fmt(k)} | {_fmt(v)} |" for k, v in rows.items()]
-    status = report.get("status") or report.get("success")
-    head = f"**Validation**: {_fmt(status)}\n\n" if status is not None else "**Validation**\n\n"
-    return head + "\n".join(lines)
+    """Markdown table of the validation counts: total, accepted and quarantined per level.
+
+    Reads ``validation.json`` of ``skysense validate`` (``rasters``, ``acquisitions``,
+    ``locations``, ``chips`` each with ``total``/``accepted``/``quarantined``) and lists the
+    expectations that failed; any other JSON object is shown as its numeric leaves.
+    """
+    levels = [k for k in ("rasters", "acquisitions", "locations", "chips")
+              if isinstance(report.get(k), dict) and "total" in report[k]]
+    passed = report.get("passed")
+    head = f"**Validation**: {'passed' if passed else 'FAILED'}\n\n" if passed is not None else ""
+    if not levels:
+        rows = {k: v for k, v in flatten_scalars(report).items() if isinstance(v, (int, float, bool))}
+        return head + "\n".join(["| item | value |", "|---|---|", *(f"| {_fmt(k)} | {_fmt(v)} |" for k, v in rows.items())])
+    lines = ["| level | total | accepted | quarantined |", "|---|---|---|---|"]
+    for level in levels:
+        c = report[level]
+        lines.append(f"| {level} | {c.get('total')} | {c.get('accepted')} | {c.get('quarantined')} |")
+    failed = [
+        f"{group}.{name} ({exp.get('severity')}, {exp.get('failed')} failed)"
+        for group, checks in (report.get("expectations") or {}).items() if isinstance(checks, dict)
+        for name, exp in checks.items() if isinstance(exp, dict) and not exp.get("success", True)
+    ]
+    tail = "\n\nFailed expectations: " + ("; ".join(failed) if failed else "none")
+    return head + "\n".join(lines) + tail
 
 
 def metrics_table(challenger: dict[str, float], champion: dict[str, float] | None,

@@ -62,8 +62,29 @@ def tool_bin(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
-def stage_commands(stage: str, root: str | Path) -> list[str]:
-    """The shell commands ``dvc.yaml`` declares for ``stage``.
+TEMPLATE = re.compile(r"\$\{\s*([A-Za-z0-9_.]+)\s*\}")
+
+
+def resolve_templates(text: str, values: dict[str, object]) -> str:
+    """Substitute DVC's ``${section.key}`` references with values of the resolved params.
+
+    Raises:
+        StageFailed: a reference names no setting.
+    """
+
+    def lookup(match: re.Match[str]) -> str:
+        node: object = values
+        for part in match.group(1).split("."):
+            if not isinstance(node, dict) or part not in node:
+                raise StageFailed(f"dvc.yaml references ${{{match.group(1)}}}, which is not a setting in params")
+            node = node[part]
+        return shlex.quote(str(node))
+
+    return TEMPLATE.sub(lookup, text)
+
+
+def stage_commands(stage: str, root: str | Path, values: dict[str, object] | None = None) -> list[str]:
+    """The shell commands ``dvc.yaml`` declares for ``stage`` (``${...}`` resolved from ``values``).
 
     Raises:
         StageFailed: ``dvc.yaml`` is missing or has no such stage.
@@ -75,7 +96,8 @@ def stage_commands(stage: str, root: str | Path) -> list[str]:
     if stage not in stages:
         raise StageFailed(f"{path} has no stage {stage!r}; stages: {', '.join(stages)}")
     cmd = stages[stage]["cmd"]
-    return [cmd] if isinstance(cmd, str) else list(cmd)
+    commands = [cmd] if isinstance(cmd, str) else list(cmd)
+    return [resolve_templates(c, values) for c in commands] if values is not None else commands
 
 
 def _env() -> dict[str, str]:
@@ -83,40 +105,23 @@ def _env() -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
     env.setdefault("DVC_NO_ANALYTICS", "1")
+    env["COLUMNS"] = "200"  # rich wraps at 80 columns without a terminal: keep messages whole
     return env
 
 
 def _error_summary(stage: str, output: str, code: int) -> str:
+    """The stage's own error: from its last ``error:``/exception line on (DVC's wrapper lines
+    dropped), else the last lines of its output."""
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
-    picked = [ln for ln in lines if ERROR_LINE.match(ln)]
-    # DVC's own closing line repeats the command; the stage's message is more useful.
-    own = [ln for ln in picked if "failed to reproduce" not in ln and "failed to run" not in ln]
-    body = "\n".join((own or picked or lines)[-8:])
-    return f"stage '{stage}' failed (exit {code}):\n{body}"
-
-
-def run_json_command(stage: str, argv: list[str], cwd: str | Path) -> dict[str, object]:
-    """Run a ``--json`` command; return the JSON object it printed last on stdout.
-
-    Raises:
-        StageFailed: non-zero exit (see :func:`run_command`) or no JSON object on stdout.
-    """
-    import json
-
-    stdout, _ = run_command(stage, argv, cwd, stdout_only=True)
-    start = stdout.find("{")
-    try:
-        data = json.loads(stdout[start:]) if start >= 0 else None
-    except json.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
-        raise StageFailed(f"stage '{stage}': {shlex.join(argv)} printed no JSON object: {stdout[-500:]!r}")
-    return data
+    lines = [ln for ln in lines if "failed to reproduce" not in ln and "failed to run:" not in ln]
+    starts = [i for i, ln in enumerate(lines) if ERROR_LINE.match(ln) and not ln.startswith("ERROR")]
+    body = lines[starts[-1]:][:12] if starts else lines[-8:]
+    return f"stage '{stage}' failed (exit {code}):\n" + "\n".join(body)
 
 
 def run_command(
     stage: str, argv: list[str], cwd: str | Path, timeout_s: float | None = None,
-    stdout_only: bool = False,
+    stdout_only: bool = False, ok_codes: tuple[int, ...] = (0,),
 ) -> tuple[str, float]:
     """Run ``argv`` in ``cwd``; return (combined output, or stdout alone, and seconds).
 
@@ -133,7 +138,7 @@ def run_command(
         raise StageFailed(f"stage '{stage}' ran past {timeout_s:.0f} s: {shlex.join(argv)}") from exc
     seconds = time.perf_counter() - start
     output = (proc.stdout or "") + (proc.stderr or "")
-    if proc.returncode != 0:
+    if proc.returncode not in ok_codes:
         message = _error_summary(stage, output, proc.returncode)
         if TRANSIENT_MARKERS.search(output):
             raise TransientStageError(message)
@@ -152,11 +157,13 @@ def run_dvc_stage(stage: str, root: str | Path, force: bool = False) -> StageRep
 
 
 def run_cli_stage(
-    stage: str, root: str | Path, params: str | Path | None = None, overrides: list[str] | None = None
+    stage: str, root: str | Path, params: str | Path | None = None, overrides: list[str] | None = None,
+    values: dict[str, object] | None = None,
 ) -> StageReport:
     """Run the stage's ``skysense`` commands from ``dvc.yaml`` directly (no DVC bookkeeping).
 
-    ``--params`` and each ``--set`` override are appended to every command.
+    ``${...}`` references resolve from ``values`` (the resolved params as a dict); ``--params``
+    and each ``--set`` override are appended to every command.
     """
     extra: list[str] = []
     if params is not None:
@@ -166,7 +173,7 @@ def run_cli_stage(
     total = 0.0
     tail = ""
     argv: list[str] = []
-    for command in stage_commands(stage, root):
+    for command in stage_commands(stage, root, values or {}):
         argv = shlex.split(command) + extra
         if argv[0] == "skysense":
             argv[0] = skysense_bin()

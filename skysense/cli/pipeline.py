@@ -64,14 +64,19 @@ def register(app: typer.Typer) -> None:
         from flows.pipeline import pipeline
         from skysense.errors import SkySenseError
 
+        state = pipeline(
+            params_path=str(params_file), overrides=list(overrides or []), use_dvc=dvc,
+            run_sample=sample, promote=promote, project_root=".", return_state=True,
+        )
         try:
-            summary = pipeline(
-                params_path=str(params_file), overrides=list(overrides or []), use_dvc=dvc,
-                run_sample=sample, promote=promote, project_root=".",
-            )
+            summary = state.result(raise_on_failure=True)
         except SkySenseError as exc:
-            fail(str(exc), code=1)
-        summary["model_name"] = cfg.registry.model_name
+            fail(f"pipeline flow run {state.state_details.flow_run_id} {state.name}: {exc}", code=1)
+        except Exception as exc:  # noqa: BLE001 - an unexpected crash: say which run, keep going out
+            fail(f"pipeline flow run {state.state_details.flow_run_id} {state.name}: "
+                 f"{type(exc).__name__}: {exc}", code=1)
+        summary.update(model_name=cfg.registry.model_name, flow_state=state.name,
+                       flow_run_id=str(state.state_details.flow_run_id))
         if as_json:
             emit_json(summary)
         else:
