@@ -48,6 +48,10 @@ IGNORED_SUFFIXES = {
     "relative_coords_table": "rebuilt from the window size",
 }
 IGNORED_KEYS = {"backbone_gep.mask_token": "masked-image-modelling token, unused by the encoder"}
+IGNORED_KEYS.update({
+    f"backbone_gep.norm{i}.{p}": f"output norm of HR stage {i + 1}, only stage 4 feeds the fusion"
+    for i in range(3) for p in ("weight", "bias")
+})
 # Parts of this model the release does not hold (kept at their initial values).
 NOT_IN_RELEASE = ("dem_encoder.", "modality_embed", "geo_context.prototypes")
 

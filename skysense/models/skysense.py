@@ -39,7 +39,7 @@ class SkySense(nn.Module):
         self.hr_backbone = SwinTransformerV2(
             spec.hr_in_chans, spec.hr_embed_dim, spec.hr_depths, spec.hr_heads, window=spec.hr_window,
             patch=spec.patch_size, extra_norm_every=spec.hr_extra_norm_every, cpb_hidden=spec.hr_cpb_hidden,
-            drop_path=spec.drop_path,
+            drop_path=spec.drop_path, out_norms=(len(spec.hr_depths) - 1,),
         )
         vit_args = dict(dim=spec.vit_dim, depth=spec.vit_depth, heads=spec.vit_heads, mlp_ratio=spec.vit_mlp_ratio,
                         img_px=spec.sentinel_px, patch=spec.patch_size, drop_path=spec.drop_path)
@@ -107,7 +107,7 @@ class SkySense(nn.Module):
             update_prototypes: EMA-update the geo-context prototypes (pre-training only).
 
         Returns:
-            ``hr`` B x W x s x s and ``hr_pyramid`` (4 stage maps); ``s2``/``s1`` B x T x W x s x s
+            ``hr`` B x W x s x s and ``hr_pyramid`` (4 stage maps, the last normalised); ``s2``/``s1`` B x T x W x s x s
             with ``s2_mask``/``s1_mask`` B x T (date used); ``dem`` B x W x s x s; ``fused``
             B x fusion_dim x s x s; ``geo`` (prototype read-out, same shape); ``embedding``
             B x embed_dim x s x s; ``present`` B x 4 bool (hr, s2, s1, dem used per sample).

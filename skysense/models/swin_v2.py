@@ -218,11 +218,12 @@ class PatchEmbed(nn.Module):
 
 
 class SwinTransformerV2(nn.Module):
-    """Swin Transformer V2 backbone; ``norm{i}`` normalises the output of stage ``i``."""
+    """Swin Transformer V2 backbone; ``norm{i}`` normalises the output of stage ``i`` for the
+    stages in ``out_norms`` (default: all; SkySense uses only stage 4, the others pass raw)."""
 
     def __init__(self, in_chans: int, embed_dim: int, depths: tuple[int, ...], heads: tuple[int, ...],
                  window: int = 8, patch: int = 4, extra_norm_every: int = 0, cpb_hidden: int = 512,
-                 drop_path: float = 0.0) -> None:
+                 drop_path: float = 0.0, out_norms: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.patch_embed = PatchEmbed(in_chans, embed_dim, patch, norm=True)
         rates = drop_path_rates(drop_path, sum(depths))
@@ -237,8 +238,9 @@ class SwinTransformerV2(nn.Module):
             self.stages.append(stage)
             dims.append(stage.out_channels)
         self.out_dims = dims[1:]
+        self.out_norms = tuple(out_norms) if out_norms is not None else tuple(range(len(depths)))
         for i, dim in enumerate(self.out_dims):
-            self.add_module(f"norm{i}", nn.LayerNorm(dim))
+            self.add_module(f"norm{i}", nn.LayerNorm(dim) if i in self.out_norms else nn.Identity())
         self.apply(_init_linear)
 
     def forward(self, x: Tensor) -> list[Tensor]:
