@@ -127,7 +127,8 @@ def predict_scene(
         output: GeoTIFF path; tiled (``block`` px), deflate-compressed, same CRS and transform.
         window: window side, 10 m pixels; overlap: pixels shared by neighbouring windows.
         batch_size: windows per call of ``embed``.
-        output_dtype: ``float32`` or ``float16`` for embeddings (class maps are uint8).
+        output_dtype: ``float32`` for embeddings (``float16`` is refused: rasterio 1.4 cannot
+            write it); class maps are uint8.
         head: probe head; when given the output is a class map.
         block: output block and tile side (multiple of 16).
         progress: show a progress bar (stderr).
@@ -136,6 +137,13 @@ def predict_scene(
 
     from rich.progress import Progress
 
+    if head is None and output_dtype != "float32":
+        from skysense.inference.scene import PredictInputError
+
+        raise PredictInputError(
+            f"predict.output_dtype={output_dtype!r}: rasterio {rasterio.__version__} cannot write "
+            "Float16 GeoTIFFs; set predict.output_dtype=float32"
+        )
     start = time.perf_counter()
     grid = WindowGrid(scene.height, scene.width, window, overlap)
     weights = blend_weights(window, overlap)

@@ -92,7 +92,7 @@ class ModalityLayer:
         self.dtype = self.ds.dtypes[0]
         self.nodata = self.ds.nodata if self.ds.nodata is not None else self.sensor.nodata
         self.bands = self._band_indexes()
-        transform = ref.transform * Affine.scale(1.0 / scale) if scale != 1 else ref.transform
+        transform = ref.transform @ Affine.scale(1.0 / scale) if scale != 1 else ref.transform
         width, height = ref.width * scale, ref.height * scale
         same = (self.ds.crs == ref.crs and self.ds.transform.almost_equals(transform)
                 and (self.ds.width, self.ds.height) == (width, height))
@@ -173,7 +173,7 @@ class Scene:
 
     def lonlat(self, row: float, col: float) -> tuple[float, float]:
         """Longitude, latitude (degrees) of a grid position."""
-        x, y = self.ref.transform * (col, row)
+        x, y = self.ref.transform @ (col, row)
         lon, lat = warp_transform(self.ref.crs, "EPSG:4326", [x], [y])
         return float(lon[0]), float(lat[0])
 

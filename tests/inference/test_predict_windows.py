@@ -77,3 +77,10 @@ def test_class_map_with_probe_head(tmp_path, scene_files):
     assert (classes[:NODATA_CORNER, :NODATA_CORNER] == 255).all()
     ok = classes != 255
     np.testing.assert_array_equal(classes[ok], np.where(mean[ok] > 0.1, 0, 1))
+
+
+def test_float16_output_is_refused_with_a_fix(tmp_path, scene_files):
+    with Scene([DatedRaster(scene_files["s2"], None)]) as scene:
+        with pytest.raises(PredictInputError, match="output_dtype=float32"):
+            predict_scene(scene, pixelwise, tmp_path / "x.tif", output_dtype="float16",
+                          progress=False)
