@@ -3,14 +3,16 @@
 Most inputs are already on the location's grid or an integer multiple of it: Sentinel-2 10 m bands
 and Sentinel-1 on the 10 m UTM grid, 20 m / 60 m Sentinel-2 bands (2x, 6x), HR at 1.25 m (4x of
 the 0.3125 m HR grid) or exactly at 0.3125 m. For those, GDAL's warper (a per-pixel coordinate
-transform) is not needed: the window is read at native resolution with a plain windowed read and,
-when the source is coarser, upsampled in numpy. Each target pixel centre maps to the source pixel
-that contains it (nearest), or is interpolated between the four source pixel centres around it
-(bilinear, the warper's pixel-centre convention), so values equal what the warper produces in the
-interior. Validity is read in the same pass (nodata value, alpha band or the file's mask at native
-resolution) and repeated to the target pixels (each target pixel is valid when the source pixel
-containing its centre is valid); invalid source pixels do not leak into bilinear neighbours
-(normalised interpolation).
+transform) is not needed: the window is read at native resolution with a plain windowed read.
+Nearest: each target pixel takes the source pixel containing its centre (a slice when the
+resolution is the same, ``numpy.repeat`` for a ratio). Bilinear upsampling: GDAL's resampled read
+(``out_shape``) of the window plus a one-pixel margin, whose output pixel centres are the target's,
+so values match the warper's within rounding; when the window holds invalid pixels (whose nodata
+value GDAL may not know, e.g. the sensor's default), a normalised interpolation in numpy instead,
+so invalid pixels never leak into their neighbours.
+Validity comes from the same native read (nodata value or alpha band; the file's mask when it has
+neither) and is repeated to the target pixels: a target pixel is valid when the source pixel
+containing its centre is valid.
 """
 
 from __future__ import annotations
@@ -60,12 +62,12 @@ def grid_alignment(ds: rasterio.DatasetReader, grid: Grid, tol: float = ALIGN_TO
         k = src_res / grid.res
         if k < 1.0 - tol or abs(k - round(k)) > tol * max(1.0, k):
             return None
-        ks.append(int(round(k)))
+        ks.append(round(k))
     offs = []
     for delta in ((grid.x0 - t.c) / grid.res, (t.f - grid.y0) / grid.res):
         if abs(delta - round(delta)) > tol:
             return None
-        offs.append(int(round(delta)))
+        offs.append(round(delta))
     return GridAlignment(ks[0], ks[1], offs[0], offs[1])
 
 
@@ -76,9 +78,18 @@ def _span(t0: int, n: int, k: int, size: int, margin: int) -> tuple[int, int]:
     return max(s0, 0), min(s1, size)
 
 
-def _nearest_index(t0: int, n: int, k: int, s0: int) -> np.ndarray:
-    """Index into a native read starting at source ``s0`` of the source pixel under each target."""
-    return np.floor_divide(np.arange(t0, t0 + n), k) - s0
+def _repeat_axis(a: np.ndarray, axis: int, t0: int, n: int, k: int, s0: int) -> np.ndarray:
+    """Nearest along ``axis``: target pixels ``t0 .. t0+n-1`` from samples starting at source ``s0``.
+
+    Target pixel ``t`` lies in source pixel ``t // k``; with ``k == 1`` this is a view (no copy).
+    """
+    a0 = t0 // k - s0
+    a1 = -(-(t0 + n) // k) - s0
+    part = a[(slice(None),) * axis + (slice(a0, a1),)]
+    if k == 1:
+        return part
+    skip = t0 - (t0 // k) * k
+    return np.repeat(part, k, axis=axis)[(slice(None),) * axis + (slice(skip, skip + n),)]
 
 
 def _bilinear_axis(a: np.ndarray, axis: int, t0: int, n: int, k: int, s0: int) -> np.ndarray:
@@ -141,16 +152,18 @@ def read_aligned(
     c0, r0 = int(window.col_off) + align.col_off, int(window.row_off) + align.row_off
     w, h = int(window.width), int(window.height)
     kx, ky = align.kx, align.ky
+    dtype = np.dtype(ds.dtypes[indexes[0] - 1])
+    # the part of the window whose pixel centres fall on the source; the rest stays invalid
+    x0, x1 = max(c0, 0), min(c0 + w, ds.width * kx)
+    y0, y1 = max(r0, 0), min(r0 + h, ds.height * ky)
+    if x0 >= x1 or y0 >= y1:
+        return np.zeros((len(indexes), h, w), dtype), np.zeros((h, w), bool)
     bilinear = resampling != Resampling.nearest and (kx > 1 or ky > 1)
     margin = 1 if bilinear else 0
-    sx0, sx1 = _span(c0, w, kx, ds.width, margin)
-    sy0, sy1 = _span(r0, h, ky, ds.height, margin)
-    dtype = np.dtype(ds.dtypes[indexes[0] - 1])
-    if sx0 >= sx1 or sy0 >= sy1:  # window entirely outside the source
-        return np.zeros((len(indexes), h, w), dtype), np.zeros((h, w), bool)
+    sx0, sx1 = _span(x0, x1 - x0, kx, ds.width, margin)
+    sy0, sy1 = _span(y0, y1 - y0, ky, ds.height, margin)
     src_win = Window(sx0, sy0, sx1 - sx0, sy1 - sy0)
-    bands = indexes + ([alpha] if alpha is not None else [])
-    raw = ds.read(bands, window=src_win)
+    raw = ds.read(indexes + ([alpha] if alpha is not None else []), window=src_win)
     if alpha is not None:
         raw, valid = raw[:-1], raw[-1] > 0
     elif nodata is not None:
@@ -159,31 +172,27 @@ def read_aligned(
         valid = ds.read_masks(1, window=src_win) > 0
     else:
         valid = np.ones(raw.shape[1:], bool)
-    # target pixels whose centre falls on the source (others stay invalid)
-    cols = np.arange(c0, c0 + w)
-    rows = np.arange(r0, r0 + h)
-    inside_c = (cols >= 0) & (cols < ds.width * kx)
-    inside_r = (rows >= 0) & (rows < ds.height * ky)
-    ix = np.clip(_nearest_index(c0, w, kx, sx0), 0, raw.shape[2] - 1)
-    iy = np.clip(_nearest_index(r0, h, ky, sy0), 0, raw.shape[1] - 1)
-    out_valid = valid[np.ix_(iy, ix)] & inside_r[:, None] & inside_c[None, :]
+    inner_valid = _repeat_axis(_repeat_axis(valid, 0, y0, y1 - y0, ky, sy0), 1, x0, x1 - x0, kx, sx0)
     if not bilinear:
-        data = raw[:, iy][:, :, ix]
+        inner = _repeat_axis(_repeat_axis(raw, 1, y0, y1 - y0, ky, sy0), 2, x0, x1 - x0, kx, sx0)
+    elif valid.all():  # GDAL's resampled read of the same window (block cache hot)
+        shape = (len(indexes), (sy1 - sy0) * ky, (sx1 - sx0) * kx)
+        up = ds.read(indexes, window=src_win, out_shape=shape, resampling=Resampling.bilinear)
+        inner = up[:, y0 - sy0 * ky:y1 - sy0 * ky, x0 - sx0 * kx:x1 - sx0 * kx]
+    else:  # invalid pixels (maybe a nodata value GDAL does not know): normalised interpolation
+        vals = np.nan_to_num(raw.astype(np.float32) * valid, nan=0.0)
+        wgt = valid.astype(np.float32)[None]
+        up, wsum = (_bilinear_axis(_bilinear_axis(a, 1, y0, y1 - y0, ky, sy0), 2, x0, x1 - x0, kx, sx0)
+                    for a in (vals, wgt))
+        up = np.divide(up, wsum, out=np.zeros_like(up), where=wsum > 0)
+        inner = (np.rint(up) if dtype.kind in "iu" else up).astype(dtype)
+    if (x0, x1, y0, y1) == (c0, c0 + w, r0, r0 + h):  # window entirely on the source
+        data, out_valid = inner, inner_valid
     else:
-        vals = raw.astype(np.float32)
-        all_valid = bool(valid.all())
-        if not all_valid:
-            vals *= valid
-        if np.isnan(vals).any():
-            vals = np.nan_to_num(vals, nan=0.0)
-        up = _bilinear_axis(_bilinear_axis(vals, 1, r0, h, ky, sy0), 2, c0, w, kx, sx0)
-        if not all_valid:
-            wgt = valid.astype(np.float32)[None]
-            wsum = _bilinear_axis(_bilinear_axis(wgt, 1, r0, h, ky, sy0), 2, c0, w, kx, sx0)
-            up = np.divide(up, wsum, out=np.zeros_like(up), where=wsum > 0)
-        if dtype.kind in "iu":
-            up = np.rint(up, out=up if up.flags.writeable and up.base is None else None)
-        data = up.astype(dtype)
+        data = np.zeros((len(indexes), h, w), dtype)
+        out_valid = np.zeros((h, w), bool)
+        data[:, y0 - r0:y1 - r0, x0 - c0:x1 - c0] = inner
+        out_valid[y0 - r0:y1 - r0, x0 - c0:x1 - c0] = inner_valid
     if not out_valid.all():
         data = np.where(out_valid[None], data, np.zeros((), dtype))
-    return np.ascontiguousarray(data), out_valid
+    return data, np.ascontiguousarray(out_valid)

@@ -17,7 +17,7 @@ import torch
 
 from skysense.config import load_config
 from skysense.data.catalog import load_catalog
-from skysense.data.chipping import ChipSettings, chip_catalog
+from skysense.data.chipping import chip_catalog
 from skysense.data.coregistration import LocationReader, location_grid
 from skysense.data.dataset import ChipDataset, collate_samples
 from skysense.data.sample import write_sample
@@ -44,7 +44,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_sample_sources_take_the_warper_free_path(pipeline) -> None:
-    cfg, catalog, *_ = pipeline
+    _, catalog, *_ = pipeline
     loc = catalog.locations[0]
     grid = location_grid(loc, catalog.root)
     with LocationReader(loc, catalog.root, grid, 32) as reader:
@@ -56,7 +56,7 @@ def test_sample_sources_take_the_warper_free_path(pipeline) -> None:
 
 
 def test_chips_manifest_and_values_at_map_coordinates(pipeline) -> None:
-    cfg, catalog, summary, _, chips = pipeline
+    _, catalog, summary, _, chips = pipeline
     assert summary.failed == {} and summary.locations == 2
     df = pq.read_table(chips / "manifest.parquet").to_pandas()
     assert summary.chips == len(df) > 0 and set(df["split"]) == {"pretrain", "heldout"}
@@ -77,7 +77,7 @@ def test_chips_manifest_and_values_at_map_coordinates(pipeline) -> None:
 
 
 def test_batch_matches_the_interface_contract(pipeline) -> None:
-    cfg, catalog, summary, stats, chips = pipeline
+    _, _, _, stats, chips = pipeline
     ds = ChipDataset(chips, split="pretrain")
     assert len(ds) == int((pq.read_table(chips / "manifest.parquet").to_pandas()["split"] == "pretrain").sum())
     batch = collate_samples([ds[i] for i in range(len(ds))])
