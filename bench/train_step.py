@@ -30,10 +30,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from skysense.config import load_config  # noqa: E402
-from skysense.training.engine import build_engine, init_distributed, resolve_runtime  # noqa: E402
-from skysense.training.schedule import WarmupCosineSchedule, param_groups  # noqa: E402
-from skysense.training.telemetry import model_state_bytes  # noqa: E402
+from skysense.config import load_config
+from skysense.training.engine import build_engine, init_distributed, resolve_runtime
+from skysense.training.schedule import WarmupCosineSchedule, param_groups
+from skysense.training.telemetry import model_state_bytes
 
 GiB = 2**30
 
@@ -50,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-one-process", action="store_true")
     p.add_argument("--two-rank-precisions", default="fp32,bf16", help="precisions of the two-rank runs")
     p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    p.add_argument("--zero3-persistence-threshold", type=int, default=0,
+                   help="ZeRO-3 whole-parameter threshold (0: partition every parameter, as the huge "
+                        "preset's large layers are; params.yaml default 100000)")
     p.add_argument("--json", type=Path, default=None, help="write all figures as JSON here")
     p.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -98,9 +101,10 @@ def synthetic_batch(spec: Any, batch: int, dates: int, seed: int = 0) -> dict[st
     }
 
 
-def train_cfg(stage: int, micro_batch: int, precision: str = "fp32"):
+def train_cfg(stage: int, micro_batch: int, precision: str = "fp32", persistence: int = 0):
     return load_config(None, [f"train.zero_stage={stage}", f"train.micro_batch={micro_batch}",
-                              "train.steps=1000", f"train.precision={precision}"])
+                              "train.steps=1000", f"train.precision={precision}",
+                              f"train.zero3_persistence_threshold={persistence}"])
 
 
 def time_plain(args: argparse.Namespace) -> dict[str, float]:
@@ -112,8 +116,10 @@ def time_plain(args: argparse.Namespace) -> dict[str, float]:
     params = [p for p in model.parameters() if p.requires_grad]
     batch = synthetic_batch(model.student.spec, args.micro_batch, args.dates)
     parts = {"forward": 0.0, "backward": 0.0, "step": 0.0}
+    cpu = 0.0
     for i in range(args.steps + 1):
         torch.manual_seed(i)
+        c0 = time.process_time()
         t0 = time.perf_counter()
         loss = model(batch)["loss"]
         t1 = time.perf_counter()
@@ -126,37 +132,42 @@ def time_plain(args: argparse.Namespace) -> dict[str, float]:
         model.update_teacher(0.99)
         t3 = time.perf_counter()
         if i > 0:
+            cpu += time.process_time() - c0
             parts["forward"] += t1 - t0
             parts["backward"] += t2 - t1
             parts["step"] += t3 - t2
     out = {k: v / args.steps for k, v in parts.items()}
     out["total"] = sum(out.values())
+    out["cpu"] = cpu / args.steps
     return out
 
 
 def time_engine(args: argparse.Namespace, stage: int, world_size: int) -> dict[str, Any]:
     """DeepSpeed step at one ZeRO stage; model-state bytes at their peak (after backward/step)."""
+    from skysense.training.loop import to_device
     from skysense.training.teacher import update_teacher
 
-    from skysense.training.loop import to_device
-
-    cfg = train_cfg(stage, args.micro_batch, args.precision)
+    cfg = train_cfg(stage, args.micro_batch, args.precision, args.zero3_persistence_threshold)
     runtime = resolve_runtime(cfg.train)
     model = make_pretrainer(args)
     engine, _, _ = build_engine(model, cfg, runtime, world_size)
-    batch = synthetic_batch(model.student.spec, args.micro_batch, args.dates, seed=int(os.environ.get("RANK", 0)))
+    batch = synthetic_batch(model.student.spec, args.micro_batch, args.dates, seed=int(os.environ.get("RANK", "0")))
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     batch = to_device(batch, engine.device, dtype)
     parts = {"forward": 0.0, "backward": 0.0, "step": 0.0}
     peak: dict[str, int] = {"total": 0}
+    cpu = 0.0
     for i in range(args.steps + 1):
         torch.manual_seed(i)
+        c0 = time.process_time()
         t0 = time.perf_counter()
         loss = engine(batch)["loss"]
         t1 = time.perf_counter()
         engine.backward(loss)
         t2 = time.perf_counter()
+        c_measure = time.process_time()
         after_backward = model_state_bytes(engine) if i == 1 else None
+        c_measure = time.process_time() - c_measure
         t2b = time.perf_counter()
         engine.step()
         update_teacher(engine.module, 0.99, stage)
@@ -165,6 +176,7 @@ def time_engine(args: argparse.Namespace, stage: int, world_size: int) -> dict[s
             parts["forward"] += t1 - t0
             parts["backward"] += t2 - t1
             parts["step"] += t3 - t2b
+            cpu += time.process_time() - c0 - c_measure
         if after_backward is not None:
             after_step = model_state_bytes(engine)
             merged = {k: max(after_backward[k], after_step[k]) for k in ("params", "grads", "optimizer")}
@@ -172,6 +184,7 @@ def time_engine(args: argparse.Namespace, stage: int, world_size: int) -> dict[s
             peak = merged
     out: dict[str, Any] = {k: v / args.steps for k, v in parts.items()}
     out["total"] = sum(out.values())
+    out["cpu"] = cpu / args.steps
     out["model_state_bytes"] = peak
     del engine
     return out
@@ -201,7 +214,8 @@ def two_rank_results(args: argparse.Namespace, precision: str) -> dict[str, Any]
         out = Path(tmp) / "two.json"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
                "--nproc_per_node", "2", __file__, "--worker", str(out), "--stages", args.stages,
-               "--preset", args.preset, "--precision", precision, "--micro-batch", str(args.micro_batch), "--steps", str(args.steps),
+               "--preset", args.preset, "--precision", precision,
+               "--zero3-persistence-threshold", str(args.zero3_persistence_threshold), "--micro-batch", str(args.micro_batch), "--steps", str(args.steps),
                "--dates", str(args.dates)]
         for item in args.overrides:
             cmd += ["--set", item]
@@ -251,12 +265,10 @@ def print_one_process(args: argparse.Namespace, stages: list[int], report: dict[
     report["one_process"] = {s: time_engine(args, s, 1) for s in stages}
     print(f"\n## One process ({torch.get_num_threads()} threads), {args.preset} {args.overrides}, "
           f"micro-batch {args.micro_batch}: seconds per step (forward / backward / step)")
-    print(f"{'run':<12}{'total s':>10}{'ratio':>8}{'fwd':>8}{'bwd':>8}{'step':>8}")
-    print(f"{'pytorch':<12}{plain['total']:>10.3f}{1.0:>8.2f}{plain['forward']:>8.3f}"
-          f"{plain['backward']:>8.3f}{plain['step']:>8.3f}")
-    for s, r in report["one_process"].items():
-        print(f"{'zero-' + str(s):<12}{r['total']:>10.3f}{r['total'] / plain['total']:>8.2f}"
-              f"{r['forward']:>8.3f}{r['backward']:>8.3f}{r['step']:>8.3f}")
+    print(f"{'run':<12}{'wall s':>9}{'ratio':>7}{'cpu s':>9}{'ratio':>7}{'fwd':>8}{'bwd':>8}{'step':>8}")
+    for name, r in [("pytorch", plain)] + [(f"zero-{s}", r) for s, r in report["one_process"].items()]:
+        print(f"{name:<12}{r['total']:>9.3f}{r['total'] / plain['total']:>7.2f}{r['cpu']:>9.3f}"
+              f"{r['cpu'] / plain['cpu']:>7.2f}{r['forward']:>8.3f}{r['backward']:>8.3f}{r['step']:>8.3f}")
 
 
 def main() -> None:
@@ -279,7 +291,7 @@ def main() -> None:
         report[f"two_ranks_{precision}"] = two
         base = two[str(stages[0])]["per_rank_bytes"][0]["total"] if stages[0] == 0 else None
         print(f"\n## Two ranks (gloo, 1 thread each), {precision}: step time and model states held per rank (MiB)")
-        print(f"{'stage':<8}{'step s':>8}{'rank0 MiB':>11}{'rank1 MiB':>11}{'params':>9}{'grads':>9}{'optim':>9}{'vs z0':>7}")
+        print(f"{'stage':<8}{'wall s':>8}{'rank0 MiB':>11}{'rank1 MiB':>11}{'params':>9}{'grads':>9}{'optim':>9}{'vs z0':>7}")
         for s in stages:
             r = two[str(s)]
             b0, b1 = r["per_rank_bytes"]

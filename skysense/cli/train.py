@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send file descriptor 1 (DeepSpeed's logs, worker processes) to stderr for a while."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,8 +69,10 @@ def register(app: typer.Typer) -> None:
             )
         from skysense.training.launch import run_local
 
+        quiet = _stdout_to_stderr() if as_json else contextlib.nullcontext()
         try:
-            run_local(cfg, chips_dir, out_path, nproc=n, resume=resume, show_progress=not as_json)
+            with quiet:
+                run_local(cfg, chips_dir, out_path, nproc=n, resume=resume, show_progress=not as_json)
         except user_errors() as exc:
             fail(str(exc), code=3)
         from skysense.training.checkpoints import read_latest

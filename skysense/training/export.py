@@ -72,10 +72,12 @@ def export_checkpoint(
     cfg: SkySenseConfig,
     chips_dir: Path | None,
     step: int,
+    run_id: str | None = None,
 ) -> Path:
     """Write the student encoder of a checkpoint as ``model.safetensors`` + ``config.json``.
 
     The folder is written beside ``export_dir`` and swapped in, so a reader never sees half.
+    ``run_id`` (the training run in MLflow) is recorded as ``mlflow_run_id``.
 
     Returns:
         ``export_dir``.
@@ -87,7 +89,7 @@ def export_checkpoint(
     encoder = {k[len(prefix) :]: v.contiguous().clone() for k, v in state.items() if k.startswith(prefix)}
     if not encoder:
         raise ExportError(f"{checkpoint_dir} holds no '{prefix}*' weights: nothing to export")
-    student = getattr(pretrainer, "student")
+    student = pretrainer.student
     spec = getattr(student, "spec", None)
     stats = None
     if chips_dir is not None and (Path(chips_dir) / "stats.json").is_file():
@@ -101,6 +103,7 @@ def export_checkpoint(
         "data_version": data_version(chips_dir),
         "git_commit": git_commit(),
         "step": step,
+        "mlflow_run_id": run_id,
         "dtype": "float32",
         "n_parameters": int(sum(v.numel() for v in encoder.values())),
         "checkpoint": str(Path(checkpoint_dir).resolve()),

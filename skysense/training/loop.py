@@ -94,14 +94,26 @@ def to_device(batch: dict[str, Any], device: torch.device, float_dtype: torch.dt
 
 
 def _reduce_components(out: dict[str, Any], world_size: int) -> dict[str, float]:
+    """Mean of every scalar loss component over the ranks that produced it.
+
+    Ranks may report different components (a modality absent from one rank's batch), so the
+    names are gathered first and each value is averaged over the ranks that have it.
+    """
     import deepspeed.comm as dist
 
-    names = [k for k, v in out.items() if isinstance(v, torch.Tensor) and v.numel() == 1]
-    values = torch.stack([out[k].detach().float().reshape(()) for k in names]).cpu()
-    if world_size > 1:
-        dist.all_reduce(values)
-        values /= world_size
-    return dict(zip(names, values.tolist(), strict=True))
+    local = {k: v for k, v in out.items() if isinstance(v, torch.Tensor) and v.numel() == 1}
+    if world_size == 1:
+        return {k: float(v.detach().float()) for k, v in local.items()}
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, sorted(local))
+    names = sorted(set().union(*gathered))
+    sums = torch.zeros(len(names), 2)
+    for i, name in enumerate(names):
+        if name in local:
+            sums[i, 0] = local[name].detach().float().cpu()
+            sums[i, 1] = 1.0
+    dist.all_reduce(sums)
+    return {n: float(sums[i, 0] / sums[i, 1]) for i, n in enumerate(names)}
 
 
 def _state_is_finite(engine: Any, world_size: int) -> bool:
@@ -283,6 +295,7 @@ def train(
             cfg=cfg,
             chips_dir=chips_dir,
             step=step,
+            run_id=tracker.run_id if tracker is not None else None,
         )
         if tracker is not None:
             tracker.log_export(result.export_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console
 from rich.progress import (
@@ -45,7 +46,7 @@ class TrainProgress:
                 "train", total=total_steps, completed=start_step, loss=float("nan"), rate=0.0
             )
 
-    def __enter__(self) -> TrainProgress:
+    def __enter__(self) -> Self:
         if self._progress is not None:
             self._progress.start()
         return self

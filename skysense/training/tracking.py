@@ -9,6 +9,7 @@ continues it. Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``registry.tr
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ class RunTracker:
         batch = [
             Metric(k, float(v), now, step)
             for k, v in metrics.items()
-            if v == v and abs(v) != float("inf")
+            if math.isfinite(v)
         ]
         self.client.log_batch(self.run_id, metrics=batch)
 

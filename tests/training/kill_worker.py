@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixture_pretrainer import TinyPretrainer, stack_samples, tiny_samples  # noqa: E402
+from fixture_pretrainer import TinyPretrainer, stack_samples, tiny_samples
 
-from skysense.config import load_config  # noqa: E402
-from skysense.training.loop import train  # noqa: E402
+from skysense.config import load_config
+from skysense.training.loop import train
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ def two_rank_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     env = thread_env(2)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parents[1]), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
 

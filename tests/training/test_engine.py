@@ -18,7 +18,7 @@ from skysense.training.export import consolidated_state_dict
 from skysense.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixture_pretrainer import TinyEncoder, TinyPretrainer, stack_samples, tiny_samples  # noqa: E402
+from fixture_pretrainer import TinyEncoder, TinyPretrainer, stack_samples, tiny_samples
 
 CPU = Runtime(device="cpu", backend="gloo", precision="fp32")
 

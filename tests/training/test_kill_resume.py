@@ -23,7 +23,7 @@ def _worker(out: Path, kill_at: int, resume: bool) -> subprocess.CompletedProces
         env.pop(key, None)
     return subprocess.run(
         [sys.executable, str(WORKER), str(out), "3", str(kill_at), "1" if resume else "0"],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env, capture_output=True, text=True, timeout=300, check=False,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -18,7 +19,7 @@ from skysense.training.schedule import (
 
 
 def test_lr_warms_up_linearly_then_decays_by_cosine_to_min_lr() -> None:
-    kw = dict(lr=1.0, min_lr=0.1, warmup_steps=4, total_steps=14)
+    kw = {"lr": 1.0, "min_lr": 0.1, "warmup_steps": 4, "total_steps": 14}
     assert [lr_at(s, **kw) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert lr_at(4, **kw) == pytest.approx(1.0)
     assert lr_at(9, **kw) == pytest.approx(0.55)  # half-way: (1 + 0.1) / 2
@@ -31,7 +32,7 @@ def test_ema_momentum_rises_from_start_to_end() -> None:
     assert values[0] == pytest.approx(0.99)
     assert values[-1] == pytest.approx(1.0)
     assert values[5] == pytest.approx(0.995)
-    assert all(a <= b for a, b in zip(values, values[1:]))
+    assert all(a <= b for a, b in itertools.pairwise(values))
 
 
 class _Net(nn.Module):

@@ -17,7 +17,7 @@ from skysense.training.provenance import data_version
 from skysense.training.tracking import flatten
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixture_pretrainer import TinyPretrainer, stack_samples, tiny_samples  # noqa: E402
+from fixture_pretrainer import TinyPretrainer, stack_samples, tiny_samples
 
 
 def _chips(tmp_path: Path) -> Path:
