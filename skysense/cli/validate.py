@@ -62,8 +62,8 @@ def register(app: typer.Typer) -> None:
         """Profile and validate the catalog's rasters with great-expectations; quarantine bad items.
 
         Reads the catalog (and --chips), writes validation.json, quarantine.parquet,
-        profiles.parquet, accepted_catalog.yaml, a GX project (gx/) and Data Docs (data_docs/)
-        in --out. Originals are never modified. Exits non-zero when fewer than
+        profiles.parquet, location_profiles.parquet (chip_profiles.parquet with --chips),
+        accepted_catalog.yaml, a GX project (gx/) and Data Docs (data_docs/) in --out. Originals are never modified. Exits non-zero when fewer than
         validation.min_accepted locations pass or the catalog is unusable.
         """
         from skysense.errors import ValidationFailed
