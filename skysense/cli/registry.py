@@ -24,6 +24,10 @@ def _connect(cfg: Any, uri: str | None):
     return connect(resolved), resolved, sqlite_path(resolved)
 
 
+def _metric(metrics: dict[str, float], key: str) -> str:
+    return f"{metrics[key]:.4f}" if key in metrics else ""
+
+
 def _print_status(status: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -32,10 +36,9 @@ def _print_status(status: dict[str, Any]) -> None:
                 "created"):
         table.add_column(col)
     for v in status["versions"]:
-        m = v["metrics"]
-        fmt = (lambda k: "" if k not in m else f"{m[k]:.4f}")  # noqa: E731
-        table.add_row(v["version"], ",".join(v["aliases"]), v["status"], fmt("linear_acc"),
-                      fmt("linear_acc_gain"), fmt("miou"), v["data_version"][:20], v["created"])
+        shown = [_metric(v["metrics"], k) for k in ("linear_acc", "linear_acc_gain", "miou")]
+        table.add_row(v["version"], ",".join(v["aliases"]), v["status"], *shown,
+                      v["data_version"][:20], v["created"])
     out.print(table)
     for h in status["history"][-10:]:
         out.print(f"{h['at']}  {h['action']:8s} v{h['version']} (was v{h['previous_champion']}) "
@@ -107,7 +110,8 @@ def register(app: typer.Typer) -> None:
         Exit code 0 when promoted or rolled back, 1 when the policy refused (reasons printed and
         written to the version's tags), 2 on errors.
         """
-        from skysense.registry.promotion import promote, rollback as do_rollback
+        from skysense.registry.promotion import promote
+        from skysense.registry.promotion import rollback as do_rollback
 
         cfg = load(params, set_)
         try:

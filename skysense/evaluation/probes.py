@@ -17,7 +17,7 @@ class Standardiser:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> "Standardiser":
+    def fit(cls, x: np.ndarray) -> Standardiser:
         """Per-feature mean and std of ``x`` (N x D)."""
         return cls(x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6))
 

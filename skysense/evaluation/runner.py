@@ -48,9 +48,8 @@ def evaluate_export(cfg: SkySenseConfig, export_dir: Path, downstream: Path, out
         ``{"metrics": flat dict, "files": [paths], "config": export config}``.
     """
     from skysense.data.downstream import load_downstream
-    from skysense.training.export import load_exported
-
     from skysense.inference.batch import resolve_device
+    from skysense.training.export import load_exported
 
     device = resolve_device(device or cfg.eval.device)
     out_dir.mkdir(parents=True, exist_ok=True)

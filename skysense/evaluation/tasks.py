@@ -13,11 +13,20 @@ import numpy as np
 
 from skysense.config import EvalConfig
 from skysense.evaluation.metrics import (
-    accuracy, confusion_matrix, macro_f1, mean_average_precision, mean_iou, per_class_f1,
+    accuracy,
+    confusion_matrix,
+    macro_f1,
+    mean_average_precision,
+    mean_iou,
+    per_class_f1,
     per_class_iou,
 )
 from skysense.evaluation.probes import (
-    Standardiser, kfold_indices, knn_predict, linear_scores, train_linear,
+    Standardiser,
+    kfold_indices,
+    knn_predict,
+    linear_scores,
+    train_linear,
 )
 
 IGNORE = 255

@@ -54,7 +54,7 @@ class ProbeHead:
     classes: list[str] | None = None
 
     @classmethod
-    def load(cls, path: str | Path) -> "ProbeHead":
+    def load(cls, path: str | Path) -> ProbeHead:
         """Read a head saved by ``skysense evaluate`` (``seg_head.npz``)."""
         data = np.load(path, allow_pickle=False)
         return cls(

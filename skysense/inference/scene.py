@@ -18,7 +18,8 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import Resampling, transform as warp_transform
+from rasterio.warp import Resampling
+from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 from skysense.errors import RasterReadError, SkySenseError
@@ -199,7 +200,7 @@ class Scene:
                 lay.close()
         self.ref.close()
 
-    def __enter__(self) -> "Scene":
+    def __enter__(self) -> Scene:
         return self
 
     def __exit__(self, *exc: object) -> None:

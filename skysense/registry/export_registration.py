@@ -55,8 +55,8 @@ def read_export(export_dir: str | Path) -> tuple[Path, dict[str, Any]]:
 
 
 def register_export(
-    client: "MlflowClient",
-    cfg: "SkySenseConfig",
+    client: MlflowClient,
+    cfg: SkySenseConfig,
     export_dir: str | Path,
     metrics: dict[str, float] | None = None,
     *,

@@ -55,7 +55,7 @@ class PromotionLock:
 
     def __init__(
         self,
-        client: "MlflowClient",
+        client: MlflowClient,
         name: str,
         sqlite_db: Path | None = None,
         ttl_s: float = 120.0,
@@ -142,7 +142,7 @@ class PromotionLock:
             self._file = None
 
     # -- context -----------------------------------------------------------------------------
-    def __enter__(self) -> "PromotionLock":
+    def __enter__(self) -> PromotionLock:
         self._acquire_file()
         try:
             self._acquire_tag()
@@ -159,7 +159,7 @@ class PromotionLock:
 
 
 @contextlib.contextmanager
-def promotion_lock(client: "MlflowClient", name: str, sqlite_db: Path | None = None,
+def promotion_lock(client: MlflowClient, name: str, sqlite_db: Path | None = None,
                    **kwargs: float) -> Iterator[PromotionLock]:
     """Context manager form of :class:`PromotionLock`."""
     with PromotionLock(client, name, sqlite_db, **kwargs) as lock:

@@ -49,10 +49,10 @@ def render_model_card(
     lines = [
         f"# {name} ({preset})",
         "",
-        "SkySense-style multi-modal remote-sensing encoder (HR optical, Sentinel-2 and "
-        "Sentinel-1 time series, DEM). The pyfunc takes arrays of the modalities in physical "
-        "units (S2 reflectance, S1 dB) with their days of year and returns per-pixel embeddings "
-        "`B x D x H x W` on the 10 m grid.",
+        ("SkySense-style multi-modal remote-sensing encoder (HR optical, Sentinel-2 and "
+         "Sentinel-1 time series, DEM). The pyfunc takes arrays of the modalities in physical "
+         "units (S2 reflectance, S1 dB) with their days of year and returns per-pixel embeddings "
+         "`B x D x H x W` on the 10 m grid."),
         "",
         "## Lineage",
         "",
@@ -66,8 +66,8 @@ def render_model_card(
         lines += [f"- {k}: {v}" for k, v in sorted(keep.items())]
     lines += [
         "", "## Evaluation (frozen encoder)", "",
-        "Gain = pre-trained minus the same probe on a randomly initialised encoder of the same "
-        "preset.", "",
+        ("Gain = pre-trained minus the same probe on a randomly initialised encoder of the same "
+         "preset."), "",
         evaluation_table(metrics),
         "",
     ]

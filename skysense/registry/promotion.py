@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,10 +63,10 @@ class PromotionResult:
 
 def now_iso() -> str:
     """UTC time now, ISO 8601 to the second."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
-def alias_version(client: "MlflowClient", name: str, alias: str) -> "ModelVersion | None":
+def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version behind ``name@alias``, or ``None`` when the alias is not set."""
     from mlflow.exceptions import MlflowException
 
@@ -76,18 +76,18 @@ def alias_version(client: "MlflowClient", name: str, alias: str) -> "ModelVersio
         return None
 
 
-def read_history(client: "MlflowClient", name: str) -> list[dict[str, Any]]:
+def read_history(client: MlflowClient, name: str) -> list[dict[str, Any]]:
     """The model-level promotion history (oldest first)."""
     raw = client.get_registered_model(name).tags.get(HISTORY_TAG)
     return json.loads(raw) if raw else []
 
 
-def _read_stack(client: "MlflowClient", name: str) -> list[str]:
+def _read_stack(client: MlflowClient, name: str) -> list[str]:
     raw = client.get_registered_model(name).tags.get(STACK_TAG)
     return [str(v) for v in json.loads(raw)] if raw else []
 
 
-def _append_history(client: "MlflowClient", name: str, record: dict[str, Any]) -> None:
+def _append_history(client: MlflowClient, name: str, record: dict[str, Any]) -> None:
     history = read_history(client, name)
     history.append(record)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-MAX_HISTORY:]))
@@ -97,7 +97,7 @@ def _actor(what: str) -> dict[str, str]:
     return {"at": now_iso(), "by": owner_identity(), "what": what or " ".join(sys.argv[:3])}
 
 
-def _switch_champion(client: "MlflowClient", name: str, version: str, lock: PromotionLock) -> None:
+def _switch_champion(client: MlflowClient, name: str, version: str, lock: PromotionLock) -> None:
     """Set ``champion`` to ``version`` while holding ``lock``, and verify it by reading back."""
     if not lock.holds():
         raise RegistryError(
@@ -114,7 +114,7 @@ def _switch_champion(client: "MlflowClient", name: str, version: str, lock: Prom
 
 
 def promote(
-    client: "MlflowClient",
+    client: MlflowClient,
     name: str,
     policy: PromotionPolicy,
     version: str | None = None,
@@ -216,7 +216,7 @@ def promote(
 
 
 def rollback(
-    client: "MlflowClient",
+    client: MlflowClient,
     name: str,
     reason: str = "",
     sqlite_db: Path | None = None,
@@ -274,7 +274,7 @@ def rollback(
                            champion=target, record=record)
 
 
-def _tag_version(client: "MlflowClient", name: str, version: str, tags: dict[str, str]) -> None:
+def _tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
 

@@ -14,7 +14,6 @@ import mlflow.pyfunc
 import numpy as np
 
 
-
 class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
     """Per-pixel embeddings ``B x D x H x W`` of a SkySense encoder export.
 
@@ -23,9 +22,8 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        from skysense.training.export import load_exported
-
         from skysense.inference.batch import resolve_device
+        from skysense.training.export import load_exported
 
         device = resolve_device(os.environ.get("SKYSENSE_DEVICE"))
         self.device = device
@@ -37,9 +35,7 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
         """Embed a batch of chips given as physical-unit arrays (see the signature)."""
         import torch
 
-        from skysense.inference.batch import arrays_to_batch
-
-        from skysense.inference.batch import resolve_device
+        from skysense.inference.batch import arrays_to_batch, resolve_device
 
         wanted = (params or {}).get("device")
         device = resolve_device(wanted) if wanted not in (None, "") else self.device

@@ -40,7 +40,7 @@ class RegistrationResult:
         return dict(self.__dict__)
 
 
-def find_version_by_checkpoint(client: "MlflowClient", name: str, sha256: str) -> "ModelVersion | None":
+def find_version_by_checkpoint(client: MlflowClient, name: str, sha256: str) -> ModelVersion | None:
     """The (oldest) version of ``name`` tagged with checkpoint hash ``sha256``, if any."""
     found = client.search_model_versions(
         filter_string=f"name = '{name}' and tags.{CHECKPOINT_TAG} = '{sha256}'"
@@ -50,7 +50,7 @@ def find_version_by_checkpoint(client: "MlflowClient", name: str, sha256: str) -
     return min(found, key=lambda mv: int(mv.version))
 
 
-def ensure_registered_model(client: "MlflowClient", name: str, description: str = "") -> None:
+def ensure_registered_model(client: MlflowClient, name: str, description: str = "") -> None:
     """Create registered model ``name`` when it does not exist yet."""
     from mlflow.exceptions import MlflowException
 
@@ -72,10 +72,10 @@ def metric_tags(metrics: dict[str, float]) -> dict[str, str]:
 
 
 def register_pyfunc(
-    client: "MlflowClient",
+    client: MlflowClient,
     name: str,
     *,
-    python_model: "PythonModel",
+    python_model: PythonModel,
     checkpoint_sha256: str,
     artifacts: dict[str, str] | None = None,
     signature: Any = None,

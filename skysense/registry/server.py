@@ -54,7 +54,7 @@ def wait_for_health(url: str, timeout_s: float = 90.0, process: subprocess.Popen
                 "healthy; see its log for the cause (bad backend URI, port in use)"
             )
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
                 if resp.status == 200:
                     return
                 last = f"HTTP {resp.status}"
@@ -117,7 +117,7 @@ def start_mlflow_server(
         "--workers", "1",
     ]
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argument list
+        proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     url = f"http://{host}:{port}"

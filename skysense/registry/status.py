@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from skysense.errors import RegistryError
@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
 
 
-def registry_status(client: "MlflowClient", name: str) -> dict[str, Any]:
+def registry_status(client: MlflowClient, name: str) -> dict[str, Any]:
     """The registered model ``name`` as a JSON-ready dict.
 
     Returns:
@@ -46,7 +46,7 @@ def registry_status(client: "MlflowClient", name: str) -> dict[str, Any]:
         versions.append({
             "version": str(mv.version),
             "aliases": sorted(by_version.get(str(mv.version), [])),
-            "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, timezone.utc)
+            "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
             .replace(microsecond=0).isoformat(),
             "metrics": key,
             "data_version": mv.tags.get("data_version", ""),

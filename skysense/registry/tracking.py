@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from skysense.config import RegistryConfig
 
 
-def resolve_tracking_uri(uri: str | None, registry: "RegistryConfig | None" = None) -> str:
+def resolve_tracking_uri(uri: str | None, registry: RegistryConfig | None = None) -> str:
     """The tracking URI to use: the argument, else ``MLFLOW_TRACKING_URI``, else the config.
 
     A relative SQLite path (``sqlite:///mlflow.db``) is made absolute against the current folder,
@@ -36,7 +36,7 @@ def sqlite_path(uri: str) -> Path | None:
     return None
 
 
-def connect(uri: str | None = None, registry: "RegistryConfig | None" = None) -> "MlflowClient":
+def connect(uri: str | None = None, registry: RegistryConfig | None = None) -> MlflowClient:
     """Point MLflow (fluent API and client) at the tracking store and registry; return a client.
 
     Raises:
@@ -59,7 +59,7 @@ def connect(uri: str | None = None, registry: "RegistryConfig | None" = None) ->
 
 
 def ensure_experiment(
-    client: "MlflowClient", name: str, artifact_location: Path | None, tracking_uri: str
+    client: MlflowClient, name: str, artifact_location: Path | None, tracking_uri: str
 ) -> str:
     """The id of experiment ``name``, created when missing.
 
@@ -74,7 +74,7 @@ def ensure_experiment(
         location = Path(artifact_location).resolve().as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
-    except Exception as exc:  # noqa: BLE001 - a concurrent creator may have won
+    except Exception as exc:
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise RegistryError(f"cannot create MLflow experiment {name!r}: {exc}") from exc

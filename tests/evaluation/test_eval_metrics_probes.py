@@ -8,7 +8,12 @@ import pytest
 from skysense.config import EvalConfig
 from skysense.evaluation import tasks
 from skysense.evaluation.metrics import (
-    accuracy, average_precision, confusion_matrix, macro_f1, mean_average_precision, mean_iou,
+    accuracy,
+    average_precision,
+    confusion_matrix,
+    macro_f1,
+    mean_average_precision,
+    mean_iou,
 )
 from skysense.evaluation.probes import kfold_indices, knn_predict
 from skysense.evaluation.report import pca_rgb

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from skysense.cli import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
-from scene_fixtures import write_random_export  # noqa: E402
+from scene_fixtures import write_random_export
 
 SMALL = ["--set", "data.sample.locations=1", "--set", "data.sample.heldout_locations=1",
          "--set", "data.sample.size_px=32", "--set", "data.sample.s2_dates=2",

@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from scene_fixtures import scene_files  # noqa: E402,F401
+from scene_fixtures import scene_files  # noqa: F401

@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from registry_fixtures import sqlite_store  # noqa: E402,F401
+from registry_fixtures import sqlite_store  # noqa: F401

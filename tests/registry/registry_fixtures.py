@@ -9,12 +9,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from projection_model import BandProjectionEmbedder, example_input, write_weights  # noqa: E402
+from projection_model import BandProjectionEmbedder, example_input, write_weights
 
-from skysense.registry.lineage import file_sha256  # noqa: E402
-from skysense.registry.register import RegistrationResult, register_pyfunc  # noqa: E402
-from skysense.registry.signature import embedding_signature  # noqa: E402
-from skysense.registry.tracking import connect, ensure_experiment, sqlite_path  # noqa: E402
+from skysense.registry.lineage import file_sha256
+from skysense.registry.register import RegistrationResult, register_pyfunc
+from skysense.registry.signature import embedding_signature
+from skysense.registry.tracking import connect, ensure_experiment, sqlite_path
 
 
 def register_projection(client, name: str, folder: Path, seed: int, metrics: dict[str, float],

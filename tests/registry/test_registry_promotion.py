@@ -7,8 +7,8 @@ import json
 import mlflow
 import numpy as np
 import pytest
-from registry_fixtures import register_projection
 from projection_model import example_input
+from registry_fixtures import register_projection
 
 from skysense.config import MetricRule, PromotionPolicy
 from skysense.errors import RegistryError

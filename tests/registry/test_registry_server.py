@@ -5,8 +5,8 @@ from __future__ import annotations
 import mlflow
 import numpy as np
 import pytest
-from registry_fixtures import register_projection
 from projection_model import example_input
+from registry_fixtures import register_projection
 
 from skysense.config import MetricRule, PromotionPolicy
 from skysense.registry.promotion import alias_version, promote, read_history, rollback
