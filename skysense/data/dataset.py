@@ -105,16 +105,15 @@ class ChipDataset(Dataset):
         return [r["sample_id"] for r in self.rows]
 
     def _normalise(self, mod: str, data: np.ndarray, mask: np.ndarray) -> torch.Tensor:
-        """``(data - mean) / std`` per band as float32, 0 where ``mask`` is False (one pass each)."""
-        x = np.empty(data.shape, np.float32)
+        """``(data - mean) / std`` per band as float32, 0 where ``mask`` is False."""
+        x = data.astype(np.float32, copy=True)  # a plain cast, then in-place passes
         if mod in self._norm:
             mean, std = self._norm[mod]
             c = x.shape[-3]
-            np.subtract(data, mean[:c].reshape(c, 1, 1), out=x, casting="unsafe")
+            x -= mean[:c].reshape(c, 1, 1)
             x *= (np.float32(1.0) / std[:c]).reshape(c, 1, 1)
-        else:
-            x[...] = data
-        x *= mask[:, None] if x.ndim == 4 else mask[None]  # T x C x H x W with T x H x W masks
+        if not mask.all():  # most chips are fully valid: skip a pass over the data
+            x *= mask[:, None] if x.ndim == 4 else mask[None]  # T x C x H x W with T x H x W masks
         return torch.from_numpy(x)
 
     def __getitem__(self, index: int) -> dict[str, Any]:

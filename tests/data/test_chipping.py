@@ -172,9 +172,12 @@ def test_stats_from_valid_pixels(synthetic_chips) -> None:
     assert compute_stats(chips, split="heldout")["chips"] == 0
 
 
-def test_cli_chip_and_stats(tmp_path: Path, synthetic_catalog) -> None:
+def test_cli_chip_and_stats(tmp_path: Path, synthetic_catalog, monkeypatch: pytest.MonkeyPatch) -> None:
     from skysense.cli import app
 
+    # run where there is no ./params.yaml (embedded defaults): the repository's params.yaml is
+    # edited by other work at the same time and a half-finished edit must not fail this test
+    monkeypatch.chdir(tmp_path)
     cat_file = save_catalog(synthetic_catalog, tmp_path / "catalog.yaml")
     runner = CliRunner()
     res = runner.invoke(app, ["data", "chip", "--catalog", str(cat_file), "--out", str(tmp_path / "c"),
