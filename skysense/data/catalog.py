@@ -151,7 +151,7 @@ def load_catalog(path: str | Path) -> Catalog:
     if not p.exists():
         raise CatalogError(f"{p}: catalog not found; run `skysense data sample --out DIR` or pass --catalog")
     try:
-        raw = yaml.load(p.read_text(), Loader=_DatesAsText)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(p.read_text(), Loader=_DatesAsText)  # a SafeLoader subclass
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{p}: not a valid YAML catalog ({exc})") from None
     if not isinstance(raw, dict) or "locations" not in raw:

@@ -23,10 +23,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -37,7 +37,11 @@ from skysense.errors import ValidationFailed
 from skysense.validation.chip_profile import profile_chips
 from skysense.validation.gx_project import GxProject, TableResult
 from skysense.validation.inventory import list_raster_items, load_catalog_leniently
-from skysense.validation.location_profile import add_location_fit, location_references, profile_locations
+from skysense.validation.location_profile import (
+    add_location_fit,
+    location_references,
+    profile_locations,
+)
 from skysense.validation.quarantine import (
     QUARANTINE_COLUMNS,
     accepted_catalog,

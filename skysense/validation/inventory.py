@@ -114,7 +114,7 @@ def load_catalog_leniently(path: str | Path) -> tuple[Catalog, dict[str, DateIss
             f"{p}: catalog not found; run `skysense data sample --out DIR` or pass --catalog"
         )
     try:
-        raw = yaml.load(p.read_text(), Loader=_DatesAsText)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(p.read_text(), Loader=_DatesAsText)  # a SafeLoader subclass
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{p}: not a valid YAML catalog ({exc})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("locations"), list):
@@ -152,19 +152,19 @@ def list_raster_items(catalog: Catalog, date_issues: dict[str, DateIssue] | None
             for i, acq in enumerate(entry.acquisitions):
                 acq_id = f"{loc.id}/{mod}/{i}"
                 issue = issues.get(acq_id)
-                common = dict(
-                    acq_id=acq_id,
-                    location=loc.id,
-                    split=loc.split,
-                    modality=mod,
-                    sensor=entry.sensor,
-                    acq_index=i,
-                    date=acq.date,
-                    date_raw=issue.raw if issue else None,
-                    date_error=issue.error if issue else None,
-                    nodata_override=getattr(entry, "nodata", None),
-                    input_units=getattr(entry, "input_units", None),
-                )
+                common = {
+                    "acq_id": acq_id,
+                    "location": loc.id,
+                    "split": loc.split,
+                    "modality": mod,
+                    "sensor": entry.sensor,
+                    "acq_index": i,
+                    "date": acq.date,
+                    "date_raw": issue.raw if issue else None,
+                    "date_error": issue.error if issue else None,
+                    "nodata_override": getattr(entry, "nodata", None),
+                    "input_units": getattr(entry, "input_units", None),
+                }
                 if acq.file is not None:
                     items.append(
                         RasterItem(

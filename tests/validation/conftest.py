@@ -10,6 +10,7 @@ import pytest
 
 from skysense.config import ValidationConfig
 from skysense.validation.gate import ValidationReport, validate_catalog
+
 from .corpus import build_corpus
 
 TODAY = dt.date(2025, 1, 15)

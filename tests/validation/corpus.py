@@ -24,8 +24,8 @@ def write_tif(path: Path, data: np.ndarray, gsd: float = 10.0, crs: str | None =
     """Write a GeoTIFF (bands x rows x cols) with a north-up transform."""
     path.parent.mkdir(parents=True, exist_ok=True)
     count, h, w = data.shape
-    profile = dict(driver="GTiff", width=w, height=h, count=count, dtype=data.dtype.name,
-                   transform=from_origin(origin[0], origin[1], gsd, gsd))
+    profile = {"driver": "GTiff", "width": w, "height": h, "count": count, "dtype": data.dtype.name,
+                   "transform": from_origin(origin[0], origin[1], gsd, gsd)}
     if crs is not None:
         profile["crs"] = crs
     if nodata is not None:

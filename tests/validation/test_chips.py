@@ -119,7 +119,7 @@ def test_good_chips_pass_with_real_values(chip_run) -> None:
 
 
 def test_chip_outputs_are_written(chip_run) -> None:
-    report, expected, _, out = chip_run
+    _report, expected, _, out = chip_run
     profiles = pd.read_parquet(out / "chip_profiles.parquet")
     assert len(profiles) == 8 and set(expected) <= set(profiles["sample_id"])
     q = pd.read_parquet(out / "quarantine.parquet")

@@ -12,6 +12,7 @@ from skysense.config import ValidationConfig
 from skysense.data.catalog import load_catalog
 from skysense.errors import ValidationFailed
 from skysense.validation.gate import validate_catalog
+
 from .conftest import TODAY, checksums
 
 
@@ -63,7 +64,7 @@ def test_unreadable_files_are_profile_rows_with_the_error(corpus_run):
 
 
 def test_accepted_catalog_keeps_only_good_items_and_points_at_originals(corpus_run, corpus):
-    report, _, _, out = corpus_run
+    _report, _, _, out = corpus_run
     catalog, _ = corpus
     accepted = load_catalog(out / "accepted_catalog.yaml")
     assert [loc.id for loc in accepted.locations] == ["alpha"]
@@ -80,7 +81,7 @@ def test_accepted_catalog_keeps_only_good_items_and_points_at_originals(corpus_r
 
 
 def test_outputs_and_summary(corpus_run):
-    report, expected, before, out = corpus_run
+    _report, expected, _before, out = corpus_run
     for name in ("validation.json", "quarantine.parquet", "profiles.parquet",
                  "location_profiles.parquet", "accepted_catalog.yaml"):
         assert (out / name).is_file(), name
