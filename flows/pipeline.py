@@ -61,6 +61,12 @@ def run_stage(stage: str, root: str, use_dvc: bool, params: str | None,
     return asdict(report)
 
 
+@task(name="dvc-push", persist_result=True, cache_policy=NO_CACHE, retry_condition_fn=is_transient)
+def push_outputs(root: str, remote: str, url: str) -> stages.StageReport:
+    """Push every stage output to the DVC remote, so a registered model's data is retrievable."""
+    return stages.dvc_push(root, remote, url)
+
+
 def write_overrides_to_params(root: Path, params: Path, overrides: list[str]) -> None:
     """Apply ``--set`` overrides to the params file, as ``dvc exp run --set-param`` does.
 
@@ -134,6 +140,10 @@ def pipeline(
                 key="validation-counts", markdown=reporting.validation_table(report),
                 description="Validation counts of this run",
             )
+
+    if dvc and cfg.pipeline.dvc_push:
+        reports.append(asdict(push_outputs.with_options(**_stage_options(cfg))(
+            str(root), cfg.pipeline.dvc_remote, cfg.pipeline.dvc_remote_url)))
 
     create_table_artifact(
         key="stage-timings",

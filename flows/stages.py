@@ -202,3 +202,16 @@ def dvc_stage_changed(stage: str, root: str | Path) -> bool:
 def dvc_commit_stage(stage: str, root: str | Path) -> None:
     """Record the stage's current deps, params and outs in ``dvc.lock`` (``dvc commit -f``)."""
     run_command(stage, [tool_bin("dvc"), "commit", "--force", stage], root)
+
+
+def dvc_push(root: str | Path, remote: str, url: str) -> StageReport:
+    """``dvc push -r REMOTE``; a remote missing from ``.dvc/config`` is added from ``url`` to the
+    git-ignored ``.dvc/config.local`` first (relative URLs resolve against ``root``)."""
+    listing, _ = run_command("push", [tool_bin("dvc"), "remote", "list"], root)
+    names = {line.split()[0] for line in listing.splitlines() if line.strip() and not line.startswith(" ")}
+    if remote not in names:
+        target = url if "://" in url or Path(url).is_absolute() else str((Path(root) / url).resolve())
+        run_command("push", [tool_bin("dvc"), "remote", "add", "--local", remote, target], root)
+    argv = [tool_bin("dvc"), "push", "-r", remote]
+    output, seconds = run_command("push", argv, root)
+    return StageReport("push", True, seconds, argv, output[-2000:])
