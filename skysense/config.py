@@ -289,6 +289,7 @@ class PipelineConfig(Section):
     use_dvc: bool = True
     dvc_remote: str = "local"
     dvc_remote_url: str = "../.dvc-remote"
+    dvc_push: bool = Field(False, description="dvc push the stage outputs before registering")
 
 
 class SkySenseConfig(Section):
