@@ -66,7 +66,7 @@ class SampleConfig(Section):
 class ChipConfig(Section):
     """Chipping of catalog scenes into aligned multi-modal chips stored in shards."""
 
-    size: int = Field(16, ge=4, description="chip size on the 10 m Sentinel grid, pixels")
+    size: int = Field(8, ge=4, description="chip size on the 10 m Sentinel grid, pixels (= the preset's sentinel_px)")
     hr_ratio: Literal[32] = Field(32, description="HR grid is exactly 32x finer (SkySense)")
     stride: int | None = Field(None, ge=1, description="pixels between chips; default = size")
     max_nodata_fraction: float = Field(0.5, ge=0.0, le=1.0)

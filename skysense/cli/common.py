@@ -38,7 +38,9 @@ def load(params: Path | None, overrides: list[str] | None):
 
 def fail(message: str, code: int = 2) -> None:
     """Print an error for the user (no traceback) and exit non-zero."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
     raise typer.Exit(code)
 
 
