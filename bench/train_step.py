@@ -30,12 +30,17 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from skysense.config import load_config
+from skysense.config import apply_overrides, config_from_dict
 from skysense.training.engine import build_engine, init_distributed, resolve_runtime
 from skysense.training.schedule import WarmupCosineSchedule, param_groups
 from skysense.training.telemetry import model_state_bytes
 
 GiB = 2**30
+
+
+def config_with(sets: list[str]):
+    """Embedded defaults with dotted overrides (the bench does not depend on ./params.yaml)."""
+    return config_from_dict(apply_overrides({}, sets), "<bench>")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -73,7 +78,7 @@ def make_pretrainer(args: argparse.Namespace) -> torch.nn.Module:
     from skysense.models import create_model
     from skysense.models.pretraining import SkySensePretrainer
 
-    cfg = load_config(None, [])
+    cfg = config_with([])
     torch.manual_seed(0)
     model = create_model(args.preset, **model_overrides(args.overrides))
     model.set_grad_checkpointing(False)
@@ -102,7 +107,7 @@ def synthetic_batch(spec: Any, batch: int, dates: int, seed: int = 0) -> dict[st
 
 
 def train_cfg(stage: int, micro_batch: int, precision: str = "fp32", persistence: int = 0):
-    return load_config(None, [f"train.zero_stage={stage}", f"train.micro_batch={micro_batch}",
+    return config_with([f"train.zero_stage={stage}", f"train.micro_batch={micro_batch}",
                               "train.steps=1000", f"train.precision={precision}",
                               f"train.zero3_persistence_threshold={persistence}"])
 
@@ -194,7 +199,7 @@ def run_worker(args: argparse.Namespace) -> None:
     """One rank of the two-rank measurements (started by torchrun)."""
     import deepspeed.comm as dist
 
-    cfg = load_config(None, [])
+    cfg = config_with([])
     rank, world = init_distributed(resolve_runtime(cfg.train))
     results = {}
     for stage in [int(s) for s in args.stages.split(",")]:
@@ -279,7 +284,7 @@ def main() -> None:
     from skysense.training.engine import ensure_process_env
 
     ensure_process_env()
-    init_distributed(resolve_runtime(load_config(None, []).train))
+    init_distributed(resolve_runtime(config_with([]).train))
     stages = [int(s) for s in args.stages.split(",")]
     report: dict[str, Any] = {"preset": args.preset, "overrides": args.overrides,
                               "micro_batch": args.micro_batch, "threads": torch.get_num_threads()}

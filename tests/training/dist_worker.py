@@ -12,9 +12,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixture_pretrainer import TinyEncoder, TinyPretrainer, stack_samples, tiny_samples
+from fixture_pretrainer import TinyEncoder, TinyPretrainer, config_with, stack_samples, tiny_samples
 
-from skysense.config import load_config
 from skysense.training.loop import train
 
 
@@ -35,9 +34,7 @@ class RecordingDataset(list):
 
 
 def run(stage: int, out: Path, resume: bool = False, crash_at: int | None = None) -> tuple:
-    cfg = load_config(
-        None,
-        [
+    cfg = config_with([
             f"train.zero_stage={stage}",
             "train.steps=6",
             "train.checkpoint_every=3",

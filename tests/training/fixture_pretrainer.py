@@ -68,3 +68,10 @@ def tiny_samples(n: int = 16, t: int = 3, size: int = 4, seed: int = 0) -> list[
 def stack_samples(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Collate by stacking every key."""
     return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+def config_with(sets: list[str] | None = None):
+    """The embedded default configuration with dotted overrides (independent of ./params.yaml)."""
+    from skysense.config import apply_overrides, config_from_dict
+
+    return config_from_dict(apply_overrides({}, sets or []), "<test defaults>")

@@ -10,17 +10,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixture_pretrainer import TinyPretrainer, stack_samples, tiny_samples
+from fixture_pretrainer import TinyPretrainer, config_with, stack_samples, tiny_samples
 
-from skysense.config import load_config
 from skysense.training.loop import train
 
 
 def main() -> None:
     out, stage, kill_at, resume = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
-    cfg = load_config(
-        None,
-        [f"train.zero_stage={stage}", "train.steps=8", "train.checkpoint_every=3",
+    cfg = config_with([f"train.zero_stage={stage}", "train.steps=8", "train.checkpoint_every=3",
          "train.warmup_steps=2", "train.lr=0.02", "train.micro_batch=3"],
     )
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from skysense.config import load_config
 from skysense.errors import TrainingError
 from skysense.training.checkpoints import list_tags, read_latest
 from skysense.training.engine import Runtime, deepspeed_config, resolve_runtime
@@ -18,7 +17,7 @@ from skysense.training.export import consolidated_state_dict
 from skysense.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixture_pretrainer import TinyEncoder, TinyPretrainer, stack_samples, tiny_samples
+from fixture_pretrainer import TinyEncoder, TinyPretrainer, config_with, stack_samples, tiny_samples
 
 CPU = Runtime(device="cpu", backend="gloo", precision="fp32")
 
@@ -33,7 +32,7 @@ def _cfg(stage: int, steps: int = 6, **extra: object):
         "train.lr=0.02",
         "train.micro_batch=4",
     ] + [f"train.{k}={v}" for k, v in extra.items()]
-    return load_config(None, sets)
+    return config_with(sets)
 
 
 def _run(cfg, out: Path, resume: bool = False, on_step=None, pretrainer=None):
@@ -53,7 +52,7 @@ def _run(cfg, out: Path, resume: bool = False, on_step=None, pretrainer=None):
 
 
 def test_runtime_and_deepspeed_config_come_from_params() -> None:
-    cfg = load_config(None, ["train.zero_stage=3", "train.grad_accum=2", "train.offload_optimizer=true"])
+    cfg = config_with(["train.zero_stage=3", "train.grad_accum=2", "train.offload_optimizer=true"])
     runtime = resolve_runtime(cfg.train)
     assert (runtime.device, runtime.backend) == ("cpu", "gloo")  # no GPU on the test machine
     ds = deepspeed_config(cfg.train, runtime, world_size=2)
@@ -62,14 +61,14 @@ def test_runtime_and_deepspeed_config_come_from_params() -> None:
     assert ds["optimizer"]["params"]["torch_adam"] is False  # offload needs DeepSpeed's CPU Adam
     assert ds["train_batch_size"] == 4 * 2 * 2
     assert ds["gradient_clipping"] == 1.0 and ds["bf16"]["enabled"] is False
-    bf16 = load_config(None, ["train.precision=bf16"])
+    bf16 = config_with(["train.precision=bf16"])
     assert deepspeed_config(bf16.train, resolve_runtime(bf16.train), 1)["bf16"]["enabled"] is True
     with pytest.raises(TrainingError, match="fp16"):
-        resolve_runtime(load_config(None, ["train.precision=fp16"]).train)
+        resolve_runtime(config_with(["train.precision=fp16"]).train)
     with pytest.raises(TrainingError, match="device=cuda"):
-        resolve_runtime(load_config(None, ["train.device=cuda"]).train)
+        resolve_runtime(config_with(["train.device=cuda"]).train)
     with pytest.raises(TrainingError, match="offload_optimizer"):
-        deepspeed_config(load_config(None, ["train.zero_stage=0", "train.offload_optimizer=true"]).train, CPU, 1)
+        deepspeed_config(config_with(["train.zero_stage=0", "train.offload_optimizer=true"]).train, CPU, 1)
 
 
 class _Crash(Exception):

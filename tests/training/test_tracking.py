@@ -11,13 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from skysense.config import load_config
 from skysense.training.loop import train
 from skysense.training.provenance import data_version
 from skysense.training.tracking import flatten
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fixture_pretrainer import TinyPretrainer, stack_samples, tiny_samples
+from fixture_pretrainer import TinyPretrainer, config_with, stack_samples, tiny_samples
 
 
 def _chips(tmp_path: Path) -> Path:
@@ -51,9 +50,7 @@ def test_rank0_logs_params_metrics_tags_and_run_json(tmp_path: Path, monkeypatch
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     chips = _chips(tmp_path)
-    cfg = load_config(
-        None,
-        ["train.zero_stage=2", "train.steps=4", "train.checkpoint_every=4", "train.warmup_steps=1",
+    cfg = config_with(["train.zero_stage=2", "train.steps=4", "train.checkpoint_every=4", "train.warmup_steps=1",
          f"registry.artifact_location={tmp_path / 'artifacts'}", "train.experiment=test-pretrain"],
     )
     torch.manual_seed(0)

@@ -18,6 +18,7 @@ from skysense.training.export import consolidated_state_dict, load_exported
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chips_fixture import TINY_OVERRIDES, write_tiny_chips
+from fixture_pretrainer import config_with
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,7 +29,7 @@ def chips(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _params(tmp: Path, **train: object) -> Path:
-    cfg = load_config(None, [f"train.{k}={v}" for k, v in train.items()])
+    cfg = config_with([f"train.{k}={v}" for k, v in train.items()])
     raw = yaml.safe_load(dump_config(cfg))
     raw["model"]["overrides"] = TINY_OVERRIDES
     # ZeRO-3 needs every rank to run every branch; the model skips a modality branch absent
@@ -40,6 +41,7 @@ def _params(tmp: Path, **train: object) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cli_two_processes_zero3_trains_logs_and_exports(chips: Path, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
@@ -82,6 +84,7 @@ def test_cli_two_processes_zero3_trains_logs_and_exports(chips: Path, tmp_path: 
         assert torch.equal(exported[key], value), key
 
 
+@pytest.mark.slow
 def test_in_process_export_matches_the_engine(chips: Path, tmp_path: Path) -> None:
     from skysense.data.dataset import ChipDataset, collate_samples
     from skysense.training.loop import train
