@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import pwd
 import random
 import socket
 import time
@@ -35,9 +36,9 @@ LOCK_TAG = "promotion_lock"
 def owner_identity() -> str:
     """``user@host:pid``: who holds a lock or made a change."""
     try:
-        user = os.getlogin()
-    except OSError:
-        user = os.environ.get("USER") or os.environ.get("USERNAME") or str(os.getuid())
+        user = os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        user = str(os.getuid())
     return f"{user}@{socket.gethostname()}:{os.getpid()}"
 
 
