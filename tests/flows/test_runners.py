@@ -52,7 +52,7 @@ def test_mapped_tasks_run_on_the_dask_cluster_named_by_dask_address():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         runner = make_task_runner(PipelineConfig(dask_address=cluster.scheduler_address))
         result = areas.with_options(task_runner=runner)(["ch-a", "ch-b", "fr-c", "it-d"], 64)
-        workers = set(cluster.scheduler_info()["workers"])
+        workers = set(cluster.scheduler_info["workers"])
     assert [(loc, round(km2, 4)) for loc, km2, _ in result] == [
         ("ch-a", 0.4096), ("ch-b", 0.4096), ("fr-c", 0.4096), ("it-d", 0.4096)]
     assert {w for _, _, w in result} <= workers
@@ -98,7 +98,7 @@ def test_chip_fanout_on_dask_matches_the_chip_command(tmp_path):
                                             ((a[key] == b[key]) | ((a[key] != a[key]) & (b[key] != b[key]))).all()), key
 
 
-@pytest.mark.parametrize("kind", ["thread", "process"])
+@pytest.mark.parametrize("kind", ["thread", pytest.param("process", marks=pytest.mark.slow)])
 def test_local_pool_runners_map_over_locations(kind):
     runner = make_task_runner(PipelineConfig(task_runner=kind, max_workers=2))
     result = areas.with_options(task_runner=runner)(["ch-a", "fr-b"], 128)
