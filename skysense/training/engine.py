@@ -4,6 +4,10 @@ Everything comes from ``params.yaml: train``: ZeRO stage 0-3, fp32/bf16/fp16, gr
 accumulation and clipping, optimizer-state offload to CPU, AdamW (``torch_adam`` or DeepSpeed's
 fused CPU Adam) with warm-up + cosine lr and optional layer-wise decay. ``device``/``backend``
 ``auto`` resolve to cuda+nccl when a GPU is visible, else cpu+gloo: nothing else changes.
+
+ZeRO-3 gathers each module's parameters when the module runs, with a collective: every rank
+must run the same modules in the same order. Stages 0-2 tolerate a branch skipped on one rank
+(its gradients are simply absent); stage 3 stalls until the collective timeout.
 """
 
 from __future__ import annotations

@@ -275,7 +275,9 @@ def train(
             tracker.finish("FAILED")
         raise TrainingError(
             f"training failed at step {step + 1} on rank {rank} ({type(exc).__name__}: {exc}); if "
-            f"another rank died, see its log. Last good checkpoint: {checkpoints.read_latest(out_dir)}"
+            "another rank died, see its log; a collective timeout under ZeRO-3 means the ranks ran "
+            "different modules (a modality branch skipped on one rank). Last good checkpoint: "
+            f"{checkpoints.read_latest(out_dir)}"
         ) from exc
     result.steps = step
     if last_saved != step:
