@@ -20,14 +20,14 @@ from flows import environment
 
 environment.configure(".")
 
-import yaml  # noqa: E402
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
-from flows.pipeline import pipeline  # noqa: E402
-from skysense.config import load_config  # noqa: E402
-from skysense.data.catalog import load_catalog, save_catalog  # noqa: E402
+from flows.pipeline import pipeline
+from skysense.config import load_config
+from skysense.data.catalog import load_catalog, save_catalog
 
 
 def _as_dict(catalog_path: Path, target: Path) -> dict[str, Any]:
@@ -111,7 +111,15 @@ def ingest(
     return {"ingest": merged, "pipeline": summary}
 
 
+def main(scenes_catalog: str, overrides: list[str] | None = None, dvc: bool = True) -> None:
+    """Command line: ``python flows/ingest.py NEW_CATALOG [--overrides k=v ...] [--no-dvc]``."""
+    import json
+
+    result = ingest(scenes_catalog, overrides=overrides or [], use_dvc=dvc)
+    print(json.dumps(result, indent=2, default=str))
+
+
 if __name__ == "__main__":  # pragma: no cover
     import typer
 
-    typer.run(lambda scenes_catalog: ingest(scenes_catalog))
+    typer.run(main)

@@ -26,12 +26,12 @@ from flows import environment
 
 environment.configure(".")
 
-from prefect import flow, get_run_logger, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact, create_table_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
-from flows import fanout, release, reporting, stages  # noqa: E402
-from skysense.config import SkySenseConfig, apply_overrides, config_from_dict, load_config  # noqa: E402
+from flows import fanout, release, reporting, stages
+from skysense.config import SkySenseConfig, apply_overrides, config_from_dict, load_config
 
 STAGES = ("sample", "validate", "chip", "train", "evaluate")
 

@@ -19,12 +19,12 @@ from flows import environment
 
 environment.configure(".")
 
-from prefect import flow, get_run_logger, task, unmapped  # noqa: E402
-from prefect.artifacts import create_table_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
-from flows.release import tracking_uri  # noqa: E402
-from skysense.config import PredictConfig, load_config  # noqa: E402
+from flows.release import tracking_uri
+from skysense.config import PredictConfig, load_config
 
 
 def scenes_from_catalog(path: str | Path) -> list[dict[str, Any]]:
@@ -123,7 +123,19 @@ def predict(
     return results
 
 
+def main(
+    catalog: str,
+    overrides: list[str] | None = None,
+    model_uri: str | None = None,
+) -> None:
+    """Command line: ``python flows/predict.py CATALOG [--overrides k=v ...] [--model-uri URI]``."""
+    import json
+
+    results = predict(catalog=catalog, overrides=overrides or [], model_uri=model_uri)
+    print(json.dumps(results, indent=2, default=str))
+
+
 if __name__ == "__main__":  # pragma: no cover
     import typer
 
-    typer.run(lambda catalog: predict(catalog=catalog))
+    typer.run(main)

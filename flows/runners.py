@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from skysense.config import PipelineConfig
 
 
-def make_task_runner(pipeline: "PipelineConfig") -> "TaskRunner":
+def make_task_runner(pipeline: PipelineConfig) -> TaskRunner:
     """Build the task runner named by the pipeline settings.
 
     Args:
@@ -44,7 +44,7 @@ def make_task_runner(pipeline: "PipelineConfig") -> "TaskRunner":
     return ThreadPoolTaskRunner(max_workers=pipeline.max_workers)
 
 
-def describe(pipeline: "PipelineConfig") -> str:
+def describe(pipeline: PipelineConfig) -> str:
     """One line naming the runner, for logs and artifacts."""
     if pipeline.dask_address:
         return f"dask ({pipeline.dask_address})"

@@ -131,9 +131,9 @@ def run_command(
     """
     start = time.perf_counter()
     try:
-        proc = subprocess.run(  # noqa: S603 - argument list, no shell
+        proc = subprocess.run(
             argv, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout_s
-        )
+        , check=False)
     except subprocess.TimeoutExpired as exc:
         raise StageFailed(f"stage '{stage}' ran past {timeout_s:.0f} s: {shlex.join(argv)}") from exc
     seconds = time.perf_counter() - start

@@ -200,7 +200,7 @@ def check_scripts(root: Path) -> list[Finding]:
 
     out: list[Finding] = []
     for path in sorted((root / "infra").rglob("*.sh")):
-        proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30, check=False)
         problems = [proc.stderr.strip()] if proc.returncode else []
         if not os.access(path, os.X_OK):
             problems.append("not executable (chmod +x)")

@@ -78,4 +78,4 @@ def run_cli(project: Path, *args: str, timeout: float = 900) -> subprocess.Compl
     """``skysense ARGS`` in ``project`` with a project-local PREFECT_HOME."""
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "MLFLOW_TRACKING_URI")}
     return subprocess.run([bin_path("skysense"), *args], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)

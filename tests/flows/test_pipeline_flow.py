@@ -12,6 +12,8 @@ import json
 import shutil
 import sqlite3
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -20,6 +22,7 @@ from conftest import SMALL, bin_path, run_cli
 from skysense.dvc_lineage import dvc_md5
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _sets() -> list[str]:
@@ -76,6 +79,24 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
     assert two["promotion"]["action"] == "skipped"
     assert len(client.search_model_versions("name = 'skysense-encoder'")) == 1
 
+    # Batch inference with the champion over the sample's locations (predict flow).
+    predicted = subprocess.run(
+        [sys.executable, str(ROOT / "flows" / "predict.py"), "data/sample/catalog.yaml",
+         "--overrides", "predict.window=16", "--overrides", "predict.overlap=4"],
+        cwd=project, capture_output=True, text=True, timeout=600, check=False)
+    assert predicted.returncode == 0, predicted.stdout[-2000:] + predicted.stderr[-4000:]
+    outputs = sorted((project / "reports" / "predictions").glob("*.tif"))
+    locations = yaml.safe_load((project / "data/sample/catalog.yaml").read_text())["locations"]
+    assert [p.stem for p in outputs] == sorted(loc["id"] for loc in locations)
+    import rasterio
+
+    first_s2 = project / "data/sample" / locations[0]["modalities"]["s2"]["acquisitions"][0]["file"]
+    with rasterio.open(outputs[0] if outputs[0].stem == locations[0]["id"] else
+                       project / "reports/predictions" / f"{locations[0]['id']}.tif") as out, \
+            rasterio.open(first_s2) as ref:
+        assert out.crs == ref.crs and out.transform == ref.transform
+        assert (out.width, out.height) == (ref.width, ref.height) and out.count > 1
+
     # Precise params per stage: eval.* re-runs evaluate only; train.* re-runs train and evaluate.
     params = project / "params.yaml"
     original = params.read_text()
@@ -90,10 +111,10 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
     assert _dvc_stale(project) == set()
 
     # The default local remote: push, lose the chips, pull them back bit-identical.
-    push = subprocess.run([bin_path("dvc"), "push"], cwd=project, capture_output=True, text=True)
+    push = subprocess.run([bin_path("dvc"), "push"], cwd=project, capture_output=True, text=True, check=False)
     assert push.returncode == 0, push.stderr
     shutil.rmtree(project / "data" / "chips")
-    pull = subprocess.run([bin_path("dvc"), "pull", "chip"], cwd=project, capture_output=True, text=True)
+    pull = subprocess.run([bin_path("dvc"), "pull", "chip"], cwd=project, capture_output=True, text=True, check=False)
     assert pull.returncode == 0, pull.stderr
     assert (project / "data" / "chips" / "manifest.parquet").exists()
     assert _dvc_stale(project) == set()

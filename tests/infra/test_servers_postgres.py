@@ -10,7 +10,9 @@ Skipped only where no PostgreSQL answers and ``CI`` is not set (see conftest.py)
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,6 +33,7 @@ from skysense.registry.server import free_port, start_mlflow_server
 from skysense.registry.tracking import connect, ensure_experiment
 
 NAME = "skysense-pg"
+ROOT = Path(__file__).resolve().parents[2]
 POLICY = PromotionPolicy(decide={"linear_acc": MetricRule(min_improvement=0.01)}, no_regress={})
 
 
@@ -113,13 +116,30 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
         if proc.poll() is not None:
             raise AssertionError(f"prefect server exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status == 200:
                     return
         except OSError:
             pass
         time.sleep(0.5)
     raise AssertionError(f"prefect server not healthy at {url} after {timeout_s} s")
+
+
+def _wait_for_deployment(port: int, name: str, proc: subprocess.Popen, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/deployments/filter", data=b"{}", method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"`skysense pipeline serve` exited with {proc.returncode}")
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            found = [d for d in json.loads(resp.read()) if d["name"] == name]
+        if found:
+            return found[0]
+        time.sleep(1.0)
+    raise AssertionError(f"no deployment {name!r} after {timeout_s} s")
 
 
 @pytest.mark.postgres
@@ -134,17 +154,17 @@ def test_prefect_server_on_postgres_runs_a_flow(pg_database, tmp_path):
         "DO_NOT_TRACK": "1",
     })
     prefect = str(Path(sys.executable).with_name("prefect"))
-    log = open(tmp_path / "prefect-server.log", "wb")
-    proc = subprocess.Popen(
-        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(tmp_path / "prefect-server.log", "wb") as log:  # the server keeps its own handle
+        proc = subprocess.Popen(
+            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/api/health", proc, 150)
         client_env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
         client_env.pop("PREFECT_API_DATABASE_CONNECTION_URL")
         run = subprocess.run([sys.executable, "-c", FLOW_SCRIPT], env=client_env, capture_output=True,
-                             text=True, timeout=180)
+                             text=True, timeout=180, check=False)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
         line = next(ln for ln in run.stdout.splitlines() if ln.startswith("RUN "))
         _, run_id, state, result = line.split()
@@ -152,6 +172,25 @@ def test_prefect_server_on_postgres_runs_a_flow(pg_database, tmp_path):
         # The run is recorded in PostgreSQL, with its two mapped task runs.
         assert _count(pg_database, f"SELECT count(*) FROM flow_run WHERE id = '{run_id}' AND state_type = 'COMPLETED'") == 1
         assert _count(pg_database, f"SELECT count(*) FROM task_run WHERE flow_run_id = '{run_id}'") == 2
+
+        # `skysense pipeline serve --cron` registers a scheduled deployment on this server.
+        project = tmp_path / "project"
+        project.mkdir()
+        shutil.copy(ROOT / "params.yaml", project / "params.yaml")
+        serve = subprocess.Popen(
+            [str(Path(sys.executable).with_name("skysense")), "pipeline", "serve", "--cron", "0 2 * * 1",
+             "--name", "pg-weekly"],
+            cwd=project, env=client_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deployment = _wait_for_deployment(port, "pg-weekly", serve, 150)
+        finally:
+            os.killpg(serve.pid, 15)
+            serve.wait(timeout=30)
+        crons = [s["schedule"]["cron"] for s in deployment["schedules"]]
+        assert crons == ["0 2 * * 1"]
+        assert _count(pg_database, "SELECT count(*) FROM deployment WHERE name = 'pg-weekly'") == 1
     finally:
         os.killpg(proc.pid, 15)
         try:
@@ -159,4 +198,3 @@ def test_prefect_server_on_postgres_runs_a_flow(pg_database, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait(timeout=10)
-        log.close()
