@@ -53,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--stages", default="0,1,2,3")
     p.add_argument("--skip-two-ranks", action="store_true")
     p.add_argument("--skip-one-process", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="torch threads of the one-process runs (0: default)")
     p.add_argument("--two-rank-precisions", default="fp32,bf16", help="precisions of the two-rank runs")
     p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     p.add_argument("--zero3-persistence-threshold", type=int, default=0,
@@ -284,6 +285,8 @@ def main() -> None:
     from skysense.training.engine import ensure_process_env
 
     ensure_process_env()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     init_distributed(resolve_runtime(config_with([]).train))
     stages = [int(s) for s in args.stages.split(",")]
     report: dict[str, Any] = {"preset": args.preset, "overrides": args.overrides,

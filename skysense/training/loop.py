@@ -30,7 +30,7 @@ from skysense.training.engine import (
     uses_activation_checkpointing,
 )
 from skysense.training.progress import TrainProgress
-from skysense.training.sampling import EpochShardStream
+from skysense.training.sampling import EpochShardStream, batch_iterator
 from skysense.training.schedule import ema_momentum_at
 from skysense.training.teacher import update_teacher
 from skysense.training.telemetry import peak_memory_bytes
@@ -195,6 +195,9 @@ def train(
         if state is not None:
             stream.load_state_dict(state["stream"])
             start_step = int(state["step"])
+    feeder = EpochShardStream(len(dataset), rank, world_size, tcfg.micro_batch, tcfg.seed)
+    feeder.load_state_dict(stream.state_dict())  # reads ahead with workers; `stream` = used
+    batches = batch_iterator(feeder, dataset, collate, tcfg.num_workers, seed=tcfg.seed + rank)
     tracker = None
     if rank == 0 and track:
         from skysense.training.tracking import RunTracker
@@ -215,7 +218,8 @@ def train(
                 lr_used = schedule.current_lr()
                 components: dict[str, float] = {}
                 for _ in range(tcfg.grad_accum):
-                    batch = collate([dataset[i] for i in stream.next_batch()])
+                    batch = next(batches)
+                    stream.consumed += tcfg.micro_batch
                     out = engine(to_device(batch, device, float_dtype))
                     reduced = _reduce_components(out, world_size)
                     if not all(np.isfinite(v) for v in reduced.values()):

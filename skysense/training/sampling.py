@@ -9,7 +9,8 @@ how many samples this rank has consumed; resuming from it reproduces the same or
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -101,3 +102,31 @@ class EpochShardStream:
                     "settings, or start a fresh run without --resume"
                 )
         self.consumed = int(state["consumed"])
+
+
+def batch_iterator(
+    stream: EpochShardStream,
+    dataset: Any,
+    collate: Callable[[list[Any]], Any],
+    num_workers: int = 0,
+    seed: int = 0,
+) -> Iterator[Any]:
+    """Collated micro-batches in ``stream`` order, read in this process or by worker processes.
+
+    With workers, batches are read ahead, so ``stream`` runs ahead of training: keep the
+    resumable position in a separate stream advanced per batch used (as the loop does). Worker
+    seeds come from their own generator, so the global RNG streams are left untouched.
+    """
+    if num_workers == 0:
+        while True:
+            yield collate([dataset[i] for i in stream.next_batch()])
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        dataset,
+        batch_sampler=iter(stream),
+        collate_fn=collate,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    yield from loader

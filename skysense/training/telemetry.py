@@ -52,7 +52,7 @@ class _StorageCounter:
             return
         if isinstance(obj, dict):
             for key, value in obj.items():
-                self.walk(value, _kind_of(str(key), kind), depth + 1)
+                self.walk(value, _kind_of(key, kind) if isinstance(key, str) else kind, depth + 1)
         elif isinstance(obj, (list, tuple)):
             for value in obj:
                 self.walk(value, kind, depth + 1)

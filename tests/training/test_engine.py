@@ -166,3 +166,16 @@ def test_ema_teacher_agrees_across_stage2_and_stage3_with_and_without_persistenc
             torch.testing.assert_close(states[name][key], states["s2"][key], atol=1e-6, rtol=1e-5, msg=key)
     student_key = "student." + teacher[0][len("teacher."):]
     assert not torch.equal(states["s2"][teacher[0]], states["s2"][student_key])  # it lags the student
+
+
+def test_loader_workers_give_the_same_order_and_resume_exactly(tmp_path: Path) -> None:
+    full = _run(_cfg(2), tmp_path / "inline")
+    crashed = tmp_path / "workers"
+    with pytest.raises(_Crash):
+        _run(_cfg(2, num_workers=1, keep_checkpoints=2), crashed, on_step=_crash_at(5))
+    resumed = _run(_cfg(2, num_workers=1, keep_checkpoints=2), crashed, resume=True)
+    torch.testing.assert_close(resumed.losses, full.losses[3:], atol=1e-6, rtol=0)
+    a = consolidated_state_dict(tmp_path / "inline" / "step-00000006")
+    b = consolidated_state_dict(crashed / "step-00000006")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0, msg=key)
