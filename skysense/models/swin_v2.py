@@ -57,26 +57,66 @@ class WindowAttentionV2(nn.Module):
             device = torch.device("cpu")
         self.register_buffer("relative_coords_table", _log_spaced_coords(window).to(device), persistent=False)
         self.register_buffer("relative_position_index", _relative_index(window).to(device), persistent=False)
+        self._bias_cache: dict[str, tuple] = {}
+
+    def position_bias(self, dtype: torch.dtype) -> Tensor:
+        """``16 * sigmoid(cpb_mlp(coords))`` gathered for every token pair: heads x w^2 x w^2.
+
+        Computed once per call (once per block and forward); without autograd (teacher,
+        evaluation) it is cached until the MLP's weights change (in-place EMA updates and
+        ``load_state_dict`` bump their version, ``.to()`` replaces their storage).
+        """
+        params = tuple(self.cpb_mlp.parameters())
+        track = torch.is_grad_enabled() and any(p.requires_grad for p in params)
+        key = None
+        if not track:
+            key = (self.window, dtype, self.relative_coords_table.device,
+                   tuple((p.data_ptr(), p._version) for p in params))
+            cached = self._bias_cache.get("bias")
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        n = self.window * self.window
+        table = self.cpb_mlp(self.relative_coords_table.to(dtype))  # (2w-1)^2 x heads
+        rpb = table[self.relative_position_index.reshape(-1)].view(n, n, self.heads).permute(2, 0, 1)
+        bias = 16 * torch.sigmoid(rpb)
+        if key is not None:
+            self._bias_cache["bias"] = (key, bias)
+        return bias
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """``x``: windows x w^2 x D; ``mask``: n_windows x w^2 x w^2 additive (0 / -100)."""
+        """``x``: windows x w^2 x D (image-major: all windows of image 0 first); ``mask``:
+        n_windows x w^2 x w^2 additive (0 / -100), the same for every image.
+
+        The bias is broadcast, never expanded per window: without a mask it is
+        ``1 x heads x n x n``; with one, windows and heads share a dimension
+        (``B x n_windows*heads x n x n`` against ``1 x n_windows*heads x n x n``), which lets
+        ``scaled_dot_product_attention`` use its fused kernel when no gradient reaches the bias
+        (its math fallback would add masking passes; the explicit softmax is used then).
+        """
         nw_b, n, dim = x.shape
+        hd = dim // self.heads
         bias = torch.cat([self.q_bias, torch.zeros_like(self.v_bias), self.v_bias])
-        qkv = F.linear(x, self.qkv.weight, bias).view(nw_b, n, 3, self.heads, dim // self.heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        qkv = F.linear(x, self.qkv.weight, bias)
         scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()  # heads x 1 x 1
+        rpb = self.position_bias(x.dtype)  # heads x n x n
+        if mask is None:
+            q, k, v = qkv.view(nw_b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4).unbind(0)
+            attn_bias = rpb.unsqueeze(0)
+        else:
+            n_windows = mask.shape[0]
+            b = nw_b // n_windows
+            qkv = qkv.view(b, n_windows, n, 3, self.heads, hd).permute(3, 0, 1, 4, 2, 5)
+            q, k, v = qkv.reshape(3, b, n_windows * self.heads, n, hd).unbind(0)
+            scale = scale.view(1, 1, self.heads, 1, 1).expand(1, n_windows, -1, -1, -1).reshape(1, -1, 1, 1)
+            attn_bias = (rpb.unsqueeze(0) + mask.to(x.dtype).unsqueeze(1)).reshape(1, n_windows * self.heads, n, n)
         q = F.normalize(q, dim=-1) * scale
         k = F.normalize(k, dim=-1)
-        table = self.cpb_mlp(self.relative_coords_table.to(x.dtype))  # (2w-1)^2 x heads
-        rpb = table[self.relative_position_index.reshape(-1)].view(n, n, self.heads).permute(2, 0, 1)
-        attn_bias = (16 * torch.sigmoid(rpb)).unsqueeze(0)  # 1 x heads x n x n
-        if mask is not None:
-            n_windows = mask.shape[0]
-            attn_bias = attn_bias.view(1, 1, self.heads, n, n) + mask.view(1, n_windows, 1, n, n).to(x.dtype)
-            attn_bias = attn_bias.expand(nw_b // n_windows, -1, -1, -1, -1).reshape(nw_b, self.heads, n, n)
-        attn = torch.softmax(q @ k.transpose(-2, -1) + attn_bias, dim=-1)
-        out = attn @ v
-        return self.proj(out.transpose(1, 2).reshape(nw_b, n, dim))
+        if attn_bias.requires_grad:  # the fused kernel gives no gradient to the bias
+            out = torch.softmax(q @ k.transpose(-2, -1) + attn_bias, dim=-1) @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias, scale=1.0)
+        out = out.reshape(nw_b, self.heads, n, hd).transpose(1, 2).reshape(nw_b, n, dim)
+        return self.proj(out)
 
 
 class ShiftWindowAttention(nn.Module):
@@ -115,16 +155,30 @@ class ShiftWindowAttention(nn.Module):
 
     @staticmethod
     def _shift_mask(hp: int, wp: int, window: int, shift: int, device: torch.device) -> Tensor:
-        img = torch.zeros(1, hp, wp, 1, device=device)
-        cnt = 0
-        for hs in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
-            for ws in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
-                img[:, hs, ws, :] = cnt
-                cnt += 1
-        win = img.view(1, hp // window, window, wp // window, window, 1).permute(0, 1, 3, 2, 4, 5)
-        win = win.reshape(-1, window * window)
-        diff = win[:, None, :] - win[:, :, None]
-        return torch.where(diff != 0, torch.tensor(-100.0, device=device), torch.tensor(0.0, device=device))
+        """Additive mask (0 / -100) keeping shifted windows from mixing regions that are not
+        neighbours: n_windows x w^2 x w^2, cached per (hp, wp, window, shift, device)."""
+        key = (hp, wp, window, shift, str(device))
+        mask = _SHIFT_MASKS.get(key)
+        if mask is None:
+            mask = _build_shift_mask(hp, wp, window, shift, device)
+            _SHIFT_MASKS[key] = mask
+        return mask
+
+
+_SHIFT_MASKS: dict[tuple, Tensor] = {}
+
+
+def _build_shift_mask(hp: int, wp: int, window: int, shift: int, device: torch.device) -> Tensor:
+    img = torch.zeros(1, hp, wp, 1, device=device)
+    cnt = 0
+    for hs in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+        for ws in (slice(0, -window), slice(-window, -shift), slice(-shift, None)):
+            img[:, hs, ws, :] = cnt
+            cnt += 1
+    win = img.view(1, hp // window, window, wp // window, window, 1).permute(0, 1, 3, 2, 4, 5)
+    win = win.reshape(-1, window * window)
+    diff = win[:, None, :] - win[:, :, None]
+    return torch.where(diff != 0, torch.tensor(-100.0, device=device), torch.tensor(0.0, device=device))
 
 
 class SwinBlockV2(nn.Module):
