@@ -62,8 +62,10 @@ class FusionTransformer(nn.Module):
         x = self.input_proj(tokens)
         x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         mask = torch.cat([padding.new_zeros(padding.shape[0], 1), padding], dim=1)
-        for layer in self.layers:
-            x = layer(x, mask)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            # only the cls output is read: the last layer updates the cls token alone
+            x = layer(x, mask, first_only=i == last)
         return x[:, 0]
 
 

@@ -49,15 +49,22 @@ class PackedAttention(nn.Module):
         nn.init.trunc_normal_(self.out_proj.weight, std=0.02)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False) -> Tensor:
         """Attend over tokens ``x`` (N x L x D); ``key_padding_mask`` (N x L) is True where a
-        token must be ignored."""
+        token must be ignored. ``first_only``: only token 0 queries (output N x 1 x D)."""
         n, length, dim = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        qkv = qkv.view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         mask = None
         if key_padding_mask is not None:
             mask = (~key_padding_mask)[:, None, None, :]
+        if first_only:
+            q = F.linear(x[:, :1], self.in_proj_weight[:dim], self.in_proj_bias[:dim])
+            kv = F.linear(x, self.in_proj_weight[dim:], self.in_proj_bias[dim:])
+            q = q.view(n, 1, self.heads, dim // self.heads).transpose(1, 2)
+            k, v = kv.view(n, length, 2, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            return self.out_proj(out.transpose(1, 2).reshape(n, 1, dim))
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        qkv = qkv.view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(out.transpose(1, 2).reshape(n, length, dim))
@@ -70,8 +77,8 @@ class _AttnWrapper(nn.Module):
         super().__init__()
         self.attn = PackedAttention(dim, heads)
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
-        return self.attn(x, key_padding_mask)
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False) -> Tensor:
+        return self.attn(x, key_padding_mask, first_only)
 
 
 class FeedForward(nn.Module):
@@ -101,12 +108,16 @@ class TransformerLayer(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.grad_checkpointing = False
 
-    def _inner(self, x: Tensor, key_padding_mask: Tensor | None) -> Tensor:
-        x = x + self.drop_path(self.attn(self.ln1(x), key_padding_mask))
+    def _inner(self, x: Tensor, key_padding_mask: Tensor | None, first_only: bool = False) -> Tensor:
+        if first_only:
+            x = x[:, :1] + self.drop_path(self.attn(self.ln1(x), key_padding_mask, first_only=True))
+        else:
+            x = x + self.drop_path(self.attn(self.ln1(x), key_padding_mask))
         return x + self.drop_path(self.ffn(self.ln2(x)))
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> Tensor:
-        """Tokens N x L x D in and out."""
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False) -> Tensor:
+        """Tokens N x L x D in and out; ``first_only``: only token 0 is updated and returned
+        (N x 1 x D), the others serve as keys and values (a last layer read out at its cls)."""
         if self.grad_checkpointing and torch.is_grad_enabled() and x.requires_grad:
-            return checkpoint(self._inner, x, key_padding_mask, use_reentrant=False)
-        return self._inner(x, key_padding_mask)
+            return checkpoint(self._inner, x, key_padding_mask, first_only, use_reentrant=False)
+        return self._inner(x, key_padding_mask, first_only)
