@@ -117,6 +117,11 @@ def pipeline(
     overrides = list(overrides or [])
     cfg = load_config(params_file if params_file.exists() else None, overrides)
     dvc = cfg.pipeline.use_dvc if use_dvc is None else use_dvc
+    if dvc and params_file.resolve() != (root / "params.yaml").resolve():
+        raise stages.StageFailed(
+            f"{params_file}: with pipeline.use_dvc the params file must be {root / 'params.yaml'} "
+            "(the file dvc.yaml's stages track); copy it there or run with --no-dvc"
+        )
     if dvc and overrides:
         write_overrides_to_params(root, params, overrides)
         logger.info("wrote %d override(s) to %s for DVC", len(overrides), params_file)
