@@ -6,11 +6,19 @@ AdamW step, EMA update) on a synthetic batch; prints seconds per step (min and m
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
+import os
 
-import torch
+# OpenMP threads that busy-wait between parallel regions burn the CPU other processes need and,
+# on a loaded machine, stall each op until a descheduled thread returns (measured here: the
+# HR branch 4-5x slower in CPU seconds). Must be set before torch loads libgomp; an explicit
+# OMP_WAIT_POLICY=ACTIVE in the environment still wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
 
 from skysense.models import create_model
 from skysense.models.pretraining import SkySensePretrainer
@@ -60,7 +68,7 @@ def main() -> None:
             cpu.append(time.process_time() - c0)
     n = sum(p.numel() for p in pre.trainable_parameters())
     print(f"preset={args.preset} sentinel_px={s} hr_px={32 * s} batch={args.batch} threads={args.threads} "
-          f"trainable_params={n:,}")
+          f"trainable_params={n:,} OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     print(f"step wall s: min {min(wall):.3f} median {statistics.median(wall):.3f}; "
           f"cpu s: min {min(cpu):.3f} median {statistics.median(cpu):.3f}; load average {open('/proc/loadavg').read().split()[0]}")
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
-import torch
+import os
 
-from skysense.models import create_model
+# Sleeping (not spinning) OpenMP threads: on a shared 2-core runner, spinning threads make each
+# small op wait for a descheduled peer (4-5x the CPU time). Only takes effect when torch is not
+# loaded yet in this process (tests/models alone or first); CI should export it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from skysense.models import create_model  # noqa: E402
 
 
 def _make_batch(b: int = 2, s: int = 4, t2: int = 3, t1: int = 2, seed: int = 0, modalities=("hr", "s2", "s1", "dem"),

@@ -84,11 +84,14 @@ def test_step_returns_every_component_and_grads_skip_prototypes(make_batch):
 
 
 def test_loss_falls_over_30_steps_on_a_fixed_batch(make_batch):
+    """The student learns a fixed batch: mild augmentation (no modality dropout, every date
+    kept) so the fall is not hidden by view noise; 4 samples of 4 Sentinel px, one date."""
     torch.manual_seed(0)
     weights = LossWeights()
+    augment = AugmentConfig(crop_fraction=(0.7, 1.0), spectral_jitter=0.05, date_keep=(1.0, 1.0), modality_dropout=0.0)
     pre = SkySensePretrainer(create_model("skysense-tiny", sentinel_px=4), loss_weights=weights,
-                             augment=AugmentConfig(), points=8)
-    batch = make_batch(b=4, s=4, t2=2, t1=2, seed=1)
+                             augment=augment, points=8)
+    batch = make_batch(b=4, s=4, t2=1, t1=1, seed=1)
     opt = torch.optim.AdamW(pre.trainable_parameters(), lr=2e-3)
     losses = []
     for _ in range(30):
@@ -99,4 +102,4 @@ def test_loss_falls_over_30_steps_on_a_fixed_batch(make_batch):
         pre.update_teacher(0.9)
         losses.append(float(out["loss"].detach()))
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
-    assert last < first * 0.95, losses
+    assert last < first * 0.9, losses

@@ -159,3 +159,19 @@ def test_tiny_size_and_tied_widths():
     assert model.date_encoding.weight.shape == (365, spec.hr_width)
     assert model.hr_backbone.stages[2].blocks[5].norm3 is not None
     assert model.hr_backbone.stages[2].blocks[4].norm3 is None
+
+
+def test_swin_cached_position_bias_follows_weight_updates():
+    """Without autograd the CPB bias is cached; an in-place (EMA-like) update must refresh it,
+    and the fused-kernel path must match the autograd path."""
+    torch.manual_seed(0)
+    swin = create_model("skysense-tiny", sentinel_px=4).hr_backbone
+    x = torch.randn(2, 4, 128, 128)
+    cpb = swin.stages[0].blocks[1].attn.w_msa.cpb_mlp  # a shifted block (masked windows)
+    with torch.no_grad():
+        before = swin(x)[0]
+        cpb[2].weight.add_(0.5)
+        after = swin(x)[0]
+    with_grad = swin(x)[0]
+    assert (before - after).abs().max() > 1e-3
+    assert torch.allclose(after, with_grad, atol=1e-4)
