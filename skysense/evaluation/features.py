@@ -55,19 +55,29 @@ def samples_to_batch(samples: Sequence[dict[str, Any]], stats: dict[str, Any] | 
 @torch.no_grad()
 def embed_samples(model: torch.nn.Module, samples: Sequence[dict[str, Any]],
                   stats: dict[str, Any] | None, modalities: Sequence[str], batch_size: int = 16,
-                  device: str = "cpu", keep_pixels: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+                  device: str = "cpu", keep_pixels: bool = False,
+                  pooling: str = "mean") -> tuple[np.ndarray, np.ndarray | None]:
     """Embed every sample with the frozen ``model``.
 
+    Args:
+        pooling: scene feature from the per-pixel embedding: ``mean`` (N x D) or ``mean_std``
+            (mean and standard deviation over pixels, N x 2D: texture and mixture of the chip).
+
     Returns:
-        ``(pooled N x D, pixels N x D x s x s or None)``: mean-pooled embeddings for scene-level
-        probes and, when ``keep_pixels``, the per-pixel maps for segmentation.
+        ``(pooled, pixels N x D x s x s or None)``: pooled embeddings for scene-level probes and,
+        when ``keep_pixels``, the per-pixel maps for segmentation.
     """
+    if pooling not in ("mean", "mean_std"):
+        raise ValueError(f"pooling {pooling!r}: use 'mean' or 'mean_std' (eval.pooling)")
     model.eval()
     pooled, pixels = [], []
     for i in range(0, len(samples), batch_size):
         batch = samples_to_batch(samples[i : i + batch_size], stats, modalities, device)
         emb = model.embed(batch).float().cpu()
-        pooled.append(emb.mean(dim=(2, 3)).numpy())
+        feats = [emb.mean(dim=(2, 3))]
+        if pooling == "mean_std":
+            feats.append(emb.std(dim=(2, 3), unbiased=False))
+        pooled.append(torch.cat(feats, dim=1).numpy())
         if keep_pixels:
             pixels.append(emb.numpy())
     return np.concatenate(pooled), (np.concatenate(pixels) if keep_pixels else None)

@@ -1,5 +1,6 @@
 """Probes on frozen features: linear (softmax or sigmoid) and k-NN, with standardisation and
-k-fold cross-validation by sample with a fixed seed."""
+cross-validation folds: leave-location-out (held-out places never seen by the probe) or k-fold by
+sample with a fixed seed."""
 
 from __future__ import annotations
 
@@ -40,6 +41,23 @@ def kfold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarra
         offset += len(idx)
     return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)
             if (fold_of == f).any() and (fold_of != f).any()]
+
+
+def location_folds(groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Leave-one-location-out (train, test) index splits: each fold tests one location's samples
+    with a probe fitted on the other locations only, so a probe cannot memorise a place's
+    nuisance (illumination, haze, sowing dates). ``groups``: location id per sample."""
+    groups = np.asarray(groups)
+    return [(np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
+
+
+def cv_folds(labels: np.ndarray, groups: np.ndarray | None, k: int,
+             seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Leave-location-out folds when ``groups`` names at least two locations, else ``k``
+    stratified folds by sample (:func:`kfold_indices`)."""
+    if groups is not None and len(np.unique(groups)) >= 2:
+        return location_folds(groups)
+    return kfold_indices(labels, k, seed)
 
 
 def train_linear(x: np.ndarray, y: np.ndarray, n_out: int, *, multilabel: bool = False,

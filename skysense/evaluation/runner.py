@@ -63,11 +63,17 @@ def evaluate_export(cfg: SkySenseConfig, export_dir: Path, downstream: Path, out
     metrics: dict[str, float] = {}
     files: list[Path] = []
 
+    def groups_of(samples) -> np.ndarray | None:
+        if ev.split != "location" or not all("location" in s for s in samples):
+            return None
+        return np.array([str(s["location"]) for s in samples])
+
     def run_classification(samples, prefix: str, title: str) -> None:
         labels = np.array([int(s["label"]) for s in samples])
         n = len(samples.class_names)
         res = {k: tasks.classification(embed_samples(m, samples, stats, mods, ev.batch_size,
-                                                     device)[0], labels, n, ev)
+                                                     device, pooling=ev.pooling)[0],
+                                       labels, n, ev, groups=groups_of(samples))
                for k, m in encoders.items()}
         base = res["random"].metrics if "random" in res else None
         metrics.update(_with_baseline(res["pretrained"].metrics, base, prefix))
@@ -88,7 +94,8 @@ def evaluate_export(cfg: SkySenseConfig, export_dir: Path, downstream: Path, out
     seg_res = {}
     for key, m in encoders.items():
         _, pixels = embed_samples(m, seg, stats, mods, ev.batch_size, device, keep_pixels=True)
-        seg_res[key] = tasks.segmentation(pixels, masks, len(seg.class_names), ev)
+        seg_res[key] = tasks.segmentation(pixels, masks, len(seg.class_names), ev,
+                                          groups=groups_of(seg))
         if key == "pretrained":
             files.append(report.pca_png(pixels[0], out_dir / "pca_embeddings.png",
                                         f"PCA of embeddings, {seg[0]['id']}"))
@@ -112,8 +119,9 @@ def evaluate_export(cfg: SkySenseConfig, export_dir: Path, downstream: Path, out
 
         ben = load_bigearthnet(ev.bigearthnet, n_regions=model.spec.n_regions)
         labels = np.stack([np.asarray(s["label"], dtype=np.float32) for s in ben])
-        res = {k: tasks.multilabel(embed_samples(m, ben, stats, mods, ev.batch_size, device)[0],
-                                   labels, ev) for k, m in encoders.items()}
+        res = {k: tasks.multilabel(embed_samples(m, ben, stats, mods, ev.batch_size, device,
+                                                 pooling=ev.pooling)[0], labels, ev,
+                                   groups=groups_of(ben)) for k, m in encoders.items()}
         metrics.update(_with_baseline(res["pretrained"].metrics,
                                       res["random"].metrics if "random" in res else None))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))

@@ -1,8 +1,9 @@
-"""Downstream tasks on frozen features, cross-validated by sample with a fixed seed.
+"""Downstream tasks on frozen features, cross-validated leave-location-out (``groups``: the
+location of each sample) or, without groups, by sample with a fixed seed.
 
 Each returns metrics (0..1) and out-of-fold details for the report. Folds are the same for the
-pre-trained encoder and its random-init twin (same labels, same seed), so gains compare like with
-like.
+pre-trained encoder and its random-init twin (same labels, groups and seed), so gains compare like
+with like.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from skysense.evaluation.metrics import (
 )
 from skysense.evaluation.probes import (
     Standardiser,
-    kfold_indices,
+    cv_folds,
     knn_predict,
     linear_scores,
     train_linear,
@@ -42,8 +43,9 @@ class TaskResult:
 
 
 def classification(features: np.ndarray, labels: np.ndarray, n_classes: int,
-                   cfg: EvalConfig) -> TaskResult:
-    """Linear probe and k-NN, out-of-fold over ``cfg.folds`` stratified folds.
+                   cfg: EvalConfig, groups: np.ndarray | None = None) -> TaskResult:
+    """Linear probe and k-NN, out-of-fold: leave-one-location-out when ``groups`` (location per
+    sample) holds two or more locations, else ``cfg.folds`` stratified folds by sample.
 
     Returns:
         ``linear_acc``, ``macro_f1`` (of the linear probe), ``knn_acc``; confusion of the linear
@@ -51,7 +53,7 @@ def classification(features: np.ndarray, labels: np.ndarray, n_classes: int,
     """
     lin_pred = np.zeros(len(labels), dtype=np.int64)
     knn_pred = np.zeros(len(labels), dtype=np.int64)
-    for train, test in kfold_indices(labels, cfg.folds, cfg.seed):
+    for train, test in cv_folds(labels, groups, cfg.folds, cfg.seed):
         std = Standardiser.fit(features[train])
         xtr, xte = std(features[train]), std(features[test])
         w, b = train_linear(xtr, labels[train], n_classes, epochs=cfg.linear_epochs,
@@ -67,11 +69,13 @@ def classification(features: np.ndarray, labels: np.ndarray, n_classes: int,
     )
 
 
-def multilabel(features: np.ndarray, labels: np.ndarray, cfg: EvalConfig) -> TaskResult:
-    """Linear (sigmoid) probe for multi-label scenes; out-of-fold macro mAP."""
+def multilabel(features: np.ndarray, labels: np.ndarray, cfg: EvalConfig,
+               groups: np.ndarray | None = None) -> TaskResult:
+    """Linear (sigmoid) probe for multi-label scenes; out-of-fold macro mAP (folds as
+    :func:`classification`)."""
     scores = np.zeros(labels.shape, dtype=np.float32)
     key = np.argmax(labels, axis=1)  # stratify on the first label
-    for train, test in kfold_indices(key, cfg.folds, cfg.seed):
+    for train, test in cv_folds(key, groups, cfg.folds, cfg.seed):
         std = Standardiser.fit(features[train])
         w, b = train_linear(std(features[train]), labels[train], labels.shape[1], multilabel=True,
                             epochs=cfg.linear_epochs, lr=cfg.linear_lr, seed=cfg.seed)
@@ -79,12 +83,14 @@ def multilabel(features: np.ndarray, labels: np.ndarray, cfg: EvalConfig) -> Tas
     return TaskResult(metrics={"map": mean_average_precision(labels, scores)})
 
 
-def segmentation(pixels: np.ndarray, masks: np.ndarray, n_classes: int,
-                 cfg: EvalConfig) -> tuple[TaskResult, dict[str, np.ndarray]]:
-    """Per-pixel linear head on frozen per-pixel features; out-of-fold mIoU by sample.
+def segmentation(pixels: np.ndarray, masks: np.ndarray, n_classes: int, cfg: EvalConfig,
+                 groups: np.ndarray | None = None) -> tuple[TaskResult, dict[str, np.ndarray]]:
+    """Per-pixel linear head on frozen per-pixel features; out-of-fold mIoU (leave-location-out
+    with ``groups``, else stratified folds by sample).
 
     Args:
         pixels: N x D x s x s features; masks: N x s x s class ids (255 unlabelled).
+        groups: location of each sample, or None.
 
     Returns:
         The result and the head fitted on all samples (``weight``, ``bias``, ``mean``, ``std``)
@@ -96,7 +102,7 @@ def segmentation(pixels: np.ndarray, masks: np.ndarray, n_classes: int,
     pred = np.full(y.shape, IGNORE, dtype=np.int64)
     dominant = np.array([np.bincount(m[m != IGNORE], minlength=n_classes).argmax()
                          if (m != IGNORE).any() else 0 for m in y])
-    for train, test in kfold_indices(dominant, cfg.folds, cfg.seed):
+    for train, test in cv_folds(dominant, groups, cfg.folds, cfg.seed):
         xtr = x[train].reshape(-1, d)
         std = Standardiser.fit(xtr)
         w, b = train_linear(std(xtr), y[train].reshape(-1), n_classes, epochs=cfg.seg_epochs,

@@ -15,7 +15,7 @@ from skysense.evaluation.metrics import (
     mean_average_precision,
     mean_iou,
 )
-from skysense.evaluation.probes import kfold_indices, knn_predict
+from skysense.evaluation.probes import cv_folds, kfold_indices, knn_predict, location_folds
 from skysense.evaluation.report import pca_rgb
 
 
@@ -49,6 +49,67 @@ def test_folds_are_stratified_disjoint_and_seeded():
         assert np.bincount(labels[test], minlength=3).tolist() == [2, 2, 2]
     again = kfold_indices(labels, 5, seed=0)
     assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+
+
+def test_location_folds_leave_each_location_out():
+    groups = np.array(["a", "b", "a", "c", "b", "c", "a"])
+    folds = location_folds(groups)
+    assert [sorted(test.tolist()) for _, test in folds] == [[0, 2, 6], [1, 4], [3, 5]]
+    for train, test in folds:
+        assert set(groups[train]).isdisjoint(groups[test])
+        assert len(train) + len(test) == 7
+    labels = np.zeros(7, dtype=int)
+    assert len(cv_folds(labels, groups, 5, 0)) == 3
+    assert len(cv_folds(labels, np.array(["a"] * 7), 5, 0)) == 5  # one location: by sample
+    assert len(cv_folds(labels, None, 5, 0)) == 5
+
+
+def test_location_probe_does_not_reward_memorised_place_nuisance():
+    """Features = a per-location offset that happens to correlate with the label in each place
+    (the class mix differs by place) plus weak class signal: random k-folds by sample let the
+    probe learn the place, leave-location-out does not."""
+    rng = np.random.default_rng(3)
+    n_loc, per = 4, 24
+    groups = np.repeat(np.arange(n_loc), per)
+    labels = np.concatenate([rng.permutation(np.arange(per) % 2) for _ in range(n_loc)])
+    place = rng.normal(size=(n_loc, 32)) * 4
+    feats = place[groups] + rng.normal(size=(n_loc * per, 32))
+    feats[:, 0] += 0.2 * labels  # weak true signal
+    # per-place label-specific nuisance: what a probe can memorise inside a place only
+    flip = rng.normal(size=(n_loc, 32)) * 2
+    feats += flip[groups] * labels[:, None]
+    cfg = EvalConfig(linear_epochs=100)
+    by_sample = tasks.classification(feats, labels, 2, cfg).metrics["linear_acc"]
+    by_place = tasks.classification(feats, labels, 2, cfg, groups=groups).metrics["linear_acc"]
+    assert by_sample > 0.8
+    assert by_place < 0.7
+    assert by_sample - by_place > 0.2
+
+
+def test_mean_std_pooling_doubles_the_feature():
+    import torch
+
+    from skysense.evaluation.features import embed_samples
+
+    class Fixed(torch.nn.Module):
+        def embed(self, batch):
+            return batch["x"]
+
+    import skysense.evaluation.features as features
+
+    maps = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    orig = features.samples_to_batch
+    features.samples_to_batch = lambda samples, *a, **k: {"x": maps[[s["i"] for s in samples]]}
+    try:
+        mean, _ = embed_samples(Fixed(), [{"i": 0}, {"i": 1}], None, [], pooling="mean")
+        both, _ = embed_samples(Fixed(), [{"i": 0}, {"i": 1}], None, [], pooling="mean_std")
+    finally:
+        features.samples_to_batch = orig
+    assert mean.shape == (2, 3) and both.shape == (2, 6)
+    np.testing.assert_allclose(both[:, :3], mean)
+    np.testing.assert_allclose(both[:, 3:], maps.std(dim=(2, 3), unbiased=False).numpy())
+    with pytest.raises(ValueError, match="eval.pooling"):
+        embed_samples(Fixed(), [{"i": 0}], None, [], pooling="max")
 
 
 def test_probes_separate_informative_features_not_noise():

@@ -1,0 +1,167 @@
+"""Does pre-training learn anything? Pre-trained encoder against its random-init twin.
+
+    python bench/pretrain_gain.py                                   # embedded defaults
+    python bench/pretrain_gain.py --set train.steps=60 --set train.lr=1e-3 --json out.json
+
+Runs the library path of ``make run`` in one process, without DeepSpeed:
+``write_sample`` -> ``chip_catalog`` -> ``compute_stats`` -> a plain PyTorch loop over
+:class:`SkySensePretrainer` with the configured optimizer (AdamW, warm-up + cosine, grad clip, EMA
+teacher; batch = ``micro_batch x nproc x grad_accum`` as the distributed run's effective batch)
+-> the evaluation's probes (``skysense.evaluation.tasks``) on the held-out classification and
+segmentation chips, for the trained student and for the random-init twin (same preset, same
+seed policy as ``skysense evaluate``: ``torch.manual_seed(eval.seed)`` then ``create_model``).
+
+The sample and chips are cached under ``--work`` per ``data`` settings, so runs that only change
+training or evaluation settings skip the data steps. Prints the table of metrics (pre-trained,
+random, gain) and the seconds of each stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from skysense.config import apply_overrides, config_from_dict  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--set", action="append", default=[], dest="overrides", help="dotted config k=v")
+    p.add_argument("--work", type=Path, default=Path("/tmp/skysense-pretrain-gain"))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-seg", action="store_true", help="skip the segmentation probe")
+    p.add_argument("--json", type=Path, default=None, help="write the table as JSON here")
+    return p.parse_args(argv)
+
+
+def prepare_data(cfg: Any, work: Path) -> tuple[Path, Path]:
+    """Sample + chips + stats for ``cfg.data`` (cached by a hash of the data settings)."""
+    from skysense.data.catalog import load_catalog
+    from skysense.data.chipping import chip_catalog
+    from skysense.data.sample import write_sample
+    from skysense.data.stats import compute_stats, write_stats
+
+    key = hashlib.sha1(json.dumps(cfg.data.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:10]
+    base = work / f"data-{key}"
+    sample, chips = base / "sample", base / "chips"
+    if not (chips / "stats.json").exists():
+        write_sample(sample, cfg)
+        chip_catalog(load_catalog(sample / "catalog.yaml"), chips, cfg)
+        write_stats(chips, compute_stats(chips))
+    return sample, chips
+
+
+def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
+    """Plain single-process pre-training with the configured optimizer; returns the student."""
+    from skysense.data.dataset import collate_samples
+    from skysense.training.loop import chip_dataset, pretrainer_from_config, seed_everything
+    from skysense.training.sampling import EpochShardStream, batch_iterator
+    from skysense.training.schedule import WarmupCosineSchedule, ema_momentum_at, param_groups
+
+    t = cfg.train
+    seed_everything(t.seed)
+    model = pretrainer_from_config(cfg)
+    model.train()
+    dataset = chip_dataset(cfg, chips, model)
+    batch = t.micro_batch * t.nproc * t.grad_accum
+    stream = EpochShardStream(len(dataset), 0, 1, batch, t.seed)
+    seed_everything(t.seed * 1000 + 1)
+    batches = batch_iterator(stream, dataset, collate_samples, 0, seed=t.seed)
+    opt = torch.optim.AdamW(param_groups(model, weight_decay=t.weight_decay), lr=t.lr)
+    sched = WarmupCosineSchedule(opt, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
+                                 total_steps=t.steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    losses = []
+    for step in range(1, t.steps + 1):
+        out = model(next(batches))
+        out["loss"].backward()
+        if t.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sched.step()
+        model.update_teacher(ema_momentum_at(step, start=t.ema_momentum[0], end=t.ema_momentum[1],
+                                             total_steps=t.steps))
+        losses.append(float(out["loss"].detach()))
+    return model.student.eval(), losses
+
+
+def evaluate(cfg: Any, encoders: dict[str, torch.nn.Module], sample: Path, stats: dict[str, Any],
+             seg: bool) -> dict[str, dict[str, float]]:
+    """The evaluation's probes on each encoder; metrics per encoder."""
+    from skysense.data.downstream import load_downstream
+    from skysense.evaluation import tasks
+    from skysense.evaluation.features import embed_samples
+
+    ev, mods = cfg.eval, list(cfg.model.modalities)
+    n_regions = next(iter(encoders.values())).spec.n_regions
+    cls = load_downstream(sample / "downstream", "classification", n_regions=n_regions)
+    labels = np.array([int(s["label"]) for s in cls])
+    by_loc = ev.split == "location"
+    groups = np.array([s["location"] for s in cls])
+    out: dict[str, dict[str, float]] = {}
+    segset = load_downstream(sample / "downstream", "segmentation", n_regions=n_regions) if seg else None
+    for name, model in encoders.items():
+        feats, _ = embed_samples(model, cls, stats, mods, ev.batch_size, pooling=ev.pooling)
+        out[name] = dict(tasks.classification(feats, labels, len(cls.class_names), ev,
+                                                 groups=groups if by_loc else None).metrics)
+        if segset is not None:
+            masks = np.stack([s["mask"] for s in segset])
+            sgroups = np.array([s["location"] for s in segset])
+            _, pixels = embed_samples(model, segset, stats, mods, ev.batch_size, keep_pixels=True)
+            out[name].update(tasks.segmentation(pixels, masks, len(segset.class_names), ev,
+                                                groups=sgroups if by_loc else None)[0].metrics)
+    out["_n"] = {"classification": len(cls), "locations": len(set(groups)),
+                 "segmentation": len(segset) if segset is not None else 0}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = config_from_dict(apply_overrides({}, args.overrides), "<bench>")
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    sample, chips = prepare_data(cfg, args.work)
+    times["data"] = time.perf_counter() - t0
+    stats = json.loads((chips / "stats.json").read_text())
+    t0 = time.perf_counter()
+    trained, losses = pretrain(cfg, chips)
+    times["train"] = time.perf_counter() - t0
+    from skysense.evaluation.runner import random_twin
+
+    twin = random_twin({"preset": cfg.model.preset, "overrides": cfg.model.overrides}, cfg.eval.seed)
+    t0 = time.perf_counter()
+    res = evaluate(cfg, {"pretrained": trained, "random": twin}, sample, stats, not args.no_seg)
+    times["eval"] = time.perf_counter() - t0
+    n = res.pop("_n")
+    print(f"settings: {' '.join(args.overrides) or '(defaults)'}")
+    print(f"held-out: {n['classification']} classification chips from {n['locations']} locations, "
+          f"{n['segmentation']} segmentation chips; loss {losses[0]:.3f} -> {np.mean(losses[-5:]):.3f}")
+    print(f"{'metric':12s} {'pretrained':>10s} {'random':>8s} {'gain':>8s}")
+    table = {}
+    for key in res["pretrained"]:
+        a, b = res["pretrained"][key], res["random"][key]
+        table[key] = {"pretrained": a, "random": b, "gain": a - b}
+        print(f"{key:12s} {a:10.4f} {b:8.4f} {a - b:+8.4f}")
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
+    result = {"settings": args.overrides, "table": table, "n": n, "seconds": times,
+              "loss_first": losses[0], "loss_last5": float(np.mean(losses[-5:]))}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
