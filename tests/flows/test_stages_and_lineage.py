@@ -65,6 +65,17 @@ def test_dvc_stage_runs_then_skips_and_records_md5(dvc_repo):
     assert dvc_md5("out", dvc_repo) != md5
 
 
+def test_dvc_push_adds_a_missing_remote_locally_and_pushes(dvc_repo, tmp_path):
+    stages.run_dvc_stage("measure", dvc_repo)
+    remote = tmp_path / "team-remote"
+    report = stages.dvc_push(dvc_repo, "team", str(remote))
+    assert report.stage == "push"
+    assert "team" in (dvc_repo / ".dvc" / "config.local").read_text()
+    assert "team" not in (dvc_repo / ".dvc" / "config").read_text()
+    pushed = [p for p in remote.rglob("*") if p.is_file()]
+    assert len(pushed) >= 2  # the directory manifest and area.txt
+
+
 def test_failing_stage_raises_with_its_own_message(dvc_repo):
     with pytest.raises(stages.StageFailed) as info:
         stages.run_dvc_stage("broken", dvc_repo)
