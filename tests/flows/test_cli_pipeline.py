@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import run_cli
+from flow_project import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

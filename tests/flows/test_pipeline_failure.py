@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from conftest import run_cli
+from flow_project import run_cli
 
 
 def test_corrupt_catalog_fails_the_flow_with_the_validation_message(project):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SMALL, bin_path, run_cli
+from flow_project import SMALL, bin_path, run_cli
 
 from skysense.dvc_lineage import dvc_md5
 

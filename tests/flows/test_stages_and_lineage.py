@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import bin_path, git
+from flow_project import bin_path, git
 
 from flows import stages
 from skysense.dvc_lineage import dvc_md5, find_repo_root, lineage_tags
