@@ -181,9 +181,8 @@ def promote(
                 stack.append(champ_version)
             stack.append(str(version))
             client.set_registered_model_tag(name, STACK_TAG, json.dumps(stack))
-            chal = alias_version(client, name, CHALLENGER)
-            if chal is not None and str(chal.version) == str(version):
-                client.delete_registered_model_alias(name, CHALLENGER)
+            # ``challenger`` stays on the newest registered version: after a promotion the
+            # version carries both aliases, and the next `skysense register` moves it on.
             _tag_version(client, name, str(version), {
                 "promotion.status": "champion",
                 "promotion.promoted_at": record["at"],

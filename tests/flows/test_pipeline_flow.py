@@ -65,7 +65,7 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
     assert mv.tags["dvc.data_md5"] == data_md5
     assert mv.tags["dvc.checkpoint_md5"] == dvc_md5("checkpoints", project)
     assert client.get_run(mv.run_id).data.tags["dvc.data_md5"] == data_md5
-    assert "champion" in mv.aliases
+    assert "champion" in mv.aliases and "challenger" in mv.aliases
     history = json.loads(client.get_registered_model("skysense-encoder").tags["promotion.history"]) \
         if "promotion.history" in client.get_registered_model("skysense-encoder").tags else None
     assert history is None or history[-1]["action"] == "promote"
