@@ -11,7 +11,12 @@
 - ``gx/`` (the great-expectations project) and ``data_docs/index.html`` (Data Docs, built once at
   the end of the run).
 
-``validation.json`` has ``timings_s``: profiling steps (``profile_*``), every GX step (``gx_context``,
+Profiling (rasterio, per location: :mod:`.per_location`) and judging (:func:`judge_profiles`: the
+GX suites once over all locations, quarantine, gate, files) are separate, so profiling can fan
+out over workers; :func:`validate_catalog` does both in this process.
+
+``validation.json`` has ``timings_s``: profiling steps (``profile_*``; ``profile_rasters`` is the
+per-location profiling, ``profile_merge`` the concatenation of its tables), every GX step (``gx_context``,
 ``gx_<table>``: suite construction and checkpoint run, ``gx_docs``), their sums ``profiling_s`` and
 ``gx_s`` and ``gx_over_profiling`` (GX time / profiling time), and the same totals in process CPU
 seconds (``cpu_*``, per step under ``cpu``). ``profile_derived_columns`` (the
@@ -32,15 +37,17 @@ from typing import Any
 import pandas as pd
 
 from skysense.config import ValidationConfig
-from skysense.data.catalog import CatalogError, save_catalog
+from skysense.data.catalog import Catalog, CatalogError, save_catalog
 from skysense.errors import ValidationFailed
 from skysense.validation.chip_profile import profile_chips
 from skysense.validation.gx_project import GxProject, TableResult
-from skysense.validation.inventory import list_raster_items, load_catalog_leniently
-from skysense.validation.location_profile import (
-    add_location_fit,
-    location_references,
-    profile_locations,
+from skysense.validation.inventory import DateIssue, load_catalog_leniently
+from skysense.validation.location_profile import location_row, location_table
+from skysense.validation.per_location import (
+    LocationProfiles,
+    frame_records,
+    profile_catalog,
+    raster_table,
 )
 from skysense.validation.quarantine import (
     QUARANTINE_COLUMNS,
@@ -49,7 +56,6 @@ from skysense.validation.quarantine import (
     quarantine_table,
     warnings_of,
 )
-from skysense.validation.raster_profile import profile_rasters
 from skysense.validation.suites import (
     Suite,
     chip_suite,
@@ -128,6 +134,10 @@ class _Clock:
             self.wall[name] = time.perf_counter() - w0
             self.cpu[name] = time.process_time() - c0
 
+    def record(self, name: str, wall: float, cpu: float) -> None:
+        """Record a step timed elsewhere (profiling done by other workers)."""
+        self.wall[name], self.cpu[name] = wall, cpu
+
     def summary(self) -> dict[str, Any]:
         """Step wall times, profiling and GX totals and their ratio, and the same in CPU seconds
         (``cpu``: less sensitive to other processes on a shared machine)."""
@@ -140,6 +150,22 @@ class _Clock:
             out[f"{prefix}gx_over_profiling"] = round(gx / profiling, 4) if profiling > 0 else None
         out["cpu"] = {k: round(v, 4) for k, v in self.cpu.items()}
         return out
+
+
+def _judged_locations(catalog: Catalog, profiles: list[LocationProfiles], rasters: pd.DataFrame,
+                      bad_acq: set[str]) -> pd.DataFrame:
+    """The location table from accepted rasters: a location none of whose acquisitions was
+    quarantined keeps its profiled row, the others are recomputed without the bad ones."""
+    hit = set(rasters.loc[rasters["acq_id"].isin(bad_acq), "location"])
+    accepted = rasters[~rasters["acq_id"].isin(bad_acq)]
+    data = accepted[accepted["role"] == "data"]
+    rows = []
+    for loc, prof in zip(catalog.locations, profiles, strict=True):
+        if loc.id in hit:
+            rows.append(location_row(loc, data[data["location"] == loc.id], prof.reference))
+        else:
+            rows.append(frame_records(prof.location_row)[0])
+    return location_table(rows)
 
 
 def _run_gx(clock: _Clock, name: str, project: GxProject, build: Callable[[], Suite],
@@ -158,6 +184,9 @@ def validate_catalog(
 ) -> ValidationReport:
     """Profile and validate a scene catalog (and optionally its chips); write the gate's files.
 
+    Profiles every location in this process (:func:`.per_location.profile_catalog`, one pool of
+    ``validation.workers`` threads over all files), then :func:`judge_profiles`.
+
     Args:
         catalog_path: the scene catalog YAML.
         out_dir: where the reports, the GX project and the Data Docs go.
@@ -172,20 +201,87 @@ def validate_catalog(
         ValidationFailed: the catalog is unusable, or fewer than ``validation.min_accepted``
             locations were accepted (raised after the files are written).
     """
+    catalog, date_issues = load_catalog_for_validation(catalog_path)
+    w0, c0 = time.perf_counter(), time.process_time()
+    profiles = profile_catalog(catalog, cfg, date_issues)
+    spent = (time.perf_counter() - w0, time.process_time() - c0)
+    return judge_profiles(catalog_path, profiles, out_dir, cfg, chips_dir, today, profiling_s=spent)
+
+
+def load_catalog_for_validation(catalog_path: str | Path) -> tuple[Catalog, dict[str, DateIssue]]:
+    """Read a catalog leniently (bad dates become failing items, see :mod:`.inventory`).
+
+    Raises:
+        ValidationFailed: the catalog is missing, not YAML or off-schema ("catalog unusable").
+    """
+    try:
+        return load_catalog_leniently(catalog_path)
+    except CatalogError as exc:
+        raise ValidationFailed(f"catalog unusable: {exc}") from None
+
+
+def _in_catalog_order(catalog: Catalog, catalog_path: str | Path,
+                      profiles: list[LocationProfiles]) -> list[LocationProfiles]:
+    """The profiles in catalog order, one per location.
+
+    Raises:
+        ValidationFailed: a location has no profile, or a profile names no catalog location.
+    """
+    by_id = {p.location: p for p in profiles}
+    ids = [loc.id for loc in catalog.locations]
+    missing, extra = [i for i in ids if i not in by_id], sorted(set(by_id) - set(ids))
+    if missing or extra:
+        raise ValidationFailed(
+            f"profiles do not match {catalog_path}: missing for {missing or 'none'}, "
+            f"not in the catalog: {extra or 'none'}; profile each of its locations with "
+            "skysense.validation.per_location.profile_location on this catalog"
+        )
+    return [by_id[i] for i in ids]
+
+
+def judge_profiles(
+    catalog_path: str | Path,
+    profiles: list[LocationProfiles],
+    out_dir: str | Path,
+    cfg: ValidationConfig,
+    chips_dir: str | Path | None = None,
+    today: dt.date | None = None,
+    profiling_s: tuple[float, float] | None = None,
+) -> ValidationReport:
+    """Judge per-location profiles together: run the GX suites once, quarantine, gate, write files.
+
+    The suites run on the concatenated tables (one checkpoint per table, whatever the number of
+    locations); the files are those listed in the module doc.
+
+    Args:
+        catalog_path: the scene catalog YAML the profiles were made from.
+        profiles: one :class:`.per_location.LocationProfiles` per catalog location (any order).
+        out_dir: where the reports, the GX project and the Data Docs go.
+        cfg: the ``validation`` settings.
+        chips_dir: a chip folder (manifest + shards) to validate as well.
+        today: the date "future" is judged against (default: the local date).
+        profiling_s: wall and CPU seconds the profiling took (default: the sums over
+            ``profiles``, i.e. worker time), reported as step ``profile_rasters``.
+
+    Returns:
+        The report; its files are written even when the gate fails.
+
+    Raises:
+        ValidationFailed: the catalog is unusable, the profiles do not match it, or fewer than
+            ``validation.min_accepted`` locations were accepted (raised after the files are written).
+    """
     today = today or dt.date.today()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        catalog, date_issues = load_catalog_leniently(catalog_path)
-    except CatalogError as exc:
-        raise ValidationFailed(f"catalog unusable: {exc}") from None
+    catalog, _ = load_catalog_for_validation(catalog_path)
+    profiles = _in_catalog_order(catalog, catalog_path, profiles)
     clock = _Clock()
 
-    with clock.step("profile_rasters"):
-        items = list_raster_items(catalog, date_issues)
-        rasters = profile_rasters(items, cfg)
-        refs = location_references(rasters, cfg)
-        rasters = add_location_fit(rasters, refs)
+    if profiling_s is None:
+        profiling_s = (sum(p.wall_s for p in profiles), sum(p.cpu_s for p in profiles))
+    clock.record("profile_rasters", *profiling_s)
+    with clock.step("profile_merge"):
+        rasters = raster_table(profiles)
     with clock.step("profile_derived_columns"):
         rasters = prepare_rasters(rasters, cfg)
 
@@ -195,10 +291,9 @@ def validate_catalog(
     q_rasters = quarantine_table(rasters, raster_result, "item_id", "path")
     bad_items = set(q_rasters["item_id"])
     bad_acq = set(rasters.loc[rasters["item_id"].isin(bad_items), "acq_id"])
-    accepted_rasters = rasters[~rasters["acq_id"].isin(bad_acq)]
 
     with clock.step("profile_locations"):
-        locations = prepare_locations(profile_locations(catalog, accepted_rasters, refs, cfg), cfg)
+        locations = prepare_locations(_judged_locations(catalog, profiles, rasters, bad_acq), cfg)
     location_result = _run_gx(clock, "gx_locations", project, lambda: location_suite(cfg), locations)
     q_locations = quarantine_table(locations, location_result, "location", "location")
     bad_locations = set(q_locations["item_id"])

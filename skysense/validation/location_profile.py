@@ -20,7 +20,7 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
 from skysense.config import ValidationConfig
-from skysense.data.catalog import MODALITIES, Catalog
+from skysense.data.catalog import MODALITIES, Catalog, Location
 
 Box = tuple[float, float, float, float]
 
@@ -106,6 +106,51 @@ def add_location_fit(table: pd.DataFrame, refs: dict[str, LocationReference]) ->
     return out
 
 
+def location_row(loc: Location, data_rows: pd.DataFrame, ref: LocationReference | None) -> dict[str, object]:
+    """The profile row of one location, from its *accepted* data rasters (``data_rows``).
+
+    See :func:`profile_locations` for the columns.
+    """
+    cols = ["location", "modality", "acq_id", "date", "crs", "minx", "miny", "maxx", "maxy"]
+    recs = [rec for rec in data_rows[cols].itertuples(index=False) if rec[0] == loc.id]
+    row: dict[str, object] = {
+        "location": loc.id,
+        "split": loc.split,
+        "reference_modality": ref.modality if ref else None,
+        "reference_crs": ref.crs if ref else None,
+    }
+    present = [m for m in MODALITIES if any(r[1] == m for r in recs)]
+    row["modalities_present"] = ",".join(present)
+    for m in MODALITIES:
+        row[f"n_acq_{m}"] = len({r[2] for r in recs if r[1] == m})
+        row[f"n_dates_{m}"] = len({r[3] for r in recs if r[1] == m and r[3] is not None})
+    dates = sorted({r[3] for r in recs if r[3] is not None})
+    row["first_date"] = dates[0].isoformat() if dates else None
+    row["last_date"] = dates[-1].isoformat() if dates else None
+    row["date_span_days"] = (dates[-1] - dates[0]).days if dates else None
+    footprints: dict[str, Box] = {}
+    if ref is not None:
+        for m in present:
+            boxes = [box_in((r[5], r[6], r[7], r[8]), r[4], ref.crs)
+                     for r in recs if r[1] == m and r[4] is not None]
+            boxes = [b for b in boxes if b is not None]
+            if boxes:
+                footprints[m] = _union(boxes)
+    pairs = {f"{a}-{b}": round(iou(footprints[a], footprints[b]), 4)
+             for a, b in itertools.combinations(footprints, 2)}
+    row["modality_iou"] = json.dumps(pairs)
+    row["min_modality_iou"] = min(pairs.values()) if pairs else None
+    return row
+
+
+def location_table(rows: list[dict[str, object]]) -> pd.DataFrame:
+    """The location table from :func:`location_row` rows (numeric columns as numbers)."""
+    table = pd.DataFrame(rows)
+    table["min_modality_iou"] = pd.to_numeric(table["min_modality_iou"], errors="coerce")
+    table["date_span_days"] = pd.to_numeric(table["date_span_days"], errors="coerce")
+    return table
+
+
 def profile_locations(
     catalog: Catalog, accepted: pd.DataFrame, refs: dict[str, LocationReference], cfg: ValidationConfig
 ) -> pd.DataFrame:
@@ -116,43 +161,8 @@ def profile_locations(
     ``last_date``, ``date_span_days``, ``modality_iou`` (JSON of pairwise IoU) and
     ``min_modality_iou`` (None with fewer than two georeferenced modalities).
     """
-    cols = ["location", "modality", "acq_id", "date", "crs", "minx", "miny", "maxx", "maxy"]
-    by_loc: dict[str, list[tuple]] = {}
-    for rec in accepted.loc[accepted["role"] == "data", cols].itertuples(index=False):
-        by_loc.setdefault(rec[0], []).append(rec)
-    rows = []
-    for loc in catalog.locations:
-        recs = by_loc.get(loc.id, [])
-        ref = refs.get(loc.id)
-        row: dict[str, object] = {
-            "location": loc.id,
-            "split": loc.split,
-            "reference_modality": ref.modality if ref else None,
-            "reference_crs": ref.crs if ref else None,
-        }
-        present = [m for m in MODALITIES if any(r[1] == m for r in recs)]
-        row["modalities_present"] = ",".join(present)
-        for m in MODALITIES:
-            row[f"n_acq_{m}"] = len({r[2] for r in recs if r[1] == m})
-            row[f"n_dates_{m}"] = len({r[3] for r in recs if r[1] == m and r[3] is not None})
-        dates = sorted({r[3] for r in recs if r[3] is not None})
-        row["first_date"] = dates[0].isoformat() if dates else None
-        row["last_date"] = dates[-1].isoformat() if dates else None
-        row["date_span_days"] = (dates[-1] - dates[0]).days if dates else None
-        footprints: dict[str, Box] = {}
-        if ref is not None:
-            for m in present:
-                boxes = [box_in((r[5], r[6], r[7], r[8]), r[4], ref.crs)
-                         for r in recs if r[1] == m and r[4] is not None]
-                boxes = [b for b in boxes if b is not None]
-                if boxes:
-                    footprints[m] = _union(boxes)
-        pairs = {f"{a}-{b}": round(iou(footprints[a], footprints[b]), 4)
-                 for a, b in itertools.combinations(footprints, 2)}
-        row["modality_iou"] = json.dumps(pairs)
-        row["min_modality_iou"] = min(pairs.values()) if pairs else None
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    table["min_modality_iou"] = pd.to_numeric(table["min_modality_iou"], errors="coerce")
-    table["date_span_days"] = pd.to_numeric(table["date_span_days"], errors="coerce")
-    return table
+    data = accepted[accepted["role"] == "data"]
+    by_loc = dict(iter(data.groupby("location", sort=False)))
+    empty = data.iloc[0:0]
+    return location_table([location_row(loc, by_loc.get(loc.id, empty), refs.get(loc.id))
+                           for loc in catalog.locations])

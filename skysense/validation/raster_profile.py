@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -209,6 +210,11 @@ def profile_raster(item: RasterItem, cfg: ValidationConfig) -> dict[str, Any]:
     return row
 
 
+# Stands in for a real item to name the columns of an empty profile table.
+_NO_ITEM = RasterItem(item_id="", acq_id="", path=Path(), location="", split="", modality="",
+                      sensor="", acq_index=0, role="data", layout="file")
+
+
 def profile_rasters(items: list[RasterItem], cfg: ValidationConfig) -> pd.DataFrame:
     """Profile many rasters in parallel (``cfg.workers`` threads; GDAL reads release the GIL).
 
@@ -220,7 +226,7 @@ def profile_rasters(items: list[RasterItem], cfg: ValidationConfig) -> pd.DataFr
             rows = list(pool.map(lambda it: profile_raster(it, cfg), items))
     else:
         rows = [profile_raster(it, cfg) for it in items]
-    table = pd.DataFrame(rows, columns=list(_empty_row(items[0]).keys()) if items else None)
+    table = pd.DataFrame(rows, columns=list(_empty_row(items[0] if items else _NO_ITEM).keys()))
     if table.empty:
         return table.assign(cloud_source=pd.Series(dtype=object))
     cloud_rows = table[table["role"].isin(["mask", "scl"])]
