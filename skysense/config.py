@@ -51,7 +51,8 @@ class SampleConfig(Section):
     """The bundled synthetic sample: deterministic multi-modal scenes written as GeoTIFFs."""
 
     locations: int = Field(6, ge=1, description="pre-training locations")
-    heldout_locations: int = Field(2, ge=1, description="locations kept for downstream sets")
+    heldout_locations: int = Field(4, ge=1, description="locations kept for downstream sets (probes "
+                                   "are cross-validated leave-location-out)")
     size_px: int = Field(64, ge=16, description="scene size on the 10 m grid, pixels")
     s2_dates: int = Field(8, ge=1)
     s1_dates: int = Field(6, ge=1)

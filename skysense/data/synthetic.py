@@ -183,9 +183,13 @@ def layout(
 
 
 def block_classes(rng: np.random.Generator, site: Site, n_blocks: int, balanced: bool) -> np.ndarray:
-    """Dominant class of each block: every class in turn (``balanced``) or drawn from the site mix."""
+    """Dominant class of each block: every class in turn (``balanced``) or drawn from the site mix.
+
+    Balanced scenes repeat a random order of the classes, so when the blocks do not divide evenly
+    the classes left with fewer blocks change from place to place (not always the last ones).
+    """
     if balanced or not site.mix:
-        reps = np.tile(np.arange(lc.N_CLASSES), int(np.ceil(n_blocks / lc.N_CLASSES)))
+        reps = np.tile(rng.permutation(lc.N_CLASSES), int(np.ceil(n_blocks / lc.N_CLASSES)))
         return rng.permutation(reps[:n_blocks])
     w = np.array([site.mix.get(n, 0.0) for n in lc.CLASS_NAMES], dtype=np.float64)
     return rng.choice(lc.N_CLASSES, size=n_blocks, p=w / w.sum())

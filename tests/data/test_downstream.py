@@ -94,13 +94,17 @@ def test_load_downstream_segmentation_masks(sample: Path) -> None:
         assert set(np.unique(s["mask"])) <= set(range(lc.N_CLASSES))
 
 
-def test_every_class_gets_chips_in_a_default_size_heldout_scene(tmp_path: Path) -> None:
+def test_every_class_gets_chips_in_the_default_heldout_scenes(tmp_path: Path) -> None:
     cfg = load_config(Path(__file__).parents[2] / "params.yaml").data.sample
-    scene = synthesize_scene(*sites_for(0, 1)[0], 0, cfg, 0)
-    counts = write_downstream([scene], tmp_path, cfg.downstream_chip_px)
-    assert counts == {"classification": 16, "segmentation": 16}
-    classes = {r["class"] for r in read_index(tmp_path / "classification" / "index.csv")}
-    assert classes == set(lc.CLASS_NAMES)
+    assert cfg.heldout_locations >= 4  # leave-location-out probes need several places
+    sites = sites_for(0, cfg.heldout_locations)
+    scenes = [synthesize_scene(site, split, i, cfg, 0) for i, (site, split) in enumerate(sites)]
+    counts = write_downstream(scenes, tmp_path, cfg.downstream_chip_px)
+    assert counts["segmentation"] == 16 * len(scenes) and counts["classification"] >= 15 * len(scenes)
+    rows = read_index(tmp_path / "classification" / "index.csv")
+    per_class = {c: sum(r["class"] == c for r in rows) for c in lc.CLASS_NAMES}
+    assert min(per_class.values()) >= 4, per_class  # the classes with fewer blocks vary by place
+    assert len({r["location"] for r in rows}) == len(scenes)
 
 
 def test_missing_or_unknown_set_is_a_named_error(tmp_path: Path, sample: Path) -> None:

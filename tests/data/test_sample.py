@@ -179,7 +179,8 @@ def test_phenology_in_the_sentinel2_series() -> None:
 
 
 def test_sar_backscatter_follows_the_classes() -> None:
-    scene = synthesize_scene(*sites_for(0, 1)[0], 0, small_cfg().data.sample, 0)
+    # 64 px = 16 blocks: a balanced held-out scene has every class (32 px has 4 random ones)
+    scene = synthesize_scene(*sites_for(0, 1)[0], 0, small_cfg(extra=["data.sample.size_px=64"]).data.sample, 0)
     vv = np.where(scene.s1 == -99.0, np.nan, scene.s1)
     mean_vv = {c: np.nanmean(vv[:, 0][:, scene.labels == c]) for c in np.unique(scene.labels)}
     water, urban = lc.class_id("water"), lc.class_id("urban_dense")
