@@ -1,8 +1,9 @@
 """The ``pipeline`` flow: sample -> validate -> chip -> train -> evaluate -> register -> promote.
 
 Each stage is a Prefect task that runs its DVC stage (``dvc repro --single-item <stage>`` when
-``pipeline.use_dvc``; DVC skips what is up to date) or its ``skysense`` command. Chipping fans
-out over locations as mapped tasks on the configured task runner (see :mod:`flows.fanout`). Transient failures (a store or server
+``pipeline.use_dvc``; DVC skips what is up to date) or its ``skysense`` command. Validation and
+chipping fan out over locations as mapped tasks on the configured task runner when out of date
+(see :mod:`flows.fanout`; with DVC, ``dvc commit`` records their outputs). Transient failures (a store or server
 briefly unreachable) are retried; any other failure fails the flow with the stage's own message,
 before anything is registered.
 

@@ -37,15 +37,15 @@ from typing import Any
 import pandas as pd
 
 from skysense.config import ValidationConfig
-from skysense.data.catalog import Catalog, CatalogError, save_catalog
+from skysense.data.catalog import Catalog, save_catalog
 from skysense.errors import ValidationFailed
 from skysense.validation.chip_profile import profile_chips
 from skysense.validation.gx_project import GxProject, TableResult
-from skysense.validation.inventory import DateIssue, load_catalog_leniently
 from skysense.validation.location_profile import location_row, location_table
 from skysense.validation.per_location import (
     LocationProfiles,
     frame_records,
+    load_catalog_for_validation,
     profile_catalog,
     raster_table,
 )
@@ -206,18 +206,6 @@ def validate_catalog(
     profiles = profile_catalog(catalog, cfg, date_issues)
     spent = (time.perf_counter() - w0, time.process_time() - c0)
     return judge_profiles(catalog_path, profiles, out_dir, cfg, chips_dir, today, profiling_s=spent)
-
-
-def load_catalog_for_validation(catalog_path: str | Path) -> tuple[Catalog, dict[str, DateIssue]]:
-    """Read a catalog leniently (bad dates become failing items, see :mod:`.inventory`).
-
-    Raises:
-        ValidationFailed: the catalog is missing, not YAML or off-schema ("catalog unusable").
-    """
-    try:
-        return load_catalog_leniently(catalog_path)
-    except CatalogError as exc:
-        raise ValidationFailed(f"catalog unusable: {exc}") from None
 
 
 def _in_catalog_order(catalog: Catalog, catalog_path: str | Path,

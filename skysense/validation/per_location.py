@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from skysense.config import ValidationConfig
-from skysense.data.catalog import Catalog, Location
-from skysense.validation.inventory import DateIssue, list_raster_items
+from skysense.data.catalog import Catalog, CatalogError, Location
+from skysense.errors import ValidationFailed
+from skysense.validation.inventory import DateIssue, list_raster_items, load_catalog_leniently
 from skysense.validation.location_profile import (
     LocationReference,
     add_location_fit,
@@ -58,6 +60,18 @@ class LocationProfiles:
     reference: LocationReference | None
     wall_s: float = 0.0
     cpu_s: float = 0.0
+
+
+def load_catalog_for_validation(catalog_path: str | Path) -> tuple[Catalog, dict[str, DateIssue]]:
+    """Read a catalog leniently (bad dates become failing items, see :mod:`.inventory`).
+
+    Raises:
+        ValidationFailed: the catalog is missing, not YAML or off-schema ("catalog unusable").
+    """
+    try:
+        return load_catalog_leniently(catalog_path)
+    except CatalogError as exc:
+        raise ValidationFailed(f"catalog unusable: {exc}") from None
 
 
 def _finish(loc: Location, table: pd.DataFrame, cfg: ValidationConfig, wall_s: float,
