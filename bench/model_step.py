@@ -14,11 +14,11 @@ import os
 # OMP_WAIT_POLICY=ACTIVE in the environment still wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+import argparse
+import statistics
+import time
 
-import torch  # noqa: E402
+import torch
 
 from skysense.models import create_model
 from skysense.models.pretraining import SkySensePretrainer

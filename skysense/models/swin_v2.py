@@ -70,7 +70,7 @@ class WindowAttentionV2(nn.Module):
         track = torch.is_grad_enabled() and any(p.requires_grad for p in params)
         key = None
         if not track:
-            key = (self.window, dtype, self.relative_coords_table.device,
+            key = (self.window, dtype, self.relative_coords_table.device, torch.is_inference_mode_enabled(),
                    tuple((p.data_ptr(), p._version) for p in params))
             cached = self._bias_cache.get("bias")
             if cached is not None and cached[0] == key:
@@ -160,7 +160,8 @@ class ShiftWindowAttention(nn.Module):
         key = (hp, wp, window, shift, str(device))
         mask = _SHIFT_MASKS.get(key)
         if mask is None:
-            mask = _build_shift_mask(hp, wp, window, shift, device)
+            with torch.inference_mode(False):  # a normal tensor, usable under autograd later
+                mask = _build_shift_mask(hp, wp, window, shift, device)
             _SHIFT_MASKS[key] = mask
         return mask
 

@@ -9,10 +9,10 @@ import os
 # loaded yet in this process (tests/models alone or first); CI should export it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from skysense.models import create_model  # noqa: E402
+from skysense.models import create_model
 
 
 def _make_batch(b: int = 2, s: int = 4, t2: int = 3, t1: int = 2, seed: int = 0, modalities=("hr", "s2", "s1", "dem"),

@@ -175,3 +175,19 @@ def test_swin_cached_position_bias_follows_weight_updates():
     with_grad = swin(x)[0]
     assert (before - after).abs().max() > 1e-3
     assert torch.allclose(after, with_grad, atol=1e-4)
+
+
+def test_swin_after_inference_mode_still_trains_inputs_of_a_frozen_encoder():
+    """Caches filled under ``torch.inference_mode`` must not leak inference tensors into a
+    later autograd forward (frozen encoder, gradient wanted for the input)."""
+    torch.manual_seed(0)
+    swin = create_model("skysense-tiny", sentinel_px=4).hr_backbone
+    x = torch.randn(1, 4, 128, 128)
+    with torch.inference_mode():
+        ref = swin(x)[-1]
+    swin.requires_grad_(False)
+    x.requires_grad_(True)
+    out = swin(x)[-1]
+    out.square().sum().backward()
+    assert torch.allclose(out.detach(), ref, atol=1e-5)
+    assert x.grad is not None and x.grad.abs().sum() > 0
