@@ -25,7 +25,11 @@ from flow_project import bin_path
 from flows.fanout import validate_fanout
 from flows.runners import make_task_runner
 from skysense.config import load_config
-from skysense.validation.per_location import LocationProfiles, load_catalog_for_validation, profile_location
+from skysense.validation.per_location import (
+    LocationProfiles,
+    load_catalog_for_validation,
+    profile_location,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["data.sample.locations=1", "data.sample.heldout_locations=1", "data.sample.size_px=32",
@@ -63,7 +67,7 @@ def reference(tmp_path_factory) -> tuple[Path, Path, dt.date]:
 def _same_validation(ours: Path, theirs: Path, summary: dict) -> None:
     """validation.json (all but timings and file paths) and the quarantine table are equal."""
     a, b = (json.loads((p / "validation.json").read_text()) for p in (ours, theirs))
-    strip = lambda s: {k: v for k, v in s.items() if k not in ("timings_s", "files")}  # noqa: E731
+    strip = lambda s: {k: v for k, v in s.items() if k not in ("timings_s", "files")}
     assert strip(a) == strip(b) == strip(json.loads(json.dumps(summary)))
     assert a["locations"] == {"total": 3, "quarantined": 1, "accepted": 2}
     assert a["rasters"]["quarantined"] >= 1 and a["passed"] is True
