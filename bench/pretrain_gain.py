@@ -32,7 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from skysense.config import apply_overrides, config_from_dict  # noqa: E402
+from skysense.config import apply_overrides, config_from_dict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -97,6 +97,27 @@ def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
     return model.student.eval(), losses
 
 
+def cached_pretrain(cfg: Any, chips: Path, work: Path) -> tuple[torch.nn.Module, list[float]]:
+    """:func:`pretrain`, or the student a run with the same model, train and pre-training data
+    settings saved under ``work`` (held-out settings do not change the pre-training chips:
+    pre-training places come first and each scene is seeded by its index)."""
+    data = cfg.data.model_dump(mode="json")
+    data["sample"].pop("heldout_locations")
+    key = hashlib.sha1(json.dumps([data, cfg.model.model_dump(mode="json"),
+                                   cfg.train.model_dump(mode="json")], sort_keys=True).encode()).hexdigest()[:10]
+    path = work / f"student-{key}.pt"
+    if path.exists():
+        from skysense.models import create_model
+
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        model = create_model(cfg.model.preset, **cfg.model.overrides)
+        model.load_state_dict(saved["state"])
+        return model.eval(), saved["losses"].tolist()
+    model, losses = pretrain(cfg, chips)
+    torch.save({"state": model.state_dict(), "losses": torch.tensor(losses)}, path)
+    return model, losses
+
+
 def evaluate(cfg: Any, encoders: dict[str, torch.nn.Module], sample: Path, stats: dict[str, Any],
              seg: bool) -> dict[str, dict[str, float]]:
     """The evaluation's probes on each encoder; metrics per encoder."""
@@ -137,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     times["data"] = time.perf_counter() - t0
     stats = json.loads((chips / "stats.json").read_text())
     t0 = time.perf_counter()
-    trained, losses = pretrain(cfg, chips)
+    trained, losses = cached_pretrain(cfg, chips, args.work)
     times["train"] = time.perf_counter() - t0
     from skysense.evaluation.runner import random_twin
 

@@ -52,6 +52,17 @@ def samples_to_batch(samples: Sequence[dict[str, Any]], stats: dict[str, Any] | 
     return batch
 
 
+def pool_embedding(emb: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+    """Scene feature of per-pixel embeddings ``B x D x s x s``: the mean over pixels (``mean``,
+    B x D) or the mean and the population std over pixels (``mean_std``, B x 2D)."""
+    if pooling not in ("mean", "mean_std"):
+        raise ValueError(f"pooling {pooling!r}: use 'mean' or 'mean_std' (eval.pooling)")
+    feats = [emb.mean(dim=(2, 3))]
+    if pooling == "mean_std":
+        feats.append(emb.std(dim=(2, 3), unbiased=False))
+    return torch.cat(feats, dim=1)
+
+
 @torch.no_grad()
 def embed_samples(model: torch.nn.Module, samples: Sequence[dict[str, Any]],
                   stats: dict[str, Any] | None, modalities: Sequence[str], batch_size: int = 16,
@@ -74,10 +85,7 @@ def embed_samples(model: torch.nn.Module, samples: Sequence[dict[str, Any]],
     for i in range(0, len(samples), batch_size):
         batch = samples_to_batch(samples[i : i + batch_size], stats, modalities, device)
         emb = model.embed(batch).float().cpu()
-        feats = [emb.mean(dim=(2, 3))]
-        if pooling == "mean_std":
-            feats.append(emb.std(dim=(2, 3), unbiased=False))
-        pooled.append(torch.cat(feats, dim=1).numpy())
+        pooled.append(pool_embedding(emb, pooling).numpy())
         if keep_pixels:
             pixels.append(emb.numpy())
     return np.concatenate(pooled), (np.concatenate(pixels) if keep_pixels else None)

@@ -89,27 +89,17 @@ def test_location_probe_does_not_reward_memorised_place_nuisance():
 def test_mean_std_pooling_doubles_the_feature():
     import torch
 
-    from skysense.evaluation.features import embed_samples
-
-    class Fixed(torch.nn.Module):
-        def embed(self, batch):
-            return batch["x"]
-
-    import skysense.evaluation.features as features
+    from skysense.evaluation.features import pool_embedding
 
     maps = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
-    orig = features.samples_to_batch
-    features.samples_to_batch = lambda samples, *a, **k: {"x": maps[[s["i"] for s in samples]]}
-    try:
-        mean, _ = embed_samples(Fixed(), [{"i": 0}, {"i": 1}], None, [], pooling="mean")
-        both, _ = embed_samples(Fixed(), [{"i": 0}, {"i": 1}], None, [], pooling="mean_std")
-    finally:
-        features.samples_to_batch = orig
+    mean = pool_embedding(maps, "mean")
+    both = pool_embedding(maps, "mean_std")
     assert mean.shape == (2, 3) and both.shape == (2, 6)
-    np.testing.assert_allclose(both[:, :3], mean)
-    np.testing.assert_allclose(both[:, 3:], maps.std(dim=(2, 3), unbiased=False).numpy())
+    np.testing.assert_allclose(mean[0].numpy(), [1.5, 5.5, 9.5])
+    np.testing.assert_allclose(both[:, :3].numpy(), mean.numpy())
+    np.testing.assert_allclose(both[0, 3:].numpy(), [np.std([0, 1, 2, 3])] * 3, rtol=1e-6)
     with pytest.raises(ValueError, match="eval.pooling"):
-        embed_samples(Fixed(), [{"i": 0}], None, [], pooling="max")
+        pool_embedding(maps, "max")
 
 
 def test_probes_separate_informative_features_not_noise():
