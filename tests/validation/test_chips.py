@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = [
     "data.sample.locations=1", "data.sample.heldout_locations=1", "data.sample.size_px=32",
     "data.sample.s2_dates=4", "data.sample.s1_dates=3", "data.chip.workers=1",
+    "data.chip.size=16",  # 4 chips per 32 px location: the counts below
 ]
 
 
