@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], dest="overrides", help="dotted config k=v")
     p.add_argument("--work", type=Path, default=Path("/tmp/skysense-pretrain-gain"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--encoder", choices=("student", "teacher"), default="student",
+                   help="which trained encoder to probe (training exports the student)")
     p.add_argument("--no-seg", action="store_true", help="skip the segmentation probe")
     p.add_argument("--json", type=Path, default=None, help="write the table as JSON here")
     return p.parse_args(argv)
@@ -63,7 +65,8 @@ def prepare_data(cfg: Any, work: Path) -> tuple[Path, Path]:
 
 
 def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
-    """Plain single-process pre-training with the configured optimizer; returns the student."""
+    """Plain single-process pre-training with the configured optimizer; returns the pre-trainer
+    (student, EMA teacher, heads) and the loss of each step."""
     from skysense.data.dataset import collate_samples
     from skysense.training.loop import chip_dataset, pretrainer_from_config, seed_everything
     from skysense.training.sampling import EpochShardStream, batch_iterator
@@ -94,28 +97,32 @@ def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
         model.update_teacher(ema_momentum_at(step, start=t.ema_momentum[0], end=t.ema_momentum[1],
                                              total_steps=t.steps))
         losses.append(float(out["loss"].detach()))
-    return model.student.eval(), losses
+    return model.eval(), losses
 
 
-def cached_pretrain(cfg: Any, chips: Path, work: Path) -> tuple[torch.nn.Module, list[float]]:
+def cached_pretrain(cfg: Any, chips: Path, work: Path,
+                    encoder: str = "student") -> tuple[torch.nn.Module, list[float]]:
     """:func:`pretrain`, or the student a run with the same model, train and pre-training data
     settings saved under ``work`` (held-out settings do not change the pre-training chips:
-    pre-training places come first and each scene is seeded by its index)."""
+    pre-training places come first and each scene is seeded by its index). ``encoder``: the
+    ``student`` (what training exports) or the EMA ``teacher``."""
     data = cfg.data.model_dump(mode="json")
     data["sample"].pop("heldout_locations")
     key = hashlib.sha1(json.dumps([data, cfg.model.model_dump(mode="json"),
                                    cfg.train.model_dump(mode="json")], sort_keys=True).encode()).hexdigest()[:10]
     path = work / f"student-{key}.pt"
-    if path.exists():
-        from skysense.models import create_model
+    saved = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
+    if encoder not in saved:
+        pre, losses = pretrain(cfg, chips)
+        saved = {"student": pre.student.state_dict(),
+                 "teacher": pre.teacher_module["encoder"].state_dict(),
+                 "losses": torch.tensor(losses)}
+        torch.save(saved, path)
+    from skysense.models import create_model
 
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        model = create_model(cfg.model.preset, **cfg.model.overrides)
-        model.load_state_dict(saved["state"])
-        return model.eval(), saved["losses"].tolist()
-    model, losses = pretrain(cfg, chips)
-    torch.save({"state": model.state_dict(), "losses": torch.tensor(losses)}, path)
-    return model, losses
+    model = create_model(cfg.model.preset, **cfg.model.overrides)
+    model.load_state_dict(saved[encoder])
+    return model.eval(), saved["losses"].tolist()
 
 
 def evaluate(cfg: Any, encoders: dict[str, torch.nn.Module], sample: Path, stats: dict[str, Any],
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     times["data"] = time.perf_counter() - t0
     stats = json.loads((chips / "stats.json").read_text())
     t0 = time.perf_counter()
-    trained, losses = cached_pretrain(cfg, chips, args.work)
+    trained, losses = cached_pretrain(cfg, chips, args.work, args.encoder)
     times["train"] = time.perf_counter() - t0
     from skysense.evaluation.runner import random_twin
 
@@ -167,7 +174,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     res = evaluate(cfg, {"pretrained": trained, "random": twin}, sample, stats, not args.no_seg)
     times["eval"] = time.perf_counter() - t0
     n = res.pop("_n")
-    print(f"settings: {' '.join(args.overrides) or '(defaults)'}")
+    print(f"settings: {' '.join(args.overrides) or '(defaults)'}; encoder: {args.encoder}")
     print(f"held-out: {n['classification']} classification chips from {n['locations']} locations, "
           f"{n['segmentation']} segmentation chips; loss {losses[0]:.3f} -> {np.mean(losses[-5:]):.3f}")
     print(f"{'metric':12s} {'pretrained':>10s} {'random':>8s} {'gain':>8s}")

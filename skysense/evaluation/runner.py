@@ -1,6 +1,8 @@
 """``skysense evaluate``: the exported encoder and its random-init twin on the downstream sets.
 
-For every set the same probes, folds and seed run on both encoders; ``metrics.json`` holds flat
+For every set the same probes, features (``eval.pooling``), folds and seed run on both encoders;
+folds leave one held-out location out (``eval.split: location``), so a probe is always tested on a
+place it never saw; ``metrics.json`` holds flat
 keys ``<metric>``, ``<metric>_random`` and ``<metric>_gain`` (pre-trained minus random, in the
 metric's 0..1 units) for ``linear_acc``, ``knn_acc``, ``macro_f1``, ``miou`` and, for
 BigEarthNet-MM, ``map`` (EuroSAT metrics are prefixed ``eurosat_``).
