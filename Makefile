@@ -9,6 +9,7 @@ export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup run test lint bench infra-check clean
 

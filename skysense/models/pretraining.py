@@ -38,6 +38,7 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, dim: int, hidden: int, out: int) -> None:
         super().__init__()
+        self.in_dim = dim
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, out))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -245,7 +246,13 @@ class SkySensePretrainer(nn.Module):
                 cross_masks[name] = student_a.masks[name].any(1)
         comp["cross_modal"] = cross_modal_loss(cross_feats, cross_masks, self.temperature) if len(cross_feats) > 1 \
             else comp["pixel"] * 0.0
-        out = {"loss": weighted_total(comp, self.loss_weights)}
+        total = weighted_total(comp, self.loss_weights)
+        if getattr(self.student, "run_all_branches", False):
+            # ZeRO-3: heads of streams absent from this batch still join the graph (zero weight).
+            for name, head in self.heads.items():
+                if name not in per_stream:
+                    total = total + 0.0 * head(total.new_zeros(1, head.in_dim)).sum()
+        out = {"loss": total}
         out.update({f"loss_{k}": v.detach() for k, v in comp.items()})
         for name, parts in per_stream.items():
             out.update({f"{k}_{name}": v.detach() for k, v in parts.items()})

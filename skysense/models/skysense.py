@@ -56,6 +56,28 @@ class SkySense(nn.Module):
         self.geo_context = GeoContextPrototypes(spec.n_regions, spec.n_prototypes, spec.fusion_dim,
                                                 temperature=spec.geo_temperature)
 
+    #: Run every branch on every forward, even when no sample of the batch has its modality
+    #: (a zero-weighted pass on a dummy input). ZeRO-3 needs it: each rank must gather and
+    #: reduce the same parameters in the same order, or the collectives hang.
+    run_all_branches: bool = False
+
+    def _idle_pass(self, key: str, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """A zero scalar that depends on every parameter of branch ``key`` (run on a dummy input)."""
+        spec = self.spec
+        s = spec.sentinel_px
+        if key == "hr":
+            maps = self.hr_backbone(torch.zeros(1, spec.hr_in_chans, spec.hr_px, spec.hr_px, device=device, dtype=dtype))
+            total = sum(m.sum() for m in maps)
+        elif key in ("s2", "s1"):
+            chans = spec.s2_in_chans if key == "s2" else spec.s1_in_chans
+            backbone, head = (self.s2_backbone, self.s2_head) if key == "s2" else (self.s1_backbone, self.s1_head)
+            total = head(backbone(torch.zeros(1, chans, s, s, device=device, dtype=dtype))).sum()
+        elif key == "dem" and self.dem_encoder is not None:
+            total = self.dem_encoder(torch.zeros(1, 1, s, s, device=device, dtype=dtype)).sum()
+        else:
+            return torch.zeros((), device=device, dtype=dtype)
+        return total * 0.0
+
     @property
     def embed_dim(self) -> int:
         """Channels of :meth:`embed`: ``2 * fusion_dim`` (2048 for huge)."""
@@ -74,7 +96,8 @@ class SkySense(nn.Module):
         if not bool(has.any()):
             n = hr.shape[0]
             side = hr.shape[-1] // self.spec.patch_size
-            return [hr.new_zeros(n, dim, side >> i, side >> i) for i, dim in enumerate(self.hr_backbone.out_dims)]
+            idle = self._idle_pass("hr", hr.device, hr.dtype) if self.run_all_branches else 0.0
+            return [hr.new_zeros(n, dim, side >> i, side >> i) + idle for i, dim in enumerate(self.hr_backbone.out_dims)]
         maps = self.hr_backbone(hr[has])
         out = []
         for m in maps:
@@ -95,6 +118,8 @@ class SkySense(nn.Module):
         feats = x.new_zeros(b, t, width, s, s)
         if bool(usable.any()):
             feats = feats.index_put((usable,), head(backbone(x[usable])))
+        elif self.run_all_branches:
+            feats = feats + self._idle_pass(key, x.device, x.dtype)
         enc = self.date_encoding(batch[f"{key}_doy"].to(x.device)) + self.modality_embed[MODALITY_INDEX[key]]
         tokens = (feats + enc[..., None, None]).permute(0, 3, 4, 1, 2).reshape(b * s * s, t, width)
         return feats, usable, tokens
@@ -155,7 +180,13 @@ class SkySense(nn.Module):
                 f"samples {idx} of the batch have no usable modality (every has_* False or no valid date); "
                 "drop them before encoding"
             )
-        fused = self.fusion(torch.cat(tokens, dim=1), torch.cat(pads, dim=1))
+        fused_in = torch.cat(tokens, dim=1)
+        if self.run_all_branches:
+            dtype = fused_in.dtype
+            for key in ("hr", "s2", "s1", "dem"):
+                if key not in layout.modalities:
+                    fused_in = fused_in + self._idle_pass(key, device, dtype)
+        fused = self.fusion(fused_in, torch.cat(pads, dim=1))
         fused = fused.view(b, s, s, -1).permute(0, 3, 1, 2)
         region = regions(batch, self.spec.n_regions, device)
         self.geo_context.check_regions(region)

@@ -67,6 +67,8 @@ def pretrainer_from_config(cfg: SkySenseConfig) -> torch.nn.Module:
 
     model = create_model(cfg.model.preset, **cfg.model.overrides)
     model.set_grad_checkpointing(uses_activation_checkpointing(cfg))
+    # ZeRO-3 gathers/reduces parameters per module: every rank must run every branch.
+    model.run_all_branches = cfg.train.zero_stage == 3
     return SkySensePretrainer(model, loss_weights=cfg.train.loss_weights, augment=cfg.train.augment)
 
 
