@@ -181,7 +181,7 @@ def test_cli_chip_and_stats(tmp_path: Path, synthetic_catalog, monkeypatch: pyte
     cat_file = save_catalog(synthetic_catalog, tmp_path / "catalog.yaml")
     runner = CliRunner()
     res = runner.invoke(app, ["data", "chip", "--catalog", str(cat_file), "--out", str(tmp_path / "c"),
-                              "--set", "data.chip.workers=1", "--json"])
+                              "--set", "data.chip.workers=1", "--set", "data.chip.size=16", "--json"])
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert payload["chips"] == 18 and payload["failed"] == {}
