@@ -14,6 +14,13 @@ seed policy as ``skysense evaluate``: ``torch.manual_seed(eval.seed)`` then ``cr
 The sample and chips are cached under ``--work`` per ``data`` settings, so runs that only change
 training or evaluation settings skip the data steps. Prints the table of metrics (pre-trained,
 random, gain) and the seconds of each stage.
+
+Measured 2026-11-26 (2 loaded CPU cores; 64 held-out chips from 4 places, leave-location-out;
+random twin: linear 0.922, k-NN 0.875, mIoU 0.609): 40 steps at the defaults give linear
+0.906 (-0.016), k-NN 0.750 (-0.125), mIoU 0.542 (-0.067); the EMA teacher 0.938 (+0.016). No
+setting tried (lr 1e-4 / 1e-3, 80 steps, jitter 0 / 0.25, date_keep 1 / 0.3, loss weights
+image 2 / object 0 / cross_modal 1, mean+std pooling) gave a positive linear-probe gain above
+one chip (1.6 points); lower loss (80 steps) gave a lower probe. One chip is 1.6 points.
 """
 
 from __future__ import annotations
