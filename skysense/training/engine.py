@@ -69,9 +69,14 @@ def ensure_process_env() -> None:
     Launchers (torchrun, ``deepspeed``) set them; a plain process needs them before
     ``deepspeed.initialize`` or DeepSpeed falls back to MPI discovery.
     """
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+    owner = os.environ.get(SELF_SET_ENV)
+    inherited = owner is not None and owner != str(os.getpid())
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ and not inherited:
         os.environ.setdefault("LOCAL_RANK", os.environ["RANK"])
         return
+    if inherited:  # a parent's own single-process variables: its port is taken, pick anew
+        for key in RANK_ENV_VARS:
+            os.environ.pop(key, None)
     os.environ.update(
         RANK="0",
         WORLD_SIZE="1",
@@ -79,6 +84,23 @@ def ensure_process_env() -> None:
         MASTER_ADDR=os.environ.get("MASTER_ADDR", "127.0.0.1"),
         MASTER_PORT=os.environ.get("MASTER_PORT", str(free_port())),
     )
+    # Marks the variables as this process's own: a child process (a later multi-process run
+    # started from here) must not take them for a launcher's and reuse this process's port.
+    os.environ[SELF_SET_ENV] = str(os.getpid())
+
+
+#: Set when :func:`ensure_process_env` (not a launcher) set the rank variables.
+SELF_SET_ENV = "SKYSENSE_SELF_RANK_ENV"
+RANK_ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", SELF_SET_ENV)
+
+
+def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default ``os.environ``) without rank variables this process set for itself."""
+    env = dict(os.environ if base is None else base)
+    if env.get(SELF_SET_ENV):
+        for key in RANK_ENV_VARS:
+            env.pop(key, None)
+    return env
 
 
 def init_distributed(runtime: Runtime, timeout_s: float = 600.0) -> tuple[int, int]:

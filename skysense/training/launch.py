@@ -27,6 +27,10 @@ FAILURE_GLOB = "failed-rank*.txt"
 
 def under_launcher() -> bool:
     """True when a launcher (torchrun, deepspeed) started this process as one rank of a job."""
+    from skysense.training.engine import SELF_SET_ENV
+
+    if os.environ.get(SELF_SET_ENV):  # set by this process (or its parent) for itself
+        return False
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ and "MASTER_ADDR" in os.environ
 
 
@@ -78,7 +82,9 @@ def multinode_command(hostfile: Path, master_addr: str, params: Path, chips: Pat
 
 def thread_env(nproc: int) -> dict[str, str]:
     """Environment for N local workers: CPU threads split evenly between them."""
-    env = dict(os.environ)
+    from skysense.training.engine import child_env
+
+    env = child_env()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     env["OMP_NUM_THREADS"] = str(max(1, cores // nproc))
     return env
