@@ -68,7 +68,7 @@ def _texture(
     img = np.broadcast_to(rgbn[:, None, None], (4, h, w)).astype(np.float32)
     along = (xx if turn else yy) + 0 * yy
     across = (yy if turn else xx) + 0 * xx
-    if c in (_C["winter_cereal"], _C["summer_maize"]):
+    if c in (_C["winter_cereal"], _C["summer_maize"], _C["spring_cereal"]):
         # rows (maize 0.75 m, cereal drill rows blurred to 1.25 m), tramlines every 18 m
         period = 2.4 if c == _C["summer_maize"] else 4.0
         rows = np.sin(2 * np.pi * along.astype(np.float32) / period)

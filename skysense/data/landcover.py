@@ -20,10 +20,14 @@ Classes (id, name: what separates it from its look-alikes):
 8. ``wetland``: reeds and sedges, flooded in winter and spring. Optically close to grassland
    (slightly lower SWIR when flooded); in Sentinel-1 flooded vegetation gives a strong VV double
    bounce (about -4 dB) where grassland is about -11 dB: separable by SAR/optical agreement.
+9. ``spring_cereal``: the same crop sown in March: bare in winter, NDVI peak about day 165,
+   harvest about day 225. Its spectra, backscatter and HR rows are winter cereal's shifted by
+   about a month: only the *timing* of the green phase separates the two.
 
-Winter cereal, maize and grassland have similar mean spectra over a year (green, straw and soil
-phases in different order) and are separated by *when* they are green; orchard vs grassland needs
-HR texture; wetland vs grassland needs Sentinel-1. Per-parcel sowing dates move by +-2 weeks.
+Winter cereal, spring cereal, maize and grassland have similar mean spectra over a year (green,
+straw and soil phases in different order) and are separated by *when* they are green; orchard vs
+grassland needs HR texture; wetland vs grassland needs Sentinel-1. Per-parcel sowing dates move by
++-2 weeks.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ CLASSES: tuple[LandCoverClass, ...] = (
     LandCoverClass(6, "summer_maize", (-8.5, -13.0)),
     LandCoverClass(7, "orchard", (-7.5, -12.5)),
     LandCoverClass(8, "wetland", (-11.0, -17.0)),
+    LandCoverClass(9, "spring_cereal", (-14.5, -17.0)),
 )
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in CLASSES)
 N_CLASSES = len(CLASSES)
@@ -191,6 +196,10 @@ def fractions(class_ids: np.ndarray, doy: np.ndarray, traits: ParcelTraits) -> n
     wet = 0.10 * flood
     put(8, {leaf: green, water: wet, straw: np.clip(1 - green - wet, 0, 1) * 0.85,
             soil: np.clip(1 - green - wet, 0, 1) * 0.15})
+    # spring cereal: same crop as winter cereal, sown in March: bare in winter, peak ~165, harvest ~225
+    green = 0.92 * v * logistic(d, 118 + s, 9.0) * (1 - logistic(d, 200 + s, 6.0))
+    dry = logistic(d, 200 + s, 6.0) * (0.92 - 0.42 * logistic(d, 225 + s, 3.0)) * (1 - logistic(d, 265 + s, 4.0))
+    put(9, {leaf: green, straw: dry, soil: np.clip(1 - green - dry, 0, 1)})
     out /= np.clip(out.sum(axis=2, keepdims=True), 1e-6, None)
     return out
 

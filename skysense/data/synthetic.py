@@ -57,17 +57,17 @@ class Site:
 
 PRETRAIN_SITES: tuple[Site, ...] = (
     Site("ch-zurich-plateau", 47.38, 8.62, 480, 60, {"grassland": 3, "forest": 2, "winter_cereal": 1.5,
-         "summer_maize": 1, "urban_sparse": 1.5, "urban_dense": 0.7, "orchard": 1, "water": 0.5, "wetland": 0.3}),
+         "summer_maize": 1, "urban_sparse": 1.5, "urban_dense": 0.7, "orchard": 1, "water": 0.5, "wetland": 0.3, "spring_cereal": 1}),
     Site("ch-seeland", 47.02, 7.15, 435, 15, {"grassland": 2, "summer_maize": 1.5, "winter_cereal": 2,
-         "wetland": 1.5, "water": 1, "forest": 1, "urban_sparse": 1, "orchard": 0.5, "urban_dense": 0.3}),
+         "wetland": 1.5, "water": 1, "forest": 1, "urban_sparse": 1, "orchard": 0.5, "urban_dense": 0.3, "spring_cereal": 1.5}),
     Site("fr-beauce", 48.32, 1.62, 140, 10, {"winter_cereal": 4, "summer_maize": 2, "grassland": 1,
-         "urban_sparse": 0.7, "forest": 0.7, "orchard": 0.3, "water": 0.2, "wetland": 0.2, "urban_dense": 0.3}),
+         "urban_sparse": 0.7, "forest": 0.7, "orchard": 0.3, "water": 0.2, "wetland": 0.2, "urban_dense": 0.3, "spring_cereal": 2}),
     Site("fr-bretagne", 48.10, -2.75, 110, 35, {"grassland": 3, "summer_maize": 2.5, "winter_cereal": 1.5,
-         "forest": 1, "orchard": 0.7, "urban_sparse": 1, "water": 0.4, "wetland": 0.6, "urban_dense": 0.3}),
+         "forest": 1, "orchard": 0.7, "urban_sparse": 1, "water": 0.4, "wetland": 0.6, "urban_dense": 0.3, "spring_cereal": 1}),
     Site("it-po-valley", 45.12, 9.95, 60, 8, {"summer_maize": 3.5, "winter_cereal": 2, "wetland": 1.2,
-         "grassland": 1, "orchard": 1, "urban_sparse": 1, "urban_dense": 0.6, "water": 0.6, "forest": 0.4}),
+         "grassland": 1, "orchard": 1, "urban_sparse": 1, "urban_dense": 0.6, "water": 0.6, "forest": 0.4, "spring_cereal": 1}),
     Site("it-puglia", 41.05, 16.55, 180, 40, {"orchard": 3, "winter_cereal": 3, "grassland": 1,
-         "urban_sparse": 1, "urban_dense": 0.7, "forest": 0.5, "summer_maize": 0.4, "water": 0.3, "wetland": 0.2}),
+         "urban_sparse": 1, "urban_dense": 0.7, "forest": 0.5, "summer_maize": 0.4, "water": 0.3, "wetland": 0.2, "spring_cereal": 1}),
 )
 HELDOUT_SITES: tuple[Site, ...] = (
     Site("fr-camargue", 43.58, 4.52, 3, 4, {}),
@@ -231,7 +231,7 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
     from rasterio.warp import transform as warp_transform
 
     rng = np.random.default_rng([seed, index, 7])
-    size, block = cfg.size_px, cfg.downstream_chip_px
+    size, block = cfg.size_px, cfg.block_px
     nb = int(np.ceil(size / block))
     parcels, pclass = layout(rng, size, block, block_classes(rng, site, nb * nb, split == "heldout"))
     n_par = pclass.size
@@ -298,7 +298,7 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
             s1[t][:, swath_edge(rng, (size, size), rng.uniform(0.1, 0.35))] = S1_NODATA
 
     # HR image at an early-summer date
-    hr_doy = np.array([int(rng.integers(165, 215))])
+    hr_doy = np.array([int(rng.integers(120, 260))])
     hr_refl = lc.reflectance(lc.fractions(pclass, hr_doy, traits), soil_b)[0]
     idx = list(lc.HR_FROM_S2)
     soil_rgbn = lc.ENDMEMBER_SPECTRA[2, idx][None, :] * soil_b[:, None]
