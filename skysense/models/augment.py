@@ -166,11 +166,17 @@ def sample_points(a: ViewGeometry, b: ViewGeometry, k: int, generator: torch.Gen
 
 
 def sample_at(maps: Tensor, points: Tensor) -> Tensor:
-    """Features of ``maps`` (B x [T x] C x H x W) at ``points`` (B x K x 2) -> B x [T x] K x C."""
+    """Features of ``maps`` (B x [T x] C x H x W) at ``points`` (B x K x 2) -> B x [T x] K x C.
+
+    Bilinear, with the border pixel repeated outside the outer pixel centres: a point within half
+    a pixel of a view's edge (a quarter of the points of an 8 px view) is not mixed with zeros.
+    """
     if maps.ndim == 5:
         b, t, c, h, w = maps.shape
         pts = points[:, None].expand(b, t, -1, -1).reshape(b * t, -1, 1, 2)
-        out = F.grid_sample(maps.reshape(b * t, c, h, w), pts.to(maps.dtype), mode="bilinear", align_corners=False)
+        out = F.grid_sample(maps.reshape(b * t, c, h, w), pts.to(maps.dtype), mode="bilinear",
+                            padding_mode="border", align_corners=False)
         return out.squeeze(-1).transpose(1, 2).reshape(b, t, -1, c)
-    out = F.grid_sample(maps, points[:, :, None, :].to(maps.dtype), mode="bilinear", align_corners=False)
+    out = F.grid_sample(maps, points[:, :, None, :].to(maps.dtype), mode="bilinear", padding_mode="border",
+                        align_corners=False)
     return out.squeeze(-1).transpose(1, 2)

@@ -48,15 +48,42 @@ def test_info_nce_identical_minimal_shuffled_larger():
 
 
 def test_pixel_loss_masks_and_orders():
-    s = torch.randn(2, 3, 8, 16, generator=torch.Generator().manual_seed(0))
-    mask = torch.ones(2, 3, 8, dtype=torch.bool)
+    s = torch.randn(3, 3, 8, 16, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(3, 3, 8, dtype=torch.bool)
     same = pixel_contrastive_loss(s, s, mask, temperature=0.05)
-    perm = s.reshape(-1, 16)[torch.randperm(48, generator=torch.Generator().manual_seed(2))].reshape(s.shape)
+    perm = s.reshape(-1, 16)[torch.randperm(72, generator=torch.Generator().manual_seed(2))].reshape(s.shape)
     assert pixel_contrastive_loss(s, perm, mask, 0.05) > same + 1.0
     garbage = s.clone()
     garbage[1] = 1e3 * torch.randn(3, 8, 16)
     mask[1] = False
-    assert torch.allclose(pixel_contrastive_loss(s, garbage, mask, 0.05), pixel_contrastive_loss(s[:1], s[:1], mask[:1], 0.05))
+    kept = torch.tensor([0, 2])
+    masked = pixel_contrastive_loss(s, garbage, mask, 0.05)
+    assert masked > 0
+    assert torch.allclose(masked, pixel_contrastive_loss(s[kept], s[kept], mask[kept], 0.05))
+
+
+def test_info_nce_groups_leave_same_group_keys_out_of_negatives():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 16, generator=g)
+    dup = x.clone()
+    dup[1] = dup[0]  # rows 0 and 1 are one field seen at two points of one chip
+    groups = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    plain = info_nce(dup, dup, temperature=0.05)
+    grouped = info_nce(dup, dup, temperature=0.05, groups=groups)
+    assert plain > 0.15  # the twin is a "negative" as close as the positive: log 2 on 2 of 8 rows
+    assert grouped < 0.05
+    # one group only: no negatives, zero loss with a graph
+    q = x.clone().requires_grad_(True)
+    alone = info_nce(q, x, groups=torch.zeros(8, dtype=torch.long))
+    assert alone == 0.0 and alone.requires_grad
+
+
+def test_pixel_loss_does_not_push_apart_points_of_one_sample():
+    g = torch.Generator().manual_seed(0)
+    field = torch.randn(4, 1, 1, 16, generator=g)
+    s = field.expand(4, 3, 8, 16) + 0.01 * torch.randn(4, 3, 8, 16, generator=g)  # 4 chips, one field each
+    mask = torch.ones(4, 3, 8, dtype=torch.bool)
+    assert pixel_contrastive_loss(s, s, mask, 0.05) < 0.1
 
 
 def test_object_loss_identical_minimal_shuffled_larger():

@@ -42,6 +42,15 @@ def test_identity_geometry_and_point_sampling():
     assert torch.allclose(sample_at(flipped, pa), sample_at(maps, pb), atol=1e-5)
 
 
+def test_sample_at_view_edges_repeat_the_border_not_zeros():
+    maps = torch.full((1, 2, 3, 8, 8), 5.0)  # B x T x C x H x W, a uniform field
+    edges = torch.tensor([[[-1.0, -1.0], [1.0, 1.0], [-0.99, 0.3], [0.0, 0.999]]])  # within half a pixel
+    out = sample_at(maps, edges)
+    assert out.shape == (1, 2, 4, 3)
+    assert torch.allclose(out, torch.full_like(out, 5.0))  # zero padding gave 1.25-3.75 here
+    assert torch.allclose(sample_at(maps[:, 0], edges), torch.full((1, 4, 3), 5.0))
+
+
 def test_teacher_is_frozen_and_moves_by_the_ema_amount():
     torch.manual_seed(0)
     pre = SkySensePretrainer(create_model("skysense-tiny", sentinel_px=4))
