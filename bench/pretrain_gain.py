@@ -47,8 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], dest="overrides", help="dotted config k=v")
     p.add_argument("--work", type=Path, default=Path("/tmp/skysense-pretrain-gain"))
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--encoder", choices=("student", "teacher"), default="student",
-                   help="which trained encoder to probe (training exports the student)")
+    p.add_argument("--encoder", choices=("student", "teacher"), default=None,
+                   help="which trained encoder to probe (default: train.export_encoder, what training exports)")
     p.add_argument("--no-seg", action="store_true", help="skip the segmentation probe")
     p.add_argument("--json", type=Path, default=None, help="write the table as JSON here")
     return p.parse_args(argv)
@@ -108,15 +108,18 @@ def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
 
 
 def cached_pretrain(cfg: Any, chips: Path, work: Path,
-                    encoder: str = "student") -> tuple[torch.nn.Module, list[float]]:
-    """:func:`pretrain`, or the student a run with the same model, train and pre-training data
+                    encoder: str = "teacher") -> tuple[torch.nn.Module, list[float]]:
+    """:func:`pretrain`, or the encoders a run with the same model, train and pre-training data
     settings saved under ``work`` (held-out settings do not change the pre-training chips:
     pre-training places come first and each scene is seeded by its index). ``encoder``: the
-    ``student`` (what training exports) or the EMA ``teacher``."""
+    EMA ``teacher`` (what training exports by default) or the ``student``."""
     data = cfg.data.model_dump(mode="json")
     data["sample"].pop("heldout_locations")
-    key = hashlib.sha1(json.dumps([data, cfg.model.model_dump(mode="json"),
-                                   cfg.train.model_dump(mode="json")], sort_keys=True).encode()).hexdigest()[:10]
+    data["sample"].pop("downstream_chip_px")
+    train = cfg.train.model_dump(mode="json")
+    train.pop("export_encoder")
+    key = hashlib.sha1(json.dumps([data, cfg.model.model_dump(mode="json"), train],
+                                  sort_keys=True).encode()).hexdigest()[:10]
     path = work / f"student-{key}.pt"
     saved = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
     if encoder not in saved:
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = config_from_dict(apply_overrides({}, args.overrides), "<bench>")
+    args.encoder = args.encoder or cfg.train.export_encoder
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     sample, chips = prepare_data(cfg, args.work)

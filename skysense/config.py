@@ -207,6 +207,9 @@ class TrainConfig(Section):
         100_000, ge=0, description="ZeRO-3: parameters with fewer elements stay whole on every rank"
     )
     ema_momentum: tuple[float, float] = (0.99, 1.0)
+    export_encoder: Literal["teacher", "student"] = Field(
+        "teacher", description="encoder written to the export: the EMA teacher (DINO practice, "
+        "measured at or above the student on the sample) or the student")
     checkpoint_every: int = Field(20, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     seed: int = 0

@@ -1,8 +1,11 @@
 """Export: a DeepSpeed checkpoint (any ZeRO stage) to one fp32 safetensors file + config.json.
 
-``OUT/export/model.safetensors`` holds the student encoder (SkySense) only, not the teacher or
-the pre-training heads; ``config.json`` holds ``preset``, ``overrides``, ``spec``, ``stats`` (the
-chips' ``stats.json`` normalisation), ``data_version``, ``git_commit`` and ``step``.
+``OUT/export/model.safetensors`` holds one encoder (SkySense) only, without the pre-training
+heads: the EMA teacher by default (``train.export_encoder``), as DINO-style pre-training does: the
+teacher is a temporal ensemble of the student and was measured at or above the student in every
+linear-probe run on the sample (bench/pretrain_gain.py); ``student`` exports the optimised weights.
+``config.json`` holds ``preset``, ``overrides``, ``spec``, ``stats`` (the chips' ``stats.json``
+normalisation), ``data_version``, ``git_commit``, ``step`` and ``encoder``.
 :func:`load_exported` rebuilds the model from them without DeepSpeed and without unpickling.
 """
 
@@ -29,14 +32,30 @@ class ExportError(SkySenseError):
     """An export folder or checkpoint cannot be read; the message names the file and the fix."""
 
 
-def encoder_prefix(pretrainer: torch.nn.Module) -> str:
-    """State-dict prefix of the student encoder inside the pre-trainer (e.g. ``"student."``)."""
-    student = getattr(pretrainer, "student", None)
+ENCODERS = ("teacher", "student")
+
+
+def _encoder_module(pretrainer: torch.nn.Module, which: str) -> torch.nn.Module | None:
+    if which == "student":
+        return getattr(pretrainer, "student", None)
+    teacher = getattr(pretrainer, "teacher", None)  # registered only: a detached one is not saved
+    if isinstance(teacher, torch.nn.ModuleDict) and "encoder" in teacher:
+        return teacher["encoder"]
+    return teacher if isinstance(teacher, torch.nn.Module) else None
+
+
+def encoder_prefix(pretrainer: torch.nn.Module, which: str = "student") -> str:
+    """State-dict prefix of the ``which`` encoder (``student``/``teacher``) inside the pre-trainer
+    (e.g. ``"student."``, ``"teacher.encoder."``)."""
+    if which not in ENCODERS:
+        raise ExportError(f"train.export_encoder is {which!r}; use one of {', '.join(ENCODERS)}")
+    target = _encoder_module(pretrainer, which)
     for name, module in pretrainer.named_modules():
-        if name and module is student:
+        if name and target is not None and module is target:
             return name + "."
+    fix = " (set train.export_encoder: student)" if which == "teacher" else ""
     raise ExportError(
-        f"{type(pretrainer).__name__} has no 'student' encoder module to export"
+        f"{type(pretrainer).__name__} has no registered '{which}' encoder module to export{fix}"
     )
 
 
@@ -44,7 +63,8 @@ def consolidated_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
     """One fp32 state dict of the whole engine module from a checkpoint folder (a tag).
 
     ZeRO 1-3 checkpoints are merged from every rank's partitions with DeepSpeed's
-    ``get_fp32_state_dict_from_zero_checkpoint``; a stage-0 checkpoint holds the full module.
+    ``get_fp32_state_dict_from_zero_checkpoint``; tensors it leaves out (frozen parameters under
+    ZeRO-1) come from the rank-0 module state; a stage-0 checkpoint holds the full module.
     """
     checkpoint_dir = Path(checkpoint_dir)
     if not checkpoint_dir.is_dir():
@@ -52,9 +72,17 @@ def consolidated_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
     if any(checkpoint_dir.glob("*zero_pp_rank_*_optim_states.pt")):
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-        state = get_fp32_state_dict_from_zero_checkpoint(
+        state = dict(get_fp32_state_dict_from_zero_checkpoint(
             str(checkpoint_dir.parent), tag=checkpoint_dir.name
-        )
+        ))
+        # ZeRO-1 saves no frozen (requires_grad=False) parameters in its partitions, e.g. the EMA
+        # teacher: stage 1 does not partition parameters, so the module state holds them whole.
+        model_file = checkpoint_dir / "mp_rank_00_model_states.pt"
+        if model_file.is_file():
+            module = torch.load(model_file, map_location="cpu", weights_only=False)["module"]
+            for key, value in module.items():
+                if key not in state and value.numel() > 0:  # ZeRO-3 placeholders are empty
+                    state[key] = value
     else:
         model_file = checkpoint_dir / "mp_rank_00_model_states.pt"
         if not model_file.is_file():
@@ -73,8 +101,10 @@ def export_checkpoint(
     chips_dir: Path | None,
     step: int,
     run_id: str | None = None,
+    encoder: str = "teacher",
 ) -> Path:
-    """Write the student encoder of a checkpoint as ``model.safetensors`` + ``config.json``.
+    """Write one encoder (``teacher`` or ``student``) of a checkpoint as ``model.safetensors`` +
+    ``config.json``.
 
     The folder is written beside ``export_dir`` and swapped in, so a reader never sees half.
     ``run_id`` (the training run in MLflow) is recorded as ``mlflow_run_id``.
@@ -84,11 +114,19 @@ def export_checkpoint(
     """
     from safetensors.torch import save_file
 
-    prefix = encoder_prefix(pretrainer)
+    prefix = encoder_prefix(pretrainer, encoder)
+    which = encoder
     state = consolidated_state_dict(checkpoint_dir)
     encoder = {k[len(prefix) :]: v.contiguous().clone() for k, v in state.items() if k.startswith(prefix)}
     if not encoder:
         raise ExportError(f"{checkpoint_dir} holds no '{prefix}*' weights: nothing to export")
+    expected = {k for k in pretrainer.student.state_dict()}
+    if set(encoder) != expected:
+        missing = sorted(expected - set(encoder))[:5]
+        raise ExportError(
+            f"{checkpoint_dir}: the {which} weights do not match the student's ({len(encoder)} vs "
+            f"{len(expected)} tensors; missing e.g. {missing}); export with train.export_encoder: student"
+        )
     student = pretrainer.student
     spec = getattr(student, "spec", None)
     stats = None
@@ -103,6 +141,7 @@ def export_checkpoint(
         "data_version": data_version(chips_dir),
         "git_commit": git_commit(),
         "step": step,
+        "encoder": which,
         "mlflow_run_id": run_id,
         "dtype": "float32",
         "n_parameters": int(sum(v.numel() for v in encoder.values())),

@@ -304,6 +304,7 @@ def train(
             chips_dir=chips_dir,
             step=step,
             run_id=tracker.run_id if tracker is not None else None,
+            encoder=tcfg.export_encoder,
         )
         if tracker is not None:
             tracker.log_export(result.export_dir)

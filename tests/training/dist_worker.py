@@ -68,7 +68,7 @@ def main() -> None:
         batch = stack_samples(tiny_samples(4, seed=9))
         full.engine.module.eval()
         with torch.no_grad():
-            engine_out = full.engine.module.student(batch)  # every rank: ZeRO-3 gathers
+            engine_out = full.engine.module.teacher(batch)  # the exported encoder; every rank: ZeRO-3 gathers
         try:
             run(stage, out / f"crashed-s{stage}", crash_at=5)
         except _Crash:

@@ -3,6 +3,7 @@ the NaN guard. Runs in the test process (gloo, world size 1) on the fixture pre-
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from safetensors.torch import load_file
 from skysense.errors import TrainingError
 from skysense.training.checkpoints import list_tags, read_latest
 from skysense.training.engine import Runtime, deepspeed_config, resolve_runtime
-from skysense.training.export import consolidated_state_dict
+from skysense.training.export import ExportError, consolidated_state_dict, encoder_prefix, export_checkpoint
 from skysense.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -91,18 +92,29 @@ def test_stage_trains_checkpoints_resumes_exactly_and_exports(stage: int, tmp_pa
     assert list_tags(tmp_path / "full") == ["step-00000006"]  # keep_checkpoints=1
     assert read_latest(tmp_path / "full") == "step-00000006"
 
-    # export: the student only, fp32, equal outputs to the engine's student on the same batch
+    # export: the EMA teacher (default) only, fp32, equal outputs to the engine's teacher
     weights = load_file(str(tmp_path / "full" / "export" / "model.safetensors"))
-    assert weights and all(not k.startswith(("teacher", "head")) for k in weights)
+    assert weights and all(not k.startswith(("teacher", "student", "head")) for k in weights)
     encoder = TinyEncoder()
     encoder.load_state_dict(weights, strict=True)
     batch = stack_samples(tiny_samples(4, seed=9))
     engine = full.engine
     engine.module.eval()
     with torch.no_grad():
-        expected = engine.module.student(batch)
+        expected = engine.module.teacher(batch)
+        student_out = engine.module.student(batch)
         got = encoder.eval()(batch)
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    assert (student_out - expected).abs().max() > 1e-4  # the teacher lags the student: not the same weights
+    # train.export_encoder: student writes the optimised weights instead
+    export_checkpoint(tmp_path / "full" / "step-00000006", tmp_path / "student-export", pretrainer=engine.module,
+                      cfg=_cfg(stage), chips_dir=None, step=6, encoder="student")
+    encoder.load_state_dict(load_file(str(tmp_path / "student-export" / "model.safetensors")), strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(batch), student_out, atol=1e-6, rtol=0)
+    assert json.loads((tmp_path / "student-export" / "config.json").read_text())["encoder"] == "student"
+    with pytest.raises(ExportError, match="export_encoder"):
+        encoder_prefix(engine.module, "ema")
 
     # crash after the step-3 checkpoint, resume: same final weights as the uninterrupted run
     crashed = tmp_path / "crashed"

@@ -78,9 +78,11 @@ def test_cli_two_processes_zero3_trains_logs_and_exports(chips: Path, tmp_path: 
     assert config["data_version"] == run.data.tags["data_version"]
     merged = consolidated_state_dict(out / "step-00000004")
     exported = model.state_dict()
-    student = {k[len("student."):]: v for k, v in merged.items() if k.startswith("student.")}
-    assert set(student) == set(exported)
-    for key, value in student.items():
+    assert config["encoder"] == "teacher"  # train.export_encoder default: the EMA teacher
+    prefix = "teacher.encoder."
+    teacher = {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
+    assert set(teacher) == set(exported)
+    for key, value in teacher.items():
         assert torch.equal(exported[key], value), key
 
 
@@ -93,10 +95,10 @@ def test_in_process_export_matches_the_engine(chips: Path, tmp_path: Path) -> No
     result = train(cfg, chips, tmp_path / "ckpt", track=False, show_progress=False)
     model, _ = load_exported(tmp_path / "ckpt" / "export")
     batch = collate_samples([ChipDataset(chips, split="pretrain", n_regions=64)[i] for i in range(2)])
-    student = result.engine.module.student
-    student.eval()
+    teacher = result.engine.module.teacher["encoder"]  # the exported encoder (train.export_encoder)
+    teacher.eval()
     with torch.no_grad():
-        expected = student.embed(batch)
+        expected = teacher.embed(batch)
         got = model.embed(batch)
     assert got.shape == expected.shape and got.shape[-1] == 4
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
