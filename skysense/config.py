@@ -60,6 +60,7 @@ class SampleConfig(Section):
     cloud_probability: float = Field(0.25, ge=0.0, le=1.0)
     downstream_chip_px: int = Field(8, ge=4, description="downstream chip size, 10 m pixels")
     block_px: int = Field(16, ge=4, description="side of a landscape unit (block of 1-4 fields), 10 m pixels")
+    workers: int = Field(2, ge=1, description="processes writing places in parallel (1: in this process)")
     hr_jpeg_quality: int | None = Field(
         90, ge=1, le=100, description="JPEG quality of HR GeoTIFFs (lossy, as orthophotos); null = lossless"
     )

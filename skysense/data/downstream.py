@@ -89,6 +89,59 @@ def _write_chip(scene: "Scene", r: int, c: int, n: int, folder: Path, jpeg_quali
     write_geotiff(folder / "dem.tif", scene.dem[(slice(None), *win)], scene.epsg, tr, DEM_NODATA, ["elevation"])
 
 
+def clear_downstream(root: Path) -> None:
+    """Remove the sets an earlier :func:`write_downstream` wrote under ``root`` (nothing else)."""
+    for kind in ("classification", "segmentation"):
+        if (Path(root) / kind / "index.csv").exists():  # a set this module wrote before: replace it
+            shutil.rmtree(Path(root) / kind)
+
+
+def write_scene_chips(
+    scene: "Scene", root: Path, chip_px: int, hr_jpeg_quality: int | None = None
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    """Cut one held-out scene into chips under ``root``; returns its (classification,
+    segmentation) index rows. Scenes write disjoint folders, so scenes can be cut in parallel."""
+    from skysense.data.sample import write_geotiff
+
+    root = Path(root)
+    cls_rows, seg_rows = [], []
+    size = scene.labels.shape[0]
+    for r in range(0, size - chip_px + 1, chip_px):
+        for c in range(0, size - chip_px + 1, chip_px):
+            sid = f"{scene.id}_r{r:03d}_c{c:03d}"
+            seg_dir = root / "segmentation" / sid
+            _write_chip(scene, r, c, chip_px, seg_dir, hr_jpeg_quality)
+            labels = scene.labels[r:r + chip_px, c:c + chip_px]
+            write_geotiff(seg_dir / "mask.tif", labels, scene.epsg,
+                          scene.transform @ Affine.translation(c, r), lc.LABEL_NODATA, ["class"])
+            counts = np.bincount(labels[labels != lc.LABEL_NODATA].ravel(), minlength=lc.N_CLASSES)
+            dom = int(np.argmax(counts))
+            frac = float(counts[dom] / max(labels.size, 1))
+            seg_rows.append([sid, scene.id, f"{sid}", lc.CLASS_NAMES[dom]])
+            if frac >= MIN_CLASS_FRACTION:
+                rel = f"{lc.CLASS_NAMES[dom]}/{sid}"
+                for f in sorted(seg_dir.rglob("*.tif")):
+                    if f.name != "mask.tif":
+                        _link_or_copy(f, root / "classification" / rel / f.relative_to(seg_dir))
+                cls_rows.append([sid, lc.CLASS_NAMES[dom], dom, scene.id, rel, f"{frac:.4f}"])
+    return cls_rows, seg_rows
+
+
+def write_index(root: Path, cls_rows: list[list[Any]], seg_rows: list[list[Any]]) -> dict[str, int]:
+    """Write both sets' ``index.csv``; returns the number of chips per set."""
+    root = Path(root)
+    for kind, header, rows in (
+        ("classification", ["sample_id", "class", "class_id", "location", "path", "fraction"], cls_rows),
+        ("segmentation", ["sample_id", "location", "path", "dominant_class"], seg_rows),
+    ):
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        with open(root / kind / "index.csv", "w", newline="") as fh:
+            w = csv.writer(fh, lineterminator="\n")
+            w.writerow(header)
+            w.writerows(rows)
+    return {"classification": len(cls_rows), "segmentation": len(seg_rows)}
+
+
 def write_downstream(
     scenes: list["Scene"], root: Path, chip_px: int, hr_jpeg_quality: int | None = None
 ) -> dict[str, int]:
@@ -100,43 +153,13 @@ def write_downstream(
     Returns:
         Number of chips per set, e.g. ``{"classification": 32, "segmentation": 32}``.
     """
-    from skysense.data.sample import write_geotiff
-
-    root = Path(root)
-    for kind in ("classification", "segmentation"):
-        if (root / kind / "index.csv").exists():  # a set this function wrote before: replace it
-            shutil.rmtree(root / kind)
+    clear_downstream(root)
     cls_rows, seg_rows = [], []
     for scene in scenes:
-        size = scene.labels.shape[0]
-        for r in range(0, size - chip_px + 1, chip_px):
-            for c in range(0, size - chip_px + 1, chip_px):
-                sid = f"{scene.id}_r{r:03d}_c{c:03d}"
-                seg_dir = root / "segmentation" / sid
-                _write_chip(scene, r, c, chip_px, seg_dir, hr_jpeg_quality)
-                labels = scene.labels[r:r + chip_px, c:c + chip_px]
-                write_geotiff(seg_dir / "mask.tif", labels, scene.epsg,
-                              scene.transform @ Affine.translation(c, r), lc.LABEL_NODATA, ["class"])
-                counts = np.bincount(labels[labels != lc.LABEL_NODATA].ravel(), minlength=lc.N_CLASSES)
-                dom = int(np.argmax(counts))
-                frac = float(counts[dom] / max(labels.size, 1))
-                seg_rows.append([sid, scene.id, f"{sid}", lc.CLASS_NAMES[dom]])
-                if frac >= MIN_CLASS_FRACTION:
-                    rel = f"{lc.CLASS_NAMES[dom]}/{sid}"
-                    for f in sorted(seg_dir.rglob("*.tif")):
-                        if f.name != "mask.tif":
-                            _link_or_copy(f, root / "classification" / rel / f.relative_to(seg_dir))
-                    cls_rows.append([sid, lc.CLASS_NAMES[dom], dom, scene.id, rel, f"{frac:.4f}"])
-    for kind, header, rows in (
-        ("classification", ["sample_id", "class", "class_id", "location", "path", "fraction"], cls_rows),
-        ("segmentation", ["sample_id", "location", "path", "dominant_class"], seg_rows),
-    ):
-        (root / kind).mkdir(parents=True, exist_ok=True)
-        with open(root / kind / "index.csv", "w", newline="") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(header)
-            w.writerows(rows)
-    return {"classification": len(cls_rows), "segmentation": len(seg_rows)}
+        cls, seg = write_scene_chips(scene, root, chip_px, hr_jpeg_quality)
+        cls_rows += cls
+        seg_rows += seg
+    return write_index(root, cls_rows, seg_rows)
 
 
 def _doy(date: dt.date) -> int:

@@ -127,10 +127,26 @@ def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None)
     )
 
 
+def _write_location(site, split: str, index: int, sc, seed: int, out_dir: Path):
+    """Synthesize and write one place (and its downstream chips when held out).
+
+    Returns ``(index, Location, classification rows, segmentation rows)``."""
+    from skysense.data.downstream import write_scene_chips
+
+    scene = synthesize_scene(site, split, index, sc, seed)
+    location = write_scene(scene, out_dir, sc.hr_jpeg_quality)
+    rows: tuple[list, list] = ([], [])
+    if split == "heldout":
+        rows = write_scene_chips(scene, out_dir / "downstream", sc.downstream_chip_px, sc.hr_jpeg_quality)
+    return index, location, rows[0], rows[1]
+
+
 def write_sample(out_dir: Path, cfg) -> Path:
     """Write the synthetic multi-modal sample and its downstream sets.
 
-    Deterministic: the same ``cfg.data.seed`` and ``cfg.data.sample`` give identical files.
+    Deterministic: the same ``cfg.data.seed`` and ``cfg.data.sample`` give identical files
+    whatever ``data.sample.workers`` (places are written in parallel processes, each seeded by
+    its index, and the catalog and indexes are assembled in place order).
 
     Args:
         out_dir: output folder (created; files of an earlier sample are overwritten).
@@ -139,19 +155,29 @@ def write_sample(out_dir: Path, cfg) -> Path:
     Returns:
         Path of ``catalog.yaml``.
     """
-    from skysense.data.downstream import write_downstream
+    from concurrent.futures import ProcessPoolExecutor
+
+    from skysense.data.downstream import clear_downstream, write_index
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SampleWriteError(f"{out_dir}: exists and is not a folder; pass --out to a folder")
     sc = cfg.data.sample
-    locations, heldout = [], []
-    for index, (site, split) in enumerate(sites_for(sc.locations, sc.heldout_locations)):
-        scene = synthesize_scene(site, split, index, sc, cfg.data.seed)
-        locations.append(write_scene(scene, out_dir, sc.hr_jpeg_quality))
-        if split == "heldout":
-            heldout.append(scene)
-    write_downstream(heldout, out_dir / "downstream", sc.downstream_chip_px, sc.hr_jpeg_quality)
+    clear_downstream(out_dir / "downstream")
+    jobs = [(site, split, index, sc, cfg.data.seed, out_dir)
+            for index, (site, split) in enumerate(sites_for(sc.locations, sc.heldout_locations))]
+    if sc.workers <= 1 or len(jobs) <= 1:
+        results = [_write_location(*job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(max_workers=min(sc.workers, len(jobs))) as pool:
+            # held-out places (they also write chips) first, so the two processes finish together
+            order = sorted(range(len(jobs)), key=lambda i: jobs[i][1] != "heldout")
+            futures = [pool.submit(_write_location, *jobs[i]) for i in order]
+            results = [f.result() for f in futures]
+    results.sort(key=lambda r: r[0])
+    locations = [r[1] for r in results]
+    write_index(out_dir / "downstream", [row for r in results for row in r[2]],
+                [row for r in results for row in r[3]])
     (out_dir / "classes.json").write_text(json.dumps(
         [{"id": c.id, "name": c.name} for c in lc.CLASSES], indent=1) + "\n")
     catalog = Catalog(name=f"skysense-sample-seed{cfg.data.seed}", locations=locations, root=out_dir.resolve())
