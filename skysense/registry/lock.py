@@ -96,10 +96,10 @@ class PromotionLock:
             current = self._read()
             if current is None or float(current.get("expires", 0)) <= time.time():
                 value = json.dumps({"owner": self.token, "expires": time.time() + self.ttl_s})
-                self.client.set_registered_model_tag(self.name, LOCK_TAG, value)
-                time.sleep(self.settle_s)
-                if self.holds():
-                    return
+                if self._write_tag(value):
+                    time.sleep(self.settle_s)
+                    if self.holds():
+                        return
             if time.monotonic() > deadline:
                 holder = (current or {}).get("owner", "?")
                 raise RegistryError(
@@ -108,6 +108,21 @@ class PromotionLock:
                     "in the MLflow UI if that process died"
                 )
             time.sleep(self.settle_s * (0.5 + random.random()))
+
+    def _write_tag(self, value: str) -> bool:
+        """Write the lock tag; False when a concurrent writer's insert of the same tag won (the
+        store's unique constraint on (model, key) rejects the second insert: SQLite, PostgreSQL
+        and a server in front of either report it as an error)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.set_registered_model_tag(self.name, LOCK_TAG, value)
+        except MlflowException as exc:
+            text = str(exc)
+            if not any(m in text for m in ("UNIQUE constraint", "IntegrityError", "duplicate key")):
+                raise
+            return False
+        return True
 
     def _release_tag(self) -> None:
         with contextlib.suppress(Exception):
