@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from skysense.config import SkySenseConfig
-from skysense.errors import SkySenseError
+from skysense.errors import SkySenseError, TrainingError
 from skysense.training.provenance import data_version, git_commit
 
 WEIGHTS = "model.safetensors"
@@ -38,10 +38,12 @@ ENCODERS = ("teacher", "student")
 def _encoder_module(pretrainer: torch.nn.Module, which: str) -> torch.nn.Module | None:
     if which == "student":
         return getattr(pretrainer, "student", None)
-    teacher = getattr(pretrainer, "teacher", None)  # registered only: a detached one is not saved
-    if isinstance(teacher, torch.nn.ModuleDict) and "encoder" in teacher:
-        return teacher["encoder"]
-    return teacher if isinstance(teacher, torch.nn.Module) else None
+    from skysense.training.teacher import ema_modules  # the EMA's own student -> teacher pairing
+
+    try:
+        return ema_modules(pretrainer)[0][1]  # registered only: a detached teacher is not saved
+    except TrainingError:
+        return None
 
 
 def encoder_prefix(pretrainer: torch.nn.Module, which: str = "student") -> str:
@@ -69,6 +71,9 @@ def consolidated_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
     checkpoint_dir = Path(checkpoint_dir)
     if not checkpoint_dir.is_dir():
         raise ExportError(f"{checkpoint_dir} is not a checkpoint folder; run `skysense train` first")
+    model_file = checkpoint_dir / "mp_rank_00_model_states.pt"
+    # Written by this platform's own training run (trusted); DeepSpeed pickles its config in it.
+    module = torch.load(model_file, map_location="cpu", weights_only=False)["module"] if model_file.is_file() else None
     if any(checkpoint_dir.glob("*zero_pp_rank_*_optim_states.pt")):
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
@@ -77,18 +82,13 @@ def consolidated_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
         ))
         # ZeRO-1 saves no frozen (requires_grad=False) parameters in its partitions, e.g. the EMA
         # teacher: stage 1 does not partition parameters, so the module state holds them whole.
-        model_file = checkpoint_dir / "mp_rank_00_model_states.pt"
-        if model_file.is_file():
-            module = torch.load(model_file, map_location="cpu", weights_only=False)["module"]
-            for key, value in module.items():
-                if key not in state and value.numel() > 0:  # ZeRO-3 placeholders are empty
-                    state[key] = value
+        for key, value in (module or {}).items():
+            if key not in state and value.numel() > 0:  # ZeRO-3 placeholders are empty
+                state[key] = value
     else:
-        model_file = checkpoint_dir / "mp_rank_00_model_states.pt"
-        if not model_file.is_file():
+        if module is None:
             raise ExportError(f"{model_file} is missing: the checkpoint is incomplete")
-        # Written by this platform's own training run (trusted); DeepSpeed pickles its config in it.
-        state = torch.load(model_file, map_location="cpu", weights_only=False)["module"]
+        state = module
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 
@@ -115,17 +115,17 @@ def export_checkpoint(
     from safetensors.torch import save_file
 
     prefix = encoder_prefix(pretrainer, encoder)
-    which = encoder
     state = consolidated_state_dict(checkpoint_dir)
-    encoder = {k[len(prefix) :]: v.contiguous().clone() for k, v in state.items() if k.startswith(prefix)}
-    if not encoder:
+    weights = {k[len(prefix) :]: v.contiguous().clone() for k, v in state.items() if k.startswith(prefix)}
+    if not weights:
         raise ExportError(f"{checkpoint_dir} holds no '{prefix}*' weights: nothing to export")
-    expected = {k for k in pretrainer.student.state_dict()}
-    if set(encoder) != expected:
-        missing = sorted(expected - set(encoder))[:5]
+    expected = set(pretrainer.student.state_dict())
+    if set(weights) != expected:
+        missing = sorted(expected - set(weights))[:5]
         raise ExportError(
-            f"{checkpoint_dir}: the {which} weights do not match the student's ({len(encoder)} vs "
-            f"{len(expected)} tensors; missing e.g. {missing}); export with train.export_encoder: student"
+            f"{checkpoint_dir}: the {encoder} weights do not match the student's ({len(weights)} vs "
+            f"{len(expected)} tensors; missing e.g. {missing}); the checkpoint is incomplete or "
+            "from another model"
         )
     student = pretrainer.student
     spec = getattr(student, "spec", None)
@@ -141,10 +141,10 @@ def export_checkpoint(
         "data_version": data_version(chips_dir),
         "git_commit": git_commit(),
         "step": step,
-        "encoder": which,
+        "encoder": encoder,
         "mlflow_run_id": run_id,
         "dtype": "float32",
-        "n_parameters": int(sum(v.numel() for v in encoder.values())),
+        "n_parameters": int(sum(v.numel() for v in weights.values())),
         "checkpoint": str(Path(checkpoint_dir).resolve()),
     }
     export_dir = Path(export_dir)
@@ -152,7 +152,7 @@ def export_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_file(encoder, str(tmp / WEIGHTS), metadata={"format": FORMAT, "step": str(step)})
+    save_file(weights, str(tmp / WEIGHTS), metadata={"format": FORMAT, "step": str(step)})
     (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
     if export_dir.exists():
         old = export_dir.with_name(export_dir.name + ".old")
