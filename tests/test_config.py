@@ -75,3 +75,22 @@ def test_cli_config_show() -> None:
     res = runner.invoke(app, ["config", "show", "--params", str(REPO / "params.yaml"), "--set", "train.bogus=1"])
     assert res.exit_code == 2
     assert "train.bogus" in res.output
+
+
+def test_reading_params_does_not_import_torch():
+    """Every stage command reads params.yaml first (the preset name is checked there): that must
+    not pay torch's import, which the data and validation stages never use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from skysense.config import load_config\n"
+        "cfg = load_config(None, None)\n"
+        "assert cfg.model.preset == 'skysense-tiny'\n"
+        "assert 'torch' not in sys.modules, 'reading the config imported torch'\n"
+        "from skysense.models import create_model, SkySense\n"
+        "assert 'torch' in sys.modules and callable(create_model)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr

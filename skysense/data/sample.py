@@ -131,13 +131,17 @@ def _write_location(site, split: str, index: int, sc, seed: int, out_dir: Path):
     """Synthesize and write one place (and its downstream chips when held out).
 
     Returns ``(index, Location, classification rows, segmentation rows)``."""
+    import rasterio
+
     from skysense.data.downstream import write_scene_chips
 
     scene = synthesize_scene(site, split, index, sc, seed)
-    location = write_scene(scene, out_dir, sc.hr_jpeg_quality)
-    rows: tuple[list, list] = ([], [])
-    if split == "heldout":
-        rows = write_scene_chips(scene, out_dir / "downstream", sc.downstream_chip_px, sc.hr_jpeg_quality)
+    # one GDAL environment for the place's thousands of small files, not one per file opened
+    with rasterio.Env():
+        location = write_scene(scene, out_dir, sc.hr_jpeg_quality)
+        rows: tuple[list, list] = ([], [])
+        if split == "heldout":
+            rows = write_scene_chips(scene, out_dir / "downstream", sc.downstream_chip_px, sc.hr_jpeg_quality)
     return index, location, rows[0], rows[1]
 
 
