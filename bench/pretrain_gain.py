@@ -43,7 +43,9 @@ the held-out places' days are mostly rows pre-training never updated, and Adam m
 most ~lr x steps = 0.02 in 40 steps (tokens are 0.5-1). A smooth learned date code (4 Fourier
 harmonics x learned 8 x W projection, zero-init so the twin is unchanged) with a 50x / 100x
 learning rate on the date parameters: gain +3.9 / +0.8. The code then is large and reaches every
-day, but the objective does not turn it into phenology timing.
+day, but the objective does not turn it into phenology timing. The student's HR branch loses
+most of its probe value in those 40 steps (0.797 -> 0.566; teacher 0.766), but freezing it
+(lr 0 on ``hr_backbone``) gives +1.6, not more.
 The old set (16 px chips, no spring cereal, HR only in early summer) was saturated: twin 0.922 =
 raw spectral means 0.922. One chip is 0.4 points.
 """
