@@ -166,25 +166,16 @@ def _doy(date: dt.date) -> int:
     return date.timetuple().tm_yday
 
 
-def _fill(values: np.ndarray, bad: np.ndarray, default: float) -> np.ndarray:
-    """Replace ``bad`` pixels of a ``C x H x W`` array by each band's mean over good pixels."""
-    if not bad.any():
-        return values
-    good = ~bad
-    for b in range(values.shape[0]):
-        fill = float(values[b][good].mean()) if good.any() else default
-        values[b][bad] = fill
-    return values
-
-
 def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 4096) -> dict[str, Any]:
     """Read one chip folder into a sample dict in physical units (numpy).
 
     Keys: ``id``, ``lat``, ``lon``, ``region``; ``s2`` (``T x 10 x s x s`` reflectance),
     ``s2_doy``, ``s2_valid`` (clear and with data on at least ``min_valid_fraction`` of the chip);
     ``s1`` (``T x 2 x s x s`` dB), ``s1_doy``, ``s1_valid``; ``hr`` (``4 x 32s x 32s`` uint8 as
-    stored); ``dem`` (``1 x s x s`` metres). Pixels without data (and, in S2, under cloud masks
-    only for the validity flag) are filled with the band's mean over the chip's good pixels.
+    stored); ``dem`` (``1 x s x s`` metres). Pixels without data, and S2 pixels under the cloud
+    mask, are NaN: :func:`skysense.inference.batch.arrays_to_batch` sets them to the band mean, as
+    chipping does for the pre-training chips, so a downstream chip reaches the encoder exactly as
+    the same window of a pre-training shard would.
     """
     import rasterio
     from rasterio.warp import transform as warp_transform
@@ -207,7 +198,8 @@ def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 40
         if cloud_file.exists():
             with rasterio.open(cloud_file) as src:
                 cloud = src.read(1) == 1
-        refl = _fill(dn.astype(np.float32) * 1e-4, nodata, 0.0)
+        refl = dn.astype(np.float32) * 1e-4
+        refl[:, nodata | cloud] = np.nan
         s2.append(refl)
         s2_valid.append(float((~nodata & ~cloud).mean()) >= min_valid_fraction)
     out["s2"] = np.stack(s2)
@@ -219,7 +211,8 @@ def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 40
             with rasterio.open(f) as src:
                 db = src.read().astype(np.float32)
             bad = ~np.isfinite(db).all(axis=0) | (db == S1_NODATA).any(axis=0)
-            s1.append(_fill(db, bad, -15.0))
+            db[:, bad] = np.nan
+            s1.append(db)
             s1_valid.append(float((~bad).mean()) >= min_valid_fraction)
         out["s1"] = np.stack(s1)
         out["s1_doy"] = np.array([_doy(dt.date.fromisoformat(f.stem)) for f in s1_files], dtype=np.int64)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import rasterio
 from rasterio.transform import from_origin
 
@@ -80,12 +81,63 @@ def test_load_downstream_classification_arrays(sample: Path) -> None:
         t = s["s2"].shape[0]
         assert s["id"] == r["sample_id"] and int(s["label"]) == int(r["class_id"])
         assert s["s2"].shape == (t, 10, CHIP, CHIP) and s["s2"].dtype == np.float32
-        assert 0.0 <= s["s2"].min() and s["s2"].max() < 1.0
+        assert 0.0 <= np.nanmin(s["s2"]) and np.nanmax(s["s2"]) < 1.0
         assert s["s2_doy"].dtype == np.int64 and np.all(np.diff(s["s2_doy"]) > 0) and s["s2_valid"].dtype == bool
-        assert s["s1"].shape == (s["s1_doy"].size, 2, CHIP, CHIP) and -45 < s["s1"].min() and s["s1"].max() < 15
+        assert s["s1"].shape == (s["s1_doy"].size, 2, CHIP, CHIP)
+        assert -45 < np.nanmin(s["s1"]) and np.nanmax(s["s1"]) < 15
         assert s["hr"].shape == (4, 32 * CHIP, 32 * CHIP) and s["hr"].dtype == np.uint8
         assert s["dem"].shape == (1, CHIP, CHIP) and np.isfinite(s["dem"]).all()
         assert abs(s["lat"] - 43.58) < 0.01 and abs(s["lon"] - 4.52) < 0.01 and isinstance(s["region"], int)
+
+
+def test_nodata_and_cloud_pixels_are_nan(sample: Path) -> None:
+    """NaN exactly where the chip's S2 file has no data or its cloud mask is set, in every band."""
+    root = sample / "downstream" / "segmentation"
+    seen_cloud = seen_nodata = False
+    for s in load_downstream(sample / "downstream", "segmentation"):
+        for t, doy in enumerate(s["s2_doy"]):
+            date = dt.date(2023, 1, 1) + dt.timedelta(days=int(doy) - 1)
+            with rasterio.open(root / s["id"] / f"s2/{date.isoformat()}.tif") as src:
+                nodata = (src.read() == 0).all(axis=0)
+            with rasterio.open(root / s["id"] / f"s2/{date.isoformat()}_cloud.tif") as src:
+                cloud = src.read(1) == 1
+            bad = np.isnan(s["s2"][t])
+            assert (bad == (nodata | cloud)[None]).all()
+            seen_cloud |= bool(cloud.any())
+            seen_nodata |= bool(nodata.any())
+    assert seen_cloud  # the sample has clouds (and usually swath borders): the check checked something
+    assert np.isfinite(s["s1"][s["s1_valid"]]).any()
+
+
+def test_downstream_chip_reaches_the_encoder_as_the_same_shard_chip(sample: Path, tmp_path: Path) -> None:
+    """Evaluation input = pre-training input: a downstream chip and the chipper's chip of the same
+    window of the held-out scene give the same normalised batch (clouds and nodata at the band
+    mean in both), the same valid dates and the same days of year."""
+    from skysense.data.chipping import chip_catalog
+    from skysense.data.dataset import ChipDataset, collate_samples
+    from skysense.evaluation.features import samples_to_batch
+
+    cfg = load_config(Path(__file__).parents[2] / "params.yaml", SMALL + [f"data.chip.size={CHIP}"])
+    chip_catalog(load_catalog(sample / "catalog.yaml"), tmp_path / "chips", cfg)
+    shards = ChipDataset(tmp_path / "chips", split="heldout", n_regions=64)  # sensor default stats
+    by_id = {sid: i for i, sid in enumerate(shards.ids)}
+    compared = 0
+    for s in load_downstream(sample / "downstream", "segmentation", n_regions=64):
+        loc, r, c = s["id"].rsplit("_", 2)
+        sid = f"{loc}_{int(r[1:]) // CHIP:04d}_{int(c[1:]) // CHIP:04d}"
+        if sid not in by_id:  # chips over the nodata limit are not in the shards
+            continue
+        shard = collate_samples([shards[by_id[sid]]])
+        down = samples_to_batch([s], None, ["hr", "s2", "s1", "dem"])  # the same defaults
+        for key in ("s2", "s1"):
+            assert torch.equal(down[f"{key}_doy"], shard[f"{key}_doy"])
+            assert torch.equal(down[f"{key}_valid"], shard[f"{key}_valid"])
+            valid = shard[f"{key}_valid"][0]
+            torch.testing.assert_close(down[key][0, valid], shard[key][0, valid], rtol=0, atol=1e-4)
+        torch.testing.assert_close(down["dem"], shard["dem"], rtol=0, atol=1e-3)
+        torch.testing.assert_close(down["hr"], shard["hr"], rtol=0, atol=1e-4)
+        compared += 1
+    assert compared >= N_CHIPS // 2
 
 
 def test_load_downstream_segmentation_masks(sample: Path) -> None:
