@@ -77,7 +77,7 @@ def chip_dataset(cfg: SkySenseConfig, chips_dir: Path, pretrainer: torch.nn.Modu
     from skysense.data.dataset import ChipDataset
 
     spec = getattr(getattr(pretrainer, "student", None), "spec", None)
-    kwargs: dict[str, Any] = {"split": "pretrain"}
+    kwargs: dict[str, Any] = {"split": "pretrain", "modalities": list(cfg.model.modalities)}
     if spec is not None:
         kwargs["n_regions"] = spec.n_regions
     return ChipDataset(chips_dir, **kwargs)

@@ -191,3 +191,16 @@ def test_loader_workers_give_the_same_order_and_resume_exactly(tmp_path: Path) -
     b = consolidated_state_dict(crashed / "step-00000006")
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0, msg=key)
+
+
+def test_training_reads_only_the_configured_modalities(tmp_path: Path) -> None:
+    """``model.modalities`` limits what pre-training reads from the chips (as evaluation does)."""
+    from chips_fixture import write_tiny_chips
+
+    from skysense.training.loop import chip_dataset
+
+    chips = write_tiny_chips(tmp_path / "chips", n=2)
+    every = chip_dataset(config_with([]), chips, TinyPretrainer())[0]
+    assert {"hr", "s2", "s1", "dem"} <= set(every)
+    some = chip_dataset(config_with(["model.modalities=[s2, s1]"]), chips, TinyPretrainer())[0]
+    assert {"s2", "s1", "s2_doy", "s1_valid"} <= set(some) and not {"hr", "dem"} & set(some)
