@@ -15,12 +15,14 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 setup: $(STAMP)
 
-# torch first, pinned to the CPU build; then the package with the tested constraints.
+# torch first, pinned to the CPU build; then the package with the tested constraints; then
+# Prefect's database schema, migrated once per Prefect version (flows/prefect_schema.py).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m flows.prefect_schema
 	touch $(STAMP)
 
 run: setup

@@ -2,12 +2,14 @@
 
 Prefect reads its settings from the environment; an unset ``PREFECT_HOME`` would put the
 ephemeral API database in the user's home, shared by every project. Explicit settings in the
-environment always win over these defaults.
+environment always win over these defaults. A new project home gets Prefect's already migrated
+empty database (:mod:`flows.prefect_schema`), so its first flow does not wait for migrations.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 STARTUP_TIMEOUT_S = "180"
@@ -40,5 +42,19 @@ def configure(project_root: str | Path = ".") -> dict[str, str]:
         os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = STARTUP_TIMEOUT_S
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
-    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ["PREFECT_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    _seed_prefect_home(home)
     return {key: os.environ[key] for key in defaults}
+
+
+def _seed_prefect_home(home: Path) -> None:
+    """Copy the migrated empty Prefect database into a new home (:mod:`flows.prefect_schema`);
+    if it cannot be built, Prefect migrates the database itself as usual."""
+    from flows.prefect_schema import SchemaBuildError, seed_home
+
+    try:
+        seed_home(home)
+    except (SchemaBuildError, OSError) as exc:
+        print(f"warning: Prefect schema template not used ({exc}); Prefect will migrate "
+              f"{home} itself", file=sys.stderr)
