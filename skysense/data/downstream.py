@@ -4,10 +4,15 @@ Written by :func:`write_downstream` from the held-out scenes, read by :func:`loa
 
     downstream/
       classification/index.csv          sample_id,class,class_id,location,path,fraction
-      classification/<class>/<sample_id>/{s2/<YYYY-MM-DD>.tif, s2/<YYYY-MM-DD>_cloud.tif,
-                                          s1/<YYYY-MM-DD>.tif, hr.tif, dem.tif}
+      classification/<class>/<sample_id>/{s2.tif, s2_cloud.tif, s1.tif, hr.tif, dem.tif}
       segmentation/index.csv            sample_id,location,path,dominant_class
       segmentation/<sample_id>/{same files, mask.tif}
+
+``s2.tif`` and ``s1.tif`` hold a chip's whole time series, bands stacked date-major (T x 10
+reflectance x 10000, nodata 0; T x 2 sigma0 dB, nodata -99), each band described
+``<YYYY-MM-DD> <band>`` and the dates in the ``acquisition_dates`` tag; ``s2_cloud.tif`` has one
+band per date (1 = cloud). :func:`read_chip` also reads the older one-file-per-date layout
+(``s2/<YYYY-MM-DD>.tif``, ``s2/<YYYY-MM-DD>_cloud.tif``, ``s1/<YYYY-MM-DD>.tif``).
 
 Chips are ``chip_px`` Sentinel pixels square, cut on a grid aligned with the scenes' landscape
 blocks; a classification chip is one whose dominant class covers at least half of it. Files are
@@ -69,19 +74,35 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _series_band_names(dates: list[dt.date], bands: tuple[str, ...]) -> list[str]:
+    """Band descriptions of a stacked series, date-major: ``2023-04-02 B02``, ``2023-04-02 B03``..."""
+    return [f"{d.isoformat()} {b}" for d in dates for b in bands]
+
+
 def _write_chip(scene: "Scene", r: int, c: int, n: int, folder: Path, jpeg_quality: int | None) -> None:
-    """Write the ``n x n`` window at row ``r``, column ``c`` of every modality of a scene."""
+    """Write the ``n x n`` window at row ``r``, column ``c`` of every modality of a scene.
+
+    Each time series is one GeoTIFF whose bands are stacked date-major (``T x bands``), each
+    band described as ``<YYYY-MM-DD> <band>`` and the dates listed in the ``acquisition_dates``
+    tag: a handful of files per chip instead of one per date and band, so DVC and file systems
+    handle thousands of chips quickly.
+    """
     from skysense.data.sample import write_geotiff
 
     tr = scene.transform @ Affine.translation(c, r)
     win = (slice(r, r + n), slice(c, c + n))
-    for t, date in enumerate(scene.s2_dates):
-        write_geotiff(folder / f"s2/{date.isoformat()}.tif", scene.s2[t][(slice(None), *win)], scene.epsg, tr,
-                      S2_NODATA, lc.S2_BANDS)
-        write_geotiff(folder / f"s2/{date.isoformat()}_cloud.tif", scene.s2_cloud[t][win], scene.epsg, tr, None)
-    for t, date in enumerate(scene.s1_dates):
-        write_geotiff(folder / f"s1/{date.isoformat()}.tif", scene.s1[t][(slice(None), *win)], scene.epsg, tr,
-                      S1_NODATA, lc.S1_BANDS)
+    s2_dates = ",".join(d.isoformat() for d in scene.s2_dates)
+    s1_dates = ",".join(d.isoformat() for d in scene.s1_dates)
+    s2 = scene.s2[(slice(None), slice(None), *win)]
+    write_geotiff(folder / "s2.tif", s2.reshape(-1, n, n), scene.epsg, tr, S2_NODATA,
+                  _series_band_names(scene.s2_dates, lc.S2_BANDS),
+                  {"acquisition_dates": s2_dates, "scale": "0.0001", "units": "reflectance"})
+    write_geotiff(folder / "s2_cloud.tif", scene.s2_cloud[(slice(None), *win)], scene.epsg, tr, None,
+                  [d.isoformat() for d in scene.s2_dates], {"acquisition_dates": s2_dates, "cloud": "1"})
+    s1 = scene.s1[(slice(None), slice(None), *win)]
+    write_geotiff(folder / "s1.tif", s1.reshape(-1, n, n), scene.epsg, tr, S1_NODATA,
+                  _series_band_names(scene.s1_dates, lc.S1_BANDS),
+                  {"acquisition_dates": s1_dates, "units": "sigma0 dB"})
     k = HR_RATIO
     hr = scene.hr[:, r * k:(r + n) * k, c * k:(c + n) * k]
     write_geotiff(folder / "hr.tif", hr, scene.epsg, tr @ Affine.scale(1.0 / k), None, lc.HR_BANDS,
@@ -166,6 +187,47 @@ def _doy(date: dt.date) -> int:
     return date.timetuple().tm_yday
 
 
+def _read_series(folder: Path, key: str, n_bands: int) -> tuple[list[dt.date], np.ndarray, np.ndarray | None, Any]:
+    """A chip's series ``key`` (``s2``/``s1``): dates, ``T x bands x H x W`` stored values, the
+    ``T x H x W`` cloud mask when the chip has one, and the dataset profile (CRS, bounds).
+
+    Reads ``<key>.tif`` (date-major stack, dates in ``acquisition_dates``) or, for chips written
+    by earlier versions, one ``<key>/<YYYY-MM-DD>.tif`` per date.
+    """
+    import rasterio
+
+    stacked = folder / f"{key}.tif"
+    if stacked.exists():
+        with rasterio.open(stacked) as src:
+            data = src.read()
+            dates = [dt.date.fromisoformat(d) for d in src.tags().get("acquisition_dates", "").split(",") if d]
+            where = (src.bounds, src.crs)
+        if not dates or data.shape[0] != len(dates) * n_bands:
+            raise DownstreamError(f"{stacked}: {data.shape[0]} bands for {len(dates)} dates in its "
+                                  f"acquisition_dates tag (expected {n_bands} per date); rewrite the chip")
+        cloud = None
+        if (folder / f"{key}_cloud.tif").exists():
+            with rasterio.open(folder / f"{key}_cloud.tif") as src:
+                cloud = src.read() == 1
+        return dates, data.reshape(len(dates), n_bands, *data.shape[1:]), cloud, where
+    files = sorted(f for f in folder.glob(f"{key}/*.tif") if not f.stem.endswith("_cloud"))
+    if not files:
+        return [], np.zeros((0, n_bands, 0, 0)), None, None
+    arrays, clouds = [], []
+    for f in files:
+        with rasterio.open(f) as src:
+            arrays.append(src.read())
+            where = (src.bounds, src.crs)
+        cloud_file = f.with_name(f"{f.stem}_cloud.tif")
+        if cloud_file.exists():
+            with rasterio.open(cloud_file) as src:
+                clouds.append(src.read(1) == 1)
+        else:
+            clouds.append(np.zeros(arrays[-1].shape[1:], dtype=bool))
+    dates = [dt.date.fromisoformat(f.stem) for f in files]
+    return dates, np.stack(arrays), np.stack(clouds), where
+
+
 def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 4096) -> dict[str, Any]:
     """Read one chip folder into a sample dict in physical units (numpy).
 
@@ -182,41 +244,26 @@ def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 40
 
     folder = Path(folder)
     out: dict[str, Any] = {"id": folder.name}
-    s2_files = sorted(f for f in folder.glob("s2/*.tif") if not f.stem.endswith("_cloud"))
-    s1_files = sorted(folder.glob("s1/*.tif"))
-    if not s2_files or not (folder / "dem.tif").exists():
-        raise DownstreamError(f"{folder}: chip folder without s2/*.tif or dem.tif; rewrite it with "
-                              "`skysense data sample --out DIR`")
-    s2, s2_valid = [], []
-    for f in s2_files:
-        with rasterio.open(f) as src:
-            dn = src.read()
-            bounds, crs = src.bounds, src.crs
-        nodata = (dn == S2_NODATA).all(axis=0)
-        cloud_file = f.with_name(f"{f.stem}_cloud.tif")
-        cloud = np.zeros_like(nodata)
-        if cloud_file.exists():
-            with rasterio.open(cloud_file) as src:
-                cloud = src.read(1) == 1
-        refl = dn.astype(np.float32) * 1e-4
-        refl[:, nodata | cloud] = np.nan
-        s2.append(refl)
-        s2_valid.append(float((~nodata & ~cloud).mean()) >= min_valid_fraction)
-    out["s2"] = np.stack(s2)
-    out["s2_doy"] = np.array([_doy(dt.date.fromisoformat(f.stem)) for f in s2_files], dtype=np.int64)
-    out["s2_valid"] = np.array(s2_valid, dtype=bool)
-    if s1_files:
-        s1, s1_valid = [], []
-        for f in s1_files:
-            with rasterio.open(f) as src:
-                db = src.read().astype(np.float32)
-            bad = ~np.isfinite(db).all(axis=0) | (db == S1_NODATA).any(axis=0)
-            db[:, bad] = np.nan
-            s1.append(db)
-            s1_valid.append(float((~bad).mean()) >= min_valid_fraction)
-        out["s1"] = np.stack(s1)
-        out["s1_doy"] = np.array([_doy(dt.date.fromisoformat(f.stem)) for f in s1_files], dtype=np.int64)
-        out["s1_valid"] = np.array(s1_valid, dtype=bool)
+    s2_dates, dn, cloud, where = _read_series(folder, "s2", len(lc.S2_BANDS))
+    if not s2_dates or not (folder / "dem.tif").exists():
+        raise DownstreamError(f"{folder}: chip folder without an S2 series (s2.tif) or dem.tif; rewrite "
+                              "it with `skysense data sample --out DIR`")
+    bounds, crs = where
+    nodata = (dn == S2_NODATA).all(axis=1)  # T x H x W
+    bad = nodata | cloud if cloud is not None else nodata
+    refl = dn.astype(np.float32) * 1e-4
+    refl[np.broadcast_to(bad[:, None], refl.shape)] = np.nan
+    out["s2"] = refl
+    out["s2_doy"] = np.array([_doy(d) for d in s2_dates], dtype=np.int64)
+    out["s2_valid"] = (~bad).reshape(len(s2_dates), -1).mean(axis=1) >= min_valid_fraction
+    s1_dates, db, _, _ = _read_series(folder, "s1", len(lc.S1_BANDS))
+    if s1_dates:
+        db = db.astype(np.float32)
+        bad1 = ~np.isfinite(db).all(axis=1) | (db == S1_NODATA).any(axis=1)
+        db[np.broadcast_to(bad1[:, None], db.shape)] = np.nan
+        out["s1"] = db
+        out["s1_doy"] = np.array([_doy(d) for d in s1_dates], dtype=np.int64)
+        out["s1_valid"] = (~bad1).reshape(len(s1_dates), -1).mean(axis=1) >= min_valid_fraction
     if (folder / "hr.tif").exists():
         with rasterio.open(folder / "hr.tif") as src:
             out["hr"] = src.read()

@@ -48,10 +48,15 @@ def test_index_and_folder_layout(sample: Path) -> None:
         assert r["path"] == f"{r['class']}/{r['sample_id']}" and lc.CLASS_NAMES[int(r["class_id"])] == r["class"]
         assert float(r["fraction"]) >= 0.5
         chip = root / "classification" / r["path"]
-        s2 = sorted(p.name for p in (chip / "s2").glob("*.tif") if not p.stem.endswith("_cloud"))
-        assert len(s2) >= 6 and all(dt.date.fromisoformat(n[:-4]) for n in s2)
-        assert len(list((chip / "s1").glob("*.tif"))) >= 4
-        assert (chip / "hr.tif").exists() and (chip / "dem.tif").exists() and not (chip / "mask.tif").exists()
+        assert sorted(p.name for p in chip.iterdir()) == ["dem.tif", "hr.tif", "s1.tif", "s2.tif", "s2_cloud.tif"]
+        with rasterio.open(chip / "s2.tif") as s2, rasterio.open(chip / "s2_cloud.tif") as cloud:
+            dates = s2.tags()["acquisition_dates"].split(",")
+            assert len(dates) >= 6 and dates == sorted(dates) and all(dt.date.fromisoformat(d) for d in dates)
+            assert s2.count == 10 * len(dates) and s2.nodata == 0 and s2.dtypes[0] == "uint16"
+            assert s2.descriptions[:11] == tuple(f"{dates[0]} {b}" for b in lc.S2_BANDS) + (f"{dates[1]} B02",)
+            assert cloud.count == len(dates) and cloud.descriptions == tuple(dates)
+        with rasterio.open(chip / "s1.tif") as s1:
+            assert s1.count == 2 * len(s1.tags()["acquisition_dates"].split(",")) >= 8 and s1.nodata == -99
     seg = read_index(root / "segmentation" / "index.csv")
     assert len(seg) == N_CHIPS and {r["sample_id"] for r in rows} <= {r["sample_id"] for r in seg}
     assert all((root / "segmentation" / r["path"] / "mask.tif").exists() for r in seg)
@@ -62,10 +67,12 @@ def test_chips_are_georeferenced_windows_of_the_scene(sample: Path) -> None:
     loc = cat.location("fr-camargue")
     acq = loc.modalities["s2"].acquisitions[2]
     chip = sample / "downstream" / "segmentation" / "fr-camargue_r016_c000"
-    with rasterio.open(cat.resolve(acq.file)) as scene, rasterio.open(chip / f"s2/{acq.date.isoformat()}.tif") as c:
+    with rasterio.open(cat.resolve(acq.file)) as scene, rasterio.open(chip / "s2.tif") as c:
         assert c.crs == scene.crs and c.shape == (CHIP, CHIP)
         assert (c.transform.c, c.transform.f) == (scene.transform.c, scene.transform.f - 160.0)
-        assert np.array_equal(c.read(), scene.read(window=((16, 16 + CHIP), (0, CHIP))))
+        third = c.read(list(range(21, 31)))  # the third date's 10 bands
+        assert c.descriptions[20] == f"{acq.date.isoformat()} B02"
+        assert np.array_equal(third, scene.read(window=((16, 16 + CHIP), (0, CHIP))))
     with rasterio.open(cat.resolve(loc.labels)) as lab, rasterio.open(chip / "mask.tif") as m:
         assert np.array_equal(m.read(1), lab.read(1)[16:16 + CHIP, 0:CHIP])
     with rasterio.open(chip / "hr.tif") as hr:
@@ -95,18 +102,61 @@ def test_nodata_and_cloud_pixels_are_nan(sample: Path) -> None:
     root = sample / "downstream" / "segmentation"
     seen_cloud = seen_nodata = False
     for s in load_downstream(sample / "downstream", "segmentation"):
-        for t, doy in enumerate(s["s2_doy"]):
-            date = dt.date(2023, 1, 1) + dt.timedelta(days=int(doy) - 1)
-            with rasterio.open(root / s["id"] / f"s2/{date.isoformat()}.tif") as src:
-                nodata = (src.read() == 0).all(axis=0)
-            with rasterio.open(root / s["id"] / f"s2/{date.isoformat()}_cloud.tif") as src:
-                cloud = src.read(1) == 1
+        with rasterio.open(root / s["id"] / "s2.tif") as src:
+            dn = src.read()
+        with rasterio.open(root / s["id"] / "s2_cloud.tif") as src:
+            clouds = src.read() == 1
+        for t in range(len(s["s2_doy"])):
+            nodata = (dn[10 * t:10 * (t + 1)] == 0).all(axis=0)
+            cloud = clouds[t]
             bad = np.isnan(s["s2"][t])
             assert (bad == (nodata | cloud)[None]).all()
             seen_cloud |= bool(cloud.any())
             seen_nodata |= bool(nodata.any())
     assert seen_cloud  # the sample has clouds (and usually swath borders): the check checked something
     assert np.isfinite(s["s1"][s["s1_valid"]]).any()
+
+
+def test_chips_of_the_one_file_per_date_layout_still_read(sample: Path, tmp_path: Path) -> None:
+    """Chips written by earlier versions (``s2/<date>.tif``, ``s2/<date>_cloud.tif``,
+    ``s1/<date>.tif``) give the same arrays as the stacked layout."""
+    from skysense.data.downstream import read_chip
+    from skysense.data.sample import write_geotiff
+
+    chip = sample / "downstream" / "segmentation" / "fr-camargue_r008_c008"
+    old = tmp_path / "old" / chip.name
+    for key, bands, nodata in (("s2", lc.S2_BANDS, 0), ("s1", lc.S1_BANDS, -99.0)):
+        with rasterio.open(chip / f"{key}.tif") as src:
+            data, dates, epsg, tr = src.read(), src.tags()["acquisition_dates"].split(","), src.crs.to_epsg(), src.transform
+        for t, date in enumerate(dates):
+            write_geotiff(old / f"{key}/{date}.tif", data[len(bands) * t:len(bands) * (t + 1)], epsg, tr, nodata, bands)
+    with rasterio.open(chip / "s2_cloud.tif") as src:
+        for t, date in enumerate(src.tags()["acquisition_dates"].split(",")):
+            write_geotiff(old / f"s2/{date}_cloud.tif", src.read(t + 1), epsg, tr, None)
+    for name in ("hr.tif", "dem.tif", "mask.tif"):
+        (old / name).write_bytes((chip / name).read_bytes())
+    new, legacy = read_chip(chip), read_chip(old)
+    assert sorted(new) == sorted(legacy)
+    for key in new:
+        if isinstance(new[key], np.ndarray):
+            np.testing.assert_array_equal(new[key], legacy[key], err_msg=key)
+        elif key != "id":
+            assert new[key] == legacy[key], key
+
+
+def test_a_stack_whose_bands_do_not_fit_its_dates_is_a_named_error(sample: Path, tmp_path: Path) -> None:
+    from skysense.data.downstream import read_chip
+
+    chip = tmp_path / "chip"
+    chip.mkdir()
+    src_chip = sample / "downstream" / "segmentation" / "fr-camargue_r000_c000"
+    for name in ("s2.tif", "s1.tif", "dem.tif"):
+        (chip / name).write_bytes((src_chip / name).read_bytes())
+    with rasterio.open(chip / "s2.tif", "r+") as dst:
+        dates = dst.tags()["acquisition_dates"].split(",")
+        dst.update_tags(acquisition_dates=",".join(dates[:-1]))
+    with pytest.raises(DownstreamError, match=r"s2.tif: \d+ bands for \d+ dates"):
+        read_chip(chip)
 
 
 def test_downstream_chip_reaches_the_encoder_as_the_same_shard_chip(sample: Path, tmp_path: Path) -> None:
