@@ -30,7 +30,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows import fanout, release, reporting, stages
+from flows import fanout, release, reporting, stages, warm
 from skysense.config import SkySenseConfig, apply_overrides, config_from_dict, load_config
 
 STAGES = ("sample", "validate", "chip", "train", "evaluate")
@@ -133,6 +133,7 @@ def pipeline(
     for stage in STAGES:
         if stage == "sample" and not run_sample:
             continue
+        warm.warm_for_stage(stage)  # what the next in-process step imports, while this one runs
         if stage in fanout.FANOUT_STAGES and fanout.available(stage):
             rep = fanout.run_fanout_stage(stage, root, cfg, dvc)
         else:

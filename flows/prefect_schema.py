@@ -85,6 +85,27 @@ def build_template(dest: Path | None = None) -> Path:
     return dest
 
 
+def schema_revision(db: Path) -> str | None:
+    """The alembic revision of a Prefect SQLite database (None when unreadable or not Prefect's)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            row = con.execute("select version_num from alembic_version").fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
+
+
+def at_template_revision(home: Path) -> bool:
+    """Whether ``home``'s database is at the schema revision of this Prefect version's template
+    (nothing to migrate: the server can skip its migration check on start)."""
+    template = template_path()
+    db = Path(home) / DATABASE
+    if not template.exists() or not db.exists():
+        return False
+    head = schema_revision(template)
+    return head is not None and schema_revision(db) == head
+
+
 def uses_home_database() -> bool:
     """True when Prefect will use the SQLite database in ``$PREFECT_HOME`` (ephemeral mode)."""
     return not any(os.environ.get(key) for key in ELSEWHERE)

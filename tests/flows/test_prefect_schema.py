@@ -52,8 +52,11 @@ def test_template_is_built_by_prefect_and_a_flow_runs_on_a_seeded_home(no_server
     home = no_server / "home"
     assert prefect_schema.seed_home(home, build=False) == "seeded"
     assert alembic_head(home / "prefect.db") == head
+    assert prefect_schema.at_template_revision(home)
+    # as flows.environment.configure sets it for such a home: the server skips its migration check
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+           "PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false"}
     proc = subprocess.run([sys.executable, "-c", FLOW], env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -93,3 +96,26 @@ def test_failed_migrations_name_the_command_and_leave_no_template(no_server: Pat
         prefect_schema.build_template()
     assert "prefect server database upgrade" in str(err.value)
     assert not prefect_schema.template_path().exists()
+
+
+def test_configure_skips_the_migration_check_only_for_a_home_at_the_template_revision(
+        no_server: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows import environment
+
+    prefect_schema.build_template()
+    for key in ("PREFECT_HOME", "PREFECT_SERVER_DATABASE_MIGRATE_ON_START"):
+        monkeypatch.delenv(key, raising=False)
+    environment.configure(no_server / "project")
+    assert (no_server / "project" / ".prefect" / "prefect.db").exists()
+    assert os.environ["PREFECT_SERVER_DATABASE_MIGRATE_ON_START"] == "false"
+
+    old = no_server / "old" / ".prefect"  # a home from another Prefect version: migrate it
+    old.mkdir(parents=True)
+    with sqlite3.connect(old / "prefect.db") as con:
+        con.execute("create table alembic_version (version_num varchar(32))")
+        con.execute("insert into alembic_version values ('0123456789ab')")
+    monkeypatch.delenv("PREFECT_HOME")
+    monkeypatch.delenv("PREFECT_SERVER_DATABASE_MIGRATE_ON_START")
+    environment.configure(no_server / "old")
+    assert not prefect_schema.at_template_revision(old)
+    assert "PREFECT_SERVER_DATABASE_MIGRATE_ON_START" not in os.environ
