@@ -56,10 +56,10 @@ def register(app: typer.Typer) -> None:
         Prefect runs in its ephemeral mode (no server to start); runs are kept under
         PREFECT_HOME (default ./.prefect).
         """
+        cfg = load(params, overrides)  # fail early on a bad params file or override
         from flows import environment
 
-        environment.configure(".")
-        cfg = load(params, overrides)  # fail early on a bad params file or override
+        environment.configure(".")  # Prefect's home (seeded with its schema) only for a run
         params_file = params or Path("params.yaml")
         from flows.pipeline import pipeline
         from skysense.errors import SkySenseError
@@ -94,10 +94,10 @@ def register(app: typer.Typer) -> None:
         The schedule lives in the Prefect server named by PREFECT_API_URL (start one with
         `prefect server start`); runs execute in this process.
         """
+        cfg = load(params, overrides)
         from flows import environment
 
         environment.configure(".")
-        cfg = load(params, overrides)
         schedule = cron or cfg.pipeline.cron
         if len(schedule.split()) != 5:
             fail(f"--cron {schedule!r} is not a 5-field cron expression, e.g. \"0 2 * * 1\"")
