@@ -48,6 +48,18 @@ most of its probe value in those 40 steps (0.797 -> 0.566; teacher 0.766), but f
 (lr 0 on ``hr_backbone``) gives +1.6, not more.
 The old set (16 px chips, no spring cereal, HR only in early summer) was saturated: twin 0.922 =
 raw spectral means 0.922. One chip is 0.4 points.
+
+Measured 2026-12-02, after evaluation inputs were made identical to pre-training inputs (clouds
+and nodata at the band mean in both; evaluation used to keep clouds and fill nodata with the
+chip's mean, up to 16.6 normalised units away from what the encoder was trained on):
+
+    random twin                        linear 0.836  k-NN 0.793  mIoU 0.460
+    40 steps (defaults), EMA teacher   linear 0.867  k-NN 0.793  mIoU 0.494   gain +3.1 / 0 / +3.4
+
+``bench/supervised_bound.py`` trains the same encoder *with the pre-training places' labels*: 200
+steps reach linear 0.816 (head on the held-out chips 0.750), 40 steps 0.734: labels do not beat
+the twin either. No pre-training objective can reach +10 points on this data at this scale; the
+ceiling is cross-place transfer from six places, not the loss.
 """
 
 from __future__ import annotations
