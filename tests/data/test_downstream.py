@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import rasterio
+import torch
 from rasterio.transform import from_origin
 
 from skysense.config import load_config

@@ -24,9 +24,9 @@ def test_warm_imports_a_module_in_the_background_and_skips_loaded_ones() -> None
 
 
 def test_each_warmed_module_exists_and_follows_a_pipeline_stage() -> None:
-    from flows.pipeline import STAGES
-
     import importlib.util
+
+    from flows.pipeline import STAGES
 
     assert set(warm.WARM_DURING) <= set(STAGES)
     for modules in warm.WARM_DURING.values():

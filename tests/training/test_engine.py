@@ -14,7 +14,12 @@ from safetensors.torch import load_file
 from skysense.errors import TrainingError
 from skysense.training.checkpoints import list_tags, read_latest
 from skysense.training.engine import Runtime, deepspeed_config, resolve_runtime
-from skysense.training.export import ExportError, consolidated_state_dict, encoder_prefix, export_checkpoint
+from skysense.training.export import (
+    ExportError,
+    consolidated_state_dict,
+    encoder_prefix,
+    export_checkpoint,
+)
 from skysense.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).parent))
