@@ -4,9 +4,9 @@ The pipeline flow spends most of its life blocked on ``dvc repro`` subprocesses 
 evaluate), then runs library code in-process that imports large packages on first use:
 great-expectations for the validation judge (about 4 s), MLflow's pyfunc and torch for
 registration (about 3 s). Importing them in a daemon thread during the preceding subprocess
-takes those seconds off the pipeline's critical path. (Not at a lower CPU priority: a starved
-thread holding the GIL would stall the flow's own thread that reads the stage's output.) A failed import is left for the real
-import to report, with its own traceback, where the module is used.
+takes those seconds off the pipeline's critical path. The thread keeps the normal CPU priority:
+a starved thread holding the GIL would stall the flow's own thread that reads the stage's
+output. A failed import is left for the real import to report, where the module is used.
 """
 
 from __future__ import annotations
