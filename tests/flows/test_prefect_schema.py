@@ -24,11 +24,6 @@ print("result", ping())
 """
 
 
-def alembic_head(db: Path) -> str:
-    with sqlite3.connect(db) as con:
-        return con.execute("select version_num from alembic_version").fetchone()[0]
-
-
 def tables(db: Path) -> set[str]:
     with sqlite3.connect(db) as con:
         return {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
@@ -46,12 +41,12 @@ def test_template_is_built_by_prefect_and_a_flow_runs_on_a_seeded_home(no_server
     template = prefect_schema.build_template()
     assert template == no_server / "cache" / f"prefect-{prefect_schema.prefect_version()}.db"
     assert not list(template.parent.glob("*-wal")) and not list(template.parent.glob(".*partial"))
-    head = alembic_head(template)
+    head = prefect_schema.schema_revision(template)
     assert {"flow", "flow_run", "task_run", "deployment"} <= tables(template)
 
     home = no_server / "home"
     assert prefect_schema.seed_home(home, build=False) == "seeded"
-    assert alembic_head(home / "prefect.db") == head
+    assert prefect_schema.schema_revision(home / "prefect.db") == head
     assert prefect_schema.at_template_revision(home)
     # as flows.environment.configure sets it for such a home: the server skips its migration check
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -61,7 +56,7 @@ def test_template_is_built_by_prefect_and_a_flow_runs_on_a_seeded_home(no_server
                           timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "result 7" in proc.stdout
-    assert alembic_head(home / "prefect.db") == head  # nothing to migrate: same revision
+    assert prefect_schema.schema_revision(home / "prefect.db") == head  # nothing to migrate: same revision
     with sqlite3.connect(home / "prefect.db") as con:
         assert con.execute("select count(*) from flow_run where state_type='COMPLETED'").fetchone()[0] == 1
 
