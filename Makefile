@@ -32,7 +32,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check skysense flows tests bench
+	$(BIN)/ruff check skysense flows tests bench infra
 
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -70,7 +70,7 @@ def main() -> None:
     print(f"preset={args.preset} sentinel_px={s} hr_px={32 * s} batch={args.batch} threads={args.threads} "
           f"trainable_params={n:,} OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     print(f"step wall s: min {min(wall):.3f} median {statistics.median(wall):.3f}; "
-          f"cpu s: min {min(cpu):.3f} median {statistics.median(cpu):.3f}; load average {open('/proc/loadavg').read().split()[0]}")
+          f"cpu s: min {min(cpu):.3f} median {statistics.median(cpu):.3f}; load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

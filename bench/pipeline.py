@@ -2,7 +2,8 @@
 
 Runs ``skysense pipeline run --json`` in a fresh clone-like project (the pipeline files in a new
 git + DVC repo under a temp folder: fresh Prefect home, MLflow store and DVC cache), twice: the
-first run builds everything, the second finds everything up to date.
+first run builds everything, the second finds everything up to date. Then a plain ``dvc repro``
+in that project is timed three times (target: it does nothing, says so, in under 3 s).
 
 Overhead = everything but chipping, training and evaluation compute, as a share of the first
 run's total wall time (target: at most 25 %). Also reported: the orchestration-only share
@@ -67,6 +68,23 @@ def run_pipeline(project: Path, overrides: list[str]) -> tuple[dict, float]:
     return json.loads(proc.stdout), wall
 
 
+def time_dvc_repro(project: Path, times: int = 3) -> dict:
+    """Wall seconds of a plain ``dvc repro`` in an up-to-date project, and what it printed."""
+    bindir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+    walls, said = [], ""
+    for _ in range(times):
+        start = time.perf_counter()
+        proc = subprocess.run([str(Path(bindir) / "dvc"), "repro"], cwd=project, env=env,
+                              capture_output=True, text=True, check=False)
+        walls.append(time.perf_counter() - start)
+        if proc.returncode != 0:
+            raise SystemExit(f"dvc repro failed:\n{proc.stderr[-4000:]}")
+        said = (proc.stdout + proc.stderr).strip().splitlines()[-1]
+    return {"wall_s": [round(w, 2) for w in walls], "said": said,
+            "did_nothing": "up to date" in said and "Running stage" not in proc.stdout}
+
+
 def breakdown(summary: dict, wall: float) -> dict:
     """Per-stage seconds, compute and overhead shares of one run."""
     stages = {s["stage"]: round(s["seconds"], 2) for s in summary["stages"]}
@@ -98,6 +116,7 @@ def main() -> int:
         project = make_project(tmp / "project")
         first, wall1 = run_pipeline(project, overrides)
         second, wall2 = run_pipeline(project, overrides)
+        repro = time_dvc_repro(project)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -107,6 +126,7 @@ def main() -> int:
         "load_avg_1m": round(os.getloadavg()[0], 2),
         "first_run": breakdown(first, wall1),
         "second_run_up_to_date": breakdown(second, wall2),
+        "second_dvc_repro": repro,
         "champion": first.get("champion_version"),
         "target_overhead_share": 0.25,
     }
@@ -119,6 +139,8 @@ def main() -> int:
     print(f"  overhead (all but chip/train/evaluate): {r['overhead_s']:.1f} s = {100 * r['overhead_share']:.1f} % "
           f"(target <= 25 %); orchestration only: {100 * r['orchestration_only_share']:.1f} %")
     print(f"  second run (up to date): {report['second_run_up_to_date']['wall_s']:.1f} s")
+    print(f"  plain `dvc repro` afterwards: {', '.join(f'{w:.2f}' for w in repro['wall_s'])} s "
+          f"(target < 3 s), did nothing: {repro['did_nothing']}, said {repro['said']!r}")
     return 0
 
 

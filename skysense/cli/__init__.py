@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import typer
 
-from skysense.cli import config_cmd, data, evaluate, model, pipeline, predict, registry, train, validate
+from skysense.cli import (
+    config_cmd,
+    data,
+    evaluate,
+    model,
+    pipeline,
+    predict,
+    registry,
+    train,
+    validate,
+)
 
 app = typer.Typer(
     name="skysense",

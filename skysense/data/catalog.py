@@ -81,7 +81,7 @@ class Acquisition(_Strict):
     mask: Path | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "Acquisition":
+    def _one_source(self) -> Acquisition:
         if (self.file is None) == (self.bands is None):
             raise ValueError("give exactly one of 'file' (multi-band raster) or 'bands' (name: path)")
         return self
@@ -121,7 +121,7 @@ class Catalog(_Strict):
     root: Path = Path(".")
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "Catalog":
+    def _unique_ids(self) -> Catalog:
         seen: set[str] = set()
         for loc in self.locations:
             if loc.id in seen:

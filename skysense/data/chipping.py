@@ -20,10 +20,11 @@ import json
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from rasterio.warp import transform as warp_transform
@@ -60,7 +61,7 @@ class ChipSettings:
     max_dates: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "ChipSettings":
+    def from_config(cls, cfg: Any) -> ChipSettings:
         """From a :class:`skysense.config.SkySenseConfig`."""
         d, c = cfg.data, cfg.data.chip
         return cls(
@@ -151,7 +152,7 @@ def chip_location(
         part.mkdir(parents=True)
         result.chips, result.skipped, result.invalid_dates = 0, {}, {}
         result.error, result.error_type = str(exc), type(exc).__name__
-    except Exception as exc:  # a bug or an unexpected library error: report, let others go on
+    except Exception as exc:  # noqa: BLE001 - a bug or library error: report it, let other locations go on
         shutil.rmtree(part, ignore_errors=True)
         part.mkdir(parents=True)
         result.chips, result.skipped = 0, {}

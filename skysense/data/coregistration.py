@@ -11,9 +11,10 @@ DEM in EPSG:9707) line up pixel for pixel (see :mod:`skysense.data.readers`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Self
 
 import numpy as np
 from rasterio.crs import CRS
@@ -200,7 +201,7 @@ class LocationReader:
                 reader.close()
         self.readers = {}
 
-    def __enter__(self) -> "LocationReader":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -8,8 +8,9 @@ Parquet manifest; each item is one seek + read in one shard. Works with ``DataLo
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

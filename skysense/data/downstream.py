@@ -79,7 +79,7 @@ def _series_band_names(dates: list[dt.date], bands: tuple[str, ...]) -> list[str
     return [f"{d.isoformat()} {b}" for d in dates for b in bands]
 
 
-def _write_chip(scene: "Scene", r: int, c: int, n: int, folder: Path, jpeg_quality: int | None) -> None:
+def _write_chip(scene: Scene, r: int, c: int, n: int, folder: Path, jpeg_quality: int | None) -> None:
     """Write the ``n x n`` window at row ``r``, column ``c`` of every modality of a scene.
 
     Each time series is one GeoTIFF whose bands are stacked date-major (``T x bands``), each
@@ -118,7 +118,7 @@ def clear_downstream(root: Path) -> None:
 
 
 def write_scene_chips(
-    scene: "Scene", root: Path, chip_px: int, hr_jpeg_quality: int | None = None
+    scene: Scene, root: Path, chip_px: int, hr_jpeg_quality: int | None = None
 ) -> tuple[list[list[Any]], list[list[Any]]]:
     """Cut one held-out scene into chips under ``root``; returns its (classification,
     segmentation) index rows. Scenes write disjoint folders, so scenes can be cut in parallel."""
@@ -164,7 +164,7 @@ def write_index(root: Path, cls_rows: list[list[Any]], seg_rows: list[list[Any]]
 
 
 def write_downstream(
-    scenes: list["Scene"], root: Path, chip_px: int, hr_jpeg_quality: int | None = None
+    scenes: list[Scene], root: Path, chip_px: int, hr_jpeg_quality: int | None = None
 ) -> dict[str, int]:
     """Cut held-out scenes into classification and segmentation chips under ``root``.
 

@@ -59,7 +59,7 @@ class Grid:
         res: float,
         snap: float | None = None,
         inward: bool = False,
-    ) -> "Grid":
+    ) -> Grid:
         """Grid of pixel size ``res`` over ``bounds``, corners snapped to multiples of ``snap``.
 
         ``inward=False`` gives the smallest grid covering the bounds, ``inward=True`` the largest
@@ -77,15 +77,15 @@ class Grid:
         return cls(crs=crs, x0=float(x0), y0=float(y0), res=float(res), width=width, height=height)
 
     @classmethod
-    def from_transform(cls, crs: CRS, transform: Affine, width: int, height: int) -> "Grid":
+    def from_transform(cls, crs: CRS, transform: Affine, width: int, height: int) -> Grid:
         """Grid of a north-up raster (square pixels) from its transform and size."""
         return cls(crs=crs, x0=transform.c, y0=transform.f, res=abs(transform.a), width=width, height=height)
 
-    def scaled(self, factor: int) -> "Grid":
+    def scaled(self, factor: int) -> Grid:
         """The same footprint with pixels ``factor`` times finer (e.g. 32 for the HR grid)."""
         return Grid(self.crs, self.x0, self.y0, self.res / factor, self.width * factor, self.height * factor)
 
-    def window_grid(self, window: Window) -> "Grid":
+    def window_grid(self, window: Window) -> Grid:
         """The sub-grid covered by a pixel window of this grid."""
         return Grid(
             self.crs,

@@ -122,7 +122,7 @@ class ParcelTraits:
     turbidity: np.ndarray
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, n: int, climate_shift: float) -> "ParcelTraits":
+    def draw(cls, rng: np.random.Generator, n: int, climate_shift: float) -> ParcelTraits:
         """Random traits of ``n`` parcels in a place whose seasons are ``climate_shift`` days late."""
         cuts = np.sort(rng.uniform(135, 275, size=(n, 3)), axis=1).astype(np.float32)
         cuts[rng.random(n) < 0.4, 2] = 999.0  # two cuts only on many meadows

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Self
 
 import numpy as np
 import rasterio
@@ -442,7 +443,7 @@ class AcquisitionReader:
             self._mask_vrt[0].close()
             self._mask_vrt = None
 
-    def __enter__(self) -> "AcquisitionReader":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -25,7 +25,14 @@ import numpy as np
 
 from skysense.data import landcover as lc
 from skysense.data.catalog import Acquisition, Catalog, Location, ModalityEntry, save_catalog
-from skysense.data.synthetic import DEM_NODATA, S1_NODATA, S2_NODATA, Scene, sites_for, synthesize_scene
+from skysense.data.synthetic import (
+    DEM_NODATA,
+    S1_NODATA,
+    S2_NODATA,
+    Scene,
+    sites_for,
+    synthesize_scene,
+)
 from skysense.errors import SkySenseError
 
 

@@ -94,7 +94,7 @@ class SensorSpec:
             f"sensor {self.name!r} has no band {name!r}; its bands are {', '.join(self.band_names)}"
         )
 
-    def with_overrides(self, nodata: float | None = None, input_units: str | None = None) -> "SensorSpec":
+    def with_overrides(self, nodata: float | None = None, input_units: str | None = None) -> SensorSpec:
         """A copy with a catalog-level nodata value or input unit (e.g. S1 in linear power)."""
         out = self
         if nodata is not None:

@@ -17,7 +17,7 @@ import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -104,7 +104,7 @@ class ShardWriter:
             self._fh.close()
         name = f"{self.prefix}-{len(self.shards):05d}.bin"
         self.shards.append(name)
-        self._fh = open(self.out_dir / name, "wb")
+        self._fh = open(self.out_dir / name, "wb")  # noqa: SIM115 - held until the shard rolls over
         self._size = 0
 
     def write(self, sample_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None) -> ShardRef:
@@ -125,7 +125,7 @@ class ShardWriter:
             self._fh = None
         return list(self.shards)
 
-    def __enter__(self) -> "ShardWriter":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -182,7 +182,7 @@ class ShardReader:
             path = self.chips_dir / ref.shard
             if not path.exists():
                 raise ShardError(f"{path}: shard missing; restore it (dvc pull) or re-run `skysense data chip`")
-            fh = self._files[ref.shard] = open(path, "rb", buffering=0)
+            fh = self._files[ref.shard] = open(path, "rb", buffering=0)  # noqa: SIM115 - cached handle, closed by close()
         buf = bytearray(ref.nbytes)
         n = os.preadv(fh.fileno(), [buf], ref.offset)
         if n != ref.nbytes:
@@ -219,7 +219,7 @@ def concatenate_shards(
                     out.close()
                 name = f"{prefix}-{index:05d}.bin"
                 index += 1
-                out = open(out_dir / name, "wb")
+                out = open(out_dir / name, "wb")  # noqa: SIM115 - closed when the shard rolls over
                 size = 0
             moves[src] = (f"{prefix}-{index - 1:05d}.bin", size)
             with open(src, "rb") as fh:

@@ -13,8 +13,9 @@ stored, DEM metres), accumulated in float64 over every valid pixel of every date
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import rasterio
@@ -200,7 +201,7 @@ class Scene:
                 lay.close()
         self.ref.close()
 
-    def __enter__(self) -> Scene:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -77,7 +77,7 @@ class TwoViewAugment:
     def geometry(self, b: int, device: torch.device, generator: torch.Generator | None = None) -> ViewGeometry:
         """Draw a crop and flips per sample."""
         lo, hi = self.crop
-        rand = lambda *shape: torch.rand(*shape, generator=generator, device=device)  # noqa: E731
+        rand = lambda *shape: torch.rand(*shape, generator=generator, device=device)
         half = lo + (hi - lo) * rand(b)
         centre = (rand(b, 2) * 2 - 1) * (1 - half)[:, None]
         flip = torch.ones(b, 2, device=device)
@@ -89,8 +89,8 @@ class TwoViewAugment:
         """One random view of ``batch`` (a new dict; the input is not modified) and its geometry."""
         ref = next(batch[k] for k in ("s2", "s1", "dem", "hr") if k in batch)
         b, device = ref.shape[0], ref.device
-        rand = lambda *shape: torch.rand(*shape, generator=generator, device=device)  # noqa: E731
-        randn = lambda *shape: torch.randn(*shape, generator=generator, device=device)  # noqa: E731
+        rand = lambda *shape: torch.rand(*shape, generator=generator, device=device)
+        randn = lambda *shape: torch.randn(*shape, generator=generator, device=device)
         geo = self.geometry(b, device, generator)
         theta = geo.theta()
         view = dict(batch)

@@ -10,7 +10,8 @@ takes features already sampled at corresponding places, so each can be tested on
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -77,7 +78,7 @@ def object_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, n_cl
         mask: ``B`` samples taking part.
         n_clusters: clusters per sample (at most K).
     """
-    b, k, d = teacher.shape
+    b, k, _ = teacher.shape
     c = min(n_clusters, k)
     t_hat = F.normalize(teacher.detach().float(), dim=-1)
     seeds = t_hat[:, torch.linspace(0, k - 1, c, device=t_hat.device).long()]  # B x C, spread

@@ -23,8 +23,9 @@ parts the release does not hold: DEM encoder, modality embedding, prototype bank
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -94,7 +95,7 @@ def unwrap(checkpoint: Mapping[str, Any]) -> dict[str, Tensor]:
         if isinstance(inner, Mapping):
             checkpoint = inner
             break
-    return {(k[7:] if k.startswith("module.") else k): v for k, v in checkpoint.items()}
+    return {(k.removeprefix("module.")): v for k, v in checkpoint.items()}
 
 
 def _adapt(model_key: str, value: Tensor, target: Tensor) -> tuple[Tensor, str | None]:

@@ -103,7 +103,7 @@ class SkySenseSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SkySenseSpec":
+    def from_dict(cls, data: dict[str, Any]) -> SkySenseSpec:
         """Rebuild a spec written by :meth:`to_dict` (validated like an override)."""
         base = PRESETS.get(data.get("name", ""), None)
         if base is None:
@@ -137,10 +137,7 @@ def _check(spec: SkySenseSpec) -> None:
     side = int(round(spec.n_regions**0.5))
     if side * side != spec.n_regions:
         problems.append(f"n_regions={spec.n_regions} must be a perfect square (e.g. 64, 1024, 4096)")
-    positive = (
-        "sentinel_px hr_embed_dim vit_dim vit_depth fusion_dim fusion_depth fusion_ffn n_prototypes "
-        "proj_dim proj_hidden hr_window hr_in_chans s2_in_chans s1_in_chans calendar_days dem_hidden"
-    ).split()
+    positive = ["sentinel_px", "hr_embed_dim", "vit_dim", "vit_depth", "fusion_dim", "fusion_depth", "fusion_ffn", "n_prototypes", "proj_dim", "proj_hidden", "hr_window", "hr_in_chans", "s2_in_chans", "s1_in_chans", "calendar_days", "dem_hidden"]
     for name in positive:
         if getattr(spec, name) < 1:
             problems.append(f"{name} must be >= 1, got {getattr(spec, name)}")

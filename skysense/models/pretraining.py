@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -69,7 +70,7 @@ class _Views:
         self.masks["fused"] = present.any(1, keepdim=True)
         self.pooled["fused"] = out["fused"]
 
-    def split(self, b: int) -> tuple["_Views", "_Views"]:
+    def split(self, b: int) -> tuple[_Views, _Views]:
         """The first ``b`` samples and the rest (the two views encoded as one batch)."""
         halves = (_Views.__new__(_Views), _Views.__new__(_Views))
         for i, half in enumerate(halves):

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from skysense.errors import RegistryError
 
@@ -158,7 +158,7 @@ class PromotionLock:
             self._file = None
 
     # -- context -----------------------------------------------------------------------------
-    def __enter__(self) -> PromotionLock:
+    def __enter__(self) -> Self:
         self._acquire_file()
         try:
             self._acquire_tag()

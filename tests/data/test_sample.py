@@ -15,7 +15,13 @@ from skysense.config import SkySenseConfig, load_config
 from skysense.data import landcover as lc
 from skysense.data.catalog import load_catalog
 from skysense.data.sample import SampleWriteError, write_sample
-from skysense.data.synthetic import HELDOUT_SITES, PRETRAIN_SITES, sites_for, synthesize_scene, utm_epsg
+from skysense.data.synthetic import (
+    HELDOUT_SITES,
+    PRETRAIN_SITES,
+    sites_for,
+    synthesize_scene,
+    utm_epsg,
+)
 
 SMALL = [
     "data.sample.locations=1", "data.sample.heldout_locations=1", "data.sample.size_px=32",

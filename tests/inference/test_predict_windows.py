@@ -80,7 +80,8 @@ def test_class_map_with_probe_head(tmp_path, scene_files):
 
 
 def test_float16_output_is_refused_with_a_fix(tmp_path, scene_files):
-    with Scene([DatedRaster(scene_files["s2"], None)]) as scene:
-        with pytest.raises(PredictInputError, match="output_dtype=float32"):
-            predict_scene(scene, pixelwise, tmp_path / "x.tif", output_dtype="float16",
-                          progress=False)
+    with (
+        Scene([DatedRaster(scene_files["s2"], None)]) as scene,
+        pytest.raises(PredictInputError, match="output_dtype=float32"),
+    ):
+        predict_scene(scene, pixelwise, tmp_path / "x.tif", output_dtype="float16", progress=False)

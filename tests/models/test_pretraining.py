@@ -17,7 +17,7 @@ def test_augment_keeps_hr_and_sentinel_aligned(make_batch):
     batch["s2"][:, :, :1] = base[:, None]
     batch["hr"][:, :1] = torch.nn.functional.interpolate(base, scale_factor=32, mode="nearest")
     aug = TwoViewAugment(AugmentConfig(spectral_jitter=0.0, modality_dropout=0.0, date_keep=(1.0, 1.0)))
-    view, geo = aug(batch, torch.Generator().manual_seed(0))
+    view, _geo = aug(batch, torch.Generator().manual_seed(0))
     hr_down = torch.nn.functional.avg_pool2d(view["hr"][:, :1], 32)
     assert torch.allclose(hr_down, view["s2"][:, 0, :1], atol=0.35 * base.abs().max())
     assert view["hr"].shape == batch["hr"].shape and view["s2"].shape == batch["s2"].shape
