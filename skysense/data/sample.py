@@ -80,7 +80,11 @@ def write_geotiff(
         "interleave": "pixel" if count <= 4 else "band",
     }
     if jpeg_quality is not None and data.dtype == np.uint8:
-        profile.update(compress="jpeg", jpeg_quality=int(jpeg_quality), photometric="minisblack")
+        # jpegtablesmode=0: quantisation and Huffman tables in each tile, not in a shared
+        # JPEGTables tag. Same pixels; but GDAL guesses the quality of a shared-table file at
+        # every open (~15 ms unless the quality is 75), and evaluation opens thousands of chips.
+        profile.update(compress="jpeg", jpeg_quality=int(jpeg_quality), photometric="minisblack",
+                       jpegtablesmode=0)
         profile.pop("zlevel")
         profile.pop("predictor")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from skysense.config import SkySenseConfig, load_config
 from skysense.data import landcover as lc
 from skysense.data.catalog import load_catalog
-from skysense.data.sample import SampleWriteError, write_sample
+from skysense.data.sample import SampleWriteError, write_geotiff, write_sample
 from skysense.data.synthetic import (
     HELDOUT_SITES,
     PRETRAIN_SITES,
@@ -125,6 +125,26 @@ def test_dtypes_nodata_and_value_ranges(sample: Path) -> None:
             assert src.dtypes == ("float32",) and -10 < dem.min() and dem.max() < 2000
     # swath borders appear on some dates with the default seed
     assert edges["s2"] + edges["s1"] >= 1
+
+
+def test_hr_jpeg_keeps_its_tables_per_tile_and_decodes_as_the_shared_table_form(tmp_path: Path) -> None:
+    """Lossy HR GeoTIFFs carry their JPEG tables in each tile (no shared JPEGTables tag, whose
+    quality GDAL re-guesses at every open): same quality, same decoded pixels."""
+    hr = np.random.default_rng(0).integers(0, 256, (4, 256, 256), dtype=np.uint8)
+    hr[:, :128] = 90  # some flat area as well as noise
+    transform = rasterio.transform.from_origin(500_000.0, 4_800_000.0, 0.3125, 0.3125)
+    write_geotiff(tmp_path / "hr.tif", hr, 32631, transform, None, list(lc.HR_BANDS), jpeg_quality=90)
+    with rasterio.open(tmp_path / "hr.tif") as src:
+        assert src.compression.name == "jpeg" and src.descriptions == lc.HR_BANDS
+        assert src.tags(ns="IMAGE_STRUCTURE").get("JPEGTABLESMODE") is None  # no shared tables
+        ours, profile = src.read(), src.profile
+    profile.update(jpeg_quality=90, jpegtablesmode=1)
+    with rasterio.open(tmp_path / "shared.tif", "w", **profile) as dst:
+        dst.write(hr)
+    with rasterio.open(tmp_path / "shared.tif") as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["JPEG_QUALITY"] == "90"
+        np.testing.assert_array_equal(src.read(), ours)
+    assert 0 < np.abs(ours.astype(int) - hr).max() <= 64  # lossy, at quality 90
 
 
 def test_cloud_masks_cover_the_bright_pixels() -> None:
