@@ -3,7 +3,10 @@
 Scenes are given as mappings ``{"id", "s2": ["DATE=path", ...], "s1": [...], "hr": path,
 "dem": path}`` or taken from the locations of a catalog file. The champion
 (``models:/<registry.model_name>@champion``) is loaded once; each scene is a mapped task writing
-``<paths.predictions>/<id>.tif`` (georeferenced embeddings on the scene's 10 m grid).
+``<paths.predictions>/<id>.tif`` (georeferenced embeddings on the scene's 10 m grid). Before
+anything is loaded or written, every output path is checked for the whole batch
+(:func:`skysense.inference.outputs.prediction_outputs`): ids are plain names, outputs stay in the
+predictions folder and none is an input of any scene.
 """
 
 from __future__ import annotations
@@ -50,10 +53,18 @@ def scenes_from_catalog(path: str | Path) -> list[dict[str, Any]]:
     return scenes
 
 
+def scene_inputs(scene: dict[str, Any]) -> list[Path]:
+    """Every raster file a scene mapping reads (its S2/S1 ``[DATE=]path`` values, HR, DEM)."""
+    from skysense.inference.scene import parse_dated
+
+    files = [parse_dated(v).path for mod in ("s2", "s1") for v in scene.get(mod) or []]
+    return files + [Path(scene[mod]) for mod in ("hr", "dem") if scene.get(mod)]
+
+
 @task(name="predict-scene", task_run_name="predict-{scene[id]}", persist_result=True,
       cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def predict_one(scene: dict[str, Any], embed: Any, out_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Embed one scene window by window and write ``<out_dir>/<id>.tif``."""
+def predict_one(scene: dict[str, Any], embed: Any, output: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Embed one scene window by window and write ``output`` (its checked ``<out_dir>/<id>.tif``)."""
     from skysense.inference.predict import predict_scene
     from skysense.inference.scene import Scene, parse_dated
 
@@ -64,7 +75,7 @@ def predict_one(scene: dict[str, Any], embed: Any, out_dir: str, settings: dict[
         dem=Path(scene["dem"]) if scene.get("dem") else None,
     )
     try:
-        summary = predict_scene(opened, embed, Path(out_dir) / f"{scene['id']}.tif", progress=False, **settings)
+        summary = predict_scene(opened, embed, Path(output), progress=False, **settings)
     finally:
         opened.close()
     return {"id": scene["id"], **summary.to_dict()}
@@ -93,9 +104,14 @@ def predict(
 
     Returns:
         One summary per scene (output path, size, windows, seconds, km²).
+
+    Raises:
+        UnsafeIdError, OutsideOutputError, OutputIsInputError: a scene id that cannot name its
+            output (checked for every scene before the model is loaded).
     """
     import mlflow
 
+    from skysense.inference.outputs import prediction_outputs
     from skysense.inference.predict import pyfunc_embedder
 
     logger = get_run_logger()
@@ -105,17 +121,19 @@ def predict(
     todo = list(scenes or []) or (scenes_from_catalog(catalog) if catalog else [])
     if not todo:
         raise ValueError("predict: give scenes=[...] or catalog=PATH (a catalog YAML of the scenes)")
+    out = root / (out_dir or cfg.paths.predictions)
+    outputs = prediction_outputs([(s.get("id"), scene_inputs(s)) for s in todo], out)
     uri = tracking_uri(cfg, root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     model = model_uri or f"models:/{cfg.registry.model_name}@champion"
     embed, _ = pyfunc_embedder(model)
-    out = root / (out_dir or cfg.paths.predictions)
     out.mkdir(parents=True, exist_ok=True)
     p: PredictConfig = cfg.predict
     settings = {"window": p.window, "overlap": p.overlap, "batch_size": p.batch_size,
                 "output_dtype": p.output_dtype}
-    futures = predict_one.map(todo, embed=unmapped(embed), out_dir=unmapped(str(out)),
+    futures = predict_one.map(todo, embed=unmapped(embed),
+                              output=[str(outputs[s["id"]]) for s in todo],
                               settings=unmapped(settings))
     results = [f.result() for f in futures]
     create_table_artifact(key="predictions", table=results, description=f"Predictions of {model}")

@@ -35,8 +35,10 @@ def register(app: typer.Typer) -> None:
 
         Windows are predict.window pixels with predict.overlap; the output has the CRS and
         transform of the first --input, nodata where every S2 date was nodata. --model defaults
-        to models:/<registry.model_name>@champion.
+        to models:/<registry.model_name>@champion. --output must not be one of the inputs; it is
+        written to a hidden temporary file beside it and moved into place when complete.
         """
+        from skysense.inference.outputs import refuse_input_as_output
         from skysense.inference.predict import ProbeHead, predict_scene, pyfunc_embedder
         from skysense.inference.scene import Scene, parse_dated
         from skysense.registry.tracking import connect
@@ -49,6 +51,8 @@ def register(app: typer.Typer) -> None:
             for path in (hr, dem, head):
                 if path is not None and not path.is_file():
                     fail(f"{path}: no such file")
+            refuse_input_as_output(output, [r.path for r in (*s2_rasters, *s1_rasters)]
+                                   + [p for p in (hr, dem, head) if p is not None])
             if uri.startswith("models:/"):
                 connect(tracking_uri, cfg.registry)
             embed, _ = pyfunc_embedder(uri, cfg.predict.device)

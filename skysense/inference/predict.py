@@ -10,14 +10,17 @@ on the scene size. With a probe head (``.npz``: ``weight`` K x D, ``bias`` K, op
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio._err import CPLE_BaseError
 
+from skysense.inference.outputs import PredictOutputError, refuse_input_as_output, replacing
 from skysense.inference.scene import Scene
 from skysense.inference.windows import WindowGrid, blend_weights, output_blocks
 
@@ -125,6 +128,8 @@ def predict_scene(
         scene: the opened inputs (grid of the first S2 raster).
         embed: ``arrays -> B x D x window x window`` (e.g. :func:`pyfunc_embedder`).
         output: GeoTIFF path; tiled (``block`` px), deflate-compressed, same CRS and transform.
+            Written to a hidden temporary file beside it and moved into place when complete
+            (an existing output is replaced only then); never one of the scene's inputs.
         window: window side, 10 m pixels; overlap: pixels shared by neighbouring windows.
         batch_size: windows per call of ``embed``.
         output_dtype: ``float32`` for embeddings (``float16`` is refused: rasterio 1.4 cannot
@@ -132,6 +137,10 @@ def predict_scene(
         head: probe head; when given the output is a class map.
         block: output block and tile side (multiple of 16).
         progress: show a progress bar (stderr).
+
+    Raises:
+        OutputIsInputError: ``output`` is one of the scene's input files.
+        PredictOutputError: the output cannot be written (the file is named).
     """
     import time
 
@@ -151,7 +160,12 @@ def predict_scene(
     cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     computed = 0
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    refuse_input_as_output(output, scene.input_paths())
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PredictOutputError(f"{output}: cannot create its folder ({exc.strerror}); "
+                                 "choose a writable --output location") from None
     dst = None
 
     def compute(origins: list[tuple[int, int]]) -> None:
@@ -165,7 +179,12 @@ def predict_scene(
                 cache[(r, c)] = (e.astype(np.float32, copy=False), valid)
             computed += len(part)
 
-    with rasterio.Env(GDAL_CACHEMAX=64), Progress(disable=not progress, transient=True) as bar:
+    with (
+        replacing(output) as partial,
+        rasterio.Env(GDAL_CACHEMAX=64),
+        Progress(disable=not progress, transient=True) as bar,
+        ExitStack() as opened,
+    ):
         task = bar.add_task(f"predict {output.name}", total=len(blocks))
         for r0, r1, c0, c1 in blocks:
             origins = grid.covering(r0, r1, c0, c1)
@@ -188,21 +207,22 @@ def predict_scene(
                 valid_any[br, bc] |= valid[wr, wc]
             blended = acc / np.maximum(wsum, 1e-12)
             if dst is None:
-                dst = _open_output(output, scene, head, blended.shape[0], output_dtype, block)
+                with _output_errors(output, "create"):
+                    dst = _open_output(partial, scene, head, blended.shape[0], output_dtype, block)
+                opened.callback(_close_output, dst, output)
             win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
             if head is not None:
-                classes = head.classify(blended)
-                classes[~valid_any] = CLASS_NODATA
-                dst.write(classes[None], window=win)
+                data = head.classify(blended)[None]
+                data[:, ~valid_any] = CLASS_NODATA
             else:
                 blended[:, ~valid_any] = np.nan
-                dst.write(blended.astype(output_dtype), window=win)
+                data = blended.astype(output_dtype)
+            with _output_errors(output, "write"):
+                dst.write(data, window=win)
             # keep only the windows the next block of this row shares (bounded by one column)
             for key in [k for k in cache if k[1] + window <= c1 or c1 >= scene.width]:
                 del cache[key]
             bar.advance(task)
-        if dst is not None:
-            dst.close()
     px_km2 = abs(scene.ref.transform.a * scene.ref.transform.e) / 1e6
     return PredictionSummary(
         output=output, width=scene.width, height=scene.height,
@@ -210,6 +230,24 @@ def predict_scene(
         windows=len(grid), windows_computed=computed,
         seconds=time.perf_counter() - start, km2=scene.width * scene.height * px_km2,
     )
+
+
+@contextmanager
+def _output_errors(output: Path, action: str) -> Iterator[None]:
+    """GDAL/OS errors while writing the output -> :class:`PredictOutputError` naming it."""
+    try:
+        yield
+    except (OSError, rasterio.errors.RasterioError, CPLE_BaseError) as exc:
+        raise PredictOutputError(
+            f"{output}: cannot {action} the prediction GeoTIFF ({exc}); check that its folder "
+            "is writable and has free space"
+        ) from None
+
+
+def _close_output(dst: rasterio.io.DatasetWriter, output: Path) -> None:
+    """Close (flush) the output dataset; errors name ``output``."""
+    with _output_errors(output, "finish"):
+        dst.close()
 
 
 def _open_output(output: Path, scene: Scene, head: ProbeHead | None, bands: int,

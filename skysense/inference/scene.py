@@ -173,6 +173,10 @@ class Scene:
         """Columns of the 10 m grid."""
         return self.ref.width
 
+    def input_paths(self) -> list[Path]:
+        """Every raster file this scene reads (S2, S1, HR, DEM)."""
+        return [lay.raster.path for layers in self.layers.values() for lay in layers]
+
     def lonlat(self, row: float, col: float) -> tuple[float, float]:
         """Longitude, latitude (degrees) of a grid position."""
         x, y = self.ref.transform @ (col, row)
