@@ -5,8 +5,8 @@ acquisition is opened once (read directly when aligned with the grid, else throu
 WarpedVRT), the grid is read in strips of chip rows (bounded
 memory) and chips are cut in memory. Each location writes its own part (shards + rows) under
 ``out_dir/_parts``; :func:`merge_manifests` then concatenates the part shards into a few large
-``shard-NNNNN.bin`` files and writes ``manifest.parquet`` (columns in docs/interfaces.md) and
-``summary.json``. :func:`chip_catalog` does both, with locations in a process pool.
+``shard-NNNNN.bin`` files (a new generation under new names) and swaps in ``manifest.parquet``
+(columns in docs/interfaces.md) before it removes the old shards, then writes ``summary.json``. :func:`chip_catalog` does both, with locations in a process pool.
 
 A chip keeps, per modality, the chip's pixels and validity masks; time series keep their ISO dates
 and a per-date ``valid`` flag (the date's nodata/cloud fraction within the chip is at most
@@ -17,6 +17,7 @@ a chip with no Sentinel modality left (or nothing at all) is skipped and counted
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import traceback
@@ -33,7 +34,14 @@ from rasterio.windows import Window
 from skysense.data.catalog import Catalog, Location
 from skysense.data.coregistration import SERIES, LocationReader, location_grid
 from skysense.data.regions import region_id
-from skysense.data.shards import MANIFEST, ShardWriter, concatenate_shards
+from skysense.data.shards import (
+    MANIFEST,
+    ShardWriter,
+    concatenate_shards,
+    next_shard_index,
+    remove_unreferenced_shards,
+    sync_folder,
+)
 from skysense.errors import NoValidDataError, SkySenseError
 
 PARTS = "_parts"
@@ -311,6 +319,12 @@ def merge_manifests(out_dir: str | Path, results: list[LocationResult] | None = 
 
     ``results`` defaults to the ``result.json`` files found under ``out_dir/_parts`` (so a flow
     that fanned ``chip_location`` out over machines can merge afterwards).
+
+    Crash-safe, in this order: the new shards are written under names no file in ``out_dir`` has
+    (and flushed to disk), the manifest naming them replaces the old one atomically, and only then
+    are the shards it does not name removed (the previous generation, and leftovers of a merge
+    that died), then the parts. Until the swap the previous manifest and its shards are intact;
+    after it the new ones are; a merge that raises removes the shards it had written.
     """
     import pandas as pd
 
@@ -319,22 +333,29 @@ def merge_manifests(out_dir: str | Path, results: list[LocationResult] | None = 
     if results is None:
         results = [LocationResult(**json.loads((p / "result.json").read_text())) for p in parts if (p / "result.json").exists()]
     results = sorted(results, key=lambda x: x.index)
-    for old in out.glob("shard-*.bin"):
-        old.unlink()
     sources = [f for p in parts for f in sorted(p.glob("part-*.bin"))]
-    moves = concatenate_shards(sources, out, "shard", shard_bytes)
-    frames = []
-    for p in parts:
-        rows_file = p / "rows.json"
-        if not rows_file.exists():
-            continue
-        rows = json.loads(rows_file.read_text())
-        for row in rows:
-            name, base = moves[p / row["shard"]]
-            row["shard"], row["offset"] = name, row["offset"] + base
-        frames.append(pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MANIFEST_COLUMNS)
-    _write_manifest(df, out / MANIFEST)
+    first = next_shard_index(out, "shard")
+    try:
+        moves = concatenate_shards(sources, out, "shard", shard_bytes, start=first)
+        frames = []
+        for p in parts:
+            rows_file = p / "rows.json"
+            if not rows_file.exists():
+                continue
+            rows = json.loads(rows_file.read_text())
+            for row in rows:
+                name, base = moves[p / row["shard"]]
+                row["shard"], row["offset"] = name, row["offset"] + base
+            frames.append(pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
+        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MANIFEST_COLUMNS)
+        staged = _stage_manifest(df, out / MANIFEST)
+        _swap_manifest(staged, out / MANIFEST)
+    except BaseException:  # the old manifest is still in place: the new shards are unused
+        _remove_new_shards(out, first)
+        raise
+    sync_folder(out)  # the swap survives a power loss before the old shards go
+    new_shards = sorted({n for n, _ in moves.values()})
+    remove_unreferenced_shards(out, set(new_shards), "shard")
     skipped: dict[str, int] = {}
     invalid: dict[str, int] = {}
     for res in results:
@@ -345,16 +366,33 @@ def merge_manifests(out_dir: str | Path, results: list[LocationResult] | None = 
     summary = ChipSummary(
         chips=len(df), locations=len(results),
         failed={r.location: r.error for r in results if r.error},
-        skipped=skipped, invalid_dates=invalid, shards=sorted({n for n, _ in moves.values()}),
+        skipped=skipped, invalid_dates=invalid, shards=new_shards,
         manifest=str(out / MANIFEST), seconds=sum(r.seconds for r in results),
         per_location=[asdict(r) for r in results],
     )
-    (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    _write_summary(summary, out)
     shutil.rmtree(out / PARTS, ignore_errors=True)
     return summary
 
 
-def _write_manifest(df, path: Path) -> None:
+def _remove_new_shards(out: Path, first: int) -> None:
+    """Remove ``shard-NNNNN.bin`` numbered from ``first``: the generation a failed merge wrote."""
+    for f in out.glob("shard-*.bin"):
+        stem = f.stem.removeprefix("shard-")
+        if stem.isdigit() and int(stem) >= first:
+            f.unlink(missing_ok=True)
+    (out / f"{MANIFEST}.tmp").unlink(missing_ok=True)
+
+
+def _write_summary(summary: ChipSummary, out: Path) -> None:
+    """``summary.json``, replaced atomically."""
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary.to_dict(), indent=2))
+    os.replace(tmp, out / "summary.json")
+
+
+def _stage_manifest(df, path: Path) -> Path:
+    """Write the manifest beside ``path`` (``manifest.parquet.tmp``, flushed to disk); returns it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -369,9 +407,17 @@ def _write_manifest(df, path: Path) -> None:
         ("shard", pa.string()), ("offset", pa.int64()), ("nbytes", pa.int64()),
     ])
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    tmp = path.with_name(f"{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        pq.write_table(table, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return tmp
+
+
+def _swap_manifest(staged: Path, path: Path) -> None:
+    """Put the staged manifest in place atomically (``os.replace``)."""
+    os.replace(staged, path)
 
 
 def chip_catalog(
@@ -421,5 +467,5 @@ def chip_catalog(
                     progress(res)
     summary = merge_manifests(out, results, settings.shard_bytes)
     summary.seconds = time.perf_counter() - t0
-    (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    _write_summary(summary, out)
     return summary

@@ -6,13 +6,20 @@ A record is self-describing::
 
 The JSON header names each array's dtype, shape and offset, so a chip is read with one seek and one
 read, without touching the rest of the shard (no index is loaded). The Parquet manifest next to the
-shards (``manifest.parquet``) holds ``shard``, ``offset``, ``nbytes`` per sample id.
+shards (``manifest.parquet``) holds ``shard``, ``offset``, ``nbytes`` per sample id; a read checks
+that the record found there is the chip asked for.
+
+Shard files are never rewritten in place: a new generation of shards takes names no file in the
+folder has (:func:`next_shard_index`), the manifest is then swapped atomically, and only then are
+the shards it no longer names removed (:func:`remove_unreferenced_shards`). A crash at any point
+leaves a manifest whose every record is where it says.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 from dataclasses import dataclass
@@ -30,6 +37,10 @@ MANIFEST = "manifest.parquet"
 
 class ShardError(SkySenseError):
     """A chips folder, manifest or shard record is missing or damaged."""
+
+
+class ChipIdMismatchError(ShardError):
+    """The record at a manifest's address holds another chip than the one asked for."""
 
 
 def _pad(n: int) -> int:
@@ -166,12 +177,24 @@ class ShardReader:
         return list(self._index)
 
     def read(self, sample_id: str) -> dict[str, np.ndarray]:
-        """Raw arrays of a chip (physical units; masks bool)."""
+        """Raw arrays of a chip (physical units; masks bool).
+
+        Raises:
+            ShardError: the id is not in the manifest, or its shard is missing or truncated.
+            ChipIdMismatchError: the record at the manifest's address is another chip.
+        """
         try:
             ref = self._index[sample_id]
         except KeyError:
             raise ShardError(f"{self.chips_dir}: no chip {sample_id!r} in the manifest") from None
-        return self.read_at(ref)[1]
+        found, arrays, _ = self.read_at(ref)
+        if found != sample_id:
+            raise ChipIdMismatchError(
+                f"{self.chips_dir / ref.shard}@{ref.offset}: holds chip {found!r}, but "
+                f"{self.chips_dir / MANIFEST} puts {sample_id!r} there; the manifest and shards "
+                f"are out of sync: re-run `skysense data chip --out {self.chips_dir}`"
+            )
+        return arrays
 
     def read_at(self, ref: ShardRef) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
         """Decode the record at ``ref``: ``(sample_id, arrays, attrs)``."""
@@ -201,30 +224,86 @@ class ShardReader:
         return state
 
 
+def next_shard_index(out_dir: str | Path, prefix: str = "shard") -> int:
+    """The first ``NNNNN`` above every ``{prefix}-NNNNN.bin`` in ``out_dir`` (0 when none).
+
+    A new shard generation numbered from here never takes the name of a file that exists, be it a
+    shard the current manifest names or one left by a merge that crashed.
+    """
+    pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)\.bin$")
+    found = [int(m.group(1)) for f in Path(out_dir).glob(f"{prefix}-*.bin")
+             if (m := pattern.match(f.name))]
+    return max(found, default=-1) + 1
+
+
+def remove_unreferenced_shards(out_dir: str | Path, keep: set[str], prefix: str = "shard") -> list[str]:
+    """Remove the ``{prefix}-*.bin`` files of ``out_dir`` that are not in ``keep``.
+
+    Called after the manifest naming ``keep`` is in place: removes the previous generation and
+    anything a crashed merge left behind.
+
+    Returns:
+        The names removed.
+    """
+    removed = []
+    for f in sorted(Path(out_dir).glob(f"{prefix}-*.bin")):
+        if f.name not in keep:
+            f.unlink(missing_ok=True)
+            removed.append(f.name)
+    return removed
+
+
+def sync_folder(folder: str | Path) -> None:
+    """fsync a folder, so that renames and new files in it survive a power loss."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def concatenate_shards(
     sources: list[Path], out_dir: Path, prefix: str = "shard", max_bytes: int = 256 * 2**20, start: int = 0
 ) -> dict[Path, tuple[str, int]]:
     """Concatenate small shard files into few large ones (records stay byte-identical).
 
-    Returns, per source file, the target shard name and the byte offset it starts at; add that
-    offset to the manifest offsets of its records.
+    The targets are ``{prefix}-NNNNN.bin`` from ``NNNNN = start``; an existing file of one of
+    those names is refused, never overwritten (pass :func:`next_shard_index`). Each target is
+    flushed to disk (fsync) before it is closed.
+
+    Returns:
+        Per source file, the target shard name and the byte offset it starts at; add that
+        offset to the manifest offsets of its records.
+
+    Raises:
+        FileExistsError: a target name is taken.
     """
     moves: dict[Path, tuple[str, int]] = {}
     index, size, out = start, 0, None
+
+    def finish(fh: Any) -> None:
+        fh.flush()
+        os.fsync(fh.fileno())
+        fh.close()
+
     try:
         for src in sources:
             n = src.stat().st_size
             if out is None or (size > 0 and size + n > max_bytes):
                 if out is not None:
-                    out.close()
+                    finish(out)
+                    out = None
                 name = f"{prefix}-{index:05d}.bin"
                 index += 1
-                out = open(out_dir / name, "wb")  # noqa: SIM115 - closed when the shard rolls over
+                out = open(out_dir / name, "xb")  # noqa: SIM115 - closed when the shard rolls over
                 size = 0
             moves[src] = (f"{prefix}-{index - 1:05d}.bin", size)
             with open(src, "rb") as fh:
                 shutil.copyfileobj(fh, out, 16 * 2**20)
             size += n
+        if out is not None:
+            finish(out)
+            out = None
     finally:
         if out is not None:
             out.close()
