@@ -37,7 +37,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from skysense.output_paths import is_safe_id, unsafe_id_message
 
 MODALITIES = ("hr", "s2", "s1", "dem")
 
@@ -110,6 +112,13 @@ class Location(_Strict):
     split: Literal["pretrain", "heldout"] = "pretrain"
     labels: Path | None = None
     modalities: dict[Literal["hr", "s2", "s1", "dem"], ModalityEntry]
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        if not is_safe_id(value):  # ids become file names: never a path
+            raise ValueError(unsafe_id_message(value, "location id"))
+        return value
 
 
 class Catalog(_Strict):

@@ -37,6 +37,7 @@ from skysense.data.hr_texture import HR_RATIO
 from skysense.data.regions import region_id
 from skysense.data.synthetic import DEM_NODATA, S1_NODATA, S2_NODATA
 from skysense.errors import SkySenseError
+from skysense.output_paths import check_id, path_inside
 
 if TYPE_CHECKING:
     from skysense.data.synthetic import Scene
@@ -121,16 +122,21 @@ def write_scene_chips(
     scene: Scene, root: Path, chip_px: int, hr_jpeg_quality: int | None = None
 ) -> tuple[list[list[Any]], list[list[Any]]]:
     """Cut one held-out scene into chips under ``root``; returns its (classification,
-    segmentation) index rows. Scenes write disjoint folders, so scenes can be cut in parallel."""
+    segmentation) index rows. Scenes write disjoint folders, so scenes can be cut in parallel.
+
+    Raises:
+        UnsafeIdError: the scene's id is not a plain name (it names the chip folders).
+    """
     from skysense.data.sample import write_geotiff
 
     root = Path(root)
+    check_id(scene.id, "location id")
     cls_rows, seg_rows = [], []
     size = scene.labels.shape[0]
     for r in range(0, size - chip_px + 1, chip_px):
         for c in range(0, size - chip_px + 1, chip_px):
             sid = f"{scene.id}_r{r:03d}_c{c:03d}"
-            seg_dir = root / "segmentation" / sid
+            seg_dir = path_inside(root / "segmentation", sid)
             _write_chip(scene, r, c, chip_px, seg_dir, hr_jpeg_quality)
             labels = scene.labels[r:r + chip_px, c:c + chip_px]
             write_geotiff(seg_dir / "mask.tif", labels, scene.epsg,
@@ -143,7 +149,7 @@ def write_scene_chips(
                 rel = f"{lc.CLASS_NAMES[dom]}/{sid}"
                 for f in sorted(seg_dir.rglob("*.tif")):
                     if f.name != "mask.tif":
-                        _link_or_copy(f, root / "classification" / rel / f.relative_to(seg_dir))
+                        _link_or_copy(f, path_inside(root / "classification", rel, f.relative_to(seg_dir)))
                 cls_rows.append([sid, lc.CLASS_NAMES[dom], dom, scene.id, rel, f"{frac:.4f}"])
     return cls_rows, seg_rows
 

@@ -34,6 +34,7 @@ from skysense.data.synthetic import (
     synthesize_scene,
 )
 from skysense.errors import SkySenseError
+from skysense.output_paths import check_id, path_inside
 
 
 class SampleWriteError(SkySenseError):
@@ -101,28 +102,32 @@ def write_geotiff(
 
 
 def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None) -> Location:
-    """Write every raster of a scene under ``out_dir`` and return its catalog entry."""
-    loc = scene.id
+    """Write every raster of a scene under ``out_dir`` and return its catalog entry.
+
+    Raises:
+        UnsafeIdError: the scene's id is not a plain name (it names the files).
+    """
+    loc = check_id(scene.id, "location id")
     s2_acq, s1_acq = [], []
     for t, date in enumerate(scene.s2_dates):
-        stem = f"s2/{loc}_{date:%Y%m%d}"
-        write_geotiff(out_dir / f"{stem}.tif", scene.s2[t], scene.epsg, scene.transform, S2_NODATA,
-                      lc.S2_BANDS, {"scale": "0.0001", "units": "reflectance"})
-        write_geotiff(out_dir / f"{stem}_cloud.tif", scene.s2_cloud[t], scene.epsg, scene.transform,
-                      None, ["cloud"], {"values": "1=cloud 0=clear"})
-        s2_acq.append(Acquisition(date=date, file=Path(f"{stem}.tif"), band_names=list(lc.S2_BANDS),
-                                  mask=Path(f"{stem}_cloud.tif")))
+        stem = f"{loc}_{date:%Y%m%d}"
+        write_geotiff(path_inside(out_dir / "s2", f"{stem}.tif"), scene.s2[t], scene.epsg,
+                      scene.transform, S2_NODATA, lc.S2_BANDS, {"scale": "0.0001", "units": "reflectance"})
+        write_geotiff(path_inside(out_dir / "s2", f"{stem}_cloud.tif"), scene.s2_cloud[t], scene.epsg,
+                      scene.transform, None, ["cloud"], {"values": "1=cloud 0=clear"})
+        s2_acq.append(Acquisition(date=date, file=Path(f"s2/{stem}.tif"), band_names=list(lc.S2_BANDS),
+                                  mask=Path(f"s2/{stem}_cloud.tif")))
     for t, date in enumerate(scene.s1_dates):
-        rel = f"s1/{loc}_{date:%Y%m%d}.tif"
-        write_geotiff(out_dir / rel, scene.s1[t], scene.epsg, scene.transform, S1_NODATA, lc.S1_BANDS,
-                      {"units": "dB", "quantity": "sigma0"})
-        s1_acq.append(Acquisition(date=date, file=Path(rel), band_names=list(lc.S1_BANDS)))
-    write_geotiff(out_dir / f"hr/{loc}.tif", scene.hr, scene.epsg, scene.hr_transform, None, lc.HR_BANDS,
-                  jpeg_quality=hr_jpeg_quality)
-    write_geotiff(out_dir / f"dem/{loc}.tif", scene.dem, scene.epsg, scene.transform, DEM_NODATA,
-                  ["elevation"], {"units": "metre"})
-    write_geotiff(out_dir / f"labels/{loc}.tif", scene.labels, scene.epsg, scene.transform, lc.LABEL_NODATA,
-                  ["class"], {f"class_{c.id}": c.name for c in lc.CLASSES})
+        name = f"{loc}_{date:%Y%m%d}.tif"
+        write_geotiff(path_inside(out_dir / "s1", name), scene.s1[t], scene.epsg, scene.transform,
+                      S1_NODATA, lc.S1_BANDS, {"units": "dB", "quantity": "sigma0"})
+        s1_acq.append(Acquisition(date=date, file=Path(f"s1/{name}"), band_names=list(lc.S1_BANDS)))
+    write_geotiff(path_inside(out_dir / "hr", f"{loc}.tif"), scene.hr, scene.epsg, scene.hr_transform,
+                  None, lc.HR_BANDS, jpeg_quality=hr_jpeg_quality)
+    write_geotiff(path_inside(out_dir / "dem", f"{loc}.tif"), scene.dem, scene.epsg, scene.transform,
+                  DEM_NODATA, ["elevation"], {"units": "metre"})
+    write_geotiff(path_inside(out_dir / "labels", f"{loc}.tif"), scene.labels, scene.epsg,
+                  scene.transform, lc.LABEL_NODATA, ["class"], {f"class_{c.id}": c.name for c in lc.CLASSES})
     return Location(
         id=loc,
         split=scene.split,
