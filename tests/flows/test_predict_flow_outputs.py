@@ -34,3 +34,37 @@ def test_batch_ids_that_map_onto_inputs_or_outside_are_refused_before_any_write(
                 project_root=str(tmp_path), model_uri="models:/never-loaded@champion")
     assert hashlib.sha256(s2.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in tmp_path.rglob("*.tif")) == ["zurich-01.tif"]
+
+
+def test_batch_writes_each_scene_to_its_id_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import rasterio
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "inference"))
+    from scene_fixtures import stack_s2, write_random_export
+
+    from skysense.config import SkySenseConfig
+    from skysense.registry.export_registration import register_export
+    from skysense.registry.promotion import promote
+    from skysense.registry.tracking import connect, ensure_experiment, sqlite_path
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    cfg = SkySenseConfig()
+    cfg.registry.model_name = "skysense-batch"
+    client = connect(uri)
+    exp = ensure_experiment(client, "batch", tmp_path / "art", uri)
+    register_export(client, cfg, write_random_export(tmp_path / "export"), {"linear_acc": 0.5},
+                    experiment_id=exp, sqlite_db=sqlite_path(uri))
+    promote(client, "skysense-batch", cfg.registry.policy, sqlite_db=sqlite_path(uri),
+            lock_settle_s=0.05)
+    s2 = stack_s2(tmp_path / "s2.tif")
+    out = tmp_path / "predictions"
+    results = predict(scenes=[{"id": "zurich-01", "s2": [f"2017-06-13={s2}"]},
+                              {"id": "zurich-02", "s2": [str(s2)]}],
+                      overrides=["predict.window=32", "predict.overlap=8"], out_dir=str(out),
+                      project_root=str(tmp_path), model_uri="models:/skysense-batch@champion")
+    assert [r["id"] for r in results] == ["zurich-01", "zurich-02"]
+    assert [r["output"] for r in results] == [str(out / "zurich-01.tif"), str(out / "zurich-02.tif")]
+    assert sorted(p.name for p in out.iterdir()) == ["zurich-01.tif", "zurich-02.tif"]
+    with rasterio.open(out / "zurich-01.tif") as dst:
+        assert (dst.width, dst.height, dst.count, dst.dtypes[0]) == (120, 120, 192, "float32")
