@@ -30,6 +30,7 @@ import numpy as np
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
+from skysense.atomic_files import write_text_atomic
 from skysense.data.catalog import Catalog, Location
 from skysense.data.coregistration import SERIES, LocationReader, location_grid
 from skysense.data.regions import region_id
@@ -349,7 +350,7 @@ def merge_manifests(out_dir: str | Path, results: list[LocationResult] | None = 
         manifest=str(out / MANIFEST), seconds=sum(r.seconds for r in results),
         per_location=[asdict(r) for r in results],
     )
-    (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
     shutil.rmtree(out / PARTS, ignore_errors=True)
     return summary
 
@@ -421,5 +422,5 @@ def chip_catalog(
                     progress(res)
     summary = merge_manifests(out, results, settings.shard_bytes)
     summary.seconds = time.perf_counter() - t0
-    (out / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
+    write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary
