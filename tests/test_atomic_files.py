@@ -62,7 +62,14 @@ def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path: Path) -
 
 def test_catalog_write_that_runs_out_of_space_keeps_the_old_catalog(tmp_path: Path) -> None:
     """Before: save_catalog truncated the catalog, wrote 600 bytes and died, leaving a part."""
-    from skysense.data.catalog import Acquisition, Catalog, Location, ModalityEntry, load_catalog, save_catalog
+    from skysense.data.catalog import (
+        Acquisition,
+        Catalog,
+        Location,
+        ModalityEntry,
+        load_catalog,
+        save_catalog,
+    )
 
     acqs = [Acquisition(date=f"2023-05-{d:02d}", file=Path(f"s2/scene-with-a-long-name-{d:02d}.tif"))
             for d in range(1, 21)]
