@@ -79,6 +79,9 @@ class ChipConfig(Section):
     shard_size_mb: int = Field(256, ge=1)
     workers: int = Field(2, ge=1)
     sentinel_gsd_m: float = Field(10.0, gt=0)
+    allow_partial: bool = Field(
+        False, description="finish with success when some locations failed (the summary lists "
+        "them); default: a failed location fails the command (--allow-partial)")
 
 
 class DataConfig(Section):
