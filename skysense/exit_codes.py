@@ -34,11 +34,12 @@ MEANING: dict[ExitCode, str] = {
     ExitCode.REFUSED: "refused: the promotion policy said no (promote); the reasons are printed",
     ExitCode.USAGE: "usage or input error: a bad option, params file, --set override, catalog or "
     "file the user must fix; the message names it and what to do",
-    ExitCode.FAILED: "the work failed: a training run died (train); the last good checkpoint stays",
+    ExitCode.FAILED: "the work failed: a training run died (train; the last good checkpoint "
+    "stays), or writing the outputs failed (data chip: e.g. the disk is full)",
     ExitCode.REGISTRY_UNAVAILABLE: "registry unavailable: the MLflow tracking server or store is "
     "unreachable or answered with an error; the message names the URI (without credentials)",
-    ExitCode.PARTIAL: "partial output: some items failed (data chip: locations); the summary was "
-    "written and lists them; --allow-partial accepts a partial output",
+    ExitCode.PARTIAL: "partial output: some or all items failed (data chip: locations); the "
+    "summary was written and lists them; --allow-partial accepts a partial (not an empty) output",
 }
 
 

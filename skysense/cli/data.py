@@ -9,6 +9,7 @@ import typer
 
 from skysense.cli import data_sample
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, console, emit_json, fail, load, out
+from skysense.exit_codes import ExitCode
 
 
 def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_: list[str] | None, as_json: bool,
@@ -42,6 +43,9 @@ def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_:
             summary = chip_catalog(cat, target, cfg, progress=tick)
         except (SkySenseError, CatalogError) as exc:
             fail(exc)
+        except OSError as exc:  # merging the shards or writing the manifest: disk full, I/O error
+            fail(f"{target}: writing the chips failed ({exc.strerror or exc}); free disk space or "
+                 "fix the folder and run again", code=ExitCode.FAILED)
     result = summary.to_dict()
     result.pop("per_location", None)
     if as_json:
@@ -118,7 +122,8 @@ def register(app: typer.Typer) -> None:
         params.yaml. Writes OUT/shard-*.bin (a few large files), OUT/manifest.parquet (one row per
         chip) and OUT/summary.json (chips, skipped chips by reason, failed locations with errors).
         A failed location fails the command (exit 5, after the summary is written) unless
-        --allow-partial; no chip at all exits 2.
+        --allow-partial (every location failed: exit 5 regardless); no chip because every chip was
+        skipped exits 2; a failed write of the shards or manifest (disk full) exits 3.
         """
         _chip(catalog, out_dir, params, set_, as_json, allow_partial)
 

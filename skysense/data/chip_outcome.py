@@ -36,22 +36,24 @@ def require_complete(summary: ChipSummary, out_dir: str | Path, allow_partial: b
     Args:
         summary: the run's summary (already written to ``out_dir/summary.json``).
         out_dir: the chips folder, named in the message.
-        allow_partial: accept a run where some locations failed.
+        allow_partial: accept a run where some (not all) locations failed.
 
     Raises:
-        NoValidDataError: no chip at all was written.
-        PartialResultError: some locations failed and ``allow_partial`` is false.
+        PartialResultError: some locations failed and ``allow_partial`` is false, or every
+            location failed (no chip at all, whatever ``allow_partial``).
+        NoValidDataError: no location failed but no chip was written (every chip skipped).
     """
     summary_file = Path(out_dir) / "summary.json"
-    if summary.chips == 0:
-        why = failures_text(summary) if summary.failed else (
-            "every chip was skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.skipped.items()))
-            if summary.skipped else "the catalog has no location")
-        raise NoValidDataError(f"{out_dir}: no chip was written ({why}); see {summary_file}")
-    if summary.failed and not allow_partial:
+    if summary.failed and (summary.chips == 0 or not allow_partial):
+        written = (f"so {out_dir} holds a partial set ({summary.chips} chips)" if summary.chips
+                   else "and no chip was written")
+        accept = ("Fix them and run again, or accept the partial set with --allow-partial "
+                  "(data.chip.allow_partial: true)" if summary.chips else "Fix them and run again")
         raise PartialResultError(
-            f"{len(summary.failed)} of {summary.locations} location(s) failed, so {out_dir} holds a "
-            f"partial set ({summary.chips} chips): {failures_text(summary)}. Fix them and run "
-            "again, or accept the partial set with --allow-partial (data.chip.allow_partial: true); "
-            f"details in {summary_file}"
+            f"{len(summary.failed)} of {summary.locations} location(s) failed, {written}: "
+            f"{failures_text(summary)}. {accept}; details in {summary_file}"
         )
+    if summary.chips == 0:
+        why = ("every chip was skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.skipped.items()))
+               if summary.skipped else "the catalog has no location")
+        raise NoValidDataError(f"{out_dir}: no chip was written ({why}); see {summary_file}")

@@ -69,8 +69,8 @@ def test_allow_partial_exits_0_and_the_summary_lists_the_failed_location(
     assert "loc-b" in json.loads((out / "summary.json").read_text())["failed"]
 
 
-def test_no_chip_at_all_is_an_input_error_even_with_allow_partial(tmp_path: Path, location_factory,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_location_failing_fails_even_with_allow_partial(tmp_path: Path, location_factory,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "scenes"
     loc = location_factory(root, "loc-a", seed=1)
@@ -79,5 +79,40 @@ def test_no_chip_at_all_is_an_input_error_even_with_allow_partial(tmp_path: Path
     catalog = save_catalog(Catalog(name="area", root=root, locations=[loc]), tmp_path / "catalog.yaml")
     res = CliRunner().invoke(app, ["data", "chip", "--catalog", str(catalog), "--out", str(tmp_path / "c"),
                                    "--allow-partial", *CHIP])
-    assert res.exit_code == 2, res.output
-    assert "no chip was written" in _flat(res.stderr) and "loc-a:" in _flat(res.stderr)
+    assert res.exit_code == 5, res.output
+    err = _flat(res.stderr)
+    assert "1 of 1 location(s) failed, and no chip was written: loc-a:" in err
+    assert "--allow-partial" not in err  # it cannot accept an empty set
+
+
+def test_a_disk_that_fills_while_merging_exits_3_naming_the_folder(tmp_path: Path, location_factory) -> None:
+    """Each location's part fits, the merged shard does not: a real EFBIG (RLIMIT_FSIZE, as a
+    full disk gives ENOSPC) while merging was a traceback with exit 1 ("refused")."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    root = tmp_path / "scenes"
+    cat = Catalog(name="area", root=root, locations=[
+        location_factory(root, "loc-a", seed=1), location_factory(root, "loc-b", x0=470000.0, seed=2)])
+    catalog = save_catalog(cat, tmp_path / "catalog.yaml")
+    args = ["data", "chip", "--catalog", str(catalog), "--out", str(tmp_path / "ref"), *CHIP]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    merged = sum(p.stat().st_size for p in (tmp_path / "ref").glob("shard-*.bin"))
+    limit = int(merged * 0.75)  # one location's part (about half) fits, both together do not
+    code = textwrap.dedent(f"""
+        import resource, signal, sys
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+        from skysense.cli import app
+        sys.argv = ["skysense", "data", "chip", "--catalog", {str(catalog)!r}, "--out", {str(tmp_path / "c")!r},
+                    *{CHIP!r}]
+        app()
+    """)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), COLUMNS="200")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert res.returncode == 3, res.stdout + res.stderr[-3000:]
+    assert f"{tmp_path / 'c'}: writing the chips failed (File too large)" in res.stderr
+    assert "Traceback" not in res.stderr
