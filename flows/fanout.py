@@ -129,19 +129,23 @@ def chip_location_task(location_id: str, catalog_path: str, out_dir: str, settin
 
 @task(name="chip-finalize", persist_result=True, cache_policy=NO_CACHE)
 def finalize_chips_task(out_dir: str, results: list[dict[str, Any]], shard_bytes: int,
-                        bands: dict[str, list[str]]) -> dict[str, Any]:
+                        bands: dict[str, list[str]], allow_partial: bool = False) -> dict[str, Any]:
     """Merge part shards into ``manifest.parquet`` and write ``stats.json`` (pre-training split).
 
     Raises:
-        StageFailed: no chip was written (every location failed or was empty).
+        StageFailed: no chip was written, or some locations failed and ``allow_partial`` is
+            false (``data.chip.allow_partial``); ``summary.json`` lists them.
     """
+    from skysense.data.chip_outcome import require_complete
     from skysense.data.chipping import LocationResult, merge_manifests
     from skysense.data.stats import compute_stats, write_stats
+    from skysense.errors import SkySenseError
 
     summary = merge_manifests(out_dir, [LocationResult(**r) for r in results], shard_bytes)
-    if summary.chips == 0:
-        failed = "; ".join(f"{k}: {v}" for k, v in summary.failed.items()) or "no location gave a chip"
-        raise stages.StageFailed(f"stage 'chip' failed: 0 chips written to {out_dir} ({failed})")
+    try:
+        require_complete(summary, out_dir, allow_partial=allow_partial)
+    except SkySenseError as exc:
+        raise stages.StageFailed(f"stage 'chip' failed: {exc}") from exc
     stats = compute_stats(out_dir, split="pretrain", bands=bands)
     write_stats(out_dir, stats)
     return {"chips": summary.chips, "locations": summary.locations, "failed": summary.failed,
@@ -168,7 +172,7 @@ def chip_fanout(catalog_path: str, out_dir: str, cfg_json: dict[str, Any]) -> di
                                      list(range(len(ids))))
     results = [f.result() for f in futures]
     bands = {"s2": cfg.data.s2_bands, "s1": cfg.data.s1_bands, "hr": cfg.data.hr_bands}
-    return finalize_chips_task(out_dir, results, settings.shard_bytes, bands)
+    return finalize_chips_task(out_dir, results, settings.shard_bytes, bands, cfg.data.chip.allow_partial)
 
 
 def _run_validate(root: Path, cfg: SkySenseConfig) -> tuple[dict[str, Any], str]:

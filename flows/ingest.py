@@ -26,6 +26,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.pipeline import pipeline
+from skysense.atomic_files import replace_atomically
 from skysense.config import load_config
 from skysense.data.catalog import load_catalog, save_catalog
 
@@ -57,8 +58,9 @@ def merge_catalogs(current: str | None, new: str, target: str) -> dict[str, Any]
     new_ids = [loc["id"] for loc in incoming["locations"]]
     replaced = [loc["id"] for loc in base["locations"] if loc["id"] in new_ids]
     base["locations"] = [loc for loc in base["locations"] if loc["id"] not in new_ids] + incoming["locations"]
-    out.write_text(yaml.safe_dump(base, sort_keys=False))
-    load_catalog(out)  # the merged file must itself be a valid catalog
+    with replace_atomically(out) as tmp:  # same folder: relative raster paths resolve the same
+        tmp.write_text(yaml.safe_dump(base, sort_keys=False))
+        load_catalog(tmp)  # the merged file must itself be a valid catalog, or nothing changes
     return {"catalog": str(out), "locations": len(base["locations"]),
             "added": [i for i in new_ids if i not in replaced], "replaced": replaced}
 

@@ -71,16 +71,25 @@ def write_overrides_to_params(root: Path, params: Path, overrides: list[str]) ->
     """Apply ``--set`` overrides to the params file, as ``dvc exp run --set-param`` does.
 
     DVC tracks parameters through the file, so a DVC-run pipeline records overrides there.
-    The result is validated before it is written; a bad override leaves the file untouched.
+    The file is read whole (an empty or cut-short file is an error, not defaults); the result is
+    validated before it is written, atomically; a bad override leaves the file untouched. A
+    missing file is written complete: the defaults with the overrides.
     """
     import yaml
 
+    from skysense.atomic_files import write_text_atomic
+    from skysense.config import dump_config
+    from skysense.params_file import read_params
+
     path = params if params.is_absolute() else root / params
-    raw = yaml.safe_load(path.read_text()) if path.exists() else {}
-    updated = apply_overrides(raw or {}, overrides)
+    if path.exists():
+        raw, _ = read_params(path)
+    else:
+        raw = yaml.safe_load(dump_config(SkySenseConfig()))
+    updated = apply_overrides(raw, overrides)
     config_from_dict(updated, str(path))
-    if updated != raw:
-        path.write_text(yaml.safe_dump(updated, sort_keys=False))
+    if updated != raw or not path.exists():
+        write_text_atomic(path, yaml.safe_dump(updated, sort_keys=False))
 
 
 def _stage_options(cfg: SkySenseConfig) -> dict[str, Any]:

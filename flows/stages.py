@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from skysense.errors import SkySenseError
+from skysense.exit_codes import ExitCode
 
 TRANSIENT_MARKERS = re.compile(
     r"connection refused|connection reset|temporarily unavailable|temporary failure|"
@@ -126,7 +127,8 @@ def run_command(
     """Run ``argv`` in ``cwd``; return (combined output, or stdout alone, and seconds).
 
     Raises:
-        TransientStageError: non-zero exit whose output names an unreachable store or server.
+        TransientStageError: exit 4 (registry unavailable) or a non-zero exit whose output
+            names an unreachable store or server.
         StageFailed: any other non-zero exit or a timeout.
     """
     start = time.perf_counter()
@@ -140,7 +142,7 @@ def run_command(
     output = (proc.stdout or "") + (proc.stderr or "")
     if proc.returncode not in ok_codes:
         message = _error_summary(stage, output, proc.returncode)
-        if TRANSIENT_MARKERS.search(output):
+        if proc.returncode == ExitCode.REGISTRY_UNAVAILABLE or TRANSIENT_MARKERS.search(output):
             raise TransientStageError(message)
         raise StageFailed(message)
     return (proc.stdout or "") if stdout_only else output, seconds

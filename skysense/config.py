@@ -8,6 +8,7 @@ Command-line overrides use dotted keys: ``--set train.zero_stage=3``.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,9 +23,11 @@ class ConfigError(ValueError):
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, assignments are validated."""
+    """Base of every config section: unknown keys are errors, assignments are validated, and
+    every float (nested in lists, tuples and dicts too) must be finite: NaN or infinity makes
+    comparisons silently false (a NaN threshold passes every check)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -76,6 +79,9 @@ class ChipConfig(Section):
     shard_size_mb: int = Field(256, ge=1)
     workers: int = Field(2, ge=1)
     sentinel_gsd_m: float = Field(10.0, gt=0)
+    allow_partial: bool = Field(
+        False, description="finish with success when some locations failed (the summary lists "
+        "them); default: a failed location fails the command (--allow-partial)")
 
 
 class DataConfig(Section):
@@ -102,7 +108,8 @@ class SensorRule(Section):
 
     band_counts: list[int] = Field(description="allowed band counts of a multi-band file")
     dtypes: list[str] = Field([], description="allowed stored dtypes; empty = any")
-    nodata: float | None = Field(None, description="nodata value assumed when a file declares none")
+    nodata: float | None = Field(None, allow_inf_nan=True,
+                                 description="nodata value assumed when a file declares none (NaN allowed)")
     scale: float = Field(1.0, description="integer DN x scale + offset = physical value")
     offset: float = 0.0
     value_range: str | None = Field(None, description="key of validation.ranges, None = no check")
@@ -159,6 +166,26 @@ class ModelConfig(Section):
     preset: str = "skysense-tiny"
     overrides: dict[str, Any] = {}
     modalities: list[Literal["hr", "s2", "s1", "dem"]] = ["hr", "s2", "s1", "dem"]
+
+    @field_validator("overrides")
+    @classmethod
+    def _finite_overrides(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """Preset overrides are untyped here: reject NaN/infinity in them as the typed fields do."""
+        for key, item in value.items():
+            _require_finite(item, f"overrides.{key}")
+        return value
+
+
+def _require_finite(value: Any, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` when ``value`` holds a NaN or infinite float."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value}; use a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _require_finite(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _require_finite(item, f"{where}[{i}]")
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,6 +406,8 @@ def _format_errors(source: str, exc: ValidationError) -> str:
             msg = f"unknown key; allowed keys here: {', '.join(allowed)}"
         elif err["type"] == "literal_error":
             msg = f"{msg} (got {err.get('input')!r})"
+        elif err["type"] == "finite_number":
+            msg = f"{msg}, not {err.get('input')!r}: NaN and infinity are not allowed"
         lines.append(f"  - {loc}: {msg}")
     lines.append("Fix the key in the params file or the --set override and run again.")
     return "\n".join(lines)
@@ -412,26 +441,30 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         overrides: dotted ``section.key=value`` strings.
 
     Raises:
-        ConfigError: the file is missing, not YAML, or has unknown keys or bad values.
+        ConfigError: the file is missing, empty, cut short, not YAML (the line is named), lacks a
+            top-level section, or has unknown keys or bad values (NaN and infinity included).
+            The rules for a whole params file are in :mod:`skysense.params_file`.
     """
     raw: dict[str, Any] = {}
+    missing: list[str] = []
     source = "<defaults>"
     if path is None and DEFAULT_PARAMS.exists():
         path = DEFAULT_PARAMS
     if path is not None:
-        p = Path(path)
-        source = str(p)
-        if not p.exists():
-            raise ConfigError(f"{p}: params file not found; pass --params PATH to an existing file")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc}); fix the syntax at the line shown") from None
-        raw = loaded or {}
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{p}: top level must be a mapping of sections (data, train, ...)")
+        from skysense.params_file import missing_sections_message, read_params
+
+        source = str(path)
+        raw, missing = read_params(path)  # empty, cut-short or unparsable files are errors
     raw = apply_overrides(raw, overrides)
-    return config_from_dict(raw, source)
+    try:
+        cfg = config_from_dict(raw, source)
+    except ConfigError as exc:
+        if missing:
+            raise ConfigError(f"{exc}\n{missing_sections_message(source, missing)}") from None
+        raise
+    if missing:
+        raise ConfigError(missing_sections_message(source, missing))
+    return cfg
 
 
 def dump_config(cfg: SkySenseConfig) -> str:

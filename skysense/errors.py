@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from skysense.exit_codes import ExitCode
+
 
 class SkySenseError(Exception):
-    """Base of every user-fixable error: the message says which file or setting and what to do."""
+    """Base of every user-fixable error: the message says which file or setting and what to do.
+
+    ``exit_code`` is the command line's exit status for it (:mod:`skysense.exit_codes`).
+    """
+
+    exit_code: int = ExitCode.USAGE
 
 
 class RasterReadError(SkySenseError):
@@ -26,9 +33,23 @@ class InputShapeError(SkySenseError, ValueError):
 class TrainingError(SkySenseError):
     """A training run failed (NaN loss, a rank died, out of memory); the last good checkpoint is kept."""
 
+    exit_code = ExitCode.FAILED
+
 
 class RegistryError(SkySenseError):
     """A registry operation cannot be done (no challenger, unknown version, server unreachable)."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The MLflow tracking server or store is unreachable or answered with an error (HTTP, SQL)."""
+
+    exit_code = ExitCode.REGISTRY_UNAVAILABLE
+
+
+class PartialResultError(SkySenseError):
+    """Some items failed, so the output is incomplete; the summary written lists them."""
+
+    exit_code = ExitCode.PARTIAL
 
 
 class ValidationFailed(SkySenseError):

@@ -19,6 +19,7 @@ from skysense.cli import (
     train,
     validate,
 )
+from skysense.exit_codes import exit_code_epilog
 
 app = typer.Typer(
     name="skysense",
@@ -26,6 +27,7 @@ app = typer.Typer(
         "SkySense platform: validate imagery, pre-train the multi-modal foundation model with "
         "DeepSpeed, evaluate, register and promote in MLflow, and serve GeoTIFF predictions."
     ),
+    epilog=exit_code_epilog(),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -11,6 +11,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from skysense.exit_codes import ExitCode
+
 console = Console(stderr=True)
 out = Console()
 
@@ -37,11 +39,22 @@ def load(params: Path | None, overrides: list[str] | None):
         fail(str(exc))
 
 
-def fail(message: str, code: int = 2) -> None:
-    """Print an error for the user (no traceback) and exit non-zero."""
+def fail(message: str | BaseException, code: int | None = None) -> None:
+    """Print an error for the user (no traceback) and exit non-zero.
+
+    Args:
+        message: the text, or a named error (its text is printed, its ``exit_code`` used).
+        code: the exit status; default: the error's ``exit_code``, else 2 (usage or input).
+    """
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    from skysense.registry.tracking import strip_credentials
+
+    if code is None:
+        code = int(getattr(message, "exit_code", ExitCode.USAGE))
+    text = strip_credentials(str(message))  # a URI's user:password@ is never printed
+    # soft_wrap: one line however long (a log or a caller greps it), the terminal wraps it
+    console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(code)
 
 

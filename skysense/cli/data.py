@@ -9,12 +9,16 @@ import typer
 
 from skysense.cli import data_sample
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, console, emit_json, fail, load, out
+from skysense.exit_codes import ExitCode
 
 
-def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_: list[str] | None, as_json: bool) -> None:
+def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_: list[str] | None, as_json: bool,
+          allow_partial: bool | None = None) -> None:
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from skysense.data.catalog import CatalogError, load_catalog
+    from skysense.data.chip_outcome import require_complete
     from skysense.data.chipping import chip_catalog
     from skysense.errors import SkySenseError
 
@@ -38,7 +42,10 @@ def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_:
         try:
             summary = chip_catalog(cat, target, cfg, progress=tick)
         except (SkySenseError, CatalogError) as exc:
-            fail(str(exc))
+            fail(exc)
+        except OSError as exc:  # merging the shards or writing the manifest: disk full, I/O error
+            fail(f"{target}: writing the chips failed ({exc.strerror or exc}); free disk space or "
+                 "fix the folder and run again", code=ExitCode.FAILED)
     result = summary.to_dict()
     result.pop("per_location", None)
     if as_json:
@@ -54,9 +61,12 @@ def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_:
         if summary.invalid_dates:
             out.print("unusable dates (per chip): " + ", ".join(f"{k}={v}" for k, v in sorted(summary.invalid_dates.items())), highlight=False)
         for loc, err in summary.failed.items():
-            console.print(f"[yellow]location {loc} failed:[/] {err}", highlight=False)
-    if summary.chips == 0:
-        raise typer.Exit(1)
+            console.print(f"[yellow]location {loc} failed:[/] {escape(err)}", highlight=False)
+    partial_ok = cfg.data.chip.allow_partial if allow_partial is None else allow_partial
+    try:
+        require_complete(summary, target, allow_partial=partial_ok)
+    except SkySenseError as exc:
+        fail(exc)
 
 
 def _stats(chips: Path | None, split: str | None, params: Path | None, set_: list[str] | None, as_json: bool) -> None:
@@ -98,6 +108,9 @@ def register(app: typer.Typer) -> None:
     def chip(
         catalog: Annotated[Path | None, typer.Option("--catalog", help="scene catalog YAML (default: paths.catalog)")] = None,
         out_dir: Annotated[Path | None, typer.Option("--out", help="chips folder (default: paths.chips)")] = None,
+        allow_partial: Annotated[bool | None, typer.Option(
+            "--allow-partial/--no-allow-partial",
+            help="exit 0 when some locations failed (default: data.chip.allow_partial)")] = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,
@@ -108,9 +121,11 @@ def register(app: typer.Typer) -> None:
         max_nodata_fraction, shard_size_mb, workers), data.*_bands and data.max_dates from
         params.yaml. Writes OUT/shard-*.bin (a few large files), OUT/manifest.parquet (one row per
         chip) and OUT/summary.json (chips, skipped chips by reason, failed locations with errors).
-        Exits 1 when no chip was written.
+        A failed location fails the command (exit 5, after the summary is written) unless
+        --allow-partial (every location failed: exit 5 regardless); no chip because every chip was
+        skipped exits 2; a failed write of the shards or manifest (disk full) exits 3.
         """
-        _chip(catalog, out_dir, params, set_, as_json)
+        _chip(catalog, out_dir, params, set_, as_json, allow_partial)
 
     @group.command("stats")
     def stats(

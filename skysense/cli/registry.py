@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
+from skysense.exit_codes import ExitCode
 
 UriOpt = Annotated[
     str | None,
@@ -22,6 +23,13 @@ def _connect(cfg: Any, uri: str | None):
 
     resolved = resolve_tracking_uri(uri, cfg.registry)
     return connect(resolved), resolved, sqlite_path(resolved)
+
+
+def _failures(cfg: Any, uri: str | None):
+    """MLflow/HTTP/store failures as one-line named errors (exit 4), for the URI in use."""
+    from skysense.registry.tracking import registry_failures, resolve_tracking_uri
+
+    return registry_failures(resolve_tracking_uri(uri, cfg.registry))
 
 
 def _metric(metrics: dict[str, float], key: str) -> str:
@@ -77,12 +85,14 @@ def register(app: typer.Typer) -> None:
         elif metrics is not None:
             fail(f"{metrics_path}: no such metrics file; run `skysense evaluate` first")
         try:
-            client, uri, db = _connect(cfg, tracking_uri)
-            exp = ensure_experiment(client, cfg.train.experiment, cfg.registry.artifact_location, uri)
-            res = register_export(client, cfg, export or cfg.paths.export, values,
-                                  experiment_id=exp, sqlite_db=db)
+            with _failures(cfg, tracking_uri):
+                client, uri, db = _connect(cfg, tracking_uri)
+                exp = ensure_experiment(client, cfg.train.experiment, cfg.registry.artifact_location,
+                                        uri)
+                res = register_export(client, cfg, export or cfg.paths.export, values,
+                                      experiment_id=exp, sqlite_db=db)
         except user_errors() as exc:
-            fail(str(exc))
+            fail(exc)
         if as_json:
             emit_json(res.to_dict())
         else:
@@ -108,24 +118,26 @@ def register(app: typer.Typer) -> None:
         """Make the challenger the `champion` if it passes registry.policy, or roll back.
 
         Exit code 0 when promoted or rolled back, 1 when the policy refused (reasons printed and
-        written to the version's tags), 2 on errors.
+        written to the version's tags), 2 on a usage error (no challenger, unknown version, a
+        compare-and-set conflict), 4 when the MLflow server or store is unreachable or fails.
         """
         from skysense.registry.promotion import promote
         from skysense.registry.promotion import rollback as do_rollback
 
         cfg = load(params, set_)
+        name = cfg.registry.model_name
         try:
-            client, _, db = _connect(cfg, tracking_uri)
-            name = cfg.registry.model_name
-            if rollback:
-                res = do_rollback(client, name, reason=reason, sqlite_db=db,
-                                  what="skysense promote --rollback")
-            else:
-                res = promote(client, name, cfg.registry.policy, version=version,
-                              expected_champion=expected_champion, sqlite_db=db,
-                              what="skysense promote")
+            with _failures(cfg, tracking_uri):
+                client, _, db = _connect(cfg, tracking_uri)
+                if rollback:
+                    res = do_rollback(client, name, reason=reason, sqlite_db=db,
+                                      what="skysense promote --rollback")
+                else:
+                    res = promote(client, name, cfg.registry.policy, version=version,
+                                  expected_champion=expected_champion, sqlite_db=db,
+                                  what="skysense promote")
         except user_errors() as exc:
-            fail(str(exc))
+            fail(exc)
         if as_json:
             emit_json(res.to_dict())
         else:
@@ -135,7 +147,7 @@ def register(app: typer.Typer) -> None:
             for line in res.record.get("reasons", []):
                 out.print(f"  {line}", highlight=False)
         if res.action == "refuse":
-            raise typer.Exit(1)
+            raise typer.Exit(ExitCode.REFUSED)
 
     registry_app = typer.Typer(help="Inspect the MLflow model registry.", no_args_is_help=True)
 
@@ -151,10 +163,11 @@ def register(app: typer.Typer) -> None:
 
         cfg = load(params, set_)
         try:
-            client, _, _ = _connect(cfg, tracking_uri)
-            status = registry_status(client, cfg.registry.model_name)
+            with _failures(cfg, tracking_uri):
+                client, _, _ = _connect(cfg, tracking_uri)
+                status = registry_status(client, cfg.registry.model_name)
         except user_errors() as exc:
-            fail(str(exc))
+            fail(exc)
         if as_json:
             emit_json(status)
         else:

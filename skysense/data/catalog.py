@@ -41,6 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from skysense.output_paths import is_safe_id, unsafe_id_message
 
+from skysense.atomic_files import write_text_atomic
+
 MODALITIES = ("hr", "s2", "s1", "dem")
 
 
@@ -202,5 +204,5 @@ def save_catalog(catalog: Catalog, path: str | Path) -> Path:
                     acq["mask"] = rel(acq_m.mask)
                 if acq_m.bands is not None:
                     acq["bands"] = {k: rel(v) for k, v in acq_m.bands.items()}
-    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    write_text_atomic(p, yaml.safe_dump(data, sort_keys=False))
     return p

@@ -31,6 +31,7 @@ import numpy as np
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
+from skysense.atomic_files import write_text_atomic
 from skysense.data.catalog import Catalog, Location
 from skysense.data.coregistration import SERIES, LocationReader, location_grid
 from skysense.data.regions import region_id
@@ -386,9 +387,7 @@ def _remove_new_shards(out: Path, first: int) -> None:
 
 def _write_summary(summary: ChipSummary, out: Path) -> None:
     """``summary.json``, replaced atomically."""
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary.to_dict(), indent=2))
-    os.replace(tmp, out / "summary.json")
+    write_text_atomic(out / "summary.json", json.dumps(summary.to_dict(), indent=2))
 
 
 def _stage_manifest(df, path: Path) -> Path:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from skysense.atomic_files import write_text_atomic
 from skysense.data.shards import MANIFEST, ShardError, ShardReader, ShardRef
 
 STATS = "stats.json"
@@ -114,7 +115,7 @@ def compute_stats(
 def write_stats(chips_dir: str | Path, stats: dict[str, Any]) -> Path:
     """Write ``stats.json`` beside the manifest."""
     path = Path(chips_dir) / STATS
-    path.write_text(json.dumps(stats, indent=2))
+    write_text_atomic(path, json.dumps(stats, indent=2))
     return path
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from skysense.atomic_files import write_text_atomic
 from skysense.config import SkySenseConfig
 from skysense.evaluation import report, tasks
 from skysense.evaluation.features import embed_samples
@@ -126,6 +127,6 @@ def evaluate_export(cfg: SkySenseConfig, export_dir: Path, downstream: Path, out
                                    groups=groups_of(ben)) for k, m in encoders.items()}
         metrics.update(_with_baseline(res["pretrained"].metrics,
                                       res["random"].metrics if "random" in res else None))
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
     files.insert(0, out_dir / "metrics.json")
     return {"metrics": metrics, "files": files, "config": config}

@@ -67,13 +67,19 @@ def now_iso() -> str:
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    """The version behind ``name@alias``, or ``None`` when the alias is not set."""
+    """The version behind ``name@alias``, or ``None`` when the alias (or the model) is not set.
+
+    Any other failure (server down, not an MLflow server, store error) is raised: it must not
+    read as "no champion".
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
 
 
 def read_history(client: MlflowClient, name: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ the server itself (``--artifacts-destination``), so clients need no access to th
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from skysense.errors import RegistryError
+from skysense.errors import RegistryError, RegistryUnavailable
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ def wait_for_health(url: str, timeout_s: float = 90.0, process: subprocess.Popen
     """Poll ``url/health`` until it answers 200.
 
     Raises:
-        RegistryError: the server did not answer within ``timeout_s`` or its process exited.
+        RegistryError: its process exited before it was healthy.
+        RegistryUnavailable: the server did not answer 200 within ``timeout_s``.
     """
     deadline = time.monotonic() + timeout_s
     last: str = ""
@@ -58,13 +60,15 @@ def wait_for_health(url: str, timeout_s: float = 90.0, process: subprocess.Popen
                 if resp.status == 200:
                     return
                 last = f"HTTP {resp.status}"
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            last = str(exc)
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+            last = f"{type(exc).__name__}: {exc}"  # refused, reset, not HTTP, bad URL
         time.sleep(0.3)
-    raise RegistryError(
+    error = RegistryUnavailable(
         f"mlflow server at {url} was not healthy after {timeout_s:.0f} s (last answer: {last}); "
         "raise the timeout or check the server log"
     )
+    error.last_answer = last
+    raise error
 
 
 @contextlib.contextmanager

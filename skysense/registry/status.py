@@ -30,6 +30,8 @@ def registry_status(client: MlflowClient, name: str) -> dict[str, Any]:
     try:
         model = client.get_registered_model(name)
     except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise  # the server or store failed: not "no such model"
         raise RegistryError(
             f"no registered model {name!r} in {client.tracking_uri}; run `skysense register` "
             "or set registry.model_name / --tracking-uri"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from skysense.errors import RegistryError
+from skysense.errors import RegistryError, RegistryUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
@@ -29,6 +33,14 @@ def resolve_tracking_uri(uri: str | None, registry: RegistryConfig | None = None
     return chosen
 
 
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def strip_credentials(text: str) -> str:
+    """``text`` with the ``user:password@`` part of every URI in it removed (safe to print)."""
+    return _USERINFO.sub("", text)
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI, else ``None`` (server or other database)."""
     if uri.startswith("sqlite:///"):
@@ -40,7 +52,8 @@ def connect(uri: str | None = None, registry: RegistryConfig | None = None) -> M
     """Point MLflow (fluent API and client) at the tracking store and registry; return a client.
 
     Raises:
-        RegistryError: an ``http`` store that does not answer.
+        RegistryUnavailable: an ``http`` store that does not answer (the URI is named without
+            its credentials).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -54,8 +67,57 @@ def connect(uri: str | None = None, registry: RegistryConfig | None = None) -> M
     if resolved.startswith("http"):
         from skysense.registry.server import wait_for_health
 
-        wait_for_health(resolved.rstrip("/"), timeout_s=10.0)
+        public = strip_credentials(resolved).rstrip("/")
+        try:
+            wait_for_health(public, timeout_s=10.0)  # /health needs no credentials
+        except RegistryError as exc:
+            last = getattr(exc, "last_answer", str(exc))
+            raise RegistryUnavailable(
+                f"cannot reach the MLflow tracking server {public} (no healthy answer at /health "
+                f"within 10 s; last: {strip_credentials(last)}); start it, or point --tracking-uri "
+                "/ MLFLOW_TRACKING_URI at a running one"
+            ) from None
     return client
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    line = lines[0] if lines else "no message"
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+@contextlib.contextmanager
+def registry_failures(uri: str) -> Iterator[None]:
+    """Report MLflow, HTTP and store failures inside the block as :class:`RegistryUnavailable`.
+
+    The message is one line naming the tracking URI without credentials and the first line of
+    the failure (an HTML error page or a server traceback is not repeated). Named
+    :class:`RegistryError` s (no challenger, unknown version) pass through as they are.
+
+    Args:
+        uri: the tracking URI in use.
+
+    Raises:
+        RegistryUnavailable: the store or server failed or could not be reached.
+    """
+    import requests
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except RegistryError:
+        raise
+    except (MlflowException, requests.RequestException, SQLAlchemyError, ConnectionError,
+            TimeoutError, http.client.HTTPException) as exc:
+        public = strip_credentials(uri)
+        cause = _first_line(strip_credentials(str(exc)).split(". Response body:")[0])
+        what = ("that the server is up" if uri.startswith("http")
+                else "that it is a database MLflow can open")
+        raise RegistryUnavailable(
+            f"MLflow tracking store {public} failed ({type(exc).__name__}: {cause}); check {what} "
+            "and that --tracking-uri / MLFLOW_TRACKING_URI names it"
+        ) from exc
 
 
 def ensure_experiment(

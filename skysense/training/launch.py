@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from skysense.atomic_files import write_text_atomic
 from skysense.config import SkySenseConfig, dump_config, load_config
 from skysense.errors import TrainingError
 
@@ -106,7 +107,7 @@ def run_local(
         train(cfg, chips, out, resume=resume, show_progress=show_progress)
         return
     params = out / RESOLVED_PARAMS
-    params.write_text(dump_config(cfg))
+    write_text_atomic(params, dump_config(cfg))
     cmd = torchrun_command(nproc, worker_command(params, chips, out, resume))
     for stale in out.glob(FAILURE_GLOB):
         stale.unlink()

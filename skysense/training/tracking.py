@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from skysense.atomic_files import write_text_atomic
 from skysense.config import SkySenseConfig
 from skysense.training.engine import Runtime
 from skysense.training.provenance import data_version, git_commit
@@ -73,7 +74,8 @@ class RunTracker:
             run = self.client.create_run(self.experiment_id, run_name=f"pretrain-{cfg.model.preset}")
             self.run_id = run.info.run_id
         self._resumed = previous is not None
-        (self.out_dir / RUN_FILE).write_text(
+        write_text_atomic(
+            self.out_dir / RUN_FILE,
             json.dumps(
                 {
                     "run_id": self.run_id,

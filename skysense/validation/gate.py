@@ -36,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 
+from skysense.atomic_files import replace_atomically, write_text_atomic
 from skysense.config import ValidationConfig
 from skysense.data.catalog import Catalog, save_catalog
 from skysense.errors import ValidationFailed
@@ -311,13 +312,15 @@ def judge_profiles(
         "accepted_catalog": out / "accepted_catalog.yaml",
         "data_docs": docs_index,
     }
-    _table_jsonable(rasters).to_parquet(files["profiles"], index=False)
-    _table_jsonable(locations).to_parquet(files["location_profiles"], index=False)
-    quarantine.to_parquet(files["quarantine"], index=False)
+    for table, key in ((_table_jsonable(rasters), "profiles"),
+                       (_table_jsonable(locations), "location_profiles"), (quarantine, "quarantine")):
+        with replace_atomically(files[key]) as tmp:
+            table.to_parquet(tmp, index=False)
     save_catalog(accepted, files["accepted_catalog"])
     if chips is not None:
         files["chip_profiles"] = out / "chip_profiles.parquet"
-        chips.to_parquet(files["chip_profiles"], index=False)
+        with replace_atomically(files["chip_profiles"]) as tmp:
+            chips.to_parquet(tmp, index=False)
 
     n_acq = rasters["acq_id"].nunique()
     in_accepted = ~rasters["acq_id"].isin(bad_acq) & rasters["location"].isin(accepted_ids)
@@ -353,7 +356,7 @@ def judge_profiles(
         "timings_s": clock.summary(),
         "files": {k: str(v) for k, v in files.items()},
     }
-    files["validation"].write_text(json.dumps(summary, indent=2, default=json_value) + "\n")
+    write_text_atomic(files["validation"], json.dumps(summary, indent=2, default=json_value) + "\n")
     report = ValidationReport(summary, rasters, locations, quarantine, chips, files)
     if not passed:
         top = ", ".join(f"{k} ({v})" for k, v in list(summary["quarantine_reasons"].items())[:6])

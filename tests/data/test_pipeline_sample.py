@@ -13,7 +13,7 @@ import pytest
 import rasterio
 import torch
 
-from skysense.config import load_config
+from skysense.config import SkySenseConfig, load_config
 from skysense.data.catalog import load_catalog
 from skysense.data.chipping import chip_catalog
 from skysense.data.coregistration import LocationReader, location_grid
@@ -33,8 +33,9 @@ OVERRIDES = [
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("pipeline")
-    # the embedded defaults, not the repository's params.yaml (edited concurrently by other work)
-    (root / "params.yaml").write_text("{}\n")
+    # the embedded defaults, not the repository's params.yaml (edited concurrently by other work);
+    # a params file names every section (skysense/params_file.py): each empty takes its defaults
+    (root / "params.yaml").write_text("".join(f"{s}: {{}}\n" for s in SkySenseConfig.model_fields))
     cfg = load_config(root / "params.yaml", OVERRIDES)
     catalog = load_catalog(write_sample(root / "sample", cfg))
     summary = chip_catalog(catalog, root / "chips", cfg)
