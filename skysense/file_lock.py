@@ -39,10 +39,10 @@ class LockHeldError(SkySenseError):
         self.holder = holder
         self.waited_s = waited_s
         super().__init__(
-            f"{path}: {purpose} is locked by {describe_holder(holder)}"
-            f"{f' (waited {waited_s:.0f} s)' if waited_s >= 1 else ''}; wait for that run to "
-            "finish or stop it, then retry (a lock of a process that died is released by itself; "
-            "nothing to delete)"
+            f"cannot start {purpose}: {path} is held by {describe_holder(holder)}"
+            f"{f' (waited {waited_s:.0f} s)' if waited_s >= 1 else ''}. Wait for that run to "
+            "finish or stop it, then retry (the lock of a process that died is released by itself: "
+            "there is nothing to delete)"
         )
 
 
