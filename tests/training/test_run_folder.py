@@ -144,3 +144,15 @@ def test_folder_without_fingerprint_is_set_aside_not_resumed(tmp_path: Path) -> 
     assert sorted(p.name for p in out.iterdir()) == [FINGERPRINT]
     again = prepare_run_folder(out, fingerprint)  # now it is this run's folder
     assert again.resume and again.latest is None and again.set_aside is None
+
+
+def test_training_run_of_an_export_is_the_one_its_config_names(tmp_path: Path) -> None:
+    """A run.json of an older layout beside checkpoints/export (checkpoints/run.json) must not
+    win over the run that made the export."""
+    from skysense.registry.export_registration import training_run_id
+
+    export = tmp_path / "checkpoints" / "export"
+    export.mkdir(parents=True)
+    (tmp_path / "checkpoints" / "run.json").write_text(json.dumps({"run_id": "old-layout-run"}))
+    assert training_run_id(export, {"mlflow_run_id": "run-that-exported"}) == "run-that-exported"
+    assert training_run_id(export, {"mlflow_run_id": None}) == "old-layout-run"  # untracked export
