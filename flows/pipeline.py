@@ -5,7 +5,8 @@ Each stage is a Prefect task that runs its DVC stage (``dvc repro --single-item 
 chipping fan out over locations as mapped tasks on the configured task runner when out of date
 (see :mod:`flows.fanout`; with DVC, ``dvc commit`` records their outputs). Transient failures (a store or server
 briefly unreachable) are retried; any other failure fails the flow with the stage's own message,
-before anything is registered.
+before anything is registered. One run at a time per project folder: the whole run holds the
+project lock ``.skysense/pipeline.lock`` (:func:`project_lock`).
 
 Run it with ``skysense pipeline run`` (ephemeral Prefect, no server), serve it on a schedule with
 ``skysense pipeline serve --cron``, or deploy it with ``prefect deploy`` (``prefect.yaml``).

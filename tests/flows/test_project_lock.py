@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
-from flow_project import run_cli
+from flow_project import ROOT, run_cli
 
 from flows.pipeline import PROJECT_LOCK, project_lock
 
@@ -35,3 +37,16 @@ def test_pipeline_waits_for_the_lock_within_its_bound(project: Path) -> None:
     output = " ".join((second.stdout + second.stderr).split())
     assert second.returncode == 1, output[-4000:]
     assert "waited 3 s" in output and str(project / PROJECT_LOCK) in output
+
+
+def test_ingest_is_refused_before_it_writes_the_merged_catalog(project: Path) -> None:
+    new = project / "new-scenes.yaml"
+    new.write_text("version: 1\nname: new\nlocations: []\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "MLFLOW_TRACKING_URI")}
+    with project_lock(project):
+        proc = subprocess.run([sys.executable, str(ROOT / "flows" / "ingest.py"), str(new)], cwd=project,
+                              env=env, capture_output=True, text=True, timeout=300, check=False)
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0, output[-3000:]
+    assert "LockHeldError" in output and str(project / PROJECT_LOCK) in output, output[-3000:]
+    assert not (project / "data").exists()  # no merged catalog (data/ingest/catalog.yaml)
