@@ -25,7 +25,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.pipeline import pipeline
+from flows.pipeline import pipeline, project_lock
 from skysense.atomic_files import replace_atomically
 from skysense.config import load_config
 from skysense.data.catalog import load_catalog, save_catalog
@@ -73,6 +73,7 @@ def ingest(
     include_current: bool = True,
     use_dvc: bool | None = None,
     project_root: str = ".",
+    lock_wait_s: float = 0.0,
 ) -> dict[str, Any]:
     """Add the scenes of ``scenes_catalog`` to the working catalog and run the pipeline.
 
@@ -83,12 +84,23 @@ def ingest(
         include_current: keep the locations of the current ``paths.catalog``.
         use_dvc: as in :func:`flows.pipeline.pipeline`.
         project_root: the working folder.
+        lock_wait_s: how long to wait for another run holding the project lock.
 
     Returns:
         The merge result and the pipeline summary.
+
+    Raises:
+        LockHeldError: another run holds the project lock (the catalog was not touched).
     """
-    logger = get_run_logger()
     root = Path(project_root).resolve()
+    with project_lock(root, lock_wait_s):  # the merged catalog is written under it too
+        return _ingest(scenes_catalog, root, params_path, overrides, include_current, use_dvc)
+
+
+def _ingest(scenes_catalog: str, root: Path, params_path: str, overrides: list[str] | None,
+            include_current: bool, use_dvc: bool | None) -> dict[str, Any]:
+    """The body of :func:`ingest`, run while the project lock is held."""
+    logger = get_run_logger()
     params_file = root / params_path
     cfg = load_config(params_file if params_file.exists() else None, overrides)
     current = root / cfg.paths.catalog if include_current else None
@@ -109,6 +121,7 @@ def ingest(
         use_dvc=use_dvc,
         run_sample=not include_current or cfg.paths.catalog.is_relative_to(cfg.paths.sample),
         project_root=str(root),
+        hold_project_lock=False,
     )
     return {"ingest": merged, "pipeline": summary}
 

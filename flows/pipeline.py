@@ -5,7 +5,8 @@ Each stage is a Prefect task that runs its DVC stage (``dvc repro --single-item 
 chipping fan out over locations as mapped tasks on the configured task runner when out of date
 (see :mod:`flows.fanout`; with DVC, ``dvc commit`` records their outputs). Transient failures (a store or server
 briefly unreachable) are retried; any other failure fails the flow with the stage's own message,
-before anything is registered.
+before anything is registered. One run at a time per project folder: the whole run holds the
+project lock ``.skysense/pipeline.lock`` (:func:`project_lock`).
 
 Run it with ``skysense pipeline run`` (ephemeral Prefect, no server), serve it on a schedule with
 ``skysense pipeline serve --cron``, or deploy it with ``prefect deploy`` (``prefect.yaml``).
@@ -13,6 +14,7 @@ Run it with ``skysense pipeline run`` (ephemeral Prefect, no server), serve it o
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import asdict
@@ -32,6 +34,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import fanout, release, reporting, stages, warm
 from skysense.config import SkySenseConfig, apply_overrides, config_from_dict, load_config
+from skysense.file_lock import FileLock
 
 STAGES = ("sample", "validate", "chip", "train", "evaluate")
 
@@ -92,6 +95,23 @@ def write_overrides_to_params(root: Path, params: Path, overrides: list[str]) ->
         write_text_atomic(path, yaml.safe_dump(updated, sort_keys=False))
 
 
+PROJECT_LOCK = Path(".skysense") / "pipeline.lock"
+
+
+def project_lock(root: Path, wait_s: float = 0.0) -> FileLock:
+    """The project lock: one pipeline (or ingest) run at a time in ``root``.
+
+    Held for the whole run: params overrides, every stage (the fan-outs write outside DVC's own
+    repository lock), registration and promotion. A second run waits up to ``wait_s``, then fails
+    with a :class:`~skysense.file_lock.LockHeldError` naming ``root/.skysense/pipeline.lock`` and
+    its holder. The kernel releases it when the holder dies.
+    """
+    from prefect.runtime import flow_run
+
+    run = f" (flow run {flow_run.id})" if flow_run.id else ""
+    return FileLock(root / PROJECT_LOCK, purpose=f"the skysense pipeline in {root}{run}", wait_s=wait_s)
+
+
 def _stage_options(cfg: SkySenseConfig) -> dict[str, Any]:
     return {"retries": cfg.pipeline.retries, "retry_delay_seconds": cfg.pipeline.retry_delay_s}
 
@@ -104,6 +124,8 @@ def pipeline(
     run_sample: bool = True,
     promote: bool = True,
     project_root: str = ".",
+    lock_wait_s: float = 0.0,
+    hold_project_lock: bool = True,
 ) -> dict[str, Any]:
     """Build the dataset, pre-train, evaluate, register and promote the SkySense encoder.
 
@@ -114,16 +136,29 @@ def pipeline(
         run_sample: write the bundled synthetic sample first (off when ingesting real scenes).
         promote: try to promote the new challenger to champion.
         project_root: the working folder (holds ``dvc.yaml`` and ``params.yaml``).
+        lock_wait_s: how long to wait for another run holding the project lock (see
+            :func:`project_lock`); 0 fails at once.
+        hold_project_lock: take the project lock (off only for a caller that holds it, e.g.
+            the ingest flow).
 
     Returns:
         Summary: per-stage reports, registration, promotion, champion and links.
+
+    Raises:
+        LockHeldError: another run holds the project lock (nothing was changed).
     """
+    root = Path(project_root).resolve()
+    with project_lock(root, lock_wait_s) if hold_project_lock else contextlib.nullcontext():
+        # settings read, and overrides written, only under the lock
+        return _run_pipeline(root, Path(params_path), list(overrides or []), use_dvc, run_sample, promote)
+
+
+def _run_pipeline(root: Path, params: Path, overrides: list[str], use_dvc: bool | None,
+                  run_sample: bool, promote: bool) -> dict[str, Any]:
+    """The body of :func:`pipeline`, run while the project lock is held."""
     logger = get_run_logger()
     started = time.perf_counter()
-    root = Path(project_root).resolve()
-    params = Path(params_path)
     params_file = params if params.is_absolute() else root / params
-    overrides = list(overrides or [])
     cfg = load_config(params_file if params_file.exists() else None, overrides)
     dvc = cfg.pipeline.use_dvc if use_dvc is None else use_dvc
     if dvc and params_file.resolve() != (root / "params.yaml").resolve():

@@ -41,7 +41,7 @@ class PathsConfig(Section):
     downstream: Path = Path("data/sample/downstream")
     chips: Path = Path("data/chips")
     validation: Path = Path("reports/validation")
-    checkpoints: Path = Path("checkpoints")
+    checkpoints: Path = Path("checkpoints/deepspeed")
     export: Path = Path("checkpoints/export")
     eval: Path = Path("reports/eval")
     predictions: Path = Path("reports/predictions")

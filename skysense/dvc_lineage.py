@@ -19,7 +19,7 @@ LOCK_FILE = "dvc.lock"
 LINEAGE_PATHS: dict[str, str] = {
     "dvc.sample_md5": "data/sample",
     "dvc.data_md5": "data/chips",
-    "dvc.checkpoint_md5": "checkpoints",
+    "dvc.checkpoint_md5": "checkpoints/deepspeed",
     "dvc.export_md5": "checkpoints/export",
 }
 

@@ -49,12 +49,14 @@ def register(app: typer.Typer) -> None:
         dvc: Annotated[bool | None, typer.Option("--dvc/--no-dvc", help="run stages via dvc repro (default: pipeline.use_dvc)")] = None,
         sample: Annotated[bool, typer.Option("--sample/--no-sample", help="write the bundled synthetic sample first")] = True,
         promote: Annotated[bool, typer.Option("--promote/--no-promote", help="promote the challenger when it passes")] = True,
+        lock_wait: Annotated[float, typer.Option("--lock-wait", min=0.0, help="seconds to wait for another pipeline run in this folder (default: fail at once)")] = 0.0,
         as_json: JsonOpt = False,
     ) -> None:
         """Run sample -> validate -> chip -> train -> evaluate -> register -> promote now.
 
         Prefect runs in its ephemeral mode (no server to start); runs are kept under
-        PREFECT_HOME (default ./.prefect).
+        PREFECT_HOME (default ./.prefect). One run at a time per project folder: a second one
+        waits --lock-wait seconds for .skysense/pipeline.lock, then fails naming its holder.
         """
         cfg = load(params, overrides)  # fail early on a bad params file or override
         from flows import environment
@@ -66,7 +68,8 @@ def register(app: typer.Typer) -> None:
 
         state = pipeline(
             params_path=str(params_file), overrides=list(overrides or []), use_dvc=dvc,
-            run_sample=sample, promote=promote, project_root=".", return_state=True,
+            run_sample=sample, promote=promote, project_root=".", lock_wait_s=lock_wait,
+            return_state=True,
         )
         try:
             summary = state.result(raise_on_failure=True)

@@ -29,15 +29,22 @@ def pip_requirements() -> list[str]:
 
 
 def training_run_id(export_dir: Path, config: dict[str, Any]) -> str | None:
-    """The training run's MLflow id: ``run.json`` beside the export (``OUT/run.json``) or in it,
-    else the export config's ``mlflow_run_id``."""
-    for folder in (export_dir.parent, export_dir):
+    """The training run's MLflow id: the export config's ``mlflow_run_id`` (written by the run
+    that made the export), else ``run.json`` in the export or beside it (``OUT/run.json``).
+
+    The config comes first: the export is its own folder (``checkpoints/export`` beside
+    ``checkpoints/deepspeed``), and a ``run.json`` beside it may be another run's.
+    """
+    recorded = config.get("mlflow_run_id") or config.get("run_id")
+    if recorded:
+        return str(recorded)
+    for folder in (export_dir, export_dir.parent):
         path = folder / "run.json"
         if path.is_file():
             run = json.loads(path.read_text()).get("run_id")
             if run:
                 return str(run)
-    return config.get("mlflow_run_id") or config.get("run_id")
+    return None
 
 
 def read_export(export_dir: str | Path) -> tuple[Path, dict[str, Any]]:

@@ -5,6 +5,8 @@
   ``python -m torch.distributed.run --standalone --nproc_per_node N -m skysense.training.launch``;
   each worker is this module's :func:`main`. ``OMP_NUM_THREADS`` is set to cores / N (torchrun
   would otherwise force 1 thread per process).
+* :func:`train_into_folder` is what ``skysense train`` runs: the checkpoints folder's lock, then
+  resume or a clean start (:mod:`skysense.training.run_folder`), then :func:`run_local`.
 * Under an external launcher (``deepspeed --hostfile``, multi-node ``torchrun``) every rank runs
   ``python -m skysense.training.launch --params P --chips D --out O``; see :func:`multinode_command`.
 """
@@ -15,11 +17,19 @@ import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from skysense.atomic_files import write_text_atomic
 from skysense.config import SkySenseConfig, dump_config, load_config
 from skysense.errors import TrainingError
+from skysense.training.run_folder import (
+    Mode,
+    RunFolderPlan,
+    folder_lock,
+    prepare_run_folder,
+    run_fingerprint,
+)
 
 RESOLVED_PARAMS = "params.resolved.yaml"
 WORKER_EXIT = 3
@@ -35,11 +45,15 @@ def under_launcher() -> bool:
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ and "MASTER_ADDR" in os.environ
 
 
-def worker_command(params: Path, chips: Path | None, out: Path, resume: bool) -> list[str]:
+def worker_command(
+    params: Path, chips: Path | None, out: Path, resume: bool, export: Path | None = None
+) -> list[str]:
     """Arguments after ``python -m skysense.training.launch`` for every rank."""
     args = ["--params", str(params), "--out", str(out)]
     if chips is not None:
         args += ["--chips", str(chips)]
+    if export is not None:
+        args += ["--export", str(export)]
     if resume:
         args.append("--resume")
     return args
@@ -92,9 +106,13 @@ def thread_env(nproc: int) -> dict[str, str]:
 
 
 def run_local(
-    cfg: SkySenseConfig, chips: Path | None, out: Path, *, nproc: int, resume: bool, show_progress: bool = True
+    cfg: SkySenseConfig, chips: Path | None, out: Path, *, nproc: int, resume: bool,
+    show_progress: bool = True, export_dir: Path | None = None, pass_fds: tuple[int, ...] = (),
 ) -> None:
     """Train with ``nproc`` local processes; rank 0's results are under ``out``.
+
+    ``export_dir`` defaults to ``out/export``; ``pass_fds`` are descriptors the torchrun process
+    keeps open (the folder lock, so that it stays held while the workers run).
 
     Raises:
         TrainingError: the run failed (the message of the failing rank, or its exit status).
@@ -104,14 +122,14 @@ def run_local(
     if nproc == 1 or under_launcher():
         from skysense.training.loop import train
 
-        train(cfg, chips, out, resume=resume, show_progress=show_progress)
+        train(cfg, chips, out, resume=resume, show_progress=show_progress, export_dir=export_dir)
         return
     params = out / RESOLVED_PARAMS
     write_text_atomic(params, dump_config(cfg))
-    cmd = torchrun_command(nproc, worker_command(params, chips, out, resume))
+    cmd = torchrun_command(nproc, worker_command(params, chips, out, resume, export_dir))
     for stale in out.glob(FAILURE_GLOB):
         stale.unlink()
-    proc = subprocess.run(cmd, env=thread_env(nproc), check=False)
+    proc = subprocess.run(cmd, env=thread_env(nproc), check=False, pass_fds=pass_fds)
     if proc.returncode != 0:
         reports = sorted(out.glob(FAILURE_GLOB))
         if reports:
@@ -120,8 +138,40 @@ def run_local(
             detail = "a rank died without a message (killed, out of memory or crashed; see its log above)"
         raise TrainingError(
             f"{nproc}-process training exited with status {proc.returncode}: {detail}. The last good "
-            f"checkpoint in {out} is kept; fix the cause and rerun with --resume"
+            f"checkpoint in {out} is kept; fix the cause and rerun (it resumes from there)"
         )
+
+
+def train_into_folder(
+    cfg: SkySenseConfig, chips: Path | None, out: Path, *, nproc: int, mode: Mode = "auto",
+    export_dir: Path | None = None, lock_wait_s: float = 0.0, show_progress: bool = True,
+    on_plan: Callable[[RunFolderPlan], None] | None = None,
+) -> RunFolderPlan:
+    """Train into the checkpoints folder ``out`` as its only writer, resuming a matching run.
+
+    Holds ``out``'s lock for the whole run, then resumes from ``out/latest`` when the folder's
+    fingerprint matches this run's settings and chips, or sets the folder aside and starts clean
+    (see :mod:`skysense.training.run_folder`; ``mode`` as in
+    :func:`~skysense.training.run_folder.prepare_run_folder`).
+
+    Args:
+        on_plan: called with the decision before training starts (to tell the user).
+
+    Raises:
+        LockHeldError: another run holds ``out`` for longer than ``lock_wait_s``.
+        TrainingError: the run failed, or ``mode="resume"`` and the folder is another run's.
+    """
+    from skysense.training.engine import resolve_runtime
+
+    out = Path(out)
+    with folder_lock(out, lock_wait_s) as lock:
+        fingerprint = run_fingerprint(cfg, chips, resolve_runtime(cfg.train), world_size=nproc)
+        plan = prepare_run_folder(out, fingerprint, mode)
+        if on_plan is not None:
+            on_plan(plan)
+        run_local(cfg, chips, out, nproc=nproc, resume=plan.resume, show_progress=show_progress,
+                  export_dir=export_dir, pass_fds=(lock.fileno(),))
+    return plan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     parser.add_argument("--chips", type=Path, default=None)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--export", type=Path, default=None)
     parser.add_argument("--resume", action="store_true")
     # The deepspeed launcher appends --local_rank=N (LOCAL_RANK is in the environment too).
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
@@ -140,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.params, args.overrides)
     rank = os.environ.get("RANK", "0")
     try:
-        train(cfg, args.chips, args.out, resume=args.resume, show_progress=rank == "0")
+        train(cfg, args.chips, args.out, resume=args.resume, show_progress=rank == "0",
+              export_dir=args.export)
     except TrainingError as exc:
         sys.stderr.write(f"rank {rank}: TrainingError: {exc}\n")
         (args.out / f"failed-rank{rank}.txt").write_text(str(exc))

@@ -10,6 +10,7 @@ checkpoint stays the ``latest`` one.
 from __future__ import annotations
 
 import csv
+import os
 import random
 import time
 from collections.abc import Callable
@@ -143,6 +144,7 @@ def train(
     collate: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
     on_step: StepCallback | None = None,
     export: bool = True,
+    export_dir: Path | None = None,
     track: bool = True,
     show_progress: bool = True,
 ) -> TrainResult:
@@ -157,7 +159,8 @@ def train(
         dataset: indexable samples; default the ``pretrain`` split of ``chips_dir``.
         collate: batch builder; default ``skysense.data.dataset.collate_samples``.
         on_step: called on every rank after each optimizer step with ``(step, metrics)``.
-        export: write ``out_dir/export`` (safetensors + config.json) at the end.
+        export: write the export (safetensors + config.json) at the end.
+        export_dir: where the export goes (default ``out_dir/export``).
         track: log to MLflow from rank 0.
         show_progress: rank 0 shows a progress bar.
 
@@ -197,6 +200,8 @@ def train(
         if state is not None:
             stream.load_state_dict(state["stream"])
             start_step = int(state["step"])
+        if rank == 0:
+            _trim_log(out_dir / "train_log.csv", start_step)
     feeder = EpochShardStream(len(dataset), rank, world_size, tcfg.micro_batch, tcfg.seed)
     feeder.load_state_dict(stream.state_dict())  # reads ahead with workers; `stream` = used
     batches = batch_iterator(feeder, dataset, collate, tcfg.num_workers, seed=tcfg.seed + rank)
@@ -259,11 +264,11 @@ def train(
                 if on_step is not None:
                     on_step(step, metrics)
                 if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
-                    result.checkpoint = _save(engine, out_dir, step, stream, world_size, tcfg.keep_checkpoints)
-                    last_saved = step
-                    if rank == 0:
+                    if rank == 0:  # before the checkpoint: a resume drops rows past `latest`
                         _append_log(out_dir / "train_log.csv", log_rows)
                     log_rows = []
+                    result.checkpoint = _save(engine, out_dir, step, stream, world_size, tcfg.keep_checkpoints)
+                    last_saved = step
     except TrainingError:
         if tracker is not None:
             tracker.finish("FAILED")
@@ -287,9 +292,9 @@ def train(
         ) from exc
     result.steps = step
     if last_saved != step:
-        result.checkpoint = _save(engine, out_dir, step, stream, world_size, tcfg.keep_checkpoints)
         if rank == 0:
             _append_log(out_dir / "train_log.csv", log_rows)
+        result.checkpoint = _save(engine, out_dir, step, stream, world_size, tcfg.keep_checkpoints)
     if result.checkpoint is None:
         tag = checkpoints.read_latest(out_dir)
         result.checkpoint = out_dir / tag if tag else None
@@ -298,7 +303,7 @@ def train(
 
         result.export_dir = export_checkpoint(
             result.checkpoint,
-            out_dir / "export",
+            Path(export_dir) if export_dir is not None else out_dir / "export",
             pretrainer=engine.module,
             cfg=cfg,
             chips_dir=chips_dir,
@@ -326,9 +331,11 @@ def _save(engine: Any, out_dir: Path, step: int, stream: EpochShardStream, world
 
 
 def _append_log(path: Path, rows: list[dict[str, float]]) -> None:
-    """Append per-step metrics to ``train_log.csv`` (the DVC plot) at each checkpoint.
+    """Append per-step metrics to ``train_log.csv`` (the DVC plot) at each checkpoint, just
+    before it is saved.
 
-    Rows after the last checkpoint of a killed run are not written; the resumed run redoes them.
+    Rows after the last checkpoint of a killed run are dropped on resume (:func:`_trim_log`);
+    the resumed run redoes those steps and writes them again.
     """
     if not rows:
         return
@@ -339,3 +346,22 @@ def _append_log(path: Path, rows: list[dict[str, float]]) -> None:
         if new:
             writer.writeheader()
         writer.writerows(rows)
+
+
+def _trim_log(path: Path, last_step: int) -> None:
+    """Drop the rows of ``train_log.csv`` after ``last_step`` (the checkpoint a run resumes
+    from), so that every step appears once; rewritten atomically."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    header, body = rows[0], rows[1:]
+    kept = [row for row in body if row and float(row[0]) <= last_step]
+    if len(kept) == len(body):
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        csv.writer(fh).writerows([header, *kept])
+    os.replace(tmp, path)

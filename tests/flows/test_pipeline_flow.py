@@ -63,7 +63,7 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
     client = MlflowClient(tracking_uri=one["tracking_uri"], registry_uri=one["tracking_uri"])
     mv = client.get_model_version("skysense-encoder", "1")
     assert mv.tags["dvc.data_md5"] == data_md5
-    assert mv.tags["dvc.checkpoint_md5"] == dvc_md5("checkpoints", project)
+    assert mv.tags["dvc.checkpoint_md5"] == dvc_md5("checkpoints/deepspeed", project)
     assert client.get_run(mv.run_id).data.tags["dvc.data_md5"] == data_md5
     assert "champion" in mv.aliases and "challenger" in mv.aliases
     history = json.loads(client.get_registered_model("skysense-encoder").tags["promotion.history"]) \
