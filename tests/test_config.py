@@ -116,7 +116,7 @@ def test_params_file_cut_after_600_bytes_is_an_error_naming_the_line(tmp_path: P
     cut = tmp_path / "params.yaml"
     cut.write_bytes(whole[:600])
     line = whole[:600].count(b"\n") + 1
-    with pytest.raises(ConfigError, match=rf"{cut}: ends in the middle of line {line} "):
+    with pytest.raises(ConfigError, match=rf"{cut}: (ends in the middle of line|not valid YAML at line) {line}\b"):
         load_config(cut)
 
 

@@ -48,7 +48,7 @@ def test_overrides_refuse_a_cut_short_params_file_and_complete_a_missing_one(tmp
     params = tmp_path / "params.yaml"
     cut = (ROOT / "params.yaml").read_bytes()[:600]
     params.write_bytes(cut)
-    with pytest.raises(ConfigError, match="ends in the middle of line"):
+    with pytest.raises(ConfigError, match="cut short|ends in the middle of line"):
         write_overrides_to_params(tmp_path, Path("params.yaml"), ["train.steps=3"])
     assert params.read_bytes() == cut  # not "repaired" into a file of defaults
 
