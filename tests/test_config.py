@@ -139,7 +139,8 @@ def test_no_prefix_of_params_yaml_loads_before_its_last_section(tmp_path: Path) 
     last_section = whole.rindex(b"\npipeline:") + 1
     cut = tmp_path / "params.yaml"
     ends = {i + 1 for i, b in enumerate(whole) if b == ord("\n")}
-    offsets = sorted({*range(1, len(whole) - 1, 37), *(e for e in ends if e <= last_section)})
+    mid_line = (n for n in range(1, len(whole) - 1, 37) if n not in ends or n <= last_section)
+    offsets = sorted({*mid_line, *(e for e in ends if e <= last_section)})
     for n in offsets:
         cut.write_bytes(whole[:n])
         with pytest.raises(ConfigError):
