@@ -52,8 +52,10 @@ def scenes_from_catalog(path: str | Path) -> list[dict[str, Any]]:
 
 @task(name="predict-scene", task_run_name="predict-{scene[id]}", persist_result=True,
       cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def predict_one(scene: dict[str, Any], embed: Any, out_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Embed one scene window by window and write ``<out_dir>/<id>.tif``."""
+def predict_one(scene: dict[str, Any], embed: Any, out_dir: str, settings: dict[str, Any],
+                access: Any = None) -> dict[str, Any]:
+    """Embed one scene window by window and write ``<out_dir>/<id>.tif`` (rasters opened under
+    the raster access policy ``access``)."""
     from skysense.inference.predict import predict_scene
     from skysense.inference.scene import Scene, parse_dated
 
@@ -62,6 +64,7 @@ def predict_one(scene: dict[str, Any], embed: Any, out_dir: str, settings: dict[
         s1=[parse_dated(v) for v in scene.get("s1", [])] or None,
         hr=Path(scene["hr"]) if scene.get("hr") else None,
         dem=Path(scene["dem"]) if scene.get("dem") else None,
+        access=access,
     )
     try:
         summary = predict_scene(opened, embed, Path(out_dir) / f"{scene['id']}.tif", progress=False, **settings)
@@ -96,6 +99,7 @@ def predict(
     """
     import mlflow
 
+    from skysense.data.raster_access import RasterAccessPolicy
     from skysense.inference.predict import pyfunc_embedder
 
     logger = get_run_logger()
@@ -116,7 +120,8 @@ def predict(
     settings = {"window": p.window, "overlap": p.overlap, "batch_size": p.batch_size,
                 "output_dtype": p.output_dtype}
     futures = predict_one.map(todo, embed=unmapped(embed), out_dir=unmapped(str(out)),
-                              settings=unmapped(settings))
+                              settings=unmapped(settings),
+                              access=unmapped(RasterAccessPolicy.from_config(cfg.data)))
     results = [f.result() for f in futures]
     create_table_artifact(key="predictions", table=results, description=f"Predictions of {model}")
     logger.info("wrote %d prediction(s) to %s with %s", len(results), out, model)
