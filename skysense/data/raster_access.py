@@ -205,7 +205,10 @@ def sniff_driver(path: str | Path) -> str:
             "(gdal_translate in.vrt out.tif) and list the GeoTIFF"
         )
     if all(32 <= c < 127 or c in (9, 10, 13) for c in head):
-        raise RasterReadError(f"{p}: is a text file, not a raster ({_size_text(st.st_size)}); {fix}")
+        raise RasterReadError(
+            f"{p}: is a text file, not a raster (not recognized as GeoTIFF or JPEG 2000; "
+            f"{_size_text(st.st_size)}); {fix}"
+        )
     raise RasterReadError(
         f"{p}: is not a GeoTIFF or JPEG 2000 file ({_size_text(st.st_size)}, no TIFF/JP2 signature "
         f"in its first bytes), or is corrupt; {fix}"
