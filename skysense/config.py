@@ -97,7 +97,7 @@ class DataConfig(Section):
     sample: SampleConfig = SampleConfig()
     chip: ChipConfig = ChipConfig()
     max_raster_pixels: int = Field(2**31, ge=1, description="most pixels (width x height) of one input raster")
-    max_raster_bands: int = Field(64, ge=1, description="most bands of one input raster")
+    max_raster_bands: int = Field(1024, ge=1, description="most bands of one input raster")
     remote: RemoteReadConfig = RemoteReadConfig()
 
 

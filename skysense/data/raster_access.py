@@ -24,7 +24,7 @@ input is opened by :func:`open_dataset`, which applies one policy:
 
 Library calls take an explicit :class:`RasterAccessPolicy`; without one they use the process's
 policy, set from ``params.yaml`` by :func:`configure` (every ``skysense`` command does), else the
-defaults (local files only, 2^31 pixels, 64 bands).
+defaults (local files only, 2^31 pixels, 1024 bands).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import rasterio
 
 DEFAULT_MAX_PIXELS = 2**31  # a 46341 px square HR orthophoto; a Sentinel-2 tile is 10980^2 = 1.2e8
-DEFAULT_MAX_BANDS = 64
+DEFAULT_MAX_BANDS = 1024  # date-major stacks (80 for 8 S2 dates), hyperspectral (~240)
 SNIFF_BYTES = 16
 OPEN_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 
@@ -152,9 +152,10 @@ def gdal_name(path: str | Path, policy: RasterAccessPolicy | None = None) -> str
         )
     if not _host_allowed(url, policy.allowed_hosts):
         parts = urlsplit(url)
+        host = (parts.hostname or "?") + (f":{parts.port}" if parts.port else "")
         allowed = ", ".join(policy.allowed_hosts) or "none"
         raise RasterAccessError(
-            f"{shown}: a URL ({parts.scheme}://{parts.hostname or '?'}/...); remote reads are off "
+            f"{shown}: a URL ({parts.scheme}://{host}/...); remote reads are off "
             f"for this host (allowed: {allowed}); download the file and list its local path, or "
             f"add the host to {_SETTING} in params.yaml (http/https only)"
         )

@@ -4,7 +4,8 @@ A profile row holds what the expectations judge: georeferencing (CRS, projected 
 metres, footprint), layout (size, bands, dtype, nodata), content (valid-pixel fraction, NaN
 fraction, per-band min/max/mean in physical units, cloud fraction of masks and SCL layers) and
 the acquisition date. Reads use ``out_shape`` so GDAL serves them from (internal) overviews when
-a file has them; a file of at most ``max_px`` pixels a side is read whole. A file that cannot be
+a file has them; a file of at most ``max_px`` pixels a side is read whole (one of more than 32
+bands is read coarser: a read holds at most 32 x ``max_px``^2 samples). A file that cannot be
 read becomes a row with ``read_error`` set instead of an exception: one bad file never stops a run.
 
 Files are opened under the raster access policy (:mod:`skysense.data.raster_access`): a file the
@@ -41,6 +42,7 @@ from skysense.validation.inventory import RasterItem
 
 _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON_EQUATOR = 111_320.0
+_PROFILE_BANDS = 32  # a file of more bands is read coarser than max_profile_px (same sample count)
 
 
 def _empty_row(item: RasterItem) -> dict[str, Any]:
@@ -133,7 +135,10 @@ def _to_physical(values: np.ndarray, dtype: str, rule: SensorRule | None, units:
 def _read_stats(src: Any, row: dict[str, Any], item: RasterItem, cfg: ValidationConfig) -> None:
     """Read a decimated window and fill the content columns of ``row``."""
     rule = cfg.sensors.get(item.modality) if item.role == "data" else None
-    factor = max(1, math.ceil(max(src.width, src.height) / cfg.max_profile_px))
+    side = max(src.width, src.height)
+    # beyond _PROFILE_BANDS bands the read gets coarser, so its samples (memory) stay bounded
+    spread = math.sqrt(max(1.0, src.count / _PROFILE_BANDS))
+    factor = max(1, math.ceil(side * spread / cfg.max_profile_px))
     shape = (src.count, math.ceil(src.height / factor), math.ceil(src.width / factor))
     data = src.read(out_shape=shape, resampling=Resampling.nearest)
     row["read_shape"] = f"{shape[1]}x{shape[2]}"

@@ -2,7 +2,7 @@
 
 One catalog, validated once: a good location whose extra Sentinel-2 acquisitions are a VRT with a
 raw band on a secrets file, a VRT with a ``/vsicurl/`` source, a ``/vsicurl/`` URL, a text file
-holding a password, a sparse GeoTIFF claiming 10^6 x 10^6 pixels, a 65-band raster and a GeoTIFF
+holding a password, a sparse GeoTIFF claiming 10^6 x 10^6 pixels, a 1025-band raster and a GeoTIFF
 naming a VRT as its overview file. The HTTP server on 127.0.0.1 must see no request; no output of
 the gate may hold the password.
 """
@@ -39,7 +39,7 @@ HOSTILE = {  # acquisition index in s2 -> (what, the check that must quarantine 
     5: ("vsicurl URL", "raster_access"),
     6: ("text file with a password", "readable"),
     7: ("10^12-pixel sparse GeoTIFF", "raster_size"),
-    8: ("65 bands", "raster_size"),
+    8: ("1025 bands", "raster_size"),
     9: ("external OVERVIEW_FILE", "raster_access"),
 }
 
@@ -63,7 +63,7 @@ def hostile_run(tmp_path_factory) -> tuple[ValidationReport, Path, RequestLog]:
         curl_vrt(r / "curl.vrt", f"{server.url}/x.tif")
         secret_file(r / "notes.tif", repeat=3)
         huge_sparse_tif(r / "huge.tif", count=10)
-        write_tif(r / "many.tif", np.ones((65, 4, 4), "uint16"), nodata=0)
+        write_tif(r / "many.tif", np.ones((1025, 2, 2), "uint16"), nodata=0)
         tif_with_overview_file(r / "ovr.tif", raw_band_vrt(root / "private" / "evil.vrt", secrets, size=32))
         files = ["rasters/raw.vrt", "rasters/curl.vrt", f"/vsicurl/{server.url}/y.tif",
                  "rasters/notes.tif", "rasters/huge.tif", "rasters/many.tif", "rasters/ovr.tif"]
@@ -96,7 +96,7 @@ def test_hostile_items_are_quarantined_with_the_reason(hostile_run):
     assert "OVERVIEW_FILE" in obs["alpha/s2/9/data"]["raster_access"]["access_error"]
     assert obs["alpha/s2/7/data"]["raster_size"]["pixel_count"] == 10**12
     assert obs["alpha/s2/7/data"]["raster_size"]["max_pixels"] == 2**31
-    assert obs["alpha/s2/8/data"]["raster_size"] == {"band_count": 65, "max_bands": 64}
+    assert obs["alpha/s2/8/data"]["raster_size"] == {"band_count": 1025, "max_bands": 1024}
     assert "data.max_raster_pixels" in q.loc["alpha/s2/7/data", "reason"]
 
 
