@@ -120,6 +120,9 @@ def infer_band_names(ds: rasterio.DatasetReader, spec: SensorSpec, names: Sequen
     )
 
 
+_MASK_BLOCK = 1024  # px a side of one block of an internal mask copied for warping (1 MB)
+
+
 @dataclass
 class _Layer:
     """One open source file warped onto the target grid, and the output bands it feeds."""
@@ -272,14 +275,20 @@ class AcquisitionReader:
         """The file's internal (per-dataset) mask as an in-memory raster warped with nearest.
 
         GDAL's warper does not carry a source's internal mask band into a warped VRT's mask, so
-        the mask is warped on its own (0 = masked or outside the file).
+        the mask is warped on its own (0 = masked or outside the file). It is copied in blocks
+        of at most ``_MASK_BLOCK`` px a side into a tiled, compressed in-memory file, so memory
+        follows the mask's content, not the raster's size.
         """
         memfile = MemoryFile()
-        profile = dict(driver="GTiff", width=ds.width, height=ds.height, count=1, dtype="uint8")
+        profile = dict(driver="GTiff", width=ds.width, height=ds.height, count=1, dtype="uint8",
+                       tiled=True, blockxsize=256, blockysize=256, compress="deflate")
         if ds.crs is not None:
             profile.update(crs=ds.crs, transform=ds.transform)
         with memfile.open(**profile) as tmp:
-            tmp.write((ds.dataset_mask() > 0).astype(np.uint8), 1)
+            for r0 in range(0, ds.height, _MASK_BLOCK):
+                for c0 in range(0, ds.width, _MASK_BLOCK):
+                    win = Window(c0, r0, min(_MASK_BLOCK, ds.width - c0), min(_MASK_BLOCK, ds.height - r0))
+                    tmp.write((ds.dataset_mask(window=win) > 0).astype(np.uint8), 1, window=win)
             if ds.crs is None:
                 tmp.gcps = ds.gcps
         mds = memfile.open()
