@@ -29,6 +29,7 @@ defaults (local files only, 2^31 pixels, 1024 bands).
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 from dataclasses import dataclass
@@ -258,6 +259,7 @@ def open_dataset(
     if name.startswith("/vsicurl/"):
         driver = "JP2OpenJPEG" if name.lower().endswith((".jp2", ".j2k")) else "GTiff"
     else:
+        name = os.path.abspath(name)  # never a driver prefix GDAL would parse (GTIFF_DIR:1:...)
         driver = sniff_driver(name)
     try:
         with rasterio.Env(**OPEN_OPTIONS):
