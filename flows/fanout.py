@@ -56,12 +56,13 @@ def runner_description(cfg: SkySenseConfig) -> str:
 
 @task(name="profile-location", task_run_name="profile-{location_id}", persist_result=True,
       cache_policy=NO_CACHE)
-def profile_location_task(location_id: str, catalog_path: str, settings: Any) -> Any:
-    """Profile the rasters of one location (rasterio only); returns its ``LocationProfiles``."""
+def profile_location_task(location_id: str, catalog_path: str, settings: Any, access: Any = None) -> Any:
+    """Profile the rasters of one location (rasterio only, under the raster access policy
+    ``access``); returns its ``LocationProfiles``."""
     from skysense.validation.per_location import load_catalog_for_validation, profile_location
 
     catalog, date_issues = load_catalog_for_validation(catalog_path)
-    return profile_location(catalog, location_id, settings, date_issues)
+    return profile_location(catalog, location_id, settings, date_issues, access)
 
 
 @task(name="validate", task_run_name="validate", persist_result=True, cache_policy=NO_CACHE)
@@ -106,10 +107,12 @@ def validate_fanout(catalog_path: str, out_dir: str, cfg_json: dict[str, Any],
         The ``validation.json`` summary.
     """
     from skysense.config import config_from_dict
+    from skysense.data.raster_access import RasterAccessPolicy
 
-    settings = config_from_dict(cfg_json).validation
+    cfg = config_from_dict(cfg_json)
+    settings, access = cfg.validation, RasterAccessPolicy.from_config(cfg.data)
     ids = _location_ids(catalog_path)
-    futures = profile_location_task.map(ids, unmapped(catalog_path), unmapped(settings))
+    futures = profile_location_task.map(ids, unmapped(catalog_path), unmapped(settings), unmapped(access))
     profiles = [f.result() for f in futures]
     return judge_task(catalog_path, profiles, out_dir, settings, today)
 

@@ -63,8 +63,10 @@ def scene_inputs(scene: dict[str, Any]) -> list[Path]:
 
 @task(name="predict-scene", task_run_name="predict-{scene[id]}", persist_result=True,
       cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def predict_one(scene: dict[str, Any], embed: Any, output: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Embed one scene window by window and write ``output`` (its checked ``<out_dir>/<id>.tif``)."""
+def predict_one(scene: dict[str, Any], embed: Any, output: str, settings: dict[str, Any],
+                access: Any = None) -> dict[str, Any]:
+    """Embed one scene window by window and write ``output`` (its checked ``<out_dir>/<id>.tif``;
+    rasters opened under the raster access policy ``access``)."""
     from skysense.inference.predict import predict_scene
     from skysense.inference.scene import Scene, parse_dated
 
@@ -73,6 +75,7 @@ def predict_one(scene: dict[str, Any], embed: Any, output: str, settings: dict[s
         s1=[parse_dated(v) for v in scene.get("s1", [])] or None,
         hr=Path(scene["hr"]) if scene.get("hr") else None,
         dem=Path(scene["dem"]) if scene.get("dem") else None,
+        access=access,
     )
     try:
         summary = predict_scene(opened, embed, Path(output), progress=False, **settings)
@@ -111,6 +114,7 @@ def predict(
     """
     import mlflow
 
+    from skysense.data.raster_access import RasterAccessPolicy
     from skysense.inference.outputs import prediction_outputs
     from skysense.inference.predict import pyfunc_embedder
 
@@ -134,7 +138,8 @@ def predict(
                 "output_dtype": p.output_dtype}
     futures = predict_one.map(todo, embed=unmapped(embed),
                               output=[str(outputs[s["id"]]) for s in todo],
-                              settings=unmapped(settings))
+                              settings=unmapped(settings),
+                              access=unmapped(RasterAccessPolicy.from_config(cfg.data)))
     results = [f.result() for f in futures]
     create_table_artifact(key="predictions", table=results, description=f"Predictions of {model}")
     logger.info("wrote %d prediction(s) to %s with %s", len(results), out, model)

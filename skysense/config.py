@@ -84,6 +84,13 @@ class ChipConfig(Section):
         "them); default: a failed location fails the command (--allow-partial)")
 
 
+class RemoteReadConfig(Section):
+    """Remote raster reads (off unless hosts are named; see skysense.data.raster_access)."""
+
+    allowed_hosts: list[str] = Field([], description="hosts (name or name:port) whose http(s) URLs "
+                                     "catalogs and scene lists may name; empty = local files only")
+
+
 class DataConfig(Section):
     """Data layer settings."""
 
@@ -95,6 +102,9 @@ class DataConfig(Section):
     max_dates: dict[str, int] = {"s2": 8, "s1": 6}
     sample: SampleConfig = SampleConfig()
     chip: ChipConfig = ChipConfig()
+    max_raster_pixels: int = Field(2**31, ge=1, description="most pixels (width x height) of one input raster")
+    max_raster_bands: int = Field(1024, ge=1, description="most bands of one input raster")
+    remote: RemoteReadConfig = RemoteReadConfig()
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,13 +30,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def load(params: Path | None, overrides: list[str] | None):
-    """Resolved configuration, or a clean exit with the config error."""
+    """Resolved configuration (also the process's raster access policy), or a clean exit."""
     from skysense.config import ConfigError, load_config
+    from skysense.data.raster_access import configure
 
     try:
-        return load_config(params, overrides)
+        cfg = load_config(params, overrides)
     except ConfigError as exc:
         fail(str(exc))
+    configure(cfg.data)  # every raster this command opens follows data.max_raster_*, data.remote
+    return cfg
 
 
 def fail(message: str | BaseException, code: int | None = None) -> None:

@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
         accepted_catalog.yaml, a GX project (gx/) and Data Docs (data_docs/) in --out. Originals are never modified. Exits non-zero when fewer than
         validation.min_accepted locations pass or the catalog is unusable.
         """
+        from skysense.data.raster_access import RasterAccessPolicy
         from skysense.errors import ValidationFailed
         from skysense.validation.gate import validate_catalog
 
@@ -74,7 +75,8 @@ def register(app: typer.Typer) -> None:
         target = out_dir or cfg.paths.validation
         try:
             with console.status("profiling and validating rasters"):
-                report = validate_catalog(catalog_path, target, cfg.validation, chips_dir=chips)
+                report = validate_catalog(catalog_path, target, cfg.validation, chips_dir=chips,
+                                          access=RasterAccessPolicy.from_config(cfg.data))
         except ValidationFailed as exc:
             report = getattr(exc, "report", None)
             if report is not None:

@@ -23,6 +23,7 @@ import numpy as np
 
 from skysense.data.downstream import DownstreamError, SampleList
 from skysense.data.landcover import S2_BANDS
+from skysense.data.raster_access import open_dataset
 from skysense.data.regions import region_id
 
 EUROSAT_BANDS: tuple[str, ...] = (
@@ -52,8 +53,6 @@ def load_eurosat(root: str | Path, assumed_doy: int = 182, n_regions: int = 4096
         Samples with ``s2`` (``1 x 10 x 64 x 64`` reflectance), ``s2_doy``, ``s2_valid``, ``lat``,
         ``lon``, ``region``, ``label`` (int64, index into ``class_names``: sorted folder names).
     """
-    import rasterio
-
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not classes:
@@ -63,7 +62,7 @@ def load_eurosat(root: str | Path, assumed_doy: int = 182, n_regions: int = 4096
     samples: list[dict[str, Any]] = []
     for label, name in enumerate(classes):
         for f in sorted((root / name).glob("*.tif")):
-            with rasterio.open(f) as src:
+            with open_dataset(f) as src:
                 if src.count != len(EUROSAT_BANDS):
                     raise DownstreamError(f"{f}: {src.count} bands, EuroSAT-MS has 13 (B01..B12, B8A); "
                                           "use the multispectral (MS) release, not RGB")
@@ -79,11 +78,10 @@ def load_eurosat(root: str | Path, assumed_doy: int = 182, n_regions: int = 4096
 
 def _read_on_grid(path: Path, ref) -> np.ndarray:
     """Read a single-band raster resampled (bilinear) onto the grid of the open dataset ``ref``."""
-    import rasterio
     from rasterio.enums import Resampling
     from rasterio.vrt import WarpedVRT
 
-    with rasterio.open(path) as src:
+    with open_dataset(path) as src:
         if (src.crs, src.transform, src.shape) == (ref.crs, ref.transform, ref.shape):
             return src.read(1)
         with WarpedVRT(src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height,
@@ -109,8 +107,6 @@ def load_bigearthnet(root: str | Path, n_regions: int = 4096) -> SampleList:
     Raises:
         DownstreamError: no patch under ``root``, or a patch lacks a band or its labels.
     """
-    import rasterio
-
     root = Path(root)
     metas = sorted(root.rglob("*_labels_metadata.json")) if root.is_dir() else []
     s2_dirs: dict[str, Path] = {}
@@ -128,7 +124,7 @@ def load_bigearthnet(root: str | Path, n_regions: int = 4096) -> SampleList:
     for name, folder in sorted(s2_dirs.items()):
         meta = json.loads((folder / f"{name}_labels_metadata.json").read_text())
         ref_path = folder / f"{name}_B02.tif"
-        with rasterio.open(ref_path) as ref:
+        with open_dataset(ref_path) as ref:
             bands = []
             for b in S2_BANDS:
                 f = folder / f"{name}_{b}.tif"

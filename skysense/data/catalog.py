@@ -39,9 +39,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from skysense.output_paths import is_safe_id, unsafe_id_message
-
 from skysense.atomic_files import write_text_atomic
+from skysense.output_paths import is_safe_id, unsafe_id_message
 
 MODALITIES = ("hr", "s2", "s1", "dem")
 

@@ -1,9 +1,10 @@
 """Chipping: catalog locations -> aligned multi-modal time-series chips in a few large shards.
 
 Per location (:func:`chip_location`): the location's grid is derived (UTM, 10 m), every
-acquisition is opened once (read directly when aligned with the grid, else through a
-WarpedVRT), the grid is read in strips of chip rows (bounded
-memory) and chips are cut in memory. Each location writes its own part (shards + rows) under
+acquisition is opened once under the raster access policy (:mod:`skysense.data.raster_access`;
+read directly when aligned with the grid, else through a WarpedVRT), the grid is read in blocks
+of chip rows and, when one row of chips over the grid's width would not fit the memory budget,
+of chip columns too (memory bounded whatever the raster's width), and chips are cut in memory. Each location writes its own part (shards + rows) under
 ``out_dir/_parts``; :func:`merge_manifests` then concatenates the part shards into a few large
 ``shard-NNNNN.bin`` files (a new generation under new names) and swaps in ``manifest.parquet``
 (columns in docs/interfaces.md) before it removes the old shards, then writes ``summary.json``. :func:`chip_catalog` does both, with locations in a process pool.
@@ -34,6 +35,7 @@ from rasterio.windows import Window
 from skysense.atomic_files import write_text_atomic
 from skysense.data.catalog import Catalog, Location
 from skysense.data.coregistration import SERIES, LocationReader, location_grid
+from skysense.data.raster_access import RasterAccessPolicy, RasterTooLargeError
 from skysense.data.regions import region_id
 from skysense.data.shards import (
     MANIFEST,
@@ -68,6 +70,7 @@ class ChipSettings:
     modalities: tuple[str, ...] = ("hr", "s2", "s1", "dem")
     bands: dict[str, tuple[str, ...]] = field(default_factory=dict)
     max_dates: dict[str, int] = field(default_factory=dict)
+    access: RasterAccessPolicy = field(default_factory=RasterAccessPolicy)
 
     @classmethod
     def from_config(cls, cfg: Any) -> ChipSettings:
@@ -78,7 +81,7 @@ class ChipSettings:
             max_nodata_fraction=c.max_nodata_fraction, shard_bytes=c.shard_size_mb * 2**20,
             workers=c.workers, modalities=tuple(d.modalities),
             bands={"s2": tuple(d.s2_bands), "s1": tuple(d.s1_bands), "hr": tuple(d.hr_bands)},
-            max_dates=dict(d.max_dates),
+            max_dates=dict(d.max_dates), access=RasterAccessPolicy.from_config(d),
         )
 
 
@@ -128,15 +131,28 @@ def _pick_dates(usable: np.ndarray, fractions: np.ndarray, limit: int | None) ->
     return np.sort(np.concatenate([good, rest]))
 
 
-def _strip_rows(grid_w: int, s: ChipSettings, reader: LocationReader) -> int:
-    """Chip rows per strip so that one strip of every modality fits the memory budget."""
+def _block_shape(n_rows: int, n_cols: int, s: ChipSettings, reader: LocationReader) -> tuple[int, int]:
+    """Chip rows and chip columns per block, so that one block of every modality (all its dates,
+    data and mask; HR at ``hr_ratio``^2 pixels per Sentinel pixel) fits ``STRIP_BUDGET_BYTES``.
+
+    Whole rows of chips when one fits; otherwise one row of chips split into column blocks (at
+    least one chip), so a block's memory does not grow with the raster's width.
+    """
     per_px = 0
     for mod, entries in reader.readers.items():
         c = len(s.bands.get(mod, ())) or 10
-        t = len(entries) if mod in SERIES else 1
+        t = len(entries) if mod in SERIES or mod == "hr" else 1  # HR dates are cached per block
         per_px += t * (c * 4 + 1) * (s.hr_ratio**2 if mod == "hr" else 1)
-    row_bytes = per_px * grid_w * s.stride
-    return max(1, int(STRIP_BUDGET_BYTES // max(row_bytes, 1)))
+    per_px = max(per_px, 1)
+
+    def fitting(px_across: int, limit: int) -> int:  # chips whose span fits beside px_across
+        most = (STRIP_BUDGET_BYTES // (per_px * px_across) - s.size) // s.stride + 1
+        return int(min(limit, max(1, most)))
+
+    width = (n_cols - 1) * s.stride + s.size
+    if per_px * width * s.size <= STRIP_BUDGET_BYTES:
+        return fitting(width, n_rows), n_cols
+    return 1, fitting(s.size, n_cols)
 
 
 def chip_location(
@@ -175,7 +191,14 @@ def chip_location(
 def _chip_location_rows(
     location: Location, root: Path, part: Path, s: ChipSettings, result: LocationResult
 ) -> list[dict[str, Any]]:
-    grid = location_grid(location, root, s.gsd_m, s.modalities)
+    grid = location_grid(location, root, s.gsd_m, s.modalities, s.access)
+    if grid.width * grid.height > s.access.max_pixels:
+        raise RasterTooLargeError(
+            f"location {location.id!r}: its {s.gsd_m:g} m grid is {grid.width} x {grid.height} = "
+            f"{grid.width * grid.height:.3g} pixels, more than data.max_raster_pixels "
+            f"({s.access.max_pixels}); split the location into smaller ones or check its files' "
+            "georeferencing"
+        )
     size, stride, r = s.size, s.stride, s.hr_ratio
     n_rows = (grid.height - size) // stride + 1 if grid.height >= size else 0
     n_cols = (grid.width - size) // stride + 1 if grid.width >= size else 0
@@ -188,40 +211,43 @@ def _chip_location_rows(
     valid_px: dict[str, int] = {}
     crs_str = grid.crs.to_string()
     bands = {m: list(b) for m, b in s.bands.items()}
-    with LocationReader(location, root, grid, r, s.modalities, bands) as reader, \
+    with LocationReader(location, root, grid, r, s.modalities, bands, s.access) as reader, \
             ShardWriter(part, "part", s.shard_bytes) as writer:
         mods = reader.modalities
         valid_px = {m: 0 for m in mods}
-        per_strip = _strip_rows(grid.width, s, reader)
+        per_rows, per_cols = _block_shape(n_rows, n_cols, s, reader)
         hr_seen = False
-        for r0 in range(0, n_rows, per_strip):
-            r1 = min(n_rows, r0 + per_strip)
-            win = Window(0, r0 * stride, grid.width, (r1 - 1 - r0) * stride + size)
-            stacks = reader.read(win, [m for m in mods if m != "hr"])
-            for m, st in stacks.items():
-                valid_px[m] += int(st.valid.any(axis=0).sum())
-            hr_cache: dict[int, Any] = {}
-            for cr in range(r0, r1):
-                y = (cr - r0) * stride
-                for cc in range(n_cols):
-                    x = cc * stride
-                    rec = _cut_chip(location, reader, stacks, hr_cache, win, y, x, s, result)
-                    if rec is None:
-                        continue
-                    arrays, attrs, info = rec
-                    sid = f"{location.id}_{cr:04d}_{cc:04d}"
-                    ref = writer.write(sid, arrays, attrs)
-                    minx = grid.x0 + cc * stride * grid.res
-                    maxy = grid.y0 - cr * stride * grid.res
-                    rows.append({
-                        "sample_id": sid, "location": location.id, "split": location.split,
-                        "crs": crs_str, "minx": minx, "miny": maxy - size * grid.res,
-                        "maxx": minx + size * grid.res, "maxy": maxy, "size": size,
-                        **info, "shard": ref.shard, "offset": ref.offset, "nbytes": ref.nbytes,
-                    })
-            if "hr" in mods and "valid_px" in hr_cache:
-                hr_seen = True
-                valid_px["hr"] += sum(hr_cache["valid_px"].values())
+        for r0 in range(0, n_rows, per_rows):
+            r1 = min(n_rows, r0 + per_rows)
+            for c0 in range(0, n_cols, per_cols):
+                c1 = min(n_cols, c0 + per_cols)
+                width = grid.width - c0 * stride if c1 == n_cols else (c1 - 1 - c0) * stride + size
+                win = Window(c0 * stride, r0 * stride, width, (r1 - 1 - r0) * stride + size)
+                stacks = reader.read(win, [m for m in mods if m != "hr"])
+                for m, st in stacks.items():
+                    valid_px[m] += int(st.valid.any(axis=0).sum())
+                hr_cache: dict[int, Any] = {}
+                for cr in range(r0, r1):
+                    y = (cr - r0) * stride
+                    for cc in range(c0, c1):
+                        x = (cc - c0) * stride
+                        rec = _cut_chip(location, reader, stacks, hr_cache, win, y, x, s, result)
+                        if rec is None:
+                            continue
+                        arrays, attrs, info = rec
+                        sid = f"{location.id}_{cr:04d}_{cc:04d}"
+                        ref = writer.write(sid, arrays, attrs)
+                        minx = grid.x0 + cc * stride * grid.res
+                        maxy = grid.y0 - cr * stride * grid.res
+                        rows.append({
+                            "sample_id": sid, "location": location.id, "split": location.split,
+                            "crs": crs_str, "minx": minx, "miny": maxy - size * grid.res,
+                            "maxx": minx + size * grid.res, "maxy": maxy, "size": size,
+                            **info, "shard": ref.shard, "offset": ref.offset, "nbytes": ref.nbytes,
+                        })
+                if "hr" in mods and "valid_px" in hr_cache:
+                    hr_seen = True
+                    valid_px["hr"] += sum(hr_cache["valid_px"].values())
     if "hr" in valid_px and not hr_seen:
         del valid_px["hr"]  # no chip got as far as HR: judged by the Sentinel modalities
     empty = [m for m, n in valid_px.items() if n == 0]

@@ -23,6 +23,7 @@ from rasterio.windows import Window
 
 from skysense.data.catalog import Acquisition, Location, ModalityEntry
 from skysense.data.grid import Grid, utm_crs
+from skysense.data.raster_access import RasterAccessPolicy
 from skysense.data.readers import AcquisitionReader, footprint_lonlat, open_raster
 from skysense.data.sensors import SensorSpec, get_sensor
 from skysense.errors import NoValidDataError
@@ -40,9 +41,10 @@ def _acq_paths(acq: Acquisition, root: Path) -> list[Path]:
     return [p if p.is_absolute() else root / p for p in paths]  # type: ignore[union-attr]
 
 
-def _footprint_in(acq: Acquisition, root: Path, crs: CRS | None) -> tuple[float, float, float, float]:
+def _footprint_in(acq: Acquisition, root: Path, crs: CRS | None,
+                  access: RasterAccessPolicy | None = None) -> tuple[float, float, float, float]:
     """Bounds of an acquisition's first file in ``crs`` (None: degrees WGS84)."""
-    with open_raster(_acq_paths(acq, root)[0]) as ds:
+    with open_raster(_acq_paths(acq, root)[0], access) as ds:
         lonlat = footprint_lonlat(ds)
         if crs is None:
             return lonlat
@@ -70,6 +72,7 @@ def location_grid(
     root: str | Path,
     gsd_m: float = 10.0,
     modalities: Sequence[str] | None = None,
+    access: RasterAccessPolicy | None = None,
 ) -> Grid:
     """The Sentinel grid of a location: UTM zone of the footprint centre, ``gsd_m`` pixels.
 
@@ -85,14 +88,14 @@ def location_grid(
     acqs = {m: location.modalities[m].acquisitions for m in mods if location.modalities[m].acquisitions}
     if not acqs:
         raise NoValidDataError(f"location {location.id!r}: no acquisition in any modality; add some to the catalog")
-    lonlat = _intersect([_union([_footprint_in(a, root, None) for a in al]) for al in acqs.values()])
+    lonlat = _intersect([_union([_footprint_in(a, root, None, access) for a in al]) for al in acqs.values()])
     if lonlat[0] >= lonlat[2] or lonlat[1] >= lonlat[3]:
         raise NoValidDataError(
             f"location {location.id!r}: the footprints of {', '.join(acqs)} do not overlap; "
             "check that every modality's files cover the same place"
         )
     crs = utm_crs((lonlat[0] + lonlat[2]) / 2.0, (lonlat[1] + lonlat[3]) / 2.0)
-    box = _intersect([_union([_footprint_in(a, root, crs) for a in al]) for al in acqs.values()])
+    box = _intersect([_union([_footprint_in(a, root, crs, access) for a in al]) for al in acqs.values()])
     return Grid.from_bounds(crs, box, gsd_m, snap=gsd_m, inward=True)
 
 
@@ -121,6 +124,7 @@ class LocationReader:
         hr_ratio: HR pixels per Sentinel pixel along each axis (32).
         modalities: which modalities to read (default: all the location has).
         bands: output bands per modality (default: the sensors' default bands).
+        access: the raster access policy (default: the process's).
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class LocationReader:
         hr_ratio: int = 32,
         modalities: Sequence[str] | None = None,
         bands: dict[str, Sequence[str]] | None = None,
+        access: RasterAccessPolicy | None = None,
     ) -> None:
         self.location, self.grid, self.hr_ratio = location, grid, hr_ratio
         self.hr_grid = grid.scaled(hr_ratio)
@@ -148,7 +153,7 @@ class LocationReader:
                 for acq in acqs:
                     reader = AcquisitionReader(
                         acq, spec, root, mgrid, bands=(bands or {}).get(mod),
-                        nodata_override=entry.nodata, input_units=entry.input_units,
+                        nodata_override=entry.nodata, input_units=entry.input_units, access=access,
                     )
                     opened.append((acq.date.isoformat() if acq.date else None, reader))
                     self.files.setdefault(mod, []).extend(str(p) for p in acq.paths())
@@ -215,8 +220,9 @@ def read_location(
     hr_ratio: int = 32,
     modalities: Sequence[str] | None = None,
     bands: dict[str, Sequence[str]] | None = None,
+    access: RasterAccessPolicy | None = None,
 ) -> tuple[Grid, dict[str, ModalityStack]]:
     """Read a whole location onto its aligned grids (small locations; chipping reads in strips)."""
-    grid = location_grid(location, root, gsd_m, modalities)
-    with LocationReader(location, root, grid, hr_ratio, modalities, bands) as reader:
+    grid = location_grid(location, root, gsd_m, modalities, access)
+    with LocationReader(location, root, grid, hr_ratio, modalities, bands, access) as reader:
         return grid, reader.read()

@@ -34,6 +34,7 @@ from affine import Affine
 
 from skysense.data import landcover as lc
 from skysense.data.hr_texture import HR_RATIO
+from skysense.data.raster_access import open_dataset
 from skysense.data.regions import region_id
 from skysense.data.synthetic import DEM_NODATA, S1_NODATA, S2_NODATA
 from skysense.errors import SkySenseError
@@ -200,11 +201,9 @@ def _read_series(folder: Path, key: str, n_bands: int) -> tuple[list[dt.date], n
     Reads ``<key>.tif`` (date-major stack, dates in ``acquisition_dates``) or, for chips written
     by earlier versions, one ``<key>/<YYYY-MM-DD>.tif`` per date.
     """
-    import rasterio
-
     stacked = folder / f"{key}.tif"
     if stacked.exists():
-        with rasterio.open(stacked) as src:
+        with open_dataset(stacked) as src:
             data = src.read()
             dates = [dt.date.fromisoformat(d) for d in src.tags().get("acquisition_dates", "").split(",") if d]
             where = (src.bounds, src.crs)
@@ -213,7 +212,7 @@ def _read_series(folder: Path, key: str, n_bands: int) -> tuple[list[dt.date], n
                                   f"acquisition_dates tag (expected {n_bands} per date); rewrite the chip")
         cloud = None
         if (folder / f"{key}_cloud.tif").exists():
-            with rasterio.open(folder / f"{key}_cloud.tif") as src:
+            with open_dataset(folder / f"{key}_cloud.tif") as src:
                 cloud = src.read() == 1
         return dates, data.reshape(len(dates), n_bands, *data.shape[1:]), cloud, where
     files = sorted(f for f in folder.glob(f"{key}/*.tif") if not f.stem.endswith("_cloud"))
@@ -221,12 +220,12 @@ def _read_series(folder: Path, key: str, n_bands: int) -> tuple[list[dt.date], n
         return [], np.zeros((0, n_bands, 0, 0)), None, None
     arrays, clouds = [], []
     for f in files:
-        with rasterio.open(f) as src:
+        with open_dataset(f) as src:
             arrays.append(src.read())
             where = (src.bounds, src.crs)
         cloud_file = f.with_name(f"{f.stem}_cloud.tif")
         if cloud_file.exists():
-            with rasterio.open(cloud_file) as src:
+            with open_dataset(cloud_file) as src:
                 clouds.append(src.read(1) == 1)
         else:
             clouds.append(np.zeros(arrays[-1].shape[1:], dtype=bool))
@@ -245,7 +244,6 @@ def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 40
     chipping does for the pre-training chips, so a downstream chip reaches the encoder exactly as
     the same window of a pre-training shard would.
     """
-    import rasterio
     from rasterio.warp import transform as warp_transform
 
     folder = Path(folder)
@@ -271,15 +269,15 @@ def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 40
         out["s1_doy"] = np.array([_doy(d) for d in s1_dates], dtype=np.int64)
         out["s1_valid"] = (~bad1).reshape(len(s1_dates), -1).mean(axis=1) >= min_valid_fraction
     if (folder / "hr.tif").exists():
-        with rasterio.open(folder / "hr.tif") as src:
+        with open_dataset(folder / "hr.tif") as src:
             out["hr"] = src.read()
-    with rasterio.open(folder / "dem.tif") as src:
+    with open_dataset(folder / "dem.tif") as src:
         out["dem"] = src.read(1, masked=True).filled(np.nan).astype(np.float32)[None]
     xs, ys = warp_transform(crs, "EPSG:4326", [(bounds.left + bounds.right) / 2], [(bounds.bottom + bounds.top) / 2])
     out["lon"], out["lat"] = float(xs[0]), float(ys[0])
     out["region"] = int(region_id(out["lat"], out["lon"], n_regions))
     if (folder / "mask.tif").exists():
-        with rasterio.open(folder / "mask.tif") as src:
+        with open_dataset(folder / "mask.tif") as src:
             out["mask"] = src.read(1).astype(np.int64)
     return out
 

@@ -32,36 +32,24 @@ from rasterio.windows import Window
 from skysense.data.aligned import GridAlignment, grid_alignment, read_aligned
 from skysense.data.catalog import Acquisition
 from skysense.data.grid import Grid
+from skysense.data.raster_access import RasterAccessPolicy, gdal_message, open_dataset
 from skysense.data.sensors import SensorSpec
 from skysense.errors import NoValidDataError, RasterReadError
 
 
-def _describe_unreadable(path: Path, exc: Exception) -> str:
-    head = path.read_bytes()[:64] if path.is_file() else b""
-    if path.is_file() and path.stat().st_size == 0:
-        what = "is empty (0 bytes)"
-    elif head and all(32 <= c < 127 or c in (9, 10, 13) for c in head):
-        what = f"is a text file, not a raster (it starts with {head[:24].decode(errors='replace')!r})"
-    else:
-        what = f"is not a raster GDAL can read, or is corrupt ({exc})"
-    return f"{path}: {what}; replace it with a valid GeoTIFF (re-download or re-export it)"
+def open_raster(path: str | Path, access: RasterAccessPolicy | None = None) -> rasterio.DatasetReader:
+    """Open a raster under the access policy and check it is readable and georeferenced.
 
-
-def open_raster(path: str | Path) -> rasterio.DatasetReader:
-    """Open a raster and check it is readable and georeferenced (CRS or GCPs).
-
-    The last pixel of every band is read as a probe, so a truncated file fails here.
+    The file is opened by :func:`skysense.data.raster_access.open_dataset` (GeoTIFF/JPEG 2000
+    only, no sidecars, no URLs unless allowed, pixel and band limits); then the last pixel of
+    every band is read as a probe, so a truncated file fails here.
 
     Raises:
-        RasterReadError: missing, unreadable, truncated or not georeferenced file.
+        RasterReadError: missing, refused, too large, unreadable, truncated or not georeferenced
+            file (subclasses :class:`RasterAccessError`, :class:`RasterTooLargeError`).
     """
     p = Path(path)
-    if not p.exists():
-        raise RasterReadError(f"{p}: file not found; fix the path in the catalog or restore the file")
-    try:
-        ds = rasterio.open(p)
-    except RasterioError as exc:
-        raise RasterReadError(_describe_unreadable(p, exc)) from None
+    ds = open_dataset(p, access)
     try:
         if ds.crs is None and not ds.gcps[0]:
             raise RasterReadError(
@@ -74,7 +62,7 @@ def open_raster(path: str | Path) -> rasterio.DatasetReader:
             ds.read(1, window=Window(0, 0, 1, 1))
         except RasterioError as exc:
             raise RasterReadError(
-                f"{p}: data cannot be read, the file is truncated or corrupt ({exc}); "
+                f"{p}: data cannot be read, the file is truncated or corrupt ({gdal_message(exc)}); "
                 "re-download or re-export it"
             ) from None
     except BaseException:
@@ -130,6 +118,9 @@ def infer_band_names(ds: rasterio.DatasetReader, spec: SensorSpec, names: Sequen
         f"{ds.name}: has {n} data bands but sensor {spec.name!r} expects {expect}; "
         "list the file's bands with band_names: in the catalog or give one file per band"
     )
+
+
+_MASK_BLOCK = 1024  # px a side of one block of an internal mask copied for warping (1 MB)
 
 
 @dataclass
@@ -188,6 +179,8 @@ class AcquisitionReader:
         resampling: force one resampling for data (default: :func:`choose_resampling`).
         nodata_override: nodata value that wins over the file's and the sensor's.
         input_units: input units that win over the dtype rule (e.g. ``linear`` S1 power).
+        access: the raster access policy (default: the process's, see
+            :mod:`skysense.data.raster_access`).
     """
 
     def __init__(
@@ -200,8 +193,9 @@ class AcquisitionReader:
         resampling: Resampling | None = None,
         nodata_override: float | None = None,
         input_units: str | None = None,
+        access: RasterAccessPolicy | None = None,
     ) -> None:
-        self.spec, self.grid = spec, grid
+        self.spec, self.grid, self.access = spec, grid, access
         self.bands = list(bands or spec.default_bands)
         self.layers: list[_Layer] = []
         self.present = [False] * len(self.bands)
@@ -219,7 +213,7 @@ class AcquisitionReader:
                             f"(bands given: {', '.join(acq.bands)}); add '{name}: path' under bands:"
                         )
                     path = resolve(acq.bands[name])
-                    ds = open_raster(path)
+                    ds = open_raster(path, self.access)
                     if data_band_count(ds) != 1:
                         ds.close()
                         raise RasterReadError(
@@ -229,7 +223,7 @@ class AcquisitionReader:
                     self._add_layer(path, ds, [1], [pos], resampling, nodata_override, input_units)
             else:
                 path = resolve(acq.file)  # type: ignore[arg-type]
-                ds = open_raster(path)
+                ds = open_raster(path, self.access)
                 try:
                     names = infer_band_names(ds, spec, acq.band_names)
                 except RasterReadError:
@@ -250,7 +244,7 @@ class AcquisitionReader:
                 self._add_layer(path, ds, idx, pos, resampling, nodata_override, input_units)
             if acq.mask is not None:
                 mpath = resolve(acq.mask)
-                mds = open_raster(mpath)
+                mds = open_raster(mpath, self.access)
                 malign = grid_alignment(mds, grid)
                 mvrt = None if malign is not None else self._warp(mds, Resampling.nearest, None)[0]
                 self._mask_vrt = (mds, mvrt, malign)
@@ -281,14 +275,20 @@ class AcquisitionReader:
         """The file's internal (per-dataset) mask as an in-memory raster warped with nearest.
 
         GDAL's warper does not carry a source's internal mask band into a warped VRT's mask, so
-        the mask is warped on its own (0 = masked or outside the file).
+        the mask is warped on its own (0 = masked or outside the file). It is copied in blocks
+        of at most ``_MASK_BLOCK`` px a side into a tiled, compressed in-memory file, so memory
+        follows the mask's content, not the raster's size.
         """
         memfile = MemoryFile()
-        profile = dict(driver="GTiff", width=ds.width, height=ds.height, count=1, dtype="uint8")
+        profile = dict(driver="GTiff", width=ds.width, height=ds.height, count=1, dtype="uint8",
+                       tiled=True, blockxsize=256, blockysize=256, compress="deflate")
         if ds.crs is not None:
             profile.update(crs=ds.crs, transform=ds.transform)
         with memfile.open(**profile) as tmp:
-            tmp.write((ds.dataset_mask() > 0).astype(np.uint8), 1)
+            for r0 in range(0, ds.height, _MASK_BLOCK):
+                for c0 in range(0, ds.width, _MASK_BLOCK):
+                    win = Window(c0, r0, min(_MASK_BLOCK, ds.width - c0), min(_MASK_BLOCK, ds.height - r0))
+                    tmp.write((ds.dataset_mask(window=win) > 0).astype(np.uint8), 1, window=win)
             if ds.crs is None:
                 tmp.gcps = ds.gcps
         mds = memfile.open()
@@ -455,13 +455,13 @@ def _has_internal_mask(ds: rasterio.DatasetReader) -> bool:
     return MaskFlags.per_dataset in flags and MaskFlags.alpha not in flags
 
 
-def native_grid(acq: Acquisition, root: Path) -> Grid:
+def native_grid(acq: Acquisition, root: Path, access: RasterAccessPolicy | None = None) -> Grid:
     """The grid of an acquisition's finest file, in its own CRS (GCP rasters: their warp grid)."""
     paths = [acq.file] if acq.file is not None else list((acq.bands or {}).values())
     best: Grid | None = None
     for p in paths:
         path = p if p.is_absolute() else root / p
-        with open_raster(path) as ds:
+        with open_raster(path, access) as ds:
             if ds.crs is None:
                 with WarpedVRT(ds, src_crs=ds.gcps[1], crs=ds.gcps[1]) as v:
                     g = Grid.from_transform(v.crs, v.transform, v.width, v.height)
@@ -482,6 +482,7 @@ def read_acquisition(
     bands: Sequence[str] | None = None,
     resampling: Resampling | None = None,
     require_valid: bool = True,
+    access: RasterAccessPolicy | None = None,
 ) -> ModalityRead:
     """Read one acquisition onto ``grid`` (default: its finest band's own grid), optionally a window.
 
@@ -491,8 +492,8 @@ def read_acquisition(
         NoValidDataError: ``require_valid`` and not one pixel is valid.
     """
     root = Path(root)
-    grid = grid or native_grid(acq, root)
-    with AcquisitionReader(acq, spec, root, grid, bands=bands, resampling=resampling) as reader:
+    grid = grid or native_grid(acq, root, access)
+    with AcquisitionReader(acq, spec, root, grid, bands=bands, resampling=resampling, access=access) as reader:
         out = reader.read(window)
     if require_valid and not out.valid.any():
         files = ", ".join(str(layer) for layer in (acq.paths()))

@@ -4,7 +4,9 @@ Option format: ``--input 2023-05-01=s2_a.tif`` (repeat for a time series; ``--in
 is one date, its day of year taken from the file's ``TIFFTAG_DATETIME`` or mid-year). ``--s1``
 likewise; ``--hr`` and ``--dem`` take one path. The first ``--input`` defines the output grid
 (CRS, transform, size); every other raster is warped onto it on read (HR onto the 32x finer grid).
-Reads are windowed: nothing holds the whole scene.
+Reads are windowed: nothing holds the whole scene. Every raster is opened under the raster access
+policy (:mod:`skysense.data.raster_access`: GeoTIFF/JPEG 2000 only, no URLs unless allowed, pixel
+and band limits).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rasterio.warp import Resampling
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
+from skysense.data.raster_access import RasterAccessPolicy, is_remote, open_dataset
 from skysense.errors import RasterReadError, SkySenseError
 
 HR_RATIO = 32
@@ -58,7 +61,7 @@ def parse_dated(value: str) -> DatedRaster:
             raise PredictInputError(f"{value!r}: {m.group(1)} is not a date; use YYYY-MM-DD=path") from None
         path = m.group(2)
     p = Path(path)
-    if not p.is_file():
+    if not p.is_file() and not is_remote(path):  # a URL is judged by the access policy on open
         raise PredictInputError(f"{p}: no such raster; pass an existing GeoTIFF (DATE=path or path)")
     return DatedRaster(p, when)
 
@@ -80,31 +83,32 @@ class ModalityLayer:
     """One raster of one modality, read window by window onto the reference grid."""
 
     def __init__(self, raster: DatedRaster, modality: str, ref: rasterio.DatasetReader,
-                 scale: int = 1) -> None:
+                 scale: int = 1, access: RasterAccessPolicy | None = None) -> None:
         from skysense.data.sensors import get_sensor
 
         self.raster = raster
         self.modality = modality
         self.sensor = get_sensor({"s2": "sentinel2", "s1": "sentinel1", "hr": "hr", "dem": "dem"}[modality])
+        self.ds = open_dataset(raster.path, access)
         try:
-            self.ds = rasterio.open(raster.path)
-        except rasterio.errors.RasterioIOError as exc:
-            raise RasterReadError(f"{raster.path}: cannot open as a raster ({exc})") from exc
-        self.doy = day_of_year(raster, self.ds)
-        self.dtype = self.ds.dtypes[0]
-        self.nodata = self.ds.nodata if self.ds.nodata is not None else self.sensor.nodata
-        self.bands = self._band_indexes()
-        transform = ref.transform @ Affine.scale(1.0 / scale) if scale != 1 else ref.transform
-        width, height = ref.width * scale, ref.height * scale
-        same = (self.ds.crs == ref.crs and self.ds.transform.almost_equals(transform)
-                and (self.ds.width, self.ds.height) == (width, height))
-        if self.ds.crs is None and not same:
-            raise RasterReadError(f"{raster.path}: has no CRS; georeference it (gdal_edit.py -a_srs)")
-        self.src = self.ds if same else WarpedVRT(
-            self.ds, crs=ref.crs, transform=transform, width=width, height=height,
-            resampling=Resampling.bilinear if self.sensor.continuous else Resampling.nearest,
-            src_nodata=self.nodata, nodata=self.nodata,
-        )
+            self.doy = day_of_year(raster, self.ds)
+            self.dtype = self.ds.dtypes[0]
+            self.nodata = self.ds.nodata if self.ds.nodata is not None else self.sensor.nodata
+            self.bands = self._band_indexes()
+            transform = ref.transform @ Affine.scale(1.0 / scale) if scale != 1 else ref.transform
+            width, height = ref.width * scale, ref.height * scale
+            same = (self.ds.crs == ref.crs and self.ds.transform.almost_equals(transform)
+                    and (self.ds.width, self.ds.height) == (width, height))
+            if self.ds.crs is None and not same:
+                raise RasterReadError(f"{raster.path}: has no CRS; georeference it (gdal_edit.py -a_srs)")
+            self.src = self.ds if same else WarpedVRT(
+                self.ds, crs=ref.crs, transform=transform, width=width, height=height,
+                resampling=Resampling.bilinear if self.sensor.continuous else Resampling.nearest,
+                src_nodata=self.nodata, nodata=self.nodata,
+            )
+        except BaseException:
+            self.ds.close()
+            raise
         self.scale = scale
 
     def _band_indexes(self) -> list[int]:
@@ -150,18 +154,26 @@ class Scene:
     """All inputs of one prediction, on the grid of the first S2 raster."""
 
     def __init__(self, s2: list[DatedRaster], s1: list[DatedRaster] | None = None,
-                 hr: Path | None = None, dem: Path | None = None) -> None:
+                 hr: Path | None = None, dem: Path | None = None,
+                 access: RasterAccessPolicy | None = None) -> None:
         if not s2:
             raise PredictInputError("give at least one Sentinel-2 raster with --input [DATE=]PATH")
-        self.ref = rasterio.open(s2[0].path)
-        if self.ref.crs is None:
-            raise RasterReadError(f"{s2[0].path}: has no CRS; the output grid needs one")
-        self.layers: dict[str, list[ModalityLayer]] = {
-            "s2": [ModalityLayer(r, "s2", self.ref) for r in s2],
-            "s1": [ModalityLayer(r, "s1", self.ref) for r in (s1 or [])],
-            "hr": [ModalityLayer(DatedRaster(hr, None), "hr", self.ref, HR_RATIO)] if hr else [],
-            "dem": [ModalityLayer(DatedRaster(dem, None), "dem", self.ref)] if dem else [],
-        }
+        self.ref = open_dataset(s2[0].path, access)
+        self.layers: dict[str, list[ModalityLayer]] = {"s2": [], "s1": [], "hr": [], "dem": []}
+        try:
+            if self.ref.crs is None:
+                raise RasterReadError(f"{s2[0].path}: has no CRS; the output grid needs one")
+            for r in s2:
+                self.layers["s2"].append(ModalityLayer(r, "s2", self.ref, access=access))
+            for r in s1 or []:
+                self.layers["s1"].append(ModalityLayer(r, "s1", self.ref, access=access))
+            if hr:
+                self.layers["hr"].append(ModalityLayer(DatedRaster(hr, None), "hr", self.ref, HR_RATIO, access))
+            if dem:
+                self.layers["dem"].append(ModalityLayer(DatedRaster(dem, None), "dem", self.ref, access=access))
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def height(self) -> int:

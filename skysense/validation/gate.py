@@ -39,6 +39,7 @@ import pandas as pd
 from skysense.atomic_files import replace_atomically, write_text_atomic
 from skysense.config import ValidationConfig
 from skysense.data.catalog import Catalog, save_catalog
+from skysense.data.raster_access import RasterAccessPolicy
 from skysense.errors import ValidationFailed
 from skysense.validation.chip_profile import profile_chips
 from skysense.validation.gx_project import GxProject, TableResult
@@ -182,6 +183,7 @@ def validate_catalog(
     cfg: ValidationConfig,
     chips_dir: str | Path | None = None,
     today: dt.date | None = None,
+    access: RasterAccessPolicy | None = None,
 ) -> ValidationReport:
     """Profile and validate a scene catalog (and optionally its chips); write the gate's files.
 
@@ -194,6 +196,8 @@ def validate_catalog(
         cfg: the ``validation`` settings.
         chips_dir: a chip folder (manifest + shards) to validate as well.
         today: the date "future" is judged against (default: the local date).
+        access: the raster access policy (default: the process's; ``data.max_raster_*``,
+            ``data.remote``).
 
     Returns:
         The report; its files are written even when the gate fails.
@@ -204,7 +208,7 @@ def validate_catalog(
     """
     catalog, date_issues = load_catalog_for_validation(catalog_path)
     w0, c0 = time.perf_counter(), time.process_time()
-    profiles = profile_catalog(catalog, cfg, date_issues)
+    profiles = profile_catalog(catalog, cfg, date_issues, access)
     spent = (time.perf_counter() - w0, time.process_time() - c0)
     return judge_profiles(catalog_path, profiles, out_dir, cfg, chips_dir, today, profiling_s=spent)
 

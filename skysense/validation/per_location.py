@@ -22,6 +22,7 @@ import pandas as pd
 
 from skysense.config import ValidationConfig
 from skysense.data.catalog import Catalog, CatalogError, Location
+from skysense.data.raster_access import RasterAccessPolicy
 from skysense.errors import ValidationFailed
 from skysense.validation.inventory import DateIssue, list_raster_items, load_catalog_leniently
 from skysense.validation.location_profile import (
@@ -87,6 +88,7 @@ def _finish(loc: Location, table: pd.DataFrame, cfg: ValidationConfig, wall_s: f
 def profile_location(
     catalog: Catalog, location_id: str, cfg: ValidationConfig,
     date_issues: dict[str, DateIssue] | None = None,
+    access: RasterAccessPolicy | None = None,
 ) -> LocationProfiles:
     """Profile every raster of one location with rasterio (no great-expectations).
 
@@ -95,6 +97,7 @@ def profile_location(
         location_id: the location to profile.
         cfg: the ``validation`` settings (``validation.workers`` threads read its files).
         date_issues: unparseable dates by ``acq_id``, as the lenient loader returns them.
+        access: the raster access policy (default: the process's).
 
     Returns:
         The location's raster rows and location row; a file that cannot be read is a row with
@@ -106,12 +109,13 @@ def profile_location(
     w0, c0 = time.perf_counter(), time.process_time()
     loc = catalog.location(location_id)
     single = catalog.model_copy(update={"locations": [loc]})
-    table = profile_rasters(list_raster_items(single, date_issues), cfg)
+    table = profile_rasters(list_raster_items(single, date_issues), cfg, access)
     return _finish(loc, table, cfg, time.perf_counter() - w0, time.process_time() - c0)
 
 
 def profile_catalog(
     catalog: Catalog, cfg: ValidationConfig, date_issues: dict[str, DateIssue] | None = None,
+    access: RasterAccessPolicy | None = None,
 ) -> list[LocationProfiles]:
     """Profile every location of a catalog in one process: one thread pool over all its files.
 
@@ -119,7 +123,7 @@ def profile_catalog(
     whole run's shared by file count.
     """
     w0, c0 = time.perf_counter(), time.process_time()
-    table = profile_rasters(list_raster_items(catalog, date_issues), cfg)
+    table = profile_rasters(list_raster_items(catalog, date_issues), cfg, access)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
     out = []
     for loc in catalog.locations:

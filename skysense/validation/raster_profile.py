@@ -3,9 +3,16 @@
 A profile row holds what the expectations judge: georeferencing (CRS, projected or not, GSD in
 metres, footprint), layout (size, bands, dtype, nodata), content (valid-pixel fraction, NaN
 fraction, per-band min/max/mean in physical units, cloud fraction of masks and SCL layers) and
-the acquisition date. Reads use ``out_shape`` so GDAL serves them from overviews when a file has
-them; a file of at most ``max_px`` pixels a side is read whole. A file that cannot be read
-becomes a row with ``read_error`` set instead of an exception: one bad file never stops a run.
+the acquisition date. Reads use ``out_shape`` so GDAL serves them from (internal) overviews when
+a file has them; a file of at most ``max_px`` pixels a side is read whole (one of more than 32
+bands is read coarser: a read holds at most 32 x ``max_px``^2 samples). A file that cannot be
+read becomes a row with ``read_error`` set instead of an exception: one bad file never stops a run.
+
+Files are opened under the raster access policy (:mod:`skysense.data.raster_access`): a file the
+policy refuses (a VRT, a ``/vsi`` path or URL, a sidecar redirect) is not opened and gets
+``access_error``; a raster over ``data.max_raster_pixels``/``max_raster_bands`` is opened for
+its size only (``pixel_count``, with the limits in ``max_pixels``/``max_bands``) and its pixels
+are not read. Messages name the file and the fault, never its content.
 """
 
 from __future__ import annotations
@@ -17,16 +24,25 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import rasterio
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.transform import array_bounds, from_gcps
 from rasterio.warp import transform_bounds
 
 from skysense.config import SensorRule, ValidationConfig
+from skysense.data.raster_access import (
+    RasterAccessError,
+    RasterAccessPolicy,
+    current_policy,
+    gdal_message,
+    open_dataset,
+    size_problem,
+)
+from skysense.errors import RasterReadError
 from skysense.validation.inventory import RasterItem
 
 _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON_EQUATOR = 111_320.0
+_PROFILE_BANDS = 32  # a file of more bands is read coarser than max_profile_px (same sample count)
 
 
 def _empty_row(item: RasterItem) -> dict[str, Any]:
@@ -47,6 +63,7 @@ def _empty_row(item: RasterItem) -> dict[str, Any]:
         "date_raw": item.date_raw,
         "date_error": item.date_error,
         "read_error": None,
+        "access_error": None,
         "driver": None,
         "georeferencing": None,
         "crs": None,
@@ -57,6 +74,9 @@ def _empty_row(item: RasterItem) -> dict[str, Any]:
         "width": None,
         "height": None,
         "band_count": None,
+        "pixel_count": None,
+        "max_pixels": None,
+        "max_bands": None,
         "dtype": None,
         "nodata": None,
         "valid_fraction": None,
@@ -115,7 +135,10 @@ def _to_physical(values: np.ndarray, dtype: str, rule: SensorRule | None, units:
 def _read_stats(src: Any, row: dict[str, Any], item: RasterItem, cfg: ValidationConfig) -> None:
     """Read a decimated window and fill the content columns of ``row``."""
     rule = cfg.sensors.get(item.modality) if item.role == "data" else None
-    factor = max(1, math.ceil(max(src.width, src.height) / cfg.max_profile_px))
+    side = max(src.width, src.height)
+    # beyond _PROFILE_BANDS bands the read gets coarser, so its samples (memory) stay bounded
+    spread = math.sqrt(max(1.0, src.count / _PROFILE_BANDS))
+    factor = max(1, math.ceil(side * spread / cfg.max_profile_px))
     shape = (src.count, math.ceil(src.height / factor), math.ceil(src.width / factor))
     data = src.read(out_shape=shape, resampling=Resampling.nearest)
     row["read_shape"] = f"{shape[1]}x{shape[2]}"
@@ -167,21 +190,34 @@ def _read_stats(src: Any, row: dict[str, Any], item: RasterItem, cfg: Validation
     row["phys_max"] = max(finite_max) if finite_max else None
 
 
-def profile_raster(item: RasterItem, cfg: ValidationConfig) -> dict[str, Any]:
-    """Profile one raster; never raises for a bad file (``read_error`` says what went wrong).
+def profile_raster(item: RasterItem, cfg: ValidationConfig,
+                   access: RasterAccessPolicy | None = None) -> dict[str, Any]:
+    """Profile one raster; never raises for a bad file (``read_error``/``access_error`` say why).
 
     Args:
         item: the catalog entry of the file.
         cfg: validation settings (sensor rules, ``max_profile_px``, SCL cloud classes).
+        access: the raster access policy (default: the process's).
 
     Returns:
         One profile row (see the module doc), GSD in metres, values in physical units.
     """
     row = _empty_row(item)
+    policy = current_policy(access)
+    row["max_pixels"], row["max_bands"] = policy.max_pixels, policy.max_bands
     try:
-        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(item.path) as src:
+        src = open_dataset(item.path, policy, check_size=False)
+    except RasterAccessError as exc:
+        row["access_error"] = str(exc)
+        return row
+    except RasterReadError as exc:
+        row["read_error"] = f"RasterReadError: {exc}"
+        return row
+    try:
+        with src:
             row["driver"] = src.driver
             row["width"], row["height"], row["band_count"] = src.width, src.height, src.count
+            row["pixel_count"] = src.width * src.height
             dtypes = sorted(set(src.dtypes))
             row["dtype"] = dtypes[0] if len(dtypes) == 1 else ",".join(dtypes)
             row["nodata"] = src.nodata
@@ -204,9 +240,10 @@ def profile_raster(item: RasterItem, cfg: ValidationConfig) -> dict[str, Any]:
                 row["gsd_m"] = _gsd_metres(transform, crs, bounds)
                 row["minx"], row["miny"], row["maxx"], row["maxy"] = bounds
                 row["footprint_wgs84"] = _footprint_wkt(crs, bounds)
-            _read_stats(src, row, item, cfg)
+            if size_problem(src.width, src.height, src.count, policy) is None:
+                _read_stats(src, row, item, cfg)  # over the limits: judged by raster_size, not read
     except Exception as exc:  # noqa: BLE001 - any failure to read is data about the file
-        row["read_error"] = f"{type(exc).__name__}: {exc}".strip()
+        row["read_error"] = f"{type(exc).__name__}: {gdal_message(exc)}".strip()
     return row
 
 
@@ -215,17 +252,20 @@ _NO_ITEM = RasterItem(item_id="", acq_id="", path=Path(), location="", split="",
                       sensor="", acq_index=0, role="data", layout="file")
 
 
-def profile_rasters(items: list[RasterItem], cfg: ValidationConfig) -> pd.DataFrame:
+def profile_rasters(items: list[RasterItem], cfg: ValidationConfig,
+                    access: RasterAccessPolicy | None = None) -> pd.DataFrame:
     """Profile many rasters in parallel (``cfg.workers`` threads; GDAL reads release the GIL).
+
+    ``access`` is the raster access policy (default: the process's).
 
     The cloud fraction of a mask or SCL row is copied onto the data rows of its acquisition
     (``cloud_source`` says which); data rows without either keep it empty.
     """
     if cfg.workers > 1 and len(items) > 1:
         with ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-            rows = list(pool.map(lambda it: profile_raster(it, cfg), items))
+            rows = list(pool.map(lambda it: profile_raster(it, cfg, access), items))
     else:
-        rows = [profile_raster(it, cfg) for it in items]
+        rows = [profile_raster(it, cfg, access) for it in items]
     table = pd.DataFrame(rows, columns=list(_empty_row(items[0] if items else _NO_ITEM).keys()))
     if table.empty:
         return table.assign(cloud_source=pd.Series(dtype=object))

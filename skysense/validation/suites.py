@@ -26,6 +26,8 @@ from skysense.errors import ValidationFailed
 DEFAULT_SEVERITY: dict[str, str] = {
     # rasters
     "readable": "critical",
+    "raster_access": "critical",
+    "raster_size": "critical",
     "crs_set": "critical",
     "crs_projected": "warning",
     "crs_matches_location": "warning",
@@ -156,7 +158,8 @@ def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
     """
     out = table.copy()
     for col in ("phys_min", "phys_max", "valid_fraction", "nan_fraction", "location_overlap",
-                "cloud_fraction", "gsd_m", "band_count", "nodata"):
+                "cloud_fraction", "gsd_m", "band_count", "nodata", "pixel_count", "max_pixels",
+                "max_bands"):
         out[col] = pd.to_numeric(out[col], errors="coerce")
     is_data = out["role"].eq("data")
     expected, band_keys, dtype_keys, nodata, range_keys, lo, hi = [], [], [], [], [], [], []
@@ -207,6 +210,18 @@ def raster_suite(cfg: ValidationConfig, today: dt.date) -> Suite:
     b = _Builder("rasters", cfg)
     b.add("readable", "ExpectColumnValuesToBeNull", ["read_error"],
           "the file opens and reads as a raster", column="read_error")
+    b.add("raster_access", "ExpectColumnValuesToBeNull", ["access_error"],
+          "the file is a local GeoTIFF or JPEG 2000 raster (no VRT, no /vsi path, no URL of a host "
+          "outside data.remote.allowed_hosts, no external overview file)", column="access_error")
+    b.add("raster_size", "ExpectColumnPairValuesAToBeGreaterThanB",
+          ["width", "height", "pixel_count", "max_pixels"],
+          "width x height is at most data.max_raster_pixels",
+          column_A="max_pixels", column_B="pixel_count", or_equal=True,
+          ignore_row_if="either_value_is_missing")
+    b.add("raster_size", "ExpectColumnPairValuesAToBeGreaterThanB", ["band_count", "max_bands"],
+          "the band count is at most data.max_raster_bands",
+          column_A="max_bands", column_B="band_count", or_equal=True,
+          ignore_row_if="either_value_is_missing")
     b.add("crs_set", "ExpectColumnValuesToBeInSet", ["has_crs", "georeferencing"],
           "the raster is georeferenced (a CRS or GCPs)", column="has_crs", value_set=[True])
     b.add("crs_projected", "ExpectColumnValuesToBeInSet", ["crs"],

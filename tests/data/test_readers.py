@@ -250,3 +250,40 @@ def test_all_nodata_scene(tmp_path: Path, tif) -> None:
     path = tif(tmp_path / "empty.tif", np.zeros((10, 6, 6), np.uint16))
     with pytest.raises(NoValidDataError, match=r"empty\.tif: no valid pixel"):
         read_acquisition(Acquisition(file=path), S2)
+
+
+def test_an_internal_mask_is_warped_in_blocks_with_bounded_memory(tmp_path: Path, monkeypatch) -> None:
+    """Warping an internal mask no longer copies the whole mask at once (issue #21, item 8)."""
+    import tracemalloc
+
+    from skysense.data import readers
+
+    side = 4096
+    path = tmp_path / "dem.tif"
+    utm32 = CRS.from_epsg(32632)
+    profile = dict(driver="GTiff", width=side, height=side, count=1, dtype="float32", crs=utm32,
+                   transform=from_origin(464000.0, 5250000.0, 10.0, 10.0), tiled=True, compress="deflate")
+    mask = np.full((side, side), 255, np.uint8)
+    mask[:, : side // 3] = 0
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(np.full((1, side, side), 420.0, np.float32))
+        ds.write_mask(mask)
+    del mask
+    shift = from_origin(464002.0, 5249998.0, 10.0, 10.0)  # 2 m off the file's grid: warped
+    shifted = Grid.from_transform(utm32, shift, 64, 64)
+    window = Window(1340, 0, 64, 64)  # straddles the mask edge at column 1365
+    tracemalloc.start()
+    try:
+        with AcquisitionReader(Acquisition(file=path), DEM, tmp_path, shifted) as rd:
+            assert rd.layers[0].align is None and rd.layers[0].internal_mask is not None  # warped
+            _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"opening took {peak / 2**20:.1f} MB for a {side}^2 mask"
+    monkeypatch.setattr(readers, "_MASK_BLOCK", 100)  # many small blocks: the same mask
+    grid = Grid.from_transform(utm32, shift, side - 1, side - 1)
+    with AcquisitionReader(Acquisition(file=path), DEM, tmp_path, grid) as rd:
+        out = rd.read(window)
+    expect = np.broadcast_to(np.arange(1340, 1404) >= side // 3, (64, 64))
+    np.testing.assert_array_equal(out.valid, expect)
+    assert (out.data[0][out.valid] == 420.0).all()
