@@ -94,9 +94,8 @@ def predict(
     Returns:
         One summary per scene (output path, size, windows, seconds, km²).
     """
-    import mlflow
-
-    from skysense.inference.predict import pyfunc_embedder
+    from skysense.inference.model_loading import encoder_embedder
+    from skysense.registry.tracking import connect
 
     logger = get_run_logger()
     root = Path(project_root).resolve()
@@ -106,10 +105,8 @@ def predict(
     if not todo:
         raise ValueError("predict: give scenes=[...] or catalog=PATH (a catalog YAML of the scenes)")
     uri = tracking_uri(cfg, root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     model = model_uri or f"models:/{cfg.registry.model_name}@champion"
-    embed, _ = pyfunc_embedder(model)
+    embed, _ = encoder_embedder(model, cfg.predict.device, connect(uri))
     out = root / (out_dir or cfg.paths.predictions)
     out.mkdir(parents=True, exist_ok=True)
     p: PredictConfig = cfg.predict

@@ -38,16 +38,22 @@ def load(params: Path | None, overrides: list[str] | None):
 
 
 def fail(message: str, code: int = 2) -> None:
-    """Print an error for the user (no traceback) and exit non-zero."""
+    """Print an error for the user (no traceback, URI credentials stripped); exit non-zero."""
     from rich.markup import escape
 
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    from skysense.credentials import strip_credentials
+
+    console.print(f"[bold red]error:[/] {escape(strip_credentials(message))}", highlight=False,
+                  markup=True)
     raise typer.Exit(code)
 
 
 def emit_json(obj: Any) -> None:
-    """Print an object as JSON on stdout."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    """Print an object as JSON on stdout (URI credentials stripped from every string)."""
+    from skysense.credentials import strip_credentials, strip_credentials_in
+
+    text = json.dumps(strip_credentials_in(obj), indent=2, default=str)
+    sys.stdout.write(strip_credentials(text) + "\n")
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

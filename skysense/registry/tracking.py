@@ -36,8 +36,29 @@ def sqlite_path(uri: str) -> Path | None:
     return None
 
 
+def credentials_to_environment(uri: str) -> str:
+    """``uri`` without its ``user:password@``: for an ``http(s)`` server they move to
+    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (how MLflow's client sends basic
+    auth, inherited by subprocesses), so that MLflow never prints or records them with the URI
+    (it prints run links built from the URI). Other URIs are returned unchanged."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    if not uri.startswith(("http://", "https://")) or "@" not in uri.split("/", 3)[2]:
+        return uri
+    parts = urlsplit(uri)
+    if parts.username is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
+    if parts.password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
 def connect(uri: str | None = None, registry: RegistryConfig | None = None) -> MlflowClient:
     """Point MLflow (fluent API and client) at the tracking store and registry; return a client.
+
+    A server URI's ``user:password@`` is taken out of the URI (see
+    :func:`credentials_to_environment`).
 
     Raises:
         RegistryError: an ``http`` store that does not answer.
@@ -45,7 +66,7 @@ def connect(uri: str | None = None, registry: RegistryConfig | None = None) -> M
     import mlflow
     from mlflow import MlflowClient
 
-    resolved = resolve_tracking_uri(uri, registry)
+    resolved = credentials_to_environment(resolve_tracking_uri(uri, registry))
     if (path := sqlite_path(resolved)) is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(resolved)
