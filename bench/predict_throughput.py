@@ -65,16 +65,17 @@ def register_tiny(store: Path) -> str:
     exp = ensure_experiment(client, "bench", store / "artifacts", uri)
     register_export(client, cfg, write_random_export(store / "export"), {"linear_acc": 0.0},
                     experiment_id=exp, sqlite_db=sqlite_path(uri))
-    promote(client, NAME, cfg.registry.policy, sqlite_db=sqlite_path(uri), lock_settle_s=0.05)
+    promote(client, NAME, cfg.registry.policy, sqlite_db=sqlite_path(uri))
     return uri
 
 
 def run_one(scene: Path, output: Path, window: int, overlap: int, block: int) -> dict:
     """Predict one scene in this process; report time, area and peak RSS."""
-    from skysense.inference.predict import predict_scene, pyfunc_embedder
+    from skysense.inference.model_loading import encoder_embedder
+    from skysense.inference.predict import predict_scene
     from skysense.inference.scene import Scene, parse_dated
 
-    embed, _ = pyfunc_embedder(f"models:/{NAME}@champion", "auto")
+    embed, _ = encoder_embedder(f"models:/{NAME}@champion", "auto")
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with Scene([parse_dated(str(scene))]) as sc:
         summary = predict_scene(sc, embed, output, window=window, overlap=overlap, batch_size=4,

@@ -112,11 +112,10 @@ def predict(
         UnsafeIdError, OutsideOutputError, OutputIsInputError: a scene id that cannot name its
             output (checked for every scene before the model is loaded).
     """
-    import mlflow
-
     from skysense.data.raster_access import RasterAccessPolicy
+    from skysense.inference.model_loading import encoder_embedder
     from skysense.inference.outputs import prediction_outputs
-    from skysense.inference.predict import pyfunc_embedder
+    from skysense.registry.tracking import connect
 
     logger = get_run_logger()
     root = Path(project_root).resolve()
@@ -128,10 +127,8 @@ def predict(
     out = root / (out_dir or cfg.paths.predictions)
     outputs = prediction_outputs([(s.get("id"), scene_inputs(s)) for s in todo], out)
     uri = tracking_uri(cfg, root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     model = model_uri or f"models:/{cfg.registry.model_name}@champion"
-    embed, _ = pyfunc_embedder(model)
+    embed, _ = encoder_embedder(model, cfg.predict.device, connect(uri))
     out.mkdir(parents=True, exist_ok=True)
     p: PredictConfig = cfg.predict
     settings = {"window": p.window, "overlap": p.overlap, "batch_size": p.batch_size,

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import reporting, stages
 from skysense.config import SkySenseConfig
+from skysense.credentials import strip_credentials
 from skysense.dvc_lineage import lineage_tags
 from skysense.errors import RegistryError
 
@@ -75,7 +76,8 @@ def register_task(root: str, cfg_json: dict[str, Any], uri: str) -> dict[str, An
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
     client, db = _client(uri)
     exp = ensure_experiment(client, cfg.train.experiment, base / cfg.registry.artifact_location, uri)
-    result = register_export(client, cfg, base / cfg.paths.export, metrics, experiment_id=exp, sqlite_db=db)
+    result = register_export(client, cfg, base / cfg.paths.export, metrics, experiment_id=exp, sqlite_db=db,
+                             lock_url=cfg.registry.lock_url)
     # Lineage in the same task: a retry re-finds the version by checkpoint hash and tags it, so
     # the task completes only with a fully tagged version.
     lineage = lineage_tags(base)
@@ -95,7 +97,8 @@ def promote_task(cfg_json: dict[str, Any], uri: str, version: str) -> dict[str, 
     cfg = config_from_dict(cfg_json)
     client, db = _client(uri)
     result = promote(client, cfg.registry.model_name, cfg.registry.policy, version=version,
-                     sqlite_db=db, what="prefect flow skysense-pipeline")
+                     sqlite_db=db, what="prefect flow skysense-pipeline",
+                     lock_url=cfg.registry.lock_url)
     return result.to_dict()
 
 
@@ -179,7 +182,7 @@ def register_and_promote(root: Path, cfg: SkySenseConfig, promote: bool,
         "aliases": after.get("aliases", {}),
         "links": links,
         "lineage": lineage,
-        "tracking_uri": uri,
+        "tracking_uri": strip_credentials(uri),  # the summary is printed and persisted
     }
 
 

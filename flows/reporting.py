@@ -92,9 +92,12 @@ def metrics_table(challenger: dict[str, float], champion: dict[str, float] | Non
 
 
 def mlflow_ui_base(tracking_uri: str) -> str:
-    """Where the MLflow UI of a tracking URI is: the server itself, or a local ``mlflow ui``."""
+    """Where the MLflow UI of a tracking URI is: the server itself (without the credentials a
+    URI may carry: the browser asks for the login), or a local ``mlflow ui``."""
+    from skysense.credentials import strip_credentials
+
     if tracking_uri.startswith(("http://", "https://")):
-        return tracking_uri.rstrip("/")
+        return strip_credentials(tracking_uri.rstrip("/"), marker=False)
     return "http://127.0.0.1:5000"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from skysense.credentials import strip_credentials
 from skysense.errors import SkySenseError
 from skysense.exit_codes import ExitCode
 
@@ -117,7 +118,7 @@ def _error_summary(stage: str, output: str, code: int) -> str:
     lines = [ln for ln in lines if "failed to reproduce" not in ln and "failed to run:" not in ln]
     starts = [i for i, ln in enumerate(lines) if ERROR_LINE.match(ln) and not ln.startswith("ERROR")]
     body = lines[starts[-1]:][:12] if starts else lines[-8:]
-    return f"stage '{stage}' failed (exit {code}):\n" + "\n".join(body)
+    return strip_credentials(f"stage '{stage}' failed (exit {code}):\n" + "\n".join(body))
 
 
 def run_command(
@@ -137,7 +138,7 @@ def run_command(
             argv, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout_s
         , check=False)
     except subprocess.TimeoutExpired as exc:
-        raise StageFailed(f"stage '{stage}' ran past {timeout_s:.0f} s: {shlex.join(argv)}") from exc
+        raise StageFailed(f"stage '{stage}' ran past {timeout_s:.0f} s: {strip_credentials(shlex.join(argv))}") from exc
     seconds = time.perf_counter() - start
     output = (proc.stdout or "") + (proc.stderr or "")
     if proc.returncode not in ok_codes:

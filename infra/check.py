@@ -5,8 +5,13 @@ What is checked, without any network access:
 - every YAML file under ``infra/`` plus ``prefect.yaml`` and ``dvc.yaml`` is well formed and
   passes ``yamllint`` (relaxed rules, 120-column lines);
 - ``infra/compose.yaml`` against the compose-spec JSON schema vendored by ``check-jsonschema``,
-  plus: every ``${VAR}`` without a default is defined in ``infra/.env.example``, no literal
-  secret sits in the compose file, and ``depends_on`` names existing services;
+  plus the safe defaults of ``docs/security.md``: ports published on 127.0.0.1 only; one env
+  file per service (``infra/env/<name>.env``, its ``.example`` committed, no shared ``.env``,
+  every ``${VAR}`` of the compose file with a default); every variable a service's command,
+  healthcheck or mounted script uses defined in its env files or ``environment``; the MLflow
+  server behind its basic-auth app and the Prefect server behind an API auth string; MinIO's
+  root login only in MinIO's own services; no literal secret in the compose file; and
+  ``depends_on`` names existing services;
 - ``infra/k8s/*.yaml`` against ``infra/schemas/k8s-minimal.json`` (a hand-written subset of the
   Kubernetes schema: no upstream schema is installable offline), plus Deployment selectors that
   match their pod labels;
@@ -40,7 +45,12 @@ rules:
   truthy: disable
 """
 SECRET_KEYS = re.compile(r"(PASSWORD|SECRET|ACCESS_KEY)", re.IGNORECASE)
-VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?][^}]*)?\}")
+VAR_REF = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?][^}]*)?\}")
+CONTAINER_VAR = re.compile(r"\$\$\{?([A-Za-z_][A-Za-z0-9_]*)")  # $$VAR: expanded in the container
+SCRIPT_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+SCRIPT_ASSIGNED = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=")
+LOOPBACK = ("127.0.0.1", "::1", "[::1]", "localhost")
+URI_PASSWORD = re.compile(r"://[^/@\s:]+:[^/@\s]+@")  # scheme://user:password@
 HOSTFILE_LINE = re.compile(r"^[A-Za-z0-9_.-]+\s+slots=[1-9][0-9]*$")
 
 
@@ -108,31 +118,121 @@ def _env_example_keys(path: Path) -> set[str]:
     return keys
 
 
+def _service_env_files(svc: dict[str, Any]) -> list[str]:
+    files = svc.get("env_file") or []
+    files = [files] if isinstance(files, str | dict) else files
+    return [f["path"] if isinstance(f, dict) else str(f) for f in files]
+
+
+def _service_environment(svc: dict[str, Any]) -> dict[str, str]:
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict((item.split("=", 1) + [""])[:2] for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _mounted_scripts(infra: Path, svc: dict[str, Any]) -> list[Path]:
+    """Shell scripts a service mounts from the repository (``./dir:/x`` or ``./x.sh:/y``)."""
+    scripts: list[Path] = []
+    for volume in svc.get("volumes") or []:
+        source = volume.get("source", "") if isinstance(volume, dict) else str(volume).split(":")[0]
+        if not source.startswith("."):
+            continue
+        path = (infra / source).resolve()
+        if path.is_dir():
+            scripts += sorted(path.rglob("*.sh"))
+        elif path.suffix == ".sh" and path.is_file():
+            scripts.append(path)
+    return scripts
+
+
+def _published_port_problems(name: str, svc: dict[str, Any]) -> list[str]:
+    problems = []
+    for port in svc.get("ports") or []:
+        if isinstance(port, dict):
+            host_ip = str(port.get("host_ip", ""))
+            shown = f"{host_ip}:{port.get('published')}:{port.get('target')}"
+        else:
+            text = str(port)
+            host_ip = text.rsplit(":", 2)[0] if text.count(":") >= 2 else ""
+            shown = text
+        if host_ip not in LOOPBACK:
+            problems.append(f"{name} publishes {shown!r} on all interfaces (use 127.0.0.1:...)")
+    return problems
+
+
 def check_compose(root: Path) -> list[Finding]:
-    """Compose schema, variables defined in the env example, no literal secrets."""
-    path = root / "infra" / "compose.yaml"
+    """Compose schema, safe defaults (loopback, logins, per-service env files), no literal
+    secrets, ``depends_on``."""
+    infra = root / "infra"
+    path = infra / "compose.yaml"
     rel = str(path.relative_to(root))
     doc = yaml.safe_load(path.read_text())
     errors = _schema_errors(doc, compose_schema())
     out = [Finding(rel, "compose-spec schema", not errors, "; ".join(errors[:5]))]
-
-    env_keys = _env_example_keys(root / "infra" / ".env.example")
+    services = doc.get("services", {})
     text = path.read_text()
-    undefined = sorted(
-        {m.group(1) for m in VAR_REF.finditer(text) if not (m.group(2) or "").startswith(("-", ":-"))}
-        - env_keys
-    )
-    out.append(Finding(rel, "variables in .env.example", not undefined,
-                       f"not in infra/.env.example: {', '.join(undefined)}" if undefined else ""))
+
+    undefaulted = sorted({m.group(1) for m in VAR_REF.finditer(text)
+                          if not (m.group(2) or "").startswith(("-", ":-"))})
+    out.append(Finding(rel, "variables have defaults", not undefaulted,
+                       f"need a shared .env: {', '.join(undefaulted)} (give a default, or move "
+                       "them into the service's env file)" if undefaulted else ""))
+
+    env_problems: list[str] = []
+    env_keys: dict[str, set[str]] = {}
+    for name, svc in services.items():
+        keys = set(_service_environment(svc))
+        for env_file in _service_env_files(svc):
+            example = infra / f"{env_file}.example"
+            if not (env_file.startswith("env/") and env_file.endswith(".env")):
+                env_problems.append(f"{name}: env_file {env_file!r} is not env/<service>.env")
+            elif not example.is_file():
+                env_problems.append(f"{name}: {example.relative_to(root)} is missing")
+            else:
+                keys |= _env_example_keys(example)
+        env_keys[name] = keys
+    out.append(Finding(rel, "per-service env files", not env_problems, "; ".join(env_problems)))
+
+    missing: list[str] = []
+    for name, svc in services.items():
+        used = set()
+        for key in ("command", "entrypoint", "healthcheck"):
+            used |= set(CONTAINER_VAR.findall(json.dumps(svc.get(key) or "")))
+        for script in _mounted_scripts(infra, svc):
+            body = script.read_text()
+            used |= set(SCRIPT_VAR.findall(body)) - set(SCRIPT_ASSIGNED.findall(body))
+        missing += [f"{name}: {var}" for var in sorted(used - env_keys[name])]
+    out.append(Finding(rel, "variables in env files", not missing,
+                       f"not in the service's env file or environment: {', '.join(missing)}"
+                       if missing else ""))
+
+    ports = [p for name, svc in services.items() for p in _published_port_problems(name, svc)]
+    out.append(Finding(rel, "loopback binds", not ports, "; ".join(ports)))
+
+    login: list[str] = []
+    for name, svc in services.items():
+        command = " ".join(str(c) for c in (svc.get("command") or [])) \
+            if isinstance(svc.get("command"), list) else str(svc.get("command") or "")
+        if re.search(r"\bmlflow\s+server\b", command) and not re.search(
+                r"--app-name[= ]basic-auth\b", command):
+            login.append(f"{name}: mlflow server without --app-name=basic-auth")
+        if re.search(r"\bprefect\s+server\s+start\b", command) and \
+                "PREFECT_SERVER_API_AUTH_STRING" not in env_keys[name]:
+            login.append(f"{name}: prefect server without PREFECT_SERVER_API_AUTH_STRING")
+    out.append(Finding(rel, "servers require a login", not login, "; ".join(login)))
+
+    root_login = [name for name, svc in services.items()
+                  if not str(svc.get("image", "")).startswith("minio/")
+                  and any(k.startswith("MINIO_ROOT_") for k in env_keys[name])]
+    out.append(Finding(rel, "scoped MinIO credentials", not root_login,
+                       f"MinIO root login given to {', '.join(root_login)}" if root_login else ""))
 
     literal: list[str] = []
-    services = doc.get("services", {})
     for name, svc in services.items():
-        env = svc.get("environment") or {}
-        if isinstance(env, list):
-            env = dict((item.split("=", 1) + [""])[:2] for item in env)
-        for key, value in env.items():
-            if SECRET_KEYS.search(str(key)) and value and "${" not in str(value):
+        for key, value in _service_environment(svc).items():
+            if (SECRET_KEYS.search(key) and value and "${" not in value) or \
+                    URI_PASSWORD.search(value):
                 literal.append(f"{name}.{key}")
     out.append(Finding(rel, "no literal secrets", not literal, ", ".join(literal)))
 

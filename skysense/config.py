@@ -304,6 +304,10 @@ class RegistryConfig(Section):
     """MLflow tracking and model registry."""
 
     tracking_uri: str = "sqlite:///mlflow.db"
+    lock_url: str | None = Field(
+        None, description="database of the promotion lock for a server store (the MLflow "
+        "server's PostgreSQL backend); default SKYSENSE_REGISTRY_LOCK_URL; keep passwords out "
+        "of this file (PGPASSWORD, ~/.pgpass)")
     artifact_location: Path = Path("mlartifacts")
     model_name: str = "skysense-encoder"
     policy: PromotionPolicy = PromotionPolicy()

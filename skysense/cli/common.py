@@ -51,7 +51,7 @@ def fail(message: str | BaseException, code: int | None = None) -> None:
     """
     from rich.markup import escape
 
-    from skysense.registry.tracking import strip_credentials
+    from skysense.credentials import strip_credentials
 
     if code is None:
         code = int(getattr(message, "exit_code", ExitCode.USAGE))
@@ -62,8 +62,11 @@ def fail(message: str | BaseException, code: int | None = None) -> None:
 
 
 def emit_json(obj: Any) -> None:
-    """Print an object as JSON on stdout."""
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    """Print an object as JSON on stdout (URI credentials stripped from every string)."""
+    from skysense.credentials import strip_credentials, strip_credentials_in
+
+    text = json.dumps(strip_credentials_in(obj), indent=2, default=str)
+    sys.stdout.write(strip_credentials(text) + "\n")
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -25,14 +25,16 @@ def _print_summary(summary: dict, params_file: Path) -> None:
               f"v{champion}" if champion else "[bold yellow]No champion yet[/]")
     for name, value in sorted((summary.get("champion_metrics") or {}).items()):
         out.print(f"  {name:<24} {value:.4f}" if isinstance(value, float) else f"  {name:<24} {value}")
-    uri = summary.get("tracking_uri", "")
+    from skysense.credentials import strip_credentials
+
+    uri = strip_credentials(summary.get("tracking_uri", ""))
     out.print("Where to look:")
     if uri.startswith("sqlite:"):
         out.print(f"  models and runs : mlflow ui --backend-store-uri {uri}")
     else:
         out.print(f"  models and runs : {uri}")
     for key, link in (summary.get("links") or {}).items():
-        out.print(f"  {key:<15} : {link}")
+        out.print(f"  {key:<15} : {strip_credentials(link)}")
     out.print("  flow runs       : prefect server start   (same PREFECT_HOME), then http://127.0.0.1:4200")
     out.print("  metrics / plots : dvc metrics show; dvc plots show")
     out.print(f"  params          : {params_file}")

@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
             "--input", help="Sentinel-2 raster, [YYYY-MM-DD=]PATH; repeat for a time series "
             "(the first defines the output grid)")],
         output: Annotated[Path, typer.Option("--output", help="output GeoTIFF")],
-        model: Annotated[str, typer.Option("--model", help="MLflow model URI")] = "",
+        model: Annotated[str, typer.Option(
+            "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or an export folder")] = "",
         s1: Annotated[list[str] | None, typer.Option(
             "--s1", help="Sentinel-1 VV/VH raster (dB), [YYYY-MM-DD=]PATH; repeatable")] = None,
         hr: Annotated[Path | None, typer.Option("--hr", help="very-high-resolution raster")] = None,
@@ -35,11 +36,14 @@ def register(app: typer.Typer) -> None:
 
         Windows are predict.window pixels with predict.overlap; the output has the CRS and
         transform of the first --input, nodata where every S2 date was nodata. --model defaults
-        to models:/<registry.model_name>@champion. --output must not be one of the inputs; it is
+        to models:/<registry.model_name>@champion (or models:/NAME/VERSION, or an export
+        folder); a registered model's safetensors weights are checked against the version's
+        checkpoint_sha256 before they are loaded. --output must not be one of the inputs; it is
         written to a hidden temporary file beside it and moved into place when complete.
         """
+        from skysense.inference.model_loading import encoder_embedder
         from skysense.inference.outputs import refuse_input_as_output
-        from skysense.inference.predict import ProbeHead, predict_scene, pyfunc_embedder
+        from skysense.inference.predict import ProbeHead, predict_scene
         from skysense.inference.scene import Scene, parse_dated
         from skysense.registry.tracking import connect
 
@@ -53,9 +57,8 @@ def register(app: typer.Typer) -> None:
                     fail(f"{path}: no such file")
             refuse_input_as_output(output, [r.path for r in (*s2_rasters, *s1_rasters)]
                                    + [p for p in (hr, dem, head) if p is not None])
-            if uri.startswith("models:/"):
-                connect(tracking_uri, cfg.registry)
-            embed, _ = pyfunc_embedder(uri, cfg.predict.device)
+            client = connect(tracking_uri, cfg.registry) if uri.startswith("models:/") else None
+            embed, _ = encoder_embedder(uri, cfg.predict.device, client)
             probe = ProbeHead.load(head) if head is not None else None
             with Scene(s2_rasters, s1_rasters, hr, dem) as scene:
                 summary = predict_scene(

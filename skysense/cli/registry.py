@@ -90,14 +90,18 @@ def register(app: typer.Typer) -> None:
                 exp = ensure_experiment(client, cfg.train.experiment, cfg.registry.artifact_location,
                                         uri)
                 res = register_export(client, cfg, export or cfg.paths.export, values,
-                                      experiment_id=exp, sqlite_db=db)
+                                      experiment_id=exp, sqlite_db=db,
+                                      lock_url=cfg.registry.lock_url)
         except user_errors() as exc:
             fail(exc)
         if as_json:
             emit_json(res.to_dict())
         else:
             word = "registered" if res.created else "already registered (same checkpoint)"
-            out.print(f"{res.name} v{res.version} {word}; challenger -> v{res.version}; "
+            if res.repaired:
+                word += f"; repaired {', '.join(res.repaired)}"
+            challenger = f"v{res.challenger}" if res.challenger else "not set"
+            out.print(f"{res.name} v{res.version} {word}; challenger is {challenger}; "
                       f"{res.model_uri}", highlight=False)
 
     @app.command("promote")
@@ -131,11 +135,12 @@ def register(app: typer.Typer) -> None:
                 client, _, db = _connect(cfg, tracking_uri)
                 if rollback:
                     res = do_rollback(client, name, reason=reason, sqlite_db=db,
-                                      what="skysense promote --rollback")
+                                      what="skysense promote --rollback",
+                                      lock_url=cfg.registry.lock_url)
                 else:
                     res = promote(client, name, cfg.registry.policy, version=version,
                                   expected_champion=expected_champion, sqlite_db=db,
-                                  what="skysense promote")
+                                  what="skysense promote", lock_url=cfg.registry.lock_url)
         except user_errors() as exc:
             fail(exc)
         if as_json:

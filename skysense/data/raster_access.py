@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from skysense.credentials import strip_credentials
 from skysense.errors import RasterReadError
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ _TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # TIFF and BigTIFF, bo
 _JP2 = (b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")  # JP2 box, J2K codestream
 _URL = re.compile(r"(?:^|/)([A-Za-z][A-Za-z0-9+.-]*):/")
 _SETTING = "data.remote.allowed_hosts"
-_USERINFO = re.compile(r"(:/+)[^/@]*@")
 
 
 class RasterAccessError(RasterReadError):
@@ -129,7 +129,7 @@ def _host_allowed(url: str, hosts: tuple[str, ...]) -> bool:
 
 def shown_name(path: str | Path) -> str:
     """``path`` as messages print it: without the ``user:password@`` of a URL."""
-    return _USERINFO.sub(r"\1", str(path))
+    return strip_credentials(str(path))
 
 
 def gdal_name(path: str | Path, policy: RasterAccessPolicy | None = None) -> str:

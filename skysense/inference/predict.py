@@ -77,34 +77,6 @@ class ProbeHead:
         return logits.argmax(axis=1).astype(np.uint8).reshape(h, w)
 
 
-def pyfunc_embedder(model_uri: str, device: str = "auto") -> tuple[EmbedFn, list[str]]:
-    """Load an MLflow pyfunc (``models:/NAME@champion``) as an embedding function.
-
-    Returns:
-        ``(fn, input_names)``: ``fn(arrays) -> B x D x H x W``; inputs the model's signature
-        requires (missing modalities are sent empty).
-    """
-    import mlflow.pyfunc
-
-    from skysense.registry.signature import empty_modality
-
-    model = mlflow.pyfunc.load_model(model_uri)
-    schema = model.metadata.get_input_schema()
-    sig = model.metadata.signature
-    takes_device = sig is not None and sig.params is not None and any(
-        p.name == "device" for p in sig.params.params)
-    names = schema.input_names() if schema is not None and schema.has_input_names() else []
-
-    def embed(arrays: dict[str, np.ndarray]) -> np.ndarray:
-        batch = len(arrays["lat"]) if "lat" in arrays else 1
-        full = {n: arrays[n] if n in arrays else empty_modality(n, batch) for n in names} \
-            if names else arrays
-        out = model.predict(full, params={"device": device}) if takes_device else model.predict(full)
-        return np.asarray(out, dtype=np.float32)
-
-    return embed, names
-
-
 def _stack(items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([it[k] for it in items], axis=0) for k in items[0]}
 
@@ -126,7 +98,7 @@ def predict_scene(
 
     Args:
         scene: the opened inputs (grid of the first S2 raster).
-        embed: ``arrays -> B x D x window x window`` (e.g. :func:`pyfunc_embedder`).
+        embed: ``arrays -> B x D x window x window`` (e.g. :func:`skysense.inference.model_loading.encoder_embedder`).
         output: GeoTIFF path; tiled (``block`` px), deflate-compressed, same CRS and transform.
             Written to a hidden temporary file beside it and moved into place when complete
             (an existing output is replaced only then); never one of the scene's inputs.

@@ -121,7 +121,8 @@ def load_official_state_dict(model: SkySense, checkpoint: Mapping[str, Any], str
 
     Args:
         model: a SkySense encoder (any device, ``meta`` included).
-        checkpoint: the release file's content (``torch.load(path)``) or its state dict.
+        checkpoint: the release file's content (``torch.load(path, weights_only=True)``) or its
+            state dict.
         strict: raise when a key is unexpected or a model key is missing.
         assign: assign the tensors instead of copying (``load_state_dict(assign=True)``; use
             with a model built on the meta device).

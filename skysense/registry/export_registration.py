@@ -1,4 +1,10 @@
-"""Registering a training export (``model.safetensors`` + ``config.json``) as a pyfunc version."""
+"""Registering a training export (``model.safetensors`` + ``config.json``) as a pyfunc version.
+
+The pyfunc is logged as code (:mod:`skysense.registry.pyfunc_code`, MLflow "models from code"):
+no pickled object is stored, and the version's ``checkpoint_sha256`` / ``export_config_sha256``
+tags let a consumer verify the two files it downloads (``skysense predict`` does, see
+:mod:`skysense.inference.model_loading`).
+"""
 
 from __future__ import annotations
 
@@ -70,16 +76,20 @@ def register_export(
     experiment_id: str | None = None,
     sqlite_db: Path | None = None,
     training_summary: dict[str, Any] | None = None,
+    lock_url: str | None = None,
 ) -> RegistrationResult:
     """Log the export as a :class:`~skysense.registry.pyfunc.SkySenseEmbedder` and register it.
 
-    Tags: ``data_version``, ``git_commit``, ``params_hash``, ``checkpoint_sha256``, ``preset``,
-    ``training_run_id`` and ``metric.<name>`` for every evaluation metric; the model card is the
-    version description; alias ``challenger``. Idempotent by checkpoint hash.
+    Tags: ``data_version``, ``git_commit``, ``params_hash``, ``checkpoint_sha256``,
+    ``export_config_sha256``, ``preset``, ``training_run_id`` and ``metric.<name>`` for every
+    evaluation metric; the model card is the version description; alias ``challenger``.
+    Idempotent by checkpoint hash; a version a crashed run left half registered is repaired.
+    ``lock_url``: ``registry.lock_url`` for a server store (:mod:`skysense.registry.lock`).
     """
     import skysense
     from skysense.models.presets import resolve_spec
-    from skysense.registry.pyfunc import SkySenseEmbedder, input_example, model_inputs
+    from skysense.registry import pyfunc_code
+    from skysense.registry.pyfunc import input_example, model_inputs
     from skysense.registry.signature import embedding_signature
 
     export_dir = Path(export_dir)
@@ -93,6 +103,7 @@ def register_export(
         "params_hash": params_hash({k: cfg.model_dump(mode="json")[k]
                                     for k in ("data", "model", "train")}),
         "checkpoint_sha256": sha,
+        "export_config_sha256": file_sha256(export_dir / "config.json"),
         "preset": str(config["preset"]),
         "training_run_id": run_id or "",
     }
@@ -103,7 +114,7 @@ def register_export(
     inputs = model_inputs(spec, list(cfg.model.modalities))
     return register_pyfunc(
         client, cfg.registry.model_name,
-        python_model=SkySenseEmbedder(),
+        python_model=str(Path(pyfunc_code.__file__)),
         checkpoint_sha256=sha,
         artifacts={"export": str(export_dir)},
         signature=embedding_signature(inputs, spec.embed_dim),
@@ -116,4 +127,5 @@ def register_export(
         run_id=run_id,
         experiment_id=experiment_id,
         sqlite_db=sqlite_db,
+        lock_url=lock_url,
     )

@@ -1,36 +1,62 @@
-"""Mutual exclusion for alias changes of one registered model.
+"""Mutual exclusion for alias changes of one registered model, on an atomic primitive.
 
-Two layers, both released on exit:
+The primitive depends on where the registry's database is:
 
-- a registered-model tag ``promotion_lock`` holding an owner token and an expiry: written only
-  when absent or expired, then re-read after a settle delay; the writer that reads its own token
-  back holds the lock (the last writer wins, the others back off and retry). It works against any
-  store, a remote ``mlflow server`` included, and a crashed holder's lock expires.
-- for a SQLite store, an exclusive ``fcntl`` lock on ``<db>.promotion.lock`` beside the database,
-  which is atomic between processes of this machine.
+- **PostgreSQL** (a ``postgresql://`` tracking store, or an ``mlflow server`` whose backend
+  database ``registry.lock_url`` / ``SKYSENSE_REGISTRY_LOCK_URL`` names): a session-level advisory
+  lock, ``pg_advisory_lock(namespace, key of the model name)``, on a connection of its own that
+  stays open for the whole critical section. PostgreSQL grants it to one session at a time and
+  frees it when that session ends, so a holder that crashes or loses its connection releases it
+  at once, and a slow holder keeps it for as long as it works: there is no lease that could
+  expire under a slow write, hence none to renew. The connection's ``application_name`` names
+  the holder (``user@host:pid``), which a waiter that times out reports.
+- **SQLite** (a ``sqlite:///`` store, or a lock URL ``sqlite:///db`` / ``file:///path`` for a
+  server on SQLite on this host): an exclusive ``flock`` on ``<db>.promotion.lock`` beside the
+  database; the kernel frees it when the holder's process dies.
+- An ``http(s)`` server without a lock URL is refused with the setting that fixes it. A lock
+  made of MLflow tags (the earlier design) cannot be exclusive: a tag write is an upsert with no
+  compare-and-set, so a slow write lands after another holder has entered. A Prefect global
+  concurrency limit was not chosen either: it needs a Prefect server reachable from every
+  promoter (``skysense promote`` runs without one) and frees a crashed holder's slot only when
+  its lease runs out.
+
+Holders re-check before every write that they still hold the lock (:meth:`PromotionLock.
+ensure_held`): a lost database connection or a lock file replaced on disk stops the promotion
+before its next write instead of letting it write unprotected.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
+import logging
 import os
 import pwd
-import random
 import socket
 import time
-import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
+from skysense.credentials import strip_credentials
 from skysense.errors import RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
 
-LOCK_TAG = "promotion_lock"
+LOCK_URL_ENV = "SKYSENSE_REGISTRY_LOCK_URL"
+FILE_LOCK_SUFFIX = ".promotion.lock"
+# First key of every SkySense advisory lock (the second is the model's): keeps them apart from
+# other users of advisory locks on the same database.
+ADVISORY_NAMESPACE = zlib.crc32(b"skysense.registry.promotion") & 0x7FFFFFFF
+
+logger = logging.getLogger(__name__)
+
+
+class PromotionLockError(RegistryError):
+    """The promotion lock cannot be taken (held elsewhere, no primitive for this store), or was
+    lost while held; nothing more is written."""
 
 
 def owner_identity() -> str:
@@ -42,16 +68,101 @@ def owner_identity() -> str:
     return f"{user}@{socket.gethostname()}:{os.getpid()}"
 
 
-class PromotionLock:
-    """Lock on the aliases of registered model ``name`` (see module docstring).
+def advisory_key(name: str) -> int:
+    """The second advisory-lock key of registered model ``name`` (31-bit CRC of the name)."""
+    return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
+
+
+def _is_postgres(url: str) -> bool:
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    return scheme.split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def lock_target(registry_uri: str, lock_url: str | None = None,
+                sqlite_db: Path | None = None) -> tuple[str, str]:
+    """Which primitive locks the registry at ``registry_uri``: ``("postgres", url)`` or
+    ``("file", lock file path)``.
 
     Args:
-        client: MLflow client of the registry.
+        registry_uri: the MLflow registry URI.
+        lock_url: ``registry.lock_url``; default: ``SKYSENSE_REGISTRY_LOCK_URL``.
+        sqlite_db: the SQLite database of a local store, when the caller knows it.
+
+    Raises:
+        PromotionLockError: no primitive for this store (a server without a lock URL, MySQL).
+    """
+    lock_url = lock_url or os.environ.get(LOCK_URL_ENV) or None
+    if lock_url:
+        if _is_postgres(lock_url):
+            return "postgres", lock_url
+        if lock_url.startswith("sqlite:///"):
+            return "file", lock_url[len("sqlite:///"):] + FILE_LOCK_SUFFIX
+        if lock_url.startswith("file://"):
+            return "file", lock_url[len("file://"):]
+        raise PromotionLockError(
+            f"registry.lock_url / {LOCK_URL_ENV} is {strip_credentials(lock_url)!r}: use the "
+            "registry's PostgreSQL database (postgresql://user@host:5432/mlflow) or, for a "
+            "server on SQLite on this host, sqlite:////path/to/mlflow.db"
+        )
+    if sqlite_db is not None:
+        return "file", str(sqlite_db) + FILE_LOCK_SUFFIX
+    if registry_uri.startswith("sqlite:///"):
+        return "file", registry_uri[len("sqlite:///"):] + FILE_LOCK_SUFFIX
+    if _is_postgres(registry_uri):
+        return "postgres", registry_uri
+    if registry_uri.startswith(("http://", "https://")):
+        raise PromotionLockError(
+            f"the registry {strip_credentials(registry_uri)} is an MLflow server: promotions "
+            f"need its backend database for an exclusive lock; set {LOCK_URL_ENV} (or "
+            "registry.lock_url) to it, e.g. postgresql://skysense_lock@db-host:5432/mlflow "
+            "(a role with CONNECT only; password from PGPASSWORD or ~/.pgpass), or "
+            "sqlite:////path/to/mlflow.db for a server on SQLite on this host"
+        )
+    raise PromotionLockError(
+        f"no exclusive lock for the registry {strip_credentials(registry_uri)}: use a "
+        f"PostgreSQL or SQLite store, or set {LOCK_URL_ENV} to a PostgreSQL database"
+    )
+
+
+def _pg_connect(url: str, application_name: str) -> Any:
+    """A libpq connection (autocommit, TCP keepalives) to the database of SQLAlchemy URL ``url``."""
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {
+        "host": parsed.host, "port": parsed.port, "user": parsed.username,
+        "password": parsed.password, "dbname": parsed.database,
+    }
+    for key, value in parsed.query.items():
+        kwargs[key] = value if isinstance(value, str) else value[-1]
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    kwargs.setdefault("connect_timeout", 10)
+    try:
+        conn = psycopg2.connect(application_name=application_name[:63], keepalives=1,
+                                keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
+                                **kwargs)
+    except psycopg2.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise PromotionLockError(
+            f"cannot reach the promotion-lock database {strip_credentials(url)}: "
+            f"{strip_credentials(first)}; check {LOCK_URL_ENV} / registry.lock_url"
+        ) from None
+    conn.autocommit = True
+    return conn
+
+
+class PromotionLock:
+    """Exclusive lock on the aliases of registered model ``name`` (see the module docstring).
+
+    Use it as a context manager; call :meth:`ensure_held` before every registry write.
+
+    Args:
+        client: MLflow client of the registry (its registry URI picks the primitive).
         name: registered model name.
-        sqlite_db: the database file when the store is SQLite (adds the file lock).
-        ttl_s: how long a held tag lock stays valid without release (crash recovery).
-        settle_s: delay between writing the tag and reading it back.
-        timeout_s: give up acquiring after this long.
+        sqlite_db: the database file when the store is SQLite (else taken from the client).
+        lock_url: ``registry.lock_url``; default ``SKYSENSE_REGISTRY_LOCK_URL``.
+        timeout_s: give up acquiring after this long (the error names the holder).
     """
 
     def __init__(
@@ -59,124 +170,165 @@ class PromotionLock:
         client: MlflowClient,
         name: str,
         sqlite_db: Path | None = None,
-        ttl_s: float = 120.0,
-        settle_s: float = 0.4,
+        *,
+        lock_url: str | None = None,
         timeout_s: float = 120.0,
     ) -> None:
-        self.client = client
+        registry_uri = getattr(client, "_registry_uri", None) or client.tracking_uri
+        self.kind, self.where = lock_target(registry_uri, lock_url, sqlite_db)
         self.name = name
-        self.sqlite_db = sqlite_db
-        self.ttl_s = ttl_s
-        self.settle_s = settle_s
         self.timeout_s = timeout_s
-        self.token = f"{owner_identity()}/{uuid.uuid4().hex[:12]}"
-        self._file = None
+        self.owner = owner_identity()
+        self.key = advisory_key(name)
+        self._conn: Any = None
+        self._fd: int | None = None
+        self.acquired_at: float | None = None
 
-    # -- tag lock ----------------------------------------------------------------------------
-    def _read(self) -> dict | None:
-        tags = self.client.get_registered_model(self.name).tags
-        raw = tags.get(LOCK_TAG)
-        if not raw:
-            return None
+    # -- PostgreSQL advisory lock --------------------------------------------------------------
+    def _pg_holder(self, conn: Any) -> str:
+        with contextlib.suppress(Exception), conn.cursor() as cur:
+            cur.execute(
+                "SELECT a.application_name, a.client_addr::text, a.backend_start "
+                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.classid = %s::oid AND l.objid = %s::oid "
+                "AND l.objsubid = 2 AND l.granted",
+                (ADVISORY_NAMESPACE, self.key),
+            )
+            row = cur.fetchone()
+            if row:
+                app, addr, since = row
+                return f"{app or 'another session'} (from {addr or 'local'}, since {since:%H:%M:%S})"
+        return "another session"
+
+    def _acquire_pg(self) -> None:
+        import psycopg2
+
+        conn = _pg_connect(self.where, f"skysense-promotion {self.owner}")
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            return None
-        return value if isinstance(value, dict) else None
+            with conn.cursor() as cur:
+                cur.execute("SET lock_timeout = %s", (f"{max(1, int(self.timeout_s * 1000))}ms",))
+                cur.execute("SELECT pg_advisory_lock(%s, %s)", (ADVISORY_NAMESPACE, self.key))
+                cur.execute("SET lock_timeout = 0")
+        except psycopg2.errors.LockNotAvailable:
+            holder = self._pg_holder(conn)
+            conn.close()
+            raise PromotionLockError(
+                f"registered model {self.name!r}: promotion lock held by {holder} for more than "
+                f"{self.timeout_s:.0f} s; wait for it to finish (a crashed holder releases it "
+                "when its connection closes; a hung one can be ended with pg_terminate_backend)"
+            ) from None
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
 
-    def holds(self) -> bool:
-        """Whether this object's token is the one stored in the tag (and not expired)."""
-        current = self._read()
-        return bool(current and current.get("owner") == self.token
-                    and float(current.get("expires", 0)) > time.time())
-
-    def _acquire_tag(self) -> None:
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            current = self._read()
-            if current is None or float(current.get("expires", 0)) <= time.time():
-                value = json.dumps({"owner": self.token, "expires": time.time() + self.ttl_s})
-                if self._write_tag(value):
-                    time.sleep(self.settle_s)
-                    if self.holds():
-                        return
-            if time.monotonic() > deadline:
-                holder = (current or {}).get("owner", "?")
-                raise RegistryError(
-                    f"registered model {self.name!r}: promotion lock held by {holder} for more "
-                    f"than {self.timeout_s:.0f} s; wait for it, or delete the tag {LOCK_TAG!r} "
-                    "in the MLflow UI if that process died"
-                )
-            time.sleep(self.settle_s * (0.5 + random.random()))
-
-    def _write_tag(self, value: str) -> bool:
-        """Write the lock tag; False when a concurrent writer's insert of the same tag won (the
-        store's unique constraint on (model, key) rejects the second insert: SQLite, PostgreSQL
-        and a server in front of either report it as an error)."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            self.client.set_registered_model_tag(self.name, LOCK_TAG, value)
-        except MlflowException as exc:
-            text = str(exc)
-            if not any(m in text for m in ("UNIQUE constraint", "IntegrityError", "duplicate key")):
-                raise
+    def _held_pg(self) -> bool:
+        if self._conn is None or self._conn.closed:
             return False
-        return True
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND pid = pg_backend_pid() AND classid = %s::oid AND objid = %s::oid "
+                    "AND objsubid = 2 AND granted",
+                    (ADVISORY_NAMESPACE, self.key),
+                )
+                return int(cur.fetchone()[0]) == 1
+        except Exception:  # noqa: BLE001 - a broken connection means the lock is gone
+            return False
 
-    def _release_tag(self) -> None:
+    def _release_pg(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", (ADVISORY_NAMESPACE, self.key))
         with contextlib.suppress(Exception):
-            if self.holds():
-                self.client.delete_registered_model_tag(self.name, LOCK_TAG)
+            conn.close()  # ending the session frees the lock in any case
 
     # -- file lock ---------------------------------------------------------------------------
     def _acquire_file(self) -> None:
-        if self.sqlite_db is None:
-            return
-        path = Path(str(self.sqlite_db) + ".promotion.lock")
+        path = Path(self.where)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a+")  # noqa: SIM115 - held until release
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self.timeout_s
         while True:
             try:
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    self._file.close()
-                    self._file = None
-                    raise RegistryError(
-                        f"{path}: locked by another promotion for more than "
+                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "?"
+                    os.close(fd)
+                    raise PromotionLockError(
+                        f"{path}: locked by another promotion ({holder}) for more than "
                         f"{self.timeout_s:.0f} s; wait for it to finish"
                     ) from None
                 time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{self.owner}\n".encode(), 0)
+        self._fd = fd
+
+    def _held_file(self) -> bool:
+        if self._fd is None:
+            return False
+        try:
+            return os.fstat(self._fd).st_ino == os.stat(self.where).st_ino
+        except OSError:
+            return False
 
     def _release_file(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
-    # -- context -----------------------------------------------------------------------------
+    # -- public ------------------------------------------------------------------------------
+    def holds(self) -> bool:
+        """Whether this object holds the lock now (asks the database or the file system)."""
+        return self._held_pg() if self.kind == "postgres" else self._held_file()
+
+    def ensure_held(self) -> None:
+        """Check, right before a registry write, that the lock is still held.
+
+        Raises:
+            PromotionLockError: the lock was lost (database connection gone, lock file replaced).
+        """
+        if not self.holds():
+            where = strip_credentials(self.where)
+            raise PromotionLockError(
+                f"registered model {self.name!r}: the promotion lock ({self.kind} {where}) was "
+                "lost before the next write; nothing more was written, run the command again"
+            )
+
     def __enter__(self) -> Self:
-        self._acquire_file()
-        try:
-            self._acquire_tag()
-        except BaseException:
-            self._release_file()
-            raise
+        if self.kind == "postgres":
+            self._acquire_pg()
+        else:
+            self._acquire_file()
+        self.acquired_at = time.time()
+        logger.info("promotion lock on %s acquired by %s", self.name, self.owner,
+                    extra={"lock_event": "acquired", "lock_model": self.name,
+                           "lock_time": self.acquired_at})
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
-            self._release_tag()
-        finally:
+        released = time.time()
+        # logged before the release itself: a waiter may enter as soon as it is released
+        logger.info("promotion lock on %s released by %s", self.name, self.owner,
+                    extra={"lock_event": "released", "lock_model": self.name,
+                           "lock_time": released})
+        if self.kind == "postgres":
+            self._release_pg()
+        else:
             self._release_file()
 
 
 @contextlib.contextmanager
 def promotion_lock(client: MlflowClient, name: str, sqlite_db: Path | None = None,
-                   **kwargs: float) -> Iterator[PromotionLock]:
+                   **kwargs: Any) -> Iterator[PromotionLock]:
     """Context manager form of :class:`PromotionLock`."""
     with PromotionLock(client, name, sqlite_db, **kwargs) as lock:
         yield lock

@@ -1,11 +1,14 @@
 """Gated promotion of the ``challenger`` to ``champion``, and rollback, with aliases only.
 
-Every change happens under :class:`~skysense.registry.lock.PromotionLock`: the champion is read
-after the lock is held (compare-and-set: an ``expected_champion`` that no longer holds is a
-conflict), the alias is switched and read back. Each promotion, refusal and rollback is recorded in
-the version's tags (``promotion.*``) and appended to the model-level ``promotion_history`` tag
-(JSON list); ``champion_stack`` lists the champions in order, so a rollback returns to the one
-before, and a second rollback to the one before that.
+Every change happens under :class:`~skysense.registry.lock.PromotionLock` (an exclusive lock:
+PostgreSQL advisory lock or ``flock``), and every write re-checks that the lock is still held: the
+champion is read after the lock is held (compare-and-set: an ``expected_champion`` that no longer
+holds is a conflict), the alias is switched and read back. Each promotion, refusal and rollback is
+recorded in the version's tags (``promotion.*``) and in the model's history: one tag per entry,
+``promotion_history.<seq>`` with a sequence number taken under the lock, so entries are appended,
+never rewritten, and none is lost (a model promoted before this layout keeps its old
+``promotion_history`` JSON list; it is read first). ``champion_stack`` lists the champions in
+order, so a rollback returns to the one before, and a second rollback to the one before that.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-HISTORY_TAG = "promotion_history"
+HISTORY_TAG = "promotion_history"  # the legacy single-tag JSON list, read only
+HISTORY_ENTRY_PREFIX = HISTORY_TAG + "."
 STACK_TAG = "champion_stack"
-MAX_HISTORY = 200
 
 
 @dataclass
@@ -82,10 +85,21 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
         raise
 
 
+def _history_entries(tags: dict[str, str]) -> list[tuple[int, dict[str, Any]]]:
+    entries = []
+    for key, raw in tags.items():
+        seq = key[len(HISTORY_ENTRY_PREFIX):]
+        if key.startswith(HISTORY_ENTRY_PREFIX) and seq.isdigit():
+            entries.append((int(seq), json.loads(raw)))
+    return sorted(entries, key=lambda e: e[0])
+
+
 def read_history(client: MlflowClient, name: str) -> list[dict[str, Any]]:
-    """The model-level promotion history (oldest first)."""
-    raw = client.get_registered_model(name).tags.get(HISTORY_TAG)
-    return json.loads(raw) if raw else []
+    """The model-level promotion history (oldest first): the legacy JSON list, then one entry
+    per ``promotion_history.<seq>`` tag in sequence order."""
+    tags = client.get_registered_model(name).tags
+    legacy = json.loads(tags[HISTORY_TAG]) if tags.get(HISTORY_TAG) else []
+    return legacy + [record for _, record in _history_entries(tags)]
 
 
 def _read_stack(client: MlflowClient, name: str) -> list[str]:
@@ -93,10 +107,20 @@ def _read_stack(client: MlflowClient, name: str) -> list[str]:
     return [str(v) for v in json.loads(raw)] if raw else []
 
 
-def _append_history(client: MlflowClient, name: str, record: dict[str, Any]) -> None:
-    history = read_history(client, name)
-    history.append(record)
-    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-MAX_HISTORY:]))
+def _append_history(client: MlflowClient, name: str, record: dict[str, Any],
+                    lock: PromotionLock) -> None:
+    """Add ``record`` as the next ``promotion_history.<seq>`` tag (a new key: nothing earlier is
+    rewritten); the sequence number is read and written under ``lock``."""
+    entries = _history_entries(client.get_registered_model(name).tags)
+    seq = entries[-1][0] + 1 if entries else 1
+    lock.ensure_held()
+    client.set_registered_model_tag(name, f"{HISTORY_ENTRY_PREFIX}{seq:06d}", json.dumps(record))
+
+
+def _set_model_tag(client: MlflowClient, name: str, key: str, value: str,
+                   lock: PromotionLock) -> None:
+    lock.ensure_held()
+    client.set_registered_model_tag(name, key, value)
 
 
 def _actor(what: str) -> dict[str, str]:
@@ -105,11 +129,7 @@ def _actor(what: str) -> dict[str, str]:
 
 def _switch_champion(client: MlflowClient, name: str, version: str, lock: PromotionLock) -> None:
     """Set ``champion`` to ``version`` while holding ``lock``, and verify it by reading back."""
-    if not lock.holds():
-        raise RegistryError(
-            f"registered model {name!r}: promotion lock lost (expired?) before the switch; "
-            "nothing was changed, run the promotion again"
-        )
+    lock.ensure_held()
     client.set_registered_model_alias(name, CHAMPION, version)
     now = alias_version(client, name, CHAMPION)
     if now is None or str(now.version) != str(version):
@@ -127,7 +147,8 @@ def promote(
     expected_champion: str | None = None,
     sqlite_db: Path | None = None,
     what: str = "",
-    lock_settle_s: float = 0.4,
+    lock_url: str | None = None,
+    lock_timeout_s: float = 120.0,
 ) -> PromotionResult:
     """Make the challenger (or ``version``) the champion when it passes ``policy``.
 
@@ -138,15 +159,18 @@ def promote(
         version: the version to promote; default: the one behind ``@challenger``.
         expected_champion: compare-and-set; when given, the champion must still be this version
             (``"none"`` for no champion) or the call fails without changing anything.
-        sqlite_db: the SQLite file of the store, if any (adds a file lock).
+        sqlite_db: the SQLite file of the store, if any (else taken from the client's URI).
         what: the command or flow that asks (recorded).
-        lock_settle_s: settle delay of the tag lock.
+        lock_url: ``registry.lock_url`` (the server's backend database; see
+            :mod:`skysense.registry.lock`); default ``SKYSENSE_REGISTRY_LOCK_URL``.
+        lock_timeout_s: how long to wait for another promotion to finish.
 
     Returns:
         The result: ``action`` is ``"promote"`` or ``"refuse"``, with the decision.
 
     Raises:
         RegistryError: no challenger, unknown version, a compare-and-set conflict.
+        PromotionLockError: the lock cannot be taken, or was lost before a write.
     """
     if version is None:
         mv = alias_version(client, name, CHALLENGER)
@@ -156,7 +180,8 @@ def promote(
                 "first or pass --version"
             )
         version = str(mv.version)
-    with PromotionLock(client, name, sqlite_db, settle_s=lock_settle_s) as lock:
+    with PromotionLock(client, name, sqlite_db, lock_url=lock_url,
+                       timeout_s=lock_timeout_s) as lock:
         challenger = client.get_model_version(name, version)
         champ = alias_version(client, name, CHAMPION)
         champ_version = None if champ is None else str(champ.version)
@@ -186,10 +211,10 @@ def promote(
             if champ_version is not None and (not stack or stack[-1] != champ_version):
                 stack.append(champ_version)
             stack.append(str(version))
-            client.set_registered_model_tag(name, STACK_TAG, json.dumps(stack))
+            _set_model_tag(client, name, STACK_TAG, json.dumps(stack), lock)
             # ``challenger`` stays on the newest registered version: after a promotion the
             # version carries both aliases, and the next `skysense register` moves it on.
-            _tag_version(client, name, str(version), {
+            _tag_version(client, name, str(version), lock, {
                 "promotion.status": "champion",
                 "promotion.promoted_at": record["at"],
                 "promotion.promoted_by": record["by"],
@@ -198,13 +223,13 @@ def promote(
                 "promotion.compared": json.dumps(decision.compared()),
             })
             if champ_version is not None:
-                _tag_version(client, name, champ_version, {
+                _tag_version(client, name, champ_version, lock, {
                     "promotion.status": "retired",
                     "promotion.retired_at": record["at"],
                     "promotion.replaced_by": str(version),
                 })
         else:
-            _tag_version(client, name, str(version), {
+            _tag_version(client, name, str(version), lock, {
                 "promotion.status": "refused",
                 "promotion.refused_at": record["at"],
                 "promotion.refused_by": record["by"],
@@ -212,7 +237,7 @@ def promote(
                 "promotion.reasons": "\n".join(decision.reasons),
                 "promotion.compared": json.dumps(decision.compared()),
             })
-        _append_history(client, name, record)
+        _append_history(client, name, record, lock)
     return PromotionResult(
         action=record["action"], version=str(version), previous_champion=champ_version,
         champion=str(version) if decision.passed else champ_version, decision=decision,
@@ -226,14 +251,19 @@ def rollback(
     reason: str = "",
     sqlite_db: Path | None = None,
     what: str = "",
-    lock_settle_s: float = 0.4,
+    lock_url: str | None = None,
+    lock_timeout_s: float = 120.0,
 ) -> PromotionResult:
     """Move ``champion`` back to the champion before the current one.
 
+    Args: as :func:`promote`; ``reason`` is recorded.
+
     Raises:
         RegistryError: no champion, or no earlier champion to return to.
+        PromotionLockError: the lock cannot be taken, or was lost before a write.
     """
-    with PromotionLock(client, name, sqlite_db, settle_s=lock_settle_s) as lock:
+    with PromotionLock(client, name, sqlite_db, lock_url=lock_url,
+                       timeout_s=lock_timeout_s) as lock:
         champ = alias_version(client, name, CHAMPION)
         if champ is None:
             raise RegistryError(f"registered model {name!r} has no champion to roll back")
@@ -261,25 +291,28 @@ def rollback(
             **_actor(what),
         }
         _switch_champion(client, name, target, lock)
-        client.set_registered_model_tag(name, STACK_TAG, json.dumps(stack))
-        _tag_version(client, name, current, {
+        _set_model_tag(client, name, STACK_TAG, json.dumps(stack), lock)
+        _tag_version(client, name, current, lock, {
             "promotion.status": "rolled_back",
             "promotion.rolled_back_at": record["at"],
             "promotion.rolled_back_by": record["by"],
             "promotion.rollback_reason": record["reasons"][0],
             "promotion.rolled_back_to": target,
         })
-        _tag_version(client, name, target, {
+        _tag_version(client, name, target, lock, {
             "promotion.status": "champion",
             "promotion.restored_at": record["at"],
             "promotion.restored_by": record["by"],
         })
-        _append_history(client, name, record)
+        _append_history(client, name, record, lock)
     return PromotionResult(action="rollback", version=target, previous_champion=current,
                            champion=target, record=record)
 
 
-def _tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:
+def _tag_version(client: MlflowClient, name: str, version: str, lock: PromotionLock,
+                 tags: dict[str, str]) -> None:
+    """Set version tags one by one, each after checking that ``lock`` is still held."""
     for key, value in tags.items():
+        lock.ensure_held()
         client.set_model_version_tag(name, version, key, value)
 

@@ -2,7 +2,10 @@
 
 The weights and config travel as the ``export`` artifact (``model.safetensors`` + ``config.json``,
 loaded with safetensors only); the ``skysense`` package travels as code, so loading needs only the
-short pip requirements. See :mod:`skysense.registry.signature` for the input contract.
+short pip requirements. The model itself is logged as code too (:mod:`skysense.registry.pyfunc_code`),
+never as a pickle. ``skysense predict`` does not load this pyfunc: it verifies and loads the export
+directly (:mod:`skysense.inference.model_loading`). See :mod:`skysense.registry.signature` for the
+input contract.
 """
 
 from __future__ import annotations

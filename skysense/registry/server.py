@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from skysense.credentials import strip_credentials
 from skysense.errors import RegistryError, RegistryUnavailable
 
 
@@ -49,11 +50,13 @@ def wait_for_health(url: str, timeout_s: float = 90.0, process: subprocess.Popen
     """
     deadline = time.monotonic() + timeout_s
     last: str = ""
+    url = strip_credentials(url, marker=False)  # /health needs no login; urllib takes none
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RegistryError(
-                f"mlflow server at {url} exited with code {process.returncode} before it was "
-                "healthy; see its log for the cause (bad backend URI, port in use)"
+                f"mlflow server at {strip_credentials(url)} exited with code "
+                f"{process.returncode} before it was healthy; see its log for the cause (bad "
+                "backend URI, port in use)"
             )
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
@@ -64,8 +67,8 @@ def wait_for_health(url: str, timeout_s: float = 90.0, process: subprocess.Popen
             last = f"{type(exc).__name__}: {exc}"  # refused, reset, not HTTP, bad URL
         time.sleep(0.3)
     error = RegistryUnavailable(
-        f"mlflow server at {url} was not healthy after {timeout_s:.0f} s (last answer: {last}); "
-        "raise the timeout or check the server log"
+        f"mlflow server at {strip_credentials(url)} was not healthy after {timeout_s:.0f} s "
+        f"(last answer: {strip_credentials(last)}); raise the timeout or check the server log"
     )
     error.last_answer = last
     raise error
@@ -80,8 +83,13 @@ def start_mlflow_server(
     port: int | None = None,
     timeout_s: float = 90.0,
     log_dir: str | Path | None = None,
+    app_name: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[MlflowServer]:
     """Start ``mlflow server`` (one worker, no job execution), yield it when healthy, stop it.
+
+    The backend URI reaches the server through ``MLFLOW_BACKEND_STORE_URI``, not its command
+    line, so a password in it does not show in the process list.
 
     Args:
         backend_uri: backend store URI, e.g. ``sqlite:////tmp/x/mlflow.db`` or
@@ -91,6 +99,9 @@ def start_mlflow_server(
         port: TCP port; a free one when ``None``.
         timeout_s: how long to wait for ``/health``.
         log_dir: where ``mlflow-server.log`` goes (default: next to the artifacts).
+        app_name: ``basic-auth`` for MLflow's login and permissions app (it reads
+            ``MLFLOW_AUTH_CONFIG_PATH`` and ``MLFLOW_FLASK_SERVER_SECRET_KEY`` from ``env``).
+        env: more environment for the server process.
 
     Yields:
         The running :class:`MlflowServer`; its ``url`` is a tracking and registry URI.
@@ -102,23 +113,25 @@ def start_mlflow_server(
         artifacts = str(Path(artifacts).resolve())
     log_path = Path(log_dir or (Path(artifacts).parent if "://" not in str(artifacts_dir) else "."))
     log_path = log_path / f"mlflow-server-{port}.log"
-    env = dict(os.environ)
+    extra_env, env = env, dict(os.environ)
     env.update(
         {
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "DO_NOT_TRACK": "1",
+            "MLFLOW_BACKEND_STORE_URI": backend_uri,
+            **(extra_env or {}),
         }
     )
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     cmd = [
         str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
         "server",
-        "--backend-store-uri", backend_uri,
         "--artifacts-destination", artifacts,
         "--host", host,
         "--port", str(port),
         "--workers", "1",
+        *(["--app-name", app_name] if app_name else []),
     ]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -130,7 +143,7 @@ def start_mlflow_server(
         yield MlflowServer(url=url, port=port, process=proc, log_path=log_path)
     except RegistryError as exc:
         tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
-        raise RegistryError(f"{exc}\n--- {log_path} (tail) ---\n{tail}") from None
+        raise RegistryError(strip_credentials(f"{exc}\n--- {log_path} (tail) ---\n{tail}")) from None
     finally:
         _stop(proc)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from skysense.credentials import strip_credentials
 from skysense.errors import RegistryError
 from skysense.registry.model_card import KEY_METRICS
 from skysense.registry.policy import metrics_from_tags
@@ -33,7 +34,7 @@ def registry_status(client: MlflowClient, name: str) -> dict[str, Any]:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise  # the server or store failed: not "no such model"
         raise RegistryError(
-            f"no registered model {name!r} in {client.tracking_uri}; run `skysense register` "
+            f"no registered model {name!r} in {strip_credentials(client.tracking_uri)}; run `skysense register` "
             "or set registry.model_name / --tracking-uri"
         ) from exc
     aliases: dict[str, str] = {str(k): str(v) for k, v in (model.aliases or {}).items()}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from skysense.credentials import strip_credentials
 from skysense.errors import RegistryError, RegistryUnavailable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,14 +33,6 @@ def resolve_tracking_uri(uri: str | None, registry: RegistryConfig | None = None
     return chosen
 
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-
-
-def strip_credentials(text: str) -> str:
-    """``text`` with the ``user:password@`` part of every URI in it removed (safe to print)."""
-    return _USERINFO.sub("", text)
-
-
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI, else ``None`` (server or other database)."""
     if uri.startswith("sqlite:///"):
@@ -48,8 +40,29 @@ def sqlite_path(uri: str) -> Path | None:
     return None
 
 
+def credentials_to_environment(uri: str) -> str:
+    """``uri`` without its ``user:password@``: for an ``http(s)`` server they move to
+    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (how MLflow's client sends basic
+    auth, inherited by subprocesses), so that MLflow never prints or records them with the URI
+    (it prints run links built from the URI). Other URIs are returned unchanged."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    if not uri.startswith(("http://", "https://")) or "@" not in uri.split("/", 3)[2]:
+        return uri
+    parts = urlsplit(uri)
+    if parts.username is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
+    if parts.password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
 def connect(uri: str | None = None, registry: RegistryConfig | None = None) -> MlflowClient:
     """Point MLflow (fluent API and client) at the tracking store and registry; return a client.
+
+    A server URI's ``user:password@`` is taken out of the URI (see
+    :func:`credentials_to_environment`).
 
     Raises:
         RegistryUnavailable: an ``http`` store that does not answer (the URI is named without
@@ -58,7 +71,7 @@ def connect(uri: str | None = None, registry: RegistryConfig | None = None) -> M
     import mlflow
     from mlflow import MlflowClient
 
-    resolved = resolve_tracking_uri(uri, registry)
+    resolved = credentials_to_environment(resolve_tracking_uri(uri, registry))
     if (path := sqlite_path(resolved)) is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(resolved)

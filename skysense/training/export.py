@@ -21,6 +21,7 @@ import torch
 
 from skysense.config import SkySenseConfig
 from skysense.errors import SkySenseError, TrainingError
+from skysense.training.checkpoint_safety import safe_load, verify_checkpoint
 from skysense.training.provenance import data_version, git_commit
 
 WEIGHTS = "model.safetensors"
@@ -72,8 +73,10 @@ def consolidated_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
     if not checkpoint_dir.is_dir():
         raise ExportError(f"{checkpoint_dir} is not a checkpoint folder; run `skysense train` first")
     model_file = checkpoint_dir / "mp_rank_00_model_states.pt"
-    # Written by this platform's own training run (trusted); DeepSpeed pickles its config in it.
-    module = torch.load(model_file, map_location="cpu", weights_only=False)["module"] if model_file.is_file() else None
+    # weights_only: tensors and plain values only; DeepSpeed's own loader below unpickles fully,
+    # so every file of the tag is checked first (a pickled object in any of them is refused).
+    verify_checkpoint(checkpoint_dir)
+    module = safe_load(model_file)["module"] if model_file.is_file() else None
     if any(checkpoint_dir.glob("*zero_pp_rank_*_optim_states.pt")):
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 

@@ -4,6 +4,7 @@ The run gets every resolved param (flattened ``section.key``), the DeepSpeed con
 artifact, per-step metrics, and the data version and git commit as tags. Its id goes to
 ``OUT/run.json``, so evaluation and registration log into the same run, and ``--resume``
 continues it. Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``registry.tracking_uri``.
+Params, tags and ``run.json`` never hold URI credentials (``user:password@`` is stripped).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from skysense.atomic_files import write_text_atomic
 from skysense.config import SkySenseConfig
+from skysense.credentials import strip_credentials, strip_credentials_in
 from skysense.training.engine import Runtime
 from skysense.training.provenance import data_version, git_commit
 
@@ -80,7 +82,7 @@ class RunTracker:
                 {
                     "run_id": self.run_id,
                     "experiment_id": self.experiment_id,
-                    "tracking_uri": self.tracking_uri,
+                    "tracking_uri": strip_credentials(self.tracking_uri),
                 },
                 indent=2,
             )
@@ -98,14 +100,16 @@ class RunTracker:
             "device": runtime.device,
             "backend": runtime.backend,
         }
-        self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self.client.log_batch(self.run_id,
+                              tags=[RunTag(k, strip_credentials(v)) for k, v in tags.items()])
         if self._resumed:
             return
         params = flatten(self.cfg.model_dump(mode="json"))
-        items = [Param(k, v) for k, v in sorted(params.items())]
+        items = [Param(k, strip_credentials(v)) for k, v in sorted(params.items())]
         for i in range(0, len(items), PARAM_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
-        self.client.log_dict(self.run_id, ds_config, "deepspeed/ds_config.json")
+        self.client.log_dict(self.run_id, strip_credentials_in(ds_config),
+                             "deepspeed/ds_config.json")
 
     def log_step(self, step: int, metrics: dict[str, float]) -> None:
         """Log one optimizer step's metrics (non-finite values are skipped)."""

@@ -31,8 +31,7 @@ def test_register_promote_and_predict(tmp_path, scene_files, monkeypatch):
     assert res.created and not again.created
     mv = client.get_model_version("skysense-e2e", res.version)
     assert "| linear_acc | 0.5000" in mv.description and mv.tags["preset"] == "skysense-tiny"
-    promote(client, "skysense-e2e", cfg.registry.policy, sqlite_db=sqlite_path(uri),
-            lock_settle_s=0.05)
+    promote(client, "skysense-e2e", cfg.registry.policy, sqlite_db=sqlite_path(uri))
 
     model = mlflow.pyfunc.load_model("models:/skysense-e2e@champion")
     ex = {k: v for k, v in model.input_example.items()} if hasattr(model, "input_example") else None

@@ -27,6 +27,7 @@ from scaled_band_model import ScaledBandMean, example_input, write_scale
 
 from skysense.config import MetricRule, PromotionPolicy
 from skysense.registry.lineage import file_sha256
+from skysense.registry.lock import LOCK_URL_ENV
 from skysense.registry.promotion import alias_version, promote, read_history, rollback
 from skysense.registry.register import register_pyfunc
 from skysense.registry.server import free_port, start_mlflow_server
@@ -63,6 +64,8 @@ def test_mlflow_server_on_postgres_register_promote_rollback_load(pg_database, t
     import mlflow
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # Promotions lock on the server's backend database (PostgreSQL advisory lock).
+    monkeypatch.setenv(LOCK_URL_ENV, pg_database.url("postgresql+psycopg2"))
     with start_mlflow_server(pg_database.url("postgresql+psycopg2"), tmp_path / "artifacts", timeout_s=120) as srv:
         client = connect(srv.url)
         exp = ensure_experiment(client, "pg-test", None, srv.url)
@@ -70,15 +73,15 @@ def test_mlflow_server_on_postgres_register_promote_rollback_load(pg_database, t
         first = _register(client, tmp_path, 1.0, 0.60, exp)
         again = _register(client, tmp_path, 1.0, 0.60, exp)
         assert first.created and not again.created and first.version == again.version == "1"
-        assert promote(client, NAME, POLICY, lock_settle_s=0.1).action == "promote"
+        assert promote(client, NAME, POLICY).action == "promote"
 
         _register(client, tmp_path, 2.0, 0.70, exp)
-        assert promote(client, NAME, POLICY, lock_settle_s=0.1).action == "promote"
+        assert promote(client, NAME, POLICY).action == "promote"
         _register(client, tmp_path, 3.0, 0.705, exp)
-        assert promote(client, NAME, POLICY, lock_settle_s=0.1).action == "refuse"
+        assert promote(client, NAME, POLICY).action == "refuse"
         assert str(alias_version(client, NAME, "champion").version) == "2"
 
-        rollback(client, NAME, reason="pg test", lock_settle_s=0.1)
+        rollback(client, NAME, reason="pg test")
         assert str(alias_version(client, NAME, "champion").version) == "1"
         assert [h["action"] for h in read_history(client, NAME)] == ["promote", "promote", "refuse", "rollback"]
 

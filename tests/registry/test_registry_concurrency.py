@@ -1,40 +1,23 @@
-"""Two promoters in separate processes race on one registered model: aliases stay consistent."""
+"""Concurrent promoters in separate processes on one registered model (SQLite store): the lock
+is exclusive, aliases stay consistent, and the history keeps every entry.
+
+The PostgreSQL-backed ``mlflow server`` version of this race (4 promoters, advisory lock) is in
+``tests/infra/test_registry_lock_postgres.py``.
+"""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
+from mlflow import MlflowClient
+from promotion_race import assert_history_chain, assert_mutual_exclusion, race
 from registry_fixtures import register_projection
 
-from skysense.registry.promotion import alias_version, read_history
+from skysense.config import PromotionPolicy
+from skysense.registry.lock import PromotionLock, PromotionLockError
+from skysense.registry.promotion import alias_version, promote, read_history
 from skysense.registry.tracking import connect
 
 NAME = "skysense-race"
-PROMOTER = Path(__file__).with_name("promoter.py")
-
-
-def race(uri: str, versions: list[str], file_lock: bool) -> list[dict]:
-    """Start one promoter process per version, all released at the same instant."""
-    start = time.time() + 6.0  # time for the interpreters to import mlflow
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(PROMOTER), uri, NAME, v, str(start)]
-            + (["--file-lock"] if file_lock else []),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for v in versions
-    ]
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    return results
 
 
 def check_consistent(client, results: list[dict]) -> None:
@@ -53,15 +36,40 @@ def check_consistent(client, results: list[dict]) -> None:
     assert "promotion_lock" not in client.get_registered_model(NAME).tags
 
 
-@pytest.mark.parametrize("file_lock", [True, False], ids=["file+tag-lock", "tag-lock"])
-def test_two_concurrent_promoters(sqlite_store, tmp_path, file_lock):
+@pytest.mark.parametrize("sqlite_db", [True, False], ids=["sqlite-db-given", "sqlite-db-from-uri"])
+def test_two_concurrent_promoters(sqlite_store, tmp_path, sqlite_db):
     client, uri, exp, db = sqlite_store
-    from skysense.config import PromotionPolicy
-    from skysense.registry.promotion import promote
-
     register_projection(client, NAME, tmp_path, 1, {"linear_acc": 0.6}, exp, db)
-    promote(client, NAME, PromotionPolicy(no_regress={}), sqlite_db=db, lock_settle_s=0.05)
+    promote(client, NAME, PromotionPolicy(no_regress={}), sqlite_db=db)
     register_projection(client, NAME, tmp_path, 2, {"linear_acc": 0.7}, exp, db)
     register_projection(client, NAME, tmp_path, 3, {"linear_acc": 0.8}, exp, db)
-    results = race(uri, ["2", "3"], file_lock)
+    results, events = race(uri, NAME, ["2", "3"], tmp_path / "race", slow={"2": 0.2},
+                           sqlite_db=sqlite_db)
     check_consistent(connect(uri), results)
+    assert_mutual_exclusion(events, promoters=2)
+    assert_history_chain(read_history(client, NAME), {"1", "2", "3"}, "3")
+
+
+def test_file_lock_is_exclusive_and_rechecked(sqlite_store):
+    client, _, _, db = sqlite_store
+    with PromotionLock(client, NAME, timeout_s=5) as first:
+        assert first.kind == "file" and first.where == f"{db}.promotion.lock"
+        first.ensure_held()
+        with (pytest.raises(PromotionLockError, match=r"locked by another promotion \(.*@.*:\d+\)"),
+              PromotionLock(client, NAME, timeout_s=0.3)):
+            pass
+        # The lock file replaced under the holder (someone deleted it): the next write is refused.
+        lock_file = db.parent / (db.name + ".promotion.lock")
+        lock_file.unlink()
+        lock_file.touch()
+        with pytest.raises(PromotionLockError, match="was lost before the next write"):
+            first.ensure_held()
+    with PromotionLock(client, NAME, timeout_s=1):
+        pass
+
+
+def test_server_store_without_lock_url_is_refused(monkeypatch):
+    monkeypatch.delenv("SKYSENSE_REGISTRY_LOCK_URL", raising=False)
+    client = MlflowClient(tracking_uri="http://127.0.0.1:9", registry_uri="http://127.0.0.1:9")
+    with pytest.raises(PromotionLockError, match="SKYSENSE_REGISTRY_LOCK_URL"):
+        promote(client, NAME, PromotionPolicy(no_regress={}), version="1")

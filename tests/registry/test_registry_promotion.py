@@ -41,12 +41,12 @@ def test_promote_refuse_rollback_and_load(sqlite_store, tmp_path):
     client, _, exp, db = sqlite_store
     m1 = {"linear_acc": 0.60, "miou": 0.30}
     register_projection(client, NAME, tmp_path, 1, m1, exp, db)
-    first = promote(client, NAME, POLICY, sqlite_db=db, lock_settle_s=0.05)
+    first = promote(client, NAME, POLICY, sqlite_db=db)
     assert first.action == "promote" and first.previous_champion is None
     assert str(alias_version(client, NAME, "champion").version) == "1"
 
     register_projection(client, NAME, tmp_path, 2, {"linear_acc": 0.70, "miou": 0.29}, exp, db)
-    better = promote(client, NAME, POLICY, sqlite_db=db, lock_settle_s=0.05)
+    better = promote(client, NAME, POLICY, sqlite_db=db)
     assert better.action == "promote" and better.previous_champion == "1"
     assert str(alias_version(client, NAME, "champion").version) == "2"
     # the promoted version keeps ``challenger`` (newest registered) beside ``champion``
@@ -54,7 +54,7 @@ def test_promote_refuse_rollback_and_load(sqlite_store, tmp_path):
 
     # better on the deciding metric but regresses mIoU beyond the tolerance: refused
     register_projection(client, NAME, tmp_path, 3, {"linear_acc": 0.80, "miou": 0.20}, exp, db)
-    worse = promote(client, NAME, POLICY, sqlite_db=db, lock_settle_s=0.05)
+    worse = promote(client, NAME, POLICY, sqlite_db=db)
     assert worse.action == "refuse"
     assert str(alias_version(client, NAME, "champion").version) == "2"
     v3 = client.get_model_version(NAME, "3")
@@ -63,12 +63,12 @@ def test_promote_refuse_rollback_and_load(sqlite_store, tmp_path):
     assert json.loads(v3.tags["promotion.compared"])["miou"] == {"challenger": 0.2,
                                                                  "champion": 0.29}
 
-    back = rollback(client, NAME, reason="bad maps in prod", sqlite_db=db, lock_settle_s=0.05)
+    back = rollback(client, NAME, reason="bad maps in prod", sqlite_db=db)
     assert back.version == "1" and back.previous_champion == "2"
     assert str(alias_version(client, NAME, "champion").version) == "1"
     assert client.get_model_version(NAME, "2").tags["promotion.status"] == "rolled_back"
     with pytest.raises(RegistryError, match="no previous champion"):
-        rollback(client, NAME, sqlite_db=db, lock_settle_s=0.05)
+        rollback(client, NAME, sqlite_db=db)
 
     history = read_history(client, NAME)
     assert [h["action"] for h in history] == ["promote", "promote", "refuse", "rollback"]
@@ -92,8 +92,7 @@ def test_compare_and_set_conflict(sqlite_store, tmp_path):
     client, _, exp, db = sqlite_store
     register_projection(client, NAME, tmp_path, 1, {"linear_acc": 0.6}, exp, db)
     with pytest.raises(RegistryError, match="not the expected"):
-        promote(client, NAME, POLICY, expected_champion="7", sqlite_db=db, lock_settle_s=0.05)
+        promote(client, NAME, POLICY, expected_champion="7", sqlite_db=db)
     assert alias_version(client, NAME, "champion") is None
-    res = promote(client, NAME, POLICY, expected_champion="none", sqlite_db=db,
-                  lock_settle_s=0.05)
+    res = promote(client, NAME, POLICY, expected_champion="none", sqlite_db=db)
     assert res.champion == "1"
