@@ -56,7 +56,7 @@ def register_tiny(store: Path) -> str:
     from skysense.config import SkySenseConfig
     from skysense.registry.export_registration import register_export
     from skysense.registry.promotion import promote
-    from skysense.registry.tracking import connect, ensure_experiment, sqlite_path
+    from skysense.tracking.store import connect, ensure_experiment, sqlite_path
 
     uri = f"sqlite:///{store / 'mlflow.db'}"
     cfg = SkySenseConfig()

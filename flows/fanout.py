@@ -82,7 +82,7 @@ def judge_task(catalog_path: str, profiles: list[Any], out_dir: str, settings: A
 def _location_ids(catalog_path: str) -> list[str]:
     """The catalog's location ids; none when it is unusable (the judge task then fails the stage
     with the reason, as ``skysense validate`` does)."""
-    from skysense.errors import ValidationFailed
+    from skysense.core.errors import ValidationFailed
     from skysense.validation.per_location import load_catalog_for_validation
 
     try:
@@ -139,10 +139,10 @@ def finalize_chips_task(out_dir: str, results: list[dict[str, Any]], shard_bytes
         StageFailed: no chip was written, or some locations failed and ``allow_partial`` is
             false (``data.chip.allow_partial``); ``summary.json`` lists them.
     """
+    from skysense.core.errors import SkySenseError
     from skysense.data.chip_outcome import require_complete
     from skysense.data.chipping import LocationResult, merge_manifests
     from skysense.data.stats import compute_stats, write_stats
-    from skysense.errors import SkySenseError
 
     summary = merge_manifests(out_dir, [LocationResult(**r) for r in results], shard_bytes)
     try:
@@ -180,7 +180,7 @@ def chip_fanout(catalog_path: str, out_dir: str, cfg_json: dict[str, Any]) -> di
 
 def _run_validate(root: Path, cfg: SkySenseConfig) -> tuple[dict[str, Any], str]:
     """The validation fan-out on the configured runner: (summary counts, log line)."""
-    from skysense.errors import ValidationFailed
+    from skysense.core.errors import ValidationFailed
 
     subflow = validate_fanout.with_options(task_runner=make_task_runner(cfg.pipeline))
     try:

@@ -26,8 +26,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.pipeline import pipeline, project_lock
-from skysense.atomic_files import replace_atomically
 from skysense.config import load_config
+from skysense.core.atomic_files import replace_atomically
 from skysense.data.catalog import load_catalog, save_catalog
 
 

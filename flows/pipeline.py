@@ -34,7 +34,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import fanout, release, reporting, stages, warm
 from skysense.config import SkySenseConfig, apply_overrides, config_from_dict, load_config
-from skysense.file_lock import FileLock
+from skysense.core.file_lock import FileLock
 
 STAGES = ("sample", "validate", "chip", "train", "evaluate")
 
@@ -80,8 +80,8 @@ def write_overrides_to_params(root: Path, params: Path, overrides: list[str]) ->
     """
     import yaml
 
-    from skysense.atomic_files import write_text_atomic
     from skysense.config import dump_config
+    from skysense.core.atomic_files import write_text_atomic
     from skysense.params_file import read_params
 
     path = params if params.is_absolute() else root / params
@@ -103,7 +103,7 @@ def project_lock(root: Path, wait_s: float = 0.0) -> FileLock:
 
     Held for the whole run: params overrides, every stage (the fan-outs write outside DVC's own
     repository lock), registration and promotion. A second run waits up to ``wait_s``, then fails
-    with a :class:`~skysense.file_lock.LockHeldError` naming ``root/.skysense/pipeline.lock`` and
+    with a :class:`~skysense.core.file_lock.LockHeldError` naming ``root/.skysense/pipeline.lock`` and
     its holder. The kernel releases it when the holder dies.
     """
     from prefect.runtime import flow_run

@@ -115,7 +115,7 @@ def predict(
     from skysense.data.raster_access import RasterAccessPolicy
     from skysense.inference.model_loading import encoder_embedder
     from skysense.inference.outputs import prediction_outputs
-    from skysense.registry.tracking import connect
+    from skysense.tracking.store import connect
 
     logger = get_run_logger()
     root = Path(project_root).resolve()

@@ -19,9 +19,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import reporting, stages
 from skysense.config import SkySenseConfig
-from skysense.credentials import strip_credentials
-from skysense.dvc_lineage import lineage_tags
-from skysense.errors import RegistryError
+from skysense.core.credentials import strip_credentials
+from skysense.core.errors import RegistryError
+from skysense.core.lineage import lineage_tags
 
 TRANSIENT = (ConnectionError, TimeoutError, OSError)
 
@@ -53,7 +53,7 @@ def tracking_uri(cfg: SkySenseConfig, root: Path) -> str:
 
 
 def _client(uri: str):
-    from skysense.registry.tracking import connect, sqlite_path
+    from skysense.tracking.store import connect, sqlite_path
 
     return connect(uri), sqlite_path(uri)
 
@@ -65,7 +65,7 @@ def register_task(root: str, cfg_json: dict[str, Any], uri: str) -> dict[str, An
     version and its run."""
     from skysense.config import config_from_dict
     from skysense.registry.export_registration import register_export
-    from skysense.registry.tracking import ensure_experiment
+    from skysense.tracking.store import ensure_experiment
 
     cfg = config_from_dict(cfg_json)
     base = Path(root)

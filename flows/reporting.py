@@ -94,7 +94,7 @@ def metrics_table(challenger: dict[str, float], champion: dict[str, float] | Non
 def mlflow_ui_base(tracking_uri: str) -> str:
     """Where the MLflow UI of a tracking URI is: the server itself (without the credentials a
     URI may carry: the browser asks for the login), or a local ``mlflow ui``."""
-    from skysense.credentials import strip_credentials
+    from skysense.core.credentials import strip_credentials
 
     if tracking_uri.startswith(("http://", "https://")):
         return strip_credentials(tracking_uri.rstrip("/"), marker=False)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from skysense.credentials import strip_credentials
-from skysense.errors import SkySenseError
-from skysense.exit_codes import ExitCode
+from skysense.core.credentials import strip_credentials
+from skysense.core.errors import SkySenseError
+from skysense.core.exit_codes import ExitCode
 
 TRANSIENT_MARKERS = re.compile(
     r"connection refused|connection reset|temporarily unavailable|temporary failure|"

@@ -15,11 +15,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from skysense.core.errors import ConfigError
+from skysense.core.modalities import HR_GSD_M, HR_RATIO, SENTINEL_GSD_M
+from skysense.core.sensors import HR_BANDS, S1_BANDS, S2_BANDS, SENSORS
+
 DEFAULT_PARAMS = Path("params.yaml")
-
-
-class ConfigError(ValueError):
-    """A params file or an override is malformed; the message says which key and what to do."""
 
 
 class Section(BaseModel):
@@ -73,12 +73,13 @@ class ChipConfig(Section):
     """Chipping of catalog scenes into aligned multi-modal chips stored in shards."""
 
     size: int = Field(8, ge=4, description="chip size on the 10 m Sentinel grid, pixels (= the preset's sentinel_px)")
-    hr_ratio: Literal[32] = Field(32, description="HR grid is exactly 32x finer (SkySense)")
+    hr_ratio: int = Field(HR_RATIO, ge=HR_RATIO, le=HR_RATIO,
+                          description=f"HR grid is exactly {HR_RATIO}x finer (SkySense)")
     stride: int | None = Field(None, ge=1, description="pixels between chips; default = size")
     max_nodata_fraction: float = Field(0.5, ge=0.0, le=1.0)
     shard_size_mb: int = Field(256, ge=1)
     workers: int = Field(2, ge=1)
-    sentinel_gsd_m: float = Field(10.0, gt=0)
+    sentinel_gsd_m: float = Field(SENTINEL_GSD_M, gt=0)
     allow_partial: bool = Field(
         False, description="finish with success when some locations failed (the summary lists "
         "them); default: a failed location fails the command (--allow-partial)")
@@ -96,9 +97,9 @@ class DataConfig(Section):
 
     seed: int = 0
     modalities: list[Literal["hr", "s2", "s1", "dem"]] = ["hr", "s2", "s1", "dem"]
-    s2_bands: list[str] = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
-    s1_bands: list[str] = ["VV", "VH"]
-    hr_bands: list[str] = ["R", "G", "B", "N"]
+    s2_bands: list[str] = list(S2_BANDS)
+    s1_bands: list[str] = list(S1_BANDS)
+    hr_bands: list[str] = list(HR_BANDS)
     max_dates: dict[str, int] = {"s2": 8, "s1": 6}
     sample: SampleConfig = SampleConfig()
     chip: ChipConfig = ChipConfig()
@@ -126,10 +127,13 @@ class SensorRule(Section):
     band_gsd_m: dict[str, float] = Field({}, description="native GSD of named band files, metres")
 
 
-_S2_NATIVE_GSD_M = {
-    "B01": 60.0, "B05": 20.0, "B06": 20.0, "B07": 20.0, "B8A": 20.0,
-    "B09": 60.0, "B10": 60.0, "B11": 20.0, "B12": 20.0, "SCL": 20.0,
-}
+def sensor_rule(name: str, **policy: Any) -> SensorRule:
+    """The validation rule of sensor ``name`` with its facts (nodata, scale, offset, native band
+    GSDs) from :data:`skysense.core.sensors.SENSORS`; ``policy`` adds the accepted band counts,
+    dtypes and value range."""
+    spec = SENSORS[name]
+    return SensorRule(nodata=spec.nodata, scale=spec.scale, offset=spec.offset,
+                      band_gsd_m=spec.native_gsd_m(), **policy)
 
 
 class ValidationConfig(Section):
@@ -137,7 +141,8 @@ class ValidationConfig(Section):
 
     required_modalities: list[str] = ["s2", "s1"]
     min_dates: dict[str, int] = {"s2": 3, "s1": 2}
-    gsd_m: dict[str, float] = {"s2": 10.0, "s1": 10.0, "hr": 0.3125, "dem": 10.0}
+    gsd_m: dict[str, float] = {"s2": SENTINEL_GSD_M, "s1": SENTINEL_GSD_M, "hr": HR_GSD_M,
+                               "dem": SENTINEL_GSD_M}
     gsd_tolerance: float = Field(0.25, ge=0.0, description="relative tolerance on GSD")
     min_valid_fraction: float = Field(0.5, ge=0.0, le=1.0)
     max_cloud_fraction: float = Field(0.6, ge=0.0, le=1.0)
@@ -153,11 +158,12 @@ class ValidationConfig(Section):
     max_profile_px: int = Field(512, ge=16, description="decimated read size for profiling")
     workers: int = Field(2, ge=1)
     sensors: dict[str, SensorRule] = {
-        "s2": SensorRule(band_counts=[10], dtypes=["uint16"], nodata=0.0, scale=1e-4,
-                         value_range="s2_reflectance", band_gsd_m=_S2_NATIVE_GSD_M),
-        "s1": SensorRule(band_counts=[2], dtypes=["float32"], value_range="s1_db"),
-        "hr": SensorRule(band_counts=[3, 4], dtypes=["uint8", "uint16"]),
-        "dem": SensorRule(band_counts=[1], value_range="dem_m"),
+        "s2": sensor_rule("sentinel2", band_counts=[len(S2_BANDS)], dtypes=["uint16"],
+                          value_range="s2_reflectance"),
+        "s1": sensor_rule("sentinel1", band_counts=[len(S1_BANDS)], dtypes=["float32"],
+                          value_range="s1_db"),
+        "hr": sensor_rule("hr", band_counts=[3, len(HR_BANDS)], dtypes=["uint8", "uint16"]),
+        "dem": sensor_rule("dem", band_counts=[1], value_range="dem_m"),
     }
     dated_modalities: list[str] = Field(["s2", "s1"], description="modalities whose acquisitions need a date")
     min_location_overlap: float = Field(

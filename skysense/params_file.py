@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from skysense.config import ConfigError, SkySenseConfig
+from skysense.config import SkySenseConfig
+from skysense.core.errors import ConfigError
 
 REQUIRED_SECTIONS: tuple[str, ...] = tuple(SkySenseConfig.model_fields)
 DEFAULTS_RECIPE = "skysense config show --defaults > params.yaml"

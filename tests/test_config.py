@@ -10,7 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from skysense.cli import app
-from skysense.config import ConfigError, SkySenseConfig, apply_overrides, dump_config, load_config
+from skysense.config import SkySenseConfig, apply_overrides, dump_config, load_config
+from skysense.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from skysense.cli import (
     train,
     validate,
 )
-from skysense.exit_codes import exit_code_epilog
+from skysense.core.exit_codes import exit_code_epilog
 
 app = typer.Typer(
     name="skysense",

@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from skysense.exit_codes import ExitCode
+from skysense.core.exit_codes import ExitCode
 
 console = Console(stderr=True)
 out = Console()
@@ -31,7 +31,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def load(params: Path | None, overrides: list[str] | None):
     """Resolved configuration (also the process's raster access policy), or a clean exit."""
-    from skysense.config import ConfigError, load_config
+    from skysense.config import load_config
+    from skysense.core.errors import ConfigError
     from skysense.data.raster_access import configure
 
     try:
@@ -51,7 +52,7 @@ def fail(message: str | BaseException, code: int | None = None) -> None:
     """
     from rich.markup import escape
 
-    from skysense.credentials import strip_credentials
+    from skysense.core.credentials import strip_credentials
 
     if code is None:
         code = int(getattr(message, "exit_code", ExitCode.USAGE))
@@ -63,7 +64,7 @@ def fail(message: str | BaseException, code: int | None = None) -> None:
 
 def emit_json(obj: Any) -> None:
     """Print an object as JSON on stdout (URI credentials stripped from every string)."""
-    from skysense.credentials import strip_credentials, strip_credentials_in
+    from skysense.core.credentials import strip_credentials, strip_credentials_in
 
     text = json.dumps(strip_credentials_in(obj), indent=2, default=str)
     sys.stdout.write(strip_credentials(text) + "\n")
@@ -71,6 +72,6 @@ def emit_json(obj: Any) -> None:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that are the user's to fix: printed without a traceback."""
-    from skysense.errors import SkySenseError
+    from skysense.core.errors import SkySenseError
 
     return (SkySenseError,)

@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
 
         The YAML printed is a complete params file, written as is (no line wrapping).
         """
-        from skysense.config import ConfigError, config_from_dict, dump_config
+        from skysense.config import config_from_dict, dump_config
+        from skysense.core.errors import ConfigError
 
         if defaults and params is not None:
             fail("--defaults and --params exclude each other: pick one")

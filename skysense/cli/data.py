@@ -9,7 +9,7 @@ import typer
 
 from skysense.cli import data_sample
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, console, emit_json, fail, load, out
-from skysense.exit_codes import ExitCode
+from skysense.core.exit_codes import ExitCode
 
 
 def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_: list[str] | None, as_json: bool,
@@ -17,10 +17,10 @@ def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from skysense.data.catalog import CatalogError, load_catalog
+    from skysense.core.errors import CatalogError, SkySenseError
+    from skysense.data.catalog import load_catalog
     from skysense.data.chip_outcome import require_complete
     from skysense.data.chipping import chip_catalog
-    from skysense.errors import SkySenseError
 
     cfg = load(params, set_)
     cat_path = catalog if catalog is not None else cfg.paths.catalog
@@ -72,8 +72,8 @@ def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_:
 def _stats(chips: Path | None, split: str | None, params: Path | None, set_: list[str] | None, as_json: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from skysense.core.errors import SkySenseError
     from skysense.data.stats import compute_stats, write_stats
-    from skysense.errors import SkySenseError
 
     cfg = load(params, set_)
     folder = chips if chips is not None else cfg.paths.chips

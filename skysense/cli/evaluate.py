@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         from skysense.evaluation.report import log_to_mlflow
         from skysense.evaluation.runner import evaluate_export
         from skysense.registry.export_registration import training_run_id
-        from skysense.registry.tracking import connect, ensure_experiment, resolve_tracking_uri
+        from skysense.tracking.store import connect, ensure_experiment, resolve_tracking_uri
 
         cfg = load(params, set_)
         export_dir = export or cfg.paths.export
@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
             result = evaluate_export(cfg, export_dir, downstream or cfg.paths.downstream, target)
             run_id = None
             if not no_mlflow:
-                uri = resolve_tracking_uri(tracking_uri, cfg.registry)
+                uri = resolve_tracking_uri(tracking_uri, cfg.registry.tracking_uri)
                 client = connect(uri)
                 exp = ensure_experiment(client, cfg.train.experiment,
                                         cfg.registry.artifact_location, uri)

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Parameters per component of a preset, built on the meta device (reads params.yaml for
         the default preset and model.overrides; writes nothing)."""
-        from skysense.errors import PresetError
+        from skysense.core.errors import PresetError
         from skysense.models.param_table import parameter_table
 
         overrides: dict = {}

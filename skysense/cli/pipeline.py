@@ -25,7 +25,7 @@ def _print_summary(summary: dict, params_file: Path) -> None:
               f"v{champion}" if champion else "[bold yellow]No champion yet[/]")
     for name, value in sorted((summary.get("champion_metrics") or {}).items()):
         out.print(f"  {name:<24} {value:.4f}" if isinstance(value, float) else f"  {name:<24} {value}")
-    from skysense.credentials import strip_credentials
+    from skysense.core.credentials import strip_credentials
 
     uri = strip_credentials(summary.get("tracking_uri", ""))
     out.print("Where to look:")
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         environment.configure(".")  # Prefect's home (seeded with its schema) only for a run
         params_file = params or Path("params.yaml")
         from flows.pipeline import pipeline
-        from skysense.errors import SkySenseError
+        from skysense.core.errors import SkySenseError
 
         state = pipeline(
             params_path=str(params_file), overrides=list(overrides or []), use_dvc=dvc,

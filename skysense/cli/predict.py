@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         from skysense.inference.outputs import refuse_input_as_output
         from skysense.inference.predict import ProbeHead, predict_scene
         from skysense.inference.scene import Scene, parse_dated
-        from skysense.registry.tracking import connect
+        from skysense.tracking.store import connect
 
         cfg = load(params, set_)
         uri = model or f"models:/{cfg.registry.model_name}@champion"
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
                     fail(f"{path}: no such file")
             refuse_input_as_output(output, [r.path for r in (*s2_rasters, *s1_rasters)]
                                    + [p for p in (hr, dem, head) if p is not None])
-            client = connect(tracking_uri, cfg.registry) if uri.startswith("models:/") else None
+            client = connect(tracking_uri, cfg.registry.tracking_uri) if uri.startswith("models:/") else None
             embed, _ = encoder_embedder(uri, cfg.predict.device, client)
             probe = ProbeHead.load(head) if head is not None else None
             with Scene(s2_rasters, s1_rasters, hr, dem) as scene:

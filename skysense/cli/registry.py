@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
-from skysense.exit_codes import ExitCode
+from skysense.core.exit_codes import ExitCode
 
 UriOpt = Annotated[
     str | None,
@@ -19,17 +19,17 @@ UriOpt = Annotated[
 
 
 def _connect(cfg: Any, uri: str | None):
-    from skysense.registry.tracking import connect, resolve_tracking_uri, sqlite_path
+    from skysense.tracking.store import connect, resolve_tracking_uri, sqlite_path
 
-    resolved = resolve_tracking_uri(uri, cfg.registry)
+    resolved = resolve_tracking_uri(uri, cfg.registry.tracking_uri)
     return connect(resolved), resolved, sqlite_path(resolved)
 
 
 def _failures(cfg: Any, uri: str | None):
     """MLflow/HTTP/store failures as one-line named errors (exit 4), for the URI in use."""
-    from skysense.registry.tracking import registry_failures, resolve_tracking_uri
+    from skysense.tracking.store import registry_failures, resolve_tracking_uri
 
-    return registry_failures(resolve_tracking_uri(uri, cfg.registry))
+    return registry_failures(resolve_tracking_uri(uri, cfg.registry.tracking_uri))
 
 
 def _metric(metrics: dict[str, float], key: str) -> str:
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         new version.
         """
         from skysense.registry.export_registration import register_export
-        from skysense.registry.tracking import ensure_experiment
+        from skysense.tracking.store import ensure_experiment
 
         cfg = load(params, set_)
         metrics_path = metrics or cfg.paths.eval / "metrics.json"

@@ -66,8 +66,8 @@ def register(app: typer.Typer) -> None:
         accepted_catalog.yaml, a GX project (gx/) and Data Docs (data_docs/) in --out. Originals are never modified. Exits non-zero when fewer than
         validation.min_accepted locations pass or the catalog is unusable.
         """
+        from skysense.core.errors import ValidationFailed
         from skysense.data.raster_access import RasterAccessPolicy
-        from skysense.errors import ValidationFailed
         from skysense.validation.gate import validate_catalog
 
         cfg = load(params, set_)

@@ -21,14 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from skysense.core.sensors import S1_BANDS, S2_BANDS, S2_PRODUCT_BANDS
 from skysense.data.downstream import DownstreamError, SampleList
-from skysense.data.landcover import S2_BANDS
 from skysense.data.raster_access import open_dataset
 from skysense.data.regions import region_id
 
-EUROSAT_BANDS: tuple[str, ...] = (
-    "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
-)
+EUROSAT_BANDS: tuple[str, ...] = S2_PRODUCT_BANDS  # the 13 MSI bands in product order
 
 
 def _centre_latlon(src) -> tuple[float, float]:
@@ -142,7 +140,7 @@ def load_bigearthnet(root: str | Path, n_regions: int = 4096) -> SampleList:
             s1_dir = s1_for.get(name)
             if s1_dir is not None:
                 pols = []
-                for pol in ("VV", "VH"):
+                for pol in S1_BANDS:
                     found = sorted(s1_dir.glob(f"*_{pol}.tif"))
                     if not found:
                         raise DownstreamError(f"{s1_dir}: missing *_{pol}.tif of the S1 patch paired with {name}")

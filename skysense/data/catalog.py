@@ -39,14 +39,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from skysense.atomic_files import write_text_atomic
-from skysense.output_paths import is_safe_id, unsafe_id_message
-
-MODALITIES = ("hr", "s2", "s1", "dem")
-
-
-class CatalogError(ValueError):
-    """The catalog file is missing, not YAML, or does not follow the catalog schema."""
+from skysense.core.atomic_files import write_text_atomic
+from skysense.core.errors import CatalogError
+from skysense.core.output_paths import is_safe_id, unsafe_id_message
 
 
 class _DatesAsText(yaml.SafeLoader):

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from skysense.core.errors import NoValidDataError, PartialResultError
 from skysense.data.chipping import ChipSummary
-from skysense.errors import NoValidDataError, PartialResultError
 
 MAX_LISTED = 5
 

@@ -32,9 +32,11 @@ import numpy as np
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
-from skysense.atomic_files import write_text_atomic
+from skysense.core.atomic_files import write_text_atomic
+from skysense.core.errors import NoValidDataError, SkySenseError
+from skysense.core.modalities import HR_RATIO, SERIES
 from skysense.data.catalog import Catalog, Location
-from skysense.data.coregistration import SERIES, LocationReader, location_grid
+from skysense.data.coregistration import LocationReader, location_grid
 from skysense.data.raster_access import RasterAccessPolicy, RasterTooLargeError
 from skysense.data.regions import region_id
 from skysense.data.shards import (
@@ -45,7 +47,6 @@ from skysense.data.shards import (
     remove_unreferenced_shards,
     sync_folder,
 )
-from skysense.errors import NoValidDataError, SkySenseError
 
 PARTS = "_parts"
 STRIP_BUDGET_BYTES = 256 * 2**20
@@ -62,7 +63,7 @@ class ChipSettings:
 
     size: int = 16
     stride: int = 16
-    hr_ratio: int = 32
+    hr_ratio: int = HR_RATIO
     gsd_m: float = 10.0
     max_nodata_fraction: float = 0.5
     shard_bytes: int = 256 * 2**20

@@ -21,14 +21,13 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from skysense.core.errors import NoValidDataError
+from skysense.core.modalities import HR_RATIO
+from skysense.core.sensors import SensorSpec, get_sensor
 from skysense.data.catalog import Acquisition, Location, ModalityEntry
 from skysense.data.grid import Grid, utm_crs
 from skysense.data.raster_access import RasterAccessPolicy
 from skysense.data.readers import AcquisitionReader, footprint_lonlat, open_raster
-from skysense.data.sensors import SensorSpec, get_sensor
-from skysense.errors import NoValidDataError
-
-SERIES = ("s2", "s1")
 
 
 def modality_spec(entry: ModalityEntry) -> SensorSpec:
@@ -121,7 +120,7 @@ class LocationReader:
         location: the catalog location.
         root: folder relative catalog paths resolve against.
         grid: the location's Sentinel grid (see :func:`location_grid`).
-        hr_ratio: HR pixels per Sentinel pixel along each axis (32).
+        hr_ratio: HR pixels per Sentinel pixel along each axis (:data:`~skysense.core.modalities.HR_RATIO`).
         modalities: which modalities to read (default: all the location has).
         bands: output bands per modality (default: the sensors' default bands).
         access: the raster access policy (default: the process's).
@@ -132,7 +131,7 @@ class LocationReader:
         location: Location,
         root: str | Path,
         grid: Grid,
-        hr_ratio: int = 32,
+        hr_ratio: int = HR_RATIO,
         modalities: Sequence[str] | None = None,
         bands: dict[str, Sequence[str]] | None = None,
         access: RasterAccessPolicy | None = None,
@@ -217,7 +216,7 @@ def read_location(
     location: Location,
     root: str | Path,
     gsd_m: float = 10.0,
-    hr_ratio: int = 32,
+    hr_ratio: int = HR_RATIO,
     modalities: Sequence[str] | None = None,
     bands: dict[str, Sequence[str]] | None = None,
     access: RasterAccessPolicy | None = None,

@@ -10,19 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from skysense.core.contract import Batch, Sample
+from skysense.core.modalities import MODALITIES, SERIES
+from skysense.core.sensors import SENSORS
 from skysense.data.regions import region_id
-from skysense.data.sensors import SENSORS
 from skysense.data.shards import MANIFEST, ShardError, ShardReader, ShardRef
 from skysense.data.stats import STATS, load_stats
-
-MODALITIES = ("hr", "s2", "s1", "dem")
-SERIES = ("s2", "s1")
 
 
 def day_of_year(dates: Iterable[str | None]) -> np.ndarray:
@@ -117,7 +116,8 @@ class ChipDataset(Dataset):
             x *= mask[:, None] if x.ndim == 4 else mask[None]  # T x C x H x W with T x H x W masks
         return torch.from_numpy(x)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> Sample:
+        """The chip at ``index`` as a :class:`~skysense.core.contract.Sample`."""
         row = self.rows[index]
         sid, arrays, _ = self.reader.read_at(ShardRef(row["shard"], row["offset"], row["nbytes"]))
         if sid != row["sample_id"]:
@@ -138,10 +138,10 @@ class ChipDataset(Dataset):
             if mod in SERIES:
                 sample[f"{mod}_doy"] = torch.from_numpy(day_of_year(row[f"{mod}_dates"]))
                 sample[f"{mod}_valid"] = torch.tensor(list(row[f"{mod}_valid"]), dtype=torch.bool)
-        return sample
+        return cast(Sample, sample)
 
 
-def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def collate_samples(samples: Sequence[Sample] | Sequence[dict[str, Any]]) -> Batch:
     """Stack samples into a batch (docs/interfaces.md).
 
     Time series are padded to the longest ``T`` in the batch (``*_doy`` 0 and ``*_valid`` False on
@@ -182,4 +182,4 @@ def collate_samples(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key in ("label", "mask"):
         if all(key in s for s in samples):
             batch[key] = torch.stack([torch.as_tensor(s[key], dtype=torch.int64) for s in samples])
-    return batch
+    return cast(Batch, batch)

@@ -32,13 +32,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from affine import Affine
 
+from skysense.core.errors import SkySenseError
+from skysense.core.modalities import HR_RATIO
+from skysense.core.output_paths import check_id, path_inside
+from skysense.core.sensors import S1_BANDS, S2_BANDS
 from skysense.data import landcover as lc
-from skysense.data.hr_texture import HR_RATIO
 from skysense.data.raster_access import open_dataset
 from skysense.data.regions import region_id
 from skysense.data.synthetic import DEM_NODATA, S1_NODATA, S2_NODATA
-from skysense.errors import SkySenseError
-from skysense.output_paths import check_id, path_inside
 
 if TYPE_CHECKING:
     from skysense.data.synthetic import Scene
@@ -89,7 +90,7 @@ def _write_chip(scene: Scene, r: int, c: int, n: int, folder: Path, jpeg_quality
     tag: a handful of files per chip instead of one per date and band, so DVC and file systems
     handle thousands of chips quickly.
     """
-    from skysense.data.sample import write_geotiff
+    from skysense.core.geotiff import write_geotiff
 
     tr = scene.transform @ Affine.translation(c, r)
     win = (slice(r, r + n), slice(c, c + n))
@@ -97,13 +98,13 @@ def _write_chip(scene: Scene, r: int, c: int, n: int, folder: Path, jpeg_quality
     s1_dates = ",".join(d.isoformat() for d in scene.s1_dates)
     s2 = scene.s2[(slice(None), slice(None), *win)]
     write_geotiff(folder / "s2.tif", s2.reshape(-1, n, n), scene.epsg, tr, S2_NODATA,
-                  _series_band_names(scene.s2_dates, lc.S2_BANDS),
+                  _series_band_names(scene.s2_dates, S2_BANDS),
                   {"acquisition_dates": s2_dates, "scale": "0.0001", "units": "reflectance"})
     write_geotiff(folder / "s2_cloud.tif", scene.s2_cloud[(slice(None), *win)], scene.epsg, tr, None,
                   [d.isoformat() for d in scene.s2_dates], {"acquisition_dates": s2_dates, "cloud": "1"})
     s1 = scene.s1[(slice(None), slice(None), *win)]
     write_geotiff(folder / "s1.tif", s1.reshape(-1, n, n), scene.epsg, tr, S1_NODATA,
-                  _series_band_names(scene.s1_dates, lc.S1_BANDS),
+                  _series_band_names(scene.s1_dates, S1_BANDS),
                   {"acquisition_dates": s1_dates, "units": "sigma0 dB"})
     k = HR_RATIO
     hr = scene.hr[:, r * k:(r + n) * k, c * k:(c + n) * k]
@@ -128,7 +129,7 @@ def write_scene_chips(
     Raises:
         UnsafeIdError: the scene's id is not a plain name (it names the chip folders).
     """
-    from skysense.data.sample import write_geotiff
+    from skysense.core.geotiff import write_geotiff
 
     root = Path(root)
     check_id(scene.id, "location id")
@@ -248,7 +249,7 @@ def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 40
 
     folder = Path(folder)
     out: dict[str, Any] = {"id": folder.name}
-    s2_dates, dn, cloud, where = _read_series(folder, "s2", len(lc.S2_BANDS))
+    s2_dates, dn, cloud, where = _read_series(folder, "s2", len(S2_BANDS))
     if not s2_dates or not (folder / "dem.tif").exists():
         raise DownstreamError(f"{folder}: chip folder without an S2 series (s2.tif) or dem.tif; rewrite "
                               "it with `skysense data sample --out DIR`")
@@ -260,7 +261,7 @@ def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 40
     out["s2"] = refl
     out["s2_doy"] = np.array([_doy(d) for d in s2_dates], dtype=np.int64)
     out["s2_valid"] = (~bad).reshape(len(s2_dates), -1).mean(axis=1) >= min_valid_fraction
-    s1_dates, db, _, _ = _read_series(folder, "s1", len(lc.S1_BANDS))
+    s1_dates, db, _, _ = _read_series(folder, "s1", len(S1_BANDS))
     if s1_dates:
         db = db.astype(np.float32)
         bad1 = ~np.isfinite(db).all(axis=1) | (db == S1_NODATA).any(axis=1)

@@ -36,8 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-S2_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
-S1_BANDS: tuple[str, ...] = ("VV", "VH")
 HR_BANDS: tuple[str, ...] = ("R", "G", "B", "N")
 HR_FROM_S2: tuple[int, ...] = (2, 1, 0, 6)  # R=B04, G=B03, B=B02, N=B08
 

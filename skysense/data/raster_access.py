@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from skysense.credentials import strip_credentials
-from skysense.errors import RasterReadError
+from skysense.core.credentials import strip_credentials
+from skysense.core.errors import RasterReadError
 
 if TYPE_CHECKING:
     import rasterio

@@ -29,12 +29,12 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
+from skysense.core.errors import NoValidDataError, RasterReadError
+from skysense.core.sensors import SensorSpec
 from skysense.data.aligned import GridAlignment, grid_alignment, read_aligned
 from skysense.data.catalog import Acquisition
 from skysense.data.grid import Grid
 from skysense.data.raster_access import RasterAccessPolicy, gdal_message, open_dataset
-from skysense.data.sensors import SensorSpec
-from skysense.errors import NoValidDataError, RasterReadError
 
 
 def open_raster(path: str | Path, access: RasterAccessPolicy | None = None) -> rasterio.DatasetReader:

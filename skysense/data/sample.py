@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
+from skysense.core.errors import RasterWriteError
+from skysense.core.geotiff import write_geotiff
+from skysense.core.output_paths import check_id, path_inside
+from skysense.core.sensors import S1_BANDS, S2_BANDS
 from skysense.data import landcover as lc
 from skysense.data.catalog import Acquisition, Catalog, Location, ModalityEntry, save_catalog
 from skysense.data.synthetic import (
@@ -33,72 +35,10 @@ from skysense.data.synthetic import (
     sites_for,
     synthesize_scene,
 )
-from skysense.errors import SkySenseError
-from skysense.output_paths import check_id, path_inside
 
 
-class SampleWriteError(SkySenseError):
+class SampleWriteError(RasterWriteError):
     """The sample cannot be written (output folder not writable, or a file in the way)."""
-
-
-def _block(n: int) -> int:
-    """GeoTIFF tile side for a raster side of ``n`` px: multiple of 16, at most 256."""
-    return int(min(256, max(16, int(np.ceil(n / 16)) * 16)))
-
-
-def write_geotiff(
-    path: Path,
-    array: np.ndarray,
-    epsg: int,
-    transform,
-    nodata: float | None = None,
-    band_names: list[str] | tuple[str, ...] | None = None,
-    tags: dict[str, str] | None = None,
-    jpeg_quality: int | None = None,
-) -> Path:
-    """Write a ``bands x H x W`` (or ``H x W``) array as a tiled, DEFLATE-compressed GeoTIFF.
-
-    Args:
-        path: output file (parent folders are created).
-        array: data in its stored dtype.
-        epsg: CRS code (e.g. 32632 for UTM 32N).
-        transform: affine transform of the pixel grid (metres).
-        nodata: stored no-data value, or None.
-        band_names: band descriptions (``B02``, ``VV``...).
-        tags: dataset metadata items.
-        jpeg_quality: JPEG-compress (uint8 only; lossy, as aerial orthophotos) at this quality.
-    """
-    import rasterio
-
-    data = array if array.ndim == 3 else array[None]
-    count, height, width = data.shape
-    predictor = 3 if data.dtype.kind == "f" else 2
-    profile = {
-        "driver": "GTiff", "width": width, "height": height, "count": count, "dtype": data.dtype.name,
-        "crs": f"EPSG:{epsg}", "transform": transform, "nodata": nodata, "tiled": True,
-        "blockxsize": _block(width), "blockysize": _block(height), "compress": "deflate",
-        "zlevel": 6 if data.nbytes < 4_000_000 else 1, "predictor": predictor,
-        "interleave": "pixel" if count <= 4 else "band",
-    }
-    if jpeg_quality is not None and data.dtype == np.uint8:
-        # jpegtablesmode=0: quantisation and Huffman tables in each tile, not in a shared
-        # JPEGTables tag. Same pixels; but GDAL guesses the quality of a shared-table file at
-        # every open (~15 ms unless the quality is 75), and evaluation opens thousands of chips.
-        profile.update(compress="jpeg", jpeg_quality=int(jpeg_quality), photometric="minisblack",
-                       jpegtablesmode=0)
-        profile.pop("zlevel")
-        profile.pop("predictor")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(data)
-            for i, name in enumerate(band_names or [], start=1):
-                dst.set_band_description(i, name)
-            if tags:
-                dst.update_tags(**tags)
-    except (OSError, rasterio.errors.RasterioIOError) as exc:
-        raise SampleWriteError(f"{path}: cannot write GeoTIFF ({exc}); check that the folder is writable") from None
-    return path
 
 
 def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None) -> Location:
@@ -112,16 +52,16 @@ def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None)
     for t, date in enumerate(scene.s2_dates):
         stem = f"{loc}_{date:%Y%m%d}"
         write_geotiff(path_inside(out_dir / "s2", f"{stem}.tif"), scene.s2[t], scene.epsg,
-                      scene.transform, S2_NODATA, lc.S2_BANDS, {"scale": "0.0001", "units": "reflectance"})
+                      scene.transform, S2_NODATA, S2_BANDS, {"scale": "0.0001", "units": "reflectance"})
         write_geotiff(path_inside(out_dir / "s2", f"{stem}_cloud.tif"), scene.s2_cloud[t], scene.epsg,
                       scene.transform, None, ["cloud"], {"values": "1=cloud 0=clear"})
-        s2_acq.append(Acquisition(date=date, file=Path(f"s2/{stem}.tif"), band_names=list(lc.S2_BANDS),
+        s2_acq.append(Acquisition(date=date, file=Path(f"s2/{stem}.tif"), band_names=list(S2_BANDS),
                                   mask=Path(f"s2/{stem}_cloud.tif")))
     for t, date in enumerate(scene.s1_dates):
         name = f"{loc}_{date:%Y%m%d}.tif"
         write_geotiff(path_inside(out_dir / "s1", name), scene.s1[t], scene.epsg, scene.transform,
-                      S1_NODATA, lc.S1_BANDS, {"units": "dB", "quantity": "sigma0"})
-        s1_acq.append(Acquisition(date=date, file=Path(f"s1/{name}"), band_names=list(lc.S1_BANDS)))
+                      S1_NODATA, S1_BANDS, {"units": "dB", "quantity": "sigma0"})
+        s1_acq.append(Acquisition(date=date, file=Path(f"s1/{name}"), band_names=list(S1_BANDS)))
     write_geotiff(path_inside(out_dir / "hr", f"{loc}.tif"), scene.hr, scene.epsg, scene.hr_transform,
                   None, lc.HR_BANDS, jpeg_quality=hr_jpeg_quality)
     write_geotiff(path_inside(out_dir / "dem", f"{loc}.tif"), scene.dem, scene.epsg, scene.transform,

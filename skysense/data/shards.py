@@ -28,7 +28,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from skysense.errors import SkySenseError
+from skysense.core.errors import SkySenseError
 
 MAGIC = b"SKYCHIP1"
 ALIGN = 64

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from skysense.atomic_files import write_text_atomic
+from skysense.core.atomic_files import write_text_atomic
 from skysense.data.shards import MANIFEST, ShardError, ShardReader, ShardRef
 
 STATS = "stats.json"
@@ -76,7 +76,7 @@ def compute_stats(
     """
     import pyarrow.parquet as pq
 
-    from skysense.data.sensors import SENSORS
+    from skysense.core.sensors import SENSORS
 
     chips = Path(chips_dir)
     if not (chips / MANIFEST).exists():

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from affine import Affine
 
+from skysense.core.modalities import HR_RATIO
 from skysense.data import landcover as lc
-from skysense.data.hr_texture import HR_RATIO, render_hr
+from skysense.data.hr_texture import render_hr
 from skysense.data.noise import cloud_opacity, fractal_noise, swath_edge, value_noise
 
 S2_NODATA = 0

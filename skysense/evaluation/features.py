@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from skysense.core.modalities import SERIES
 from skysense.inference.batch import arrays_to_batch
-
-SERIES = ("s2", "s1")
 
 
 def samples_to_batch(samples: Sequence[dict[str, Any]], stats: dict[str, Any] | None,

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from skysense.atomic_files import write_text_atomic
 from skysense.config import SkySenseConfig
+from skysense.core.atomic_files import write_text_atomic
 from skysense.evaluation import report, tasks
 from skysense.evaluation.features import embed_samples
 
@@ -52,7 +52,7 @@ def evaluate_export(cfg: SkySenseConfig, export_dir: Path, downstream: Path, out
     """
     from skysense.data.downstream import load_downstream
     from skysense.inference.batch import resolve_device
-    from skysense.training.export import load_exported
+    from skysense.models.export_format import load_exported
 
     device = resolve_device(device or cfg.eval.device)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Used by the registered pyfunc, by ``skysense predict`` and by evaluation, so that every consumer
 normalises exactly as training did: with the export's ``stats`` when it carries them, else the
-sensor defaults (``skysense.data.sensors``). NaN marks nodata; a date with no finite pixel is
+sensor defaults (``skysense.core.sensors``). NaN marks nodata; a date with no finite pixel is
 invalid (``*_valid`` False); nodata pixels are set to the band mean (0 after normalisation).
 """
 
@@ -38,7 +38,7 @@ def band_normalisation(stats: dict[str, Any] | None, modality: str) -> tuple[np.
         if per_band:
             return (np.asarray([v["mean"] for v in per_band], dtype=np.float32),
                     np.asarray([v.get("std", 1.0) for v in per_band], dtype=np.float32))
-    from skysense.data.sensors import get_sensor
+    from skysense.core.sensors import get_sensor
 
     return get_sensor(SENSOR_OF[modality]).normalisation()
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from skysense.errors import RegistryError
+from skysense.core.errors import RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -117,7 +117,7 @@ def verify_export(export_dir: Path, mv: ModelVersion) -> None:
     Raises:
         ModelIntegrityError: the version records no checkpoint hash, or a file's hash differs.
     """
-    from skysense.registry.lineage import file_sha256
+    from skysense.core.lineage import file_sha256
 
     label = f"{mv.name} v{mv.version}"
     expected = mv.tags.get(CHECKPOINT_TAG)
@@ -178,8 +178,8 @@ def load_encoder(model_uri: str, device: str = "auto",
         RegistryError: unknown model, alias or version.
     """
     from skysense.inference.batch import resolve_device
+    from skysense.models.export_format import load_exported
     from skysense.registry.pyfunc import model_inputs
-    from skysense.training.export import load_exported
 
     resolved_device = resolve_device(device)
     local = Path(model_uri)
@@ -219,8 +219,8 @@ def encoder_embedder(model_uri: str, device: str = "auto",
     """
     import torch
 
+    from skysense.core.contract import empty_modality
     from skysense.inference.batch import arrays_to_batch
-    from skysense.registry.signature import empty_modality
 
     encoder = load_encoder(model_uri, device, client)
     names = encoder.input_names

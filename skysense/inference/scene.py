@@ -25,11 +25,12 @@ from rasterio.warp import Resampling
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
+from skysense.core.errors import RasterReadError, SkySenseError
+from skysense.core.modalities import HR_RATIO
+from skysense.core.sensors import S2_PRODUCT_BANDS
 from skysense.data.raster_access import RasterAccessPolicy, is_remote, open_dataset
-from skysense.errors import RasterReadError, SkySenseError
 
-HR_RATIO = 32
-_S2_FULL = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+_S2_FULL = S2_PRODUCT_BANDS
 _S2_NO_B10 = tuple(b for b in _S2_FULL if b != "B10")
 
 
@@ -84,7 +85,7 @@ class ModalityLayer:
 
     def __init__(self, raster: DatedRaster, modality: str, ref: rasterio.DatasetReader,
                  scale: int = 1, access: RasterAccessPolicy | None = None) -> None:
-        from skysense.data.sensors import get_sensor
+        from skysense.core.sensors import get_sensor
 
         self.raster = raster
         self.modality = modality

@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from skysense.errors import InputShapeError
+from skysense.core.errors import InputShapeError
 from skysense.models.sinkhorn import sinkhorn_knopp
 
 

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from skysense.errors import InputShapeError
-from skysense.models.presets import HR_RATIO, SkySenseSpec
-
-MODALITIES = ("hr", "s2", "s1", "dem")
+from skysense.core.errors import InputShapeError
+from skysense.core.modalities import HR_RATIO, MODALITIES
+from skysense.models.presets import SkySenseSpec
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from skysense.errors import SkySenseError
+from skysense.core.errors import SkySenseError
 from skysense.models.skysense import SkySense
 from skysense.models.vit import resize_pos_embed
 

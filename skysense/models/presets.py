@@ -11,9 +11,8 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any
 
-from skysense.errors import PresetError
-
-HR_RATIO = 32  # HR pixels per Sentinel pixel (SkySense: 2048 px HR over a 64 px S2/S1 chip)
+from skysense.core.errors import PresetError
+from skysense.core.modalities import HR_RATIO
 
 
 @dataclass(frozen=True)

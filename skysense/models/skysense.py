@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from skysense.errors import InputShapeError
+from skysense.core.errors import InputShapeError
 from skysense.models.fusion import DateEncoding, DemEncoder, FusionTransformer, UpHead
 from skysense.models.geo_context import GeoContextPrototypes
 from skysense.models.inputs import check_batch, presence, regions

@@ -13,8 +13,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skysense.errors import RegistryError
-from skysense.registry.lineage import file_sha256, params_hash
+from skysense.core.errors import RegistryError
+from skysense.core.lineage import file_sha256, params_hash
 from skysense.registry.model_card import render_model_card
 from skysense.registry.register import RegistrationResult, register_pyfunc
 

@@ -39,8 +39,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from skysense.credentials import strip_credentials
-from skysense.errors import RegistryError
+from skysense.core.credentials import strip_credentials
+from skysense.core.errors import RegistryError
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skysense.config import PromotionPolicy
-from skysense.errors import RegistryError
+from skysense.core.errors import RegistryError
 from skysense.registry.lock import PromotionLock, owner_identity
 from skysense.registry.policy import PolicyDecision, decide_promotion, metrics_from_tags
 

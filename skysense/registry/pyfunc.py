@@ -16,6 +16,8 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 
+from skysense.core.modalities import HR_RATIO
+
 
 class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
     """Per-pixel embeddings ``B x D x H x W`` of a SkySense encoder export.
@@ -26,7 +28,7 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         from skysense.inference.batch import resolve_device
-        from skysense.training.export import load_exported
+        from skysense.models.export_format import load_exported
 
         device = resolve_device(os.environ.get("SKYSENSE_DEVICE"))
         self.device = device
@@ -79,7 +81,7 @@ def input_example(spec: Any, modalities: list[str], dates: int = 2) -> dict[str,
         elif name.endswith("_doy"):
             ex[name] = np.array([[120 + 30 * i for i in range(dates)]], dtype=np.int64)
         elif name == "hr":
-            hr = 32 * s
+            hr = HR_RATIO * s
             ex[name] = rng.integers(0, 256, size=(1, int(spec.hr_in_chans), hr, hr)).astype(np.float32)
         elif name == "dem":
             ex[name] = np.round(rng.uniform(200, 600, size=(1, 1, s, s)), 1).astype(np.float32)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skysense.credentials import strip_credentials
-from skysense.errors import RegistryError
+from skysense.core.credentials import strip_credentials
+from skysense.core.errors import RegistryError
 from skysense.registry.lock import PromotionLock
 from skysense.registry.policy import METRIC_TAG_PREFIX
 from skysense.registry.promotion import CHALLENGER, alias_version

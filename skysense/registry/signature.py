@@ -23,17 +23,7 @@ from typing import Any
 
 import numpy as np
 
-# name -> (shape with -1 for free dimensions, dtype)
-MODALITY_SPECS: dict[str, tuple[tuple[int, ...], str]] = {
-    "s2": ((-1, -1, 10, -1, -1), "float32"),
-    "s2_doy": ((-1, -1), "int64"),
-    "s1": ((-1, -1, 2, -1, -1), "float32"),
-    "s1_doy": ((-1, -1), "int64"),
-    "hr": ((-1, -1, -1, -1), "float32"),
-    "dem": ((-1, 1, -1, -1), "float32"),
-    "lat": ((-1,), "float64"),
-    "lon": ((-1,), "float64"),
-}
+from skysense.core.contract import MODALITY_SPECS
 
 
 def embedding_signature(inputs: list[str], embed_dim: int) -> Any:
@@ -53,18 +43,3 @@ def embedding_signature(inputs: list[str], embed_dim: int) -> Any:
     out = Schema([TensorSpec(np.dtype("float32"), (-1, embed_dim, -1, -1), "embedding")])
     params = ParamSchema([ParamSpec("device", "string", "auto")])
     return ModelSignature(inputs=Schema(specs), outputs=out, params=params)
-
-
-def empty_modality(name: str, batch: int, channels: int | None = None) -> np.ndarray:
-    """A zero-date (or zero-size) array meaning "this modality is missing" for ``name``."""
-    shape, dtype = MODALITY_SPECS[name]
-    dims = [batch] + [0] * (len(shape) - 1)
-    if name in ("s2", "s1"):
-        dims[2] = shape[2]
-    elif name == "hr" and channels is not None:
-        dims[1] = channels
-    elif name == "dem":
-        dims[1] = 1
-    elif name in ("lat", "lon"):
-        return np.zeros(batch, dtype=dtype)
-    return np.zeros(dims, dtype=dtype)

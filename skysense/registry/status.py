@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from skysense.credentials import strip_credentials
-from skysense.errors import RegistryError
+from skysense.core.credentials import strip_credentials
+from skysense.core.errors import RegistryError
 from skysense.registry.model_card import KEY_METRICS
 from skysense.registry.policy import metrics_from_tags
 from skysense.registry.promotion import read_history

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from skysense.errors import TrainingError
+from skysense.core.errors import TrainingError
 
 
 class UnsafeCheckpointError(TrainingError):

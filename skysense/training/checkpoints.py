@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from skysense.errors import TrainingError
+from skysense.core.errors import TrainingError
 
 LATEST = "latest"
 TMP_PREFIX = ".tmp-"

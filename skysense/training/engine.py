@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from skysense.config import SkySenseConfig, TrainConfig
-from skysense.errors import TrainingError
+from skysense.core.errors import TrainingError
 from skysense.training.schedule import WarmupCosineSchedule, param_groups
 
 CHECKPOINTED_PRESETS = ("skysense-base", "skysense-huge")

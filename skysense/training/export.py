@@ -6,32 +6,22 @@ teacher is a temporal ensemble of the student and was measured at or above the s
 linear-probe run on the sample (bench/pretrain_gain.py); ``student`` exports the optimised weights.
 ``config.json`` holds ``preset``, ``overrides``, ``spec``, ``stats`` (the chips' ``stats.json``
 normalisation), ``data_version``, ``git_commit``, ``step`` and ``encoder``.
-:func:`load_exported` rebuilds the model from them without DeepSpeed and without unpickling.
+:func:`skysense.models.export_format.load_exported` rebuilds the model from them without
+DeepSpeed and without unpickling.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from skysense.config import SkySenseConfig
-from skysense.errors import SkySenseError, TrainingError
+from skysense.core.errors import TrainingError
+from skysense.core.lineage import data_version, git_commit
+from skysense.models.export_format import FORMAT, ExportError, write_export
 from skysense.training.checkpoint_safety import safe_load, verify_checkpoint
-from skysense.training.provenance import data_version, git_commit
-
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-FORMAT = "skysense-export/1"
-
-
-class ExportError(SkySenseError):
-    """An export folder or checkpoint cannot be read; the message names the file and the fix."""
-
 
 ENCODERS = ("teacher", "student")
 
@@ -100,7 +90,8 @@ def export_checkpoint(
     export_dir: Path,
     *,
     pretrainer: torch.nn.Module,
-    cfg: SkySenseConfig,
+    preset: str,
+    overrides: dict[str, Any],
     chips_dir: Path | None,
     step: int,
     run_id: str | None = None,
@@ -110,13 +101,12 @@ def export_checkpoint(
     ``config.json``.
 
     The folder is written beside ``export_dir`` and swapped in, so a reader never sees half.
+    ``preset`` and ``overrides`` name the model (``model.preset``, ``model.overrides``);
     ``run_id`` (the training run in MLflow) is recorded as ``mlflow_run_id``.
 
     Returns:
         ``export_dir``.
     """
-    from safetensors.torch import save_file
-
     prefix = encoder_prefix(pretrainer, encoder)
     state = consolidated_state_dict(checkpoint_dir)
     weights = {k[len(prefix) :]: v.contiguous().clone() for k, v in state.items() if k.startswith(prefix)}
@@ -137,8 +127,8 @@ def export_checkpoint(
         stats = json.loads((Path(chips_dir) / "stats.json").read_text())
     config: dict[str, Any] = {
         "format": FORMAT,
-        "preset": cfg.model.preset,
-        "overrides": cfg.model.overrides,
+        "preset": preset,
+        "overrides": overrides,
         "spec": spec.to_dict() if hasattr(spec, "to_dict") else None,
         "stats": stats,
         "data_version": data_version(chips_dir),
@@ -150,47 +140,4 @@ def export_checkpoint(
         "n_parameters": int(sum(v.numel() for v in weights.values())),
         "checkpoint": str(Path(checkpoint_dir).resolve()),
     }
-    export_dir = Path(export_dir)
-    tmp = export_dir.with_name(export_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_file(weights, str(tmp / WEIGHTS), metadata={"format": FORMAT, "step": str(step)})
-    (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
-    if export_dir.exists():
-        old = export_dir.with_name(export_dir.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(export_dir, old)
-        os.replace(tmp, export_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, export_dir)
-    return export_dir
-
-
-def load_exported(export_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load an exported encoder: ``(SkySense in eval mode, config dict)``; safetensors only.
-
-    Raises:
-        ExportError: the folder lacks ``model.safetensors``/``config.json`` or they do not match.
-    """
-    from safetensors.torch import load_file
-
-    from skysense.models import create_model
-
-    export_dir = Path(export_dir)
-    weights, config_file = export_dir / WEIGHTS, export_dir / CONFIG
-    for path in (weights, config_file):
-        if not path.is_file():
-            raise ExportError(f"{path} is missing; export a run with `skysense train` first")
-    config = json.loads(config_file.read_text())
-    model = create_model(config["preset"], **(config.get("overrides") or {}))
-    state = load_file(str(weights), device=device)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ExportError(
-            f"{weights} does not fit preset {config['preset']!r} with overrides "
-            f"{config.get('overrides')}: {exc}"
-        ) from exc
-    return model.to(device).eval(), config
+    return write_export(weights, config, export_dir)

@@ -20,9 +20,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from skysense.atomic_files import write_text_atomic
 from skysense.config import SkySenseConfig, dump_config, load_config
-from skysense.errors import TrainingError
+from skysense.core.atomic_files import write_text_atomic
+from skysense.core.errors import TrainingError
 from skysense.training.run_folder import (
     Mode,
     RunFolderPlan,

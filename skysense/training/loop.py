@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from skysense.config import SkySenseConfig
-from skysense.errors import TrainingError
+from skysense.core.errors import TrainingError
 from skysense.training import checkpoints
 from skysense.training.engine import (
     build_engine,
@@ -305,7 +305,8 @@ def train(
             result.checkpoint,
             Path(export_dir) if export_dir is not None else out_dir / "export",
             pretrainer=engine.module,
-            cfg=cfg,
+            preset=cfg.model.preset,
+            overrides=cfg.model.overrides,
             chips_dir=chips_dir,
             step=step,
             run_id=tracker.run_id if tracker is not None else None,

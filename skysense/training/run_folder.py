@@ -1,7 +1,7 @@
 """A checkpoints folder (``skysense train --out``): one writer, a fingerprint, resume or set aside.
 
 - **One writer.** Training into ``OUT`` holds an exclusive lock on ``<parent>/.<name>.lock``
-  beside the folder (:mod:`skysense.file_lock`), so a second run into the same folder waits or
+  beside the folder (:mod:`skysense.core.file_lock`), so a second run into the same folder waits or
   fails with a message naming the lock file and the holder; the lock lives outside ``OUT`` so
   that setting the folder aside (below) or DVC never moves or deletes it under its holder.
 - **A fingerprint.** ``OUT/fingerprint.json`` records what the checkpoints are made from: the
@@ -19,15 +19,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from skysense.errors import TrainingError
-from skysense.file_lock import FileLock
+from skysense.core.errors import TrainingError
+from skysense.core.file_lock import FileLock
+from skysense.core.lineage import file_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
     from skysense.config import SkySenseConfig
@@ -50,13 +50,8 @@ def lock_path(out_dir: Path) -> Path:
 
 
 def folder_lock(out_dir: Path, wait_s: float = 0.0) -> FileLock:
-    """The exclusive lock a training run holds on ``out_dir`` (see :mod:`skysense.file_lock`)."""
+    """The exclusive lock a training run holds on ``out_dir`` (see :mod:`skysense.core.file_lock`)."""
     return FileLock(lock_path(out_dir), purpose=f"training into {Path(out_dir).absolute()}", wait_s=wait_s)
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def chips_fingerprint(chips_dir: Path | None) -> dict[str, Any]:
@@ -71,7 +66,7 @@ def chips_fingerprint(chips_dir: Path | None) -> dict[str, Any]:
     for path in sorted(p for p in chips_dir.rglob("*") if p.is_file()):
         rel = path.relative_to(chips_dir).as_posix()
         if rel in HASHED_CHIPS_FILES:
-            hashed[rel] = _sha256(path)
+            hashed[rel] = file_sha256(path)
         else:
             st = path.stat()
             files[rel] = [st.st_size, st.st_mtime_ns]

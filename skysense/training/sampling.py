@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from skysense.errors import TrainingError
+from skysense.core.errors import TrainingError
 
 
 class EpochShardStream:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
-from skysense.errors import TrainingError
+from skysense.core.errors import TrainingError
 
 
 def ema_modules(pretrainer: torch.nn.Module) -> list[tuple[torch.nn.Module, torch.nn.Module]]:

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from skysense.atomic_files import write_text_atomic
 from skysense.config import SkySenseConfig
-from skysense.credentials import strip_credentials, strip_credentials_in
+from skysense.core.atomic_files import write_text_atomic
+from skysense.core.credentials import strip_credentials, strip_credentials_in
+from skysense.core.lineage import data_version, git_commit
 from skysense.training.engine import Runtime
-from skysense.training.provenance import data_version, git_commit
 
 RUN_FILE = "run.json"
 MAX_PARAM_LEN = 6000
@@ -57,11 +57,11 @@ class RunTracker:
     """
 
     def __init__(self, cfg: SkySenseConfig, out_dir: Path, chips_dir: Path | None, resume: bool) -> None:
-        from skysense.registry.tracking import connect, ensure_experiment, resolve_tracking_uri
+        from skysense.tracking.store import connect, ensure_experiment, resolve_tracking_uri
 
         self.cfg = cfg
         self.out_dir = Path(out_dir)
-        self.tracking_uri = resolve_tracking_uri(None, cfg.registry)
+        self.tracking_uri = resolve_tracking_uri(None, cfg.registry.tracking_uri)
         self.client = connect(self.tracking_uri)
         self.experiment_id = ensure_experiment(
             self.client, cfg.train.experiment, cfg.registry.artifact_location, self.tracking_uri

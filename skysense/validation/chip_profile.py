@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from skysense.config import ValidationConfig
-from skysense.data.catalog import MODALITIES
-from skysense.errors import ValidationFailed
+from skysense.core.errors import ValidationFailed
+from skysense.core.modalities import MODALITIES
 
 MANIFEST = "manifest.parquet"
 

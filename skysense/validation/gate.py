@@ -36,11 +36,11 @@ from typing import Any
 
 import pandas as pd
 
-from skysense.atomic_files import replace_atomically, write_text_atomic
 from skysense.config import ValidationConfig
+from skysense.core.atomic_files import replace_atomically, write_text_atomic
+from skysense.core.errors import ValidationFailed
 from skysense.data.catalog import Catalog, save_catalog
 from skysense.data.raster_access import RasterAccessPolicy
-from skysense.errors import ValidationFailed
 from skysense.validation.chip_profile import profile_chips
 from skysense.validation.gx_project import GxProject, TableResult
 from skysense.validation.location_profile import location_row, location_table

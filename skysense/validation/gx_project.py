@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from skysense.errors import ValidationFailed
+from skysense.core.errors import ValidationFailed
 from skysense.validation.suites import Check, Suite
 
 DATASOURCE = "skysense"

@@ -16,7 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from skysense.data.catalog import Catalog, CatalogError
+from skysense.core.errors import CatalogError
+from skysense.data.catalog import Catalog
 
 Role = Literal["data", "mask", "scl", "labels"]
 

@@ -20,7 +20,8 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
 from skysense.config import ValidationConfig
-from skysense.data.catalog import MODALITIES, Catalog, Location
+from skysense.core.modalities import MODALITIES
+from skysense.data.catalog import Catalog, Location
 
 Box = tuple[float, float, float, float]
 

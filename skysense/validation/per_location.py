@@ -21,9 +21,9 @@ from typing import Any
 import pandas as pd
 
 from skysense.config import ValidationConfig
-from skysense.data.catalog import Catalog, CatalogError, Location
+from skysense.core.errors import CatalogError, ValidationFailed
+from skysense.data.catalog import Catalog, Location
 from skysense.data.raster_access import RasterAccessPolicy
-from skysense.errors import ValidationFailed
 from skysense.validation.inventory import DateIssue, list_raster_items, load_catalog_leniently
 from skysense.validation.location_profile import (
     LocationReference,

@@ -29,6 +29,7 @@ from rasterio.transform import array_bounds, from_gcps
 from rasterio.warp import transform_bounds
 
 from skysense.config import SensorRule, ValidationConfig
+from skysense.core.errors import RasterReadError
 from skysense.data.raster_access import (
     RasterAccessError,
     RasterAccessPolicy,
@@ -37,7 +38,6 @@ from skysense.data.raster_access import (
     open_dataset,
     size_problem,
 )
-from skysense.errors import RasterReadError
 from skysense.validation.inventory import RasterItem
 
 _M_PER_DEG_LAT = 110_574.0

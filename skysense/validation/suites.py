@@ -20,8 +20,8 @@ from typing import Any
 import pandas as pd
 
 from skysense.config import ValidationConfig
-from skysense.data.catalog import MODALITIES
-from skysense.errors import ValidationFailed
+from skysense.core.errors import ValidationFailed
+from skysense.core.modalities import MODALITIES
 
 DEFAULT_SEVERITY: dict[str, str] = {
     # rasters

@@ -13,11 +13,11 @@ from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from skysense.core.sensors import get_sensor
 from skysense.data.aligned import GridAlignment, grid_alignment
 from skysense.data.catalog import Acquisition
 from skysense.data.grid import Grid
 from skysense.data.readers import AcquisitionReader, read_acquisition
-from skysense.data.sensors import get_sensor
 
 S2, HR = get_sensor("sentinel2"), get_sensor("hr")
 UTM32 = CRS.from_epsg(32632)

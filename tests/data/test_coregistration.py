@@ -12,10 +12,10 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
 
+from skysense.core.errors import NoValidDataError
 from skysense.data.catalog import Acquisition, Location, ModalityEntry
 from skysense.data.coregistration import LocationReader, location_grid, read_location
 from skysense.data.grid import Grid, utm_crs
-from skysense.errors import NoValidDataError
 
 BEN_S2 = "bigearthnet/S2A_MSIL2A_20170613T101031_87_48"
 BEN_S1 = "bigearthnet/S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48"

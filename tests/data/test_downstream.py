@@ -14,6 +14,7 @@ import torch
 from rasterio.transform import from_origin
 
 from skysense.config import load_config
+from skysense.core.sensors import S1_BANDS, S2_BANDS
 from skysense.data import landcover as lc
 from skysense.data.benchmarks import load_bigearthnet, load_eurosat
 from skysense.data.catalog import load_catalog
@@ -53,7 +54,7 @@ def test_index_and_folder_layout(sample: Path) -> None:
             dates = s2.tags()["acquisition_dates"].split(",")
             assert len(dates) >= 6 and dates == sorted(dates) and all(dt.date.fromisoformat(d) for d in dates)
             assert s2.count == 10 * len(dates) and s2.nodata == 0 and s2.dtypes[0] == "uint16"
-            assert s2.descriptions[:11] == tuple(f"{dates[0]} {b}" for b in lc.S2_BANDS) + (f"{dates[1]} B02",)
+            assert s2.descriptions[:11] == tuple(f"{dates[0]} {b}" for b in S2_BANDS) + (f"{dates[1]} B02",)
             assert cloud.count == len(dates) and cloud.descriptions == tuple(dates)
         with rasterio.open(chip / "s1.tif") as s1:
             assert s1.count == 2 * len(s1.tags()["acquisition_dates"].split(",")) >= 8 and s1.nodata == -99
@@ -120,12 +121,12 @@ def test_nodata_and_cloud_pixels_are_nan(sample: Path) -> None:
 def test_chips_of_the_one_file_per_date_layout_still_read(sample: Path, tmp_path: Path) -> None:
     """Chips written by earlier versions (``s2/<date>.tif``, ``s2/<date>_cloud.tif``,
     ``s1/<date>.tif``) give the same arrays as the stacked layout."""
+    from skysense.core.geotiff import write_geotiff
     from skysense.data.downstream import read_chip
-    from skysense.data.sample import write_geotiff
 
     chip = sample / "downstream" / "segmentation" / "fr-camargue_r008_c008"
     old = tmp_path / "old" / chip.name
-    for key, bands, nodata in (("s2", lc.S2_BANDS, 0), ("s1", lc.S1_BANDS, -99.0)):
+    for key, bands, nodata in (("s2", S2_BANDS, 0), ("s1", S1_BANDS, -99.0)):
         with rasterio.open(chip / f"{key}.tif") as src:
             data, dates, epsg, tr = src.read(), src.tags()["acquisition_dates"].split(","), src.crs.to_epsg(), src.transform
         for t, date in enumerate(dates):

@@ -26,6 +26,8 @@ from untrusted_rasters import (
     tif_with_overview_file,
 )
 
+from skysense.core.errors import RasterReadError
+from skysense.core.sensors import get_sensor
 from skysense.data.catalog import Acquisition
 from skysense.data.raster_access import (
     RasterAccessError,
@@ -34,8 +36,6 @@ from skysense.data.raster_access import (
     open_dataset,
 )
 from skysense.data.readers import open_raster, read_acquisition
-from skysense.data.sensors import get_sensor
-from skysense.errors import RasterReadError
 
 DEM = get_sensor("dem")
 
@@ -167,7 +167,7 @@ def test_a_text_file_in_the_catalog_is_not_quoted(tmp_path: Path) -> None:
 _PEAK = textwrap.dedent("""
     import resource, sys
     from skysense.data.readers import open_raster
-    from skysense.errors import RasterReadError
+    from skysense.core.errors import RasterReadError
 
     def peak_kb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -13,11 +13,11 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
+from skysense.core.errors import NoValidDataError, RasterReadError
+from skysense.core.sensors import get_sensor
 from skysense.data.catalog import Acquisition
 from skysense.data.grid import Grid
 from skysense.data.readers import AcquisitionReader, native_grid, open_raster, read_acquisition
-from skysense.data.sensors import get_sensor
-from skysense.errors import NoValidDataError, RasterReadError
 
 S2, S1, HR, DEM = (get_sensor(n) for n in ("sentinel2", "sentinel1", "hr", "dem"))
 BEN_S2 = "bigearthnet/S2A_MSIL2A_20170613T101031_87_48"

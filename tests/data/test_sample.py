@@ -12,9 +12,11 @@ from rasterio.warp import transform as warp_transform
 from typer.testing import CliRunner
 
 from skysense.config import SkySenseConfig, load_config
+from skysense.core.geotiff import write_geotiff
+from skysense.core.sensors import S2_BANDS
 from skysense.data import landcover as lc
 from skysense.data.catalog import load_catalog
-from skysense.data.sample import SampleWriteError, write_geotiff, write_sample
+from skysense.data.sample import SampleWriteError, write_sample
 from skysense.data.synthetic import (
     HELDOUT_SITES,
     PRETRAIN_SITES,
@@ -68,7 +70,7 @@ def test_catalog_loads_and_every_path_exists(sample: Path) -> None:
                 assert all(cat.resolve(p).exists() for p in acq.paths())
         s2 = loc.modalities["s2"].acquisitions
         assert len(s2) >= 6 and all(a.mask is not None for a in s2)
-        assert s2[0].band_names == list(lc.S2_BANDS)
+        assert s2[0].band_names == list(S2_BANDS)
         dates = [a.date for a in s2]
         assert dates == sorted(dates) and dates[-1].toordinal() - dates[0].toordinal() > 250
 

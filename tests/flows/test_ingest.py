@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from flows.ingest import merge_catalogs
-from skysense.data.catalog import CatalogError, load_catalog
+from skysense.core.errors import CatalogError
+from skysense.data.catalog import load_catalog
 
 
 def _catalog(folder, name: str, ids: list[str]) -> str:

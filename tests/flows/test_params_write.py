@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skysense.config import ConfigError, SkySenseConfig, load_config
+from skysense.config import SkySenseConfig, load_config
+from skysense.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from flow_project import SMALL, bin_path, run_cli
 
-from skysense.dvc_lineage import dvc_md5
+from skysense.core.lineage import dvc_md5
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

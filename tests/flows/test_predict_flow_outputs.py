@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from flows.predict import predict
+from skysense.core.output_paths import UnsafeIdError
 from skysense.inference.outputs import OutputIsInputError
-from skysense.output_paths import UnsafeIdError
 
 REAL_S2 = (Path(__file__).resolve().parents[1] / "data" / "real" / "inference"
            / "S2A_MSIL2A_20170613T101031_87_48_B02.tif")
@@ -45,7 +45,7 @@ def test_batch_writes_each_scene_to_its_id_and_leaves_no_partial_file(tmp_path, 
     from skysense.config import SkySenseConfig
     from skysense.registry.export_registration import register_export
     from skysense.registry.promotion import promote
-    from skysense.registry.tracking import connect, ensure_experiment, sqlite_path
+    from skysense.tracking.store import connect, ensure_experiment, sqlite_path
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

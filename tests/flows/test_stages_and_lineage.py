@@ -10,7 +10,7 @@ import yaml
 from flow_project import bin_path, git
 
 from flows import stages
-from skysense.dvc_lineage import dvc_md5, find_repo_root, lineage_tags
+from skysense.core.lineage import dvc_md5, find_repo_root, lineage_tags
 
 SCRIPT = (
     "import json, pathlib, sys, yaml; p = yaml.safe_load(open('params.yaml'));"

@@ -21,7 +21,7 @@ from skysense.inference.model_loading import (
 )
 from skysense.registry.export_registration import register_export
 from skysense.registry.promotion import promote
-from skysense.registry.tracking import connect, ensure_experiment, sqlite_path
+from skysense.tracking.store import connect, ensure_experiment, sqlite_path
 
 NAME = "skysense-verified"
 

@@ -22,6 +22,7 @@ import rasterio
 from typer.testing import CliRunner
 
 from skysense.cli import app
+from skysense.core.output_paths import OutsideOutputError, UnsafeIdError
 from skysense.inference.outputs import (
     OutputIsInputError,
     PredictOutputError,
@@ -30,7 +31,6 @@ from skysense.inference.outputs import (
 )
 from skysense.inference.predict import predict_scene
 from skysense.inference.scene import DatedRaster, PredictInputError, Scene
-from skysense.output_paths import OutsideOutputError, UnsafeIdError
 
 
 def pixelwise(arrays):

@@ -13,7 +13,7 @@ from skysense.cli import app
 from skysense.config import SkySenseConfig
 from skysense.registry.export_registration import register_export
 from skysense.registry.promotion import promote
-from skysense.registry.tracking import connect, ensure_experiment, sqlite_path
+from skysense.tracking.store import connect, ensure_experiment, sqlite_path
 
 
 def test_register_promote_and_predict(tmp_path, scene_files, monkeypatch):

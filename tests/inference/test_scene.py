@@ -21,8 +21,8 @@ from untrusted_rasters import (
     secret_file,
 )
 
+from skysense.core.errors import RasterReadError
 from skysense.data.raster_access import RasterAccessError, RasterTooLargeError
-from skysense.errors import RasterReadError
 from skysense.inference.scene import Scene, parse_dated
 
 

@@ -25,7 +25,7 @@ from mlflow import MlflowClient
 from scaled_band_model import ScaledBandMean, example_input, write_scale
 
 from skysense.config import MetricRule, PromotionPolicy
-from skysense.registry.lineage import file_sha256
+from skysense.core.lineage import file_sha256
 from skysense.registry.lock import (
     ADVISORY_NAMESPACE,
     LOCK_URL_ENV,
@@ -35,8 +35,8 @@ from skysense.registry.lock import (
 )
 from skysense.registry.promotion import HISTORY_ENTRY_PREFIX, alias_version, promote, read_history
 from skysense.registry.register import register_pyfunc
-from skysense.registry.server import start_mlflow_server
-from skysense.registry.tracking import connect, ensure_experiment
+from skysense.tracking.server import start_mlflow_server
+from skysense.tracking.store import connect, ensure_experiment
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "registry"))
 from promotion_race import assert_history_chain, assert_mutual_exclusion, race

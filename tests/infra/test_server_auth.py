@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from skysense.cli import app
 from skysense.config import load_config
-from skysense.registry.server import start_mlflow_server
+from skysense.tracking.server import start_mlflow_server
 from skysense.training.engine import Runtime
 from skysense.training.tracking import RunTracker
 

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from skysense.errors import InputShapeError, PresetError
+from skysense.core.errors import InputShapeError, PresetError
 from skysense.models import PRESETS, create_model
 
 SUBSETS = [c for r in range(1, 5) for c in itertools.combinations(("hr", "s2", "s1", "dem"), r)]

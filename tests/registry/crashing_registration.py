@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 
 from skysense.config import SkySenseConfig
 from skysense.registry.export_registration import register_export
-from skysense.registry.tracking import connect
+from skysense.tracking.store import connect
 
 
 class DiesAfterVersionCreated(MlflowClient):

@@ -25,7 +25,7 @@ from mlflow import MlflowClient
 
 from skysense.config import MetricRule, PromotionPolicy
 from skysense.registry.promotion import promote
-from skysense.registry.tracking import connect, sqlite_path
+from skysense.tracking.store import connect, sqlite_path
 
 uri, name, version = sys.argv[1], sys.argv[2], sys.argv[3]
 go_file, events_file = Path(sys.argv[4]), Path(sys.argv[5])

@@ -11,10 +11,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from projection_model import BandProjectionEmbedder, example_input, write_weights
 
-from skysense.registry.lineage import file_sha256
+from skysense.core.lineage import file_sha256
 from skysense.registry.register import RegistrationResult, register_pyfunc
 from skysense.registry.signature import embedding_signature
-from skysense.registry.tracking import connect, ensure_experiment, sqlite_path
+from skysense.tracking.store import connect, ensure_experiment, sqlite_path
 
 
 def register_projection(client, name: str, folder: Path, seed: int, metrics: dict[str, float],

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from skysense.cli import app
 from skysense.config import MetricRule, PromotionPolicy, SkySenseConfig
+from skysense.core.lineage import file_sha256
 from skysense.registry.export_registration import register_export
-from skysense.registry.lineage import file_sha256
 from skysense.registry.promotion import alias_version, promote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))

@@ -15,7 +15,7 @@ from registry_fixtures import register_projection
 from skysense.config import PromotionPolicy
 from skysense.registry.lock import PromotionLock, PromotionLockError
 from skysense.registry.promotion import alias_version, promote, read_history
-from skysense.registry.tracking import connect
+from skysense.tracking.store import connect
 
 NAME = "skysense-race"
 

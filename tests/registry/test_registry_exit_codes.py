@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from skysense.cli import app
-from skysense.registry.server import free_port
+from skysense.tracking.server import free_port
 
 SKYSENSE = str(Path(sys.executable).with_name("skysense"))
 

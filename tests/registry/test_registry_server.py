@@ -11,9 +11,9 @@ from registry_fixtures import register_projection
 from skysense.config import MetricRule, PromotionPolicy
 from skysense.registry.lock import LOCK_URL_ENV
 from skysense.registry.promotion import alias_version, promote, read_history, rollback
-from skysense.registry.server import start_mlflow_server
 from skysense.registry.status import registry_status
-from skysense.registry.tracking import connect, ensure_experiment
+from skysense.tracking.server import start_mlflow_server
+from skysense.tracking.store import connect, ensure_experiment
 
 NAME = "skysense-served"
 POLICY = PromotionPolicy(decide={"linear_acc": MetricRule(min_improvement=0.01)},

@@ -11,15 +11,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from skysense.errors import TrainingError
+from skysense.core.errors import TrainingError
+from skysense.models.export_format import ExportError
 from skysense.training.checkpoints import list_tags, read_latest
 from skysense.training.engine import Runtime, deepspeed_config, resolve_runtime
-from skysense.training.export import (
-    ExportError,
-    consolidated_state_dict,
-    encoder_prefix,
-    export_checkpoint,
-)
+from skysense.training.export import consolidated_state_dict, encoder_prefix, export_checkpoint
 from skysense.training.loop import train
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -113,7 +109,8 @@ def test_stage_trains_checkpoints_resumes_exactly_and_exports(stage: int, tmp_pa
     assert (student_out - expected).abs().max() > 1e-4  # the teacher lags the student: not the same weights
     # train.export_encoder: student writes the optimised weights instead
     export_checkpoint(tmp_path / "full" / "step-00000006", tmp_path / "student-export", pretrainer=engine.module,
-                      cfg=_cfg(stage), chips_dir=None, step=6, encoder="student")
+                      preset=_cfg(stage).model.preset, overrides=_cfg(stage).model.overrides,
+                      chips_dir=None, step=6, encoder="student")
     encoder.load_state_dict(load_file(str(tmp_path / "student-export" / "model.safetensors")), strict=True)
     with torch.no_grad():
         torch.testing.assert_close(encoder(batch), student_out, atol=1e-6, rtol=0)

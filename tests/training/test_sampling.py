@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skysense.errors import TrainingError
+from skysense.core.errors import TrainingError
 from skysense.training.sampling import EpochShardStream
 
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
+from skysense.core.lineage import data_version
 from skysense.training.loop import train
-from skysense.training.provenance import data_version
 from skysense.training.tracking import flatten
 
 sys.path.insert(0, str(Path(__file__).parent))

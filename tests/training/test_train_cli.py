@@ -14,7 +14,8 @@ import torch
 import yaml
 
 from skysense.config import dump_config, load_config
-from skysense.training.export import consolidated_state_dict, load_exported
+from skysense.models.export_format import load_exported
+from skysense.training.export import consolidated_state_dict
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chips_fixture import TINY_OVERRIDES, write_tiny_chips

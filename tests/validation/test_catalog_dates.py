@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from skysense.config import ValidationConfig
-from skysense.data.catalog import CatalogError, load_catalog
+from skysense.core.errors import CatalogError
+from skysense.data.catalog import load_catalog
 from skysense.validation.gate import validate_catalog
 
 from .conftest import TODAY

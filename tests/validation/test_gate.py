@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from skysense.config import ValidationConfig
+from skysense.core.errors import ValidationFailed
 from skysense.data.catalog import load_catalog
-from skysense.errors import ValidationFailed
 from skysense.validation.gate import validate_catalog
 
 from .conftest import TODAY, checksums

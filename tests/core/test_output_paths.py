@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from skysense.output_paths import (
+from skysense.core.output_paths import (
     OutsideOutputError,
     UnsafeIdError,
     check_id,

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from skysense.atomic_files import replace_atomically, write_text_atomic
+from skysense.core.atomic_files import replace_atomically, write_text_atomic
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LIMIT_BYTES = 600
 
 

@@ -9,24 +9,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from skysense.credentials import strip_credentials
-from skysense.errors import RegistryError, RegistryUnavailable
+from skysense.core.credentials import strip_credentials
+from skysense.core.errors import RegistryError, RegistryUnavailable
+from skysense.tracking.server import wait_for_health
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
 
-    from skysense.config import RegistryConfig
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
-def resolve_tracking_uri(uri: str | None, registry: RegistryConfig | None = None) -> str:
-    """The tracking URI to use: the argument, else ``MLFLOW_TRACKING_URI``, else the config.
+def resolve_tracking_uri(uri: str | None, default: str | None = None) -> str:
+    """The tracking URI to use: ``uri``, else ``MLFLOW_TRACKING_URI``, else ``default`` (the
+    configured ``registry.tracking_uri``), else a SQLite file ``mlflow.db``.
 
     A relative SQLite path (``sqlite:///mlflow.db``) is made absolute against the current folder,
     so that a subprocess started elsewhere reaches the same store.
     """
-    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or (
-        registry.tracking_uri if registry is not None else "sqlite:///mlflow.db"
-    )
+    chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or default or DEFAULT_TRACKING_URI
     if chosen.startswith("sqlite:///") and not chosen.startswith("sqlite:////"):
         rel = chosen[len("sqlite:///"):]
         chosen = "sqlite:///" + str(Path(rel).resolve())
@@ -58,7 +59,7 @@ def credentials_to_environment(uri: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-def connect(uri: str | None = None, registry: RegistryConfig | None = None) -> MlflowClient:
+def connect(uri: str | None = None, default: str | None = None) -> MlflowClient:
     """Point MLflow (fluent API and client) at the tracking store and registry; return a client.
 
     A server URI's ``user:password@`` is taken out of the URI (see
@@ -71,14 +72,13 @@ def connect(uri: str | None = None, registry: RegistryConfig | None = None) -> M
     import mlflow
     from mlflow import MlflowClient
 
-    resolved = credentials_to_environment(resolve_tracking_uri(uri, registry))
+    resolved = credentials_to_environment(resolve_tracking_uri(uri, default))
     if (path := sqlite_path(resolved)) is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(resolved)
     mlflow.set_registry_uri(resolved)
     client = MlflowClient(tracking_uri=resolved, registry_uri=resolved)
     if resolved.startswith("http"):
-        from skysense.registry.server import wait_for_health
 
         public = strip_credentials(resolved).rstrip("/")
         try:

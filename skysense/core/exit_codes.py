@@ -2,7 +2,7 @@
 
 A script, a DVC stage or a Prefect flow reads the status, not the message: 1 must mean "refused"
 and nothing else, and an error must never look like success. Each named error of
-:mod:`skysense.errors` carries its status (``exit_code``); the command line exits with it.
+:mod:`skysense.core.errors` carries its status (``exit_code``); the command line exits with it.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skysense.credentials import has_credentials, strip_credentials, strip_credentials_in
+from skysense.core.credentials import has_credentials, strip_credentials, strip_credentials_in
 
 
 @pytest.mark.parametrize(("text", "shown"), [

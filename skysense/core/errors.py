@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
-from skysense.exit_codes import ExitCode
+from skysense.core.exit_codes import ExitCode
 
 
 class SkySenseError(Exception):
     """Base of every user-fixable error: the message says which file or setting and what to do.
 
-    ``exit_code`` is the command line's exit status for it (:mod:`skysense.exit_codes`).
+    ``exit_code`` is the command line's exit status for it (:mod:`skysense.core.exit_codes`).
     """
 
     exit_code: int = ExitCode.USAGE
 
 
+class ConfigError(SkySenseError, ValueError):
+    """A params file or an override is malformed; the message says which key and what to do."""
+
+
+class CatalogError(SkySenseError, ValueError):
+    """The catalog file is missing, not YAML, or does not follow the catalog schema."""
+
+
 class RasterReadError(SkySenseError):
     """A raster cannot be read as its sensor spec expects (corrupt, truncated, no CRS, bands)."""
+
+
+class RasterWriteError(SkySenseError):
+    """A raster cannot be written (folder not writable, disk full, a file in the way)."""
 
 
 class NoValidDataError(SkySenseError):

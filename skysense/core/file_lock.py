@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from skysense.errors import SkySenseError
+from skysense.core.errors import SkySenseError
 
 HOLDER_BYTES = 4096  # at most this much of a lock file is read back (its holder record)
 

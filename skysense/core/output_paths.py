@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from skysense.errors import SkySenseError
+from skysense.core.errors import SkySenseError
 
 SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 SAFE_ID_RULE = f"{SAFE_ID_PATTERN} and no '..'"
@@ -80,6 +80,6 @@ def path_inside(folder: str | Path, *parts: str | os.PathLike[str]) -> Path:
     if target == root or not target.is_relative_to(root):
         raise OutsideOutputError(
             f"{path}: resolves to {target}, outside the output folder {root}; "
-            "output names come from ids, which must be plain names (see skysense.output_paths)"
+            "output names come from ids, which must be plain names (see skysense.core.output_paths)"
         )
     return path

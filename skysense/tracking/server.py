@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from skysense.credentials import strip_credentials
-from skysense.errors import RegistryError, RegistryUnavailable
+from skysense.core.credentials import strip_credentials
+from skysense.core.errors import RegistryError, RegistryUnavailable
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from skysense.errors import SkySenseError
+from skysense.core.errors import SkySenseError
 
 InputUnits = Literal["dn", "reflectance", "db", "linear", "amplitude", "complex", "metres"]
 
@@ -57,6 +57,7 @@ class SensorSpec:
         units_by_dtype_kind: input units implied by a stored dtype kind (numpy ``kind``: ``f``
             float, ``u`` unsigned, ``c`` complex) when the catalog does not say, e.g. a float32
             Sentinel-2 file already holds reflectance and a uint16 Sentinel-1 GRD holds amplitude.
+        auxiliary_gsd_m: GSD of product layers that are not spectral bands (Sentinel-2 ``SCL``).
     """
 
     name: str
@@ -74,11 +75,20 @@ class SensorSpec:
     norm_std: dict[str, float] = field(default_factory=dict)
     continuous: bool = True
     units_by_dtype_kind: dict[str, str] = field(default_factory=dict)
+    auxiliary_gsd_m: dict[str, float] = field(default_factory=dict)
 
     @property
     def band_names(self) -> tuple[str, ...]:
         """All band names in product order."""
         return tuple(b.name for b in self.bands)
+
+    def native_gsd_m(self) -> dict[str, float]:
+        """GSD of every band and auxiliary layer coarser than the finest band, metres (e.g.
+        Sentinel-2 B05: 20, B01: 60, SCL: 20): what a file holding only that band has."""
+        finest = self.gsd_m
+        native = {b.name: b.gsd_m for b in self.bands if b.gsd_m != finest}
+        native.update({k: v for k, v in self.auxiliary_gsd_m.items() if v != finest})
+        return native
 
     @property
     def gsd_m(self) -> float:
@@ -179,6 +189,7 @@ SENSORS: dict[str, SensorSpec] = {
         output_units="reflectance",
         nodata=0.0,
         units_by_dtype_kind={"f": "reflectance"},
+        auxiliary_gsd_m={"SCL": 20.0},  # L2A scene classification
         # Reflectance statistics of Sentinel-2 over land (SSL4EO-S12 order of magnitude).
         norm_mean={"B02": 0.12, "B03": 0.115, "B04": 0.115, "B05": 0.135, "B06": 0.185, "B07": 0.21,
                    "B08": 0.205, "B8A": 0.225, "B11": 0.195, "B12": 0.14},
@@ -224,6 +235,16 @@ SENSORS: dict[str, SensorSpec] = {
         norm_std={"elevation": 600.0},
     ),
 }
+
+
+S2_BANDS: tuple[str, ...] = SENSORS["sentinel2"].default_bands
+"""The 10 Sentinel-2 bands SkySense uses, in model order (B02 ... B12 without B01, B09, B10)."""
+S2_PRODUCT_BANDS: tuple[str, ...] = SENSORS["sentinel2"].band_names
+"""All 13 Sentinel-2 MSI bands in product order (B01 ... B12 with B8A after B08)."""
+S1_BANDS: tuple[str, ...] = SENSORS["sentinel1"].default_bands
+"""Sentinel-1 polarisations, in model order (VV, VH)."""
+HR_BANDS: tuple[str, ...] = SENSORS["hr"].default_bands
+"""HR optical bands, in model order (R, G, B, N)."""
 
 
 def get_sensor(name: str) -> SensorSpec:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from skysense.file_lock import FileLock, LockHeldError, read_holder
+from skysense.core.file_lock import FileLock, LockHeldError, read_holder
 
 HOLDER = """
 import sys, time
-from skysense.file_lock import FileLock
+from skysense.core.file_lock import FileLock
 lock = FileLock(sys.argv[1], purpose="test holder").acquire()
 print("held", flush=True)
 time.sleep(float(sys.argv[2]))

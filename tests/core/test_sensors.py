@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skysense.data.sensors import SENSORS, UnknownSensorError, get_sensor
-from skysense.errors import SkySenseError
+from skysense.core.errors import SkySenseError
+from skysense.core.sensors import SENSORS, UnknownSensorError, get_sensor
 
 
 def test_sentinel2_has_all_13_bands_with_wavelength_and_gsd() -> None:
