@@ -97,8 +97,8 @@ def prepare_data(cfg: Any, work: Path) -> tuple[Path, Path]:
     """Sample + chips + stats for ``cfg.data`` (cached by a hash of the data settings)."""
     from skysense.data.catalog import load_catalog
     from skysense.data.chipping import chip_catalog
-    from skysense.data.sample import write_sample
     from skysense.data.stats import compute_stats, write_stats
+    from skysense.data.synthetic.sample import write_sample
 
     key = hashlib.sha1(json.dumps(cfg.data.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:10]
     base = work / f"data-{key}"

@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from pretrain_gain import evaluate, prepare_data
 
 from skysense.config import apply_overrides, config_from_dict
-from skysense.data.landcover import CLASS_NAMES
+from skysense.data.synthetic.landcover import CLASS_NAMES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -29,7 +29,7 @@ def register(group: typer.Typer) -> None:
         """
         import time
 
-        from skysense.data.sample import write_sample
+        from skysense.data.synthetic.sample import write_sample
 
         cfg = load(params, set_)
         target = out_dir if out_dir is not None else cfg.paths.sample

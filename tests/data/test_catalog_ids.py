@@ -17,9 +17,9 @@ from skysense.config import load_config
 from skysense.core.errors import CatalogError
 from skysense.core.output_paths import SAFE_ID_PATTERN, UnsafeIdError
 from skysense.data.catalog import load_catalog
-from skysense.data.downstream import write_scene_chips
-from skysense.data.sample import write_scene
-from skysense.data.synthetic import sites_for, synthesize_scene
+from skysense.data.synthetic.downstream import write_scene_chips
+from skysense.data.synthetic.sample import write_scene
+from skysense.data.synthetic.scenes import sites_for, synthesize_scene
 
 BAD_IDS = ["../../x", "/abs/x", "a/b", "..", "a..b", ".hidden", "-dash", "with space", "",
            "x" * 129, "zürich", "a\\b", "x\n"]

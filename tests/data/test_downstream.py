@@ -14,13 +14,14 @@ import torch
 from rasterio.transform import from_origin
 
 from skysense.config import load_config
-from skysense.core.sensors import S1_BANDS, S2_BANDS
-from skysense.data import landcover as lc
+from skysense.core.sensors import S2_BANDS
 from skysense.data.benchmarks import load_bigearthnet, load_eurosat
 from skysense.data.catalog import load_catalog
-from skysense.data.downstream import DownstreamError, load_downstream, write_downstream
-from skysense.data.sample import write_sample
-from skysense.data.synthetic import sites_for, synthesize_scene
+from skysense.data.downstream import DownstreamError, load_downstream
+from skysense.data.synthetic import landcover as lc
+from skysense.data.synthetic.downstream import write_index, write_scene_chips
+from skysense.data.synthetic.sample import write_sample
+from skysense.data.synthetic.scenes import sites_for, synthesize_scene
 
 REAL_BEN = Path(__file__).parent / "real" / "bigearthnet"
 SMALL = ["data.sample.locations=1", "data.sample.heldout_locations=1", "data.sample.size_px=32"]
@@ -118,33 +119,6 @@ def test_nodata_and_cloud_pixels_are_nan(sample: Path) -> None:
     assert np.isfinite(s["s1"][s["s1_valid"]]).any()
 
 
-def test_chips_of_the_one_file_per_date_layout_still_read(sample: Path, tmp_path: Path) -> None:
-    """Chips written by earlier versions (``s2/<date>.tif``, ``s2/<date>_cloud.tif``,
-    ``s1/<date>.tif``) give the same arrays as the stacked layout."""
-    from skysense.core.geotiff import write_geotiff
-    from skysense.data.downstream import read_chip
-
-    chip = sample / "downstream" / "segmentation" / "fr-camargue_r008_c008"
-    old = tmp_path / "old" / chip.name
-    for key, bands, nodata in (("s2", S2_BANDS, 0), ("s1", S1_BANDS, -99.0)):
-        with rasterio.open(chip / f"{key}.tif") as src:
-            data, dates, epsg, tr = src.read(), src.tags()["acquisition_dates"].split(","), src.crs.to_epsg(), src.transform
-        for t, date in enumerate(dates):
-            write_geotiff(old / f"{key}/{date}.tif", data[len(bands) * t:len(bands) * (t + 1)], epsg, tr, nodata, bands)
-    with rasterio.open(chip / "s2_cloud.tif") as src:
-        for t, date in enumerate(src.tags()["acquisition_dates"].split(",")):
-            write_geotiff(old / f"s2/{date}_cloud.tif", src.read(t + 1), epsg, tr, None)
-    for name in ("hr.tif", "dem.tif", "mask.tif"):
-        (old / name).write_bytes((chip / name).read_bytes())
-    new, legacy = read_chip(chip), read_chip(old)
-    assert sorted(new) == sorted(legacy)
-    for key in new:
-        if isinstance(new[key], np.ndarray):
-            np.testing.assert_array_equal(new[key], legacy[key], err_msg=key)
-        elif key != "id":
-            assert new[key] == legacy[key], key
-
-
 def test_a_stack_whose_bands_do_not_fit_its_dates_is_a_named_error(sample: Path, tmp_path: Path) -> None:
     from skysense.data.downstream import read_chip
 
@@ -204,7 +178,8 @@ def test_every_class_gets_chips_in_the_default_heldout_scenes(tmp_path: Path) ->
     assert cfg.heldout_locations >= 4  # leave-location-out probes need several places
     sites = sites_for(0, cfg.heldout_locations)
     scenes = [synthesize_scene(site, split, i, cfg, 0) for i, (site, split) in enumerate(sites)]
-    counts = write_downstream(scenes, tmp_path, cfg.downstream_chip_px)
+    rows = [write_scene_chips(scene, tmp_path, cfg.downstream_chip_px) for scene in scenes]
+    counts = write_index(tmp_path, [r for cls, _ in rows for r in cls], [r for _, seg in rows for r in seg])
     per_scene = (cfg.size_px // cfg.downstream_chip_px) ** 2
     assert counts["segmentation"] == per_scene * len(scenes)
     assert counts["classification"] >= 0.8 * per_scene * len(scenes)  # chips with a majority class

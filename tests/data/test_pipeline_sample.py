@@ -18,9 +18,9 @@ from skysense.data.catalog import load_catalog
 from skysense.data.chipping import chip_catalog
 from skysense.data.coregistration import LocationReader, location_grid
 from skysense.data.dataset import ChipDataset, collate_samples
-from skysense.data.sample import write_sample
 from skysense.data.shards import ShardReader
 from skysense.data.stats import compute_stats, write_stats
+from skysense.data.synthetic.sample import write_sample
 
 S, T2, T1 = 16, 4, 3
 OVERRIDES = [

@@ -23,7 +23,7 @@ SMALL = ["data.sample.locations=2", "data.sample.heldout_locations=1", "data.sam
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    from skysense.data.sample import write_sample
+    from skysense.data.synthetic.sample import write_sample
 
     tmp = tmp_path_factory.mktemp("chip-partial")
     cfg = load_config(None, SMALL)

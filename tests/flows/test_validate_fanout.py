@@ -40,7 +40,7 @@ BAD = "zz-bad"
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> tuple[Path, Path, dt.date]:
     """(catalog with a bad location, the ``skysense validate`` output folder, the day it ran)."""
-    from skysense.data.sample import write_sample
+    from skysense.data.synthetic.sample import write_sample
 
     tmp = tmp_path_factory.mktemp("validate-fanout")
     shutil.copy(ROOT / "params.yaml", tmp / "params.yaml")

@@ -51,7 +51,7 @@ def chip_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ValidationReport
 
     Returns: (report, {sample_id: check that must quarantine it}, chips dir, out dir).
     """
-    from skysense.data.sample import write_sample
+    from skysense.data.synthetic.sample import write_sample
 
     tmp = tmp_path_factory.mktemp("chips")
     cfg = load_config(ROOT / "params.yaml", SMALL)

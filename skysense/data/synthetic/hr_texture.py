@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from skysense.core.modalities import HR_RATIO
-from skysense.data.landcover import CLASS_NAMES, ENDMEMBER_SPECTRA, HR_FROM_S2
-from skysense.data.noise import value_noise
+from skysense.data.synthetic.landcover import CLASS_NAMES, ENDMEMBER_SPECTRA, HR_FROM_S2
+from skysense.data.synthetic.noise import value_noise
 
 HR_GAIN = np.array([620.0, 620.0, 620.0, 420.0], dtype=np.float32)  # reflectance -> uint8 DN
 _LEAF = ENDMEMBER_SPECTRA[0, list(HR_FROM_S2)]

@@ -2,7 +2,7 @@
 
 A :class:`Scene` holds, for one place on the 10 m grid of its UTM zone, a parcel layout with a
 land-cover class per parcel, a Sentinel-2 and a Sentinel-1 time series, one HR image 32 times
-finer, and a DEM, all as in-memory arrays in their stored units. :mod:`skysense.data.sample`
+finer, and a DEM, all as in-memory arrays in their stored units. :mod:`skysense.data.synthetic.sample`
 writes scenes as GeoTIFFs. Nuisances that real data has are part of the model: per-date
 illumination gain and haze, soil brightness per place and parcel, sowing dates moved by +-2
 weeks, seasons later with altitude and latitude, soil moisture and orbit offsets in SAR,
@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from affine import Affine
 
-from skysense.core.modalities import HR_RATIO
-from skysense.data import landcover as lc
-from skysense.data.hr_texture import render_hr
-from skysense.data.noise import cloud_opacity, fractal_noise, swath_edge, value_noise
+from skysense.core.modalities import HR_RATIO, SENTINEL_GSD_M
+from skysense.core.sensors import SENSORS
+from skysense.data.synthetic import landcover as lc
+from skysense.data.synthetic.hr_texture import render_hr
+from skysense.data.synthetic.noise import cloud_opacity, fractal_noise, swath_edge, value_noise
 
-S2_NODATA = 0
-S1_NODATA = -99.0
-DEM_NODATA = -9999.0
-SENTINEL_GSD_M = 10.0
+S2_NODATA = SENSORS["sentinel2"].nodata  # stored DN 0
+S1_NODATA = SENSORS["sentinel1"].nodata  # -99 dB
+DEM_NODATA = -9999.0  # declared in the sample's DEM files
 S1_LOOKS = 4.4  # equivalent number of looks of Sentinel-1 IW GRD
 _CLOUD_SPECTRUM = np.array([0.46, 0.45, 0.44, 0.44, 0.44, 0.44, 0.45, 0.45, 0.36, 0.26], dtype=np.float32)
 _HAZE = np.array([0.030, 0.020, 0.012, 0.008, 0.005, 0.004, 0.003, 0.003, 0.001, 0.0005], dtype=np.float32)

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from skysense.config import SkySenseConfig, load_config
 from skysense.core.geotiff import write_geotiff
 from skysense.core.sensors import S2_BANDS
-from skysense.data import landcover as lc
 from skysense.data.catalog import load_catalog
-from skysense.data.sample import SampleWriteError, write_sample
-from skysense.data.synthetic import (
+from skysense.data.synthetic import landcover as lc
+from skysense.data.synthetic.sample import SampleWriteError, write_sample
+from skysense.data.synthetic.scenes import (
     HELDOUT_SITES,
     PRETRAIN_SITES,
     sites_for,
@@ -32,7 +32,7 @@ SMALL = [
 
 
 def small_cfg(seed: int = 0, extra: list[str] | None = None) -> SkySenseConfig:
-    return load_config(Path(__file__).parents[2] / "params.yaml", [*SMALL, f"data.seed={seed}", *(extra or [])])
+    return load_config(Path(__file__).parents[3] / "params.yaml", [*SMALL, f"data.seed={seed}", *(extra or [])])
 
 
 def digest(folder: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ held-out), tiled and compressed GeoTIFFs in the place's UTM zone::
     downstream/                    held-out benchmark sets (see skysense.data.downstream)
 
 The land-cover classes and the physics behind each sensor are documented in
-:mod:`skysense.data.landcover` and :mod:`skysense.data.synthetic`.
+:mod:`skysense.data.synthetic.landcover` and :mod:`skysense.data.synthetic.scenes`.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from skysense.core.errors import RasterWriteError
 from skysense.core.geotiff import write_geotiff
 from skysense.core.output_paths import check_id, path_inside
 from skysense.core.sensors import S1_BANDS, S2_BANDS
-from skysense.data import landcover as lc
 from skysense.data.catalog import Acquisition, Catalog, Location, ModalityEntry, save_catalog
-from skysense.data.synthetic import (
+from skysense.data.synthetic import landcover as lc
+from skysense.data.synthetic.downstream import clear_downstream, write_index, write_scene_chips
+from skysense.data.synthetic.scenes import (
     DEM_NODATA,
     S1_NODATA,
     S2_NODATA,
@@ -89,8 +90,6 @@ def _write_location(site, split: str, index: int, sc, seed: int, out_dir: Path):
     Returns ``(index, Location, classification rows, segmentation rows)``."""
     import rasterio
 
-    from skysense.data.downstream import write_scene_chips
-
     scene = synthesize_scene(site, split, index, sc, seed)
     # one GDAL environment for the place's thousands of small files, not one per file opened
     with rasterio.Env():
@@ -116,8 +115,6 @@ def write_sample(out_dir: Path, cfg) -> Path:
         Path of ``catalog.yaml``.
     """
     from concurrent.futures import ProcessPoolExecutor
-
-    from skysense.data.downstream import clear_downstream, write_index
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
