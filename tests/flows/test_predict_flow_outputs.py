@@ -55,8 +55,7 @@ def test_batch_writes_each_scene_to_its_id_and_leaves_no_partial_file(tmp_path, 
     exp = ensure_experiment(client, "batch", tmp_path / "art", uri)
     register_export(client, cfg, write_random_export(tmp_path / "export"), {"linear_acc": 0.5},
                     experiment_id=exp, sqlite_db=sqlite_path(uri))
-    promote(client, "skysense-batch", cfg.registry.policy, sqlite_db=sqlite_path(uri),
-            lock_settle_s=0.05)
+    promote(client, "skysense-batch", cfg.registry.policy, sqlite_db=sqlite_path(uri))
     s2 = stack_s2(tmp_path / "s2.tif")
     out = tmp_path / "predictions"
     results = predict(scenes=[{"id": "zurich-01", "s2": [f"2017-06-13={s2}"]},

@@ -88,7 +88,8 @@ def test_promote_against_a_server_that_is_not_mlflow_exits_4_not_no_challenger(
         res = CliRunner().invoke(app, [*args, "--tracking-uri", uri])
         assert res.exit_code == 4, res.output
         text = " ".join(res.output.split())
-        assert f"MLflow tracking store http://127.0.0.1:{not_mlflow} failed" in text
+        assert f"MLflow tracking store http://***@127.0.0.1:{not_mlflow} failed" in text
+        assert "hunter2" not in text and "bob" not in text
         assert "404" in text and "<html>" not in text  # the first line, not the error page
         assert "no 'challenger' alias" not in text and "no registered model" not in text
         assert "hunter2" not in res.output and "bob" not in res.output
