@@ -32,23 +32,6 @@ from skysense.config import SkySenseConfig
 FANOUT_STAGES = ("validate", "chip")
 
 
-def available(stage: str) -> bool:
-    """Whether ``stage`` has a per-location fan-out in the installed library."""
-    if stage == "validate":
-        try:
-            from skysense.validation import gate, per_location
-        except ImportError:
-            return False
-        return hasattr(gate, "judge_profiles") and hasattr(per_location, "profile_location")
-    if stage != "chip":
-        return False
-    try:
-        from skysense.data import chipping, stats  # noqa: F401
-    except ImportError:
-        return False
-    return hasattr(chipping, "chip_location") and hasattr(chipping, "merge_manifests")
-
-
 def runner_description(cfg: SkySenseConfig) -> str:
     """The task runner the fan-out uses, in words."""
     return describe(cfg.pipeline)

@@ -178,7 +178,7 @@ def _run_pipeline(root: Path, params: Path, overrides: list[str], use_dvc: bool 
         if stage == "sample" and not run_sample:
             continue
         warm.warm_for_stage(stage)  # what the next in-process step imports, while this one runs
-        if stage in fanout.FANOUT_STAGES and fanout.available(stage):
+        if stage in fanout.FANOUT_STAGES:
             rep = fanout.run_fanout_stage(stage, root, cfg, dvc)
         else:
             rep = stage_task(stage, str(root), dvc, str(params_file) if params_file.exists() else None,

@@ -109,11 +109,3 @@ def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
 def model_version_link(tracking_uri: str, name: str, version: str) -> str:
     """MLflow UI address of a registered model version."""
     return f"{mlflow_ui_base(tracking_uri)}/#/models/{name}/versions/{version}"
-
-
-def stage_timing_table(reports: list[dict[str, Any]]) -> str:
-    """Markdown table: each stage, whether it ran or was up to date, and its seconds."""
-    lines = ["| stage | ran | seconds |", "|---|---|---|"]
-    for rep in reports:
-        lines.append(f"| {rep['stage']} | {'yes' if rep['ran'] else 'up to date'} | {rep['seconds']:.1f} |")
-    return "\n".join(lines)

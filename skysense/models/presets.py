@@ -101,14 +101,6 @@ class SkySenseSpec:
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SkySenseSpec:
-        """Rebuild a spec written by :meth:`to_dict` (validated like an override)."""
-        base = PRESETS.get(data.get("name", ""), None)
-        if base is None:
-            base = PRESETS["skysense-tiny"]
-        return apply_overrides(base, {k: v for k, v in data.items()})
-
 
 def _check(spec: SkySenseSpec) -> None:
     """Raise :class:`PresetError` when the sizes do not fit together."""

@@ -11,7 +11,6 @@ updated by EMA under ``torch.no_grad()`` inside the student's forward.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from skysense.models.augment import TwoViewAugment, ViewGeometry, sample_at, sample_points
+from skysense.models.ema import ema_update
 from skysense.models.losses import (
     cross_modal_loss,
     image_contrastive_loss,
@@ -162,22 +162,19 @@ class SkySensePretrainer(nn.Module):
                 if p.requires_grad:
                     yield p
 
+    def ema_modules(self) -> list[tuple[nn.Module, nn.Module]]:
+        """``(student_side, teacher_side)`` pairs: ``student`` -> ``teacher.encoder``, ``heads`` ->
+        ``teacher.heads`` (also when the teacher is detached from the module tree)."""
+        teacher = self.teacher_module
+        return [(self.student, teacher["encoder"]), (self.heads, teacher["heads"])]
+
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
         """EMA step ``teacher = momentum * teacher + (1 - momentum) * student`` for weights;
-        buffers (geo-context prototypes) are copied. Gathers ZeRO-3 partitions when present."""
-        teacher = self.teacher_module
-        pairs = [(teacher["encoder"], self.student), (teacher["heads"], self.heads)]
-        for t_mod, s_mod in pairs:
-            for (t_child, s_child) in zip(t_mod.children(), s_mod.children()):
-                t_params, s_params = list(t_child.parameters()), list(s_child.parameters())
-                with _gathered(s_params, None), _gathered(t_params, 0):
-                    for tp, sp in zip(t_params, s_params):
-                        tp.mul_(momentum).add_(sp.detach().to(tp.dtype), alpha=1.0 - momentum)
-            for (_, tp), (_, sp) in zip(t_mod.named_parameters(recurse=False), s_mod.named_parameters(recurse=False)):
-                tp.mul_(momentum).add_(sp.detach().to(tp.dtype), alpha=1.0 - momentum)
-            for tb, sb in zip(t_mod.buffers(), s_mod.buffers()):
-                tb.copy_(sb)
+        buffers (geo-context prototypes) are copied. Whole tensors: under ZeRO-3, where each rank
+        holds a partition, :func:`skysense.training.teacher.update_teacher` applies the same rule
+        to the partitions."""
+        ema_update(self.ema_modules(), momentum)
 
     # ----------------------------------------------------------------------------- losses
     def _project(self, name: str, x: Tensor, heads: nn.ModuleDict) -> Tensor:
@@ -258,15 +255,3 @@ class SkySensePretrainer(nn.Module):
         for name, parts in per_stream.items():
             out.update({f"{k}_{name}": v.detach() for k, v in parts.items()})
         return out
-
-
-@contextlib.contextmanager
-def _gathered(params: list[nn.Parameter], modifier_rank: int | None):
-    """Gather ZeRO-3 partitioned parameters for the block (no-op for plain tensors)."""
-    if params and any(hasattr(p, "ds_id") for p in params):
-        import deepspeed  # only reached under ZeRO-3, where DeepSpeed is in use
-
-        with deepspeed.zero.GatheredParameters(params, modifier_rank=modifier_rank):
-            yield
-    else:
-        yield

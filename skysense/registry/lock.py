@@ -35,7 +35,6 @@ import pwd
 import socket
 import time
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
@@ -325,10 +324,3 @@ class PromotionLock:
         else:
             self._release_file()
 
-
-@contextlib.contextmanager
-def promotion_lock(client: MlflowClient, name: str, sqlite_db: Path | None = None,
-                   **kwargs: Any) -> Iterator[PromotionLock]:
-    """Context manager form of :class:`PromotionLock`."""
-    with PromotionLock(client, name, sqlite_db, **kwargs) as lock:
-        yield lock

@@ -20,6 +20,7 @@ import torch
 
 from skysense.core.errors import TrainingError
 from skysense.core.lineage import data_version, git_commit
+from skysense.models.ema import ema_modules
 from skysense.models.export_format import FORMAT, ExportError, write_export
 from skysense.training.checkpoint_safety import safe_load, verify_checkpoint
 
@@ -29,8 +30,6 @@ ENCODERS = ("teacher", "student")
 def _encoder_module(pretrainer: torch.nn.Module, which: str) -> torch.nn.Module | None:
     if which == "student":
         return getattr(pretrainer, "student", None)
-    from skysense.training.teacher import ema_modules  # the EMA's own student -> teacher pairing
-
     try:
         return ema_modules(pretrainer)[0][1]  # registered only: a detached teacher is not saved
     except TrainingError:

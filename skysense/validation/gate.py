@@ -15,12 +15,8 @@ Profiling (rasterio, per location: :mod:`.per_location`) and judging (:func:`jud
 GX suites once over all locations, quarantine, gate, files) are separate, so profiling can fan
 out over workers; :func:`validate_catalog` does both in this process.
 
-``validation.json`` has ``timings_s``: profiling steps (``profile_*``; ``profile_rasters`` is the
-per-location profiling, ``profile_merge`` the concatenation of its tables), every GX step (``gx_context``,
-``gx_<table>``: suite construction and checkpoint run, ``gx_docs``), their sums ``profiling_s`` and
-``gx_s`` and ``gx_over_profiling`` (GX time / profiling time), and the same totals in process CPU
-seconds (``cpu_*``, per step under ``cpu``). ``profile_derived_columns`` (the
-per-row thresholds and keys the raster suite reads, computed in pandas) counts as profiling.
+``validation.json`` has ``timings_s``, the seconds of each step (see
+:class:`.step_timing.StepClock`).
 """
 
 from __future__ import annotations
@@ -28,8 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +53,7 @@ from skysense.validation.quarantine import (
     quarantine_table,
     warnings_of,
 )
+from skysense.validation.step_timing import StepClock
 from skysense.validation.suites import (
     Suite,
     chip_suite,
@@ -119,41 +115,6 @@ def _table_jsonable(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class _Clock:
-    """Wall and CPU seconds (all threads of the process) per named step of a run."""
-
-    def __init__(self) -> None:
-        self.wall: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        """Time the enclosed block as ``name`` (``profile_*`` or ``gx_*``)."""
-        w0, c0 = time.perf_counter(), time.process_time()
-        try:
-            yield
-        finally:
-            self.wall[name] = time.perf_counter() - w0
-            self.cpu[name] = time.process_time() - c0
-
-    def record(self, name: str, wall: float, cpu: float) -> None:
-        """Record a step timed elsewhere (profiling done by other workers)."""
-        self.wall[name], self.cpu[name] = wall, cpu
-
-    def summary(self) -> dict[str, Any]:
-        """Step wall times, profiling and GX totals and their ratio, and the same in CPU seconds
-        (``cpu``: less sensitive to other processes on a shared machine)."""
-        out: dict[str, Any] = {k: round(v, 4) for k, v in self.wall.items()}
-        for prefix, times in (("", self.wall), ("cpu_", self.cpu)):
-            profiling = sum(v for k, v in times.items() if k.startswith("profile_"))
-            gx = sum(v for k, v in times.items() if k.startswith("gx_"))
-            out[f"{prefix}profiling_s"] = round(profiling, 4)
-            out[f"{prefix}gx_s"] = round(gx, 4)
-            out[f"{prefix}gx_over_profiling"] = round(gx / profiling, 4) if profiling > 0 else None
-        out["cpu"] = {k: round(v, 4) for k, v in self.cpu.items()}
-        return out
-
-
 def _judged_locations(catalog: Catalog, profiles: list[LocationProfiles], rasters: pd.DataFrame,
                       bad_acq: set[str]) -> pd.DataFrame:
     """The location table from accepted rasters: a location none of whose acquisitions was
@@ -170,7 +131,7 @@ def _judged_locations(catalog: Catalog, profiles: list[LocationProfiles], raster
     return location_table(rows)
 
 
-def _run_gx(clock: _Clock, name: str, project: GxProject, build: Callable[[], Suite],
+def _run_gx(clock: StepClock, name: str, project: GxProject, build: Callable[[], Suite],
             frame: pd.DataFrame) -> TableResult:
     """Build a suite (``build()``) and run it, both timed as step ``name``."""
     with clock.step(name):
@@ -268,7 +229,7 @@ def judge_profiles(
     out.mkdir(parents=True, exist_ok=True)
     catalog, _ = load_catalog_for_validation(catalog_path)
     profiles = _in_catalog_order(catalog, catalog_path, profiles)
-    clock = _Clock()
+    clock = StepClock()
 
     if profiling_s is None:
         profiling_s = (sum(p.wall_s for p in profiles), sum(p.cpu_s for p in profiles))
@@ -308,6 +269,31 @@ def judge_profiles(
         or [pd.DataFrame(columns=QUARANTINE_COLUMNS)],
         ignore_index=True,
     )
+    files = _write_tables(out, docs_index, rasters, locations, quarantine, accepted, chips)
+    summary = _summary(catalog, catalog_path, today, cfg.min_accepted, rasters, chips, quarantine,
+                       accepted_ids, bad_acq, bad_locations,
+                       [(raster_result, q_rasters), (location_result, q_locations),
+                        (chip_result, q_chips)], clock, files)
+    passed = summary["passed"]
+    write_text_atomic(files["validation"], json.dumps(summary, indent=2, default=json_value) + "\n")
+    report = ValidationReport(summary, rasters, locations, quarantine, chips, files)
+    if not passed:
+        top = ", ".join(f"{k} ({v})" for k, v in list(summary["quarantine_reasons"].items())[:6])
+        exc = ValidationFailed(
+            f"only {len(accepted_ids)} of {len(catalog.locations)} locations of "
+            f"{catalog_path} passed validation; validation.min_accepted is {cfg.min_accepted}. "
+            f"Quarantine reasons: {top or 'none'}. See {files['quarantine']}, "
+            f"{files['validation']} and {files['data_docs']}; fix or replace the files named there."
+        )
+        exc.report = report  # type: ignore[attr-defined] - the CLI prints its summary
+        raise exc
+    return report
+
+
+def _write_tables(out: Path, docs_index: Path, rasters: pd.DataFrame, locations: pd.DataFrame,
+                  quarantine: pd.DataFrame, accepted: Catalog, chips: pd.DataFrame | None) -> dict[str, Path]:
+    """Write the profile tables, the quarantine and the accepted catalog (each atomically);
+    returns the gate's files by name (``validation.json`` is written last, by the caller)."""
     files = {
         "validation": out / "validation.json",
         "quarantine": out / "quarantine.parquet",
@@ -326,14 +312,25 @@ def judge_profiles(
         with replace_atomically(files["chip_profiles"]) as tmp:
             chips.to_parquet(tmp, index=False)
 
+    return files
+
+
+def _summary(catalog: Catalog, catalog_path: str | Path, today: dt.date, min_accepted: int,
+             rasters: pd.DataFrame, chips: pd.DataFrame | None, quarantine: pd.DataFrame,
+             accepted_ids: set[str], bad_acq: set[str], bad_locations: set[str],
+             results: list[tuple[TableResult | None, pd.DataFrame | None]], clock: StepClock,
+             files: dict[str, Path]) -> dict[str, Any]:
+    """The content of ``validation.json``: counts per kind of item, per expectation and reason,
+    warnings, step timings and the files."""
+    (_, q_rasters), _, (_, q_chips) = results
     n_acq = rasters["acq_id"].nunique()
     in_accepted = ~rasters["acq_id"].isin(bad_acq) & rasters["location"].isin(accepted_ids)
-    passed = len(accepted_ids) >= cfg.min_accepted
+    passed = len(accepted_ids) >= min_accepted
     summary: dict[str, Any] = {
         "catalog": str(Path(catalog_path).resolve()),
         "today": today.isoformat(),
         "passed": passed,
-        "min_accepted": cfg.min_accepted,
+        "min_accepted": min_accepted,
         "accepted_locations": len(accepted_ids),
         "quarantined_items": len(quarantine),
         "rasters": {"total": len(rasters), "quarantined": len(q_rasters),
@@ -345,14 +342,8 @@ def judge_profiles(
         "chips": None if chips is None else {
             "total": len(chips), "quarantined": len(q_chips),
             "accepted": len(chips) - len(q_chips)},
-        "expectations": {
-            r.table: _expectation_counts(r, q)
-            for r, q in ((raster_result, q_rasters), (location_result, q_locations),
-                         (chip_result, q_chips)) if r is not None
-        },
-        "warnings": {
-            r.table: warnings_of(r) for r in (raster_result, location_result, chip_result) if r is not None
-        },
+        "expectations": {r.table: _expectation_counts(r, q) for r, q in results if r is not None},
+        "warnings": {r.table: warnings_of(r) for r, _ in results if r is not None},
         "quarantine_reasons": {
             str(k): int(v) for k, v in
             quarantine["failed_expectations"].explode().value_counts().items()
@@ -360,16 +351,4 @@ def judge_profiles(
         "timings_s": clock.summary(),
         "files": {k: str(v) for k, v in files.items()},
     }
-    write_text_atomic(files["validation"], json.dumps(summary, indent=2, default=json_value) + "\n")
-    report = ValidationReport(summary, rasters, locations, quarantine, chips, files)
-    if not passed:
-        top = ", ".join(f"{k} ({v})" for k, v in list(summary["quarantine_reasons"].items())[:6])
-        exc = ValidationFailed(
-            f"only {len(accepted_ids)} of {len(catalog.locations)} locations of "
-            f"{catalog_path} passed validation; validation.min_accepted is {cfg.min_accepted}. "
-            f"Quarantine reasons: {top or 'none'}. See {files['quarantine']}, "
-            f"{files['validation']} and {files['data_docs']}; fix or replace the files named there."
-        )
-        exc.report = report  # type: ignore[attr-defined] - the CLI prints its summary
-        raise exc
-    return report
+    return summary
