@@ -53,7 +53,7 @@ def register_tiny(store: Path) -> str:
     sys.path.insert(0, str(ROOT / "tests" / "inference"))
     from scene_fixtures import write_random_export
 
-    from skysense.config import SkySenseConfig
+    from skysense.config import SkySenseConfig, registration_settings
     from skysense.registry.export_registration import register_export
     from skysense.registry.promotion import promote
     from skysense.tracking.store import connect, ensure_experiment, sqlite_path
@@ -63,7 +63,7 @@ def register_tiny(store: Path) -> str:
     cfg.registry.model_name = NAME
     client = connect(uri)
     exp = ensure_experiment(client, "bench", store / "artifacts", uri)
-    register_export(client, cfg, write_random_export(store / "export"), {"linear_acc": 0.0},
+    register_export(client, registration_settings(cfg), write_random_export(store / "export"), {"linear_acc": 0.0},
                     experiment_id=exp, sqlite_db=sqlite_path(uri))
     promote(client, NAME, cfg.registry.policy, sqlite_db=sqlite_path(uri))
     return uri

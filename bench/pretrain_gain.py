@@ -78,7 +78,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from skysense.config import apply_overrides, config_from_dict
+from skysense.config import apply_overrides, chip_settings, config_from_dict, training_job
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -104,8 +104,8 @@ def prepare_data(cfg: Any, work: Path) -> tuple[Path, Path]:
     base = work / f"data-{key}"
     sample, chips = base / "sample", base / "chips"
     if not (chips / "stats.json").exists():
-        write_sample(sample, cfg)
-        chip_catalog(load_catalog(sample / "catalog.yaml"), chips, cfg)
+        write_sample(sample, cfg.data.sample, cfg.data.seed)
+        chip_catalog(load_catalog(sample / "catalog.yaml"), chips, chip_settings(cfg))
         write_stats(chips, compute_stats(chips))
     return sample, chips
 
@@ -120,9 +120,9 @@ def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
 
     t = cfg.train
     seed_everything(t.seed)
-    model = pretrainer_from_config(cfg)
+    model = pretrainer_from_config(training_job(cfg))
     model.train()
-    dataset = chip_dataset(cfg, chips, model)
+    dataset = chip_dataset(training_job(cfg), chips, model)
     batch = t.micro_batch * t.nproc * t.grad_accum
     stream = EpochShardStream(len(dataset), 0, 1, batch, t.seed)
     seed_everything(t.seed * 1000 + 1)

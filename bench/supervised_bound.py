@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from pretrain_gain import evaluate, prepare_data
 
-from skysense.config import apply_overrides, config_from_dict
+from skysense.config import apply_overrides, config_from_dict, training_job
 from skysense.data.synthetic.landcover import CLASS_NAMES
 
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     t = cfg.train
     seed_everything(t.seed)
     model = create_model(cfg.model.preset, **cfg.model.overrides)
-    dataset = chip_dataset(cfg, chips, SimpleNamespace(student=model))  # reads student.spec
+    dataset = chip_dataset(training_job(cfg), chips, SimpleNamespace(student=model))  # reads student.spec
     labels = torch.from_numpy(chip_labels(chips, sample / "catalog.yaml", dataset.rows))
     for name in filter(None, args.freeze.split(",")):
         for p in getattr(model, name).parameters():

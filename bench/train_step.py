@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from skysense.config import apply_overrides, config_from_dict
+from skysense.config import apply_overrides, config_from_dict, training_job
 from skysense.training.engine import build_engine, init_distributed, resolve_runtime
 from skysense.training.schedule import WarmupCosineSchedule, param_groups
 from skysense.training.telemetry import model_state_bytes
@@ -156,7 +156,7 @@ def time_engine(args: argparse.Namespace, stage: int, world_size: int) -> dict[s
     cfg = train_cfg(stage, args.micro_batch, args.precision, args.zero3_persistence_threshold)
     runtime = resolve_runtime(cfg.train)
     model = make_pretrainer(args)
-    engine, _, _ = build_engine(model, cfg, runtime, world_size)
+    engine, _, _ = build_engine(model, training_job(cfg), runtime, world_size)
     batch = synthetic_batch(model.student.spec, args.micro_batch, args.dates, seed=int(os.environ.get("RANK", "0")))
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     batch = to_device(batch, engine.device, dtype)

@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     import great_expectations  # noqa: F401 - import time is reported on its own
 
     gx_import = time.perf_counter() - t0
-    from skysense.config import ValidationConfig
     from skysense.validation.gate import validate_catalog
+    from skysense.validation.settings import ValidationConfig
 
     with tempfile.TemporaryDirectory(prefix="skysense-bench-") as tmp:
         root = Path(tmp)

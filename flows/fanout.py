@@ -143,12 +143,12 @@ def chip_fanout(catalog_path: str, out_dir: str, cfg_json: dict[str, Any]) -> di
     """Chip every location of ``catalog_path`` in parallel, then merge and compute stats."""
     import shutil
 
-    from skysense.config import config_from_dict
+    from skysense.config import chip_settings, config_from_dict
     from skysense.data.catalog import load_catalog
-    from skysense.data.chipping import PARTS, ChipSettings
+    from skysense.data.chipping import PARTS
 
     cfg = config_from_dict(cfg_json)
-    settings = ChipSettings.from_config(cfg)
+    settings = chip_settings(cfg)
     catalog = load_catalog(catalog_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.release import tracking_uri
-from skysense.config import PredictConfig, load_config
+from skysense.config import load_config
+from skysense.inference.settings import PredictConfig
 
 
 def scenes_from_catalog(path: str | Path) -> list[dict[str, Any]]:

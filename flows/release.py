@@ -18,7 +18,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows import reporting, stages
-from skysense.config import SkySenseConfig
+from skysense.config import SkySenseConfig, registration_settings
 from skysense.core.credentials import strip_credentials
 from skysense.core.errors import RegistryError
 from skysense.core.lineage import lineage_tags
@@ -76,7 +76,7 @@ def register_task(root: str, cfg_json: dict[str, Any], uri: str) -> dict[str, An
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
     client, db = _client(uri)
     exp = ensure_experiment(client, cfg.train.experiment, base / cfg.registry.artifact_location, uri)
-    result = register_export(client, cfg, base / cfg.paths.export, metrics, experiment_id=exp, sqlite_db=db,
+    result = register_export(client, registration_settings(cfg), base / cfg.paths.export, metrics, experiment_id=exp, sqlite_db=db,
                              lock_url=cfg.registry.lock_url)
     # Lineage in the same task: a retry re-finds the version by checkpoint hash and tags it, so
     # the task completes only with a fully tagged version.

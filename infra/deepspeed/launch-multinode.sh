@@ -9,7 +9,7 @@
 #   infra/deepspeed/launch-multinode.sh                             # uses ./params.yaml
 #   MASTER_ADDR=10.0.0.5 PARAMS=params.yaml infra/deepspeed/launch-multinode.sh
 #
-# Every rank runs `python -m skysense.training.launch`, which trains as one rank of the job
+# Every rank runs `python -m skysense.cli.train_worker`, which trains as one rank of the job
 # (skysense/training/launch.py: multinode_command). Export and train_log.csv are written by rank 0
 # under $OUT; register the result afterwards with `skysense evaluate` and `skysense register`.
 set -euo pipefail
@@ -39,5 +39,5 @@ ENV
 
 exec "$VENV/bin/deepspeed" --hostfile "$HOSTFILE" \
   --master_addr "$MASTER_ADDR" --master_port "$MASTER_PORT" \
-  --module skysense.training.launch \
+  --module skysense.cli.train_worker \
   --params "$(realpath "$PARAMS")" --chips "$(realpath "$CHIPS")" --out "$(realpath -m "$OUT")"

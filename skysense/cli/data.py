@@ -9,6 +9,7 @@ import typer
 
 from skysense.cli import data_sample
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, console, emit_json, fail, load, out
+from skysense.config import chip_settings
 from skysense.core.exit_codes import ExitCode
 
 
@@ -40,7 +41,7 @@ def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_:
             bar.update(task, advance=1, last=state)
 
         try:
-            summary = chip_catalog(cat, target, cfg, progress=tick)
+            summary = chip_catalog(cat, target, chip_settings(cfg), progress=tick)
         except (SkySenseError, CatalogError) as exc:
             fail(exc)
         except OSError as exc:  # merging the shards or writing the manifest: disk full, I/O error

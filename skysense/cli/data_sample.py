@@ -35,7 +35,7 @@ def register(group: typer.Typer) -> None:
         target = out_dir if out_dir is not None else cfg.paths.sample
         start = time.perf_counter()
         try:
-            catalog = write_sample(target, cfg)
+            catalog = write_sample(target, cfg.data.sample, cfg.data.seed)
         except user_errors() as exc:
             fail(str(exc))
         files = [p for p in Path(target).rglob("*") if p.is_file()]

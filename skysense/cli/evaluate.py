@@ -39,7 +39,8 @@ def register(app: typer.Typer) -> None:
         export_dir = export or cfg.paths.export
         target = out_dir or cfg.paths.eval
         try:
-            result = evaluate_export(cfg, export_dir, downstream or cfg.paths.downstream, target)
+            result = evaluate_export(cfg.eval, cfg.model.modalities, export_dir,
+                                         downstream or cfg.paths.downstream, target)
             run_id = None
             if not no_mlflow:
                 uri = resolve_tracking_uri(tracking_uri, cfg.registry.tracking_uri)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
+from skysense.config import registration_settings
 from skysense.core.exit_codes import ExitCode
 
 UriOpt = Annotated[
@@ -89,7 +90,7 @@ def register(app: typer.Typer) -> None:
                 client, uri, db = _connect(cfg, tracking_uri)
                 exp = ensure_experiment(client, cfg.train.experiment, cfg.registry.artifact_location,
                                         uri)
-                res = register_export(client, cfg, export or cfg.paths.export, values,
+                res = register_export(client, registration_settings(cfg), export or cfg.paths.export, values,
                                       experiment_id=exp, sqlite_db=db,
                                       lock_url=cfg.registry.lock_url)
         except user_errors() as exc:

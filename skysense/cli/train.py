@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
+from skysense.config import training_job
 
 
 @contextlib.contextmanager
@@ -97,7 +98,7 @@ def register(app: typer.Typer) -> None:
         try:
             with quiet:
                 plan = train_into_folder(
-                    cfg, chips_dir, out_path, nproc=n, mode=mode, export_dir=export_path,
+                    training_job(cfg), chips_dir, out_path, nproc=n, mode=mode, export_dir=export_path,
                     lock_wait_s=lock_wait, show_progress=not as_json,
                     on_plan=lambda p: out.print(p.reason, soft_wrap=True, highlight=False),
                 )

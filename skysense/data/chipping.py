@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,11 +34,12 @@ from rasterio.windows import Window
 
 from skysense.core.atomic_files import write_text_atomic
 from skysense.core.errors import NoValidDataError, SkySenseError
-from skysense.core.modalities import HR_RATIO, SERIES
+from skysense.core.modalities import HR_RATIO, MODALITIES, SERIES
 from skysense.data.catalog import Catalog, Location
 from skysense.data.coregistration import LocationReader, location_grid
 from skysense.data.raster_access import RasterAccessPolicy, RasterTooLargeError
 from skysense.data.regions import region_id
+from skysense.data.settings import ChipConfig
 from skysense.data.shards import (
     MANIFEST,
     ShardWriter,
@@ -57,32 +58,37 @@ MANIFEST_COLUMNS = [
 ]
 
 
+_CHIP = ChipConfig()  # the defaults of ``params.yaml: data.chip``
+
+
 @dataclass(frozen=True)
 class ChipSettings:
-    """What the chipper needs from ``params.yaml: data`` (picklable for worker processes)."""
+    """What the chipper needs, resolved from ``params.yaml: data`` (picklable for worker
+    processes); defaults are those of :class:`skysense.data.settings.ChipConfig`."""
 
-    size: int = 16
-    stride: int = 16
+    size: int = _CHIP.size
+    stride: int = _CHIP.stride or _CHIP.size
     hr_ratio: int = HR_RATIO
-    gsd_m: float = 10.0
-    max_nodata_fraction: float = 0.5
-    shard_bytes: int = 256 * 2**20
-    workers: int = 2
-    modalities: tuple[str, ...] = ("hr", "s2", "s1", "dem")
+    gsd_m: float = _CHIP.sentinel_gsd_m
+    max_nodata_fraction: float = _CHIP.max_nodata_fraction
+    shard_bytes: int = _CHIP.shard_size_mb * 2**20
+    workers: int = _CHIP.workers
+    modalities: tuple[str, ...] = MODALITIES
     bands: dict[str, tuple[str, ...]] = field(default_factory=dict)
     max_dates: dict[str, int] = field(default_factory=dict)
     access: RasterAccessPolicy = field(default_factory=RasterAccessPolicy)
 
     @classmethod
-    def from_config(cls, cfg: Any) -> ChipSettings:
-        """From a :class:`skysense.config.SkySenseConfig`."""
-        d, c = cfg.data, cfg.data.chip
+    def build(cls, chip: ChipConfig, modalities: Sequence[str], bands: dict[str, Sequence[str]],
+              max_dates: dict[str, int], access: RasterAccessPolicy) -> ChipSettings:
+        """From the ``data.chip`` section, the modalities to chip, the band names per modality,
+        the most dates per series and the raster access policy."""
         return cls(
-            size=c.size, stride=c.stride or c.size, hr_ratio=c.hr_ratio, gsd_m=c.sentinel_gsd_m,
-            max_nodata_fraction=c.max_nodata_fraction, shard_bytes=c.shard_size_mb * 2**20,
-            workers=c.workers, modalities=tuple(d.modalities),
-            bands={"s2": tuple(d.s2_bands), "s1": tuple(d.s1_bands), "hr": tuple(d.hr_bands)},
-            max_dates=dict(d.max_dates), access=RasterAccessPolicy.from_config(d),
+            size=chip.size, stride=chip.stride or chip.size, hr_ratio=chip.hr_ratio,
+            gsd_m=chip.sentinel_gsd_m, max_nodata_fraction=chip.max_nodata_fraction,
+            shard_bytes=chip.shard_size_mb * 2**20, workers=chip.workers,
+            modalities=tuple(modalities), bands={k: tuple(v) for k, v in bands.items()},
+            max_dates=dict(max_dates), access=access,
         )
 
 
@@ -449,29 +455,21 @@ def _swap_manifest(staged: Path, path: Path) -> None:
 def chip_catalog(
     catalog: Catalog,
     out_dir: str | Path,
-    cfg: Any = None,
+    settings: ChipSettings,
     progress: Callable[[LocationResult], None] | None = None,
-    settings: ChipSettings | None = None,
 ) -> ChipSummary:
     """Chip every location of a catalog into ``out_dir`` (shards + ``manifest.parquet``).
 
     Args:
         catalog: the scene catalog (usually the validated ``accepted_catalog.yaml``).
         out_dir: chips folder; previous shards and manifest there are replaced.
-        cfg: a :class:`skysense.config.SkySenseConfig` (default: ``load_config()``).
+        settings: what to chip and how (:meth:`ChipSettings.build` from ``params.yaml: data``).
         progress: called with each location's result as it finishes.
-        settings: explicit settings (overrides ``cfg``).
 
     Returns:
         The summary: chips written, failed locations with their errors, skipped counts.
     """
     t0 = time.perf_counter()
-    if settings is None:
-        if cfg is None:
-            from skysense.config import load_config
-
-            cfg = load_config()
-        settings = ChipSettings.from_config(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / PARTS, ignore_errors=True)

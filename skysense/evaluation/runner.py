@@ -11,16 +11,17 @@ BigEarthNet-MM, ``map`` (EuroSAT metrics are prefixed ``eurosat_``).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from skysense.config import SkySenseConfig
 from skysense.core.atomic_files import write_text_atomic
 from skysense.evaluation import report, tasks
 from skysense.evaluation.features import embed_samples
+from skysense.evaluation.settings import EvalConfig
 
 
 def random_twin(config: dict[str, Any], seed: int) -> torch.nn.Module:
@@ -43,9 +44,17 @@ def _with_baseline(metrics: dict[str, float], baseline: dict[str, float] | None,
     return out
 
 
-def evaluate_export(cfg: SkySenseConfig, export_dir: Path, downstream: Path, out_dir: Path,
-                    device: str | None = None) -> dict[str, Any]:
+def evaluate_export(ev: EvalConfig, modalities: Sequence[str], export_dir: Path, downstream: Path,
+                    out_dir: Path, device: str | None = None) -> dict[str, Any]:
     """Run every downstream evaluation and write the report to ``out_dir``.
+
+    Args:
+        ev: the ``eval`` settings.
+        modalities: the modalities the encoder is fed (``model.modalities``).
+        export_dir: the encoder export (``model.safetensors`` + ``config.json``).
+        downstream: the downstream sets' folder.
+        out_dir: where ``metrics.json``, the pictures and tables go.
+        device: ``cpu``/``cuda`` (default: ``ev.device``).
 
     Returns:
         ``{"metrics": flat dict, "files": [paths], "config": export config}``.
@@ -54,15 +63,14 @@ def evaluate_export(cfg: SkySenseConfig, export_dir: Path, downstream: Path, out
     from skysense.inference.batch import resolve_device
     from skysense.models.export_format import load_exported
 
-    device = resolve_device(device or cfg.eval.device)
+    device = resolve_device(device or ev.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_exported(export_dir, device=device)
     stats = config.get("stats")
-    mods = list(cfg.model.modalities)
+    mods = list(modalities)
     encoders = {"pretrained": model}
-    if cfg.eval.random_baseline:
-        encoders["random"] = random_twin(config, cfg.eval.seed).to(device)
-    ev = cfg.eval
+    if ev.random_baseline:
+        encoders["random"] = random_twin(config, ev.seed).to(device)
     metrics: dict[str, float] = {}
     files: list[Path] = []
 

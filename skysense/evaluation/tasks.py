@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from skysense.config import EvalConfig
 from skysense.evaluation.metrics import (
     accuracy,
     confusion_matrix,
@@ -29,6 +28,7 @@ from skysense.evaluation.probes import (
     linear_scores,
     train_linear,
 )
+from skysense.evaluation.settings import EvalConfig
 
 IGNORE = 255
 

@@ -113,7 +113,7 @@ class SkySensePretrainer(nn.Module):
                  augment: Any = None, temperature: float = 0.1, points: int = 32, clusters: int = 4,
                  register_teacher: bool = True) -> None:
         super().__init__()
-        from skysense.config import AugmentConfig, LossWeights
+        from skysense.models.settings import AugmentConfig, LossWeights
 
         if isinstance(spec_or_model, SkySense):
             student = spec_or_model

@@ -9,6 +9,7 @@ tags let a consumer verify the two files it downloads (``skysense predict`` does
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,22 @@ from skysense.registry.register import RegistrationResult, register_pyfunc
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
 
-    from skysense.config import SkySenseConfig
+
+@dataclass(frozen=True)
+class RegistrationSettings:
+    """What a registration needs from ``params.yaml``.
+
+    Attributes:
+        model_name: the registered model (``registry.model_name``).
+        modalities: the modalities the encoder is served with (``model.modalities``): the
+            pyfunc's signature inputs.
+        params: the settings that shaped the model (``data``, ``model``, ``train`` as plain
+            JSON), recorded as the ``params_hash`` tag.
+    """
+
+    model_name: str
+    modalities: tuple[str, ...]
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def pip_requirements() -> list[str]:
@@ -69,7 +85,7 @@ def read_export(export_dir: str | Path) -> tuple[Path, dict[str, Any]]:
 
 def register_export(
     client: MlflowClient,
-    cfg: SkySenseConfig,
+    target: RegistrationSettings,
     export_dir: str | Path,
     metrics: dict[str, float] | None = None,
     *,
@@ -100,8 +116,7 @@ def register_export(
     lineage = {
         "data_version": str(config.get("data_version") or "unknown"),
         "git_commit": str(config.get("git_commit") or "unknown"),
-        "params_hash": params_hash({k: cfg.model_dump(mode="json")[k]
-                                    for k in ("data", "model", "train")}),
+        "params_hash": params_hash(target.params),
         "checkpoint_sha256": sha,
         "export_config_sha256": file_sha256(export_dir / "config.json"),
         "preset": str(config["preset"]),
@@ -109,16 +124,16 @@ def register_export(
     }
     training = {"step": config.get("step"), "n_parameters": config.get("n_parameters"),
                 "training run": run_id, **(training_summary or {})}
-    card = render_model_card(cfg.registry.model_name, config["preset"], lineage, training,
+    card = render_model_card(target.model_name, config["preset"], lineage, training,
                              metrics or {}, config.get("spec"))
-    inputs = model_inputs(spec, list(cfg.model.modalities))
+    inputs = model_inputs(spec, list(target.modalities))
     return register_pyfunc(
-        client, cfg.registry.model_name,
+        client, target.model_name,
         python_model=str(Path(pyfunc_code.__file__)),
         checkpoint_sha256=sha,
         artifacts={"export": str(export_dir)},
         signature=embedding_signature(inputs, spec.embed_dim),
-        input_example=input_example(spec, list(cfg.model.modalities)),
+        input_example=input_example(spec, list(target.modalities)),
         pip_requirements=pip_requirements(),
         code_paths=[str(Path(skysense.__file__).parent)],
         tags={k: v for k, v in lineage.items() if k != "checkpoint_sha256"},

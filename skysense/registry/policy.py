@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from skysense.config import PromotionPolicy
+from skysense.registry.settings import PromotionPolicy
 
 METRIC_TAG_PREFIX = "metric."
 

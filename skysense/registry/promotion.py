@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skysense.config import PromotionPolicy
 from skysense.core.errors import RegistryError
 from skysense.registry.lock import PromotionLock, owner_identity
 from skysense.registry.policy import PolicyDecision, decide_promotion, metrics_from_tags
+from skysense.registry.settings import PromotionPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient

@@ -19,9 +19,10 @@ from typing import Any
 
 import torch
 
-from skysense.config import SkySenseConfig, TrainConfig
 from skysense.core.errors import TrainingError
+from skysense.training.job import TrainingJob
 from skysense.training.schedule import WarmupCosineSchedule, param_groups
+from skysense.training.settings import TrainConfig
 
 CHECKPOINTED_PRESETS = ("skysense-base", "skysense-huge")
 NEVER = 10**9
@@ -118,11 +119,11 @@ def init_distributed(runtime: Runtime, timeout_s: float = 600.0) -> tuple[int, i
     return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 
 
-def uses_activation_checkpointing(cfg: SkySenseConfig) -> bool:
+def uses_activation_checkpointing(job: TrainingJob) -> bool:
     """``train.activation_checkpointing``, defaulting to on for the base and huge presets."""
-    if cfg.train.activation_checkpointing is not None:
-        return cfg.train.activation_checkpointing
-    return cfg.model.preset in CHECKPOINTED_PRESETS
+    if job.train.activation_checkpointing is not None:
+        return job.train.activation_checkpointing
+    return job.model.preset in CHECKPOINTED_PRESETS
 
 
 def deepspeed_config(train: TrainConfig, runtime: Runtime, world_size: int) -> dict[str, Any]:
@@ -183,7 +184,7 @@ def deepspeed_config(train: TrainConfig, runtime: Runtime, world_size: int) -> d
 
 
 def build_engine(
-    pretrainer: torch.nn.Module, cfg: SkySenseConfig, runtime: Runtime, world_size: int
+    pretrainer: torch.nn.Module, job: TrainingJob, runtime: Runtime, world_size: int
 ) -> tuple[Any, WarmupCosineSchedule, dict[str, Any]]:
     """Wrap the pre-trainer in a DeepSpeed engine with AdamW and the warm-up + cosine schedule.
 
@@ -194,7 +195,7 @@ def build_engine(
     """
     import deepspeed
 
-    train = cfg.train
+    train = job.train
     ds_config = deepspeed_config(train, runtime, world_size)
     groups = param_groups(pretrainer, weight_decay=train.weight_decay, layer_decay=train.layer_decay)
 

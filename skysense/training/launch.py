@@ -1,28 +1,29 @@
-"""Process launching: one process in place, N local processes through torchrun, or as a worker.
+"""Process launching: one process in place, or N local processes through torchrun.
 
 * ``run_local(..., nproc=1)`` trains in this process (single-process env set for DeepSpeed).
 * ``run_local(..., nproc=N)`` writes the resolved params beside the checkpoints and starts
-  ``python -m torch.distributed.run --standalone --nproc_per_node N -m skysense.training.launch``;
-  each worker is this module's :func:`main`. ``OMP_NUM_THREADS`` is set to cores / N (torchrun
-  would otherwise force 1 thread per process).
+  ``python -m torch.distributed.run --standalone --nproc_per_node N -m skysense.cli.train_worker``;
+  each worker is :mod:`skysense.cli.train_worker` (an entry point: it reads the params file).
+  ``OMP_NUM_THREADS`` is set to cores / N (torchrun would otherwise force 1 thread per process).
 * :func:`train_into_folder` is what ``skysense train`` runs: the checkpoints folder's lock, then
   resume or a clean start (:mod:`skysense.training.run_folder`), then :func:`run_local`.
 * Under an external launcher (``deepspeed --hostfile``, multi-node ``torchrun``) every rank runs
-  ``python -m skysense.training.launch --params P --chips D --out O``; see :func:`multinode_command`.
+  ``python -m skysense.cli.train_worker --params P --chips D --out O``; see :func:`multinode_command`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from skysense.config import SkySenseConfig, dump_config, load_config
+import yaml
+
 from skysense.core.atomic_files import write_text_atomic
 from skysense.core.errors import TrainingError
+from skysense.training.job import TrainingJob
 from skysense.training.run_folder import (
     Mode,
     RunFolderPlan,
@@ -31,6 +32,7 @@ from skysense.training.run_folder import (
     run_fingerprint,
 )
 
+WORKER_MODULE = "skysense.cli.train_worker"  # every rank's entry point
 RESOLVED_PARAMS = "params.resolved.yaml"
 WORKER_EXIT = 3
 FAILURE_GLOB = "failed-rank*.txt"
@@ -48,7 +50,7 @@ def under_launcher() -> bool:
 def worker_command(
     params: Path, chips: Path | None, out: Path, resume: bool, export: Path | None = None
 ) -> list[str]:
-    """Arguments after ``python -m skysense.training.launch`` for every rank."""
+    """Arguments after ``python -m skysense.cli.train_worker`` for every rank."""
     args = ["--params", str(params), "--out", str(out)]
     if chips is not None:
         args += ["--chips", str(chips)]
@@ -71,7 +73,7 @@ def torchrun_command(nproc: int, worker_args: list[str]) -> list[str]:
         "--nproc_per_node",
         str(nproc),
         "-m",
-        "skysense.training.launch",
+        WORKER_MODULE,
         *worker_args,
     ]
 
@@ -90,7 +92,7 @@ def multinode_command(hostfile: Path, master_addr: str, params: Path, chips: Pat
         "--master_port",
         "29500",
         "--module",
-        "skysense.training.launch",
+        WORKER_MODULE,
         *worker_command(params, chips, out, resume=False),
     ]
 
@@ -106,7 +108,7 @@ def thread_env(nproc: int) -> dict[str, str]:
 
 
 def run_local(
-    cfg: SkySenseConfig, chips: Path | None, out: Path, *, nproc: int, resume: bool,
+    job: TrainingJob, chips: Path | None, out: Path, *, nproc: int, resume: bool,
     show_progress: bool = True, export_dir: Path | None = None, pass_fds: tuple[int, ...] = (),
 ) -> None:
     """Train with ``nproc`` local processes; rank 0's results are under ``out``.
@@ -122,10 +124,11 @@ def run_local(
     if nproc == 1 or under_launcher():
         from skysense.training.loop import train
 
-        train(cfg, chips, out, resume=resume, show_progress=show_progress, export_dir=export_dir)
+        train(job, chips, out, resume=resume, show_progress=show_progress, export_dir=export_dir)
         return
     params = out / RESOLVED_PARAMS
-    write_text_atomic(params, dump_config(cfg))
+    # the whole resolved configuration: each worker reads it as its params file
+    write_text_atomic(params, yaml.safe_dump(job.params, sort_keys=False))
     cmd = torchrun_command(nproc, worker_command(params, chips, out, resume, export_dir))
     for stale in out.glob(FAILURE_GLOB):
         stale.unlink()
@@ -143,7 +146,7 @@ def run_local(
 
 
 def train_into_folder(
-    cfg: SkySenseConfig, chips: Path | None, out: Path, *, nproc: int, mode: Mode = "auto",
+    job: TrainingJob, chips: Path | None, out: Path, *, nproc: int, mode: Mode = "auto",
     export_dir: Path | None = None, lock_wait_s: float = 0.0, show_progress: bool = True,
     on_plan: Callable[[RunFolderPlan], None] | None = None,
 ) -> RunFolderPlan:
@@ -165,40 +168,10 @@ def train_into_folder(
 
     out = Path(out)
     with folder_lock(out, lock_wait_s) as lock:
-        fingerprint = run_fingerprint(cfg, chips, resolve_runtime(cfg.train), world_size=nproc)
+        fingerprint = run_fingerprint(job, chips, resolve_runtime(job.train), world_size=nproc)
         plan = prepare_run_folder(out, fingerprint, mode)
         if on_plan is not None:
             on_plan(plan)
-        run_local(cfg, chips, out, nproc=nproc, resume=plan.resume, show_progress=show_progress,
+        run_local(job, chips, out, nproc=nproc, resume=plan.resume, show_progress=show_progress,
                   export_dir=export_dir, pass_fds=(lock.fileno(),))
     return plan
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of one rank (``python -m skysense.training.launch``)."""
-    parser = argparse.ArgumentParser(prog="skysense.training.launch", description=__doc__)
-    parser.add_argument("--params", type=Path, default=None)
-    parser.add_argument("--set", action="append", default=[], dest="overrides")
-    parser.add_argument("--chips", type=Path, default=None)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--export", type=Path, default=None)
-    parser.add_argument("--resume", action="store_true")
-    # The deepspeed launcher appends --local_rank=N (LOCAL_RANK is in the environment too).
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    from skysense.training.loop import train
-
-    cfg = load_config(args.params, args.overrides)
-    rank = os.environ.get("RANK", "0")
-    try:
-        train(cfg, args.chips, args.out, resume=args.resume, show_progress=rank == "0",
-              export_dir=args.export)
-    except TrainingError as exc:
-        sys.stderr.write(f"rank {rank}: TrainingError: {exc}\n")
-        (args.out / f"failed-rank{rank}.txt").write_text(str(exc))
-        return WORKER_EXIT
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

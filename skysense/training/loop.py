@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from skysense.config import SkySenseConfig
 from skysense.core.errors import TrainingError
 from skysense.training import checkpoints
 from skysense.training.engine import (
@@ -30,6 +29,7 @@ from skysense.training.engine import (
     resolve_runtime,
     uses_activation_checkpointing,
 )
+from skysense.training.job import TrainingJob
 from skysense.training.progress import TrainProgress
 from skysense.training.sampling import EpochShardStream, batch_iterator
 from skysense.training.schedule import ema_momentum_at
@@ -61,24 +61,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def pretrainer_from_config(cfg: SkySenseConfig) -> torch.nn.Module:
-    """The SkySense pre-trainer (student, EMA teacher, heads) for ``cfg.model``."""
+def pretrainer_from_config(job: TrainingJob) -> torch.nn.Module:
+    """The SkySense pre-trainer (student, EMA teacher, heads) for ``job.model``."""
     from skysense.models import create_model
     from skysense.models.pretraining import SkySensePretrainer
 
-    model = create_model(cfg.model.preset, **cfg.model.overrides)
-    model.set_grad_checkpointing(uses_activation_checkpointing(cfg))
+    model = create_model(job.model.preset, **job.model.overrides)
+    model.set_grad_checkpointing(uses_activation_checkpointing(job))
     # ZeRO-3 gathers/reduces parameters per module: every rank must run every branch.
-    model.run_all_branches = cfg.train.zero_stage == 3
-    return SkySensePretrainer(model, loss_weights=cfg.train.loss_weights, augment=cfg.train.augment)
+    model.run_all_branches = job.train.zero_stage == 3
+    return SkySensePretrainer(model, loss_weights=job.train.loss_weights, augment=job.train.augment)
 
 
-def chip_dataset(cfg: SkySenseConfig, chips_dir: Path, pretrainer: torch.nn.Module) -> Any:
+def chip_dataset(job: TrainingJob, chips_dir: Path, pretrainer: torch.nn.Module) -> Any:
     """The pre-training split of the chips in ``chips_dir``."""
     from skysense.data.dataset import ChipDataset
 
     spec = getattr(getattr(pretrainer, "student", None), "spec", None)
-    kwargs: dict[str, Any] = {"split": "pretrain", "modalities": list(cfg.model.modalities)}
+    kwargs: dict[str, Any] = {"split": "pretrain", "modalities": list(job.model.modalities)}
     if spec is not None:
         kwargs["n_regions"] = spec.n_regions
     return ChipDataset(chips_dir, **kwargs)
@@ -134,7 +134,7 @@ def _state_is_finite(engine: Any, world_size: int) -> bool:
 
 
 def train(
-    cfg: SkySenseConfig,
+    job: TrainingJob,
     chips_dir: Path | None,
     out_dir: Path,
     *,
@@ -151,11 +151,11 @@ def train(
     """Pre-train with DeepSpeed on this rank; every rank of the job calls it.
 
     Args:
-        cfg: resolved configuration (``model`` and ``train`` sections).
+        job: resolved configuration (``model`` and ``train`` sections).
         chips_dir: chips folder (manifest, shards, ``stats.json``); None when ``dataset`` given.
         out_dir: checkpoints folder (``step-*`` tags, ``latest``, ``export/``, ``run.json``).
         resume: continue from ``out_dir/latest`` exactly (weights, optimizer, lr, RNG, order).
-        pretrainer: the module to train; default from ``cfg.model`` (SkySense pre-trainer).
+        pretrainer: the module to train; default from ``job.model`` (SkySense pre-trainer).
         dataset: indexable samples; default the ``pretrain`` split of ``chips_dir``.
         collate: batch builder; default ``skysense.data.dataset.collate_samples``.
         on_step: called on every rank after each optimizer step with ``(step, metrics)``.
@@ -168,11 +168,11 @@ def train(
         TrainingError: non-finite loss or weights, out of memory, a failed rank, or a checkpoint
             folder that already holds a run and no ``resume``.
     """
-    runtime = resolve_runtime(cfg.train)
+    runtime = resolve_runtime(job.train)
     rank, world_size = init_distributed(runtime)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tcfg = cfg.train
+    tcfg = job.train
     if not resume and checkpoints.read_latest(out_dir) is not None:
         raise TrainingError(
             f"{out_dir} already holds checkpoints (latest: {checkpoints.read_latest(out_dir)}); "
@@ -180,16 +180,16 @@ def train(
         )
     seed_everything(tcfg.seed)  # identical initial weights on every rank
     if pretrainer is None:
-        pretrainer = pretrainer_from_config(cfg)
+        pretrainer = pretrainer_from_config(job)
     if dataset is None:
         if chips_dir is None:
             raise TrainingError("no chips folder given: pass --chips DIR (see `skysense data chip`)")
-        dataset = chip_dataset(cfg, Path(chips_dir), pretrainer)
+        dataset = chip_dataset(job, Path(chips_dir), pretrainer)
     if collate is None:
         from skysense.data.dataset import collate_samples
 
         collate = collate_samples
-    engine, schedule, ds_config = build_engine(pretrainer, cfg, runtime, world_size)
+    engine, schedule, ds_config = build_engine(pretrainer, job, runtime, world_size)
     seed_everything(tcfg.seed * 1000 + rank + 1)  # per-rank augmentation streams
     stream = EpochShardStream(len(dataset), rank, world_size, tcfg.micro_batch, tcfg.seed)
     start_step = 0
@@ -209,7 +209,7 @@ def train(
     if rank == 0 and track:
         from skysense.training.tracking import RunTracker
 
-        tracker = RunTracker(cfg, out_dir, chips_dir=chips_dir, resume=resume)
+        tracker = RunTracker(job, out_dir, chips_dir=chips_dir, resume=resume)
         tracker.start(ds_config, runtime)
     device = engine.device
     float_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(runtime.precision, torch.float32)
@@ -305,8 +305,8 @@ def train(
             result.checkpoint,
             Path(export_dir) if export_dir is not None else out_dir / "export",
             pretrainer=engine.module,
-            preset=cfg.model.preset,
-            overrides=cfg.model.overrides,
+            preset=job.model.preset,
+            overrides=job.model.overrides,
             chips_dir=chips_dir,
             step=step,
             run_id=tracker.run_id if tracker is not None else None,

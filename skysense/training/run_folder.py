@@ -30,8 +30,8 @@ from skysense.core.file_lock import FileLock
 from skysense.core.lineage import file_sha256
 
 if TYPE_CHECKING:  # pragma: no cover
-    from skysense.config import SkySenseConfig
     from skysense.training.engine import Runtime
+    from skysense.training.job import TrainingJob
 
 FINGERPRINT = "fingerprint.json"
 FORMAT = "skysense-checkpoints/1"
@@ -74,10 +74,10 @@ def chips_fingerprint(chips_dir: Path | None) -> dict[str, Any]:
 
 
 def run_fingerprint(
-    cfg: SkySenseConfig, chips_dir: Path | None, runtime: Runtime, world_size: int
+    job: TrainingJob, chips_dir: Path | None, runtime: Runtime, world_size: int
 ) -> dict[str, Any]:
     """The fingerprint of a training run (see module docstring), as a JSON-safe dict."""
-    settings = cfg.model_dump(mode="json")
+    settings = job.model_dump(mode="json")
     train = {k: v for k, v in settings["train"].items() if k not in RESUME_NEUTRAL | {"nproc"}}
     return {
         "format": FORMAT,

@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from skysense.config import SkySenseConfig
 from skysense.core.atomic_files import write_text_atomic
 from skysense.core.credentials import strip_credentials, strip_credentials_in
 from skysense.core.lineage import data_version, git_commit
 from skysense.training.engine import Runtime
+from skysense.training.job import TrainingJob
 
 RUN_FILE = "run.json"
 MAX_PARAM_LEN = 6000
@@ -50,21 +50,21 @@ class RunTracker:
     """One MLflow run of a training job (use it on rank 0 only).
 
     Args:
-        cfg: resolved configuration.
+        job: resolved configuration.
         out_dir: checkpoints folder (``run.json`` is written there).
         chips_dir: chips folder, for the data-version tag.
         resume: continue the run named in ``run.json`` when there is one.
     """
 
-    def __init__(self, cfg: SkySenseConfig, out_dir: Path, chips_dir: Path | None, resume: bool) -> None:
+    def __init__(self, job: TrainingJob, out_dir: Path, chips_dir: Path | None, resume: bool) -> None:
         from skysense.tracking.store import connect, ensure_experiment, resolve_tracking_uri
 
-        self.cfg = cfg
+        self.job = job
         self.out_dir = Path(out_dir)
-        self.tracking_uri = resolve_tracking_uri(None, cfg.registry.tracking_uri)
+        self.tracking_uri = resolve_tracking_uri(None, job.tracking.tracking_uri)
         self.client = connect(self.tracking_uri)
         self.experiment_id = ensure_experiment(
-            self.client, cfg.train.experiment, cfg.registry.artifact_location, self.tracking_uri
+            self.client, job.train.experiment, job.tracking.artifact_location, self.tracking_uri
         )
         self.data_version = data_version(chips_dir)
         self.git_commit = git_commit()
@@ -73,7 +73,7 @@ class RunTracker:
             self.run_id = previous
             self.client.update_run(previous, status="RUNNING")
         else:
-            run = self.client.create_run(self.experiment_id, run_name=f"pretrain-{cfg.model.preset}")
+            run = self.client.create_run(self.experiment_id, run_name=f"pretrain-{job.model.preset}")
             self.run_id = run.info.run_id
         self._resumed = previous is not None
         write_text_atomic(
@@ -96,7 +96,7 @@ class RunTracker:
             "data_version": self.data_version,
             "git_commit": self.git_commit,
             "stage": "pretrain",
-            "preset": self.cfg.model.preset,
+            "preset": self.job.model.preset,
             "device": runtime.device,
             "backend": runtime.backend,
         }
@@ -104,7 +104,7 @@ class RunTracker:
                               tags=[RunTag(k, strip_credentials(v)) for k, v in tags.items()])
         if self._resumed:
             return
-        params = flatten(self.cfg.model_dump(mode="json"))
+        params = flatten(self.job.model_dump(mode="json"))
         items = [Param(k, strip_credentials(v)) for k, v in sorted(params.items())]
         for i in range(0, len(items), PARAM_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])

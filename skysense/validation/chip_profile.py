@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from skysense.config import ValidationConfig
 from skysense.core.errors import ValidationFailed
 from skysense.core.modalities import MODALITIES
+from skysense.validation.settings import ValidationConfig
 
 MANIFEST = "manifest.parquet"
 

@@ -31,7 +31,6 @@ from typing import Any
 
 import pandas as pd
 
-from skysense.config import ValidationConfig
 from skysense.core.atomic_files import replace_atomically, write_text_atomic
 from skysense.core.errors import ValidationFailed
 from skysense.data.catalog import Catalog, save_catalog
@@ -53,6 +52,7 @@ from skysense.validation.quarantine import (
     quarantine_table,
     warnings_of,
 )
+from skysense.validation.settings import ValidationConfig
 from skysense.validation.step_timing import StepClock
 from skysense.validation.suites import (
     Suite,

@@ -19,9 +19,9 @@ import pandas as pd
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
-from skysense.config import ValidationConfig
 from skysense.core.modalities import MODALITIES
 from skysense.data.catalog import Catalog, Location
+from skysense.validation.settings import ValidationConfig
 
 Box = tuple[float, float, float, float]
 

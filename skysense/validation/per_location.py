@@ -20,7 +20,6 @@ from typing import Any
 
 import pandas as pd
 
-from skysense.config import ValidationConfig
 from skysense.core.errors import CatalogError, ValidationFailed
 from skysense.data.catalog import Catalog, Location
 from skysense.data.raster_access import RasterAccessPolicy
@@ -32,6 +31,7 @@ from skysense.validation.location_profile import (
     location_row,
 )
 from skysense.validation.raster_profile import profile_rasters
+from skysense.validation.settings import ValidationConfig
 
 # Raster columns made numeric after the per-row profile (None -> NaN).
 _NUMERIC = ("cloud_fraction", "location_overlap")

@@ -28,7 +28,6 @@ from rasterio.enums import MaskFlags, Resampling
 from rasterio.transform import array_bounds, from_gcps
 from rasterio.warp import transform_bounds
 
-from skysense.config import SensorRule, ValidationConfig
 from skysense.core.errors import RasterReadError
 from skysense.data.raster_access import (
     RasterAccessError,
@@ -39,6 +38,7 @@ from skysense.data.raster_access import (
     size_problem,
 )
 from skysense.validation.inventory import RasterItem
+from skysense.validation.settings import SensorRule, ValidationConfig
 
 _M_PER_DEG_LAT = 110_574.0
 _M_PER_DEG_LON_EQUATOR = 111_320.0

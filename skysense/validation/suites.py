@@ -19,9 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from skysense.config import ValidationConfig
 from skysense.core.errors import ValidationFailed
 from skysense.core.modalities import MODALITIES
+from skysense.validation.settings import ValidationConfig
 
 DEFAULT_SEVERITY: dict[str, str] = {
     # rasters

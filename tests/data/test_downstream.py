@@ -13,7 +13,7 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 
-from skysense.config import load_config
+from skysense.config import chip_settings, load_config
 from skysense.core.sensors import S2_BANDS
 from skysense.data.benchmarks import load_bigearthnet, load_eurosat
 from skysense.data.catalog import load_catalog
@@ -32,7 +32,8 @@ N_CHIPS = (32 // CHIP) ** 2  # chips per 32 px held-out scene
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample")
-    write_sample(out, load_config(Path(__file__).parents[2] / "params.yaml", SMALL))
+    small = load_config(Path(__file__).parents[2] / "params.yaml", SMALL)
+    write_sample(out, small.data.sample, small.data.seed)
     return out
 
 
@@ -143,7 +144,7 @@ def test_downstream_chip_reaches_the_encoder_as_the_same_shard_chip(sample: Path
     from skysense.evaluation.features import samples_to_batch
 
     cfg = load_config(Path(__file__).parents[2] / "params.yaml", SMALL + [f"data.chip.size={CHIP}"])
-    chip_catalog(load_catalog(sample / "catalog.yaml"), tmp_path / "chips", cfg)
+    chip_catalog(load_catalog(sample / "catalog.yaml"), tmp_path / "chips", chip_settings(cfg))
     shards = ChipDataset(tmp_path / "chips", split="heldout", n_regions=64)  # sensor default stats
     by_id = {sid: i for i, sid in enumerate(shards.ids)}
     compared = 0

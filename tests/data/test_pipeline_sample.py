@@ -13,7 +13,7 @@ import pytest
 import rasterio
 import torch
 
-from skysense.config import SkySenseConfig, load_config
+from skysense.config import SkySenseConfig, chip_settings, load_config
 from skysense.data.catalog import load_catalog
 from skysense.data.chipping import chip_catalog
 from skysense.data.coregistration import LocationReader, location_grid
@@ -37,8 +37,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
     # a params file names every section (skysense/params_file.py): each empty takes its defaults
     (root / "params.yaml").write_text("".join(f"{s}: {{}}\n" for s in SkySenseConfig.model_fields))
     cfg = load_config(root / "params.yaml", OVERRIDES)
-    catalog = load_catalog(write_sample(root / "sample", cfg))
-    summary = chip_catalog(catalog, root / "chips", cfg)
+    catalog = load_catalog(write_sample(root / "sample", cfg.data.sample, cfg.data.seed))
+    summary = chip_catalog(catalog, root / "chips", chip_settings(cfg))
     stats = compute_stats(root / "chips", split="pretrain")
     write_stats(root / "chips", stats)
     return cfg, catalog, summary, stats, root / "chips"

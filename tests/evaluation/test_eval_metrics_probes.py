@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skysense.config import EvalConfig
 from skysense.evaluation import tasks
 from skysense.evaluation.metrics import (
     accuracy,
@@ -17,6 +16,7 @@ from skysense.evaluation.metrics import (
 )
 from skysense.evaluation.probes import cv_folds, kfold_indices, knn_predict, location_folds
 from skysense.evaluation.report import pca_rgb
+from skysense.evaluation.settings import EvalConfig
 
 
 def test_confusion_accuracy_f1_iou():

@@ -12,9 +12,9 @@ import pytest
 
 from flows.fanout import finalize_chips_task
 from flows.stages import StageFailed
-from skysense.config import load_config
+from skysense.config import chip_settings, load_config
 from skysense.data.catalog import load_catalog
-from skysense.data.chipping import ChipSettings, chip_location
+from skysense.data.chipping import chip_location
 
 SMALL = ["data.sample.locations=2", "data.sample.heldout_locations=1", "data.sample.size_px=32",
          "data.sample.s2_dates=3", "data.sample.s1_dates=2", "data.sample.workers=1",
@@ -27,7 +27,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
     tmp = tmp_path_factory.mktemp("chip-partial")
     cfg = load_config(None, SMALL)
-    catalog = write_sample(tmp / "sample", cfg)
+    catalog = write_sample(tmp / "sample", cfg.data.sample, cfg.data.seed)
     cat = load_catalog(catalog)
     victim = cat.root / cat.locations[1].modalities["s2"].acquisitions[0].file
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])  # cut after validation
@@ -36,7 +36,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 
 def _chip_parts(catalog: Path, out: Path, cfg) -> list[dict]:
     cat = load_catalog(catalog)
-    settings = ChipSettings.from_config(cfg)
+    settings = chip_settings(cfg)
     return [asdict(chip_location(loc, cat.root, out, settings, i)) for i, loc in enumerate(cat.locations)]
 
 

@@ -42,7 +42,7 @@ def test_batch_writes_each_scene_to_its_id_and_leaves_no_partial_file(tmp_path, 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "inference"))
     from scene_fixtures import stack_s2, write_random_export
 
-    from skysense.config import SkySenseConfig
+    from skysense.config import SkySenseConfig, registration_settings
     from skysense.registry.export_registration import register_export
     from skysense.registry.promotion import promote
     from skysense.tracking.store import connect, ensure_experiment, sqlite_path
@@ -53,7 +53,7 @@ def test_batch_writes_each_scene_to_its_id_and_leaves_no_partial_file(tmp_path, 
     cfg.registry.model_name = "skysense-batch"
     client = connect(uri)
     exp = ensure_experiment(client, "batch", tmp_path / "art", uri)
-    register_export(client, cfg, write_random_export(tmp_path / "export"), {"linear_acc": 0.5},
+    register_export(client, registration_settings(cfg), write_random_export(tmp_path / "export"), {"linear_acc": 0.5},
                     experiment_id=exp, sqlite_db=sqlite_path(uri))
     promote(client, "skysense-batch", cfg.registry.policy, sqlite_db=sqlite_path(uri))
     s2 = stack_s2(tmp_path / "s2.tif")

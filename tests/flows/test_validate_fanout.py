@@ -44,7 +44,8 @@ def reference(tmp_path_factory) -> tuple[Path, Path, dt.date]:
 
     tmp = tmp_path_factory.mktemp("validate-fanout")
     shutil.copy(ROOT / "params.yaml", tmp / "params.yaml")
-    catalog = write_sample(tmp / "sample", load_config(tmp / "params.yaml", SMALL))
+    small = load_config(tmp / "params.yaml", SMALL)
+    catalog = write_sample(tmp / "sample", small.data.sample, small.data.seed)
     raw = yaml.safe_load(catalog.read_text())
     bad = copy.deepcopy(raw["locations"][0])
     bad["id"], bad["split"] = BAD, "pretrain"

@@ -12,7 +12,7 @@ from scene_fixtures import write_random_export
 from typer.testing import CliRunner
 
 from skysense.cli import app
-from skysense.config import SkySenseConfig
+from skysense.config import SkySenseConfig, registration_settings
 from skysense.inference.model_loading import (
     ModelIntegrityError,
     ModelSourceError,
@@ -36,7 +36,7 @@ def registered(tmp_path, monkeypatch):
     client = connect(uri)
     exp = ensure_experiment(client, "verified", tmp_path / "art", uri)
     export = write_random_export(tmp_path / "export", seed=1)
-    register_export(client, cfg, export, {"linear_acc": 0.5}, experiment_id=exp,
+    register_export(client, registration_settings(cfg), export, {"linear_acc": 0.5}, experiment_id=exp,
                     sqlite_db=sqlite_path(uri))
     promote(client, NAME, cfg.registry.policy, sqlite_db=sqlite_path(uri))
     stored = [p.parent for p in (tmp_path / "art").rglob("model.safetensors")]

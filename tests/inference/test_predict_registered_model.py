@@ -10,7 +10,7 @@ from scene_fixtures import NODATA_CORNER, write_random_export
 from typer.testing import CliRunner
 
 from skysense.cli import app
-from skysense.config import SkySenseConfig
+from skysense.config import SkySenseConfig, registration_settings
 from skysense.registry.export_registration import register_export
 from skysense.registry.promotion import promote
 from skysense.tracking.store import connect, ensure_experiment, sqlite_path
@@ -24,9 +24,9 @@ def test_register_promote_and_predict(tmp_path, scene_files, monkeypatch):
     client = connect(uri)
     exp = ensure_experiment(client, "e2e", tmp_path / "art", uri)
     export = write_random_export(tmp_path / "export")
-    res = register_export(client, cfg, export, {"linear_acc": 0.5}, experiment_id=exp,
+    res = register_export(client, registration_settings(cfg), export, {"linear_acc": 0.5}, experiment_id=exp,
                           sqlite_db=sqlite_path(uri))
-    again = register_export(client, cfg, export, {"linear_acc": 0.5}, experiment_id=exp,
+    again = register_export(client, registration_settings(cfg), export, {"linear_acc": 0.5}, experiment_id=exp,
                             sqlite_db=sqlite_path(uri))
     assert res.created and not again.created
     mv = client.get_model_version("skysense-e2e", res.version)

@@ -24,7 +24,6 @@ import pytest
 from mlflow import MlflowClient
 from scaled_band_model import ScaledBandMean, example_input, write_scale
 
-from skysense.config import MetricRule, PromotionPolicy
 from skysense.core.lineage import file_sha256
 from skysense.registry.lock import (
     ADVISORY_NAMESPACE,
@@ -35,6 +34,7 @@ from skysense.registry.lock import (
 )
 from skysense.registry.promotion import HISTORY_ENTRY_PREFIX, alias_version, promote, read_history
 from skysense.registry.register import register_pyfunc
+from skysense.registry.settings import MetricRule, PromotionPolicy
 from skysense.tracking.server import start_mlflow_server
 from skysense.tracking.store import connect, ensure_experiment
 

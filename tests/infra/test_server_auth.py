@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from skysense.cli import app
-from skysense.config import load_config
+from skysense.config import load_config, training_job
 from skysense.tracking.server import start_mlflow_server
 from skysense.training.engine import Runtime
 from skysense.training.tracking import RunTracker
@@ -83,7 +83,7 @@ def test_run_params_tags_artifacts_and_run_json_hold_no_credentials(auth_server,
     ])
     out = tmp_path / "ckpt"
     out.mkdir()
-    tracker = RunTracker(cfg, out, chips_dir=None, resume=False)
+    tracker = RunTracker(training_job(cfg), out, chips_dir=None, resume=False)
     tracker.start({"train_batch_size": 4, "note": f"remote {cfg.pipeline.dvc_remote_url}"},
                   Runtime(device="cpu", backend="gloo", precision="fp32"))
     tracker.log_step(1, {"loss": 1.0})

@@ -25,11 +25,11 @@ import psycopg2
 import pytest
 from scaled_band_model import ScaledBandMean, example_input, write_scale
 
-from skysense.config import MetricRule, PromotionPolicy
 from skysense.core.lineage import file_sha256
 from skysense.registry.lock import LOCK_URL_ENV
 from skysense.registry.promotion import alias_version, promote, read_history, rollback
 from skysense.registry.register import register_pyfunc
+from skysense.registry.settings import MetricRule, PromotionPolicy
 from skysense.tracking.server import free_port, start_mlflow_server
 from skysense.tracking.store import connect, ensure_experiment
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from skysense.config import AugmentConfig, LossWeights
 from skysense.models import create_model
 from skysense.models.augment import TwoViewAugment, ViewGeometry, sample_at, sample_points
 from skysense.models.pretraining import SkySensePretrainer
+from skysense.models.settings import AugmentConfig, LossWeights
 
 
 def test_augment_keeps_hr_and_sentinel_aligned(make_batch):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from skysense.config import SkySenseConfig
+from skysense.config import SkySenseConfig, registration_settings
 from skysense.registry.export_registration import register_export
 from skysense.tracking.store import connect
 
@@ -32,6 +32,6 @@ uri, name, export, experiment_id, acc = sys.argv[1:6]
 connect(uri)
 cfg = SkySenseConfig()
 cfg.registry.model_name = name
-register_export(DiesAfterVersionCreated(tracking_uri=uri, registry_uri=uri), cfg, Path(export),
+register_export(DiesAfterVersionCreated(tracking_uri=uri, registry_uri=uri), registration_settings(cfg), Path(export),
                 {"linear_acc": float(acc)}, experiment_id=experiment_id)
 sys.exit("registration finished: the crash point was not reached")

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from skysense.config import MetricRule, PromotionPolicy
 from skysense.registry.promotion import promote
+from skysense.registry.settings import MetricRule, PromotionPolicy
 from skysense.tracking.store import connect, sqlite_path
 
 uri, name, version = sys.argv[1], sys.argv[2], sys.argv[3]

@@ -15,10 +15,11 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from skysense.cli import app
-from skysense.config import MetricRule, PromotionPolicy, SkySenseConfig
+from skysense.config import SkySenseConfig, registration_settings
 from skysense.core.lineage import file_sha256
 from skysense.registry.export_registration import register_export
 from skysense.registry.promotion import alias_version, promote
+from skysense.registry.settings import MetricRule, PromotionPolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 from scene_fixtures import write_random_export
@@ -36,7 +37,7 @@ def test_rerun_repairs_registration_killed_after_version_created(sqlite_store, t
     monkeypatch.chdir(tmp_path)
     cfg = SkySenseConfig()
     cfg.registry.model_name = NAME
-    first = register_export(client, cfg, write_random_export(tmp_path / "export-1", seed=1),
+    first = register_export(client, registration_settings(cfg), write_random_export(tmp_path / "export-1", seed=1),
                             {"linear_acc": 0.6}, experiment_id=exp, sqlite_db=db)
     assert promote(client, NAME, POLICY, sqlite_db=db).champion == first.version == "1"
 
@@ -83,10 +84,10 @@ def test_repair_never_moves_challenger_back_to_an_older_version(sqlite_store, tm
     cfg = SkySenseConfig()
     cfg.registry.model_name = NAME
     old = write_random_export(tmp_path / "export-1", seed=1)
-    register_export(client, cfg, old, {"linear_acc": 0.6}, experiment_id=exp, sqlite_db=db)
-    register_export(client, cfg, write_random_export(tmp_path / "export-2", seed=2),
+    register_export(client, registration_settings(cfg), old, {"linear_acc": 0.6}, experiment_id=exp, sqlite_db=db)
+    register_export(client, registration_settings(cfg), write_random_export(tmp_path / "export-2", seed=2),
                     {"linear_acc": 0.7}, experiment_id=exp, sqlite_db=db)
-    again = register_export(client, cfg, old, {"linear_acc": 0.6}, experiment_id=exp,
+    again = register_export(client, registration_settings(cfg), old, {"linear_acc": 0.6}, experiment_id=exp,
                             sqlite_db=db)
     assert not again.created and again.version == "1" and again.repaired == []
     assert again.challenger == "2"

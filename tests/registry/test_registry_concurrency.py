@@ -12,9 +12,9 @@ from mlflow import MlflowClient
 from promotion_race import assert_history_chain, assert_mutual_exclusion, race
 from registry_fixtures import register_projection
 
-from skysense.config import PromotionPolicy
 from skysense.registry.lock import PromotionLock, PromotionLockError
 from skysense.registry.promotion import alias_version, promote, read_history
+from skysense.registry.settings import PromotionPolicy
 from skysense.tracking.store import connect
 
 NAME = "skysense-race"

@@ -10,9 +10,9 @@ import pytest
 from projection_model import example_input
 from registry_fixtures import register_projection
 
-from skysense.config import MetricRule, PromotionPolicy
 from skysense.core.errors import RegistryError
 from skysense.registry.promotion import alias_version, promote, read_history, rollback
+from skysense.registry.settings import MetricRule, PromotionPolicy
 from skysense.registry.status import registry_status
 
 NAME = "skysense-test"

@@ -8,9 +8,9 @@ import pytest
 from projection_model import example_input
 from registry_fixtures import register_projection
 
-from skysense.config import MetricRule, PromotionPolicy
 from skysense.registry.lock import LOCK_URL_ENV
 from skysense.registry.promotion import alias_version, promote, read_history, rollback
+from skysense.registry.settings import MetricRule, PromotionPolicy
 from skysense.registry.status import registry_status
 from skysense.tracking.server import start_mlflow_server
 from skysense.tracking.store import connect, ensure_experiment

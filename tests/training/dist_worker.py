@@ -14,6 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from fixture_pretrainer import TinyEncoder, TinyPretrainer, config_with, stack_samples, tiny_samples
 
+from skysense.config import training_job
 from skysense.training.loop import train
 
 
@@ -52,7 +53,7 @@ def run(stage: int, out: Path, resume: bool = False, crash_at: int | None = None
     torch.manual_seed(0)
     data = RecordingDataset(tiny_samples(10))
     result = train(
-        cfg, None, out, resume=resume, pretrainer=TinyPretrainer(), dataset=data,
+        training_job(cfg), None, out, resume=resume, pretrainer=TinyPretrainer(), dataset=data,
         collate=stack_samples, on_step=hook, track=False, show_progress=False,
     )
     return result, data.read

@@ -12,6 +12,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from fixture_pretrainer import TinyPretrainer, config_with, stack_samples, tiny_samples
 
+from skysense.config import training_job
 from skysense.training.loop import train
 
 
@@ -26,7 +27,7 @@ def main() -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     torch.manual_seed(0)
-    train(cfg, None, out, resume=resume, pretrainer=TinyPretrainer(), dataset=tiny_samples(11),
+    train(training_job(cfg), None, out, resume=resume, pretrainer=TinyPretrainer(), dataset=tiny_samples(11),
           collate=stack_samples, on_step=hook, track=False, show_progress=False)
 
 

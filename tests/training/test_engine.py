@@ -21,6 +21,8 @@ from skysense.training.loop import train
 sys.path.insert(0, str(Path(__file__).parent))
 from fixture_pretrainer import TinyEncoder, TinyPretrainer, config_with, stack_samples, tiny_samples
 
+from skysense.config import training_job
+
 CPU = Runtime(device="cpu", backend="gloo", precision="fp32")
 
 
@@ -40,7 +42,7 @@ def _cfg(stage: int, steps: int = 6, **extra: object):
 def _run(cfg, out: Path, resume: bool = False, on_step=None, pretrainer=None):
     torch.manual_seed(0)
     return train(
-        cfg,
+        training_job(cfg),
         None,
         out,
         resume=resume,
@@ -202,7 +204,7 @@ def test_training_reads_only_the_configured_modalities(tmp_path: Path) -> None:
     from skysense.training.loop import chip_dataset
 
     chips = write_tiny_chips(tmp_path / "chips", n=2)
-    every = chip_dataset(config_with([]), chips, TinyPretrainer())[0]
+    every = chip_dataset(training_job(config_with([])), chips, TinyPretrainer())[0]
     assert {"hr", "s2", "s1", "dem"} <= set(every)
-    some = chip_dataset(config_with(["model.modalities=[s2, s1]"]), chips, TinyPretrainer())[0]
+    some = chip_dataset(training_job(config_with(["model.modalities=[s2, s1]"])), chips, TinyPretrainer())[0]
     assert {"s2", "s1", "s2_doy", "s1_valid"} <= set(some) and not {"hr", "dem"} & set(some)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from skysense.cli import train_worker
 from skysense.training import launch
 
 
@@ -15,7 +16,7 @@ def test_torchrun_command_runs_the_worker_module_on_n_local_processes() -> None:
     cmd = launch.torchrun_command(2, args)
     assert cmd[1:3] == ["-m", "torch.distributed.run"]
     assert cmd[cmd.index("--nproc_per_node") + 1] == "2" and "--standalone" in cmd
-    assert cmd[cmd.index("-m", 3) + 1] == "skysense.training.launch"
+    assert cmd[cmd.index("-m", 3) + 1] == "skysense.cli.train_worker"
     assert cmd[-7:] == ["--params", "o/params.resolved.yaml", "--out", "o", "--chips", "chips", "--resume"]
 
 
@@ -23,7 +24,7 @@ def test_multinode_command_uses_the_hostfile_and_module_mode() -> None:
     cmd = launch.multinode_command(Path("infra/deepspeed/hostfile"), "10.0.0.5", Path("p.yaml"),
                                    Path("/shared/chips"), Path("/shared/ckpt"))
     assert cmd[:3] == ["deepspeed", "--hostfile", "infra/deepspeed/hostfile"]
-    assert cmd[cmd.index("--module") + 1] == "skysense.training.launch"
+    assert cmd[cmd.index("--module") + 1] == "skysense.cli.train_worker"
     assert cmd[cmd.index("--master_addr") + 1] == "10.0.0.5"
 
 
@@ -38,4 +39,4 @@ def test_worker_accepts_the_deepspeed_launchers_local_rank(monkeypatch: pytest.M
     bad = tmp_path / "params.yaml"
     bad.write_text("train:\n  zero_stage: 7\n")
     with pytest.raises(Exception, match="zero_stage"):
-        launch.main(["--local_rank=0", "--params", str(bad), "--out", str(tmp_path / "o")])
+        train_worker.main(["--local_rank=0", "--params", str(bad), "--out", str(tmp_path / "o")])

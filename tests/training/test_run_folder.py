@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skysense.config import dump_config
+from skysense.config import dump_config, training_job
 from skysense.training.engine import Runtime
 from skysense.training.run_folder import (
     FINGERPRINT,
@@ -119,16 +119,16 @@ def test_fingerprint_tracks_settings_world_size_and_chips_but_not_checkpoint_cad
     chips: Path, tmp_path: Path
 ) -> None:
     cfg = config_with(["train.steps=4"])
-    base = run_fingerprint(cfg, chips, CPU, world_size=1)
-    same = run_fingerprint(config_with(["train.steps=4", "train.checkpoint_every=1",
-                                        "train.keep_checkpoints=9"]), chips, CPU, world_size=1)
+    base = run_fingerprint(training_job(cfg), chips, CPU, world_size=1)
+    same = run_fingerprint(training_job(config_with(["train.steps=4", "train.checkpoint_every=1",
+                                        "train.keep_checkpoints=9"])), chips, CPU, world_size=1)
     assert same == base
-    assert differences(base, run_fingerprint(cfg, chips, CPU, world_size=2)) == ["runtime.world_size: 1 -> 2"]
-    assert differences(base, run_fingerprint(config_with(["train.steps=5"]), chips, CPU, 1)) == \
+    assert differences(base, run_fingerprint(training_job(cfg), chips, CPU, world_size=2)) == ["runtime.world_size: 1 -> 2"]
+    assert differences(base, run_fingerprint(training_job(config_with(["train.steps=5"])), chips, CPU, 1)) == \
         ["params.train.steps: 4 -> 5"]
     shard = next(p for p in chips.iterdir() if p.name.startswith("shard"))
     os.utime(shard, ns=(shard.stat().st_atime_ns, shard.stat().st_mtime_ns + 1))  # a rewritten shard
-    changed = differences(base, run_fingerprint(cfg, chips, CPU, world_size=1))
+    changed = differences(base, run_fingerprint(training_job(cfg), chips, CPU, world_size=1))
     assert changed == [f"chips changed (1 files, e.g. {shard.name})"]
 
 
@@ -137,7 +137,7 @@ def test_folder_without_fingerprint_is_set_aside_not_resumed(tmp_path: Path) -> 
     (out / "step-00000003").mkdir(parents=True)
     (out / "step-00000003" / "weights.pt").write_bytes(b"checkpoint of an older version")
     (out / "latest").write_text("step-00000003")
-    fingerprint = run_fingerprint(config_with([]), None, CPU, world_size=1)
+    fingerprint = run_fingerprint(training_job(config_with([])), None, CPU, world_size=1)
     plan = prepare_run_folder(out, fingerprint)
     assert not plan.resume and plan.set_aside is not None and "no fingerprint.json" in plan.reason
     assert (plan.set_aside / "step-00000003" / "weights.pt").read_bytes() == b"checkpoint of an older version"

@@ -18,6 +18,8 @@ from skysense.training.tracking import flatten
 sys.path.insert(0, str(Path(__file__).parent))
 from fixture_pretrainer import TinyPretrainer, config_with, stack_samples, tiny_samples
 
+from skysense.config import training_job
+
 
 def _chips(tmp_path: Path) -> Path:
     chips = tmp_path / "chips"
@@ -54,7 +56,7 @@ def test_rank0_logs_params_metrics_tags_and_run_json(tmp_path: Path, monkeypatch
          f"registry.artifact_location={tmp_path / 'artifacts'}", "train.experiment=test-pretrain"],
     )
     torch.manual_seed(0)
-    result = train(cfg, chips, tmp_path / "ckpt", pretrainer=TinyPretrainer(), dataset=tiny_samples(),
+    result = train(training_job(cfg), chips, tmp_path / "ckpt", pretrainer=TinyPretrainer(), dataset=tiny_samples(),
                    collate=stack_samples, show_progress=False)
     run_info = json.loads((tmp_path / "ckpt" / "run.json").read_text())
     assert run_info["run_id"] == result.run_id

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from skysense.config import dump_config, load_config
+from skysense.config import dump_config, load_config, training_job
 from skysense.models.export_format import load_exported
 from skysense.training.export import consolidated_state_dict
 
@@ -93,7 +93,7 @@ def test_in_process_export_matches_the_engine(chips: Path, tmp_path: Path) -> No
     from skysense.training.loop import train
 
     cfg = load_config(_params(tmp_path, zero_stage=3, steps=2, warmup_steps=1, micro_batch=2))
-    result = train(cfg, chips, tmp_path / "ckpt", track=False, show_progress=False)
+    result = train(training_job(cfg), chips, tmp_path / "ckpt", track=False, show_progress=False)
     model, _ = load_exported(tmp_path / "ckpt" / "export")
     batch = collate_samples([ChipDataset(chips, split="pretrain", n_regions=64)[i] for i in range(2)])
     teacher = result.engine.module.teacher["encoder"]  # the exported encoder (train.export_encoder)

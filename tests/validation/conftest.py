@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from skysense.config import ValidationConfig
 from skysense.validation.gate import ValidationReport, validate_catalog
+from skysense.validation.settings import ValidationConfig
 
 from .corpus import build_corpus
 

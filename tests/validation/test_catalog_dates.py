@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skysense.config import ValidationConfig
 from skysense.core.errors import CatalogError
 from skysense.data.catalog import load_catalog
 from skysense.validation.gate import validate_catalog
+from skysense.validation.settings import ValidationConfig
 
 from .conftest import TODAY
 from .corpus import s1_data, s2_data, write_tif

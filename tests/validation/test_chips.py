@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skysense.config import load_config
+from skysense.config import chip_settings, load_config
 from skysense.data.catalog import load_catalog
 from skysense.data.chipping import chip_catalog
 from skysense.data.dataset import ChipDataset
@@ -55,9 +55,9 @@ def chip_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ValidationReport
 
     tmp = tmp_path_factory.mktemp("chips")
     cfg = load_config(ROOT / "params.yaml", SMALL)
-    catalog = write_sample(tmp / "sample", cfg)
+    catalog = write_sample(tmp / "sample", cfg.data.sample, cfg.data.seed)
     good = tmp / "chips_original"
-    summary = chip_catalog(load_catalog(catalog), good, cfg)
+    summary = chip_catalog(load_catalog(catalog), good, chip_settings(cfg))
     assert summary.chips == 8 and not summary.failed
     chips = tmp / "chips"
     shutil.copytree(good, chips)  # the bad chips are made in a copy; the original stays intact

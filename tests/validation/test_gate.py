@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from skysense.config import ValidationConfig
 from skysense.core.errors import ValidationFailed
 from skysense.data.catalog import load_catalog
 from skysense.validation.gate import validate_catalog
+from skysense.validation.settings import ValidationConfig
 
 from .conftest import TODAY, checksums
 

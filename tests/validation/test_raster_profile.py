@@ -26,9 +26,9 @@ from untrusted_rasters import (
     tif_with_overview_file,
 )
 
-from skysense.config import ValidationConfig
 from skysense.data.raster_access import RasterAccessPolicy
 from skysense.validation.gate import ValidationReport, validate_catalog
+from skysense.validation.settings import ValidationConfig
 
 from .conftest import TODAY
 from .corpus import s1_data, s2_data, write_tif

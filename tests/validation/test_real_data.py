@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skysense.config import ValidationConfig
 from skysense.validation.gate import validate_catalog
+from skysense.validation.settings import ValidationConfig
 
 from .conftest import TODAY
 

@@ -1,6 +1,6 @@
 """The bundled sample: synthetic multi-modal scenes written as GeoTIFFs with their catalog.
 
-``write_sample(out_dir, cfg)`` writes, for each place of ``data.sample`` (pre-training and
+``write_sample(out_dir, settings, seed)`` writes, for each place of ``data.sample`` (pre-training and
 held-out), tiled and compressed GeoTIFFs in the place's UTM zone::
 
     s2/<loc>_<YYYYMMDD>.tif        10 bands B02..B12, uint16 reflectance x 10000, nodata 0
@@ -18,7 +18,6 @@ The land-cover classes and the physics behind each sensor are documented in
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from skysense.core.errors import RasterWriteError
@@ -36,6 +35,7 @@ from skysense.data.synthetic.scenes import (
     sites_for,
     synthesize_scene,
 )
+from skysense.data.synthetic.settings import SampleConfig
 
 
 class SampleWriteError(RasterWriteError):
@@ -100,16 +100,17 @@ def _write_location(site, split: str, index: int, sc, seed: int, out_dir: Path):
     return index, location, rows[0], rows[1]
 
 
-def write_sample(out_dir: Path, cfg) -> Path:
+def write_sample(out_dir: Path, sc: SampleConfig, seed: int) -> Path:
     """Write the synthetic multi-modal sample and its downstream sets.
 
-    Deterministic: the same ``cfg.data.seed`` and ``cfg.data.sample`` give identical files
-    whatever ``data.sample.workers`` (places are written in parallel processes, each seeded by
-    its index, and the catalog and indexes are assembled in place order).
+    Deterministic: the same ``seed`` and settings give identical files whatever ``sc.workers``
+    (places are written in parallel processes, each seeded by its index, and the catalog and
+    indexes are assembled in place order).
 
     Args:
         out_dir: output folder (created; files of an earlier sample are overwritten).
-        cfg: the full :class:`skysense.config.SkySenseConfig`.
+        sc: the ``data.sample`` settings.
+        seed: the ``data.seed``.
 
     Returns:
         Path of ``catalog.yaml``.
@@ -119,9 +120,8 @@ def write_sample(out_dir: Path, cfg) -> Path:
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SampleWriteError(f"{out_dir}: exists and is not a folder; pass --out to a folder")
-    sc = cfg.data.sample
     clear_downstream(out_dir / "downstream")
-    jobs = [(site, split, index, sc, cfg.data.seed, out_dir)
+    jobs = [(site, split, index, sc, seed, out_dir)
             for index, (site, split) in enumerate(sites_for(sc.locations, sc.heldout_locations))]
     if sc.workers <= 1 or len(jobs) <= 1:
         results = [_write_location(*job) for job in jobs]
@@ -135,7 +135,5 @@ def write_sample(out_dir: Path, cfg) -> Path:
     locations = [r[1] for r in results]
     write_index(out_dir / "downstream", [row for r in results for row in r[2]],
                 [row for r in results for row in r[3]])
-    (out_dir / "classes.json").write_text(json.dumps(
-        [{"id": c.id, "name": c.name} for c in lc.CLASSES], indent=1) + "\n")
-    catalog = Catalog(name=f"skysense-sample-seed{cfg.data.seed}", locations=locations, root=out_dir.resolve())
+    catalog = Catalog(name=f"skysense-sample-seed{seed}", locations=locations, root=out_dir.resolve())
     return save_catalog(catalog, out_dir / "catalog.yaml")

@@ -31,6 +31,11 @@ SMALL = [
 ]
 
 
+def _sample_args(cfg):
+    """``write_sample``'s settings and seed from a configuration."""
+    return cfg.data.sample, cfg.data.seed
+
+
 def small_cfg(seed: int = 0, extra: list[str] | None = None) -> SkySenseConfig:
     return load_config(Path(__file__).parents[3] / "params.yaml", [*SMALL, f"data.seed={seed}", *(extra or [])])
 
@@ -43,16 +48,16 @@ def digest(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("sample")
-    write_sample(out, small_cfg())
+    write_sample(out, *_sample_args(small_cfg()))
     return out
 
 
 def test_same_seed_same_bytes_other_seed_differs(sample: Path, tmp_path: Path) -> None:
     assert small_cfg().data.sample.workers == 2  # the fixture wrote its two places in two processes
-    write_sample(tmp_path / "again", small_cfg(extra=["data.sample.workers=1"]))
+    write_sample(tmp_path / "again", *_sample_args(small_cfg(extra=["data.sample.workers=1"])))
     first, again = digest(sample), digest(tmp_path / "again")
     assert first == again and len(first) > 50  # one process or two: the same bytes
-    write_sample(tmp_path / "other", small_cfg(seed=1))
+    write_sample(tmp_path / "other", *_sample_args(small_cfg(seed=1)))
     other = digest(tmp_path / "other")
     shared = set(first.values()) & set(other.values())  # dates differ, so names differ too
     assert len(shared) < 0.05 * len(first)
@@ -231,4 +236,4 @@ def test_cli_writes_sample_and_reports_json(tmp_path: Path) -> None:
 def test_out_dir_that_is_a_file_is_a_named_error(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(SampleWriteError, match="not a folder"):
-        write_sample(tmp_path / "f", small_cfg())
+        write_sample(tmp_path / "f", *_sample_args(small_cfg()))

@@ -1,0 +1,34 @@
+"""Settings of the frozen-encoder downstream evaluation (``params.yaml: eval``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from skysense.core.settings import Section
+
+
+class EvalConfig(Section):
+    """Frozen-encoder downstream evaluation."""
+
+    linear_epochs: int = Field(100, ge=1)
+    linear_lr: float = Field(1e-2, gt=0)
+    knn_k: int = Field(5, ge=1)
+    seg_epochs: int = Field(60, ge=1)
+    seg_lr: float = Field(1e-2, gt=0)
+    batch_size: int = Field(16, ge=1)
+    random_baseline: bool = True
+    seed: int = 0
+    folds: int = Field(5, ge=2, description="cross-validation folds by sample (stratified), used "
+                       "when split is 'sample' or the set has a single location")
+    split: Literal["location", "sample"] = Field(
+        "location", description="'location': leave-one-location-out folds (the probe never sees the "
+        "tested place); 'sample': stratified folds by sample")
+    pooling: Literal["mean", "mean_std"] = Field(
+        "mean", description="scene feature: mean of the per-pixel embedding, or mean and std")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bigearthnet: Path | None = None
+    eurosat: Path | None = None
