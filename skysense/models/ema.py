@@ -85,5 +85,8 @@ def copy_buffers(pairs: ModulePairs) -> None:
 def ema_update(pairs: ModulePairs, momentum: float) -> None:
     """One EMA step over whole (unpartitioned) parameters, then the buffers."""
     for s_param, t_param in ema_pairs(pairs):
-        ema_(t_param.data, s_param.detach(), momentum)
+        # in place on the parameter itself, not on ``.data``: after a DeepSpeed ZeRO-2
+        # ``load_checkpoint`` an update through ``.data`` made a resumed run drift from an
+        # uninterrupted one (measured: every weight differed two steps after the resume)
+        ema_(t_param, s_param.detach(), momentum)
     copy_buffers(pairs)

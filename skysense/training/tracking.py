@@ -104,7 +104,7 @@ class RunTracker:
                               tags=[RunTag(k, strip_credentials(v)) for k, v in tags.items()])
         if self._resumed:
             return
-        params = flatten(self.job.model_dump(mode="json"))
+        params = flatten(self.job.params or self.job.model_dump(mode="json"))
         items = [Param(k, strip_credentials(v)) for k, v in sorted(params.items())]
         for i in range(0, len(items), PARAM_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
