@@ -71,7 +71,7 @@ def register_tiny(store: Path) -> str:
 
 def run_one(scene: Path, output: Path, window: int, overlap: int, block: int) -> dict:
     """Predict one scene in this process; report time, area and peak RSS."""
-    from skysense.inference.model_loading import encoder_embedder
+    from skysense.registry.model_loading import encoder_embedder
     from skysense.inference.predict import predict_scene
     from skysense.inference.scene import Scene, parse_dated
 

@@ -36,7 +36,7 @@ def configure(project_root: str | Path = ".") -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "false",
     }
-    # The import-time default in skysense/__init__.py is shorter; raise it unless a user set one.
+    # The command line's default (skysense.cli.process_env) is shorter; raise it unless a user set one.
     current = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
     if current is not None and current.isdigit() and int(current) < int(STARTUP_TIMEOUT_S):
         os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = STARTUP_TIMEOUT_S

@@ -9,16 +9,13 @@ original catalogs are never modified.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file by a Prefect worker: make `flows` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from flows import environment
 
-environment.configure(".")
+if __name__ == "__main__":  # run as a script, this file is the entry point: the process
+    environment.configure(".")  # environment (Prefect's home first) before Prefect is imported
 
 import yaml
 from prefect import flow, get_run_logger, task
@@ -93,6 +90,7 @@ def ingest(
         LockHeldError: another run holds the project lock (the catalog was not touched).
     """
     root = Path(project_root).resolve()
+    environment.configure(root)  # DVC, MLflow and GX settings for the stages (where unset)
     with project_lock(root, lock_wait_s):  # the merged catalog is written under it too
         return _ingest(scenes_catalog, root, params_path, overrides, include_current, use_dvc)
 

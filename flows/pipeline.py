@@ -15,18 +15,15 @@ Run it with ``skysense pipeline run`` (ephemeral Prefect, no server), serve it o
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file by a Prefect worker: make `flows` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from flows import environment
 
-environment.configure(".")
+if __name__ == "__main__":  # run as a script, this file is the entry point: the process
+    environment.configure(".")  # environment (Prefect's home first) before Prefect is imported
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -82,11 +79,11 @@ def write_overrides_to_params(root: Path, params: Path, overrides: list[str]) ->
 
     from skysense.config import dump_config
     from skysense.core.atomic_files import write_text_atomic
-    from skysense.params_file import read_params
+    from skysense.core.params_file import read_params
 
     path = params if params.is_absolute() else root / params
     if path.exists():
-        raw, _ = read_params(path)
+        raw, _ = read_params(path, tuple(SkySenseConfig.model_fields))
     else:
         raw = yaml.safe_load(dump_config(SkySenseConfig()))
     updated = apply_overrides(raw, overrides)
@@ -148,6 +145,7 @@ def pipeline(
         LockHeldError: another run holds the project lock (nothing was changed).
     """
     root = Path(project_root).resolve()
+    environment.configure(root)  # DVC, MLflow and GX settings for the stages (where unset)
     with project_lock(root, lock_wait_s) if hold_project_lock else contextlib.nullcontext():
         # settings read, and overrides written, only under the lock
         return _run_pipeline(root, Path(params_path), list(overrides or []), use_dvc, run_sample, promote)

@@ -11,16 +11,13 @@ predictions folder and none is an input of any scene.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a file by a Prefect worker: make `flows` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from flows import environment
 
-environment.configure(".")
+if __name__ == "__main__":  # run as a script, this file is the entry point: the process
+    environment.configure(".")  # environment (Prefect's home first) before Prefect is imported
 
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_table_artifact
@@ -114,12 +111,13 @@ def predict(
             output (checked for every scene before the model is loaded).
     """
     from skysense.data.raster_access import RasterAccessPolicy
-    from skysense.inference.model_loading import encoder_embedder
     from skysense.inference.outputs import prediction_outputs
+    from skysense.registry.model_loading import encoder_embedder
     from skysense.tracking.store import connect
 
     logger = get_run_logger()
     root = Path(project_root).resolve()
+    environment.configure(root)  # DVC, MLflow and GX settings for the stages (where unset)
     params_file = root / params_path
     cfg = load_config(params_file if params_file.exists() else None, overrides)
     todo = list(scenes or []) or (scenes_from_catalog(catalog) if catalog else [])

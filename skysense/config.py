@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError
 
 from skysense.core.errors import ConfigError
 from skysense.core.modalities import MODALITIES, Modality
+from skysense.core.params_file import missing_sections_message, read_params
 from skysense.core.sensors import HR_BANDS, S1_BANDS, S2_BANDS
 from skysense.core.settings import Section
 from skysense.data.chipping import ChipSettings
@@ -197,7 +198,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     Raises:
         ConfigError: the file is missing, empty, cut short, not YAML (the line is named), lacks a
             top-level section, or has unknown keys or bad values (NaN and infinity included).
-            The rules for a whole params file are in :mod:`skysense.params_file`.
+            The rules for a whole params file are in :mod:`skysense.core.params_file`.
     """
     raw: dict[str, Any] = {}
     missing: list[str] = []
@@ -205,10 +206,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if path is None and DEFAULT_PARAMS.exists():
         path = DEFAULT_PARAMS
     if path is not None:
-        from skysense.params_file import missing_sections_message, read_params
-
         source = str(path)
-        raw, missing = read_params(path)  # empty, cut-short or unparsable files are errors
+        # empty, cut-short or unparsable files are errors
+        raw, missing = read_params(path, tuple(SkySenseConfig.model_fields))
     raw = apply_overrides(raw, overrides)
     try:
         cfg = config_from_dict(raw, source)

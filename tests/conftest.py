@@ -7,6 +7,10 @@ import sys
 
 import pytest
 
+from skysense.cli.process_env import set_process_defaults
+
+set_process_defaults()  # the suite is an entry point too: offline tools, passive OpenMP threads
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _prefect_console_outlives_capture():

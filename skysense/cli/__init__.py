@@ -6,6 +6,10 @@ library stays importable without typer and ``skysense --help`` stays fast (impor
 
 from __future__ import annotations
 
+from skysense.cli.process_env import set_process_defaults
+
+set_process_defaults()  # the console entry point: before typer, torch or any tool is imported
+
 import typer
 
 from skysense.cli import (

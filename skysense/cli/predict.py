@@ -41,10 +41,10 @@ def register(app: typer.Typer) -> None:
         checkpoint_sha256 before they are loaded. --output must not be one of the inputs; it is
         written to a hidden temporary file beside it and moved into place when complete.
         """
-        from skysense.inference.model_loading import encoder_embedder
         from skysense.inference.outputs import refuse_input_as_output
         from skysense.inference.predict import ProbeHead, predict_scene
         from skysense.inference.scene import Scene, parse_dated
+        from skysense.registry.model_loading import encoder_embedder
         from skysense.tracking.store import connect
 
         cfg = load(params, set_)

@@ -14,6 +14,10 @@ import os
 import sys
 from pathlib import Path
 
+from skysense.cli.process_env import set_process_defaults
+
+set_process_defaults()  # a rank's entry point: before torch is imported
+
 from skysense.config import load_config, training_job
 from skysense.core.errors import TrainingError
 from skysense.training.launch import WORKER_EXIT

@@ -93,7 +93,7 @@ def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 40
     ``s2_doy``, ``s2_valid`` (clear and with data on at least ``min_valid_fraction`` of the chip);
     ``s1`` (``T x 2 x s x s`` dB), ``s1_doy``, ``s1_valid``; ``hr`` (``4 x 32s x 32s`` uint8 as
     stored); ``dem`` (``1 x s x s`` metres). Pixels without data, and S2 pixels under the cloud
-    mask, are NaN: :func:`skysense.inference.batch.arrays_to_batch` sets them to the band mean, as
+    mask, are NaN: :func:`skysense.models.batch.arrays_to_batch` sets them to the band mean, as
     chipping does for the pre-training chips, so a downstream chip reaches the encoder exactly as
     the same window of a pre-training shard would.
     """

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from skysense.core.modalities import SERIES
-from skysense.inference.batch import arrays_to_batch
+from skysense.models.batch import arrays_to_batch
 
 
 def samples_to_batch(samples: Sequence[dict[str, Any]], stats: dict[str, Any] | None,

@@ -60,7 +60,7 @@ def evaluate_export(ev: EvalConfig, modalities: Sequence[str], export_dir: Path,
         ``{"metrics": flat dict, "files": [paths], "config": export config}``.
     """
     from skysense.data.downstream import load_downstream
-    from skysense.inference.batch import resolve_device
+    from skysense.models.batch import resolve_device
     from skysense.models.export_format import load_exported
 
     device = resolve_device(device or ev.device)

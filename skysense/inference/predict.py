@@ -98,7 +98,7 @@ def predict_scene(
 
     Args:
         scene: the opened inputs (grid of the first S2 raster).
-        embed: ``arrays -> B x D x window x window`` (e.g. :func:`skysense.inference.model_loading.encoder_embedder`).
+        embed: ``arrays -> B x D x window x window`` (e.g. :func:`skysense.registry.model_loading.encoder_embedder`).
         output: GeoTIFF path; tiled (``block`` px), deflate-compressed, same CRS and transform.
             Written to a hidden temporary file beside it and moved into place when complete
             (an existing output is replaced only then); never one of the scene's inputs.

@@ -3,7 +3,7 @@
 The pyfunc is logged as code (:mod:`skysense.registry.pyfunc_code`, MLflow "models from code"):
 no pickled object is stored, and the version's ``checkpoint_sha256`` / ``export_config_sha256``
 tags let a consumer verify the two files it downloads (``skysense predict`` does, see
-:mod:`skysense.inference.model_loading`).
+:mod:`skysense.registry.model_loading`).
 """
 
 from __future__ import annotations

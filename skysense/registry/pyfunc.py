@@ -4,7 +4,7 @@ The weights and config travel as the ``export`` artifact (``model.safetensors`` 
 loaded with safetensors only); the ``skysense`` package travels as code, so loading needs only the
 short pip requirements. The model itself is logged as code too (:mod:`skysense.registry.pyfunc_code`),
 never as a pickle. ``skysense predict`` does not load this pyfunc: it verifies and loads the export
-directly (:mod:`skysense.inference.model_loading`). See :mod:`skysense.registry.signature` for the
+directly (:mod:`skysense.registry.model_loading`). See :mod:`skysense.registry.signature` for the
 input contract.
 """
 
@@ -27,7 +27,7 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        from skysense.inference.batch import resolve_device
+        from skysense.models.batch import resolve_device
         from skysense.models.export_format import load_exported
 
         device = resolve_device(os.environ.get("SKYSENSE_DEVICE"))
@@ -40,7 +40,7 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
         """Embed a batch of chips given as physical-unit arrays (see the signature)."""
         import torch
 
-        from skysense.inference.batch import arrays_to_batch, resolve_device
+        from skysense.models.batch import arrays_to_batch, resolve_device
 
         wanted = (params or {}).get("device")
         device = resolve_device(wanted) if wanted not in (None, "") else self.device

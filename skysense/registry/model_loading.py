@@ -177,7 +177,7 @@ def load_encoder(model_uri: str, device: str = "auto",
         ModelIntegrityError: a downloaded file does not match the version's hash.
         RegistryError: unknown model, alias or version.
     """
-    from skysense.inference.batch import resolve_device
+    from skysense.models.batch import resolve_device
     from skysense.models.export_format import load_exported
     from skysense.registry.pyfunc import model_inputs
 
@@ -220,7 +220,7 @@ def encoder_embedder(model_uri: str, device: str = "auto",
     import torch
 
     from skysense.core.contract import empty_modality
-    from skysense.inference.batch import arrays_to_batch
+    from skysense.models.batch import arrays_to_batch
 
     encoder = load_encoder(model_uri, device, client)
     names = encoder.input_names

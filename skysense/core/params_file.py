@@ -17,15 +17,14 @@ any params file (no ``./params.yaml`` and no ``--params``) the embedded defaults
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from skysense.config import SkySenseConfig
 from skysense.core.errors import ConfigError
 
-REQUIRED_SECTIONS: tuple[str, ...] = tuple(SkySenseConfig.model_fields)
 DEFAULTS_RECIPE = "skysense config show --defaults > params.yaml"
 
 
@@ -62,11 +61,12 @@ def _syntax_error(path: Path, exc: yaml.YAMLError, cut_short: bool) -> ConfigErr
     return ConfigError(f"{path}: not valid YAML ({type(exc).__name__}); fix the syntax.{hint}")
 
 
-def read_params(path: str | Path) -> tuple[dict[str, Any], list[str]]:
+def read_params(path: str | Path, required: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     """The top-level mapping of a params file, checked to be whole (rules in the module doc).
 
     Args:
         path: the params file.
+        required: the top-level sections a whole file names (``paths``, ``data``, ...).
 
     Returns:
         The parsed mapping, and the required top-level sections it does not name (the caller
@@ -108,7 +108,7 @@ def read_params(path: str | Path) -> tuple[dict[str, Any], list[str]]:
         )
     if not isinstance(loaded, dict):
         raise ConfigError(f"{p}: top level must be a mapping of sections (data, train, ...)")
-    missing = [s for s in REQUIRED_SECTIONS if s not in loaded]
+    missing = [s for s in required if s not in loaded]
     return loaded, missing
 
 

@@ -13,13 +13,13 @@ from typer.testing import CliRunner
 
 from skysense.cli import app
 from skysense.config import SkySenseConfig, registration_settings
-from skysense.inference.model_loading import (
+from skysense.registry.export_registration import register_export
+from skysense.registry.model_loading import (
     ModelIntegrityError,
     ModelSourceError,
     encoder_embedder,
     load_encoder,
 )
-from skysense.registry.export_registration import register_export
 from skysense.registry.promotion import promote
 from skysense.tracking.store import connect, ensure_experiment, sqlite_path
 
