@@ -36,10 +36,11 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 
 from skysense.data.catalog import Acquisition, Catalog, Location, ModalityEntry
-from skysense.data.chipping import ChipSettings, chip_catalog
+from skysense.data.chipping import chip_catalog
 from skysense.data.coregistration import location_grid
 from skysense.data.dataset import ChipDataset
 from skysense.data.grid import Grid
+from skysense.data.settings import ChipSettings
 
 S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 

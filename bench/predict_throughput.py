@@ -71,9 +71,9 @@ def register_tiny(store: Path) -> str:
 
 def run_one(scene: Path, output: Path, window: int, overlap: int, block: int) -> dict:
     """Predict one scene in this process; report time, area and peak RSS."""
-    from skysense.registry.model_loading import encoder_embedder
     from skysense.inference.predict import predict_scene
     from skysense.inference.scene import Scene, parse_dated
+    from skysense.registry.model_loading import encoder_embedder
 
     embed, _ = encoder_embedder(f"models:/{NAME}@champion", "auto")
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

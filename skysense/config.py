@@ -25,15 +25,13 @@ from skysense.core.modalities import MODALITIES, Modality
 from skysense.core.params_file import missing_sections_message, read_params
 from skysense.core.sensors import HR_BANDS, S1_BANDS, S2_BANDS
 from skysense.core.settings import Section
-from skysense.data.chipping import ChipSettings
 from skysense.data.raster_access import RasterAccessPolicy
-from skysense.data.settings import ChipConfig, RemoteReadConfig
+from skysense.data.settings import ChipConfig, ChipSettings, RemoteReadConfig
 from skysense.data.synthetic.settings import SampleConfig
 from skysense.evaluation.settings import EvalConfig
 from skysense.inference.settings import PredictConfig
 from skysense.models.settings import ModelConfig
-from skysense.registry.export_registration import RegistrationSettings
-from skysense.registry.settings import RegistryConfig
+from skysense.registry.settings import RegistrationSettings, RegistryConfig
 from skysense.tracking.settings import TrackingConfig
 from skysense.training.job import TrainingJob
 from skysense.training.settings import TrainConfig

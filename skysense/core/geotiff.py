@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import rasterio
 
 from skysense.core.errors import RasterWriteError
 
@@ -40,7 +41,6 @@ def write_geotiff(
         tags: dataset metadata items.
         jpeg_quality: JPEG-compress (uint8 only; lossy, as aerial orthophotos) at this quality.
     """
-    import rasterio
 
     data = array if array.ndim == 3 else array[None]
     count, height, width = data.shape

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform as warp_transform
 
 from skysense.core.sensors import S1_BANDS, S2_BANDS, S2_PRODUCT_BANDS
 from skysense.data.downstream import DownstreamError, SampleList
@@ -30,7 +33,6 @@ EUROSAT_BANDS: tuple[str, ...] = S2_PRODUCT_BANDS  # the 13 MSI bands in product
 
 
 def _centre_latlon(src) -> tuple[float, float]:
-    from rasterio.warp import transform as warp_transform
 
     b = src.bounds
     if src.crs is None:
@@ -76,8 +78,6 @@ def load_eurosat(root: str | Path, assumed_doy: int = 182, n_regions: int = 4096
 
 def _read_on_grid(path: Path, ref) -> np.ndarray:
     """Read a single-band raster resampled (bilinear) onto the grid of the open dataset ``ref``."""
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
 
     with open_dataset(path) as src:
         if (src.crs, src.transform, src.shape) == (ref.crs, ref.transform, ref.shape):

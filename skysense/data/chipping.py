@@ -22,24 +22,27 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rasterio.warp import transform as warp_transform
 from rasterio.windows import Window
 
 from skysense.core.atomic_files import write_text_atomic
 from skysense.core.errors import NoValidDataError, SkySenseError
-from skysense.core.modalities import HR_RATIO, MODALITIES, SERIES
+from skysense.core.modalities import SERIES
 from skysense.data.catalog import Catalog, Location
 from skysense.data.coregistration import LocationReader, location_grid
-from skysense.data.raster_access import RasterAccessPolicy, RasterTooLargeError
+from skysense.data.raster_access import RasterTooLargeError
 from skysense.data.regions import region_id
-from skysense.data.settings import ChipConfig
+from skysense.data.settings import ChipSettings
 from skysense.data.shards import (
     MANIFEST,
     ShardWriter,
@@ -56,40 +59,6 @@ MANIFEST_COLUMNS = [
     "size", "has_hr", "has_s2", "has_s1", "has_dem", "s2_dates", "s1_dates", "s2_valid", "s1_valid",
     "hr_date", "nodata_fraction", "shard", "offset", "nbytes",
 ]
-
-
-_CHIP = ChipConfig()  # the defaults of ``params.yaml: data.chip``
-
-
-@dataclass(frozen=True)
-class ChipSettings:
-    """What the chipper needs, resolved from ``params.yaml: data`` (picklable for worker
-    processes); defaults are those of :class:`skysense.data.settings.ChipConfig`."""
-
-    size: int = _CHIP.size
-    stride: int = _CHIP.stride or _CHIP.size
-    hr_ratio: int = HR_RATIO
-    gsd_m: float = _CHIP.sentinel_gsd_m
-    max_nodata_fraction: float = _CHIP.max_nodata_fraction
-    shard_bytes: int = _CHIP.shard_size_mb * 2**20
-    workers: int = _CHIP.workers
-    modalities: tuple[str, ...] = MODALITIES
-    bands: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    max_dates: dict[str, int] = field(default_factory=dict)
-    access: RasterAccessPolicy = field(default_factory=RasterAccessPolicy)
-
-    @classmethod
-    def build(cls, chip: ChipConfig, modalities: Sequence[str], bands: dict[str, Sequence[str]],
-              max_dates: dict[str, int], access: RasterAccessPolicy) -> ChipSettings:
-        """From the ``data.chip`` section, the modalities to chip, the band names per modality,
-        the most dates per series and the raster access policy."""
-        return cls(
-            size=chip.size, stride=chip.stride or chip.size, hr_ratio=chip.hr_ratio,
-            gsd_m=chip.sentinel_gsd_m, max_nodata_fraction=chip.max_nodata_fraction,
-            shard_bytes=chip.shard_size_mb * 2**20, workers=chip.workers,
-            modalities=tuple(modalities), bands={k: tuple(v) for k, v in bands.items()},
-            max_dates=dict(max_dates), access=access,
-        )
 
 
 @dataclass
@@ -360,7 +329,6 @@ def merge_manifests(out_dir: str | Path, results: list[LocationResult] | None = 
     that died), then the parts. Until the swap the previous manifest and its shards are intact;
     after it the new ones are; a merge that raises removes the shards it had written.
     """
-    import pandas as pd
 
     out = Path(out_dir)
     parts = sorted((out / PARTS).glob("[0-9]*"))
@@ -425,8 +393,6 @@ def _write_summary(summary: ChipSummary, out: Path) -> None:
 
 def _stage_manifest(df, path: Path) -> Path:
     """Write the manifest beside ``path`` (``manifest.parquet.tmp``, flushed to disk); returns it."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     schema = pa.schema([
         ("sample_id", pa.string()), ("location", pa.string()), ("split", pa.string()), ("crs", pa.string()),

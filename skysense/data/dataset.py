@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
@@ -64,7 +65,6 @@ class ChipDataset(Dataset):
         exclude_ids: Iterable[str] | None = None,
         modalities: Sequence[str] | None = None,
     ) -> None:
-        import pyarrow.parquet as pq
 
         self.chips_dir = Path(chips_dir)
         if not (self.chips_dir / MANIFEST).exists():

@@ -34,14 +34,14 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
+
+import rasterio
+from rasterio.errors import RasterioError
 
 from skysense.core.credentials import strip_credentials
 from skysense.core.errors import RasterReadError
-
-if TYPE_CHECKING:
-    import rasterio
 
 DEFAULT_MAX_PIXELS = 2**31  # a 46341 px square HR orthophoto; a Sentinel-2 tile is 10980^2 = 1.2e8
 DEFAULT_MAX_BANDS = 1024  # date-major stacks (80 for 8 S2 dates), hyperspectral (~240)
@@ -251,8 +251,6 @@ def open_dataset(
         RasterTooLargeError: over ``data.max_raster_pixels`` or ``data.max_raster_bands``.
         RasterReadError: missing, empty, text or corrupt file.
     """
-    import rasterio  # here, not at module level: commands that only configure stay quick to start
-    from rasterio.errors import RasterioError
 
     policy = current_policy(policy)
     name = gdal_name(path, policy)

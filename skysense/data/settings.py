@@ -4,10 +4,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 from pydantic import Field
 
-from skysense.core.modalities import HR_RATIO, SENTINEL_GSD_M
+from skysense.core.modalities import HR_RATIO, MODALITIES, SENTINEL_GSD_M
 from skysense.core.settings import Section
+from skysense.data.raster_access import RasterAccessPolicy
 
 
 class ChipConfig(Section):
@@ -31,3 +35,37 @@ class RemoteReadConfig(Section):
 
     allowed_hosts: list[str] = Field([], description="hosts (name or name:port) whose http(s) URLs "
                                      "catalogs and scene lists may name; empty = local files only")
+
+
+_CHIP = ChipConfig()  # the defaults of ``params.yaml: data.chip``
+
+
+@dataclass(frozen=True)
+class ChipSettings:
+    """What the chipper needs, resolved from ``params.yaml: data`` (picklable for worker
+    processes); defaults are those of :class:`skysense.data.settings.ChipConfig`."""
+
+    size: int = _CHIP.size
+    stride: int = _CHIP.stride or _CHIP.size
+    hr_ratio: int = HR_RATIO
+    gsd_m: float = _CHIP.sentinel_gsd_m
+    max_nodata_fraction: float = _CHIP.max_nodata_fraction
+    shard_bytes: int = _CHIP.shard_size_mb * 2**20
+    workers: int = _CHIP.workers
+    modalities: tuple[str, ...] = MODALITIES
+    bands: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    max_dates: dict[str, int] = field(default_factory=dict)
+    access: RasterAccessPolicy = field(default_factory=RasterAccessPolicy)
+
+    @classmethod
+    def build(cls, chip: ChipConfig, modalities: Sequence[str], bands: dict[str, Sequence[str]],
+              max_dates: dict[str, int], access: RasterAccessPolicy) -> ChipSettings:
+        """From the ``data.chip`` section, the modalities to chip, the band names per modality,
+        the most dates per series and the raster access policy."""
+        return cls(
+            size=chip.size, stride=chip.stride or chip.size, hr_ratio=chip.hr_ratio,
+            gsd_m=chip.sentinel_gsd_m, max_nodata_fraction=chip.max_nodata_fraction,
+            shard_bytes=chip.shard_size_mb * 2**20, workers=chip.workers,
+            modalities=tuple(modalities), bands={k: tuple(v) for k, v in bands.items()},
+            max_dates=dict(max_dates), access=access,
+        )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from skysense.core.errors import SkySenseError
 
@@ -158,7 +159,6 @@ class ShardReader:
         manifest = self.chips_dir / MANIFEST
         if not manifest.exists():
             raise ShardError(f"{manifest}: no chip manifest; run `skysense data chip --out {self.chips_dir}` first")
-        import pyarrow.parquet as pq
 
         table = pq.read_table(manifest, columns=["sample_id", "shard", "offset", "nbytes"])
         cols = table.to_pydict()

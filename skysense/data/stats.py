@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from skysense.core.atomic_files import write_text_atomic
+from skysense.core.sensors import SENSORS
 from skysense.data.shards import MANIFEST, ShardError, ShardReader, ShardRef
 
 STATS = "stats.json"
@@ -74,9 +76,7 @@ def compute_stats(
     Raises:
         ShardError: no manifest or a damaged shard.
     """
-    import pyarrow.parquet as pq
 
-    from skysense.core.sensors import SENSORS
 
     chips = Path(chips_dir)
     if not (chips / MANIFEST).exists():

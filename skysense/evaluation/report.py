@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 
 def confusion_png(cm: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
@@ -66,7 +67,6 @@ def pca_png(pixels: np.ndarray, path: Path, title: str) -> Path:
 
 def per_class_tables(rows: list[dict[str, object]], out_dir: Path, stem: str) -> list[Path]:
     """Write ``rows`` (one dict per class) as ``<stem>.csv`` and ``<stem>.md``."""
-    import pandas as pd
 
     df = pd.DataFrame(rows)
     csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"

@@ -19,14 +19,18 @@ import numpy as np
 import torch
 
 from skysense.core.atomic_files import write_text_atomic
+from skysense.data.benchmarks import load_bigearthnet, load_eurosat
+from skysense.data.downstream import load_downstream
 from skysense.evaluation import report, tasks
 from skysense.evaluation.features import embed_samples
 from skysense.evaluation.settings import EvalConfig
+from skysense.models import create_model
+from skysense.models.batch import resolve_device
+from skysense.models.export_format import load_exported
 
 
 def random_twin(config: dict[str, Any], seed: int) -> torch.nn.Module:
     """A randomly initialised encoder of the export's preset and overrides (seeded)."""
-    from skysense.models import create_model
 
     torch.manual_seed(seed)
     return create_model(config["preset"], **(config.get("overrides") or {})).eval()
@@ -59,9 +63,6 @@ def evaluate_export(ev: EvalConfig, modalities: Sequence[str], export_dir: Path,
     Returns:
         ``{"metrics": flat dict, "files": [paths], "config": export config}``.
     """
-    from skysense.data.downstream import load_downstream
-    from skysense.models.batch import resolve_device
-    from skysense.models.export_format import load_exported
 
     device = resolve_device(device or ev.device)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,12 +122,10 @@ def evaluate_export(ev: EvalConfig, modalities: Sequence[str], export_dir: Path,
     files.extend(report.per_class_tables(rows, out_dir, "per_class_segmentation"))
 
     if ev.eurosat is not None:
-        from skysense.data.benchmarks import load_eurosat
 
         run_classification(load_eurosat(ev.eurosat, n_regions=model.spec.n_regions), "eurosat_",
                            "linear probe, EuroSAT")
     if ev.bigearthnet is not None:
-        from skysense.data.benchmarks import load_bigearthnet
 
         ben = load_bigearthnet(ev.bigearthnet, n_regions=model.spec.n_regions)
         labels = np.stack([np.asarray(s["label"], dtype=np.float32) for s in ben])

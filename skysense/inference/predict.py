@@ -10,6 +10,7 @@ on the scene size. With a probe head (``.npz``: ``weight`` K x D, ``bias`` K, op
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -19,9 +20,10 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio._err import CPLE_BaseError
+from rich.progress import Progress
 
 from skysense.inference.outputs import PredictOutputError, refuse_input_as_output, replacing
-from skysense.inference.scene import Scene
+from skysense.inference.scene import PredictInputError, Scene
 from skysense.inference.windows import WindowGrid, blend_weights, output_blocks
 
 EmbedFn = Callable[[dict[str, np.ndarray]], np.ndarray]
@@ -114,12 +116,9 @@ def predict_scene(
         OutputIsInputError: ``output`` is one of the scene's input files.
         PredictOutputError: the output cannot be written (the file is named).
     """
-    import time
 
-    from rich.progress import Progress
 
     if head is None and output_dtype != "float32":
-        from skysense.inference.scene import PredictInputError
 
         raise PredictInputError(
             f"predict.output_dtype={output_dtype!r}: rasterio {rasterio.__version__} cannot write "

@@ -27,7 +27,7 @@ from rasterio.windows import Window
 
 from skysense.core.errors import RasterReadError, SkySenseError
 from skysense.core.modalities import HR_RATIO
-from skysense.core.sensors import S2_PRODUCT_BANDS
+from skysense.core.sensors import S2_PRODUCT_BANDS, get_sensor
 from skysense.data.raster_access import RasterAccessPolicy, is_remote, open_dataset
 
 _S2_FULL = S2_PRODUCT_BANDS
@@ -85,7 +85,6 @@ class ModalityLayer:
 
     def __init__(self, raster: DatedRaster, modality: str, ref: rasterio.DatasetReader,
                  scale: int = 1, access: RasterAccessPolicy | None = None) -> None:
-        from skysense.core.sensors import get_sensor
 
         self.raster = raster
         self.modality = modality

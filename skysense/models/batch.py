@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from skysense.core.sensors import get_sensor
+
 SENSOR_OF = {"s2": "sentinel2", "s1": "sentinel1", "hr": "hr", "dem": "dem"}
 
 
@@ -38,7 +40,6 @@ def band_normalisation(stats: dict[str, Any] | None, modality: str) -> tuple[np.
         if per_band:
             return (np.asarray([v["mean"] for v in per_band], dtype=np.float32),
                     np.asarray([v.get("std", 1.0) for v in per_band], dtype=np.float32))
-    from skysense.core.sensors import get_sensor
 
     return get_sensor(SENSOR_OF[modality]).normalisation()
 

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from skysense.core.errors import InputShapeError
 from skysense.core.modalities import HR_RATIO, MODALITIES
+from skysense.data.regions import region_id
 from skysense.models.presets import SkySenseSpec
 
 
@@ -113,7 +114,6 @@ def regions(batch: dict, n_regions: int, device: torch.device) -> Tensor:
     if batch.get("region") is not None:
         return torch.as_tensor(batch["region"], device=device).long().reshape(-1)
     if batch.get("lat") is not None and batch.get("lon") is not None:
-        from skysense.data.regions import region_id
 
         lat = torch.as_tensor(batch["lat"]).detach().cpu().double().numpy()
         lon = torch.as_tensor(batch["lon"]).detach().cpu().double().numpy()

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 
 from skysense.models.presets import resolve_spec
+from skysense.models.pretraining import SkySensePretrainer
+from skysense.models.skysense import SkySense
 
 # component label -> name prefixes in SkySense.named_parameters() / named_buffers()
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -50,8 +52,6 @@ def parameter_table(preset: str, **overrides: Any) -> dict[str, Any]:
         ``{"preset", "spec", "rows": [{component, params, millions, in_total}], "total",
         "groups": {name: params}, "published_millions" (huge only)}``.
     """
-    from skysense.models.pretraining import SkySensePretrainer
-    from skysense.models.skysense import SkySense
 
     spec = resolve_spec(preset, **overrides)
     with torch.device("meta"):

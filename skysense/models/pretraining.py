@@ -28,6 +28,7 @@ from skysense.models.losses import (
     weighted_total,
 )
 from skysense.models.presets import SkySenseSpec
+from skysense.models.settings import AugmentConfig, LossWeights
 from skysense.models.skysense import SkySense, create_model
 
 STREAMS = ("hr", "s2", "s1", "dem", "fused")
@@ -113,7 +114,6 @@ class SkySensePretrainer(nn.Module):
                  augment: Any = None, temperature: float = 0.1, points: int = 32, clusters: int = 4,
                  register_teacher: bool = True) -> None:
         super().__init__()
-        from skysense.models.settings import AugmentConfig, LossWeights
 
         if isinstance(spec_or_model, SkySense):
             student = spec_or_model

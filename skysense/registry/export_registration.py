@@ -9,35 +9,23 @@ tags let a consumer verify the two files it downloads (``skysense predict`` does
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import skysense
 from skysense.core.errors import RegistryError
 from skysense.core.lineage import file_sha256, params_hash
+from skysense.models.presets import resolve_spec
+from skysense.registry import pyfunc_code
 from skysense.registry.model_card import render_model_card
+from skysense.registry.pyfunc import input_example, model_inputs
 from skysense.registry.register import RegistrationResult, register_pyfunc
+from skysense.registry.settings import RegistrationSettings
+from skysense.registry.signature import embedding_signature
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
-
-
-@dataclass(frozen=True)
-class RegistrationSettings:
-    """What a registration needs from ``params.yaml``.
-
-    Attributes:
-        model_name: the registered model (``registry.model_name``).
-        modalities: the modalities the encoder is served with (``model.modalities``): the
-            pyfunc's signature inputs.
-        params: the settings that shaped the model (``data``, ``model``, ``train`` as plain
-            JSON), recorded as the ``params_hash`` tag.
-    """
-
-    model_name: str
-    modalities: tuple[str, ...]
-    params: dict[str, Any] = field(default_factory=dict)
 
 
 def pip_requirements() -> list[str]:
@@ -102,11 +90,6 @@ def register_export(
     Idempotent by checkpoint hash; a version a crashed run left half registered is repaired.
     ``lock_url``: ``registry.lock_url`` for a server store (:mod:`skysense.registry.lock`).
     """
-    import skysense
-    from skysense.models.presets import resolve_spec
-    from skysense.registry import pyfunc_code
-    from skysense.registry.pyfunc import input_example, model_inputs
-    from skysense.registry.signature import embedding_signature
 
     export_dir = Path(export_dir)
     weights, config = read_export(export_dir)

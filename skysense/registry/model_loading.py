@@ -29,7 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from skysense.core.contract import empty_modality
 from skysense.core.errors import RegistryError
+from skysense.core.lineage import file_sha256
+from skysense.models.batch import arrays_to_batch, resolve_device
+from skysense.models.export_format import load_exported
+from skysense.registry.pyfunc import model_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -117,7 +122,6 @@ def verify_export(export_dir: Path, mv: ModelVersion) -> None:
     Raises:
         ModelIntegrityError: the version records no checkpoint hash, or a file's hash differs.
     """
-    from skysense.core.lineage import file_sha256
 
     label = f"{mv.name} v{mv.version}"
     expected = mv.tags.get(CHECKPOINT_TAG)
@@ -154,7 +158,6 @@ def _input_names(mlmodel_file: Path, spec: Any) -> list[str]:
     """Input names of the registered signature (MLmodel YAML), else those of the preset."""
     from mlflow.models import Model
 
-    from skysense.registry.pyfunc import model_inputs
 
     signature = Model.load(str(mlmodel_file)).signature if mlmodel_file.is_file() else None
     schema = signature.inputs if signature is not None else None
@@ -177,9 +180,6 @@ def load_encoder(model_uri: str, device: str = "auto",
         ModelIntegrityError: a downloaded file does not match the version's hash.
         RegistryError: unknown model, alias or version.
     """
-    from skysense.models.batch import resolve_device
-    from skysense.models.export_format import load_exported
-    from skysense.registry.pyfunc import model_inputs
 
     resolved_device = resolve_device(device)
     local = Path(model_uri)
@@ -219,8 +219,6 @@ def encoder_embedder(model_uri: str, device: str = "auto",
     """
     import torch
 
-    from skysense.core.contract import empty_modality
-    from skysense.models.batch import arrays_to_batch
 
     encoder = load_encoder(model_uri, device, client)
     names = encoder.input_names

@@ -17,6 +17,8 @@ import mlflow.pyfunc
 import numpy as np
 
 from skysense.core.modalities import HR_RATIO
+from skysense.models.batch import arrays_to_batch, resolve_device
+from skysense.models.export_format import load_exported
 
 
 class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
@@ -27,8 +29,6 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-        from skysense.models.batch import resolve_device
-        from skysense.models.export_format import load_exported
 
         device = resolve_device(os.environ.get("SKYSENSE_DEVICE"))
         self.device = device
@@ -40,7 +40,6 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
         """Embed a batch of chips given as physical-unit arrays (see the signature)."""
         import torch
 
-        from skysense.models.batch import arrays_to_batch, resolve_device
 
         wanted = (params or {}).get("device")
         device = resolve_device(wanted) if wanted not in (None, "") else self.device

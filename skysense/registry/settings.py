@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 from pydantic import Field
 
 from skysense.core.settings import Section
@@ -33,3 +36,20 @@ class RegistryConfig(TrackingConfig):
         "of this file (PGPASSWORD, ~/.pgpass)")
     model_name: str = "skysense-encoder"
     policy: PromotionPolicy = PromotionPolicy()
+
+
+@dataclass(frozen=True)
+class RegistrationSettings:
+    """What a registration needs from ``params.yaml``.
+
+    Attributes:
+        model_name: the registered model (``registry.model_name``).
+        modalities: the modalities the encoder is served with (``model.modalities``): the
+            pyfunc's signature inputs.
+        params: the settings that shaped the model (``data``, ``model``, ``train`` as plain
+            JSON), recorded as the ``params_hash`` tag.
+    """
+
+    model_name: str
+    modalities: tuple[str, ...]
+    params: dict[str, Any] = field(default_factory=dict)

@@ -8,6 +8,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import requests
 
 from skysense.core.credentials import strip_credentials
 from skysense.core.errors import RegistryError, RegistryUnavailable
@@ -46,7 +49,6 @@ def credentials_to_environment(uri: str) -> str:
     ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (how MLflow's client sends basic
     auth, inherited by subprocesses), so that MLflow never prints or records them with the URI
     (it prints run links built from the URI). Other URIs are returned unchanged."""
-    from urllib.parse import unquote, urlsplit, urlunsplit
 
     if not uri.startswith(("http://", "https://")) or "@" not in uri.split("/", 3)[2]:
         return uri
@@ -113,7 +115,6 @@ def registry_failures(uri: str) -> Iterator[None]:
     Raises:
         RegistryUnavailable: the store or server failed or could not be reached.
     """
-    import requests
     from mlflow.exceptions import MlflowException
     from sqlalchemy.exc import SQLAlchemyError
 

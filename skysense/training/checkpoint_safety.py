@@ -13,6 +13,7 @@ object is refused with :class:`UnsafeCheckpointError`, naming it.
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,6 @@ def safe_load(path: str | Path, map_location: str = "cpu", mmap: bool = False) -
 
 def _unsupported_global(message: str) -> str:
     """The ``module.name`` torch's weights-only unpickler named in ``message``, if any."""
-    import re
 
     match = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", message)
     return match.group(1) if match else ""

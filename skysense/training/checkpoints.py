@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from skysense.core.errors import TrainingError
+from skysense.training.checkpoint_safety import verify_checkpoint
 
 LATEST = "latest"
 TMP_PREFIX = ".tmp-"
@@ -154,7 +155,6 @@ def load_checkpoint(engine: Any, out_dir: Path) -> dict[str, Any] | None:
             f"{state_file} is missing: checkpoint {tag} was written by fewer ranks; resume with the "
             "same --nproc as the run that wrote it"
         )
-    from skysense.training.checkpoint_safety import verify_checkpoint
 
     verify_checkpoint(out_dir / tag)  # DeepSpeed unpickles fully: refuse pickled objects first
     load_path, _ = engine.load_checkpoint(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -106,7 +107,6 @@ def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 def init_distributed(runtime: Runtime, timeout_s: float = 600.0) -> tuple[int, int]:
     """Initialise torch.distributed through DeepSpeed; returns ``(rank, world_size)``."""
-    from datetime import timedelta
 
     import deepspeed
 

@@ -23,7 +23,9 @@ import yaml
 
 from skysense.core.atomic_files import write_text_atomic
 from skysense.core.errors import TrainingError
+from skysense.training.engine import SELF_SET_ENV, child_env, resolve_runtime
 from skysense.training.job import TrainingJob
+from skysense.training.loop import train
 from skysense.training.run_folder import (
     Mode,
     RunFolderPlan,
@@ -40,7 +42,6 @@ FAILURE_GLOB = "failed-rank*.txt"
 
 def under_launcher() -> bool:
     """True when a launcher (torchrun, deepspeed) started this process as one rank of a job."""
-    from skysense.training.engine import SELF_SET_ENV
 
     if os.environ.get(SELF_SET_ENV):  # set by this process (or its parent) for itself
         return False
@@ -99,7 +100,6 @@ def multinode_command(hostfile: Path, master_addr: str, params: Path, chips: Pat
 
 def thread_env(nproc: int) -> dict[str, str]:
     """Environment for N local workers: CPU threads split evenly between them."""
-    from skysense.training.engine import child_env
 
     env = child_env()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -122,7 +122,6 @@ def run_local(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if nproc == 1 or under_launcher():
-        from skysense.training.loop import train
 
         train(job, chips, out, resume=resume, show_progress=show_progress, export_dir=export_dir)
         return
@@ -164,7 +163,6 @@ def train_into_folder(
         LockHeldError: another run holds ``out`` for longer than ``lock_wait_s``.
         TrainingError: the run failed, or ``mode="resume"`` and the folder is another run's.
     """
-    from skysense.training.engine import resolve_runtime
 
     out = Path(out)
     with folder_lock(out, lock_wait_s) as lock:

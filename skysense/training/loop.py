@@ -22,6 +22,9 @@ import numpy as np
 import torch
 
 from skysense.core.errors import TrainingError
+from skysense.data.dataset import ChipDataset, collate_samples
+from skysense.models import create_model
+from skysense.models.pretraining import SkySensePretrainer
 from skysense.training import checkpoints
 from skysense.training.engine import (
     build_engine,
@@ -29,12 +32,14 @@ from skysense.training.engine import (
     resolve_runtime,
     uses_activation_checkpointing,
 )
+from skysense.training.export import export_checkpoint
 from skysense.training.job import TrainingJob
 from skysense.training.progress import TrainProgress
 from skysense.training.sampling import EpochShardStream, batch_iterator
 from skysense.training.schedule import ema_momentum_at
 from skysense.training.teacher import update_teacher
 from skysense.training.telemetry import peak_memory_bytes
+from skysense.training.tracking import RunTracker
 
 StepCallback = Callable[[int, dict[str, float]], None]
 
@@ -63,8 +68,6 @@ def seed_everything(seed: int) -> None:
 
 def pretrainer_from_config(job: TrainingJob) -> torch.nn.Module:
     """The SkySense pre-trainer (student, EMA teacher, heads) for ``job.model``."""
-    from skysense.models import create_model
-    from skysense.models.pretraining import SkySensePretrainer
 
     model = create_model(job.model.preset, **job.model.overrides)
     model.set_grad_checkpointing(uses_activation_checkpointing(job))
@@ -75,7 +78,6 @@ def pretrainer_from_config(job: TrainingJob) -> torch.nn.Module:
 
 def chip_dataset(job: TrainingJob, chips_dir: Path, pretrainer: torch.nn.Module) -> Any:
     """The pre-training split of the chips in ``chips_dir``."""
-    from skysense.data.dataset import ChipDataset
 
     spec = getattr(getattr(pretrainer, "student", None), "spec", None)
     kwargs: dict[str, Any] = {"split": "pretrain", "modalities": list(job.model.modalities)}
@@ -186,7 +188,6 @@ def train(
             raise TrainingError("no chips folder given: pass --chips DIR (see `skysense data chip`)")
         dataset = chip_dataset(job, Path(chips_dir), pretrainer)
     if collate is None:
-        from skysense.data.dataset import collate_samples
 
         collate = collate_samples
     engine, schedule, ds_config = build_engine(pretrainer, job, runtime, world_size)
@@ -207,7 +208,6 @@ def train(
     batches = batch_iterator(feeder, dataset, collate, tcfg.num_workers, seed=tcfg.seed + rank)
     tracker = None
     if rank == 0 and track:
-        from skysense.training.tracking import RunTracker
 
         tracker = RunTracker(job, out_dir, chips_dir=chips_dir, resume=resume)
         tracker.start(ds_config, runtime)
@@ -299,7 +299,6 @@ def train(
         tag = checkpoints.read_latest(out_dir)
         result.checkpoint = out_dir / tag if tag else None
     if export and rank == 0 and result.checkpoint is not None:
-        from skysense.training.export import export_checkpoint
 
         result.export_dir = export_checkpoint(
             result.checkpoint,

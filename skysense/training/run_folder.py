@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from skysense.core.errors import TrainingError
 from skysense.core.file_lock import FileLock
 from skysense.core.lineage import file_sha256
+from skysense.training.checkpoints import read_latest
 
 if TYPE_CHECKING:  # pragma: no cover
     from skysense.training.engine import Runtime
@@ -196,7 +197,6 @@ def prepare_run_folder(out_dir: Path, fingerprint: dict[str, Any], mode: Mode = 
     Raises:
         TrainingError: ``mode="resume"`` and the folder was made with other settings or chips.
     """
-    from skysense.training.checkpoints import read_latest  # imports torch: only when needed
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from typing import Any
 from skysense.core.atomic_files import write_text_atomic
 from skysense.core.credentials import strip_credentials, strip_credentials_in
 from skysense.core.lineage import data_version, git_commit
+from skysense.tracking.store import connect, ensure_experiment, resolve_tracking_uri
 from skysense.training.engine import Runtime
 from skysense.training.job import TrainingJob
 
@@ -57,7 +58,6 @@ class RunTracker:
     """
 
     def __init__(self, job: TrainingJob, out_dir: Path, chips_dir: Path | None, resume: bool) -> None:
-        from skysense.tracking.store import connect, ensure_experiment, resolve_tracking_uri
 
         self.job = job
         self.out_dir = Path(out_dir)

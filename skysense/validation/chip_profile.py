@@ -15,6 +15,7 @@ import pandas as pd
 
 from skysense.core.errors import ValidationFailed
 from skysense.core.modalities import MODALITIES
+from skysense.data.shards import ShardReader
 from skysense.validation.settings import ValidationConfig
 
 MANIFEST = "manifest.parquet"
@@ -24,17 +25,6 @@ def _count_true(value: Any) -> int | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     return int(np.asarray(value, dtype=bool).sum())
-
-
-def _open_reader(chips_dir: Path) -> Any:
-    try:
-        from skysense.data.shards import ShardReader
-    except ImportError as exc:
-        raise ValidationFailed(
-            f"{chips_dir}: chip validation needs skysense.data.shards.ShardReader, which cannot be "
-            f"imported ({exc}); run without --chips to validate the catalog only"
-        ) from None
-    return ShardReader(chips_dir)
 
 
 def profile_chips(chips_dir: str | Path, cfg: ValidationConfig, accepted_locations: set[str]) -> pd.DataFrame:
@@ -67,7 +57,7 @@ def profile_chips(chips_dir: str | Path, cfg: ValidationConfig, accepted_locatio
     for col in ("sample_id", "location"):
         if col not in manifest.columns:
             raise ValidationFailed(f"{manifest_path}: column {col!r} is missing (see docs/interfaces.md)")
-    reader = _open_reader(folder)
+    reader = ShardReader(folder)
     rows = []
     for rec in manifest.to_dict("records"):
         row: dict[str, Any] = {

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from skysense.core.errors import ValidationFailed
+from skysense.validation.docs_views import view_config
 from skysense.validation.suites import Check, Suite
 
 DATASOURCE = "skysense"
@@ -83,7 +84,6 @@ class GxProject:
             globally=False, metric_calculations=False
         )
         self.context.variables.save()
-        from skysense.validation.docs_views import view_config
 
         site = {
             "class_name": "SiteBuilder",

@@ -118,7 +118,7 @@ S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"
 
 def chip_settings(**kw):
     """Chip settings for tests: 16 px chips, in-process unless ``workers`` is given."""
-    from skysense.data.chipping import ChipSettings
+    from skysense.data.settings import ChipSettings
 
     base = dict(size=16, stride=16, workers=1, max_nodata_fraction=0.5,
                 bands={"s2": S2_BANDS, "s1": ("VV", "VH"), "hr": ("R", "G", "B", "N")},

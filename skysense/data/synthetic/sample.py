@@ -18,7 +18,10 @@ The land-cover classes and the physics behind each sensor are documented in
 
 from __future__ import annotations
 
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import rasterio
 
 from skysense.core.errors import RasterWriteError
 from skysense.core.geotiff import write_geotiff
@@ -88,7 +91,6 @@ def _write_location(site, split: str, index: int, sc, seed: int, out_dir: Path):
     """Synthesize and write one place (and its downstream chips when held out).
 
     Returns ``(index, Location, classification rows, segmentation rows)``."""
-    import rasterio
 
     scene = synthesize_scene(site, split, index, sc, seed)
     # one GDAL environment for the place's thousands of small files, not one per file opened
@@ -115,7 +117,6 @@ def write_sample(out_dir: Path, sc: SampleConfig, seed: int) -> Path:
     Returns:
         Path of ``catalog.yaml``.
     """
-    from concurrent.futures import ProcessPoolExecutor
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from affine import Affine
+from rasterio.warp import transform as warp_transform
 
 from skysense.core.modalities import HR_RATIO, SENTINEL_GSD_M
 from skysense.core.sensors import SENSORS
@@ -229,7 +230,6 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
         cfg: the ``data.sample`` settings (:class:`skysense.config.SampleConfig`).
         seed: ``data.seed``.
     """
-    from rasterio.warp import transform as warp_transform
 
     rng = np.random.default_rng([seed, index, 7])
     size, block = cfg.size_px, cfg.block_px
