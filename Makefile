@@ -29,6 +29,7 @@ run: setup
 	$(BIN)/skysense pipeline run
 
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: setup
