@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-HR_BANDS: tuple[str, ...] = ("R", "G", "B", "N")
 HR_FROM_S2: tuple[int, ...] = (2, 1, 0, 6)  # R=B04, G=B03, B=B02, N=B08
 
 ENDMEMBERS: tuple[str, ...] = ("leaf", "needle", "soil", "straw", "water", "roof")

@@ -26,7 +26,7 @@ import rasterio
 from skysense.core.errors import RasterWriteError
 from skysense.core.geotiff import write_geotiff
 from skysense.core.output_paths import check_id, path_inside
-from skysense.core.sensors import S1_BANDS, S2_BANDS
+from skysense.core.sensors import HR_BANDS, S1_BANDS, S2_BANDS
 from skysense.data.catalog import Acquisition, Catalog, Location, ModalityEntry, save_catalog
 from skysense.data.synthetic import landcover as lc
 from skysense.data.synthetic.downstream import clear_downstream, write_index, write_scene_chips
@@ -67,7 +67,7 @@ def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None)
                       S1_NODATA, S1_BANDS, {"units": "dB", "quantity": "sigma0"})
         s1_acq.append(Acquisition(date=date, file=Path(f"s1/{name}"), band_names=list(S1_BANDS)))
     write_geotiff(path_inside(out_dir / "hr", f"{loc}.tif"), scene.hr, scene.epsg, scene.hr_transform,
-                  None, lc.HR_BANDS, jpeg_quality=hr_jpeg_quality)
+                  None, HR_BANDS, jpeg_quality=hr_jpeg_quality)
     write_geotiff(path_inside(out_dir / "dem", f"{loc}.tif"), scene.dem, scene.epsg, scene.transform,
                   DEM_NODATA, ["elevation"], {"units": "metre"})
     write_geotiff(path_inside(out_dir / "labels", f"{loc}.tif"), scene.labels, scene.epsg,
@@ -80,7 +80,7 @@ def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None)
             "s2": ModalityEntry(sensor="sentinel2", acquisitions=s2_acq),
             "s1": ModalityEntry(sensor="sentinel1", acquisitions=s1_acq),
             "hr": ModalityEntry(sensor="hr", acquisitions=[Acquisition(
-                date=scene.hr_date, file=Path(f"hr/{loc}.tif"), band_names=list(lc.HR_BANDS))]),
+                date=scene.hr_date, file=Path(f"hr/{loc}.tif"), band_names=list(HR_BANDS))]),
             "dem": ModalityEntry(sensor="dem", acquisitions=[Acquisition(
                 file=Path(f"dem/{loc}.tif"), band_names=["elevation"])]),
         },
