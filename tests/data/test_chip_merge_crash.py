@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sigkill import kill_when_ready
 
 from skysense.data import chipping, shards
 from skysense.data.catalog import Catalog
@@ -175,20 +174,9 @@ def test_a_killed_merge_leaves_the_old_chips_and_the_next_merge_cleans_up(genera
     out, ready = _rechip_setup(generations, tmp_path), tmp_path / "ready"
     manifest_before, old_shards = (out / MANIFEST).read_bytes(), _shards(out)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_MERGE, str(out), str(ready),
-                             str(SHARD_BYTES)], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert proc.poll() is None, "the merge ended before it could be killed"
-            assert time.monotonic() < deadline, "the merge never reached its second part"
-            time.sleep(0.1)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    code = kill_when_ready([sys.executable, "-c", KILLED_MERGE, str(out), str(ready), str(SHARD_BYTES)],
+                           ready, what="the merge", env=env)
+    assert code == -signal.SIGKILL
     assert (out / MANIFEST).read_bytes() == manifest_before
     _assert_reads(out, generations["old"])
     orphans = sorted(set(_shards(out)) - set(old_shards))

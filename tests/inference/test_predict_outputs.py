@@ -11,14 +11,13 @@ import hashlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+from sigkill import kill_when_ready
 from typer.testing import CliRunner
 
 from skysense.cli import app
@@ -165,20 +164,9 @@ with Scene([DatedRaster(s2, None)]) as scene:
 
 def test_a_killed_run_leaves_no_geotiff_under_the_output_name(tmp_path, scene_files):
     out, ready = tmp_path / "pred" / "emb.tif", tmp_path / "ready"
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(scene_files["s2"]), str(out),
-                             str(ready)])
-    try:
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            assert proc.poll() is None, "the prediction ended before it could be killed"
-            assert time.monotonic() < deadline, "the prediction never got to its third block"
-            time.sleep(0.1)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
+    code = kill_when_ready([sys.executable, "-c", KILLED_RUN, str(scene_files["s2"]), str(out), str(ready)],
+                           ready, what="the prediction")
+    assert code == -signal.SIGKILL
     left = _listing(out.parent)
     assert not out.exists() and not any(name.endswith(".tif") for name in left)
     assert left and all(n.startswith(".emb.tif.") and n.endswith(".partial") for n in left)
