@@ -16,37 +16,9 @@ import numpy as np
 from skysense.core.modalities import SERIES
 
 
-class Sample(TypedDict, total=False):
-    """One chip, normalised float32 tensors; a modality the chip lacks is a missing key.
+class _Arrays(TypedDict, total=False):
+    """The keys a sample and a batch share (see :class:`Sample` and :class:`Batch`)."""
 
-    Keys: ``id``; ``lat``, ``lon`` (degrees WGS84); ``region`` (geo-context region id);
-    ``hr`` ``C x 32s x 32s``; ``s2`` ``T x 10 x s x s`` with ``s2_doy`` (``T``, day of year
-    1..366) and ``s2_valid`` (``T`` bool); ``s1`` ``T x 2 x s x s`` with ``s1_doy``,
-    ``s1_valid``; ``dem`` ``1 x s x s``; downstream sets add ``label`` or ``mask``.
-    """
-
-    id: str
-    lat: float
-    lon: float
-    region: object
-    hr: object
-    s2: object
-    s2_doy: object
-    s2_valid: object
-    s1: object
-    s1_doy: object
-    s1_valid: object
-    dem: object
-    label: object
-    mask: object
-
-
-class Batch(TypedDict, total=False):
-    """Collated samples: the same keys with a leading ``B``, series padded to the longest ``T``
-    (``*_doy`` 0 and ``*_valid`` False on padding), ``has_<modality>`` (``B`` bool) where a
-    modality is missing for some samples, and ``ids`` (list of str)."""
-
-    ids: list[str]
     lat: object
     lon: object
     region: object
@@ -58,12 +30,32 @@ class Batch(TypedDict, total=False):
     s1_doy: object
     s1_valid: object
     dem: object
+    label: object
+    mask: object
+
+
+class Sample(_Arrays, total=False):
+    """One chip, normalised float32 tensors; a modality the chip lacks is a missing key.
+
+    Keys: ``id``; ``lat``, ``lon`` (degrees WGS84); ``region`` (geo-context region id);
+    ``hr`` ``C x 32s x 32s``; ``s2`` ``T x 10 x s x s`` with ``s2_doy`` (``T``, day of year
+    1..366) and ``s2_valid`` (``T`` bool); ``s1`` ``T x 2 x s x s`` with ``s1_doy``,
+    ``s1_valid``; ``dem`` ``1 x s x s``; downstream sets add ``label`` or ``mask``.
+    """
+
+    id: str
+
+
+class Batch(_Arrays, total=False):
+    """Collated samples: the same keys with a leading ``B``, series padded to the longest ``T``
+    (``*_doy`` 0 and ``*_valid`` False on padding), ``has_<modality>`` (``B`` bool) where a
+    modality is missing for some samples, and ``ids`` (list of str)."""
+
+    ids: list[str]
     has_hr: object
     has_s2: object
     has_s1: object
     has_dem: object
-    label: object
-    mask: object
 
 
 # model-array name -> (shape with -1 for free dimensions, dtype); physical units (see
