@@ -26,7 +26,13 @@ from skysense.core.params_file import missing_sections_message, read_params
 from skysense.core.sensors import HR_BANDS, S1_BANDS, S2_BANDS
 from skysense.core.settings import Section
 from skysense.data.raster_access import RasterAccessPolicy
-from skysense.data.settings import ChipConfig, ChipSettings, RemoteReadConfig, StacConfig, StacIngestSettings
+from skysense.data.settings import (
+    ChipConfig,
+    ChipSettings,
+    RemoteReadConfig,
+    StacConfig,
+    StacIngestSettings,
+)
 from skysense.data.synthetic.settings import SampleConfig
 from skysense.evaluation.settings import EvalConfig
 from skysense.inference.settings import PredictConfig

@@ -161,7 +161,8 @@ class LocationReader:
                 entry = location.modalities[mod]
                 spec = modality_spec(entry)
                 mgrid = self.hr_grid if mod == "hr" else grid
-                acqs = sorted(entry.acquisitions, key=lambda a: (a.date is None, a.date))
+                expanded = [safe_acquisition(a, root) for a in entry.acquisitions]  # safe: dates
+                acqs = sorted(expanded, key=lambda a: (a.date is None, a.date))
                 opened = []
                 for acq in acqs:
                     reader = AcquisitionReader(

@@ -32,10 +32,10 @@ from skysense.data.catalog import Acquisition
 from skysense.data.products.sentinel2 import (
     QUANTIFICATION,
     baseline_from_product_id,
+    format_baseline,
     offset_for_baseline,
     offset_problem,
     parse_baseline,
-    format_baseline,
 )
 
 MAX_METADATA_BYTES = 16 * 2**20
@@ -197,7 +197,7 @@ def read_safe(path: str | Path) -> SafeProduct:
     start = _text(root, "PRODUCT_START_TIME") or _text(root, "DATATAKE_SENSING_START")
     if start:
         try:
-            date = dt.datetime.fromisoformat(start.replace("Z", "+00:00")).date()
+            date = dt.datetime.fromisoformat(start).date()
         except ValueError:
             date = None
     if date is None:

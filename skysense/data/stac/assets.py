@@ -114,7 +114,7 @@ def item_date(item: pystac.Item) -> dt.date | None:
         start = item.properties.get("start_datetime")
         if start:
             try:
-                when = dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+                when = dt.datetime.fromisoformat(str(start))
             except ValueError:
                 return None
     if when is None:

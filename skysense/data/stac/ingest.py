@@ -116,8 +116,7 @@ def _download(url: str, dest: Path) -> Path:
         with requests.get(url, stream=True, timeout=60) as resp:
             resp.raise_for_status()
             with replace_atomically(dest) as tmp, open(tmp, "wb") as fh:
-                for chunk in resp.iter_content(1 << 20):
-                    fh.write(chunk)
+                fh.writelines(resp.iter_content(1 << 20))
     except (requests.RequestException, OSError) as exc:
         host = urlsplit(url).hostname
         raise StacIngestError(f"downloading an asset from {host} failed ({type(exc).__name__}); "

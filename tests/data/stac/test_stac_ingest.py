@@ -11,14 +11,24 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pystac
 import pytest
 import rasterio
-from stac_items import BEN, BEN_PAIRS, ben_s1_item, ben_s2_item, dem_item, naip_items, real_items, save_items
-from stac_items import t32upc_item
+from stac_items import (
+    BEN,
+    BEN_PAIRS,
+    ben_s1_item,
+    ben_s2_item,
+    dem_item,
+    naip_items,
+    real_items,
+    save_items,
+    t32upc_item,
+)
 from typer.testing import CliRunner
 
 from skysense.cli import app
@@ -162,7 +172,7 @@ def test_bad_items_are_skipped_with_their_reason_and_a_rerun_is_identical(tmp_pa
     assert "offset" in skipped.loc["baseline-unknown", "reason"] and "2023-06-01" in skipped.loc["baseline-unknown", "reason"]
     assert first.locations == 2 and first.used_items == 4  # the others still ingest
     again = ingest_snapshot(snap, tmp_path / "a", settings, area=area)
-    other = ingest_snapshot(snap, tmp_path / "b", settings, area=area)
+    ingest_snapshot(snap, tmp_path / "b", settings, area=area)
     for name in ("catalog.yaml", "items.json", "skipped.parquet"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     assert again.to_dict() | {"seconds": 0} == first.to_dict() | {"seconds": 0}
@@ -180,7 +190,7 @@ def test_scl_asset_is_the_cloud_mask_with_the_configured_classes(tmp_path: Path)
         dst.write(scl, 1)
     item.add_asset("SCL", pystac.Asset(href=str(tmp_path / "SCL.tif"), roles=["data"]))
     snap = save_items([item, ben_s1_item(s1_id)], tmp_path / "items.json")
-    cfg, settings = _settings("validation.scl_cloud_classes=[8,9]")
+    _, settings = _settings("validation.scl_cloud_classes=[8,9]")
     ingest_snapshot(snap, tmp_path / "out", settings)
     cat = load_catalog(tmp_path / "out" / "catalog.yaml")
     acq = cat.locations[0].modalities["s2"].acquisitions[0]
@@ -226,7 +236,7 @@ def test_multiband_hr_and_dem_items_and_own_collection_rules(tmp_path: Path) -> 
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
     def log_message(self, *args: object) -> None:
         _Files.requests.append(self.path)
