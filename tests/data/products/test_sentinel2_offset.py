@@ -17,7 +17,11 @@ from skysense.core.errors import RasterReadError
 from skysense.core.sensors import get_sensor
 from skysense.data.catalog import Acquisition, load_catalog
 from skysense.data.chipping import chip_catalog
-from skysense.data.products.sentinel2 import baseline_from_product_id, offset_for_baseline, offset_problem
+from skysense.data.products.sentinel2 import (
+    baseline_from_product_id,
+    offset_for_baseline,
+    offset_problem,
+)
 from skysense.data.readers import read_acquisition
 from skysense.data.shards import ShardReader
 from skysense.data.stac.ingest import ingest_snapshot
