@@ -18,6 +18,7 @@ cannot be known (see :mod:`skysense.data.products.sentinel2`).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,14 +190,14 @@ def resolve_href(href: str, base: Path, settings: StacIngestSettings, item_id: s
             f"asset {key!r} has a {parts.scheme}:// href; only local files and http(s) URLs of "
             "data.remote.allowed_hosts are read (download it, or use the https URL)",
         )
-    path = Path(parts.path if parts.scheme == "file" else href)
-    path = path if path.is_absolute() else (base / path)
-    if not path.is_file():
+    text = parts.path if parts.scheme == "file" else href
+    path = os.path.abspath(os.path.join(base, text))  # normalised, links kept (no resolve: fast)
+    if not os.path.isfile(path):
         raise ItemSkipped(
             "href_missing",
             f"asset {key!r} of item {item_id!r}: {path} does not exist; fix the href or restore the file",
         )
-    return str(path.resolve())
+    return path
 
 
 def _s2_offset(item: pystac.Item, assets: list[pystac.Asset], date: dt.date | None) -> tuple[float | None, str | None]:

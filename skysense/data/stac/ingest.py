@@ -22,6 +22,9 @@ already there is kept).
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -35,16 +38,17 @@ import pystac
 import requests
 import shapely
 import shapely.geometry
+import yaml
 from rasterio.warp import transform as warp_transform
 
-from skysense.core.atomic_files import replace_atomically
+from skysense.core.atomic_files import replace_atomically, write_text_atomic
 from skysense.core.errors import SkySenseError
 from skysense.core.modalities import MODALITIES
-from skysense.data.catalog import Acquisition, Catalog, Location, ModalityEntry, save_catalog
+from skysense.data.catalog import Acquisition, Catalog, Location, ModalityEntry
 from skysense.data.settings import StacIngestSettings
 from skysense.data.stac.assets import AcquisitionDraft, ItemSkipped, draft_acquisition
 from skysense.data.stac.cells import Cell, candidate_cells, covering, in_own_zone
-from skysense.data.stac.snapshot import load_snapshot, save_snapshot
+from skysense.data.stac.snapshot import load_snapshot
 
 CATALOG = "catalog.yaml"
 SNAPSHOT = "items.json"
@@ -91,13 +95,58 @@ def _geometry(item: pystac.Item) -> shapely.Geometry | None:
     return None if geom.is_empty else geom
 
 
-def _absolute_hrefs(item: pystac.Item, base: Path) -> pystac.Item:
-    out = item.clone()
-    for asset in out.assets.values():
-        parts = urlsplit(asset.href)
-        if not parts.scheme and not Path(asset.href).is_absolute():
-            asset.href = str((base / asset.href).resolve())
-    return out
+def _is_relative(href: str) -> bool:
+    return not urlsplit(href).scheme and not os.path.isabs(href)
+
+
+def _copy_snapshot(src: Path, items: list[pystac.Item], dest: Path) -> Path:
+    """``dest``: the snapshot file as it is, or, when hrefs are relative, with them made
+    absolute (so the copy reads the same files wherever it lies)."""
+    if not any(_is_relative(a.href) for it in items for a in it.assets.values()):
+        with replace_atomically(dest) as tmp:
+            shutil.copyfile(src, tmp)
+        return dest
+    base = src.parent
+    if src.suffix.lower() in (".ndjson", ".jsonl"):
+        features = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
+        data: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    else:
+        data = json.loads(src.read_text())
+        if data.get("type") == "Feature":
+            data = {"type": "FeatureCollection", "features": [data]}
+    for feature in data.get("features", []):
+        for asset in (feature.get("assets") or {}).values():
+            href = asset.get("href") if isinstance(asset, dict) else None
+            if isinstance(href, str) and _is_relative(href):
+                asset["href"] = os.path.abspath(os.path.join(base, href))
+    write_text_atomic(dest, json.dumps(data) + "\n")
+    return dest
+
+
+def _write_catalog(catalog: Catalog, path: Path) -> Path:
+    """The catalog as YAML (the :func:`~skysense.data.catalog.save_catalog` layout: paths inside
+    the folder relative to it), dumped with libyaml: large catalogs write in seconds."""
+    root = os.path.abspath(path.parent)
+
+    def rel(text: str) -> str:
+        if "://" in text or text.startswith(("http:/", "https:/")):
+            return text
+        full = os.path.abspath(os.path.join(root, text))
+        inside = os.path.commonpath([root, full]) == root
+        return os.path.relpath(full, root) if inside else full
+
+    data = catalog.model_dump(mode="json", exclude={"root"}, exclude_none=True)
+    for loc in data["locations"]:
+        for entry in loc["modalities"].values():
+            for acq in entry["acquisitions"]:
+                for key in ("file", "mask", "safe"):
+                    if key in acq:
+                        acq[key] = rel(acq[key])
+                if "bands" in acq:
+                    acq["bands"] = {k: rel(v) for k, v in acq["bands"].items()}
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    write_text_atomic(path, yaml.dump(data, Dumper=dumper, sort_keys=False))
+    return path
 
 
 def _write_skipped(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -252,12 +301,12 @@ def ingest_snapshot(
     target = out / CATALOG
     if locations:
         cat = Catalog(name=stac.name, locations=locations, root=out.resolve())
-        catalog_path = str(save_catalog(cat, target))
+        catalog_path = str(_write_catalog(cat, target))
     elif target.exists():
         target.unlink()  # an old catalog would stand for this snapshot
     snap_out = out / SNAPSHOT
     if snap_out.resolve() != snap_path:
-        save_snapshot([_absolute_hrefs(it, base) for it in loaded.items], snap_out)
+        _copy_snapshot(snap_path, loaded.items, snap_out)
     _write_skipped(skipped, out / SKIPPED)
     n_items = len(loaded.items) + len(loaded.invalid)
     all_checks: dict[str, int] = defaultdict(int)

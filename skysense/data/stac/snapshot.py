@@ -78,7 +78,7 @@ def save_snapshot(items: Sequence[pystac.Item], out_path: str | Path) -> Path:
     """Write items as one ItemCollection JSON file (atomically), in the given order."""
     out = Path(out_path)
     collection = pystac.ItemCollection([it.clone() for it in items], clone_items=False)
-    write_text_atomic(out, json.dumps(collection.to_dict(transform_hrefs=False), indent=1) + "\n")
+    write_text_atomic(out, json.dumps(collection.to_dict(transform_hrefs=False)) + "\n")
     return out
 
 
@@ -128,7 +128,9 @@ def load_snapshot(path: str | Path) -> Snapshot:
                                 "reason": "the item has no datetime (nor start_datetime)"})
             continue
         try:
-            out.items.append(pystac.Item.from_dict(d, preserve_dict=False))
+            # as written (no migration, which deep-copies each item): eo:bands (STAC 1.0) and
+            # bands (1.1) are both read by the band mapping
+            out.items.append(pystac.Item.from_dict(d, preserve_dict=False, migrate=False))
         except Exception as exc:  # noqa: BLE001 - pystac raises many kinds for a bad dict
             out.invalid.append({"item_id": ident, "check": "invalid_item",
                                 "reason": f"feature {n} is not a STAC item ({type(exc).__name__}: "
