@@ -28,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from stac_items import BEN_PAIRS, ben_s1_item, ben_s2_item, save_items  # noqa: E402
+from stac_items import BEN_PAIRS, ben_s1_item, ben_s2_item, save_items
 
-from skysense.config import load_config, stac_settings  # noqa: E402
-from skysense.data.stac.ingest import ingest_snapshot  # noqa: E402
+from skysense.config import load_config, stac_settings
+from skysense.data.stac.ingest import ingest_snapshot
 
 
 def _shift(item, new_id: str, dx_m: float, dy_m: float, when: dt.datetime):
