@@ -203,12 +203,14 @@ def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
     out["band_key"] = out["band_name"].fillna("")
     out["date_key"] = [d.isoformat() if isinstance(d, dt.date) else (raw or "") for d, raw in
                        zip(out["date"], out["date_raw"])]
-    calibrated, offset_known = [], []
+    calibrated: list[bool | None] = []
+    offset_known: list[bool | None] = []
     for r in out[["role", "sensor", "input_units", "date", "offset"]].itertuples(index=False):
         spec = SENSORS.get(r.sensor)
         units = r.input_units if isinstance(r.input_units, str) else None
         if r.role != "data" or spec is None or units is None:
-            calibrated.append(None), offset_known.append(None)
+            calibrated.append(None)
+            offset_known.append(None)
             continue
         calibrated.append(spec.calibration_problem(units) is None)
         if spec.modality == "s2" and units == "dn":

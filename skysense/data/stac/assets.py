@@ -313,9 +313,9 @@ def draft_acquisition(item: pystac.Item, base: Path, settings: StacIngestSetting
             raise ItemSkipped("missing_band_asset", f"no asset for band(s) {', '.join(missing)} of "
                               f"{rule.modality} (the item has {', '.join(have) or 'none'}); add the "
                               f"assets or map their keys in data.stac.rules.{name}.assets")
-        key, asset, mapped = whole
+        key, asset, names_in_file = whole
         kwargs["file"] = resolve_href(asset.href, base, settings, item.id, key)
-        kwargs["band_names"] = tuple(mapped)
+        kwargs["band_names"] = tuple(names_in_file)
         used.append(asset)
         hrefs.append(kwargs["file"])
     if mask is not None:

@@ -75,8 +75,8 @@ def candidate_cells(geoms: Sequence[shapely.Geometry], side_m: float) -> set[Cel
         j = np.arange(math.floor(miny / side_m), math.ceil(maxy / side_m))
         if i.size == 0 or j.size == 0:
             continue
-        ii, jj = np.meshgrid(i, j)
-        ii, jj = ii.ravel(), jj.ravel()
+        grid_i, grid_j = np.meshgrid(i, j)
+        ii, jj = grid_i.ravel(), grid_j.ravel()
         boxes = shapely.box(ii * side_m + _EDGE_M, jj * side_m + _EDGE_M,
                             (ii + 1) * side_m - _EDGE_M, (jj + 1) * side_m - _EDGE_M)
         inside = shapely.covers(g, boxes)

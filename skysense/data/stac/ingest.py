@@ -185,7 +185,9 @@ def _choose(drafts: list[AcquisitionDraft], dated: bool) -> list[AcquisitionDraf
 
 
 def _acquisition(d: AcquisitionDraft, local: dict[str, str]) -> Acquisition:
-    loc = (lambda h: Path(local.get(h, h)))
+    def loc(href: str) -> Path:
+        return Path(local.get(href, href))
+
     return Acquisition(
         date=d.date,
         file=loc(d.file) if d.file else None,
@@ -246,7 +248,7 @@ def ingest_snapshot(
             continue
         if area_box is not None and not geom.intersects(area_box):
             skipped.append({**row, "check": "outside_area",
-                            "reason": f"its geometry lies outside the area {list(area)} (degrees)"})
+                            "reason": f"its geometry lies outside the area {list(area or ())} (degrees)"})
             continue
         try:
             draft = draft_acquisition(item, base, settings)
@@ -291,12 +293,14 @@ def ingest_snapshot(
     locations = []
     counts: dict[str, int] = defaultdict(int)
     for cell, per_mod in chosen:
-        mods = {}
-        for m, ds in per_mod.items():
-            mods[m] = ModalityEntry(sensor=sensors[m], acquisitions=[_acquisition(d, local) for d in ds])
-            counts[m] += len(ds)
+        mods: dict[str, ModalityEntry] = {}
+        for mod_name, ds in per_mod.items():
+            mods[mod_name] = ModalityEntry(sensor=sensors[mod_name],
+                                           acquisitions=[_acquisition(d, local) for d in ds])
+            counts[mod_name] += len(ds)
         locations.append(Location(id=cell.location_id(stac.name, side), split="pretrain",
-                                  crs=f"EPSG:{cell.epsg}", bounds=cell.bounds(side), modalities=mods))
+                                  crs=f"EPSG:{cell.epsg}", bounds=cell.bounds(side),
+                                  modalities=mods))
     catalog_path = None
     target = out / CATALOG
     if locations:
