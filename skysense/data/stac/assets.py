@@ -212,6 +212,10 @@ def _s2_offset(item: pystac.Item, assets: list[pystac.Asset], date: dt.date | No
         str(props.get("s2:product_uri") or props.get("s2:product_id") or item.id))
     version = parse_baseline(baseline_text)
     baseline = format_baseline(version) if version else None
+    kinds = {str(rb.get("data_type", "")) for a in assets for rb in (a.extra_fields.get("raster:bands") or [])
+             if isinstance(rb, dict)}
+    if kinds and all(k.startswith("float") for k in kinds):
+        return None, baseline  # reflectance already: no DN, no offset
     found: set[float] = set()
     for asset in assets:
         for rb in asset.extra_fields.get("raster:bands") or []:
