@@ -47,8 +47,10 @@ def _shift(item, new_id: str, dx_m: float, dy_m: float, when: dt.datetime):
     return out
 
 
-def make_snapshot(path: Path, n_items: int, km: float) -> tuple[Path, tuple[float, float, float, float]]:
-    """At least ``n_items`` shifted copies of the real pair over ``km`` x ``km``; returns the area."""
+def make_snapshot(
+    path: Path, n_items: int, km: float
+) -> tuple[Path, tuple[float, float, float, float]]:
+    """At least ``n_items`` shifted copies of the real pair over ``km`` x ``km``, and the area."""
     s2_id, s1_id = BEN_PAIRS[0]
     s2, s1 = ben_s2_item(s2_id), ben_s1_item(s1_id)
     side = int(km)  # 1 km lattice: each 1.2 km patch covers at least one 640 m cell
@@ -90,12 +92,18 @@ def main() -> None:
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         catalog = Path(res.catalog) if res.catalog else None
         figures = {
-            "items": res.items, "used_items": res.used_items, "skipped": res.skipped,
-            "area_km": [args.km, args.km], "locations": res.locations, "acquisitions": res.acquisitions,
-            "ingest_wall_s": round(wall, 2), "ingest_cpu_s": round(cpu, 2),
+            "items": res.items,
+            "used_items": res.used_items,
+            "skipped": res.skipped,
+            "area_km": [args.km, args.km],
+            "locations": res.locations,
+            "acquisitions": res.acquisitions,
+            "ingest_wall_s": round(wall, 2),
+            "ingest_cpu_s": round(cpu, 2),
             "items_per_s": round(res.items / wall, 1),
             "catalog_mb": round(catalog.stat().st_size / 1e6, 2) if catalog else 0.0,
-            "snapshot_mb": round(snap.stat().st_size / 1e6, 2), "make_snapshot_s": round(make_s, 2),
+            "snapshot_mb": round(snap.stat().st_size / 1e6, 2),
+            "make_snapshot_s": round(make_s, 2),
         }
         print(json.dumps(figures))
         if prof:

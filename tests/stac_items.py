@@ -22,8 +22,17 @@ BEN_PAIRS = [  # (S2 patch, S1 patch): the same 1.2 km square, Austria (33U) and
     ("S2A_MSIL2A_20170613T101031_87_48", "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48"),
     ("S2A_MSIL2A_20170617T113321_4_55", "S1A_IW_GRDH_1SDV_20170617T064724_29UPU_4_55"),
 ]
-S2_COMMON = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir16",
-             "B12": "swir22", "B01": "coastal", "B8A": "nir08", "B09": "nir09"}
+S2_COMMON = {
+    "B02": "blue",
+    "B03": "green",
+    "B04": "red",
+    "B08": "nir",
+    "B11": "swir16",
+    "B12": "swir22",
+    "B01": "coastal",
+    "B8A": "nir08",
+    "B09": "nir09",
+}
 
 
 def footprint(path: Path, n: int = 8) -> tuple[dict, list[float]]:
@@ -32,18 +41,30 @@ def footprint(path: Path, n: int = 8) -> tuple[dict, list[float]]:
         left, bottom, right, top = ds.bounds
         crs = ds.crs
     t = np.linspace(0.0, 1.0, n, endpoint=False)
-    xs = np.concatenate([left + (right - left) * t, np.full(n, right), right - (right - left) * t, np.full(n, left)])
-    ys = np.concatenate([np.full(n, bottom), bottom + (top - bottom) * t, np.full(n, top), top - (top - bottom) * t])
+    xs = np.concatenate(
+        [left + (right - left) * t, np.full(n, right), right - (right - left) * t, np.full(n, left)]
+    )
+    ys = np.concatenate(
+        [np.full(n, bottom), bottom + (top - bottom) * t, np.full(n, top), top - (top - bottom) * t]
+    )
     lon, lat = warp_transform(crs, "EPSG:4326", xs.tolist(), ys.tolist())
     ring = [[float(a), float(b)] for a, b in zip(lon, lat)]
     ring.append(ring[0])
     return {"type": "Polygon", "coordinates": [ring]}, [min(lon), min(lat), max(lon), max(lat)]
 
 
-def _item(item_id: str, collection: str | None, geom_path: Path, when: dt.datetime, **props) -> pystac.Item:
+def _item(
+    item_id: str, collection: str | None, geom_path: Path, when: dt.datetime, **props
+) -> pystac.Item:
     geom, bbox = footprint(geom_path)
-    item = pystac.Item(id=item_id, geometry=geom, bbox=bbox, datetime=when, properties=dict(props),
-                       collection=collection)
+    item = pystac.Item(
+        id=item_id,
+        geometry=geom,
+        bbox=bbox,
+        datetime=when,
+        properties=dict(props),
+        collection=collection,
+    )
     return item
 
 
@@ -51,8 +72,12 @@ def _band_asset(href: Path | str, name: str, common: str | None = None, **extra)
     band = {"name": name}
     if common:
         band["common_name"] = common
-    return pystac.Asset(href=str(href), media_type=pystac.MediaType.GEOTIFF, roles=["data"],
-                        extra_fields={"eo:bands": [band], **extra})
+    return pystac.Asset(
+        href=str(href),
+        media_type=pystac.MediaType.GEOTIFF,
+        roles=["data"],
+        extra_fields={"eo:bands": [band], **extra},
+    )
 
 
 def ben_s2_item(patch: str, collection: str = "sentinel-2-l2a") -> pystac.Item:
@@ -61,13 +86,25 @@ def ben_s2_item(patch: str, collection: str = "sentinel-2-l2a") -> pystac.Item:
     meta = json.loads((folder / f"{patch}_labels_metadata.json").read_text())
     when = dt.datetime.strptime(patch.split("_")[2], "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
     baseline = meta["tile_source"].split("_N")[1][:4]
-    item = _item(patch, collection, folder / f"{patch}_B02.tif", when, platform="sentinel-2a",
-                 **{"eo:cloud_cover": 0.0, "s2:processing_baseline": f"{baseline[:2]}.{baseline[2:]}"})
+    item = _item(
+        patch,
+        collection,
+        folder / f"{patch}_B02.tif",
+        when,
+        platform="sentinel-2a",
+        **{"eo:cloud_cover": 0.0, "s2:processing_baseline": f"{baseline[:2]}.{baseline[2:]}"},
+    )
     for f in sorted(folder.glob(f"{patch}_B*.tif")):
         band = f.stem.rsplit("_", 1)[1]
         item.add_asset(band, _band_asset(f, band, S2_COMMON.get(band)))
-    item.add_asset("metadata", pystac.Asset(href=str(folder / f"{patch}_labels_metadata.json"),
-                                            media_type=pystac.MediaType.JSON, roles=["metadata"]))
+    item.add_asset(
+        "metadata",
+        pystac.Asset(
+            href=str(folder / f"{patch}_labels_metadata.json"),
+            media_type=pystac.MediaType.JSON,
+            roles=["metadata"],
+        ),
+    )
     return item
 
 
@@ -76,22 +113,61 @@ def ben_s1_item(patch: str) -> pystac.Item:
     folder = BEN / patch
     meta = json.loads((folder / f"{patch}_labels_metadata.json").read_text())
     when = dt.datetime.fromisoformat(meta["acquisition_time"]).replace(tzinfo=dt.UTC)
-    item = _item(patch, "bigearthnet-s1", folder / f"{patch}_VV.tif", when, platform="sentinel-1a",
-                 **{"sar:polarizations": ["VV", "VH"]})
+    item = _item(
+        patch,
+        "bigearthnet-s1",
+        folder / f"{patch}_VV.tif",
+        when,
+        platform="sentinel-1a",
+        **{"sar:polarizations": ["VV", "VH"]},
+    )
     for pol in ("VV", "VH"):
-        item.add_asset(pol.lower(), pystac.Asset(href=str(folder / f"{patch}_{pol}.tif"),
-                                                 media_type=pystac.MediaType.GEOTIFF, roles=["data"]))
+        item.add_asset(
+            pol.lower(),
+            pystac.Asset(
+                href=str(folder / f"{patch}_{pol}.tif"),
+                media_type=pystac.MediaType.GEOTIFF,
+                roles=["data"],
+            ),
+        )
     return item
 
 
 def t32upc_item() -> pystac.Item:
     """The T32UPC L1C 13-band stack (60 m) as one multi-band asset."""
     f = next((REAL / "s2_T32UPC").glob("*.tif"))
-    names = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
-    item = _item(f.stem, "sentinel-2-l1c", f, dt.datetime(2020, 4, 6, 10, 15, 59, tzinfo=dt.UTC),
-                 platform="sentinel-2b", **{"eo:cloud_cover": 1.0})
-    item.add_asset("stack", pystac.Asset(href=str(f), media_type=pystac.MediaType.GEOTIFF, roles=["data"],
-                                         extra_fields={"eo:bands": [{"name": n} for n in names]}))
+    names = [
+        "B01",
+        "B02",
+        "B03",
+        "B04",
+        "B05",
+        "B06",
+        "B07",
+        "B08",
+        "B8A",
+        "B09",
+        "B10",
+        "B11",
+        "B12",
+    ]
+    item = _item(
+        f.stem,
+        "sentinel-2-l1c",
+        f,
+        dt.datetime(2020, 4, 6, 10, 15, 59, tzinfo=dt.UTC),
+        platform="sentinel-2b",
+        **{"eo:cloud_cover": 1.0},
+    )
+    item.add_asset(
+        "stack",
+        pystac.Asset(
+            href=str(f),
+            media_type=pystac.MediaType.GEOTIFF,
+            roles=["data"],
+            extra_fields={"eo:bands": [{"name": n} for n in names]},
+        ),
+    )
     return item
 
 
@@ -101,10 +177,25 @@ def naip_items() -> list[pystac.Item]:
     for f in sorted((REAL / "naip").glob("*.tif")):
         day = dt.datetime.strptime(f.stem.split("_")[5], "%Y%m%d").replace(tzinfo=dt.UTC)
         item = _item(f.stem, "naip", f, day)
-        item.add_asset("image", pystac.Asset(
-            href=str(f), media_type=pystac.MediaType.GEOTIFF, roles=["data"],
-            extra_fields={"eo:bands": [{"name": n, "common_name": c} for n, c in
-                                       (("Red", "red"), ("Green", "green"), ("Blue", "blue"), ("NIR", "nir"))]}))
+        item.add_asset(
+            "image",
+            pystac.Asset(
+                href=str(f),
+                media_type=pystac.MediaType.GEOTIFF,
+                roles=["data"],
+                extra_fields={
+                    "eo:bands": [
+                        {"name": n, "common_name": c}
+                        for n, c in (
+                            ("Red", "red"),
+                            ("Green", "green"),
+                            ("Blue", "blue"),
+                            ("NIR", "nir"),
+                        )
+                    ]
+                },
+            ),
+        )
         out.append(item)
     return out
 
@@ -113,7 +204,9 @@ def dem_item(name: str = "Rome-30m-DEM.tif", collection: str = "cop-dem-glo-30")
     """A real DEM as a DEM item (asset ``data``)."""
     f = REAL / "dem" / name
     item = _item(Path(name).stem, collection, f, dt.datetime(2021, 4, 22, tzinfo=dt.UTC))
-    item.add_asset("data", pystac.Asset(href=str(f), media_type=pystac.MediaType.GEOTIFF, roles=["data"]))
+    item.add_asset(
+        "data", pystac.Asset(href=str(f), media_type=pystac.MediaType.GEOTIFF, roles=["data"])
+    )
     return item
 
 

@@ -18,7 +18,9 @@ def _floats(text: str | None, what: str, n: int) -> tuple[float, ...] | None:
     except ValueError:
         values = ()
     if len(values) != n:
-        fail(f"{what} {text!r}: give {n} comma-separated numbers (west,south,east,north in degrees)")
+        fail(
+            f"{what} {text!r}: give {n} comma-separated numbers (west,south,east,north in degrees)"
+        )
     return values
 
 
@@ -27,26 +29,54 @@ def register(group: typer.Typer) -> None:
 
     @group.command("stac")
     def stac(
-        items: Annotated[Path | None, typer.Option(
-            "--items", help="saved STAC ItemCollection (JSON, or .ndjson items)")] = None,
-        api: Annotated[str | None, typer.Option(
-            "--api", help="STAC API URL to search (the result is saved as OUT/items.json first)")] = None,
-        collections: Annotated[list[str] | None, typer.Option(
-            "--collections", help="collection ids to search (repeatable or comma-separated)")] = None,
-        bbox: Annotated[str | None, typer.Option(
-            "--bbox", help="area west,south,east,north in degrees (search area; items outside are skipped)")] = None,
-        datetime: Annotated[str | None, typer.Option(
-            "--datetime", help="search instant or interval, e.g. 2023-01-01/2023-12-31")] = None,
-        max_items: Annotated[int | None, typer.Option("--max-items", help="most items to fetch (default: data.stac.max_items)")] = None,
-        out_dir: Annotated[Path | None, typer.Option("--out", help="output folder (default: paths.stac)")] = None,
-        download: Annotated[bool | None, typer.Option(
-            "--download/--no-download",
-            help="copy remote assets into OUT/assets (default: data.stac.download)")] = None,
+        items: Annotated[
+            Path | None,
+            typer.Option("--items", help="saved STAC ItemCollection (JSON, or .ndjson items)"),
+        ] = None,
+        api: Annotated[
+            str | None,
+            typer.Option(
+                "--api", help="STAC API URL to search (the result is saved as OUT/items.json first)"
+            ),
+        ] = None,
+        collections: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--collections", help="collection ids to search (repeatable or comma-separated)"
+            ),
+        ] = None,
+        bbox: Annotated[
+            str | None,
+            typer.Option(
+                "--bbox",
+                help="area west,south,east,north in degrees (items outside are skipped)",
+            ),
+        ] = None,
+        datetime: Annotated[
+            str | None,
+            typer.Option(
+                "--datetime", help="search instant or interval, e.g. 2023-01-01/2023-12-31"
+            ),
+        ] = None,
+        max_items: Annotated[
+            int | None,
+            typer.Option("--max-items", help="most items to fetch (default: data.stac.max_items)"),
+        ] = None,
+        out_dir: Annotated[
+            Path | None, typer.Option("--out", help="output folder (default: paths.stac)")
+        ] = None,
+        download: Annotated[
+            bool | None,
+            typer.Option(
+                "--download/--no-download",
+                help="copy remote assets into OUT/assets (default: data.stac.download)",
+            ),
+        ] = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Write a scene catalog from STAC items: OUT/catalog.yaml, OUT/items.json, OUT/skipped.parquet.
+        """A scene catalog from STAC items: OUT/catalog.yaml, OUT/items.json, OUT/skipped.parquet.
 
         Reads a saved ItemCollection (--items) or searches a STAC API with pystac-client
         (--api, --collections, --bbox, --datetime) and saves the result as OUT/items.json first,
@@ -62,7 +92,10 @@ def register(group: typer.Typer) -> None:
         from skysense.data.stac.snapshot import search_snapshot
 
         if (items is None) == (api is None):
-            fail("give exactly one of --items FILE (a saved snapshot) or --api URL (search and save one)")
+            fail(
+                "give exactly one of --items FILE (a saved snapshot) or --api URL (search and "
+                "save one)"
+            )
         overrides = list(set_ or [])
         if download is not None:
             overrides.append(f"data.stac.download={str(download).lower()}")
@@ -74,11 +107,22 @@ def register(group: typer.Typer) -> None:
         try:
             if api is not None:
                 Path(target).mkdir(parents=True, exist_ok=True)
-                snapshot = search_snapshot(api, Path(target) / SNAPSHOT, colls or None, area, datetime,
-                                           max_items or cfg.data.stac.max_items)
+                snapshot = search_snapshot(
+                    api,
+                    Path(target) / SNAPSHOT,
+                    colls or None,
+                    area,
+                    datetime,
+                    max_items or cfg.data.stac.max_items,
+                )
             else:
                 snapshot = items  # type: ignore[assignment]
-            result = ingest_snapshot(snapshot, target, settings, area=area)  # type: ignore[arg-type]
+            result = ingest_snapshot(
+                snapshot,
+                target,
+                settings,
+                area=area,  # type: ignore[arg-type]
+            )
         except SkySenseError as exc:
             fail(exc)
         summary = result.to_dict()
@@ -86,16 +130,26 @@ def register(group: typer.Typer) -> None:
             emit_json(summary)
         else:
             acq = ", ".join(f"{m}={n}" for m, n in sorted(result.acquisitions.items())) or "none"
-            out.print(f"{result.items} items: {result.used_items} used, {sum(result.skipped.values())} "
-                      f"skipped, {result.unused_items} cover no location -> {result.locations} locations "
-                      f"({acq} acquisitions) in {result.seconds:.1f} s\ncatalog: {result.catalog}\n"
-                      f"snapshot: {result.snapshot}\nskipped: {result.skipped_file}",
-                      highlight=False, markup=False)
+            out.print(
+                f"{result.items} items: {result.used_items} used, {sum(result.skipped.values())} "
+                f"skipped, {result.unused_items} cover no location -> {result.locations} locations "
+                f"({acq} acquisitions) in {result.seconds:.1f} s\ncatalog: {result.catalog}\n"
+                f"snapshot: {result.snapshot}\nskipped: {result.skipped_file}",
+                highlight=False,
+                markup=False,
+            )
             if result.skipped:
-                out.print("skipped: " + ", ".join(f"{k}={v}" for k, v in result.skipped.items()),
-                          highlight=False, markup=False)
+                out.print(
+                    "skipped: " + ", ".join(f"{k}={v}" for k, v in result.skipped.items()),
+                    highlight=False,
+                    markup=False,
+                )
         if result.catalog is None:
-            console.print(f"[bold red]error:[/] no location: no {cfg.data.stac.location_m:g} m cell is "
-                          f"covered by every required modality ({', '.join(cfg.data.stac.required_modalities)}); "
-                          f"see {result.skipped_file} for the items skipped and why", highlight=False)
+            console.print(
+                f"[bold red]error:[/] no location: no {cfg.data.stac.location_m:g} m cell is "
+                "covered by every required modality "
+                f"({', '.join(cfg.data.stac.required_modalities)}); "
+                f"see {result.skipped_file} for the items skipped and why",
+                highlight=False,
+            )
             raise typer.Exit(2)

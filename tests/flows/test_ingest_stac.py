@@ -24,14 +24,18 @@ def test_snapshot_to_catalog_then_new_items_are_picked_up(tmp_path: Path) -> Non
     assert merged["added"] == ["stac-32633-404480-5341440"]
 
     # next week's snapshot: the same cell again and a new one
-    second = save_items([ben_s2_item(s2a), ben_s1_item(s1a), ben_s2_item(s2b), ben_s1_item(s1b)],
-                        tmp_path / "week2.json")
+    second = save_items(
+        [ben_s2_item(s2a), ben_s1_item(s1a), ben_s2_item(s2b), ben_s1_item(s1b)],
+        tmp_path / "week2.json",
+    )
     result = stac_catalog.fn(str(second), str(out))
     merged = merge_catalogs.fn(str(target), result["catalog"], str(target))
     assert merged["replaced"] == ["stac-32633-404480-5341440"]
     assert merged["added"] == ["stac-32629-604800-5832960"] and merged["locations"] == 2
     cat = load_catalog(target)
-    b02 = cat.resolve(cat.location("stac-32629-604800-5832960").modalities["s2"].acquisitions[0].bands["B02"])
+    b02 = cat.resolve(
+        cat.location("stac-32629-604800-5832960").modalities["s2"].acquisitions[0].bands["B02"]
+    )
     assert b02.resolve().is_file()
 
     lonely = save_items([ben_s2_item(s2a)], tmp_path / "no_s1.json")

@@ -1,1 +1,1 @@
-"""Facts of satellite products: Sentinel-2 processing baselines and DN offsets, ``.SAFE`` folders."""
+"""Facts of satellite products: Sentinel-2 processing baselines, DN offsets, ``.SAFE`` folders."""

@@ -10,7 +10,8 @@ The offset is a per-acquisition value (catalog ``offset``), recorded where it is
 
 - a STAC item's ``raster:bands`` ``offset``/``scale`` (reflectance units, e.g. -0.1 and 0.0001
   give -1000 DN), else its ``s2:processing_baseline``;
-- a ``.SAFE`` folder's ``MTD_MSIL2A.xml`` / ``MTD_MSIL1C.xml`` (``skysense.data.products.sentinel2_safe``);
+- a ``.SAFE`` folder's ``MTD_MSIL2A.xml`` / ``MTD_MSIL1C.xml``
+  (:mod:`skysense.data.products.sentinel2_safe`);
 - a catalog written by hand states it (``offset: -1000`` or ``offset: 0``).
 
 It is never guessed for a date on or after :data:`BASELINE_04_00_DATE`: Sentinel-2 DN of such a
@@ -28,7 +29,7 @@ import re
 BASELINE_04_00_DATE = dt.date(2022, 1, 25)
 """First acquisitions processed with baseline 04.00 (the DN offset of -1000)."""
 OFFSET_FROM_04_00 = -1000.0
-"""The DN offset of processing baselines 04.00 and later (``BOA_ADD_OFFSET``/``RADIO_ADD_OFFSET``)."""
+"""DN offset of processing baselines 04.00 and later (``BOA_ADD_OFFSET``/``RADIO_ADD_OFFSET``)."""
 QUANTIFICATION = 10000.0
 """DN per unit reflectance (``BOA_QUANTIFICATION_VALUE``/``QUANTIFICATION_VALUE``)."""
 
@@ -36,7 +37,7 @@ _BASELINE = re.compile(r"^\s*N?(\d{1,2})\.?(\d{2})\s*$")
 
 
 def parse_baseline(text: str | float | None) -> tuple[int, int] | None:
-    """``"04.00"``, ``"N0400"``, ``"0400"`` or ``4.0`` -> ``(4, 0)``; None when absent or unreadable."""
+    """``"04.00"``, ``"N0400"``, ``"0400"`` or ``4.0`` -> ``(4, 0)``; None if absent/unreadable."""
     if text is None:
         return None
     if isinstance(text, float):
@@ -77,15 +78,17 @@ def offset_problem(date: dt.date | None, offset: float | None, where: str) -> st
     """
     if offset is not None or date is None or date < BASELINE_04_00_DATE:
         return None
-    return (f"{where}: Sentinel-2 digital numbers acquired on {date.isoformat()} (on or after "
-            f"{BASELINE_04_00_DATE.isoformat()}, processing baseline 04.00) with no recorded DN "
-            "offset; reflectance = (DN + offset) / 10000 and reading it with offset 0 would make it "
-            "about 0.1 too bright. State the offset of the acquisition in the catalog: "
-            "'offset: -1000' for products of baseline 04.00 or later (BOA_ADD_OFFSET in "
-            "MTD_MSIL2A.xml), 'offset: 0' for harmonised data (offset already applied), or list "
-            "the product's .SAFE folder with 'safe:' so its metadata is read")
+    return (
+        f"{where}: Sentinel-2 digital numbers acquired on {date.isoformat()} (on or after "
+        f"{BASELINE_04_00_DATE.isoformat()}, processing baseline 04.00) with no recorded DN "
+        "offset; reflectance = (DN + offset) / 10000 and reading it with offset 0 would make it "
+        "about 0.1 too bright. State the offset of the acquisition in the catalog: "
+        "'offset: -1000' for products of baseline 04.00 or later (BOA_ADD_OFFSET in "
+        "MTD_MSIL2A.xml), 'offset: 0' for harmonised data (offset already applied), or list "
+        "the product's .SAFE folder with 'safe:' so its metadata is read"
+    )
 
 
 def effective_offset(date: dt.date | None, offset: float | None) -> float:
-    """The DN offset to apply: the recorded one, else 0 (only where :func:`offset_problem` is None)."""
+    """The DN offset to apply: the recorded one, else 0 (where :func:`offset_problem` is None)."""
     return 0.0 if offset is None else float(offset)

@@ -98,7 +98,9 @@ def _metadata(folder: Path) -> tuple[str, Path]:
 
 def _parse(meta: Path) -> ET.Element:
     if meta.stat().st_size > MAX_METADATA_BYTES:
-        raise SafeProductError(f"{meta}: larger than {MAX_METADATA_BYTES // 2**20} MB; not product metadata")
+        raise SafeProductError(
+            f"{meta}: larger than {MAX_METADATA_BYTES // 2**20} MB; not product metadata"
+        )
     try:
         return ET.parse(meta).getroot()
     except ET.ParseError as exc:
@@ -121,7 +123,9 @@ def _offsets(root: ET.Element, level: str, meta: Path) -> tuple[float | None, fl
         name = _local(el.tag)
         if name == tag:
             bid = el.get("band_id", "")
-            band = ids.get(bid) or (S2_PRODUCT_BANDS[int(bid)] if bid.isdigit() and int(bid) < 13 else bid)
+            band = ids.get(bid) or (
+                S2_PRODUCT_BANDS[int(bid)] if bid.isdigit() and int(bid) < 13 else bid
+            )
             try:
                 offsets[band] = float((el.text or "").strip())
             except ValueError:
@@ -158,7 +162,9 @@ def _band_files(folder: Path, level: str) -> tuple[dict[str, Path], Path | None]
         if m is None or not p.is_file():
             continue
         if not p.resolve().is_relative_to(base):
-            raise SafeProductError(f"{p}: links outside its product folder {folder}; copy the file in")
+            raise SafeProductError(
+                f"{p}: links outside its product folder {folder}; copy the file in"
+            )
         name = m.group(1).upper()
         band = "SCL" if name == "SCL" else _band_name(name)
         if band is None:
@@ -179,7 +185,9 @@ def read_safe(path: str | Path) -> SafeProduct:
     """
     folder = Path(path)
     if not folder.is_dir():
-        raise SafeProductError(f"{folder}: not a folder; 'safe:' names an unzipped .SAFE product folder")
+        raise SafeProductError(
+            f"{folder}: not a folder; 'safe:' names an unzipped .SAFE product folder"
+        )
     level, meta = _metadata(folder)
     root = _parse(meta)
     offset, quant = _offsets(root, level, meta)
@@ -231,12 +239,14 @@ def safe_acquisition(acq: Acquisition, root: Path) -> Acquisition:
     classes = acq.mask_classes
     if classes is None and acq.mask is None and product.scl is not None:
         classes = list(SCL_CLOUD_CLASSES)
-    return acq.model_copy(update={
-        "safe": None,
-        "bands": dict(product.bands),
-        "mask": mask,
-        "mask_classes": classes,
-        "date": acq.date if acq.date is not None else product.date,
-        "offset": acq.offset if acq.offset is not None else product.offset,
-        "processing_baseline": acq.processing_baseline or product.baseline,
-    })
+    return acq.model_copy(
+        update={
+            "safe": None,
+            "bands": dict(product.bands),
+            "mask": mask,
+            "mask_classes": classes,
+            "date": acq.date if acq.date is not None else product.date,
+            "offset": acq.offset if acq.offset is not None else product.offset,
+            "processing_baseline": acq.processing_baseline or product.baseline,
+        }
+    )

@@ -39,8 +39,18 @@ from skysense.data.products.sentinel2 import (
 from skysense.data.settings import StacIngestSettings, StacModalityRule
 
 S2_SCALE = 1e-4
-_NOT_DATA_ROLES = {"thumbnail", "overview", "metadata", "visual", "quicklook", "preview",
-                   "snow-ice", "water-mask", "iso-19139", "legend"}
+_NOT_DATA_ROLES = {
+    "thumbnail",
+    "overview",
+    "metadata",
+    "visual",
+    "quicklook",
+    "preview",
+    "snow-ice",
+    "water-mask",
+    "iso-19139",
+    "legend",
+}
 
 
 class ItemSkipped(Exception):
@@ -109,7 +119,7 @@ def match_rule(item: pystac.Item, settings: StacIngestSettings) -> tuple[str, St
 
 
 def item_date(item: pystac.Item) -> dt.date | None:
-    """The item's acquisition date (UTC): ``datetime``, else ``start_datetime``; None when absent."""
+    """The item's acquisition date (UTC): ``datetime``, else ``start_datetime``; None if absent."""
     when = item.datetime
     if when is None:
         start = item.properties.get("start_datetime")
@@ -164,7 +174,9 @@ def _is_data(asset: pystac.Asset) -> bool:
     return not roles or "data" in roles or not (roles & _NOT_DATA_ROLES)
 
 
-def resolve_href(href: str, base: Path, settings: StacIngestSettings, item_id: str, key: str) -> str:
+def resolve_href(
+    href: str, base: Path, settings: StacIngestSettings, item_id: str, key: str
+) -> str:
     """A local path (absolute) or an allowed http(s) URL for an asset href.
 
     Raises:
@@ -195,12 +207,15 @@ def resolve_href(href: str, base: Path, settings: StacIngestSettings, item_id: s
     if not os.path.isfile(path):
         raise ItemSkipped(
             "href_missing",
-            f"asset {key!r} of item {item_id!r}: {path} does not exist; fix the href or restore the file",
+            f"asset {key!r} of item {item_id!r}: {path} does not exist; fix the href or restore "
+            "the file",
         )
     return path
 
 
-def _s2_offset(item: pystac.Item, assets: list[pystac.Asset], date: dt.date | None) -> tuple[float | None, str | None]:
+def _s2_offset(
+    item: pystac.Item, assets: list[pystac.Asset], date: dt.date | None
+) -> tuple[float | None, str | None]:
     """Sentinel-2 DN offset and baseline of an item (``raster:bands``, then the baseline).
 
     Raises:
@@ -209,11 +224,16 @@ def _s2_offset(item: pystac.Item, assets: list[pystac.Asset], date: dt.date | No
     """
     props = item.properties
     baseline_text = props.get("s2:processing_baseline") or baseline_from_product_id(
-        str(props.get("s2:product_uri") or props.get("s2:product_id") or item.id))
+        str(props.get("s2:product_uri") or props.get("s2:product_id") or item.id)
+    )
     version = parse_baseline(baseline_text)
     baseline = format_baseline(version) if version else None
-    kinds = {str(rb.get("data_type", "")) for a in assets for rb in (a.extra_fields.get("raster:bands") or [])
-             if isinstance(rb, dict)}
+    kinds = {
+        str(rb.get("data_type", ""))
+        for a in assets
+        for rb in (a.extra_fields.get("raster:bands") or [])
+        if isinstance(rb, dict)
+    }
     if kinds and all(k.startswith("float") for k in kinds):
         return None, baseline  # reflectance already: no DN, no offset
     found: set[float] = set()
@@ -223,11 +243,15 @@ def _s2_offset(item: pystac.Item, assets: list[pystac.Asset], date: dt.date | No
                 continue
             scale = float(rb.get("scale", S2_SCALE))
             if abs(scale - S2_SCALE) > 1e-12:
-                raise ItemSkipped("unsupported_scale",
-                                  f"raster:bands scale {scale:g} is not 1e-4 (reflectance = DN / 10000)")
+                raise ItemSkipped(
+                    "unsupported_scale",
+                    f"raster:bands scale {scale:g} is not 1e-4 (reflectance = DN / 10000)",
+                )
             found.add(round(float(rb.get("offset", 0.0)) / scale, 6))
     if len(found) > 1:
-        raise ItemSkipped("offset_unknown", f"the band assets state different offsets {sorted(found)}")
+        raise ItemSkipped(
+            "offset_unknown", f"the band assets state different offsets {sorted(found)}"
+        )
     if found:
         return found.pop(), baseline
     if props.get("earthsearch:boa_offset_applied") is True:
@@ -236,14 +260,21 @@ def _s2_offset(item: pystac.Item, assets: list[pystac.Asset], date: dt.date | No
     if offset is None:
         problem = offset_problem(date, None, f"item {item.id!r}")
         if problem is not None:
-            raise ItemSkipped("offset_unknown", problem.replace(
-                "State the offset of the acquisition in the catalog",
-                "Give the item s2:processing_baseline or raster:bands offset/scale, or state it in the catalog"))
+            raise ItemSkipped(
+                "offset_unknown",
+                problem.replace(
+                    "State the offset of the acquisition in the catalog",
+                    "Give the item s2:processing_baseline or raster:bands offset/scale, or state "
+                    "it in the catalog",
+                ),
+            )
         offset = 0.0 if date is not None and date < BASELINE_04_00_DATE else None
     return offset, baseline
 
 
-def draft_acquisition(item: pystac.Item, base: Path, settings: StacIngestSettings) -> AcquisitionDraft:
+def draft_acquisition(
+    item: pystac.Item, base: Path, settings: StacIngestSettings
+) -> AcquisitionDraft:
     """The acquisition an item stands for (see the module doc).
 
     Args:
@@ -258,13 +289,19 @@ def draft_acquisition(item: pystac.Item, base: Path, settings: StacIngestSetting
     spec = get_sensor(rule.sensor)
     date = item_date(item)
     if date is None and rule.dated:
-        raise ItemSkipped("no_datetime", "the item has no datetime (nor start_datetime); acquisitions "
-                          f"of {rule.modality} need a date")
+        raise ItemSkipped(
+            "no_datetime",
+            "the item has no datetime (nor start_datetime); acquisitions "
+            f"of {rule.modality} need a date",
+        )
     cloud = item.properties.get("eo:cloud_cover")
     cloud = float(cloud) if isinstance(cloud, (int, float)) else None
     if rule.cloud_filter and cloud is not None and cloud > settings.stac.max_cloud_cover:
-        raise ItemSkipped("cloud_cover", f"eo:cloud_cover {cloud:g} % is over data.stac.max_cloud_cover "
-                          f"({settings.stac.max_cloud_cover:g} %)")
+        raise ItemSkipped(
+            "cloud_cover",
+            f"eo:cloud_cover {cloud:g} % is over data.stac.max_cloud_cover "
+            f"({settings.stac.max_cloud_cover:g} %)",
+        )
     names = BandNames(spec, rule.assets)
     wanted = list(settings.bands.get(rule.modality) or spec.default_bands)
     needed = [b for b in wanted if not (spec.modality == "hr" and b == "N")]
@@ -280,21 +317,33 @@ def draft_acquisition(item: pystac.Item, base: Path, settings: StacIngestSetting
             continue
         eo = _eo_bands(asset)
         if len(eo) > 1:
-            mapped = [names.band(b.get("name"), b.get("common_name"), b.get("eo:common_name")) for b in eo]
+            mapped = [
+                names.band(b.get("name"), b.get("common_name"), b.get("eo:common_name")) for b in eo
+            ]
             if any(m is None for m in mapped):
-                unknown = [b.get("name") or b.get("common_name") for b, m in zip(eo, mapped) if m is None]
-                raise ItemSkipped("unknown_band", f"asset {key!r} holds band(s) {unknown} that sensor "
-                                  f"{spec.name!r} does not have; map them in data.stac.rules.{name}.assets")
+                unknown = [
+                    b.get("name") or b.get("common_name") for b, m in zip(eo, mapped) if m is None
+                ]
+                raise ItemSkipped(
+                    "unknown_band",
+                    f"asset {key!r} holds band(s) {unknown} that sensor "
+                    f"{spec.name!r} does not have; map them in data.stac.rules.{name}.assets",
+                )
             multi.append((key, asset, [m for m in mapped if m is not None]))
             continue
         first = eo[0] if eo else {}
-        band = names.band(key, first.get("name"), first.get("common_name"), first.get("eo:common_name"))
+        band = names.band(
+            key, first.get("name"), first.get("common_name"), first.get("eo:common_name")
+        )
         if band is None:
             if eo and (first.get("name") or first.get("common_name")):
-                raise ItemSkipped("unknown_band", f"asset {key!r} holds band "
-                                  f"{first.get('name') or first.get('common_name')!r}, which sensor "
-                                  f"{spec.name!r} does not have (bands: {', '.join(spec.band_names)}); "
-                                  f"map it in data.stac.rules.{name}.assets or drop the asset")
+                raise ItemSkipped(
+                    "unknown_band",
+                    f"asset {key!r} holds band "
+                    f"{first.get('name') or first.get('common_name')!r}, which sensor "
+                    f"{spec.name!r} does not have (bands: {', '.join(spec.band_names)}); "
+                    f"map it in data.stac.rules.{name}.assets or drop the asset",
+                )
             continue
         single.setdefault(band, (key, asset))
     kwargs: dict[str, Any] = {}
@@ -314,9 +363,12 @@ def draft_acquisition(item: pystac.Item, base: Path, settings: StacIngestSetting
         if whole is None:
             missing = [b for b in needed if b not in single]
             have = sorted(set(single) | {b for _, _, m in multi for b in m})
-            raise ItemSkipped("missing_band_asset", f"no asset for band(s) {', '.join(missing)} of "
-                              f"{rule.modality} (the item has {', '.join(have) or 'none'}); add the "
-                              f"assets or map their keys in data.stac.rules.{name}.assets")
+            raise ItemSkipped(
+                "missing_band_asset",
+                f"no asset for band(s) {', '.join(missing)} of "
+                f"{rule.modality} (the item has {', '.join(have) or 'none'}); add the "
+                f"assets or map their keys in data.stac.rules.{name}.assets",
+            )
         key, asset, names_in_file = whole
         kwargs["file"] = resolve_href(asset.href, base, settings, item.id, key)
         kwargs["band_names"] = tuple(names_in_file)
@@ -329,7 +381,14 @@ def draft_acquisition(item: pystac.Item, base: Path, settings: StacIngestSetting
     if spec.name == "sentinel2" and rule.input_units in (None, "dn"):
         kwargs["offset"], kwargs["processing_baseline"] = _s2_offset(item, used, date)
     return AcquisitionDraft(
-        item_id=item.id, collection=item.collection_id, rule=name, modality=rule.modality,
-        sensor=rule.sensor, date=date if rule.dated else None, input_units=rule.input_units,
-        cloud_cover=cloud, hrefs=tuple(hrefs), **kwargs,
+        item_id=item.id,
+        collection=item.collection_id,
+        rule=name,
+        modality=rule.modality,
+        sensor=rule.sensor,
+        date=date if rule.dated else None,
+        input_units=rule.input_units,
+        cloud_cover=cloud,
+        hrefs=tuple(hrefs),
+        **kwargs,
     )

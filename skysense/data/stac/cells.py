@@ -46,7 +46,9 @@ class Cell:
 
 def _to_utm(geom: shapely.Geometry, epsg: int) -> shapely.Geometry:
     coords = shapely.get_coordinates(geom)
-    xs, ys = warp_transform("EPSG:4326", f"EPSG:{epsg}", coords[:, 0].tolist(), coords[:, 1].tolist())
+    xs, ys = warp_transform(
+        "EPSG:4326", f"EPSG:{epsg}", coords[:, 0].tolist(), coords[:, 1].tolist()
+    )
     return shapely.set_coordinates(geom, np.column_stack([xs, ys]))
 
 
@@ -55,8 +57,12 @@ def cell_outline_lonlat(cell: Cell, side_m: float) -> shapely.Polygon:
     x0, y0, x1, y1 = cell.bounds(side_m)
     x0, y0, x1, y1 = x0 + _EDGE_M, y0 + _EDGE_M, x1 - _EDGE_M, y1 - _EDGE_M
     t = np.linspace(0.0, 1.0, _DENSIFY, endpoint=False)
-    xs = np.concatenate([x0 + (x1 - x0) * t, np.full_like(t, x1), x1 - (x1 - x0) * t, np.full_like(t, x0)])
-    ys = np.concatenate([np.full_like(t, y0), y0 + (y1 - y0) * t, np.full_like(t, y1), y1 - (y1 - y0) * t])
+    xs = np.concatenate(
+        [x0 + (x1 - x0) * t, np.full_like(t, x1), x1 - (x1 - x0) * t, np.full_like(t, x0)]
+    )
+    ys = np.concatenate(
+        [np.full_like(t, y0), y0 + (y1 - y0) * t, np.full_like(t, y1), y1 - (y1 - y0) * t]
+    )
     lon, lat = warp_transform(f"EPSG:{cell.epsg}", "EPSG:4326", xs.tolist(), ys.tolist())
     return shapely.Polygon(np.column_stack([lon, lat]))
 
@@ -77,8 +83,12 @@ def candidate_cells(geoms: Sequence[shapely.Geometry], side_m: float) -> set[Cel
             continue
         grid_i, grid_j = np.meshgrid(i, j)
         ii, jj = grid_i.ravel(), grid_j.ravel()
-        boxes = shapely.box(ii * side_m + _EDGE_M, jj * side_m + _EDGE_M,
-                            (ii + 1) * side_m - _EDGE_M, (jj + 1) * side_m - _EDGE_M)
+        boxes = shapely.box(
+            ii * side_m + _EDGE_M,
+            jj * side_m + _EDGE_M,
+            (ii + 1) * side_m - _EDGE_M,
+            (jj + 1) * side_m - _EDGE_M,
+        )
         inside = shapely.covers(g, boxes)
         for a, b in zip(ii[inside], jj[inside]):
             cells.add(Cell(epsg, int(a), int(b)))
@@ -93,8 +103,10 @@ def in_own_zone(cell: Cell, side_m: float) -> bool:
     return utm_crs(lon[0], lat[0]).to_epsg() == cell.epsg
 
 
-def covering(cells: Sequence[Cell], geoms: Sequence[shapely.Geometry], side_m: float) -> dict[int, list[int]]:
-    """For each cell (by position in ``cells``), the positions of the ``geoms`` covering it entirely."""
+def covering(
+    cells: Sequence[Cell], geoms: Sequence[shapely.Geometry], side_m: float
+) -> dict[int, list[int]]:
+    """For each cell (by position in ``cells``), the positions of the ``geoms`` covering it."""
     out: dict[int, list[int]] = {}
     if not cells or not geoms:
         return out

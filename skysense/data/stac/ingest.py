@@ -53,8 +53,15 @@ from skysense.data.stac.snapshot import load_snapshot
 CATALOG = "catalog.yaml"
 SNAPSHOT = "items.json"
 SKIPPED = "skipped.parquet"
-SKIPPED_SCHEMA = pa.schema([("item_id", pa.string()), ("collection", pa.string()),
-                            ("modality", pa.string()), ("check", pa.string()), ("reason", pa.string())])
+SKIPPED_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("collection", pa.string()),
+        ("modality", pa.string()),
+        ("check", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
 
 
 class StacIngestError(SkySenseError):
@@ -168,14 +175,18 @@ def _download(url: str, dest: Path) -> Path:
                 fh.writelines(resp.iter_content(1 << 20))
     except (requests.RequestException, OSError) as exc:
         host = urlsplit(url).hostname
-        raise StacIngestError(f"downloading an asset from {host} failed ({type(exc).__name__}); "
-                              "retry, or set data.stac.download false to read it remotely") from None
+        raise StacIngestError(
+            f"downloading an asset from {host} failed ({type(exc).__name__}); "
+            "retry, or set data.stac.download false to read it remotely"
+        ) from None
     return dest
 
 
 def _choose(drafts: list[AcquisitionDraft], dated: bool) -> list[AcquisitionDraft]:
     """One acquisition per date (least cloudy, then first item id); undated: the first item."""
-    ranked = sorted(drafts, key=lambda d: (d.cloud_cover if d.cloud_cover is not None else 0.0, d.item_id))
+    ranked = sorted(
+        drafts, key=lambda d: (d.cloud_cover if d.cloud_cover is not None else 0.0, d.item_id)
+    )
     if not dated:
         return ranked[:1]
     by_date: dict[Any, AcquisitionDraft] = {}
@@ -195,7 +206,9 @@ def _acquisition(d: AcquisitionDraft, local: dict[str, str]) -> Acquisition:
         bands={b: loc(h) for b, h in d.bands.items()} if d.bands else None,
         mask=loc(d.mask) if d.mask else None,
         mask_classes=list(d.mask_classes) if d.mask_classes is not None else None,
-        offset=d.offset, processing_baseline=d.processing_baseline, input_units=d.input_units,
+        offset=d.offset,
+        processing_baseline=d.processing_baseline,
+        input_units=d.input_units,
     )
 
 
@@ -231,7 +244,9 @@ def ingest_snapshot(
     loaded = load_snapshot(snap_path)
     stac = settings.stac
     area_box = shapely.box(*area) if area is not None else None
-    skipped: list[dict[str, Any]] = [{**row, "collection": None, "modality": None} for row in loaded.invalid]
+    skipped: list[dict[str, Any]] = [
+        {**row, "collection": None, "modality": None} for row in loaded.invalid
+    ]
     drafts: dict[str, list[tuple[AcquisitionDraft, shapely.Geometry]]] = defaultdict(list)
     sensors: dict[str, str] = {}
     seen: set[tuple[str | None, str]] = set()
@@ -239,16 +254,25 @@ def ingest_snapshot(
         row = {"item_id": item.id, "collection": item.collection_id, "modality": None}
         key = (item.collection_id, item.id)
         if key in seen:
-            skipped.append({**row, "check": "duplicate_item", "reason": "the snapshot holds this item twice"})
+            skipped.append(
+                {**row, "check": "duplicate_item", "reason": "the snapshot holds this item twice"}
+            )
             continue
         seen.add(key)
         geom = _geometry(item)
         if geom is None:
-            skipped.append({**row, "check": "no_geometry", "reason": "the item has no usable geometry"})
+            skipped.append(
+                {**row, "check": "no_geometry", "reason": "the item has no usable geometry"}
+            )
             continue
         if area_box is not None and not geom.intersects(area_box):
-            skipped.append({**row, "check": "outside_area",
-                            "reason": f"its geometry lies outside the area {list(area or ())} (degrees)"})
+            skipped.append(
+                {
+                    **row,
+                    "check": "outside_area",
+                    "reason": f"its geometry lies outside the area {list(area or ())} (degrees)",
+                }
+            )
             continue
         try:
             draft = draft_acquisition(item, base, settings)
@@ -256,9 +280,15 @@ def ingest_snapshot(
             skipped.append({**row, "check": exc.check, "reason": exc.reason})
             continue
         if sensors.setdefault(draft.modality, draft.sensor) != draft.sensor:
-            skipped.append({**row, "modality": draft.modality, "check": "sensor_conflict",
-                            "reason": f"modality {draft.modality} is read as sensor "
-                            f"{sensors[draft.modality]!r}, this item's rule names {draft.sensor!r}"})
+            skipped.append(
+                {
+                    **row,
+                    "modality": draft.modality,
+                    "check": "sensor_conflict",
+                    "reason": f"modality {draft.modality} is read as sensor "
+                    f"{sensors[draft.modality]!r}, this item's rule names {draft.sensor!r}",
+                }
+            )
             continue
         drafts[draft.modality].append((draft, geom))
     side = stac.location_m
@@ -289,18 +319,27 @@ def ingest_snapshot(
                     for h in d.hrefs:
                         if urlsplit(h).scheme in ("http", "https") and h not in local:
                             name = Path(urlsplit(h).path).name or "asset"
-                            local[h] = str(_download(h, out / "assets" / d.item_id / name).resolve())
+                            local[h] = str(
+                                _download(h, out / "assets" / d.item_id / name).resolve()
+                            )
     locations = []
     counts: dict[str, int] = defaultdict(int)
     for cell, per_mod in chosen:
         mods: dict[str, ModalityEntry] = {}
         for mod_name, ds in per_mod.items():
-            mods[mod_name] = ModalityEntry(sensor=sensors[mod_name],
-                                           acquisitions=[_acquisition(d, local) for d in ds])
+            mods[mod_name] = ModalityEntry(
+                sensor=sensors[mod_name], acquisitions=[_acquisition(d, local) for d in ds]
+            )
             counts[mod_name] += len(ds)
-        locations.append(Location(id=cell.location_id(stac.name, side), split="pretrain",
-                                  crs=f"EPSG:{cell.epsg}", bounds=cell.bounds(side),
-                                  modalities=mods))
+        locations.append(
+            Location(
+                id=cell.location_id(stac.name, side),
+                split="pretrain",
+                crs=f"EPSG:{cell.epsg}",
+                bounds=cell.bounds(side),
+                modalities=mods,
+            )
+        )
     catalog_path = None
     target = out / CATALOG
     if locations:
@@ -318,10 +357,18 @@ def ingest_snapshot(
         all_checks[r["check"]] += 1
     usable = sum(len(v) for v in drafts.values())
     return StacIngestResult(
-        catalog=catalog_path, snapshot=str(snap_out), skipped_file=str(out / SKIPPED), items=n_items,
-        used_items=len(used), skipped=dict(sorted(all_checks.items())), locations=len(locations),
-        acquisitions=dict(counts), downloaded=len(local), seconds=round(time.perf_counter() - start, 3),
-        unused_items=usable - len(used), per_modality_items={m: len(v) for m, v in sorted(drafts.items())},
+        catalog=catalog_path,
+        snapshot=str(snap_out),
+        skipped_file=str(out / SKIPPED),
+        items=n_items,
+        used_items=len(used),
+        skipped=dict(sorted(all_checks.items())),
+        locations=len(locations),
+        acquisitions=dict(counts),
+        downloaded=len(local),
+        seconds=round(time.perf_counter() - start, 3),
+        unused_items=usable - len(used),
+        per_modality_items={m: len(v) for m, v in sorted(drafts.items())},
     )
 
 

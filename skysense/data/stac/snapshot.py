@@ -58,18 +58,26 @@ def search_snapshot(
     shown = strip_credentials(api_url)
     try:
         client = Client.open(api_url)
-        search = client.search(collections=list(collections) if collections else None,
-                               bbox=list(bbox) if bbox else None, datetime=datetime,
-                               max_items=max_items, query=query)
+        search = client.search(
+            collections=list(collections) if collections else None,
+            bbox=list(bbox) if bbox else None,
+            datetime=datetime,
+            max_items=max_items,
+            query=query,
+        )
         found = search.item_collection()
     except (APIError, OSError, ValueError) as exc:
-        raise StacSnapshotError(f"STAC API {shown}: search failed ({strip_credentials(str(exc))[:300]}); "
-                                "check the URL, the collections and that the server is up") from None
+        raise StacSnapshotError(
+            f"STAC API {shown}: search failed ({strip_credentials(str(exc))[:300]}); "
+            "check the URL, the collections and that the server is up"
+        ) from None
     except Exception as exc:
         if type(exc).__module__.split(".")[0] not in ("requests", "urllib3", "pystac_client"):
             raise
-        raise StacSnapshotError(f"STAC API {shown}: cannot be reached ({type(exc).__name__}); check "
-                                "the URL and that the server is up") from None
+        raise StacSnapshotError(
+            f"STAC API {shown}: cannot be reached ({type(exc).__name__}); check "
+            "the URL and that the server is up"
+        ) from None
     items = sorted(found.items, key=lambda it: (it.collection_id or "", it.id))
     return save_snapshot(items, out_path)
 
@@ -102,8 +110,10 @@ def load_snapshot(path: str | Path) -> Snapshot:
     """
     p = Path(path)
     if not p.is_file():
-        raise StacSnapshotError(f"{p}: STAC snapshot not found; pass --items FILE (an ItemCollection) "
-                                "or --api URL to search and save one")
+        raise StacSnapshotError(
+            f"{p}: STAC snapshot not found; pass --items FILE (an ItemCollection) "
+            "or --api URL to search and save one"
+        )
     text = p.read_text()
     try:
         if p.suffix.lower() in (".ndjson", ".jsonl"):
@@ -117,22 +127,35 @@ def load_snapshot(path: str | Path) -> Snapshot:
             else:
                 raise StacSnapshotError(f"{p}: not a STAC ItemCollection (no 'features' list)")
     except json.JSONDecodeError as exc:
-        raise StacSnapshotError(f"{p}: not JSON ({exc.msg} at line {exc.lineno}); save the snapshot "
-                                "again") from None
+        raise StacSnapshotError(
+            f"{p}: not JSON ({exc.msg} at line {exc.lineno}); save the snapshot again"
+        ) from None
     out = Snapshot([])
     for n, d in enumerate(dicts, start=1):
         ident = str(d.get("id")) if isinstance(d, dict) and d.get("id") is not None else f"#{n}"
         props = d.get("properties") if isinstance(d, dict) else None
-        if isinstance(props, dict) and not any(props.get(k) for k in ("datetime", "start_datetime")):
-            out.invalid.append({"item_id": ident, "check": "no_datetime",
-                                "reason": "the item has no datetime (nor start_datetime)"})
+        if isinstance(props, dict) and not any(
+            props.get(k) for k in ("datetime", "start_datetime")
+        ):
+            out.invalid.append(
+                {
+                    "item_id": ident,
+                    "check": "no_datetime",
+                    "reason": "the item has no datetime (nor start_datetime)",
+                }
+            )
             continue
         try:
             # as written (no migration, which deep-copies each item): eo:bands (STAC 1.0) and
             # bands (1.1) are both read by the band mapping
             out.items.append(pystac.Item.from_dict(d, preserve_dict=False, migrate=False))
         except Exception as exc:  # noqa: BLE001 - pystac raises many kinds for a bad dict
-            out.invalid.append({"item_id": ident, "check": "invalid_item",
-                                "reason": f"feature {n} is not a STAC item ({type(exc).__name__}: "
-                                f"{str(exc)[:200]})"})
+            out.invalid.append(
+                {
+                    "item_id": ident,
+                    "check": "invalid_item",
+                    "reason": f"feature {n} is not a STAC item ({type(exc).__name__}: "
+                    f"{str(exc)[:200]})",
+                }
+            )
     return out

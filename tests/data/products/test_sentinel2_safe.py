@@ -27,28 +27,54 @@ from skysense.data.shards import ShardReader
 from skysense.validation.gate import validate_catalog
 
 S2_ID, S1_ID = BEN_PAIRS[0]
-RES = {"B01": 60, "B02": 10, "B03": 10, "B04": 10, "B05": 20, "B06": 20, "B07": 20, "B08": 10,
-       "B8A": 20, "B09": 60, "B11": 20, "B12": 20}
+RES = {
+    "B01": 60,
+    "B02": 10,
+    "B03": 10,
+    "B04": 10,
+    "B05": 20,
+    "B06": 20,
+    "B07": 20,
+    "B08": 10,
+    "B8A": 20,
+    "B09": 60,
+    "B11": 20,
+    "B12": 20,
+}
 PHYSICAL = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
 
 
 def _mtd(start: str, baseline: str | None, offset: int | None) -> str:
     base = f"<PROCESSING_BASELINE>{baseline}</PROCESSING_BASELINE>" if baseline else ""
-    offsets = ("<BOA_ADD_OFFSET_VALUES_LIST>" + "".join(
-        f'<BOA_ADD_OFFSET band_id="{i}">{offset}</BOA_ADD_OFFSET>' for i in range(13))
-        + "</BOA_ADD_OFFSET_VALUES_LIST>") if offset is not None else ""
-    spectral = "".join(f'<Spectral_Information bandId="{i}" physicalBand="{b}"/>' for i, b in enumerate(PHYSICAL))
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            '<n1:Level-2A_User_Product xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd">'
-            f"<n1:General_Info><Product_Info><PRODUCT_START_TIME>{start}</PRODUCT_START_TIME>"
-            f"<PRODUCT_TYPE>S2MSI2A</PRODUCT_TYPE>{base}</Product_Info><Product_Image_Characteristics>"
-            '<QUANTIFICATION_VALUES_LIST><BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE>'
-            f"</QUANTIFICATION_VALUES_LIST>{offsets}<Spectral_Information_List>{spectral}"
-            "</Spectral_Information_List></Product_Image_Characteristics></n1:General_Info>"
-            "</n1:Level-2A_User_Product>\n")
+    offsets = (
+        (
+            "<BOA_ADD_OFFSET_VALUES_LIST>"
+            + "".join(f'<BOA_ADD_OFFSET band_id="{i}">{offset}</BOA_ADD_OFFSET>' for i in range(13))
+            + "</BOA_ADD_OFFSET_VALUES_LIST>"
+        )
+        if offset is not None
+        else ""
+    )
+    spectral = "".join(
+        f'<Spectral_Information bandId="{i}" physicalBand="{b}"/>' for i, b in enumerate(PHYSICAL)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        "<n1:Level-2A_User_Product "
+        'xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/User_Product_Level-2A.xsd">'
+        f"<n1:General_Info><Product_Info><PRODUCT_START_TIME>{start}</PRODUCT_START_TIME>"
+        f"<PRODUCT_TYPE>S2MSI2A</PRODUCT_TYPE>{base}</Product_Info><Product_Image_Characteristics>"
+        "<QUANTIFICATION_VALUES_LIST>"
+        '<BOA_QUANTIFICATION_VALUE unit="none">10000</BOA_QUANTIFICATION_VALUE>'
+        f"</QUANTIFICATION_VALUES_LIST>{offsets}<Spectral_Information_List>{spectral}"
+        "</Spectral_Information_List></Product_Image_Characteristics></n1:General_Info>"
+        "</n1:Level-2A_User_Product>\n"
+    )
 
 
-def make_safe(root: Path, stamp: str, baseline: str | None, offset: int | None, name_baseline: str = "N0400") -> Path:
+def make_safe(
+    root: Path, stamp: str, baseline: str | None, offset: int | None, name_baseline: str = "N0400"
+) -> Path:
     """A ``.SAFE`` folder of the real BigEarthNet band files (JPEG 2000) with an SCL layer whose
     western half is class 9 (cloud, high probability)."""
     safe = root / f"S2A_MSIL2A_{stamp}_{name_baseline}_R022_T33UUP_{stamp}.SAFE"
@@ -56,8 +82,13 @@ def make_safe(root: Path, stamp: str, baseline: str | None, offset: int | None, 
     for band, res in RES.items():
         out = img / f"R{res}m" / f"T33UUP_{stamp}_{band}_{res}m.jp2"
         out.parent.mkdir(parents=True, exist_ok=True)
-        rasterio.shutil.copy(BEN / S2_ID / f"{S2_ID}_{band}.tif", out, driver="JP2OpenJPEG",
-                             QUALITY="100", REVERSIBLE="YES")
+        rasterio.shutil.copy(
+            BEN / S2_ID / f"{S2_ID}_{band}.tif",
+            out,
+            driver="JP2OpenJPEG",
+            QUALITY="100",
+            REVERSIBLE="YES",
+        )
     with rasterio.open(BEN / S2_ID / f"{S2_ID}_B05.tif") as ds:
         profile = {**ds.profile, "dtype": "uint8"}
         scl = np.full((ds.height, ds.width), 4, np.uint8)
@@ -65,8 +96,13 @@ def make_safe(root: Path, stamp: str, baseline: str | None, offset: int | None, 
     tmp = root / "scl.tif"
     with rasterio.open(tmp, "w", **profile) as dst:
         dst.write(scl, 1)
-    rasterio.shutil.copy(tmp, img / "R20m" / f"T33UUP_{stamp}_SCL_20m.jp2", driver="JP2OpenJPEG",
-                         QUALITY="100", REVERSIBLE="YES")
+    rasterio.shutil.copy(
+        tmp,
+        img / "R20m" / f"T33UUP_{stamp}_SCL_20m.jp2",
+        driver="JP2OpenJPEG",
+        QUALITY="100",
+        REVERSIBLE="YES",
+    )
     tmp.unlink()
     start = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%S").strftime("%Y-%m-%dT%H:%M:%S.024Z")
     (safe / "MTD_MSIL2A.xml").write_text(_mtd(start, baseline, offset))
@@ -76,7 +112,9 @@ def make_safe(root: Path, stamp: str, baseline: str | None, offset: int | None, 
 def test_read_safe_finds_bands_scl_date_baseline_and_offset(tmp_path: Path) -> None:
     p = read_safe(make_safe(tmp_path, "20230613T101031", "04.00", -1000))
     assert p.level == "L2A" and p.baseline == "04.00" and p.offset == -1000.0
-    assert p.date == dt.date(2023, 6, 13) and p.scl is not None and p.scl.name.endswith("_SCL_20m.jp2")
+    assert (
+        p.date == dt.date(2023, 6, 13) and p.scl is not None and p.scl.name.endswith("_SCL_20m.jp2")
+    )
     assert sorted(p.bands) == sorted(RES) and p.bands["B02"].parent.name == "R10m"
     old = read_safe(make_safe(tmp_path, "20210613T101031", "03.01", None, "N0301"))
     assert old.offset == 0.0 and old.baseline == "03.01"
@@ -89,9 +127,27 @@ def test_read_safe_finds_bands_scl_date_baseline_and_offset(tmp_path: Path) -> N
 def _catalog(tmp_path: Path, safes: list[Path]) -> Path:
     s1 = {p: str(BEN / S1_ID / f"{S1_ID}_{p}.tif") for p in ("VV", "VH")}
     path = tmp_path / "catalog.yaml"
-    path.write_text(yaml.safe_dump({"locations": [{"id": "ben-safe", "modalities": {
-        "s2": {"sensor": "sentinel2", "acquisitions": [{"safe": str(s)} for s in safes]},
-        "s1": {"sensor": "sentinel1", "acquisitions": [{"date": "2023-06-13", "bands": s1}]}}}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "locations": [
+                    {
+                        "id": "ben-safe",
+                        "modalities": {
+                            "s2": {
+                                "sensor": "sentinel2",
+                                "acquisitions": [{"safe": str(s)} for s in safes],
+                            },
+                            "s1": {
+                                "sensor": "sentinel1",
+                                "acquisitions": [{"date": "2023-06-13", "bands": s1}],
+                            },
+                        },
+                    }
+                ]
+            }
+        )
+    )
     return path
 
 
@@ -99,10 +155,17 @@ def test_safe_entry_validates_and_chips_with_its_offset_and_scl_mask(tmp_path: P
     safe = make_safe(tmp_path, "20230613T101031", "04.00", -1000)
     bad = tmp_path / "not-a-product.SAFE"
     bad.mkdir()
-    cfg = load_config(None, ["validation.min_dates.s2=1", "validation.min_dates.s1=1",
-                             "validation.max_cloud_fraction=0.8"])
-    report = validate_catalog(_catalog(tmp_path, [safe, bad]), tmp_path / "val", cfg.validation,
-                              today=dt.date(2026, 1, 1))
+    cfg = load_config(
+        None,
+        [
+            "validation.min_dates.s2=1",
+            "validation.min_dates.s1=1",
+            "validation.max_cloud_fraction=0.8",
+        ],
+    )
+    report = validate_catalog(
+        _catalog(tmp_path, [safe, bad]), tmp_path / "val", cfg.validation, today=dt.date(2026, 1, 1)
+    )
     q = report.quarantine.set_index("item_id")
     assert list(q.index) == ["ben-safe/s2/1/data"]
     assert "readable" in list(q.loc["ben-safe/s2/1/data", "failed_expectations"])
@@ -126,7 +189,7 @@ def test_safe_entry_validates_and_chips_with_its_offset_and_scl_mask(tmp_path: P
         chip = reader.read(row.sample_id)
         assert list(row.s2_dates) == ["2023-06-13"]
         r, c = src.index(row.minx + 5.0, row.maxy - 5.0)
-        expect = (dn[r:r + 8, c:c + 8] + np.float32(-1000)) * np.float32(1e-4)
+        expect = (dn[r : r + 8, c : c + 8] + np.float32(-1000)) * np.float32(1e-4)
         mask = chip["s2_mask"][0]
         xs = row.minx + 5.0 + 10.0 * np.arange(8)
         np.testing.assert_array_equal(mask, np.broadcast_to(xs >= cloud_x, (8, 8)))
@@ -143,4 +206,6 @@ def test_safe_after_2022_without_baseline_or_offset_is_refused(tmp_path: Path) -
         read_location(cat.locations[0], cat.root)
     cfg = load_config(None, ["validation.min_dates.s2=1", "validation.min_dates.s1=1"]).validation
     with pytest.raises(ValidationFailed, match=r"s2_offset_known \(12\)"):  # each band file
-        validate_catalog(_catalog(tmp_path, [safe]), tmp_path / "val", cfg, today=dt.date(2026, 1, 1))
+        validate_catalog(
+            _catalog(tmp_path, [safe]), tmp_path / "val", cfg, today=dt.date(2026, 1, 1)
+        )

@@ -53,7 +53,7 @@ def _source(path: Path, minx: float, maxy: float, px: int) -> np.ndarray:
     """The ``px`` x ``px`` source pixels of a 10 m file whose top-left corner is (minx, maxy)."""
     with rasterio.open(path) as ds:
         row, col = ds.index(minx + 5.0, maxy - 5.0)
-        return ds.read(1)[row:row + px, col:col + px]
+        return ds.read(1)[row : row + px, col : col + px]
 
 
 def test_real_items_ingest_validate_and_chip_to_the_source_pixels(tmp_path: Path) -> None:
@@ -68,15 +68,22 @@ def test_real_items_ingest_validate_and_chip_to_the_source_pixels(tmp_path: Path
     assert (out / "items.json").is_file() and (out / "skipped.parquet").is_file()
     cat = load_catalog(out / "catalog.yaml")
     # 640 m cells aligned to multiples of 640 m in each UTM zone, inside each 1.2 km patch
-    assert [loc.id for loc in cat.locations] == ["stac-32629-604800-5832960", "stac-32633-404480-5341440"]
+    assert [loc.id for loc in cat.locations] == [
+        "stac-32629-604800-5832960",
+        "stac-32633-404480-5341440",
+    ]
     loc = cat.location("stac-32633-404480-5341440")
     assert loc.crs == "EPSG:32633" and loc.bounds == (404480.0, 5341440.0, 405120.0, 5342080.0)
     s2 = loc.modalities["s2"].acquisitions[0]
-    assert s2.date == dt.date(2017, 6, 13) and s2.offset == 0.0 and s2.processing_baseline == "02.05"
+    assert (
+        s2.date == dt.date(2017, 6, 13) and s2.offset == 0.0 and s2.processing_baseline == "02.05"
+    )
     assert list(s2.bands) == ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 
     cfg = load_config(None, ["validation.min_dates.s2=1", "validation.min_dates.s1=1"])
-    report = validate_catalog(out / "catalog.yaml", tmp_path / "validation", cfg.validation, today=TODAY)
+    report = validate_catalog(
+        out / "catalog.yaml", tmp_path / "validation", cfg.validation, today=TODAY
+    )
     assert report.quarantine.empty, report.quarantine[["item_id", "reason"]].to_string()
     accepted = load_catalog(tmp_path / "validation" / "accepted_catalog.yaml")
     assert len(accepted.locations) == 2
@@ -87,14 +94,22 @@ def test_real_items_ingest_validate_and_chip_to_the_source_pixels(tmp_path: Path
     pairs = dict(BEN_PAIRS)
     checked = 0
     for row in manifest.itertuples():
-        s2_patch = next(p for p in pairs if accepted.location(row.location).modalities["s2"].acquisitions[0]
-                        .bands["B02"].name.startswith(p))
+        s2_patch = next(
+            p
+            for p in pairs
+            if accepted.location(row.location)
+            .modalities["s2"]
+            .acquisitions[0]
+            .bands["B02"]
+            .name.startswith(p)
+        )
         s1_patch = pairs[s2_patch]
         arrays = reader.read(row.sample_id)
         for i, band in enumerate(["B02", "B03", "B04", "B08"]):  # the 10 m bands: exact pixels
             src = _source(BEN / s2_patch / f"{s2_patch}_{band}.tif", row.minx, row.maxy, 8)
-            np.testing.assert_array_equal(arrays["s2"][0, [0, 1, 2, 6][i]],
-                                          (src.astype(np.float32) * np.float32(1e-4)))
+            np.testing.assert_array_equal(
+                arrays["s2"][0, [0, 1, 2, 6][i]], (src.astype(np.float32) * np.float32(1e-4))
+            )
         for i, pol in enumerate(["VV", "VH"]):
             src = _source(BEN / s1_patch / f"{s1_patch}_{pol}.tif", row.minx, row.maxy, 8)
             np.testing.assert_array_equal(arrays["s1"][0, i], src)
@@ -130,8 +145,9 @@ def _bad_snapshot(path: Path) -> dict[str, str]:
     gone.assets["B03"].href = str(path.parent / "nowhere" / "B03.tif")
     expected["missing-file"] = "href_missing"
     odd = _clone(good, "unknown-band")
-    odd.assets["B13"] = pystac.Asset(href=good.assets["B02"].href, roles=["data"],
-                                     extra_fields={"eo:bands": [{"name": "B13"}]})
+    odd.assets["B13"] = pystac.Asset(
+        href=good.assets["B02"].href, roles=["data"], extra_fields={"eo:bands": [{"name": "B13"}]}
+    )
     expected["unknown-band"] = "unknown_band"
     expected["far-away"] = "outside_area"
     cloudy = _clone(good, "cloudy", **{"eo:cloud_cover": 95.0})
@@ -165,11 +181,17 @@ def test_bad_items_are_skipped_with_their_reason_and_a_rerun_is_identical(tmp_pa
     first = ingest_snapshot(snap, tmp_path / "a", settings, area=area)
     skipped = pd.read_parquet(tmp_path / "a" / "skipped.parquet").set_index("item_id")
     assert skipped["check"].to_dict() == expected
-    assert "B05" in skipped.loc["no-b05", "reason"] and "nowhere" in skipped.loc["missing-file", "reason"]
+    assert (
+        "B05" in skipped.loc["no-b05", "reason"]
+        and "nowhere" in skipped.loc["missing-file", "reason"]
+    )
     assert "B13" in skipped.loc["unknown-band", "reason"]
     assert "data.remote.allowed_hosts" in skipped.loc["remote", "reason"]
     assert "secret" not in skipped.loc["remote", "reason"]
-    assert "offset" in skipped.loc["baseline-unknown", "reason"] and "2023-06-01" in skipped.loc["baseline-unknown", "reason"]
+    assert (
+        "offset" in skipped.loc["baseline-unknown", "reason"]
+        and "2023-06-01" in skipped.loc["baseline-unknown", "reason"]
+    )
     assert first.locations == 2 and first.used_items == 4  # the others still ingest
     again = ingest_snapshot(snap, tmp_path / "a", settings, area=area)
     ingest_snapshot(snap, tmp_path / "b", settings, area=area)
@@ -224,15 +246,21 @@ def test_multiband_hr_and_dem_items_and_own_collection_rules(tmp_path: Path) -> 
     assert [a.band_names for a in hr.acquisitions] == [["R", "G", "B", "N"]] * 3
     assert [a.date.year for a in hr.acquisitions] == [2009, 2015, 2020]
     # a team's own DEM collection through a rule in params; undated, one per cell
-    _, settings = _settings("data.stac.required_modalities=[dem]",
-                            "data.stac.rules.dem.collections=[rome-dem]")
+    _, settings = _settings(
+        "data.stac.required_modalities=[dem]", "data.stac.rules.dem.collections=[rome-dem]"
+    )
     dem = dem_item(collection="rome-dem")
     snap2 = save_items([dem], tmp_path / "dem_items.json")
     res = ingest_snapshot(snap2, tmp_path / "dem", settings, area=(12.47, 41.97, 12.50, 41.99))
     cat = load_catalog(tmp_path / "dem" / "catalog.yaml")
-    assert res.locations >= 4 and all(loc.modalities["dem"].acquisitions[0].date is None for loc in cat.locations)
+    assert res.locations >= 4 and all(
+        loc.modalities["dem"].acquisitions[0].date is None for loc in cat.locations
+    )
     _, stacks = read_location(cat.locations[0], cat.root)
-    assert stacks["dem"].valid.mean() > 0.9 and 0 < float(stacks["dem"].data[0, 0][stacks["dem"].valid[0]].mean()) < 200
+    assert (
+        stacks["dem"].valid.mean() > 0.9
+        and 0 < float(stacks["dem"].data[0, 0][stacks["dem"].valid[0]].mean()) < 200
+    )
 
 
 class _Files(http.server.SimpleHTTPRequestHandler):
@@ -257,7 +285,9 @@ def file_server() -> Iterator[str]:
         server.server_close()
 
 
-def test_remote_hrefs_stay_urls_or_download_only_when_asked(tmp_path: Path, file_server: str) -> None:
+def test_remote_hrefs_stay_urls_or_download_only_when_asked(
+    tmp_path: Path, file_server: str
+) -> None:
     s2_id, s1_id = BEN_PAIRS[0]
     items = [ben_s2_item(s2_id), ben_s1_item(s1_id)]
     for item in items:
@@ -269,7 +299,12 @@ def test_remote_hrefs_stay_urls_or_download_only_when_asked(tmp_path: Path, file
     assert res.locations == 0 and res.skipped == {"remote_not_allowed": 2} and _Files.requests == []
     _, open_ = _settings(f"data.remote.allowed_hosts=['{file_server}']")
     ingest_snapshot(snap, tmp_path / "urls", open_)
-    acq = load_catalog(tmp_path / "urls" / "catalog.yaml").locations[0].modalities["s2"].acquisitions[0]
+    acq = (
+        load_catalog(tmp_path / "urls" / "catalog.yaml")
+        .locations[0]
+        .modalities["s2"]
+        .acquisitions[0]
+    )
     assert "http:" in str(acq.bands["B02"]) and _Files.requests == []  # nothing downloaded
     _, fetch = _settings(f"data.remote.allowed_hosts=['{file_server}']", "data.stac.download=true")
     res = ingest_snapshot(snap, tmp_path / "local", fetch)
