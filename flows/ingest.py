@@ -107,8 +107,8 @@ def stac_catalog(
     result = ingest_snapshot(snapshot, out, stac_settings(cfg), area=area)  # type: ignore[arg-type]
     if result.catalog is None:
         raise StacIngestError(
-            f"{snapshot}: no location (no {cfg.data.stac.location_m:g} m cell covered by every one of "
-            f"{cfg.data.stac.required_modalities}); see {result.skipped_file}"
+            f"{snapshot}: no location (no {cfg.data.stac.location_m:g} m cell covered by every "
+            f"one of {cfg.data.stac.required_modalities}); see {result.skipped_file}"
         )
     return result.to_dict()
 
@@ -153,8 +153,8 @@ def ingest(
     """
     root = Path(project_root).resolve()
     environment.configure(root)  # DVC, MLflow and GX settings for the stages (where unset)
-    stac = {"items": stac_items, "api": stac_api, "collections": stac_collections, "bbox": stac_bbox,
-            "datetime": stac_datetime}
+    stac = {"items": stac_items, "api": stac_api, "collections": stac_collections,
+            "bbox": stac_bbox, "datetime": stac_datetime}
     if scenes_catalog and Path(scenes_catalog).suffix.lower() in SNAPSHOT_SUFFIXES:
         stac["items"] = scenes_catalog
     with project_lock(root, lock_wait_s):  # the merged catalog is written under it too
@@ -177,7 +177,8 @@ def _ingest(scenes_catalog: str | None, root: Path, params_path: str, overrides:
         logger.info("STAC: %d items, %d skipped -> %d locations (%s)", stac_result["items"],
                     sum(stac_result["skipped"].values()), stac_result["locations"], scenes_catalog)
     if not scenes_catalog:
-        raise StacIngestError("ingest needs a scenes catalog, a STAC snapshot (stac_items) or a STAC API (stac_api)")
+        raise StacIngestError("ingest needs a scenes catalog, a STAC snapshot (stac_items) or a "
+                              "STAC API (stac_api)")
     current = root / cfg.paths.catalog if include_current else None
     target = root / cfg.paths.sample.parent / "ingest" / "catalog.yaml"
     merged = merge_catalogs(str(current) if current else None, str(Path(scenes_catalog).resolve()), str(target))
@@ -204,7 +205,8 @@ def _ingest(scenes_catalog: str | None, root: Path, params_path: str, overrides:
 
 
 def main(scenes_catalog: str, overrides: list[str] | None = None, dvc: bool = True) -> None:
-    """Command line: ``python flows/ingest.py NEW_CATALOG|SNAPSHOT.json [--overrides k=v ...] [--no-dvc]``."""
+    """Command line: ``python flows/ingest.py NEW_CATALOG|SNAPSHOT.json [--overrides k=v ...]
+    [--no-dvc]``."""
     import json
 
     result = ingest(scenes_catalog, overrides=overrides or [], use_dvc=dvc)

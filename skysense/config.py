@@ -254,7 +254,8 @@ def stac_settings(cfg: SkySenseConfig) -> StacIngestSettings:
     modality, ``validation.scl_cloud_classes`` and the raster access policy."""
     d = cfg.data
     return StacIngestSettings(
-        stac=d.stac, bands={"s2": tuple(d.s2_bands), "s1": tuple(d.s1_bands), "hr": tuple(d.hr_bands)},
+        stac=d.stac,
+        bands={"s2": tuple(d.s2_bands), "s1": tuple(d.s1_bands), "hr": tuple(d.hr_bands)},
         scl_cloud_classes=tuple(cfg.validation.scl_cloud_classes), access=raster_access(cfg),
     )
 

@@ -102,7 +102,8 @@ def _stats(chips: Path | None, split: str | None, params: Path | None, set_: lis
 
 def register(app: typer.Typer) -> None:
     """Add the ``data`` group."""
-    group = typer.Typer(help="Data layer: sample scenes, STAC ingest, chips and shards, statistics.", no_args_is_help=True)
+    group = typer.Typer(help="Data layer: sample scenes, STAC ingest, chips, shards, statistics.",
+                        no_args_is_help=True)
     data_sample.register(group)
     data_stac.register(group)
 

@@ -105,7 +105,7 @@ class Acquisition(_Strict):
         return self
 
     def paths(self) -> list[Path]:
-        """Every raster path this acquisition names (data and mask; a ``safe`` entry: the folder)."""
+        """Every raster path this acquisition names (data and mask; ``safe``: the folder)."""
         if self.safe is not None:
             return [self.safe] + ([self.mask] if self.mask is not None else [])
         out = [self.file] if self.file is not None else list((self.bands or {}).values())
@@ -136,8 +136,10 @@ class Location(_Strict):
     @model_validator(mode="after")
     def _extent(self) -> Location:
         if (self.crs is None) != (self.bounds is None):
-            raise ValueError("give both 'crs' and 'bounds' (minx, miny, maxx, maxy in that CRS) or neither")
-        if self.bounds is not None and not (self.bounds[0] < self.bounds[2] and self.bounds[1] < self.bounds[3]):
+            raise ValueError("give both 'crs' and 'bounds' (minx, miny, maxx, maxy in that CRS) "
+                             "or neither")
+        b = self.bounds
+        if b is not None and not (b[0] < b[2] and b[1] < b[3]):
             raise ValueError(f"bounds {list(self.bounds)} are empty: minx < maxx and miny < maxy")
         return self
 

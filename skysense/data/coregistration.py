@@ -103,8 +103,8 @@ def location_grid(
         box = _intersect([*boxes, location.bounds])
         if box[0] >= box[2] or box[1] >= box[3]:
             raise NoValidDataError(
-                f"location {location.id!r}: its bounds {list(location.bounds)} ({location.crs}) lie "
-                "outside the footprint its modalities share; fix the bounds or the files"
+                f"location {location.id!r}: its bounds {list(location.bounds)} ({location.crs}) "
+                "lie outside the footprint its modalities share; fix the bounds or the files"
             )
         return Grid.from_bounds(crs, box, gsd_m, snap=gsd_m, inward=True)
     crs = utm_crs((lonlat[0] + lonlat[2]) / 2.0, (lonlat[1] + lonlat[3]) / 2.0)

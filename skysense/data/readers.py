@@ -264,7 +264,8 @@ class AcquisitionReader:
                         )
                 self._add_layer(path, ds, idx, pos, resampling, nodata_override, input_units)
             if acq.mask is not None:
-                self._mask_classes = list(acq.mask_classes) if acq.mask_classes is not None else None
+                if acq.mask_classes is not None:
+                    self._mask_classes = list(acq.mask_classes)
                 mpath = resolve(acq.mask)
                 mds = open_raster(mpath, self.access)
                 malign = grid_alignment(mds, grid)
@@ -349,8 +350,8 @@ class AcquisitionReader:
             rs = resampling if resampling is not None else choose_resampling(spec, src_res, self.grid.res)
             if (align.kx == 1 and align.ky == 1) or rs in (Resampling.nearest, Resampling.bilinear):
                 self._warn_coarse(path, src_res)
-                self.layers.append(_Layer(path, ds, None, None, idx, pos, units, None, align, rs, nodata,
-                                          dn_offset))
+                self.layers.append(_Layer(path, ds, None, None, idx, pos, units, None, align, rs,
+                                          nodata, dn_offset))
                 for p in pos:
                     self.present[p] = True
                 return
@@ -367,7 +368,8 @@ class AcquisitionReader:
         except RasterioError as exc:
             ds.close()
             raise RasterReadError(f"{path}: cannot be warped onto the target grid ({exc})") from None
-        self.layers.append(_Layer(path, ds, vrt, inner, idx, pos, units, internal, dn_offset=dn_offset))
+        self.layers.append(_Layer(path, ds, vrt, inner, idx, pos, units, internal,
+                                  dn_offset=dn_offset))
         for p in pos:
             self.present[p] = True
 
@@ -448,7 +450,8 @@ class AcquisitionReader:
                 cloud = read_aligned(mds, [1], malign, win, Resampling.nearest, None, None, False)[0][0]
             else:
                 cloud = mvrt.read(1, window=window)  # type: ignore[union-attr]
-            valid &= ~(np.isin(cloud, self._mask_classes) if self._mask_classes is not None else cloud > 0)
+            classes = self._mask_classes
+            valid &= ~(np.isin(cloud, classes) if classes is not None else cloud > 0)
         if data.dtype.kind == "f":
             data[:, ~valid] = 0.0
         return ModalityRead(data=data, valid=valid, grid=grid, bands=list(self.bands), present=list(self.present))

@@ -185,12 +185,13 @@ def list_raster_items(catalog: Catalog, date_issues: dict[str, DateIssue] | None
                     "nodata_override": getattr(entry, "nodata", None),
                     "input_units": acq.input_units or getattr(entry, "input_units", None),
                     "offset": acq.offset,
-                    "mask_classes": tuple(acq.mask_classes) if acq.mask_classes is not None else None,
+                    "mask_classes": (tuple(acq.mask_classes)
+                                     if acq.mask_classes is not None else None),
                 }
                 if source_error is not None:
-                    items.append(RasterItem(item_id=f"{acq_id}/data", path=catalog.resolve(acq.safe),
-                                            role="data", layout="bands", source_error=source_error,
-                                            **common))
+                    items.append(RasterItem(
+                        item_id=f"{acq_id}/data", path=catalog.resolve(acq.safe or Path()),
+                        role="data", layout="bands", source_error=source_error, **common))
                     continue
                 if acq.file is not None:
                     items.append(

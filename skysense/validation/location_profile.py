@@ -132,7 +132,9 @@ def location_row(loc: Location, data_rows: pd.DataFrame, ref: LocationReference 
     footprints: dict[str, Box] = {}
     # a location that states its extent (a cell of the STAC grid inside large scenes) is judged
     # inside it: each modality's footprint is clipped to the extent before the IoU
-    extent = box_in(loc.bounds, loc.crs, ref.crs) if ref is not None and loc.bounds and loc.crs else None
+    extent = None
+    if ref is not None and loc.bounds is not None and loc.crs is not None:
+        extent = box_in(loc.bounds, loc.crs, ref.crs)
     if ref is not None:
         for m in present:
             boxes = [box_in((r[5], r[6], r[7], r[8]), r[4], ref.crs)
