@@ -11,9 +11,24 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: setup run test lint bench infra-check clean
+.PHONY: setup postgis run test lint bench infra-check clean
 
-setup: $(STAMP)
+setup: postgis $(STAMP)
+
+# PostGIS for the real STAC API test (pgSTAC, tests/infra/test_stac_api_pgstac.py): Debian's
+# package for the local PostgreSQL's major version, installed once, quietly, where we are root and
+# it is absent; elsewhere nothing happens (the test then skips, or fails under CI=true).
+postgis:
+	@v=$$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1); \
+	if [ -n "$$v" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	   && ! dpkg -s postgresql-$$v-postgis-3 >/dev/null 2>&1; then \
+	  echo "installing postgresql-$$v-postgis-3"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get install -y -qq --no-install-recommends postgresql-$$v-postgis-3 >/dev/null 2>&1 \
+	   || (apt-get update -qq >/dev/null 2>&1 && \
+	       apt-get install -y -qq --no-install-recommends postgresql-$$v-postgis-3 >/dev/null 2>&1)) \
+	   || echo "postgis: postgresql-$$v-postgis-3 could not be installed; the STAC API test will say so"; \
+	fi
 
 # torch first, pinned to the CPU build; then the package with the tested constraints; then
 # Prefect's database schema, migrated once per Prefect version (flows/prefect_schema.py).

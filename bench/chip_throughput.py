@@ -79,7 +79,7 @@ def make_scenes(root: Path, n_locations: int, px: int, s2_dates: int, s1_dates: 
                 n = px * 10 // res
                 bands[b] = _write(d / f"s2_{t}_{b}.tif", rng.integers(100, 6000, (1, n, n), dtype=np.uint16),
                                   utm, from_origin(x0, y0, res, res), nodata=0)
-            s2.append(Acquisition(date=dt.date(2023, 1 + t, 3), bands=bands))
+            s2.append(Acquisition(date=dt.date(2023, 1 + t, 3), bands=bands, offset=0.0))
         mods["s2"] = ModalityEntry(sensor="sentinel2", acquisitions=s2)
         s1 = []
         for t in range(s1_dates):

@@ -43,7 +43,7 @@ def write_corpus(root: Path, n: int, px: int) -> Path:
             with rasterio.open(path, "w", driver="GTiff", width=px, height=px, count=10, dtype="uint16",
                                crs="EPSG:32632", transform=from_origin(x0, y0, 10, 10), nodata=0) as dst:
                 dst.write(data)
-            s2.append({"date": f"2023-0{1 + k % 9}-1{k % 9}", "file": path.name})
+            s2.append({"date": f"2023-0{1 + k % 9}-1{k % 9}", "file": path.name, "offset": 0})
         written += len(s2)
         for k in range(min(4, n - written)):
             path = root / f"l{loc_i}_s1_{k}.tif"

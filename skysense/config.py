@@ -26,7 +26,13 @@ from skysense.core.params_file import missing_sections_message, read_params
 from skysense.core.sensors import HR_BANDS, S1_BANDS, S2_BANDS
 from skysense.core.settings import Section
 from skysense.data.raster_access import RasterAccessPolicy
-from skysense.data.settings import ChipConfig, ChipSettings, RemoteReadConfig
+from skysense.data.settings import (
+    ChipConfig,
+    ChipSettings,
+    RemoteReadConfig,
+    StacConfig,
+    StacIngestSettings,
+)
 from skysense.data.synthetic.settings import SampleConfig
 from skysense.evaluation.settings import EvalConfig
 from skysense.inference.settings import PredictConfig
@@ -48,6 +54,7 @@ class PathsConfig(Section):
 
     sample: Path = Path("data/sample")
     catalog: Path = Path("data/sample/catalog.yaml")
+    stac: Path = Path("data/stac")
     downstream: Path = Path("data/sample/downstream")
     chips: Path = Path("data/chips")
     validation: Path = Path("reports/validation")
@@ -74,6 +81,7 @@ class DataConfig(Section):
     max_raster_pixels: int = Field(2**31, ge=1, description="most pixels (width x height) of one input raster")
     max_raster_bands: int = Field(1024, ge=1, description="most bands of one input raster")
     remote: RemoteReadConfig = RemoteReadConfig()
+    stac: StacConfig = StacConfig()
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,6 +246,17 @@ def chip_settings(cfg: SkySenseConfig) -> ChipSettings:
     return ChipSettings.build(
         d.chip, d.modalities, {"s2": d.s2_bands, "s1": d.s1_bands, "hr": d.hr_bands},
         d.max_dates, raster_access(cfg),
+    )
+
+
+def stac_settings(cfg: SkySenseConfig) -> StacIngestSettings:
+    """What :func:`skysense.data.stac.ingest.ingest_snapshot` needs: ``data.stac``, the bands per
+    modality, ``validation.scl_cloud_classes`` and the raster access policy."""
+    d = cfg.data
+    return StacIngestSettings(
+        stac=d.stac,
+        bands={"s2": tuple(d.s2_bands), "s1": tuple(d.s1_bands), "hr": tuple(d.hr_bands)},
+        scl_cloud_classes=tuple(cfg.validation.scl_cloud_classes), access=raster_access(cfg),
     )
 
 

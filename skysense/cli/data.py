@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from skysense.cli import data_sample
+from skysense.cli import data_sample, data_stac
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, console, emit_json, fail, load, out
 from skysense.config import chip_settings
 from skysense.core.exit_codes import ExitCode
@@ -102,8 +102,10 @@ def _stats(chips: Path | None, split: str | None, params: Path | None, set_: lis
 
 def register(app: typer.Typer) -> None:
     """Add the ``data`` group."""
-    group = typer.Typer(help="Data layer: sample scenes, chips and shards, statistics.", no_args_is_help=True)
+    group = typer.Typer(help="Data layer: sample scenes, STAC ingest, chips, shards, statistics.",
+                        no_args_is_help=True)
     data_sample.register(group)
+    data_stac.register(group)
 
     @group.command("chip")
     def chip(

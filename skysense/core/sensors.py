@@ -3,8 +3,11 @@
 Every reader, the chipper and the dataset look sensors up here by name (``get_sensor``) instead of
 branching on the sensor in code. Physical units after :meth:`SensorSpec.to_physical`:
 
-- ``sentinel2``: top-of-atmosphere / surface reflectance (unitless, DN x 1e-4 + offset)
-- ``sentinel1``: backscatter in dB (from dB, linear power, amplitude or complex SLC input)
+- ``sentinel2``: top-of-atmosphere / surface reflectance (unitless, (DN + offset) x 1e-4, where the
+  per-acquisition DN offset is -1000 from processing baseline 04.00 on; see
+  :mod:`skysense.data.products.sentinel2`)
+- ``sentinel1``: backscatter in dB (from calibrated dB, linear power, amplitude or complex SLC
+  input); raw GRD digital numbers (``dn``) are refused: calibrate them first
 - ``hr``: values as stored (uint8 or uint16 digital numbers), any GSD finer than 2 m
 - ``dem``: elevation in metres
 """
@@ -19,6 +22,15 @@ import numpy as np
 from skysense.core.errors import SkySenseError
 
 InputUnits = Literal["dn", "reflectance", "db", "linear", "amplitude", "complex", "metres"]
+
+
+SCL_CLOUD_CLASSES: tuple[int, ...] = (3, 8, 9, 10)
+"""Sentinel-2 L2A scene classes counted as cloud by default: cloud shadow (3), cloud medium (8) and
+high (9) probability, thin cirrus (10); the default of ``validation.scl_cloud_classes``."""
+
+
+class UncalibratedInputError(SkySenseError, ValueError):
+    """Stored values that are not in a physical unit the model takes (raw Sentinel-1 GRD DN)."""
 
 
 class UnknownSensorError(SkySenseError, KeyError):
@@ -58,6 +70,9 @@ class SensorSpec:
             float, ``u`` unsigned, ``c`` complex) when the catalog does not say, e.g. a float32
             Sentinel-2 file already holds reflectance and a uint16 Sentinel-1 GRD holds amplitude.
         auxiliary_gsd_m: GSD of product layers that are not spectral bands (Sentinel-2 ``SCL``).
+        uncalibrated_units: input units that are not a physical quantity of this sensor and
+            must be converted before use (Sentinel-1 ``dn``: GRD digital numbers, which only
+            a radiometric calibration turns into sigma0/gamma0).
     """
 
     name: str
@@ -76,6 +91,7 @@ class SensorSpec:
     continuous: bool = True
     units_by_dtype_kind: dict[str, str] = field(default_factory=dict)
     auxiliary_gsd_m: dict[str, float] = field(default_factory=dict)
+    uncalibrated_units: tuple[str, ...] = ()
 
     @property
     def band_names(self) -> tuple[str, ...]:
@@ -126,13 +142,32 @@ class SensorSpec:
             return np.dtype(source_dtype)
         return np.dtype("float32")
 
-    def to_physical(self, raw: np.ndarray, input_units: str | None = None) -> np.ndarray:
+    def calibration_problem(self, units: str) -> str | None:
+        """Why stored values in ``units`` cannot become this sensor's physical unit, or None."""
+        if units not in self.uncalibrated_units:
+            return None
+        return (f"{self.name} values in {units!r} are raw digital numbers, not calibrated "
+                f"backscatter: 20*log10(DN) is not {self.output_units}. Calibrate the product "
+                "to sigma0 or gamma0 first (e.g. radiometric terrain correction with sarsen, or "
+                "ESA SNAP's Calibration), or use an analysis-ready collection (sentinel-1-rtc), "
+                "and state input_units (linear, amplitude or db) in the catalog")
+
+    def to_physical(self, raw: np.ndarray, input_units: str | None = None,
+                    dn_offset: float = 0.0) -> np.ndarray:
         """Stored values -> physical units (reflectance, dB, metres; HR unchanged).
 
-        Complex input (SLC) becomes amplitude, amplitude and linear power become dB. Values with
-        no finite dB (power <= 0) become NaN, which readers count as invalid.
+        DN input: ``(raw + dn_offset) * scale + offset`` (Sentinel-2 reflectance with the
+        acquisition's DN offset, -1000 from processing baseline 04.00 on). Complex input (SLC)
+        becomes amplitude, amplitude and linear power become dB. Values with no finite dB
+        (power <= 0) become NaN, which readers count as invalid.
+
+        Raises:
+            UncalibratedInputError: the units are raw, uncalibrated numbers (Sentinel-1 ``dn``).
         """
         units = input_units or self.input_units
+        problem = self.calibration_problem(units)
+        if problem is not None:
+            raise UncalibratedInputError(problem)
         if np.iscomplexobj(raw):
             raw = np.abs(raw)
             units = "amplitude" if units in ("complex", "db", "linear", "dn") else units
@@ -148,6 +183,8 @@ class SensorSpec:
             return x
         if units in ("reflectance",):
             return x
+        if dn_offset != 0.0:
+            x = x + np.float32(dn_offset)
         if self.scale != 1.0 or self.offset != 0.0:
             x = x * np.float32(self.scale) + np.float32(self.offset)
         return x.astype(np.float32, copy=False)
@@ -205,7 +242,10 @@ SENSORS: dict[str, SensorSpec] = {
         input_units="db",
         output_units="dB",
         nodata=-99.0,
-        units_by_dtype_kind={"u": "amplitude", "c": "complex"},
+        # integer Sentinel-1 rasters are GRD digital numbers (uncalibrated) unless the catalog
+        # states their units; calibrated products are float32 (linear power, amplitude or dB)
+        units_by_dtype_kind={"u": "dn", "i": "dn", "c": "complex"},
+        uncalibrated_units=("dn",),
         norm_mean={"VV": -12.5, "VH": -20.0},
         norm_std={"VV": 5.0, "VH": 5.5},
     ),

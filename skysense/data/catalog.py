@@ -28,6 +28,15 @@ Example (relative paths resolve against the catalog file's folder)::
           dem:
             sensor: dem
             acquisitions: [{file: dem/zurich-01.tif}]
+
+Per acquisition, optionally: ``offset`` (Sentinel-2 DN offset, -1000 from processing baseline
+04.00 on: reflectance = (DN + offset) / 10000; see :mod:`skysense.data.products.sentinel2`),
+``processing_baseline`` (recorded, e.g. ``"04.00"``), ``mask_classes`` (mask values counted as
+cloud, e.g. the Sentinel-2 SCL classes ``[3, 8, 9, 10]``; default: any non-zero value),
+``input_units`` (wins over the modality's) and, instead of ``file``/``bands``, ``safe`` (a
+Sentinel-2 ``.SAFE`` folder, read through its band files, SCL and metadata). A location may
+state its extent, ``crs`` and ``bounds`` (metres in that CRS: a cell of ``skysense data stac``'s
+grid); its grid then covers that extent only.
 """
 
 from __future__ import annotations
@@ -69,23 +78,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+InputUnits = Literal["dn", "reflectance", "db", "linear", "amplitude", "complex", "metres"]
+
+
 class Acquisition(_Strict):
-    """One acquisition of one modality: a multi-band ``file`` or a ``bands`` name->path mapping."""
+    """One acquisition of one modality: a multi-band ``file``, a ``bands`` name->path mapping or
+    a Sentinel-2 ``safe`` product folder; with its DN ``offset`` and cloud ``mask`` (see the
+    module doc)."""
 
     date: dt.date | None = None
     file: Path | None = None
     band_names: list[str] | None = None
     bands: dict[str, Path] | None = None
+    safe: Path | None = None
     mask: Path | None = None
+    mask_classes: list[int] | None = None
+    offset: float | None = None
+    processing_baseline: str | None = None
+    input_units: InputUnits | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Acquisition:
-        if (self.file is None) == (self.bands is None):
-            raise ValueError("give exactly one of 'file' (multi-band raster) or 'bands' (name: path)")
+        if sum(x is not None for x in (self.file, self.bands, self.safe)) != 1:
+            raise ValueError("give exactly one of 'file' (multi-band raster), 'bands' (name: path) "
+                             "or 'safe' (a Sentinel-2 .SAFE folder)")
         return self
 
     def paths(self) -> list[Path]:
-        """Every raster path this acquisition names (data and mask)."""
+        """Every raster path this acquisition names (data and mask; ``safe``: the folder)."""
+        if self.safe is not None:
+            return [self.safe] + ([self.mask] if self.mask is not None else [])
         out = [self.file] if self.file is not None else list((self.bands or {}).values())
         if self.mask is not None:
             out.append(self.mask)
@@ -98,7 +120,7 @@ class ModalityEntry(_Strict):
     sensor: str
     acquisitions: list[Acquisition] = Field(default_factory=list)
     nodata: float | None = None  # overrides the files' and the sensor's nodata value
-    input_units: Literal["dn", "reflectance", "db", "linear", "amplitude", "complex", "metres"] | None = None
+    input_units: InputUnits | None = None
 
 
 class Location(_Strict):
@@ -107,7 +129,19 @@ class Location(_Strict):
     id: str
     split: Literal["pretrain", "heldout"] = "pretrain"
     labels: Path | None = None
+    crs: str | None = None
+    bounds: tuple[float, float, float, float] | None = None
     modalities: dict[Literal["hr", "s2", "s1", "dem"], ModalityEntry]
+
+    @model_validator(mode="after")
+    def _extent(self) -> Location:
+        if (self.crs is None) != (self.bounds is None):
+            raise ValueError("give both 'crs' and 'bounds' (minx, miny, maxx, maxy in that CRS) "
+                             "or neither")
+        b = self.bounds
+        if b is not None and not (b[0] < b[2] and b[1] < b[3]):
+            raise ValueError(f"bounds {list(self.bounds)} are empty: minx < maxx and miny < maxy")
+        return self
 
     @field_validator("id")
     @classmethod
@@ -188,6 +222,8 @@ def save_catalog(catalog: Catalog, path: str | Path) -> Path:
 
     data = catalog.model_dump(mode="json", exclude={"root"}, exclude_none=True)
     for loc, loc_m in zip(data["locations"], catalog.locations):
+        if loc_m.bounds is not None:
+            loc["bounds"] = list(loc_m.bounds)
         if loc_m.labels is not None:
             loc["labels"] = rel(loc_m.labels)
         for mod, entry in loc["modalities"].items():
@@ -196,6 +232,8 @@ def save_catalog(catalog: Catalog, path: str | Path) -> Path:
                     acq["file"] = rel(acq_m.file)
                 if acq_m.mask is not None:
                     acq["mask"] = rel(acq_m.mask)
+                if acq_m.safe is not None:
+                    acq["safe"] = rel(acq_m.safe)
                 if acq_m.bands is not None:
                     acq["bands"] = {k: rel(v) for k, v in acq_m.bands.items()}
     write_text_atomic(p, yaml.safe_dump(data, sort_keys=False))

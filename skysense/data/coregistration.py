@@ -6,7 +6,9 @@ the DEM are read on that grid; HR imagery on the same footprint with pixels exac
 (32) times finer (0.3125 m). Files already aligned with those grids are read directly; the others
 are warped through :class:`rasterio.vrt.WarpedVRT` with the target ``crs``, ``transform``, ``width``
 and ``height`` given explicitly, so modalities in other UTM zones, EPSG:4326 or compound CRSs (a
-DEM in EPSG:9707) line up pixel for pixel (see :mod:`skysense.data.readers`).
+DEM in EPSG:9707) line up pixel for pixel (see :mod:`skysense.data.readers`). A location that
+states its extent (``crs`` and ``bounds``, e.g. a cell of the STAC ingest's grid) gets a grid over
+that extent (within the footprints), in the location's grid zone, not over the whole files.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from skysense.core.modalities import HR_RATIO
 from skysense.core.sensors import SensorSpec, get_sensor
 from skysense.data.catalog import Acquisition, Location, ModalityEntry
 from skysense.data.grid import Grid, utm_crs
+from skysense.data.products.sentinel2_safe import safe_acquisition
 from skysense.data.raster_access import RasterAccessPolicy
 from skysense.data.readers import AcquisitionReader, footprint_lonlat, open_raster
 
@@ -36,6 +39,7 @@ def modality_spec(entry: ModalityEntry) -> SensorSpec:
 
 
 def _acq_paths(acq: Acquisition, root: Path) -> list[Path]:
+    acq = safe_acquisition(acq, root)
     paths = [acq.file] if acq.file is not None else list((acq.bands or {}).values())
     return [p if p.is_absolute() else root / p for p in paths]  # type: ignore[union-attr]
 
@@ -93,6 +97,16 @@ def location_grid(
             f"location {location.id!r}: the footprints of {', '.join(acqs)} do not overlap; "
             "check that every modality's files cover the same place"
         )
+    if location.bounds is not None:
+        crs = CRS.from_user_input(location.crs)
+        boxes = [_union([_footprint_in(a, root, crs, access) for a in al]) for al in acqs.values()]
+        box = _intersect([*boxes, location.bounds])
+        if box[0] >= box[2] or box[1] >= box[3]:
+            raise NoValidDataError(
+                f"location {location.id!r}: its bounds {list(location.bounds)} ({location.crs}) "
+                "lie outside the footprint its modalities share; fix the bounds or the files"
+            )
+        return Grid.from_bounds(crs, box, gsd_m, snap=gsd_m, inward=True)
     crs = utm_crs((lonlat[0] + lonlat[2]) / 2.0, (lonlat[1] + lonlat[3]) / 2.0)
     box = _intersect([_union([_footprint_in(a, root, crs, access) for a in al]) for al in acqs.values()])
     return Grid.from_bounds(crs, box, gsd_m, snap=gsd_m, inward=True)
@@ -147,7 +161,8 @@ class LocationReader:
                 entry = location.modalities[mod]
                 spec = modality_spec(entry)
                 mgrid = self.hr_grid if mod == "hr" else grid
-                acqs = sorted(entry.acquisitions, key=lambda a: (a.date is None, a.date))
+                expanded = [safe_acquisition(a, root) for a in entry.acquisitions]  # safe: dates
+                acqs = sorted(expanded, key=lambda a: (a.date is None, a.date))
                 opened = []
                 for acq in acqs:
                     reader = AcquisitionReader(

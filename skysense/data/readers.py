@@ -9,6 +9,13 @@ shifted grids are reprojected on the fly. Masks follow GDAL's mask semantics
 none of these, a warped alpha band marks the pixels the file covers. Rasters georeferenced only by
 GCPs are warped on read. Every problem a user can fix raises :class:`RasterReadError` naming the
 file, the problem and what to do.
+
+Digital numbers become physical units with the acquisition's own DN offset (Sentinel-2:
+``reflectance = (DN + offset) / 10000``; an offset that is unknown for a date from 2022-01-25 on is
+an error, see :mod:`skysense.data.products.sentinel2`); a ``safe:`` acquisition is read through
+its band files, SCL and metadata (:mod:`skysense.data.products.sentinel2_safe`); a mask with
+``mask_classes`` marks cloud where its value is one of them (else where it is non-zero).
+Uncalibrated Sentinel-1 digital numbers are refused (:meth:`SensorSpec.calibration_problem`).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from skysense.core.sensors import SensorSpec
 from skysense.data.aligned import GridAlignment, grid_alignment, read_aligned
 from skysense.data.catalog import Acquisition
 from skysense.data.grid import Grid
+from skysense.data.products.sentinel2 import effective_offset, offset_problem
+from skysense.data.products.sentinel2_safe import safe_acquisition
 from skysense.data.raster_access import RasterAccessPolicy, gdal_message, open_dataset
 
 
@@ -138,6 +147,7 @@ class _Layer:
     align: GridAlignment | None = None
     resampling: Resampling = Resampling.nearest
     nodata: float | None = None
+    dn_offset: float = 0.0
 
 
 @dataclass
@@ -178,9 +188,15 @@ class AcquisitionReader:
             (N of an RGB image) are zero-filled and flagged in ``present``.
         resampling: force one resampling for data (default: :func:`choose_resampling`).
         nodata_override: nodata value that wins over the file's and the sensor's.
-        input_units: input units that win over the dtype rule (e.g. ``linear`` S1 power).
+        input_units: input units that win over the dtype rule (e.g. ``linear`` S1 power); the
+            acquisition's own ``input_units`` wins over these.
         access: the raster access policy (default: the process's, see
             :mod:`skysense.data.raster_access`).
+
+    Raises:
+        RasterReadError: a file is missing, refused or has the wrong bands; Sentinel-2 DN whose
+            offset is unknown (see :mod:`skysense.data.products.sentinel2`); uncalibrated
+            Sentinel-1 digital numbers.
     """
 
     def __init__(
@@ -201,7 +217,12 @@ class AcquisitionReader:
         self.present = [False] * len(self.bands)
         self._mask_vrt: tuple[rasterio.DatasetReader, WarpedVRT | None, GridAlignment | None] | None = None
         self._extra_vrts: list[WarpedVRT] = []
+        self._mask_classes: list[int] | None = None
         resolve = (lambda p: p if p.is_absolute() else root / p)
+        acq = safe_acquisition(acq, root)
+        input_units = acq.input_units or input_units
+        self._acq = acq
+        self._dn_offset = effective_offset(acq.date, acq.offset) if spec.modality == "s2" else 0.0
         try:
             if acq.bands is not None:
                 for pos, name in enumerate(self.bands):
@@ -243,6 +264,8 @@ class AcquisitionReader:
                         )
                 self._add_layer(path, ds, idx, pos, resampling, nodata_override, input_units)
             if acq.mask is not None:
+                if acq.mask_classes is not None:
+                    self._mask_classes = list(acq.mask_classes)
                 mpath = resolve(acq.mask)
                 mds = open_raster(mpath, self.access)
                 malign = grid_alignment(mds, grid)
@@ -310,6 +333,15 @@ class AcquisitionReader:
         if nodata is None and alpha_band(ds) is None and not _has_internal_mask(ds):
             nodata = spec.nodata
         units = spec.units_for(dtype, input_units)
+        problem = spec.calibration_problem(units)
+        if problem is not None:
+            problem = f"{path}: {problem}"
+        elif spec.modality == "s2" and units == "dn":
+            problem = offset_problem(self._acq.date, self._acq.offset, str(path))
+        if problem is not None:
+            ds.close()
+            raise RasterReadError(problem)
+        dn_offset = self._dn_offset if units == "dn" else 0.0
         if dtype.startswith("complex"):
             nodata = None  # a complex nodata value cannot be passed to the warper; use coverage
         align = grid_alignment(ds, self.grid) if not dtype.startswith("complex") else None
@@ -318,7 +350,8 @@ class AcquisitionReader:
             rs = resampling if resampling is not None else choose_resampling(spec, src_res, self.grid.res)
             if (align.kx == 1 and align.ky == 1) or rs in (Resampling.nearest, Resampling.bilinear):
                 self._warn_coarse(path, src_res)
-                self.layers.append(_Layer(path, ds, None, None, idx, pos, units, None, align, rs, nodata))
+                self.layers.append(_Layer(path, ds, None, None, idx, pos, units, None, align, rs,
+                                          nodata, dn_offset))
                 for p in pos:
                     self.present[p] = True
                 return
@@ -335,7 +368,8 @@ class AcquisitionReader:
         except RasterioError as exc:
             ds.close()
             raise RasterReadError(f"{path}: cannot be warped onto the target grid ({exc})") from None
-        self.layers.append(_Layer(path, ds, vrt, inner, idx, pos, units, internal))
+        self.layers.append(_Layer(path, ds, vrt, inner, idx, pos, units, internal,
+                                  dn_offset=dn_offset))
         for p in pos:
             self.present[p] = True
 
@@ -397,7 +431,7 @@ class AcquisitionReader:
                     f"{layer.path}: reading failed, the file is truncated or corrupt ({exc}); "
                     "re-download or re-export it"
                 ) from None
-            phys = self.spec.to_physical(raw, layer.units)
+            phys = self.spec.to_physical(raw, layer.units, layer.dn_offset)
             if data is None:
                 out_dtype = self.spec.stored_dtype(str(phys.dtype))
                 data = np.zeros((len(self.bands), h, w), dtype=out_dtype)
@@ -416,7 +450,8 @@ class AcquisitionReader:
                 cloud = read_aligned(mds, [1], malign, win, Resampling.nearest, None, None, False)[0][0]
             else:
                 cloud = mvrt.read(1, window=window)  # type: ignore[union-attr]
-            valid &= ~(cloud > 0)
+            classes = self._mask_classes
+            valid &= ~(np.isin(cloud, classes) if classes is not None else cloud > 0)
         if data.dtype.kind == "f":
             data[:, ~valid] = 0.0
         return ModalityRead(data=data, valid=valid, grid=grid, bands=list(self.bands), present=list(self.present))
@@ -457,6 +492,7 @@ def _has_internal_mask(ds: rasterio.DatasetReader) -> bool:
 
 def native_grid(acq: Acquisition, root: Path, access: RasterAccessPolicy | None = None) -> Grid:
     """The grid of an acquisition's finest file, in its own CRS (GCP rasters: their warp grid)."""
+    acq = safe_acquisition(acq, root)
     paths = [acq.file] if acq.file is not None else list((acq.bands or {}).values())
     best: Grid | None = None
     for p in paths:

@@ -1,5 +1,5 @@
-"""Settings the data layer reads: chipping (``data.chip``) and remote raster reads
-(``data.remote``).
+"""Settings the data layer reads: chipping (``data.chip``), remote raster reads
+(``data.remote``) and STAC ingest (``data.stac``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
-from skysense.core.modalities import HR_RATIO, MODALITIES, SENTINEL_GSD_M
+from skysense.core.modalities import HR_RATIO, MODALITIES, SENTINEL_GSD_M, Modality
+from skysense.core.sensors import SCL_CLOUD_CLASSES, InputUnits
 from skysense.core.settings import Section
 from skysense.data.raster_access import RasterAccessPolicy
 
@@ -69,3 +70,85 @@ class ChipSettings:
             modalities=tuple(modalities), bands={k: tuple(v) for k, v in bands.items()},
             max_dates=dict(max_dates), access=access,
         )
+
+
+class StacModalityRule(Section):
+    """How the STAC items of some collections (or platforms) become acquisitions of one modality."""
+
+    modality: Modality = Field(description="the sample modality the items feed (hr, s2, s1, dem)")
+    sensor: str = Field(description="sensor spec that reads them (skysense.core.sensors)")
+    collections: list[str] = Field([], description="STAC collection ids matched first")
+    platforms: list[str] = Field(
+        [], description="item 'platform' values matched when no collection rule does")
+    assets: dict[str, str] = Field(
+        {}, description="asset key, eo:bands name or common name -> the sensor's band name "
+        "(e.g. red: B04); band names map to themselves")
+    mask_asset: str | None = Field(
+        None, description="asset holding the cloud mask (Sentinel-2 SCL; cloud classes: "
+        "validation.scl_cloud_classes)")
+    input_units: InputUnits | None = Field(
+        None, description="units of the stored values, recorded per acquisition "
+        "(sentinel-1-rtc: linear gamma0; sentinel-1-grd: dn, quarantined as uncalibrated)")
+    cloud_filter: bool = Field(
+        False, description="skip items whose eo:cloud_cover is over data.stac.max_cloud_cover")
+    dated: bool = Field(True, description="acquisitions need a datetime (a DEM does not)")
+
+
+_S2_ALIASES = {"coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05",
+               "rededge2": "B06", "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09",
+               "cirrus": "B10", "swir16": "B11", "swir22": "B12"}
+
+
+class StacConfig(Section):
+    """``skysense data stac``: a STAC snapshot (ItemCollection) into a scene catalog."""
+
+    location_m: float = Field(
+        640.0, gt=0, description="side of a location cell, metres (SkySense: 64 px x 10 m); "
+        "cells are aligned to multiples of it in each UTM zone")
+    required_modalities: list[Modality] = Field(
+        ["s2", "s1"], description="a location is a cell that an item of every one of these covers")
+    max_cloud_cover: float = Field(60.0, ge=0.0, le=100.0, description="most eo:cloud_cover, %")
+    name: str = Field("stac", description="catalog name and location id prefix")
+    download: bool = Field(
+        False, description="download remote assets (hosts in data.remote.allowed_hosts) into "
+        "OUT/assets; off: remote hrefs stay URLs, read on demand")
+    max_items: int | None = Field(None, ge=1, description="most items an API search returns")
+    rules: dict[str, StacModalityRule] = Field(
+        {
+            "sentinel2": StacModalityRule(
+                modality="s2", sensor="sentinel2",
+                collections=["sentinel-2-l2a", "sentinel-2-c1-l2a", "sentinel-2-l1c"],
+                platforms=["sentinel-2a", "sentinel-2b", "sentinel-2c"], assets=_S2_ALIASES,
+                mask_asset="SCL", cloud_filter=True),
+            "sentinel1_rtc": StacModalityRule(
+                modality="s1", sensor="sentinel1", collections=["sentinel-1-rtc"],
+                assets={"vv": "VV", "vh": "VH"}, input_units="linear"),
+            "sentinel1_grd": StacModalityRule(
+                modality="s1", sensor="sentinel1", collections=["sentinel-1-grd"],
+                assets={"vv": "VV", "vh": "VH"}, input_units="dn"),
+            "sentinel1": StacModalityRule(
+                modality="s1", sensor="sentinel1",
+                platforms=["sentinel-1a", "sentinel-1b", "sentinel-1c"],
+                assets={"vv": "VV", "vh": "VH"}),
+            "hr": StacModalityRule(
+                modality="hr", sensor="hr", collections=["naip", "orthophoto", "swissimage"],
+                assets={"red": "R", "green": "G", "blue": "B", "nir": "N"}, cloud_filter=True),
+            "dem": StacModalityRule(
+                modality="dem", sensor="dem",
+                collections=["cop-dem-glo-30", "cop-dem-glo-90", "3dep-seamless", "nasadem",
+                             "alos-dem"],
+                assets={"data": "elevation", "elevation": "elevation", "dem": "elevation"},
+                dated=False),
+        },
+        description="collection / platform -> modality rules, tried in this order")
+
+
+@dataclass(frozen=True)
+class StacIngestSettings:
+    """What :func:`skysense.data.stac.ingest.ingest_snapshot` needs, resolved from params.yaml:
+    ``data.stac``, the bands per modality, the SCL cloud classes and the raster access policy."""
+
+    stac: StacConfig = field(default_factory=StacConfig)
+    bands: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    scl_cloud_classes: tuple[int, ...] = SCL_CLOUD_CLASSES
+    access: RasterAccessPolicy = field(default_factory=RasterAccessPolicy)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from skysense.core.errors import CatalogError
 from skysense.data.catalog import Catalog
+from skysense.data.products.sentinel2_safe import SafeProductError, safe_acquisition
 
 Role = Literal["data", "mask", "scl", "labels"]
 
@@ -54,7 +55,13 @@ class RasterItem:
         band_names: the declared band names of a multi-band file, else None.
         date: acquisition date; None when absent or unparseable.
         date_raw, date_error: the text of a date that does not parse, and why.
-        nodata_override, input_units: the modality's catalog overrides.
+        nodata_override, input_units: the catalog overrides (``input_units``: the
+            acquisition's, else the modality's).
+        offset: the acquisition's DN offset (Sentinel-2: -1000 from baseline 04.00), None when
+            the catalog does not state it.
+        mask_classes: mask values counted as cloud (None: any non-zero value).
+        source_error: why the acquisition's source (a ``safe:`` folder) cannot be read; the
+            item then stands for the folder and fails ``readable``.
     """
 
     item_id: str
@@ -74,6 +81,9 @@ class RasterItem:
     date_error: str | None = None
     nodata_override: float | None = None
     input_units: str | None = None
+    offset: float | None = None
+    mask_classes: tuple[int, ...] | None = None
+    source_error: str | None = None
 
 
 def parse_date(value: Any) -> dt.date:
@@ -145,7 +155,11 @@ def load_catalog_leniently(path: str | Path) -> tuple[Catalog, dict[str, DateIss
 
 
 def list_raster_items(catalog: Catalog, date_issues: dict[str, DateIssue] | None = None) -> list[RasterItem]:
-    """Every raster the catalog names, in catalog order: data files, masks, SCL layers, labels."""
+    """Every raster the catalog names, in catalog order: data files, masks, SCL layers, labels.
+
+    A ``safe:`` acquisition stands for its band files and SCL layer (with its date and offset
+    from the product metadata); one that cannot be read is one item with ``source_error``.
+    """
     issues = date_issues or {}
     items: list[RasterItem] = []
     for loc in catalog.locations:
@@ -153,6 +167,11 @@ def list_raster_items(catalog: Catalog, date_issues: dict[str, DateIssue] | None
             for i, acq in enumerate(entry.acquisitions):
                 acq_id = f"{loc.id}/{mod}/{i}"
                 issue = issues.get(acq_id)
+                source_error = None
+                try:
+                    acq = safe_acquisition(acq, catalog.root)
+                except SafeProductError as exc:
+                    source_error = f"SafeProductError: {exc}"
                 common = {
                     "acq_id": acq_id,
                     "location": loc.id,
@@ -164,8 +183,16 @@ def list_raster_items(catalog: Catalog, date_issues: dict[str, DateIssue] | None
                     "date_raw": issue.raw if issue else None,
                     "date_error": issue.error if issue else None,
                     "nodata_override": getattr(entry, "nodata", None),
-                    "input_units": getattr(entry, "input_units", None),
+                    "input_units": acq.input_units or getattr(entry, "input_units", None),
+                    "offset": acq.offset,
+                    "mask_classes": (tuple(acq.mask_classes)
+                                     if acq.mask_classes is not None else None),
                 }
+                if source_error is not None:
+                    items.append(RasterItem(
+                        item_id=f"{acq_id}/data", path=catalog.resolve(acq.safe or Path()),
+                        role="data", layout="bands", source_error=source_error, **common))
+                    continue
                 if acq.file is not None:
                     items.append(
                         RasterItem(

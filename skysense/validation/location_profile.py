@@ -130,13 +130,22 @@ def location_row(loc: Location, data_rows: pd.DataFrame, ref: LocationReference 
     row["last_date"] = dates[-1].isoformat() if dates else None
     row["date_span_days"] = (dates[-1] - dates[0]).days if dates else None
     footprints: dict[str, Box] = {}
+    # a location that states its extent (a cell of the STAC grid inside large scenes) is judged
+    # inside it: each modality's footprint is clipped to the extent before the IoU
+    extent = None
+    if ref is not None and loc.bounds is not None and loc.crs is not None:
+        extent = box_in(loc.bounds, loc.crs, ref.crs)
     if ref is not None:
         for m in present:
             boxes = [box_in((r[5], r[6], r[7], r[8]), r[4], ref.crs)
                      for r in recs if r[1] == m and r[4] is not None]
             boxes = [b for b in boxes if b is not None]
             if boxes:
-                footprints[m] = _union(boxes)
+                fp = _union(boxes)
+                if extent is not None:
+                    fp = (max(fp[0], extent[0]), max(fp[1], extent[1]),
+                          min(fp[2], extent[2]), min(fp[3], extent[3]))
+                footprints[m] = fp
     pairs = {f"{a}-{b}": round(iou(footprints[a], footprints[b]), 4)
              for a, b in itertools.combinations(footprints, 2)}
     row["modality_iou"] = json.dumps(pairs)

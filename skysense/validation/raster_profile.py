@@ -29,6 +29,7 @@ from rasterio.transform import array_bounds, from_gcps
 from rasterio.warp import transform_bounds
 
 from skysense.core.errors import RasterReadError
+from skysense.core.sensors import SENSORS
 from skysense.data.raster_access import (
     RasterAccessError,
     RasterAccessPolicy,
@@ -62,8 +63,10 @@ def _empty_row(item: RasterItem) -> dict[str, Any]:
         "date": item.date,
         "date_raw": item.date_raw,
         "date_error": item.date_error,
-        "read_error": None,
+        "read_error": item.source_error,
         "access_error": None,
+        "input_units": item.input_units,
+        "offset": item.offset,
         "driver": None,
         "georeferencing": None,
         "crs": None,
@@ -116,9 +119,25 @@ def _footprint_wkt(crs: Any, bounds: tuple[float, float, float, float]) -> str |
     return f"POLYGON(({w} {s}, {e} {s}, {e} {n}, {w} {n}, {w} {s}))"
 
 
-def _to_physical(values: np.ndarray, dtype: str, rule: SensorRule | None, units: str | None) -> np.ndarray | None:
-    """Stored values to the modality's physical unit (reflectance, dB, metres); None if complex."""
+def effective_units(item: RasterItem, dtype: str) -> str | None:
+    """The input units a data file is read in: the catalog's, else its sensor's rule for the
+    stored dtype (e.g. uint16 Sentinel-1: ``dn``); None for an unknown sensor."""
+    if item.input_units:
+        return item.input_units
+    spec = SENSORS.get(item.sensor)
+    if spec is None or "," in dtype:
+        return None
+    return spec.units_for(dtype)
+
+
+def _to_physical(values: np.ndarray, dtype: str, rule: SensorRule | None, units: str | None,
+                 offset: float | None = None, sensor: str | None = None) -> np.ndarray | None:
+    """Stored values to the modality's physical unit (reflectance, dB, metres); None if complex
+    or uncalibrated (Sentinel-1 DN, judged by ``s1_calibrated``). DN: ``(v + offset) * scale``."""
     if np.dtype(dtype).kind == "c" or units == "complex":
+        return None
+    spec = SENSORS.get(sensor or "")
+    if spec is not None and units is not None and spec.calibration_problem(units) is not None:
         return None
     v = values.astype(np.float64, copy=False)
     if units == "linear":
@@ -128,7 +147,7 @@ def _to_physical(values: np.ndarray, dtype: str, rule: SensorRule | None, units:
         with np.errstate(divide="ignore", invalid="ignore"):
             return 20.0 * np.log10(np.where(v > 0, v, np.nan))
     if rule is not None and (units == "dn" or (units is None and np.dtype(dtype).kind in "ui")):
-        return v * rule.scale + rule.offset
+        return (v + (offset or 0.0)) * rule.scale + rule.offset
     return v
 
 
@@ -163,7 +182,8 @@ def _read_stats(src: Any, row: dict[str, Any], item: RasterItem, cfg: Validation
 
     if item.role == "mask":
         vals = data[0][valid_px]
-        row["cloud_fraction"] = float((vals > 0).mean()) if vals.size else None
+        cloud = np.isin(vals, item.mask_classes) if item.mask_classes is not None else vals > 0
+        row["cloud_fraction"] = float(cloud.mean()) if vals.size else None
         return
     if item.role == "scl":
         vals = data[0][valid_px & (data[0] != 0)]
@@ -172,7 +192,7 @@ def _read_stats(src: Any, row: dict[str, Any], item: RasterItem, cfg: Validation
         return
     if item.role != "data":
         return
-    phys = _to_physical(data, row["dtype"], rule, item.input_units)
+    phys = _to_physical(data, row["dtype"], rule, row["input_units"], item.offset, item.sensor)
     if phys is None or not valid_px.any():
         return
     mins, maxs, means = [], [], []
@@ -203,6 +223,8 @@ def profile_raster(item: RasterItem, cfg: ValidationConfig,
         One profile row (see the module doc), GSD in metres, values in physical units.
     """
     row = _empty_row(item)
+    if item.source_error is not None:  # a safe: folder that is not a product: nothing to open
+        return row
     policy = current_policy(access)
     row["max_pixels"], row["max_bands"] = policy.max_pixels, policy.max_bands
     try:
@@ -220,6 +242,8 @@ def profile_raster(item: RasterItem, cfg: ValidationConfig,
             row["pixel_count"] = src.width * src.height
             dtypes = sorted(set(src.dtypes))
             row["dtype"] = dtypes[0] if len(dtypes) == 1 else ",".join(dtypes)
+            if item.role == "data":
+                row["input_units"] = effective_units(item, row["dtype"])
             row["nodata"] = src.nodata
             crs, transform = src.crs, src.transform
             row["georeferencing"] = "transform"

@@ -51,7 +51,8 @@ class ValidationConfig(Section):
     min_overlap_iou: float = Field(0.5, ge=0.0, le=1.0)
     date_window: tuple[str, str] = ("2015-06-23", "2100-01-01")
     ranges: dict[str, tuple[float, float]] = {
-        "s2_reflectance": (0.0, 1.6),
+        # from -0.1: from baseline 04.00, (DN + offset) / 10000 is negative where DN < 1000
+        "s2_reflectance": (-0.1, 1.6),
         "s1_db": (-50.0, 10.0),
         "dem_m": (-450.0, 9000.0),
     }

@@ -21,6 +21,8 @@ import pandas as pd
 
 from skysense.core.errors import ValidationFailed
 from skysense.core.modalities import MODALITIES
+from skysense.core.sensors import SENSORS
+from skysense.data.products.sentinel2 import BASELINE_04_00_DATE, offset_problem
 from skysense.validation.settings import ValidationConfig
 
 DEFAULT_SEVERITY: dict[str, str] = {
@@ -41,6 +43,8 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "cloud_fraction": "critical",
     "finite_values": "critical",
     "value_range": "critical",
+    "s1_calibrated": "critical",
+    "s2_offset_known": "critical",
     "date_parses": "critical",
     "date_present": "critical",
     "date_not_future": "critical",
@@ -154,7 +158,10 @@ def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
     - ``value_range`` (the key of ``validation.ranges``), ``range_min`` and ``range_max`` (its bounds,
       physical units) on data rows;
     - ``date_presence``: ``<modality>:dated`` or ``<modality>:undated`` (labels: ``labels:...``);
-    - ``band_key`` and ``date_key`` (acquisition identity for the duplicate check).
+    - ``band_key`` and ``date_key`` (acquisition identity for the duplicate check);
+    - ``calibrated`` (data rows: False when the input units are raw, uncalibrated numbers of the
+      sensor, e.g. Sentinel-1 GRD ``dn``) and ``offset_known`` (Sentinel-2 DN rows: False when
+      the DN offset is not recorded for a date from 2022-01-25 on).
     """
     out = table.copy()
     for col in ("phys_min", "phys_max", "valid_fraction", "nan_fraction", "location_overlap",
@@ -196,6 +203,24 @@ def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
     out["band_key"] = out["band_name"].fillna("")
     out["date_key"] = [d.isoformat() if isinstance(d, dt.date) else (raw or "") for d, raw in
                        zip(out["date"], out["date_raw"])]
+    calibrated: list[bool | None] = []
+    offset_known: list[bool | None] = []
+    for r in out[["role", "sensor", "input_units", "date", "offset"]].itertuples(index=False):
+        spec = SENSORS.get(r.sensor)
+        units = r.input_units if isinstance(r.input_units, str) else None
+        if r.role != "data" or spec is None or units is None:
+            calibrated.append(None)
+            offset_known.append(None)
+            continue
+        calibrated.append(spec.calibration_problem(units) is None)
+        if spec.modality == "s2" and units == "dn":
+            offset = None if r.offset is None or pd.isna(r.offset) else float(r.offset)
+            date = r.date if isinstance(r.date, dt.date) else None
+            offset_known.append(offset_problem(date, offset, "") is None)
+        else:
+            offset_known.append(None)
+    out["calibrated"] = pd.Series(calibrated, index=out.index, dtype=object)
+    out["offset_known"] = pd.Series(offset_known, index=out.index, dtype=object)
     return out
 
 
@@ -278,6 +303,17 @@ def raster_suite(cfg: ValidationConfig, today: dt.date) -> Suite:
           f"the largest value is inside the modality's physical range ({ranges})",
           column_A="range_max", column_B="phys_max", or_equal=True,
           ignore_row_if="either_value_is_missing")
+    b.add("s1_calibrated", "ExpectColumnValuesToBeInSet", ["input_units", "dtype"],
+          "Sentinel-1 data is calibrated backscatter (sigma0/gamma0 as linear power, amplitude or "
+          "dB; input_units says which): raw GRD digital numbers are not turned into "
+          "20*log10(DN); calibrate the product first (e.g. with sarsen) or use sentinel-1-rtc",
+          column="calibrated", value_set=[True])
+    b.add("s2_offset_known", "ExpectColumnValuesToBeInSet", ["date", "offset"],
+          f"Sentinel-2 digital numbers acquired from {BASELINE_04_00_DATE.isoformat()} on "
+          "(processing baseline 04.00) have a recorded DN offset (catalog 'offset': -1000 for "
+          "baseline 04.00 or later, 0 for harmonised data, or a 'safe:' folder whose metadata "
+          "says); reflectance = (DN + offset) / 10000",
+          column="offset_known", value_set=[True])
     b.add("date_parses", "ExpectColumnValuesToBeNull", ["date_raw", "date_error"],
           "the acquisition date is an ISO date", column="date_error")
     kinds = [*MODALITIES, "labels"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skysense.core.errors import SkySenseError
-from skysense.core.sensors import SENSORS, UnknownSensorError, get_sensor
+from skysense.core.sensors import SENSORS, UncalibratedInputError, UnknownSensorError, get_sensor
 
 
 def test_sentinel2_has_all_13_bands_with_wavelength_and_gsd() -> None:
@@ -39,7 +39,11 @@ def test_sentinel1_linear_amplitude_complex_and_db_inputs_give_db() -> None:
     slc = np.array([3 + 4j, 0j], dtype=np.complex64)  # |z| = 5 -> 20 log10 5 dB; 0 -> no value
     out = s1.to_physical(slc, s1.units_for("complex64"))
     assert out[0] == pytest.approx(20 * np.log10(5.0), abs=1e-5) and np.isnan(out[1])
-    assert s1.units_for("uint16") == "amplitude"
+    # integer Sentinel-1 is GRD digital numbers: uncalibrated, refused rather than 20*log10(DN)
+    assert s1.units_for("uint16") == "dn" and s1.calibration_problem("dn") is not None
+    with pytest.raises(UncalibratedInputError, match="sarsen"):
+        s1.to_physical(np.array([300], np.uint16), "dn")
+    assert s1.calibration_problem("amplitude") is None
     assert s1.with_overrides(nodata=float("nan"), input_units="linear").input_units == "linear"
 
 

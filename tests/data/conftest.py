@@ -78,7 +78,7 @@ def make_location(
     for t in range(s2_dates):
         data = rng.integers(200, 5000, size=(10, px, px), dtype=np.uint16)
         f = write_tif(root / loc_id / f"s2_{t}.tif", data, crs, t10)
-        s2.append(Acquisition(date=dt.date(2023, 3 + t, 1), file=f.relative_to(root)))
+        s2.append(Acquisition(date=dt.date(2023, 3 + t, 1), file=f.relative_to(root), offset=0.0))
     mods["s2"] = ModalityEntry(sensor="sentinel2", acquisitions=s2)
     s1 = []
     for t in range(s1_dates):

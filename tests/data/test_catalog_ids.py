@@ -29,7 +29,7 @@ GOOD_IDS = ["zurich-01", "ch.zurich_plateau-2", "A" * 128, "0"]
 def _catalog(folder: Path, loc_id: str, tif: Path) -> Path:
     path = folder / "catalog.yaml"
     path.write_text(yaml.safe_dump({"version": 1, "locations": [{"id": loc_id, "modalities": {
-        "s2": {"sensor": "sentinel2", "acquisitions": [{"date": "2023-04-02", "file": str(tif)}]}}}]}))
+        "s2": {"sensor": "sentinel2", "acquisitions": [{"date": "2023-04-02", "file": str(tif), "offset": 0}]}}}]}))
     return path
 
 

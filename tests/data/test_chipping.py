@@ -99,20 +99,20 @@ def _bad_catalog(root: Path, location_factory, tif) -> Catalog:
 
     trunc = tif(root / "bad" / "trunc.tif", np.random.default_rng(0).integers(1, 9999, (10, 48, 48), dtype=np.uint16))
     trunc.write_bytes(trunc.read_bytes()[: trunc.stat().st_size // 2])
-    locs.append(with_s2("truncated", Acquisition(date=dt.date(2023, 3, 1), file=trunc)))
+    locs.append(with_s2("truncated", Acquisition(date=dt.date(2023, 3, 1), file=trunc, offset=0.0)))
     text = root / "bad" / "notes.tif"
     text.write_text("field notes, not a raster\n")
-    locs.append(with_s2("text", Acquisition(date=dt.date(2023, 3, 1), file=text)))
+    locs.append(with_s2("text", Acquisition(date=dt.date(2023, 3, 1), file=text, offset=0.0)))
     b02 = tif(root / "bad" / "B02.tif", np.full((1, 48, 48), 900, np.uint16))
-    locs.append(with_s2("missing-band", Acquisition(date=dt.date(2023, 3, 1), bands={"B02": b02, "B03": root / "bad" / "B03.tif"})))
+    locs.append(with_s2("missing-band", Acquisition(date=dt.date(2023, 3, 1), bands={"B02": b02, "B03": root / "bad" / "B03.tif"}, offset=0.0)))
     nocrs = tif(root / "bad" / "nocrs.tif", np.full((10, 48, 48), 900, np.uint16), crs=None)
-    locs.append(with_s2("no-crs", Acquisition(date=dt.date(2023, 3, 1), file=nocrs)))
+    locs.append(with_s2("no-crs", Acquisition(date=dt.date(2023, 3, 1), file=nocrs, offset=0.0)))
     five = tif(root / "bad" / "five.tif", np.full((5, 48, 48), 900, np.uint16))
-    locs.append(with_s2("five-bands", Acquisition(date=dt.date(2023, 3, 1), file=five)))
+    locs.append(with_s2("five-bands", Acquisition(date=dt.date(2023, 3, 1), file=five, offset=0.0)))
     empty = tif(root / "bad" / "empty.tif", np.zeros((10, 48, 48), np.uint16))
     base = location_factory(root, "all-nodata", seed=5, hr=False, dem=False)
     locs.append(Location(id="all-nodata", modalities={
-        "s2": ModalityEntry(sensor="sentinel2", acquisitions=[Acquisition(date=dt.date(2023, 3, 1), file=empty)]),
+        "s2": ModalityEntry(sensor="sentinel2", acquisitions=[Acquisition(date=dt.date(2023, 3, 1), file=empty, offset=0.0)]),
         "dem": ModalityEntry(sensor="dem", acquisitions=[Acquisition(file=tif(root / "bad" / "dem.tif", np.ones((1, 16, 16), np.float32) * 400, transform=rasterio.transform.from_origin(464000, 5250000, 30, 30)))]),
     }))
     del base
@@ -206,7 +206,7 @@ def _wide_location(root: Path, tif, cols_px: int = 512) -> Location:
     hr = tif(root / "wide" / "hr.tif", rng.integers(1, 255, (4, 128, cols_px * 8), dtype=np.uint8),
              transform=rasterio.transform.from_origin(464000.0, 5250000.0, 1.25, 1.25), nodata=0)
     return Location(id="wide", modalities={
-        "s2": ModalityEntry(sensor="sentinel2", acquisitions=[Acquisition(date=dt.date(2023, 4, 1), file=s2)]),
+        "s2": ModalityEntry(sensor="sentinel2", acquisitions=[Acquisition(date=dt.date(2023, 4, 1), file=s2, offset=0.0)]),
         "s1": ModalityEntry(sensor="sentinel1", acquisitions=[Acquisition(date=dt.date(2023, 4, 2), file=s1)]),
         "hr": ModalityEntry(sensor="hr", acquisitions=[Acquisition(date=dt.date(2023, 6, 1), file=hr)]),
     })

@@ -64,7 +64,7 @@ def test_neighbouring_utm_zone_reprojected_value_exact_on_a_linear_ramp(tmp_path
     ramp = (1000 + 3 * cols + 2 * rows).astype(np.uint16)
     tif(tmp_path / "s2.tif", np.repeat(ramp[None], 10, axis=0), utm32, from_origin(x0, y0, 10.0, 10.0))
     loc = Location(id="rome", modalities={"s2": ModalityEntry(
-        sensor="sentinel2", acquisitions=[Acquisition(date=dt.date(2023, 5, 1), file=Path("s2.tif"))])})
+        sensor="sentinel2", acquisitions=[Acquisition(date=dt.date(2023, 5, 1), file=Path("s2.tif"), offset=0.0)])})
     grid, stacks = read_location(loc, tmp_path)
     assert grid.crs.to_epsg() == 32633 and grid.res == 10.0
     data = stacks["s2"].data[0, 0]
@@ -85,7 +85,7 @@ def test_hr_grid_is_exactly_32x_finer_and_dem_in_compound_crs(real: Path, tmp_pa
     hr = np.random.default_rng(0).integers(1, 255, (3, 640, 640), dtype=np.uint8)
     tif(tmp_path / "hr.tif", hr, utm33, from_origin(x0, y0, 1.0, 1.0))
     loc = Location(id="rome", modalities={
-        "s2": ModalityEntry(sensor="sentinel2", acquisitions=[Acquisition(date=dt.date(2023, 5, 1), file=Path("s2.tif"))]),
+        "s2": ModalityEntry(sensor="sentinel2", acquisitions=[Acquisition(date=dt.date(2023, 5, 1), file=Path("s2.tif"), offset=0.0)]),
         "hr": ModalityEntry(sensor="hr", acquisitions=[Acquisition(date=dt.date(2023, 6, 1), file=Path("hr.tif"))]),
         "dem": ModalityEntry(sensor="dem", acquisitions=[Acquisition(file=real / "dem" / "Rome-30m-DEM.tif")]),
     })

@@ -95,9 +95,16 @@ def test_windowed_read_equals_slice_of_full_read(real: Path) -> None:
         np.testing.assert_allclose(full.data[0], ds.read(1))  # dB in, dB out
 
 
+def test_uncalibrated_sentinel1_grd_dn_is_refused_not_turned_into_db(real: Path) -> None:
+    path = real / "s1_gcps" / "cog_gcps_crop.tif"  # uint16 GRD digital numbers, no calibration
+    with pytest.raises(RasterReadError, match=r"cog_gcps_crop.tif: .*raw digital numbers.*sarsen"):
+        read_acquisition(Acquisition(file=path, band_names=["VV"]), S1, bands=["VV"])
+
+
 def test_gcp_only_sentinel1_grd_is_warped_on_read(real: Path) -> None:
     path = real / "s1_gcps" / "cog_gcps_crop.tif"
-    acq = Acquisition(file=path, band_names=["VV"])
+    # the units are stated (amplitude) so the warp can be checked against 20*log10 of the source
+    acq = Acquisition(file=path, band_names=["VV"], input_units="amplitude")
     with rasterio.open(path) as ds:
         assert ds.crs is None and len(ds.gcps[0]) == 210
         src = ds.read(1).astype(np.float64)
@@ -121,7 +128,7 @@ def test_gcp_only_sentinel1_grd_is_warped_on_read(real: Path) -> None:
         if not (0 <= r < 120 and 0 <= c < 120 and out.valid[r, c]):
             continue
         near = src[int(g.row) - 3:int(g.row) + 4, int(g.col) - 3:int(g.col) + 4]
-        near_db = 20 * np.log10(near[near > 0])  # uint16 GRD amplitude -> dB
+        near_db = 20 * np.log10(near[near > 0])  # amplitude, as stated -> dB
         assert near_db.min() - 1e-3 <= out.data[0, r, c] <= near_db.max() + 1e-3
         checked += 1
     assert checked >= 3

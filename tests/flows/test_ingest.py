@@ -16,7 +16,7 @@ def _catalog(folder, name: str, ids: list[str]) -> str:
         "id": loc, "split": "pretrain",
         "modalities": {
             "s2": {"sensor": "sentinel2", "acquisitions": [
-                {"date": "2023-04-02", "file": f"s2/{loc}_20230402.tif"}]},
+                {"date": "2023-04-02", "file": f"s2/{loc}_20230402.tif", "offset": 0}]},
             "s1": {"sensor": "sentinel1", "acquisitions": [
                 {"date": "2023-04-05", "file": f"s1/{loc}_20230405.tif", "band_names": ["VV", "VH"]}]},
         },

@@ -56,7 +56,7 @@ def build_corpus(root: Path) -> tuple[Path, dict[str, str]]:
         data = kw.pop("data", None)
         data = s2_data(rng) if data is None else data
         write_tif(r / f"{name}.tif", data, nodata=0, **kw)
-        return {"date": date, "file": f"rasters/{name}.tif"}
+        return {"date": date, "file": f"rasters/{name}.tif", "offset": 0}
 
     def s1_acq(name: str, date: str, **kw: object) -> dict:
         data = kw.pop("data", None)
@@ -87,7 +87,7 @@ def build_corpus(root: Path) -> tuple[Path, dict[str, str]]:
     bad_s2("truncated", "readable", "2023-07-01")
     raw = (r / "truncated.tif").read_bytes()
     (r / "truncated.tif").write_bytes(raw[: len(raw) // 2])
-    s2.append({"date": "2023-07-02", "file": "rasters/not_a_raster.tif"})
+    s2.append({"date": "2023-07-02", "file": "rasters/not_a_raster.tif", "offset": 0})
     (r / "not_a_raster.tif").write_text("this is a text file, not a GeoTIFF\n")
     expected[f"alpha/s2/{len(s2) - 1}/data"] = "readable"
     bad_s1("no_crs", "crs_set", "2023-07-03", crs=None)
@@ -127,7 +127,7 @@ def build_corpus(root: Path) -> tuple[Path, dict[str, str]]:
     beta_s2 = []
     for i in (1, 2, 3):
         write_tif(r / f"beta_s2_{i}.tif", s2_data(rng), origin=beta_origin, nodata=0)
-        beta_s2.append({"date": f"2023-05-0{i}", "file": f"rasters/beta_s2_{i}.tif"})
+        beta_s2.append({"date": f"2023-05-0{i}", "file": f"rasters/beta_s2_{i}.tif", "offset": 0})
     beta = {"id": "beta", "modalities": {"s2": {"sensor": "sentinel2", "acquisitions": beta_s2}}}
     expected["beta"] = "required_modalities"
 
@@ -137,7 +137,7 @@ def build_corpus(root: Path) -> tuple[Path, dict[str, str]]:
     g_s2, g_s1 = [], []
     for i in (1, 2, 3):
         write_tif(r / f"gamma_s2_{i}.tif", s2_data(rng), origin=g_origin, nodata=0)
-        g_s2.append({"date": f"2023-08-0{i}", "file": f"rasters/gamma_s2_{i}.tif"})
+        g_s2.append({"date": f"2023-08-0{i}", "file": f"rasters/gamma_s2_{i}.tif", "offset": 0})
     for i in (4, 5):
         write_tif(r / f"gamma_s1_{i}.tif", s1_data(rng), origin=shift)
         g_s1.append({"date": f"2023-08-0{i}", "file": f"rasters/gamma_s1_{i}.tif",

@@ -23,10 +23,10 @@ locations:
       s2:
         sensor: sentinel2
         acquisitions:
-          - {date: 2023-06-01, file: s2_a.tif}
-          - {date: 2023-06-02, file: s2_b.tif}
-          - {date: 2023-06-03, file: s2_c.tif}
-          - {date: 2023-13-45, file: s2_bad.tif}
+          - {date: 2023-06-01, file: s2_a.tif, offset: 0}
+          - {date: 2023-06-02, file: s2_b.tif, offset: 0}
+          - {date: 2023-06-03, file: s2_c.tif, offset: 0}
+          - {date: 2023-13-45, file: s2_bad.tif, offset: 0}
       s1:
         sensor: sentinel1
         acquisitions:
@@ -57,7 +57,7 @@ def test_load_catalog_names_file_location_and_date(catalog: Path) -> None:
 
 
 def test_good_dates_still_load_as_dates(catalog: Path) -> None:
-    catalog.write_text(CATALOG.replace("          - {date: 2023-13-45, file: s2_bad.tif}\n", ""))
+    catalog.write_text(CATALOG.replace("          - {date: 2023-13-45, file: s2_bad.tif, offset: 0}\n", ""))
     cat = load_catalog(catalog)
     dates = [a.date.isoformat() for a in cat.location("alpha").modalities["s2"].acquisitions]
     assert dates == ["2023-06-01", "2023-06-02", "2023-06-03"]

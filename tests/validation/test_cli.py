@@ -46,7 +46,7 @@ def test_catalog_whose_locations_all_fail_exits_2_naming_file_and_reason(tmp_pat
     acqs = []
     for i in (1, 2, 3):
         write_tif(tmp_path / f"s2_{i}.tif", s2_data(rng), nodata=0)
-        acqs.append({"date": f"2023-05-0{i}", "file": f"s2_{i}.tif"})
+        acqs.append({"date": f"2023-05-0{i}", "file": f"s2_{i}.tif", "offset": 0})
     catalog = tmp_path / "only_s2.yaml"
     catalog.write_text(yaml.safe_dump({"locations": [
         {"id": "lonely", "modalities": {"s2": {"sensor": "sentinel2", "acquisitions": acqs}}}]}))

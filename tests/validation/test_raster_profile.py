@@ -54,7 +54,7 @@ def hostile_run(tmp_path_factory) -> tuple[ValidationReport, Path, RequestLog]:
         s2 = []
         for i in range(3):
             write_tif(r / f"s2_{i}.tif", s2_data(rng), nodata=0)
-            s2.append({"date": f"2023-06-0{i + 1}", "file": f"rasters/s2_{i}.tif"})
+            s2.append({"date": f"2023-06-0{i + 1}", "file": f"rasters/s2_{i}.tif", "offset": 0})
         s1 = []
         for i in range(2):
             write_tif(r / f"s1_{i}.tif", s1_data(rng))
@@ -68,7 +68,7 @@ def hostile_run(tmp_path_factory) -> tuple[ValidationReport, Path, RequestLog]:
         files = ["rasters/raw.vrt", "rasters/curl.vrt", f"/vsicurl/{server.url}/y.tif",
                  "rasters/notes.tif", "rasters/huge.tif", "rasters/many.tif", "rasters/ovr.tif"]
         for i, f in enumerate(files):
-            s2.append({"date": f"2023-07-0{i + 1}", "file": f})
+            s2.append({"date": f"2023-07-0{i + 1}", "file": f, "offset": 0})
         catalog = root / "catalog.yaml"
         catalog.write_text(yaml.safe_dump({"version": 1, "name": "hostile", "locations": [{
             "id": "alpha", "modalities": {"s2": {"sensor": "sentinel2", "acquisitions": s2},

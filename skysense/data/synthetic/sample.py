@@ -59,8 +59,9 @@ def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None)
                       scene.transform, S2_NODATA, S2_BANDS, {"scale": "0.0001", "units": "reflectance"})
         write_geotiff(path_inside(out_dir / "s2", f"{stem}_cloud.tif"), scene.s2_cloud[t], scene.epsg,
                       scene.transform, None, ["cloud"], {"values": "1=cloud 0=clear"})
+        # reflectance x 10000 with no DN offset (stated: the dates are after 2022-01-25)
         s2_acq.append(Acquisition(date=date, file=Path(f"s2/{stem}.tif"), band_names=list(S2_BANDS),
-                                  mask=Path(f"s2/{stem}_cloud.tif")))
+                                  mask=Path(f"s2/{stem}_cloud.tif"), offset=0.0))
     for t, date in enumerate(scene.s1_dates):
         name = f"{loc}_{date:%Y%m%d}.tif"
         write_geotiff(path_inside(out_dir / "s1", name), scene.s1[t], scene.epsg, scene.transform,

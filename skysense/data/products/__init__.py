@@ -1,0 +1,1 @@
+"""Facts of satellite products: Sentinel-2 processing baselines, DN offsets, ``.SAFE`` folders."""
