@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from skysense.config import SkySenseConfig, load_config
 from skysense.core.geotiff import write_geotiff
-from skysense.core.sensors import S2_BANDS
+from skysense.core.sensors import HR_BANDS, S2_BANDS
 from skysense.data.catalog import load_catalog
 from skysense.data.synthetic import landcover as lc
 from skysense.data.synthetic.sample import SampleWriteError, write_sample
@@ -140,9 +140,9 @@ def test_hr_jpeg_keeps_its_tables_per_tile_and_decodes_as_the_shared_table_form(
     hr = np.random.default_rng(0).integers(0, 256, (4, 256, 256), dtype=np.uint8)
     hr[:, :128] = 90  # some flat area as well as noise
     transform = rasterio.transform.from_origin(500_000.0, 4_800_000.0, 0.3125, 0.3125)
-    write_geotiff(tmp_path / "hr.tif", hr, 32631, transform, None, list(lc.HR_BANDS), jpeg_quality=90)
+    write_geotiff(tmp_path / "hr.tif", hr, 32631, transform, None, list(HR_BANDS), jpeg_quality=90)
     with rasterio.open(tmp_path / "hr.tif") as src:
-        assert src.compression.name == "jpeg" and src.descriptions == lc.HR_BANDS
+        assert src.compression.name == "jpeg" and src.descriptions == HR_BANDS
         assert src.tags(ns="IMAGE_STRUCTURE").get("JPEGTABLESMODE") is None  # no shared tables
         ours, profile = src.read(), src.profile
     profile.update(jpeg_quality=90, jpegtablesmode=1)
