@@ -29,11 +29,14 @@ def synthetic_batch(b: int, s: int, t2: int, t1: int, n_regions: int) -> dict:
     g = torch.Generator().manual_seed(0)
     return {
         "hr": torch.randn(b, 4, 32 * s, 32 * s, generator=g),
-        "s2": torch.randn(b, t2, 10, s, s, generator=g), "s2_doy": torch.randint(1, 366, (b, t2), generator=g),
+        "s2": torch.randn(b, t2, 10, s, s, generator=g),
+        "s2_doy": torch.randint(1, 366, (b, t2), generator=g),
         "s2_valid": torch.rand(b, t2, generator=g) > 0.2,
-        "s1": torch.randn(b, t1, 2, s, s, generator=g), "s1_doy": torch.randint(1, 366, (b, t1), generator=g),
+        "s1": torch.randn(b, t1, 2, s, s, generator=g),
+        "s1_doy": torch.randint(1, 366, (b, t1), generator=g),
         "s1_valid": torch.ones(b, t1, dtype=torch.bool),
-        "dem": torch.randn(b, 1, s, s, generator=g), "region": torch.randint(0, n_regions, (b,), generator=g),
+        "dem": torch.randn(b, 1, s, s, generator=g),
+        "region": torch.randint(0, n_regions, (b,), generator=g),
     }
 
 
@@ -67,10 +70,14 @@ def main() -> None:
             wall.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
     n = sum(p.numel() for p in pre.trainable_parameters())
-    print(f"preset={args.preset} sentinel_px={s} hr_px={32 * s} batch={args.batch} threads={args.threads} "
-          f"trainable_params={n:,} OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
-    print(f"step wall s: min {min(wall):.3f} median {statistics.median(wall):.3f}; "
-          f"cpu s: min {min(cpu):.3f} median {statistics.median(cpu):.3f}; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"preset={args.preset} sentinel_px={s} hr_px={32 * s} batch={args.batch} threads={args.threads} "
+        f"trainable_params={n:,} OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
+    )
+    print(
+        f"step wall s: min {min(wall):.3f} median {statistics.median(wall):.3f}; "
+        f"cpu s: min {min(cpu):.3f} median {statistics.median(cpu):.3f}; load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -31,11 +31,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FILES = ("params.yaml", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore")
 QUICK = [
-    "data.sample.locations=2", "data.sample.heldout_locations=1", "data.sample.size_px=32",
-    "data.sample.s2_dates=4", "data.sample.s1_dates=3",
+    "data.sample.locations=2",
+    "data.sample.heldout_locations=1",
+    "data.sample.size_px=32",
+    "data.sample.s2_dates=4",
+    "data.sample.s1_dates=3",
     "model.overrides={hr_depths: [1, 1, 1, 1], vit_depth: 1, fusion_depth: 1}",
-    "train.steps=2", "train.nproc=1", "train.micro_batch=2", "train.warmup_steps=1",
-    "train.checkpoint_every=2", "eval.linear_epochs=5", "eval.seg_epochs=3",
+    "train.steps=2",
+    "train.nproc=1",
+    "train.micro_batch=2",
+    "train.warmup_steps=1",
+    "train.checkpoint_every=2",
+    "eval.linear_epochs=5",
+    "eval.seg_epochs=3",
 ]
 COMPUTE_STAGES = ("chip", "train", "evaluate")
 
@@ -49,7 +57,11 @@ def make_project(dest: Path) -> Path:
     git = ["git", "-c", "user.email=bench@skysense", "-c", "user.name=bench"]
     subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
     dvc = str(Path(sys.executable).with_name("dvc"))
-    subprocess.run([dvc, "remote", "modify", "local", "url", str(dest.parent / "dvc-remote")], cwd=dest, check=True)
+    subprocess.run(
+        [dvc, "remote", "modify", "local", "url", str(dest.parent / "dvc-remote")],
+        cwd=dest,
+        check=True,
+    )
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
     subprocess.run([*git, "commit", "-qm", "bench"], cwd=dest, check=True)
     return dest
@@ -75,14 +87,23 @@ def time_dvc_repro(project: Path, times: int = 3) -> dict:
     walls, said = [], ""
     for _ in range(times):
         start = time.perf_counter()
-        proc = subprocess.run([str(Path(bindir) / "dvc"), "repro"], cwd=project, env=env,
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [str(Path(bindir) / "dvc"), "repro"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         walls.append(time.perf_counter() - start)
         if proc.returncode != 0:
             raise SystemExit(f"dvc repro failed:\n{proc.stderr[-4000:]}")
         said = (proc.stdout + proc.stderr).strip().splitlines()[-1]
-    return {"wall_s": [round(w, 2) for w in walls], "said": said,
-            "did_nothing": "up to date" in said and "Running stage" not in proc.stdout}
+    return {
+        "wall_s": [round(w, 2) for w in walls],
+        "said": said,
+        "did_nothing": "up to date" in said and "Running stage" not in proc.stdout,
+    }
 
 
 def breakdown(summary: dict, wall: float) -> dict:
@@ -135,12 +156,18 @@ def main() -> int:
     (out / "pipeline.json").write_text(json.dumps(report, indent=2))
     r = report["first_run"]
     print(f"pipeline ({report['settings']}): {r['wall_s']:.1f} s wall; stages {r['stages_s']}")
-    print(f"  start-up/teardown {r['startup_and_teardown_s']:.1f} s, register+promote {r['register_promote_s']:.1f} s")
-    print(f"  overhead (all but chip/train/evaluate): {r['overhead_s']:.1f} s = {100 * r['overhead_share']:.1f} % "
-          f"(target <= 25 %); orchestration only: {100 * r['orchestration_only_share']:.1f} %")
+    print(
+        f"  start-up/teardown {r['startup_and_teardown_s']:.1f} s, register+promote {r['register_promote_s']:.1f} s"
+    )
+    print(
+        f"  overhead (all but chip/train/evaluate): {r['overhead_s']:.1f} s = {100 * r['overhead_share']:.1f} % "
+        f"(target <= 25 %); orchestration only: {100 * r['orchestration_only_share']:.1f} %"
+    )
     print(f"  second run (up to date): {report['second_run_up_to_date']['wall_s']:.1f} s")
-    print(f"  plain `dvc repro` afterwards: {', '.join(f'{w:.2f}' for w in repro['wall_s'])} s "
-          f"(target < 3 s), did nothing: {repro['did_nothing']}, said {repro['said']!r}")
+    print(
+        f"  plain `dvc repro` afterwards: {', '.join(f'{w:.2f}' for w in repro['wall_s'])} s "
+        f"(target < 3 s), did nothing: {repro['did_nothing']}, said {repro['said']!r}"
+    )
     return 0
 
 

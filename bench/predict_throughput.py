@@ -41,8 +41,9 @@ def make_scene(path: Path, side: int) -> Path:
     tile = np.concatenate([data, data[:, ::-1]], axis=1)
     tile = np.concatenate([tile, tile[:, :, ::-1]], axis=2)
     big = np.tile(tile, (1, reps, reps))[:, :side, :side]
-    profile.update(width=side, height=side, tiled=True, blockxsize=256, blockysize=256,
-                   compress="deflate")
+    profile.update(
+        width=side, height=side, tiled=True, blockxsize=256, blockysize=256, compress="deflate"
+    )
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(big)
     return path
@@ -63,8 +64,14 @@ def register_tiny(store: Path) -> str:
     cfg.registry.model_name = NAME
     client = connect(uri)
     exp = ensure_experiment(client, "bench", store / "artifacts", uri)
-    register_export(client, registration_settings(cfg), write_random_export(store / "export"), {"linear_acc": 0.0},
-                    experiment_id=exp, sqlite_db=sqlite_path(uri))
+    register_export(
+        client,
+        registration_settings(cfg),
+        write_random_export(store / "export"),
+        {"linear_acc": 0.0},
+        experiment_id=exp,
+        sqlite_db=sqlite_path(uri),
+    )
     promote(client, NAME, cfg.registry.policy, sqlite_db=sqlite_path(uri))
     return uri
 
@@ -78,11 +85,23 @@ def run_one(scene: Path, output: Path, window: int, overlap: int, block: int) ->
     embed, _ = encoder_embedder(f"models:/{NAME}@champion", "auto")
     rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with Scene([parse_dated(str(scene))]) as sc:
-        summary = predict_scene(sc, embed, output, window=window, overlap=overlap, batch_size=4,
-                                block=block, progress=False)
+        summary = predict_scene(
+            sc,
+            embed,
+            output,
+            window=window,
+            overlap=overlap,
+            batch_size=4,
+            block=block,
+            progress=False,
+        )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {**summary.to_dict(), "km2_per_s": summary.km2 / summary.seconds,
-            "peak_rss_mb": round(peak, 1), "rss_after_model_load_mb": round(rss_loaded, 1)}
+    return {
+        **summary.to_dict(),
+        "km2_per_s": summary.km2 / summary.seconds,
+        "peak_rss_mb": round(peak, 1),
+        "rss_after_model_load_mb": round(rss_loaded, 1),
+    }
 
 
 def main() -> None:
@@ -96,8 +115,11 @@ def main() -> None:
     ap.add_argument("--one", nargs=2, metavar=("SCENE", "OUTPUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(run_one(Path(args.one[0]), Path(args.one[1]), args.window, args.overlap,
-                                 args.block)))
+        print(
+            json.dumps(
+                run_one(Path(args.one[0]), Path(args.one[1]), args.window, args.overlap, args.block)
+            )
+        )
         return
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,20 +131,39 @@ def main() -> None:
             scene = make_scene(tmp_path / f"scene_{label}.tif", side)
             start = time.perf_counter()
             proc = subprocess.run(
-                [sys.executable, __file__, "--one", str(scene), str(tmp_path / f"pred_{label}.tif"),
-                 "--window", str(args.window), "--overlap", str(args.overlap),
-                 "--block", str(args.block)],
-                env=env, capture_output=True, text=True, check=False,
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    str(scene),
+                    str(tmp_path / f"pred_{label}.tif"),
+                    "--window",
+                    str(args.window),
+                    "--overlap",
+                    str(args.overlap),
+                    "--block",
+                    str(args.block),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if proc.returncode:
                 raise SystemExit(proc.stderr[-3000:])
             results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
             results[label]["wall_s_with_startup"] = round(time.perf_counter() - start, 1)
     results["peak_rss_ratio_4x_over_1x"] = round(
-        results["4x"]["peak_rss_mb"] / results["1x"]["peak_rss_mb"], 3)
-    results["settings"] = {"preset": "skysense-tiny", "window": args.window,
-                           "overlap": args.overlap, "block": args.block, "dates": 1,
-                           "cpu_threads": os.cpu_count()}
+        results["4x"]["peak_rss_mb"] / results["1x"]["peak_rss_mb"], 3
+    )
+    results["settings"] = {
+        "preset": "skysense-tiny",
+        "window": args.window,
+        "overlap": args.overlap,
+        "block": args.block,
+        "dates": 1,
+        "cpu_threads": os.cpu_count(),
+    }
     (args.out / "predict_throughput.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

@@ -82,12 +82,18 @@ from skysense.config import apply_overrides, chip_settings, config_from_dict, tr
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--set", action="append", default=[], dest="overrides", help="dotted config k=v")
     p.add_argument("--work", type=Path, default=Path("/tmp/skysense-pretrain-gain"))
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--encoder", choices=("student", "teacher"), default=None,
-                   help="which trained encoder to probe (default: train.export_encoder, what training exports)")
+    p.add_argument(
+        "--encoder",
+        choices=("student", "teacher"),
+        default=None,
+        help="which trained encoder to probe (default: train.export_encoder, what training exports)",
+    )
     p.add_argument("--no-seg", action="store_true", help="skip the segmentation probe")
     p.add_argument("--json", type=Path, default=None, help="write the table as JSON here")
     return p.parse_args(argv)
@@ -100,7 +106,9 @@ def prepare_data(cfg: Any, work: Path) -> tuple[Path, Path]:
     from skysense.data.stats import compute_stats, write_stats
     from skysense.data.synthetic.sample import write_sample
 
-    key = hashlib.sha1(json.dumps(cfg.data.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:10]
+    key = hashlib.sha1(
+        json.dumps(cfg.data.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()[:10]
     base = work / f"data-{key}"
     sample, chips = base / "sample", base / "chips"
     if not (chips / "stats.json").exists():
@@ -128,8 +136,9 @@ def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
     seed_everything(t.seed * 1000 + 1)
     batches = batch_iterator(stream, dataset, collate_samples, 0, seed=t.seed)
     opt = torch.optim.AdamW(param_groups(model, weight_decay=t.weight_decay), lr=t.lr)
-    sched = WarmupCosineSchedule(opt, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
-                                 total_steps=t.steps)
+    sched = WarmupCosineSchedule(
+        opt, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps, total_steps=t.steps
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     losses = []
     for step in range(1, t.steps + 1):
@@ -140,14 +149,18 @@ def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
         opt.step()
         opt.zero_grad(set_to_none=True)
         sched.step()
-        model.update_teacher(ema_momentum_at(step, start=t.ema_momentum[0], end=t.ema_momentum[1],
-                                             total_steps=t.steps))
+        model.update_teacher(
+            ema_momentum_at(
+                step, start=t.ema_momentum[0], end=t.ema_momentum[1], total_steps=t.steps
+            )
+        )
         losses.append(float(out["loss"].detach()))
     return model.eval(), losses
 
 
-def cached_pretrain(cfg: Any, chips: Path, work: Path,
-                    encoder: str = "teacher") -> tuple[torch.nn.Module, list[float]]:
+def cached_pretrain(
+    cfg: Any, chips: Path, work: Path, encoder: str = "teacher"
+) -> tuple[torch.nn.Module, list[float]]:
     """:func:`pretrain`, or the encoders a run with the same model, train and pre-training data
     settings saved under ``work`` (held-out settings do not change the pre-training chips:
     pre-training places come first and each scene is seeded by its index). ``encoder``: the
@@ -157,15 +170,18 @@ def cached_pretrain(cfg: Any, chips: Path, work: Path,
     data["sample"].pop("downstream_chip_px")
     train = cfg.train.model_dump(mode="json")
     train.pop("export_encoder")
-    key = hashlib.sha1(json.dumps([data, cfg.model.model_dump(mode="json"), train],
-                                  sort_keys=True).encode()).hexdigest()[:10]
+    key = hashlib.sha1(
+        json.dumps([data, cfg.model.model_dump(mode="json"), train], sort_keys=True).encode()
+    ).hexdigest()[:10]
     path = work / f"student-{key}.pt"
     saved = torch.load(path, map_location="cpu", weights_only=True) if path.exists() else {}
     if encoder not in saved:
         pre, losses = pretrain(cfg, chips)
-        saved = {"student": pre.student.state_dict(),
-                 "teacher": pre.teacher_module["encoder"].state_dict(),
-                 "losses": torch.tensor(losses)}
+        saved = {
+            "student": pre.student.state_dict(),
+            "teacher": pre.teacher_module["encoder"].state_dict(),
+            "losses": torch.tensor(losses),
+        }
         torch.save(saved, path)
     from skysense.models import create_model
 
@@ -174,8 +190,9 @@ def cached_pretrain(cfg: Any, chips: Path, work: Path,
     return model.eval(), saved["losses"].tolist()
 
 
-def evaluate(cfg: Any, encoders: dict[str, torch.nn.Module], sample: Path, stats: dict[str, Any],
-             seg: bool) -> dict[str, dict[str, float]]:
+def evaluate(
+    cfg: Any, encoders: dict[str, torch.nn.Module], sample: Path, stats: dict[str, Any], seg: bool
+) -> dict[str, dict[str, float]]:
     """The evaluation's probes on each encoder; metrics per encoder."""
     from skysense.data.downstream import load_downstream
     from skysense.evaluation import tasks
@@ -188,19 +205,30 @@ def evaluate(cfg: Any, encoders: dict[str, torch.nn.Module], sample: Path, stats
     by_loc = ev.split == "location"
     groups = np.array([s["location"] for s in cls])
     out: dict[str, dict[str, float]] = {}
-    segset = load_downstream(sample / "downstream", "segmentation", n_regions=n_regions) if seg else None
+    segset = (
+        load_downstream(sample / "downstream", "segmentation", n_regions=n_regions) if seg else None
+    )
     for name, model in encoders.items():
         feats, _ = embed_samples(model, cls, stats, mods, ev.batch_size, pooling=ev.pooling)
-        out[name] = dict(tasks.classification(feats, labels, len(cls.class_names), ev,
-                                                 groups=groups if by_loc else None).metrics)
+        out[name] = dict(
+            tasks.classification(
+                feats, labels, len(cls.class_names), ev, groups=groups if by_loc else None
+            ).metrics
+        )
         if segset is not None:
             masks = np.stack([s["mask"] for s in segset])
             sgroups = np.array([s["location"] for s in segset])
             _, pixels = embed_samples(model, segset, stats, mods, ev.batch_size, keep_pixels=True)
-            out[name].update(tasks.segmentation(pixels, masks, len(segset.class_names), ev,
-                                                groups=sgroups if by_loc else None)[0].metrics)
-    out["_n"] = {"classification": len(cls), "locations": len(set(groups)),
-                 "segmentation": len(segset) if segset is not None else 0}
+            out[name].update(
+                tasks.segmentation(
+                    pixels, masks, len(segset.class_names), ev, groups=sgroups if by_loc else None
+                )[0].metrics
+            )
+    out["_n"] = {
+        "classification": len(cls),
+        "locations": len(set(groups)),
+        "segmentation": len(segset) if segset is not None else 0,
+    }
     return out
 
 
@@ -219,14 +247,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     times["train"] = time.perf_counter() - t0
     from skysense.evaluation.runner import random_twin
 
-    twin = random_twin({"preset": cfg.model.preset, "overrides": cfg.model.overrides}, cfg.eval.seed)
+    twin = random_twin(
+        {"preset": cfg.model.preset, "overrides": cfg.model.overrides}, cfg.eval.seed
+    )
     t0 = time.perf_counter()
     res = evaluate(cfg, {"pretrained": trained, "random": twin}, sample, stats, not args.no_seg)
     times["eval"] = time.perf_counter() - t0
     n = res.pop("_n")
     print(f"settings: {' '.join(args.overrides) or '(defaults)'}; encoder: {args.encoder}")
-    print(f"held-out: {n['classification']} classification chips from {n['locations']} locations, "
-          f"{n['segmentation']} segmentation chips; loss {losses[0]:.3f} -> {np.mean(losses[-5:]):.3f}")
+    print(
+        f"held-out: {n['classification']} classification chips from {n['locations']} locations, "
+        f"{n['segmentation']} segmentation chips; loss {losses[0]:.3f} -> {np.mean(losses[-5:]):.3f}"
+    )
     print(f"{'metric':12s} {'pretrained':>10s} {'random':>8s} {'gain':>8s}")
     table = {}
     for key in res["pretrained"]:
@@ -234,8 +266,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         table[key] = {"pretrained": a, "random": b, "gain": a - b}
         print(f"{key:12s} {a:10.4f} {b:8.4f} {a - b:+8.4f}")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
-    result = {"settings": args.overrides, "table": table, "n": n, "seconds": times,
-              "loss_first": losses[0], "loss_last5": float(np.mean(losses[-5:]))}
+    result = {
+        "settings": args.overrides,
+        "table": table,
+        "n": n,
+        "seconds": times,
+        "loss_first": losses[0],
+        "loss_last5": float(np.mean(losses[-5:])),
+    }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return result

@@ -56,7 +56,9 @@ from skysense.data.synthetic.landcover import CLASS_NAMES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--set", action="append", default=[], dest="overrides", help="dotted config k=v")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--freeze", default="", help="comma-separated encoder children kept at init")
@@ -106,7 +108,9 @@ def main(argv: list[str] | None = None) -> dict:
     t = cfg.train
     seed_everything(t.seed)
     model = create_model(cfg.model.preset, **cfg.model.overrides)
-    dataset = chip_dataset(training_job(cfg), chips, SimpleNamespace(student=model))  # reads student.spec
+    dataset = chip_dataset(
+        training_job(cfg), chips, SimpleNamespace(student=model)
+    )  # reads student.spec
     labels = torch.from_numpy(chip_labels(chips, sample / "catalog.yaml", dataset.rows))
     for name in filter(None, args.freeze.split(",")):
         for p in getattr(model, name).parameters():
@@ -114,8 +118,9 @@ def main(argv: list[str] | None = None) -> dict:
     head = torch.nn.Linear(model.embed_dim, len(CLASS_NAMES))
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-    sched = WarmupCosineSchedule(opt, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
-                                 total_steps=args.steps)
+    sched = WarmupCosineSchedule(
+        opt, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps, total_steps=args.steps
+    )
     rng = np.random.default_rng(t.seed)
     batch_size = t.micro_batch * t.nproc
     losses, start = [], time.perf_counter()
@@ -123,7 +128,9 @@ def main(argv: list[str] | None = None) -> dict:
     for _ in range(args.steps):
         idx = rng.choice(len(dataset), batch_size, replace=False)
         batch = collate_samples([dataset[int(i)] for i in idx])
-        loss = torch.nn.functional.cross_entropy(head(model(batch)["embedding"].mean((2, 3))), labels[idx])
+        loss = torch.nn.functional.cross_entropy(
+            head(model(batch)["embedding"].mean((2, 3))), labels[idx]
+        )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, t.grad_clip or 1.0)
         opt.step()
@@ -132,22 +139,32 @@ def main(argv: list[str] | None = None) -> dict:
         losses.append(float(loss.detach()))
     train_s = time.perf_counter() - start
     model.eval()
-    twin = random_twin({"preset": cfg.model.preset, "overrides": cfg.model.overrides}, cfg.eval.seed)
+    twin = random_twin(
+        {"preset": cfg.model.preset, "overrides": cfg.model.overrides}, cfg.eval.seed
+    )
     res = evaluate(cfg, {"supervised": model, "random": twin}, sample, stats, seg=False)
     held = load_downstream(sample / "downstream", "classification", n_regions=model.spec.n_regions)
     y = np.array([int(s["label"]) for s in held])
     feats, _ = embed_samples(model, held, stats, list(cfg.model.modalities), cfg.eval.batch_size)
     with torch.no_grad():
         head_acc = float((head(torch.from_numpy(feats)).argmax(1).numpy() == y).mean())
-    print(f"supervised pre-training: {args.steps} steps ({train_s:.0f} s), loss {losses[0]:.2f} -> "
-          f"{np.mean(losses[-10:]):.2f}; frozen: {args.freeze or 'nothing'}")
+    print(
+        f"supervised pre-training: {args.steps} steps ({train_s:.0f} s), loss {losses[0]:.2f} -> "
+        f"{np.mean(losses[-10:]):.2f}; frozen: {args.freeze or 'nothing'}"
+    )
     print(f"{'metric':12s} {'supervised':>10s} {'random':>8s} {'gain':>8s}")
     for key in res["supervised"]:
         a, b = res["supervised"][key], res["random"][key]
         print(f"{key:12s} {a:10.4f} {b:8.4f} {a - b:+8.4f}")
     print(f"trained head on the held-out chips (no probe): {head_acc:.4f}")
-    result = {"steps": args.steps, "freeze": args.freeze, "probe": res, "head_accuracy": head_acc,
-              "loss_first": losses[0], "loss_last10": float(np.mean(losses[-10:]))}
+    result = {
+        "steps": args.steps,
+        "freeze": args.freeze,
+        "probe": res,
+        "head_accuracy": head_acc,
+        "loss_first": losses[0],
+        "loss_last10": float(np.mean(losses[-10:])),
+    }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))
     return result

@@ -44,21 +44,33 @@ def config_with(sets: list[str]):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--preset", default="skysense-tiny")
-    p.add_argument("--set", action="append", default=[], dest="overrides", help="model override k=v")
+    p.add_argument(
+        "--set", action="append", default=[], dest="overrides", help="model override k=v"
+    )
     p.add_argument("--micro-batch", type=int, default=1)
     p.add_argument("--dates", type=int, default=3, help="S2/S1 dates per sample")
     p.add_argument("--steps", type=int, default=3, help="timed steps (after 1 warm-up step)")
     p.add_argument("--stages", default="0,1,2,3")
     p.add_argument("--skip-two-ranks", action="store_true")
     p.add_argument("--skip-one-process", action="store_true")
-    p.add_argument("--threads", type=int, default=0, help="torch threads of the one-process runs (0: default)")
-    p.add_argument("--two-rank-precisions", default="fp32,bf16", help="precisions of the two-rank runs")
+    p.add_argument(
+        "--threads", type=int, default=0, help="torch threads of the one-process runs (0: default)"
+    )
+    p.add_argument(
+        "--two-rank-precisions", default="fp32,bf16", help="precisions of the two-rank runs"
+    )
     p.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
-    p.add_argument("--zero3-persistence-threshold", type=int, default=0,
-                   help="ZeRO-3 whole-parameter threshold (0: partition every parameter, as the huge "
-                        "preset's large layers are; params.yaml default 100000)")
+    p.add_argument(
+        "--zero3-persistence-threshold",
+        type=int,
+        default=0,
+        help="ZeRO-3 whole-parameter threshold (0: partition every parameter, as the huge "
+        "preset's large layers are; params.yaml default 100000)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write all figures as JSON here")
     p.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -93,7 +105,8 @@ def synthetic_batch(spec: Any, batch: int, dates: int, seed: int = 0) -> dict[st
     ones = torch.ones(batch, dtype=torch.bool)
     return {
         "ids": [f"bench-{i}" for i in range(batch)],
-        "lat": torch.full((batch,), 46.5), "lon": torch.full((batch,), 7.5),
+        "lat": torch.full((batch,), 46.5),
+        "lon": torch.full((batch,), 7.5),
         "region": torch.randint(0, spec.n_regions, (batch,), generator=g),
         "hr": torch.randn(batch, spec.hr_in_chans, h, h, generator=g),
         "s2": torch.randn(batch, dates, 10, s, s, generator=g),
@@ -103,14 +116,23 @@ def synthetic_batch(spec: Any, batch: int, dates: int, seed: int = 0) -> dict[st
         "s1_doy": torch.randint(1, 366, (batch, dates), generator=g),
         "s1_valid": torch.ones(batch, dates, dtype=torch.bool),
         "dem": torch.randn(batch, 1, s, s, generator=g),
-        "has_hr": ones, "has_s2": ones, "has_s1": ones, "has_dem": ones,
+        "has_hr": ones,
+        "has_s2": ones,
+        "has_s1": ones,
+        "has_dem": ones,
     }
 
 
 def train_cfg(stage: int, micro_batch: int, precision: str = "fp32", persistence: int = 0):
-    return config_with([f"train.zero_stage={stage}", f"train.micro_batch={micro_batch}",
-                              "train.steps=1000", f"train.precision={precision}",
-                              f"train.zero3_persistence_threshold={persistence}"])
+    return config_with(
+        [
+            f"train.zero_stage={stage}",
+            f"train.micro_batch={micro_batch}",
+            "train.steps=1000",
+            f"train.precision={precision}",
+            f"train.zero3_persistence_threshold={persistence}",
+        ]
+    )
 
 
 def time_plain(args: argparse.Namespace) -> dict[str, float]:
@@ -118,7 +140,9 @@ def time_plain(args: argparse.Namespace) -> dict[str, float]:
     cfg = train_cfg(0, args.micro_batch).train
     model = make_pretrainer(args)
     opt = torch.optim.AdamW(param_groups(model, weight_decay=cfg.weight_decay), lr=cfg.lr)
-    sched = WarmupCosineSchedule(opt, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=5, total_steps=1000)
+    sched = WarmupCosineSchedule(
+        opt, lr=cfg.lr, min_lr=cfg.min_lr, warmup_steps=5, total_steps=1000
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     batch = synthetic_batch(model.student.spec, args.micro_batch, args.dates)
     parts = {"forward": 0.0, "backward": 0.0, "step": 0.0}
@@ -157,7 +181,9 @@ def time_engine(args: argparse.Namespace, stage: int, world_size: int) -> dict[s
     runtime = resolve_runtime(cfg.train)
     model = make_pretrainer(args)
     engine, _, _ = build_engine(model, training_job(cfg), runtime, world_size)
-    batch = synthetic_batch(model.student.spec, args.micro_batch, args.dates, seed=int(os.environ.get("RANK", "0")))
+    batch = synthetic_batch(
+        model.student.spec, args.micro_batch, args.dates, seed=int(os.environ.get("RANK", "0"))
+    )
     dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
     batch = to_device(batch, engine.device, dtype)
     parts = {"forward": 0.0, "backward": 0.0, "step": 0.0}
@@ -185,7 +211,9 @@ def time_engine(args: argparse.Namespace, stage: int, world_size: int) -> dict[s
             cpu += time.process_time() - c0 - c_measure
         if after_backward is not None:
             after_step = model_state_bytes(engine)
-            merged = {k: max(after_backward[k], after_step[k]) for k in ("params", "grads", "optimizer")}
+            merged = {
+                k: max(after_backward[k], after_step[k]) for k in ("params", "grads", "optimizer")
+            }
             merged["total"] = sum(merged.values())
             peak = merged
     out: dict[str, Any] = {k: v / args.steps for k, v in parts.items()}
@@ -218,11 +246,33 @@ def two_rank_results(args: argparse.Namespace, precision: str) -> dict[str, Any]
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "two.json"
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-               "--nproc_per_node", "2", __file__, "--worker", str(out), "--stages", args.stages,
-               "--preset", args.preset, "--precision", precision,
-               "--zero3-persistence-threshold", str(args.zero3_persistence_threshold), "--micro-batch", str(args.micro_batch), "--steps", str(args.steps),
-               "--dates", str(args.dates)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes",
+            "1",
+            "--nproc_per_node",
+            "2",
+            __file__,
+            "--worker",
+            str(out),
+            "--stages",
+            args.stages,
+            "--preset",
+            args.preset,
+            "--precision",
+            precision,
+            "--zero3-persistence-threshold",
+            str(args.zero3_persistence_threshold),
+            "--micro-batch",
+            str(args.micro_batch),
+            "--steps",
+            str(args.steps),
+            "--dates",
+            str(args.dates),
+        ]
         for item in args.overrides:
             cmd += ["--set", item]
         env = thread_env(2)
@@ -242,7 +292,10 @@ def huge_estimates() -> list[dict[str, Any]]:
     with torch.device("meta"):
         pre = SkySensePretrainer(create_model("skysense-huge"))
     total = sum(p.numel() for p in pre.parameters() if p.requires_grad)
-    largest = max(sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad) for m in pre.modules())
+    largest = max(
+        sum(p.numel() for p in m.parameters(recurse=False) if p.requires_grad)
+        for m in pre.modules()
+    )
     teacher = sum(p.numel() for p in pre.parameters() if not p.requires_grad)
     rows = []
     for gpus, nodes in ((8, 1), (64, 8)):
@@ -250,18 +303,60 @@ def huge_estimates() -> list[dict[str, Any]]:
         n = gpus
         # Stages 0 and 1 have no DeepSpeed estimator: bf16 params + bf16 grads + 12 B fp32
         # master/Adam states per parameter, the latter split across GPUs by stage 1.
-        rows.append({"gpus": gpus, "stage": 0, "offload": "none", "gpu_gib": 16 * total / GiB, "cpu_gib": None})
-        rows.append({"gpus": gpus, "stage": 1, "offload": "none", "gpu_gib": (4 * total + 12 * total / n) / GiB, "cpu_gib": None})
+        rows.append(
+            {
+                "gpus": gpus,
+                "stage": 0,
+                "offload": "none",
+                "gpu_gib": 16 * total / GiB,
+                "cpu_gib": None,
+            }
+        )
+        rows.append(
+            {
+                "gpus": gpus,
+                "stage": 1,
+                "offload": "none",
+                "gpu_gib": (4 * total + 12 * total / n) / GiB,
+                "cpu_gib": None,
+            }
+        )
         for off in (False, True):
-            cpu, gpu = estimate_zero2_model_states_mem_needs(total, per_node, nodes, cpu_offload=off)
-            rows.append({"gpus": gpus, "stage": 2, "offload": "cpu" if off else "none", "gpu_gib": gpu / GiB, "cpu_gib": cpu / GiB})
+            cpu, gpu = estimate_zero2_model_states_mem_needs(
+                total, per_node, nodes, cpu_offload=off
+            )
+            rows.append(
+                {
+                    "gpus": gpus,
+                    "stage": 2,
+                    "offload": "cpu" if off else "none",
+                    "gpu_gib": gpu / GiB,
+                    "cpu_gib": cpu / GiB,
+                }
+            )
         for off, off_p in ((False, False), (True, False), (True, True)):
             cpu, gpu, _ = estimate_zero3_model_states_mem_needs(
-                total, largest, per_node, nodes, cpu_offload=off, cpu_offload_params=off_p, zero_init=True
+                total,
+                largest,
+                per_node,
+                nodes,
+                cpu_offload=off,
+                cpu_offload_params=off_p,
+                zero_init=True,
             )
             label = "none" if not off else ("optimizer" if not off_p else "optimizer+params")
-            rows.append({"gpus": gpus, "stage": 3, "offload": label, "gpu_gib": gpu / GiB, "cpu_gib": cpu / GiB})
-    return [{"trainable_params": total, "largest_layer_params": largest, "teacher_params": teacher}] + rows
+            rows.append(
+                {
+                    "gpus": gpus,
+                    "stage": 3,
+                    "offload": label,
+                    "gpu_gib": gpu / GiB,
+                    "cpu_gib": cpu / GiB,
+                }
+            )
+    return [
+        {"trainable_params": total, "largest_layer_params": largest, "teacher_params": teacher}
+    ] + rows
 
 
 def print_one_process(args: argparse.Namespace, stages: list[int], report: dict[str, Any]) -> None:
@@ -269,12 +364,20 @@ def print_one_process(args: argparse.Namespace, stages: list[int], report: dict[
     plain = time_plain(args)
     report["plain"] = plain
     report["one_process"] = {s: time_engine(args, s, 1) for s in stages}
-    print(f"\n## One process ({torch.get_num_threads()} threads), {args.preset} {args.overrides}, "
-          f"micro-batch {args.micro_batch}: seconds per step (forward / backward / step)")
-    print(f"{'run':<12}{'wall s':>9}{'ratio':>7}{'cpu s':>9}{'ratio':>7}{'fwd':>8}{'bwd':>8}{'step':>8}")
-    for name, r in [("pytorch", plain)] + [(f"zero-{s}", r) for s, r in report["one_process"].items()]:
-        print(f"{name:<12}{r['total']:>9.3f}{r['total'] / plain['total']:>7.2f}{r['cpu']:>9.3f}"
-              f"{r['cpu'] / plain['cpu']:>7.2f}{r['forward']:>8.3f}{r['backward']:>8.3f}{r['step']:>8.3f}")
+    print(
+        f"\n## One process ({torch.get_num_threads()} threads), {args.preset} {args.overrides}, "
+        f"micro-batch {args.micro_batch}: seconds per step (forward / backward / step)"
+    )
+    print(
+        f"{'run':<12}{'wall s':>9}{'ratio':>7}{'cpu s':>9}{'ratio':>7}{'fwd':>8}{'bwd':>8}{'step':>8}"
+    )
+    for name, r in [("pytorch", plain)] + [
+        (f"zero-{s}", r) for s, r in report["one_process"].items()
+    ]:
+        print(
+            f"{name:<12}{r['total']:>9.3f}{r['total'] / plain['total']:>7.2f}{r['cpu']:>9.3f}"
+            f"{r['cpu'] / plain['cpu']:>7.2f}{r['forward']:>8.3f}{r['backward']:>8.3f}{r['step']:>8.3f}"
+        )
 
 
 def main() -> None:
@@ -289,8 +392,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     init_distributed(resolve_runtime(config_with([]).train))
     stages = [int(s) for s in args.stages.split(",")]
-    report: dict[str, Any] = {"preset": args.preset, "overrides": args.overrides,
-                              "micro_batch": args.micro_batch, "threads": torch.get_num_threads()}
+    report: dict[str, Any] = {
+        "preset": args.preset,
+        "overrides": args.overrides,
+        "micro_batch": args.micro_batch,
+        "threads": torch.get_num_threads(),
+    }
     if not args.skip_one_process:
         print_one_process(args, stages, report)
     precisions = [] if args.skip_two_ranks else args.two_rank_precisions.split(",")
@@ -298,20 +405,28 @@ def main() -> None:
         two = two_rank_results(args, precision)
         report[f"two_ranks_{precision}"] = two
         base = two[str(stages[0])]["per_rank_bytes"][0]["total"] if stages[0] == 0 else None
-        print(f"\n## Two ranks (gloo, 1 thread each), {precision}: step time and model states held per rank (MiB)")
-        print(f"{'stage':<8}{'wall s':>8}{'rank0 MiB':>11}{'rank1 MiB':>11}{'params':>9}{'grads':>9}{'optim':>9}{'vs z0':>7}")
+        print(
+            f"\n## Two ranks (gloo, 1 thread each), {precision}: step time and model states held per rank (MiB)"
+        )
+        print(
+            f"{'stage':<8}{'wall s':>8}{'rank0 MiB':>11}{'rank1 MiB':>11}{'params':>9}{'grads':>9}{'optim':>9}{'vs z0':>7}"
+        )
         for s in stages:
             r = two[str(s)]
             b0, b1 = r["per_rank_bytes"]
             ratio = f"{b0['total'] / base:.2f}" if base else "-"
-            print(f"{'zero-' + str(s):<8}{r['total']:>8.3f}{b0['total'] / 2**20:>11.2f}{b1['total'] / 2**20:>11.2f}"
-                  f"{b0['params'] / 2**20:>9.2f}{b0['grads'] / 2**20:>9.2f}{b0['optimizer'] / 2**20:>9.2f}{ratio:>7}")
+            print(
+                f"{'zero-' + str(s):<8}{r['total']:>8.3f}{b0['total'] / 2**20:>11.2f}{b1['total'] / 2**20:>11.2f}"
+                f"{b0['params'] / 2**20:>9.2f}{b0['grads'] / 2**20:>9.2f}{b0['optimizer'] / 2**20:>9.2f}{ratio:>7}"
+            )
     est = huge_estimates()
     report["huge_estimates"] = est
     head, rows = est[0], est[1:]
-    print(f"\n## DeepSpeed model-state estimate, skysense-huge: {head['trainable_params'] / 1e9:.3f} B "
-          f"trainable params (largest layer {head['largest_layer_params'] / 1e6:.1f} M; EMA teacher "
-          f"{head['teacher_params'] / 1e9:.3f} B more, frozen, not in the estimate)")
+    print(
+        f"\n## DeepSpeed model-state estimate, skysense-huge: {head['trainable_params'] / 1e9:.3f} B "
+        f"trainable params (largest layer {head['largest_layer_params'] / 1e6:.1f} M; EMA teacher "
+        f"{head['teacher_params'] / 1e9:.3f} B more, frozen, not in the estimate)"
+    )
     print(f"{'GPUs':>5}{'stage':>7}  {'offload':<18}{'GPU GiB/GPU':>12}{'CPU GiB/node':>14}")
     for r in rows:
         cpu = f"{r['cpu_gib']:.1f}" if r["cpu_gib"] is not None else "-"

@@ -40,16 +40,35 @@ def write_corpus(root: Path, n: int, px: int) -> Path:
             data = rng.integers(200, 5000, (10, px, px), dtype=np.uint16)
             if (written + k) % 97 == 0:
                 data[:] = 0  # an all-nodata scene now and then
-            with rasterio.open(path, "w", driver="GTiff", width=px, height=px, count=10, dtype="uint16",
-                               crs="EPSG:32632", transform=from_origin(x0, y0, 10, 10), nodata=0) as dst:
+            with rasterio.open(
+                path,
+                "w",
+                driver="GTiff",
+                width=px,
+                height=px,
+                count=10,
+                dtype="uint16",
+                crs="EPSG:32632",
+                transform=from_origin(x0, y0, 10, 10),
+                nodata=0,
+            ) as dst:
                 dst.write(data)
             s2.append({"date": f"2023-0{1 + k % 9}-1{k % 9}", "file": path.name, "offset": 0})
         written += len(s2)
         for k in range(min(4, n - written)):
             path = root / f"l{loc_i}_s1_{k}.tif"
             data = rng.uniform(-25, -3, (2, px, px)).astype(np.float32)
-            with rasterio.open(path, "w", driver="GTiff", width=px, height=px, count=2, dtype="float32",
-                               crs="EPSG:32632", transform=from_origin(x0, y0, 10, 10)) as dst:
+            with rasterio.open(
+                path,
+                "w",
+                driver="GTiff",
+                width=px,
+                height=px,
+                count=2,
+                dtype="float32",
+                crs="EPSG:32632",
+                transform=from_origin(x0, y0, 10, 10),
+            ) as dst:
                 dst.write(data)
             s1.append({"date": f"2023-0{1 + k}-05", "file": path.name, "band_names": ["VV", "VH"]})
         written += len(s1)
@@ -105,7 +124,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "gx_over_profiling": round(gx / profiling, 3),
         "derived_columns_s": round(t["profile_derived_columns"], 3),
         "gx_over_profiling_if_derived_counted_as_gx": round(
-            (gx + t["profile_derived_columns"]) / (profiling - t["profile_derived_columns"]), 3),
+            (gx + t["profile_derived_columns"]) / (profiling - t["profile_derived_columns"]), 3
+        ),
         "cpu_profiling_s": round(t["cpu_profiling_s"], 2),
         "cpu_gx_s": round(t["cpu_gx_s"], 2),
         "cpu_gx_over_profiling": round(t["cpu_gx_s"] / t["cpu_profiling_s"], 3),

@@ -59,5 +59,8 @@ def _seed_prefect_home(home: Path) -> None:
         if seed_home(home) in ("seeded", "exists") and at_template_revision(home):
             os.environ.setdefault("PREFECT_SERVER_DATABASE_MIGRATE_ON_START", "false")
     except (SchemaBuildError, OSError) as exc:
-        print(f"warning: Prefect schema template not used ({exc}); Prefect will migrate "
-              f"{home} itself", file=sys.stderr)
+        print(
+            f"warning: Prefect schema template not used ({exc}); Prefect will migrate "
+            f"{home} itself",
+            file=sys.stderr,
+        )

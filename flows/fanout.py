@@ -37,9 +37,15 @@ def runner_description(cfg: SkySenseConfig) -> str:
     return describe(cfg.pipeline)
 
 
-@task(name="profile-location", task_run_name="profile-{location_id}", persist_result=True,
-      cache_policy=NO_CACHE)
-def profile_location_task(location_id: str, catalog_path: str, settings: Any, access: Any = None) -> Any:
+@task(
+    name="profile-location",
+    task_run_name="profile-{location_id}",
+    persist_result=True,
+    cache_policy=NO_CACHE,
+)
+def profile_location_task(
+    location_id: str, catalog_path: str, settings: Any, access: Any = None
+) -> Any:
     """Profile the rasters of one location (rasterio only, under the raster access policy
     ``access``); returns its ``LocationProfiles``."""
     from skysense.validation.per_location import load_catalog_for_validation, profile_location
@@ -49,8 +55,9 @@ def profile_location_task(location_id: str, catalog_path: str, settings: Any, ac
 
 
 @task(name="validate", task_run_name="validate", persist_result=True, cache_policy=NO_CACHE)
-def judge_task(catalog_path: str, profiles: list[Any], out_dir: str, settings: Any,
-               today: dt.date | None) -> dict[str, Any]:
+def judge_task(
+    catalog_path: str, profiles: list[Any], out_dir: str, settings: Any, today: dt.date | None
+) -> dict[str, Any]:
     """Run the GX suites once over all profiles, quarantine, gate; write the validation files.
 
     Raises:
@@ -76,8 +83,9 @@ def _location_ids(catalog_path: str) -> list[str]:
 
 
 @flow(name="skysense-validate-fanout", persist_result=True)
-def validate_fanout(catalog_path: str, out_dir: str, cfg_json: dict[str, Any],
-                    today: dt.date | None = None) -> dict[str, Any]:
+def validate_fanout(
+    catalog_path: str, out_dir: str, cfg_json: dict[str, Any], today: dt.date | None = None
+) -> dict[str, Any]:
     """Profile every location of ``catalog_path`` in parallel, then judge them all at once.
 
     Args:
@@ -95,13 +103,22 @@ def validate_fanout(catalog_path: str, out_dir: str, cfg_json: dict[str, Any],
     cfg = config_from_dict(cfg_json)
     settings, access = cfg.validation, RasterAccessPolicy.from_config(cfg.data)
     ids = _location_ids(catalog_path)
-    futures = profile_location_task.map(ids, unmapped(catalog_path), unmapped(settings), unmapped(access))
+    futures = profile_location_task.map(
+        ids, unmapped(catalog_path), unmapped(settings), unmapped(access)
+    )
     profiles = [f.result() for f in futures]
     return judge_task(catalog_path, profiles, out_dir, settings, today)
 
 
-@task(name="chip-location", task_run_name="chip-{location_id}", persist_result=True, cache_policy=NO_CACHE)
-def chip_location_task(location_id: str, catalog_path: str, out_dir: str, settings: Any, index: int) -> dict[str, Any]:
+@task(
+    name="chip-location",
+    task_run_name="chip-{location_id}",
+    persist_result=True,
+    cache_policy=NO_CACHE,
+)
+def chip_location_task(
+    location_id: str, catalog_path: str, out_dir: str, settings: Any, index: int
+) -> dict[str, Any]:
     """Chip one location into ``out_dir/_parts/<index>`` (part shards + rows)."""
     from dataclasses import asdict
 
@@ -114,8 +131,13 @@ def chip_location_task(location_id: str, catalog_path: str, out_dir: str, settin
 
 
 @task(name="chip-finalize", persist_result=True, cache_policy=NO_CACHE)
-def finalize_chips_task(out_dir: str, results: list[dict[str, Any]], shard_bytes: int,
-                        bands: dict[str, list[str]], allow_partial: bool = False) -> dict[str, Any]:
+def finalize_chips_task(
+    out_dir: str,
+    results: list[dict[str, Any]],
+    shard_bytes: int,
+    bands: dict[str, list[str]],
+    allow_partial: bool = False,
+) -> dict[str, Any]:
     """Merge part shards into ``manifest.parquet`` and write ``stats.json`` (pre-training split).
 
     Raises:
@@ -134,8 +156,12 @@ def finalize_chips_task(out_dir: str, results: list[dict[str, Any]], shard_bytes
         raise stages.StageFailed(f"stage 'chip' failed: {exc}") from exc
     stats = compute_stats(out_dir, split="pretrain", bands=bands)
     write_stats(out_dir, stats)
-    return {"chips": summary.chips, "locations": summary.locations, "failed": summary.failed,
-            "shards": summary.shards}
+    return {
+        "chips": summary.chips,
+        "locations": summary.locations,
+        "failed": summary.failed,
+        "shards": summary.shards,
+    }
 
 
 @flow(name="skysense-chip-fanout", persist_result=True)
@@ -154,11 +180,14 @@ def chip_fanout(catalog_path: str, out_dir: str, cfg_json: dict[str, Any]) -> di
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / PARTS, ignore_errors=True)
     ids = [loc.id for loc in catalog.locations]
-    futures = chip_location_task.map(ids, unmapped(catalog_path), unmapped(out_dir), unmapped(settings),
-                                     list(range(len(ids))))
+    futures = chip_location_task.map(
+        ids, unmapped(catalog_path), unmapped(out_dir), unmapped(settings), list(range(len(ids)))
+    )
     results = [f.result() for f in futures]
     bands = {"s2": cfg.data.s2_bands, "s1": cfg.data.s1_bands, "hr": cfg.data.hr_bands}
-    return finalize_chips_task(out_dir, results, settings.shard_bytes, bands, cfg.data.chip.allow_partial)
+    return finalize_chips_task(
+        out_dir, results, settings.shard_bytes, bands, cfg.data.chip.allow_partial
+    )
 
 
 def _run_validate(root: Path, cfg: SkySenseConfig) -> tuple[dict[str, Any], str]:
@@ -167,13 +196,20 @@ def _run_validate(root: Path, cfg: SkySenseConfig) -> tuple[dict[str, Any], str]
 
     subflow = validate_fanout.with_options(task_runner=make_task_runner(cfg.pipeline))
     try:
-        summary = subflow(str(root / cfg.paths.catalog), str(root / cfg.paths.validation),
-                          cfg.model_dump(mode="json"))
+        summary = subflow(
+            str(root / cfg.paths.catalog),
+            str(root / cfg.paths.validation),
+            cfg.model_dump(mode="json"),
+        )
     except ValidationFailed as exc:
         raise stages.StageFailed(f"stage 'validate' failed: {exc}") from exc
-    extra = {k: summary[k] for k in ("accepted_locations", "quarantined_items", "locations", "rasters")}
-    line = (f"{summary['accepted_locations']} of {summary['locations']['total']} locations accepted, "
-            f"{summary['quarantined_items']} items quarantined")
+    extra = {
+        k: summary[k] for k in ("accepted_locations", "quarantined_items", "locations", "rasters")
+    }
+    line = (
+        f"{summary['accepted_locations']} of {summary['locations']['total']} locations accepted, "
+        f"{summary['quarantined_items']} items quarantined"
+    )
     return extra, line
 
 
@@ -198,18 +234,32 @@ def run_fanout_stage(stage: str, root: Path, cfg: SkySenseConfig, use_dvc: bool)
     """
     runs = {"validate": _run_validate, "chip": _run_chip}
     if stage not in runs:
-        raise KeyError(f"no fan-out for stage {stage!r}; stages with one: {', '.join(FANOUT_STAGES)}")
+        raise KeyError(
+            f"no fan-out for stage {stage!r}; stages with one: {', '.join(FANOUT_STAGES)}"
+        )
     logger = get_run_logger()
     start = time.perf_counter()
     if use_dvc and not stages.dvc_stage_changed(stage, root):
         seconds = time.perf_counter() - start
         logger.info("stage %s: up to date (%.1f s)", stage, seconds)
-        return {"stage": stage, "ran": False, "seconds": seconds, "command": ["dvc", "status", stage],
-                "output_tail": "", "extra": {}}
+        return {
+            "stage": stage,
+            "ran": False,
+            "seconds": seconds,
+            "command": ["dvc", "status", stage],
+            "output_tail": "",
+            "extra": {},
+        }
     extra, line = runs[stage](root, cfg)
     if use_dvc:
         stages.dvc_commit_stage(stage, root)
     seconds = time.perf_counter() - start
     logger.info("stage %s: %s on %s in %.1f s", stage, line, describe(cfg.pipeline), seconds)
-    return {"stage": stage, "ran": True, "seconds": seconds, "command": ["prefect fan-out", describe(cfg.pipeline)],
-            "output_tail": "", "extra": extra}
+    return {
+        "stage": stage,
+        "ran": True,
+        "seconds": seconds,
+        "command": ["prefect fan-out", describe(cfg.pipeline)],
+        "output_tail": "",
+        "extra": extra,
+    }

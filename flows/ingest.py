@@ -62,16 +62,29 @@ def merge_catalogs(current: str | None, new: str, target: str) -> dict[str, Any]
     out = Path(target)
     out.parent.mkdir(parents=True, exist_ok=True)
     incoming = _as_dict(Path(new), out)
-    base = _as_dict(Path(current), out) if current and Path(current).exists() else {
-        "version": incoming.get("version", 1), "name": incoming.get("name", "ingested"), "locations": []}
+    base = (
+        _as_dict(Path(current), out)
+        if current and Path(current).exists()
+        else {
+            "version": incoming.get("version", 1),
+            "name": incoming.get("name", "ingested"),
+            "locations": [],
+        }
+    )
     new_ids = [loc["id"] for loc in incoming["locations"]]
     replaced = [loc["id"] for loc in base["locations"] if loc["id"] in new_ids]
-    base["locations"] = [loc for loc in base["locations"] if loc["id"] not in new_ids] + incoming["locations"]
+    base["locations"] = [loc for loc in base["locations"] if loc["id"] not in new_ids] + incoming[
+        "locations"
+    ]
     with replace_atomically(out) as tmp:  # same folder: relative raster paths resolve the same
         tmp.write_text(yaml.safe_dump(base, sort_keys=False))
         load_catalog(tmp)  # the merged file must itself be a valid catalog, or nothing changes
-    return {"catalog": str(out), "locations": len(base["locations"]),
-            "added": [i for i in new_ids if i not in replaced], "replaced": replaced}
+    return {
+        "catalog": str(out),
+        "locations": len(base["locations"]),
+        "added": [i for i in new_ids if i not in replaced],
+        "replaced": replaced,
+    }
 
 
 @task(name="stac-catalog", persist_result=True, cache_policy=NO_CACHE)
@@ -100,8 +113,11 @@ def stac_catalog(
     area = tuple(bbox) if bbox else None
     if api:
         out.mkdir(parents=True, exist_ok=True)
-        snapshot = str(search_snapshot(api, out / SNAPSHOT, collections, area, datetime,
-                                       cfg.data.stac.max_items))
+        snapshot = str(
+            search_snapshot(
+                api, out / SNAPSHOT, collections, area, datetime, cfg.data.stac.max_items
+            )
+        )
     if snapshot is None:
         raise StacIngestError("stac-catalog needs a snapshot file or a STAC API URL")
     result = ingest_snapshot(snapshot, out, stac_settings(cfg), area=area)  # type: ignore[arg-type]
@@ -153,16 +169,28 @@ def ingest(
     """
     root = Path(project_root).resolve()
     environment.configure(root)  # DVC, MLflow and GX settings for the stages (where unset)
-    stac = {"items": stac_items, "api": stac_api, "collections": stac_collections,
-            "bbox": stac_bbox, "datetime": stac_datetime}
+    stac = {
+        "items": stac_items,
+        "api": stac_api,
+        "collections": stac_collections,
+        "bbox": stac_bbox,
+        "datetime": stac_datetime,
+    }
     if scenes_catalog and Path(scenes_catalog).suffix.lower() in SNAPSHOT_SUFFIXES:
         stac["items"] = scenes_catalog
     with project_lock(root, lock_wait_s):  # the merged catalog is written under it too
         return _ingest(scenes_catalog, root, params_path, overrides, include_current, use_dvc, stac)
 
 
-def _ingest(scenes_catalog: str | None, root: Path, params_path: str, overrides: list[str] | None,
-            include_current: bool, use_dvc: bool | None, stac: dict[str, Any]) -> dict[str, Any]:
+def _ingest(
+    scenes_catalog: str | None,
+    root: Path,
+    params_path: str,
+    overrides: list[str] | None,
+    include_current: bool,
+    use_dvc: bool | None,
+    stac: dict[str, Any],
+) -> dict[str, Any]:
     """The body of :func:`ingest`, run while the project lock is held."""
     logger = get_run_logger()
     params_file = root / params_path
@@ -170,20 +198,40 @@ def _ingest(scenes_catalog: str | None, root: Path, params_path: str, overrides:
     stac_result = None
     if stac["items"] or stac["api"]:
         items = str(Path(stac["items"]).resolve()) if stac["items"] else None
-        stac_result = stac_catalog(items, str(root / cfg.paths.stac),
-                                   str(params_file) if params_file.exists() else None, overrides,
-                                   stac["api"], stac["collections"], stac["bbox"], stac["datetime"])
+        stac_result = stac_catalog(
+            items,
+            str(root / cfg.paths.stac),
+            str(params_file) if params_file.exists() else None,
+            overrides,
+            stac["api"],
+            stac["collections"],
+            stac["bbox"],
+            stac["datetime"],
+        )
         scenes_catalog = stac_result["catalog"]
-        logger.info("STAC: %d items, %d skipped -> %d locations (%s)", stac_result["items"],
-                    sum(stac_result["skipped"].values()), stac_result["locations"], scenes_catalog)
+        logger.info(
+            "STAC: %d items, %d skipped -> %d locations (%s)",
+            stac_result["items"],
+            sum(stac_result["skipped"].values()),
+            stac_result["locations"],
+            scenes_catalog,
+        )
     if not scenes_catalog:
-        raise StacIngestError("ingest needs a scenes catalog, a STAC snapshot (stac_items) or a "
-                              "STAC API (stac_api)")
+        raise StacIngestError(
+            "ingest needs a scenes catalog, a STAC snapshot (stac_items) or a STAC API (stac_api)"
+        )
     current = root / cfg.paths.catalog if include_current else None
     target = root / cfg.paths.sample.parent / "ingest" / "catalog.yaml"
-    merged = merge_catalogs(str(current) if current else None, str(Path(scenes_catalog).resolve()), str(target))
-    logger.info("catalog %s: %d locations (%d new, %d replaced)", merged["catalog"], merged["locations"],
-                len(merged["added"]), len(merged["replaced"]))
+    merged = merge_catalogs(
+        str(current) if current else None, str(Path(scenes_catalog).resolve()), str(target)
+    )
+    logger.info(
+        "catalog %s: %d locations (%d new, %d replaced)",
+        merged["catalog"],
+        merged["locations"],
+        len(merged["added"]),
+        len(merged["replaced"]),
+    )
     create_markdown_artifact(
         key="ingested-scenes",
         markdown=f"Catalog `{merged['catalog']}`: {merged['locations']} locations\n\n"

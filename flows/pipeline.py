@@ -47,17 +47,30 @@ def is_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-@task(name="stage", task_run_name="{stage}", persist_result=True, cache_policy=NO_CACHE,
-      retry_condition_fn=is_transient)
-def run_stage(stage: str, root: str, use_dvc: bool, params: str | None,
-              overrides: list[str], values: dict[str, Any]) -> dict[str, Any]:
+@task(
+    name="stage",
+    task_run_name="{stage}",
+    persist_result=True,
+    cache_policy=NO_CACHE,
+    retry_condition_fn=is_transient,
+)
+def run_stage(
+    stage: str,
+    root: str,
+    use_dvc: bool,
+    params: str | None,
+    overrides: list[str],
+    values: dict[str, Any],
+) -> dict[str, Any]:
     """Run one pipeline stage; return its :class:`flows.stages.StageReport` as a dict."""
     logger = get_run_logger()
     if use_dvc:
         report = stages.run_dvc_stage(stage, root)
     else:
         report = stages.run_cli_stage(stage, root, params, overrides, values)
-    logger.info("stage %s: %s in %.1f s", stage, "ran" if report.ran else "up to date", report.seconds)
+    logger.info(
+        "stage %s: %s in %.1f s", stage, "ran" if report.ran else "up to date", report.seconds
+    )
     return asdict(report)
 
 
@@ -106,7 +119,9 @@ def project_lock(root: Path, wait_s: float = 0.0) -> FileLock:
     from prefect.runtime import flow_run
 
     run = f" (flow run {flow_run.id})" if flow_run.id else ""
-    return FileLock(root / PROJECT_LOCK, purpose=f"the skysense pipeline in {root}{run}", wait_s=wait_s)
+    return FileLock(
+        root / PROJECT_LOCK, purpose=f"the skysense pipeline in {root}{run}", wait_s=wait_s
+    )
 
 
 def _stage_options(cfg: SkySenseConfig) -> dict[str, Any]:
@@ -148,11 +163,19 @@ def pipeline(
     environment.configure(root)  # DVC, MLflow and GX settings for the stages (where unset)
     with project_lock(root, lock_wait_s) if hold_project_lock else contextlib.nullcontext():
         # settings read, and overrides written, only under the lock
-        return _run_pipeline(root, Path(params_path), list(overrides or []), use_dvc, run_sample, promote)
+        return _run_pipeline(
+            root, Path(params_path), list(overrides or []), use_dvc, run_sample, promote
+        )
 
 
-def _run_pipeline(root: Path, params: Path, overrides: list[str], use_dvc: bool | None,
-                  run_sample: bool, promote: bool) -> dict[str, Any]:
+def _run_pipeline(
+    root: Path,
+    params: Path,
+    overrides: list[str],
+    use_dvc: bool | None,
+    run_sample: bool,
+    promote: bool,
+) -> dict[str, Any]:
     """The body of :func:`pipeline`, run while the project lock is held."""
     logger = get_run_logger()
     started = time.perf_counter()
@@ -179,23 +202,38 @@ def _run_pipeline(root: Path, params: Path, overrides: list[str], use_dvc: bool 
         if stage in fanout.FANOUT_STAGES:
             rep = fanout.run_fanout_stage(stage, root, cfg, dvc)
         else:
-            rep = stage_task(stage, str(root), dvc, str(params_file) if params_file.exists() else None,
-                             cli_overrides, values)
+            rep = stage_task(
+                stage,
+                str(root),
+                dvc,
+                str(params_file) if params_file.exists() else None,
+                cli_overrides,
+                values,
+            )
         reports.append(rep)
         if stage == "validate":
             report = reporting.read_json(root / cfg.paths.validation / "validation.json")
             create_markdown_artifact(
-                key="validation-counts", markdown=reporting.validation_table(report),
+                key="validation-counts",
+                markdown=reporting.validation_table(report),
                 description="Validation counts of this run",
             )
 
     if dvc and cfg.pipeline.dvc_push:
-        reports.append(asdict(push_outputs.with_options(**_stage_options(cfg))(
-            str(root), cfg.pipeline.dvc_remote, cfg.pipeline.dvc_remote_url)))
+        reports.append(
+            asdict(
+                push_outputs.with_options(**_stage_options(cfg))(
+                    str(root), cfg.pipeline.dvc_remote, cfg.pipeline.dvc_remote_url
+                )
+            )
+        )
 
     create_table_artifact(
         key="stage-timings",
-        table=[{"stage": r["stage"], "ran": r["ran"], "seconds": round(r["seconds"], 2)} for r in reports],
+        table=[
+            {"stage": r["stage"], "ran": r["ran"], "seconds": round(r["seconds"], 2)}
+            for r in reports
+        ],
         description="Pipeline stages: ran or up to date, wall seconds",
     )
     outcome = release.register_and_promote(root, cfg, promote, _stage_options(cfg))
@@ -206,7 +244,9 @@ def _run_pipeline(root: Path, params: Path, overrides: list[str], use_dvc: bool 
         **outcome,
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
-    print(f"pipeline done in {summary['wall_seconds']:.1f} s; champion: v{summary.get('champion_version')}")
+    print(
+        f"pipeline done in {summary['wall_seconds']:.1f} s; champion: v{summary.get('champion_version')}"
+    )
     return summary
 
 

@@ -40,8 +40,10 @@ def scenes_from_catalog(path: str | Path) -> list[dict[str, Any]]:
             entry = loc.modalities.get(mod)
             if entry is not None:
                 scene[mod] = [
-                    (f"{acq.date.isoformat()}=" if acq.date else "") + str(catalog.resolve(acq.file))
-                    for acq in entry.acquisitions if acq.file is not None
+                    (f"{acq.date.isoformat()}=" if acq.date else "")
+                    + str(catalog.resolve(acq.file))
+                    for acq in entry.acquisitions
+                    if acq.file is not None
                 ]
         for mod in ("hr", "dem"):
             entry = loc.modalities.get(mod)
@@ -59,10 +61,17 @@ def scene_inputs(scene: dict[str, Any]) -> list[Path]:
     return files + [Path(scene[mod]) for mod in ("hr", "dem") if scene.get(mod)]
 
 
-@task(name="predict-scene", task_run_name="predict-{scene[id]}", persist_result=True,
-      cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def predict_one(scene: dict[str, Any], embed: Any, output: str, settings: dict[str, Any],
-                access: Any = None) -> dict[str, Any]:
+@task(
+    name="predict-scene",
+    task_run_name="predict-{scene[id]}",
+    persist_result=True,
+    cache_policy=NO_CACHE,
+    retries=1,
+    retry_delay_seconds=2,
+)
+def predict_one(
+    scene: dict[str, Any], embed: Any, output: str, settings: dict[str, Any], access: Any = None
+) -> dict[str, Any]:
     """Embed one scene window by window and write ``output`` (its checked ``<out_dir>/<id>.tif``;
     rasters opened under the raster access policy ``access``)."""
     from skysense.inference.predict import predict_scene
@@ -122,7 +131,9 @@ def predict(
     cfg = load_config(params_file if params_file.exists() else None, overrides)
     todo = list(scenes or []) or (scenes_from_catalog(catalog) if catalog else [])
     if not todo:
-        raise ValueError("predict: give scenes=[...] or catalog=PATH (a catalog YAML of the scenes)")
+        raise ValueError(
+            "predict: give scenes=[...] or catalog=PATH (a catalog YAML of the scenes)"
+        )
     out = root / (out_dir or cfg.paths.predictions)
     outputs = prediction_outputs([(s.get("id"), scene_inputs(s)) for s in todo], out)
     uri = tracking_uri(cfg, root)
@@ -130,12 +141,19 @@ def predict(
     embed, _ = encoder_embedder(model, cfg.predict.device, connect(uri))
     out.mkdir(parents=True, exist_ok=True)
     p: PredictConfig = cfg.predict
-    settings = {"window": p.window, "overlap": p.overlap, "batch_size": p.batch_size,
-                "output_dtype": p.output_dtype}
-    futures = predict_one.map(todo, embed=unmapped(embed),
-                              output=[str(outputs[s["id"]]) for s in todo],
-                              settings=unmapped(settings),
-                              access=unmapped(RasterAccessPolicy.from_config(cfg.data)))
+    settings = {
+        "window": p.window,
+        "overlap": p.overlap,
+        "batch_size": p.batch_size,
+        "output_dtype": p.output_dtype,
+    }
+    futures = predict_one.map(
+        todo,
+        embed=unmapped(embed),
+        output=[str(outputs[s["id"]]) for s in todo],
+        settings=unmapped(settings),
+        access=unmapped(RasterAccessPolicy.from_config(cfg.data)),
+    )
     results = [f.result() for f in futures]
     create_table_artifact(key="predictions", table=results, description=f"Predictions of {model}")
     logger.info("wrote %d prediction(s) to %s with %s", len(results), out, model)

@@ -22,8 +22,11 @@ import tempfile
 from pathlib import Path
 
 #: Settings that mean Prefect does not use ``$PREFECT_HOME/prefect.db``.
-ELSEWHERE = ("PREFECT_API_URL", "PREFECT_API_DATABASE_CONNECTION_URL",
-             "PREFECT_SERVER_DATABASE_CONNECTION_URL")
+ELSEWHERE = (
+    "PREFECT_API_URL",
+    "PREFECT_API_DATABASE_CONNECTION_URL",
+    "PREFECT_SERVER_DATABASE_CONNECTION_URL",
+)
 DATABASE = "prefect.db"
 
 
@@ -149,5 +152,7 @@ if __name__ == "__main__":  # pragma: no cover - exercised by ``make setup``
     try:
         print(f"Prefect {prefect_version()} schema template: {build_template()}")
     except (SchemaBuildError, OSError) as exc:  # an optimisation: never fail an install over it
-        print(f"warning: no Prefect schema template ({exc}); new projects migrate their own",
-              file=sys.stderr)
+        print(
+            f"warning: no Prefect schema template ({exc}); new projects migrate their own",
+            file=sys.stderr,
+        )

@@ -48,7 +48,7 @@ def tracking_uri(cfg: SkySenseConfig, root: Path) -> str:
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.registry.tracking_uri
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str((root / uri[len("sqlite:///"):]).resolve())
+        uri = "sqlite:///" + str((root / uri[len("sqlite:///") :]).resolve())
     return uri
 
 
@@ -58,7 +58,9 @@ def _client(uri: str):
     return connect(uri), sqlite_path(uri)
 
 
-@task(name="register", persist_result=True, cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
+@task(
+    name="register", persist_result=True, cache_policy=NO_CACHE, retry_condition_fn=_retry_transient
+)
 def register_task(root: str, cfg_json: dict[str, Any], uri: str) -> dict[str, Any]:
     """The export as a new ``challenger`` version (or the version that already holds it), with
     the evaluation metrics and the DVC md5 of data and checkpoint (``dvc.*`` tags) on the
@@ -71,13 +73,27 @@ def register_task(root: str, cfg_json: dict[str, Any], uri: str) -> dict[str, An
     base = Path(root)
     metrics_file = base / cfg.paths.eval / "metrics.json"
     if not metrics_file.is_file():
-        raise RegistryError(f"{metrics_file}: no metrics; the evaluate stage must run before register")
-    metrics = {k: float(v) for k, v in json.loads(metrics_file.read_text()).items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        raise RegistryError(
+            f"{metrics_file}: no metrics; the evaluate stage must run before register"
+        )
+    metrics = {
+        k: float(v)
+        for k, v in json.loads(metrics_file.read_text()).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     client, db = _client(uri)
-    exp = ensure_experiment(client, cfg.train.experiment, base / cfg.registry.artifact_location, uri)
-    result = register_export(client, registration_settings(cfg), base / cfg.paths.export, metrics, experiment_id=exp, sqlite_db=db,
-                             lock_url=cfg.registry.lock_url)
+    exp = ensure_experiment(
+        client, cfg.train.experiment, base / cfg.registry.artifact_location, uri
+    )
+    result = register_export(
+        client,
+        registration_settings(cfg),
+        base / cfg.paths.export,
+        metrics,
+        experiment_id=exp,
+        sqlite_db=db,
+        lock_url=cfg.registry.lock_url,
+    )
     # Lineage in the same task: a retry re-finds the version by checkpoint hash and tags it, so
     # the task completes only with a fully tagged version.
     lineage = lineage_tags(base)
@@ -88,7 +104,9 @@ def register_task(root: str, cfg_json: dict[str, Any], uri: str) -> dict[str, An
     return {**result.to_dict(), "lineage": lineage}
 
 
-@task(name="promote", persist_result=True, cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
+@task(
+    name="promote", persist_result=True, cache_policy=NO_CACHE, retry_condition_fn=_retry_transient
+)
 def promote_task(cfg_json: dict[str, Any], uri: str, version: str) -> dict[str, Any]:
     """The challenger becomes champion when ``registry.policy`` passes (else ``refuse``)."""
     from skysense.config import config_from_dict
@@ -96,13 +114,24 @@ def promote_task(cfg_json: dict[str, Any], uri: str, version: str) -> dict[str, 
 
     cfg = config_from_dict(cfg_json)
     client, db = _client(uri)
-    result = promote(client, cfg.registry.model_name, cfg.registry.policy, version=version,
-                     sqlite_db=db, what="prefect flow skysense-pipeline",
-                     lock_url=cfg.registry.lock_url)
+    result = promote(
+        client,
+        cfg.registry.model_name,
+        cfg.registry.policy,
+        version=version,
+        sqlite_db=db,
+        what="prefect flow skysense-pipeline",
+        lock_url=cfg.registry.lock_url,
+    )
     return result.to_dict()
 
 
-@task(name="registry-status", persist_result=True, cache_policy=NO_CACHE, retry_condition_fn=_retry_transient)
+@task(
+    name="registry-status",
+    persist_result=True,
+    cache_policy=NO_CACHE,
+    retry_condition_fn=_retry_transient,
+)
 def status_task(uri: str, name: str) -> dict[str, Any]:
     """Aliases, versions and their key metrics; ``{}`` when the model is not registered yet."""
     from mlflow.exceptions import MlflowException
@@ -124,8 +153,9 @@ def _version_entry(status: dict[str, Any], version: str | None) -> dict[str, Any
     return {}
 
 
-def register_and_promote(root: Path, cfg: SkySenseConfig, promote: bool,
-                         options: dict[str, Any]) -> dict[str, Any]:
+def register_and_promote(
+    root: Path, cfg: SkySenseConfig, promote: bool, options: dict[str, Any]
+) -> dict[str, Any]:
     """Register, tag lineage, promote (unless already champion), publish artifacts.
 
     Returns:
@@ -150,7 +180,12 @@ def register_and_promote(root: Path, cfg: SkySenseConfig, promote: bool,
         promotion = {"action": "skipped", "reason": f"v{version} is already the champion"}
     else:
         promotion = promote_task.with_options(**options)(cfg_json, uri, version)
-    logger.info("registered v%s (new: %s); promotion: %s", version, reg.get("created"), promotion.get("action"))
+    logger.info(
+        "registered v%s (new: %s); promotion: %s",
+        version,
+        reg.get("created"),
+        promotion.get("action"),
+    )
 
     after = status_task.with_options(**options)(uri, name)
     champion = (after.get("aliases") or {}).get("champion")
@@ -163,14 +198,22 @@ def register_and_promote(root: Path, cfg: SkySenseConfig, promote: bool,
         description="Evaluation metrics of the new version against the champion before this run",
     )
     links = {"model_version": reporting.model_version_link(uri, name, version)}
-    create_link_artifact(key="mlflow-model-version", link=links["model_version"],
-                         link_text=f"{name} v{version}", description="Registered model version")
+    create_link_artifact(
+        key="mlflow-model-version",
+        link=links["model_version"],
+        link_text=f"{name} v{version}",
+        description="Registered model version",
+    )
     if run_id:
         experiment_id = _experiment_of(uri, run_id)
         if experiment_id is not None:
             links["run"] = reporting.run_link(uri, experiment_id, run_id)
-            create_link_artifact(key="mlflow-run", link=links["run"], link_text=f"run {run_id}",
-                                 description="MLflow run of this model")
+            create_link_artifact(
+                key="mlflow-run",
+                link=links["run"],
+                link_text=f"run {run_id}",
+                description="MLflow run of this model",
+            )
     champ_entry = _version_entry(after, champion)
     return {
         "registered_version": version,

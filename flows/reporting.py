@@ -57,28 +57,47 @@ def validation_table(report: dict[str, Any]) -> str:
     ``locations``, ``chips`` each with ``total``/``accepted``/``quarantined``) and lists the
     expectations that failed; any other JSON object is shown as its numeric leaves.
     """
-    levels = [k for k in ("rasters", "acquisitions", "locations", "chips")
-              if isinstance(report.get(k), dict) and "total" in report[k]]
+    levels = [
+        k
+        for k in ("rasters", "acquisitions", "locations", "chips")
+        if isinstance(report.get(k), dict) and "total" in report[k]
+    ]
     passed = report.get("passed")
     head = f"**Validation**: {'passed' if passed else 'FAILED'}\n\n" if passed is not None else ""
     if not levels:
-        rows = {k: v for k, v in flatten_scalars(report).items() if isinstance(v, (int, float, bool))}
-        return head + "\n".join(["| item | value |", "|---|---|", *(f"| {_fmt(k)} | {_fmt(v)} |" for k, v in rows.items())])
+        rows = {
+            k: v for k, v in flatten_scalars(report).items() if isinstance(v, (int, float, bool))
+        }
+        return head + "\n".join(
+            [
+                "| item | value |",
+                "|---|---|",
+                *(f"| {_fmt(k)} | {_fmt(v)} |" for k, v in rows.items()),
+            ]
+        )
     lines = ["| level | total | accepted | quarantined |", "|---|---|---|---|"]
     for level in levels:
         c = report[level]
-        lines.append(f"| {level} | {c.get('total')} | {c.get('accepted')} | {c.get('quarantined')} |")
+        lines.append(
+            f"| {level} | {c.get('total')} | {c.get('accepted')} | {c.get('quarantined')} |"
+        )
     failed = [
         f"{group}.{name} ({exp.get('severity')}, {exp.get('failed')} failed)"
-        for group, checks in (report.get("expectations") or {}).items() if isinstance(checks, dict)
-        for name, exp in checks.items() if isinstance(exp, dict) and not exp.get("success", True)
+        for group, checks in (report.get("expectations") or {}).items()
+        if isinstance(checks, dict)
+        for name, exp in checks.items()
+        if isinstance(exp, dict) and not exp.get("success", True)
     ]
     tail = "\n\nFailed expectations: " + ("; ".join(failed) if failed else "none")
     return head + "\n".join(lines) + tail
 
 
-def metrics_table(challenger: dict[str, float], champion: dict[str, float] | None,
-                  challenger_version: str | None, champion_version: str | None) -> str:
+def metrics_table(
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    challenger_version: str | None,
+    champion_version: str | None,
+) -> str:
     """Markdown table of the evaluation metrics of the new model against the champion."""
     new = f"challenger v{challenger_version}" if challenger_version else "this run"
     old = f"champion v{champion_version}" if champion_version else "champion (none)"

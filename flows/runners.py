@@ -32,8 +32,12 @@ def make_task_runner(pipeline: PipelineConfig) -> TaskRunner:
         if pipeline.dask_address:
             return DaskTaskRunner(address=pipeline.dask_address)
         return DaskTaskRunner(
-            cluster_kwargs={"n_workers": pipeline.max_workers, "threads_per_worker": 1,
-                            "processes": False, "dashboard_address": None}
+            cluster_kwargs={
+                "n_workers": pipeline.max_workers,
+                "threads_per_worker": 1,
+                "processes": False,
+                "dashboard_address": None,
+            }
         )
     if pipeline.task_runner == "process":
         from prefect.task_runners import ProcessPoolTaskRunner

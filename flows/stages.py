@@ -78,14 +78,18 @@ def resolve_templates(text: str, values: dict[str, object]) -> str:
         node: object = values
         for part in match.group(1).split("."):
             if not isinstance(node, dict) or part not in node:
-                raise StageFailed(f"dvc.yaml references ${{{match.group(1)}}}, which is not a setting in params")
+                raise StageFailed(
+                    f"dvc.yaml references ${{{match.group(1)}}}, which is not a setting in params"
+                )
             node = node[part]
         return shlex.quote(str(node))
 
     return TEMPLATE.sub(lookup, text)
 
 
-def stage_commands(stage: str, root: str | Path, values: dict[str, object] | None = None) -> list[str]:
+def stage_commands(
+    stage: str, root: str | Path, values: dict[str, object] | None = None
+) -> list[str]:
     """The shell commands ``dvc.yaml`` declares for ``stage`` (``${...}`` resolved from ``values``).
 
     Raises:
@@ -93,7 +97,9 @@ def stage_commands(stage: str, root: str | Path, values: dict[str, object] | Non
     """
     path = Path(root) / "dvc.yaml"
     if not path.exists():
-        raise StageFailed(f"{path} not found: run the pipeline from the project root (it holds dvc.yaml)")
+        raise StageFailed(
+            f"{path} not found: run the pipeline from the project root (it holds dvc.yaml)"
+        )
     stages = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
     if stage not in stages:
         raise StageFailed(f"{path} has no stage {stage!r}; stages: {', '.join(stages)}")
@@ -116,14 +122,20 @@ def _error_summary(stage: str, output: str, code: int) -> str:
     dropped), else the last lines of its output."""
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
     lines = [ln for ln in lines if "failed to reproduce" not in ln and "failed to run:" not in ln]
-    starts = [i for i, ln in enumerate(lines) if ERROR_LINE.match(ln) and not ln.startswith("ERROR")]
-    body = lines[starts[-1]:][:12] if starts else lines[-8:]
+    starts = [
+        i for i, ln in enumerate(lines) if ERROR_LINE.match(ln) and not ln.startswith("ERROR")
+    ]
+    body = lines[starts[-1] :][:12] if starts else lines[-8:]
     return strip_credentials(f"stage '{stage}' failed (exit {code}):\n" + "\n".join(body))
 
 
 def run_command(
-    stage: str, argv: list[str], cwd: str | Path, timeout_s: float | None = None,
-    stdout_only: bool = False, ok_codes: tuple[int, ...] = (0,),
+    stage: str,
+    argv: list[str],
+    cwd: str | Path,
+    timeout_s: float | None = None,
+    stdout_only: bool = False,
+    ok_codes: tuple[int, ...] = (0,),
 ) -> tuple[str, float]:
     """Run ``argv`` in ``cwd``; return (combined output, or stdout alone, and seconds).
 
@@ -135,10 +147,18 @@ def run_command(
     start = time.perf_counter()
     try:
         proc = subprocess.run(
-            argv, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout_s
-        , check=False)
+            argv,
+            cwd=cwd,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
-        raise StageFailed(f"stage '{stage}' ran past {timeout_s:.0f} s: {strip_credentials(shlex.join(argv))}") from exc
+        raise StageFailed(
+            f"stage '{stage}' ran past {timeout_s:.0f} s: {strip_credentials(shlex.join(argv))}"
+        ) from exc
     seconds = time.perf_counter() - start
     output = (proc.stdout or "") + (proc.stderr or "")
     if proc.returncode not in ok_codes:
@@ -160,7 +180,10 @@ def run_dvc_stage(stage: str, root: str | Path, force: bool = False) -> StageRep
 
 
 def run_cli_stage(
-    stage: str, root: str | Path, params: str | Path | None = None, overrides: list[str] | None = None,
+    stage: str,
+    root: str | Path,
+    params: str | Path | None = None,
+    overrides: list[str] | None = None,
     values: dict[str, object] | None = None,
 ) -> StageReport:
     """Run the stage's ``skysense`` commands from ``dvc.yaml`` directly (no DVC bookkeeping).
@@ -211,9 +234,15 @@ def dvc_push(root: str | Path, remote: str, url: str) -> StageReport:
     """``dvc push -r REMOTE``; a remote missing from ``.dvc/config`` is added from ``url`` to the
     git-ignored ``.dvc/config.local`` first (relative URLs resolve against ``root``)."""
     listing, _ = run_command("push", [tool_bin("dvc"), "remote", "list"], root)
-    names = {line.split()[0] for line in listing.splitlines() if line.strip() and not line.startswith(" ")}
+    names = {
+        line.split()[0]
+        for line in listing.splitlines()
+        if line.strip() and not line.startswith(" ")
+    }
     if remote not in names:
-        target = url if "://" in url or Path(url).is_absolute() else str((Path(root) / url).resolve())
+        target = (
+            url if "://" in url or Path(url).is_absolute() else str((Path(root) / url).resolve())
+        )
         run_command("push", [tool_bin("dvc"), "remote", "add", "--local", remote, target], root)
     argv = [tool_bin("dvc"), "push", "-r", remote]
     output, seconds = run_command("push", argv, root)

@@ -36,8 +36,9 @@ def warm_imports(modules: tuple[str, ...]) -> threading.Thread | None:
     todo = tuple(m for m in modules if m not in sys.modules)
     if not todo:
         return None
-    thread = threading.Thread(target=_import_all, args=(todo,), name="skysense-warm-imports",
-                              daemon=True)
+    thread = threading.Thread(
+        target=_import_all, args=(todo,), name="skysense-warm-imports", daemon=True
+    )
     thread.start()
     return thread
 

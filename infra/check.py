@@ -173,11 +173,24 @@ def check_compose(root: Path) -> list[Finding]:
     services = doc.get("services", {})
     text = path.read_text()
 
-    undefaulted = sorted({m.group(1) for m in VAR_REF.finditer(text)
-                          if not (m.group(2) or "").startswith(("-", ":-"))})
-    out.append(Finding(rel, "variables have defaults", not undefaulted,
-                       f"need a shared .env: {', '.join(undefaulted)} (give a default, or move "
-                       "them into the service's env file)" if undefaulted else ""))
+    undefaulted = sorted(
+        {
+            m.group(1)
+            for m in VAR_REF.finditer(text)
+            if not (m.group(2) or "").startswith(("-", ":-"))
+        }
+    )
+    out.append(
+        Finding(
+            rel,
+            "variables have defaults",
+            not undefaulted,
+            f"need a shared .env: {', '.join(undefaulted)} (give a default, or move "
+            "them into the service's env file)"
+            if undefaulted
+            else "",
+        )
+    )
 
     env_problems: list[str] = []
     env_keys: dict[str, set[str]] = {}
@@ -203,36 +216,59 @@ def check_compose(root: Path) -> list[Finding]:
             body = script.read_text()
             used |= set(SCRIPT_VAR.findall(body)) - set(SCRIPT_ASSIGNED.findall(body))
         missing += [f"{name}: {var}" for var in sorted(used - env_keys[name])]
-    out.append(Finding(rel, "variables in env files", not missing,
-                       f"not in the service's env file or environment: {', '.join(missing)}"
-                       if missing else ""))
+    out.append(
+        Finding(
+            rel,
+            "variables in env files",
+            not missing,
+            f"not in the service's env file or environment: {', '.join(missing)}"
+            if missing
+            else "",
+        )
+    )
 
     ports = [p for name, svc in services.items() for p in _published_port_problems(name, svc)]
     out.append(Finding(rel, "loopback binds", not ports, "; ".join(ports)))
 
     login: list[str] = []
     for name, svc in services.items():
-        command = " ".join(str(c) for c in (svc.get("command") or [])) \
-            if isinstance(svc.get("command"), list) else str(svc.get("command") or "")
+        command = (
+            " ".join(str(c) for c in (svc.get("command") or []))
+            if isinstance(svc.get("command"), list)
+            else str(svc.get("command") or "")
+        )
         if re.search(r"\bmlflow\s+server\b", command) and not re.search(
-                r"--app-name[= ]basic-auth\b", command):
+            r"--app-name[= ]basic-auth\b", command
+        ):
             login.append(f"{name}: mlflow server without --app-name=basic-auth")
-        if re.search(r"\bprefect\s+server\s+start\b", command) and \
-                "PREFECT_SERVER_API_AUTH_STRING" not in env_keys[name]:
+        if (
+            re.search(r"\bprefect\s+server\s+start\b", command)
+            and "PREFECT_SERVER_API_AUTH_STRING" not in env_keys[name]
+        ):
             login.append(f"{name}: prefect server without PREFECT_SERVER_API_AUTH_STRING")
     out.append(Finding(rel, "servers require a login", not login, "; ".join(login)))
 
-    root_login = [name for name, svc in services.items()
-                  if not str(svc.get("image", "")).startswith("minio/")
-                  and any(k.startswith("MINIO_ROOT_") for k in env_keys[name])]
-    out.append(Finding(rel, "scoped MinIO credentials", not root_login,
-                       f"MinIO root login given to {', '.join(root_login)}" if root_login else ""))
+    root_login = [
+        name
+        for name, svc in services.items()
+        if not str(svc.get("image", "")).startswith("minio/")
+        and any(k.startswith("MINIO_ROOT_") for k in env_keys[name])
+    ]
+    out.append(
+        Finding(
+            rel,
+            "scoped MinIO credentials",
+            not root_login,
+            f"MinIO root login given to {', '.join(root_login)}" if root_login else "",
+        )
+    )
 
     literal: list[str] = []
     for name, svc in services.items():
         for key, value in _service_environment(svc).items():
-            if (SECRET_KEYS.search(key) and value and "${" not in value) or \
-                    URI_PASSWORD.search(value):
+            if (SECRET_KEYS.search(key) and value and "${" not in value) or URI_PASSWORD.search(
+                value
+            ):
                 literal.append(f"{name}.{key}")
     out.append(Finding(rel, "no literal secrets", not literal, ", ".join(literal)))
 
@@ -256,7 +292,9 @@ def check_kubernetes(root: Path) -> list[Finding]:
     for path in manifests:
         rel = str(path.relative_to(root))
         for index, doc in enumerate(_load_all(path)):
-            label = f"{rel}[{index}] {doc.get('kind', '?')}/{doc.get('metadata', {}).get('name', '?')}"
+            label = (
+                f"{rel}[{index}] {doc.get('kind', '?')}/{doc.get('metadata', {}).get('name', '?')}"
+            )
             errors = _schema_errors(doc, schema)
             if doc.get("kind") == "Deployment" and not errors:
                 selector = doc["spec"]["selector"]["matchLabels"]
@@ -271,7 +309,9 @@ def check_hostfile(root: Path) -> list[Finding]:
     """DeepSpeed hostfile example: ``<host> slots=<n>`` per non-comment line."""
     path = root / "infra" / "deepspeed" / "hostfile.example"
     rel = str(path.relative_to(root))
-    lines = [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")
+    ]
     bad = [ln for ln in lines if not HOSTFILE_LINE.match(ln)]
     msg = f"bad lines: {bad}" if bad else ("no hosts listed" if not lines else "")
     return [Finding(rel, "deepspeed hostfile", bool(lines) and not bad, msg)]
@@ -282,7 +322,8 @@ def check_dockerfile(root: Path) -> list[Finding]:
     path = root / "infra" / "Dockerfile"
     rel = str(path.relative_to(root))
     instructions = [
-        ln.strip() for ln in path.read_text().replace("\\\n", " ").splitlines()
+        ln.strip()
+        for ln in path.read_text().replace("\\\n", " ").splitlines()
         if ln.strip() and not ln.strip().startswith("#")
     ]
     problems = [] if any(i.upper().startswith("FROM ") for i in instructions) else ["no FROM"]
@@ -300,11 +341,15 @@ def check_scripts(root: Path) -> list[Finding]:
 
     out: list[Finding] = []
     for path in sorted((root / "infra").rglob("*.sh")):
-        proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True, timeout=30, check=False)
+        proc = subprocess.run(
+            ["bash", "-n", str(path)], capture_output=True, text=True, timeout=30, check=False
+        )
         problems = [proc.stderr.strip()] if proc.returncode else []
         if not os.access(path, os.X_OK):
             problems.append("not executable (chmod +x)")
-        out.append(Finding(str(path.relative_to(root)), "shell script", not problems, "; ".join(problems)))
+        out.append(
+            Finding(str(path.relative_to(root)), "shell script", not problems, "; ".join(problems))
+        )
     return out
 
 
@@ -340,8 +385,14 @@ def check_prefect_yaml(root: Path) -> list[Finding]:
             cron = sched.get("cron")
             if cron is not None and len(str(cron).split()) != 5:
                 problems.append(f"cron {cron!r} is not 5 fields")
-        out.append(Finding(f"prefect.yaml:{dep.get('name')}", "prefect deployment",
-                           not problems, "; ".join(problems)))
+        out.append(
+            Finding(
+                f"prefect.yaml:{dep.get('name')}",
+                "prefect deployment",
+                not problems,
+                "; ".join(problems),
+            )
+        )
     return out
 
 
@@ -360,12 +411,22 @@ def check_dvc_yaml(root: Path) -> list[Finding]:
 def check_all(root: Path) -> list[Finding]:
     """Every check; a check that raises is reported as a failed finding."""
     findings: list[Finding] = []
-    for check in (check_yaml, check_compose, check_kubernetes, check_hostfile,
-                  check_scripts, check_dockerfile, check_prefect_yaml, check_dvc_yaml):
+    for check in (
+        check_yaml,
+        check_compose,
+        check_kubernetes,
+        check_hostfile,
+        check_scripts,
+        check_dockerfile,
+        check_prefect_yaml,
+        check_dvc_yaml,
+    ):
         try:
             findings.extend(check(root))
         except Exception as exc:  # noqa: BLE001 - report, do not crash the whole run
-            findings.append(Finding(check.__name__, check.__name__, False, f"{type(exc).__name__}: {exc}"))
+            findings.append(
+                Finding(check.__name__, check.__name__, False, f"{type(exc).__name__}: {exc}")
+            )
     return findings
 
 

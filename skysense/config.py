@@ -78,7 +78,9 @@ class DataConfig(Section):
     max_dates: dict[str, int] = {"s2": 8, "s1": 6}
     sample: SampleConfig = SampleConfig()
     chip: ChipConfig = ChipConfig()
-    max_raster_pixels: int = Field(2**31, ge=1, description="most pixels (width x height) of one input raster")
+    max_raster_pixels: int = Field(
+        2**31, ge=1, description="most pixels (width x height) of one input raster"
+    )
     max_raster_bands: int = Field(1024, ge=1, description="most bands of one input raster")
     remote: RemoteReadConfig = RemoteReadConfig()
     stac: StacConfig = StacConfig()
@@ -116,7 +118,6 @@ class SkySenseConfig(Section):
     pipeline: PipelineConfig = PipelineConfig()
 
 
-
 # --------------------------------------------------------------------------------------------
 # loading and overrides
 # --------------------------------------------------------------------------------------------
@@ -148,9 +149,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
             if nxt is None:
                 nxt = node[part] = {}
             if not isinstance(nxt, dict):
-                raise ConfigError(
-                    f"override {item!r}: {part!r} is a value, not a section"
-                )
+                raise ConfigError(f"override {item!r}: {part!r} is a value, not a section")
             node = nxt
         node[parts[-1]] = value
     return out
@@ -187,14 +186,18 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
 def config_from_dict(raw: dict[str, Any], source: str = "<params>") -> SkySenseConfig:
     """Validate a raw mapping into a :class:`SkySenseConfig`."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: top level must be a mapping of sections, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{source}: top level must be a mapping of sections, got {type(raw).__name__}"
+        )
     try:
         return SkySenseConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(source, exc)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> SkySenseConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> SkySenseConfig:
     """Load ``params.yaml`` (or the embedded defaults when absent) and apply overrides.
 
     Args:
@@ -244,8 +247,11 @@ def chip_settings(cfg: SkySenseConfig) -> ChipSettings:
     """What :func:`skysense.data.chipping.chip_catalog` needs from ``data``."""
     d = cfg.data
     return ChipSettings.build(
-        d.chip, d.modalities, {"s2": d.s2_bands, "s1": d.s1_bands, "hr": d.hr_bands},
-        d.max_dates, raster_access(cfg),
+        d.chip,
+        d.modalities,
+        {"s2": d.s2_bands, "s1": d.s1_bands, "hr": d.hr_bands},
+        d.max_dates,
+        raster_access(cfg),
     )
 
 
@@ -256,7 +262,8 @@ def stac_settings(cfg: SkySenseConfig) -> StacIngestSettings:
     return StacIngestSettings(
         stac=d.stac,
         bands={"s2": tuple(d.s2_bands), "s1": tuple(d.s1_bands), "hr": tuple(d.hr_bands)},
-        scl_cloud_classes=tuple(cfg.validation.scl_cloud_classes), access=raster_access(cfg),
+        scl_cloud_classes=tuple(cfg.validation.scl_cloud_classes),
+        access=raster_access(cfg),
     )
 
 
@@ -264,7 +271,8 @@ def registration_settings(cfg: SkySenseConfig) -> RegistrationSettings:
     """What :func:`skysense.registry.export_registration.register_export` needs."""
     dumped = cfg.model_dump(mode="json")
     return RegistrationSettings(
-        model_name=cfg.registry.model_name, modalities=tuple(cfg.model.modalities),
+        model_name=cfg.registry.model_name,
+        modalities=tuple(cfg.model.modalities),
         params={k: dumped[k] for k in ("data", "model", "train")},
     )
 
@@ -272,8 +280,10 @@ def registration_settings(cfg: SkySenseConfig) -> RegistrationSettings:
 def training_job(cfg: SkySenseConfig) -> TrainingJob:
     """What :func:`skysense.training.loop.train` and its launcher need."""
     return TrainingJob(
-        model=cfg.model, train=cfg.train,
-        tracking=TrackingConfig(tracking_uri=cfg.registry.tracking_uri,
-                                artifact_location=cfg.registry.artifact_location),
+        model=cfg.model,
+        train=cfg.train,
+        tracking=TrackingConfig(
+            tracking_uri=cfg.registry.tracking_uri, artifact_location=cfg.registry.artifact_location
+        ),
         params=cfg.model_dump(mode="json"),
     )

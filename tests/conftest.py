@@ -26,7 +26,10 @@ def _prefect_console_outlives_capture():
         return
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(name) for name in logging.root.manager.loggerDict),
+    ]
     for logger in loggers:
         for handler in getattr(logger, "handlers", []):
             if isinstance(handler, PrefectConsoleHandler):

@@ -10,8 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def kill_when_ready(cmd: Sequence[str], ready: Path, *, what: str,
-                    env: dict[str, str] | None = None, timeout_s: float = 120.0) -> int:
+def kill_when_ready(
+    cmd: Sequence[str],
+    ready: Path,
+    *,
+    what: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 120.0,
+) -> int:
     """Run ``cmd`` and SIGKILL it as soon as the file ``ready`` exists (the process writes it at
     the point to crash); returns the process's exit status (``-SIGKILL``).
 

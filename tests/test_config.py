@@ -23,7 +23,10 @@ def test_repo_params_match_defaults() -> None:
 
 
 def test_overrides_are_typed(tmp_path: Path) -> None:
-    cfg = load_config(REPO / "params.yaml", ["train.zero_stage=3", "train.lr=0.001", "model.overrides={s2_depth: 2}"])
+    cfg = load_config(
+        REPO / "params.yaml",
+        ["train.zero_stage=3", "train.lr=0.001", "model.overrides={s2_depth: 2}"],
+    )
     assert cfg.train.zero_stage == 3
     assert cfg.train.lr == pytest.approx(1e-3)
     assert cfg.model.overrides == {"s2_depth": 2}
@@ -71,10 +74,23 @@ def test_dump_round_trips(tmp_path: Path) -> None:
 
 def test_cli_config_show() -> None:
     runner = CliRunner()
-    res = runner.invoke(app, ["config", "show", "--params", str(REPO / "params.yaml"), "--set", "train.nproc=1", "--json"])
+    res = runner.invoke(
+        app,
+        [
+            "config",
+            "show",
+            "--params",
+            str(REPO / "params.yaml"),
+            "--set",
+            "train.nproc=1",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert '"nproc": 1' in res.output
-    res = runner.invoke(app, ["config", "show", "--params", str(REPO / "params.yaml"), "--set", "train.bogus=1"])
+    res = runner.invoke(
+        app, ["config", "show", "--params", str(REPO / "params.yaml"), "--set", "train.bogus=1"]
+    )
     assert res.exit_code == 2
     assert "train.bogus" in res.output
 
@@ -117,7 +133,9 @@ def test_params_file_cut_after_600_bytes_is_an_error_naming_the_line(tmp_path: P
     cut = tmp_path / "params.yaml"
     cut.write_bytes(whole[:600])
     line = whole[:600].count(b"\n") + 1
-    with pytest.raises(ConfigError, match=rf"{cut}: (ends in the middle of line|not valid YAML at line) {line}\b"):
+    with pytest.raises(
+        ConfigError, match=rf"{cut}: (ends in the middle of line|not valid YAML at line) {line}\b"
+    ):
         load_config(cut)
 
 
@@ -129,7 +147,10 @@ def test_params_file_cut_at_a_line_end_names_the_missing_sections(tmp_path: Path
     with pytest.raises(ConfigError) as err:
         load_config(cut)
     msg = str(err.value)
-    assert "eval, registry, predict, pipeline" in msg and "validation" not in msg.split("section(s)")[1][:12]
+    assert (
+        "eval, registry, predict, pipeline" in msg
+        and "validation" not in msg.split("section(s)")[1][:12]
+    )
     assert "`eval: {}`" in msg and "skysense config show --defaults > params.yaml" in msg
 
 
@@ -153,8 +174,10 @@ def test_sections_named_empty_take_their_defaults(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("".join(f"{s}: {{}}\n" for s in SkySenseConfig.model_fields))
     assert load_config(params) == SkySenseConfig()
-    params.write_text("".join(f"{s}: {{}}\n" for s in SkySenseConfig.model_fields if s != "predict")
-                      + "train:\n  steps: 3\n".replace("train", "trainX"))
+    params.write_text(
+        "".join(f"{s}: {{}}\n" for s in SkySenseConfig.model_fields if s != "predict")
+        + "train:\n  steps: 3\n".replace("train", "trainX")
+    )
     with pytest.raises(ConfigError) as err:  # the value error and the missing section, both named
         load_config(params)
     assert "trainX" in str(err.value) and "section(s) predict" in str(err.value)
@@ -166,18 +189,25 @@ def test_params_that_do_not_parse_whole_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"{params}: not valid YAML at line 5, column \d+"):
         load_config(params)
     params.write_text("train:\n  steps: 3\n  lr: 0.1\n  steps: 30\n")
-    with pytest.raises(ConfigError, match=r"line 4, column 3: found duplicate key 'steps' \(first given at line 2\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"line 4, column 3: found duplicate key 'steps' \(first given at line 2\)",
+    ):
         load_config(params)
     params.write_text("train: {}\n---\ntrain: {steps: 3}\n")
     with pytest.raises(ConfigError, match="not valid YAML at line 2"):
         load_config(params)
 
 
-def test_config_show_defaults_writes_a_complete_params_file_unwrapped(tmp_path: Path, monkeypatch) -> None:
+def test_config_show_defaults_writes_a_complete_params_file_unwrapped(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text("")  # what `skysense config show > params.yaml` meets
     long_url = "/mnt/" + "/".join(["remote-storage-folder"] * 8)
-    res = CliRunner().invoke(app, ["config", "show", "--defaults", "--set", f"pipeline.dvc_remote_url={long_url}"])
+    res = CliRunner().invoke(
+        app, ["config", "show", "--defaults", "--set", f"pipeline.dvc_remote_url={long_url}"]
+    )
     assert res.exit_code == 0, res.output
     (tmp_path / "params.yaml").write_text(res.stdout)
     cfg = load_config(tmp_path / "params.yaml")
@@ -192,8 +222,10 @@ def test_config_show_defaults_writes_a_complete_params_file_unwrapped(tmp_path: 
 NON_FINITE = [
     ("validation.gsd_m.s2=nan", "validation.gsd_m.s2"),
     ("train.min_lr=inf", "train.min_lr"),
-    ("registry.policy.decide={linear_acc: {min_improvement: -.inf}}",
-     "registry.policy.decide.linear_acc.min_improvement"),
+    (
+        "registry.policy.decide={linear_acc: {min_improvement: -.inf}}",
+        "registry.policy.decide.linear_acc.min_improvement",
+    ),
     ("registry.policy.no_regress={miou: .nan}", "registry.policy.no_regress.miou"),
     ("validation.ranges={s1_db: [-50, .inf]}", "validation.ranges.s1_db.1"),
     ("train.ema_momentum=[0.99, .nan]", "train.ema_momentum.1"),
@@ -212,12 +244,16 @@ def test_non_finite_override_is_rejected_naming_the_key(override: str, key: str)
 
 
 @pytest.mark.parametrize(("override", "key"), NON_FINITE)
-def test_non_finite_value_in_params_file_is_rejected(tmp_path: Path, override: str, key: str) -> None:
+def test_non_finite_value_in_params_file_is_rejected(
+    tmp_path: Path, override: str, key: str
+) -> None:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(apply_overrides(raw, [override]), sort_keys=False))
     text = params.read_text()
-    assert "nan" in text or "inf" in text  # `nan`/`inf` (strings pydantic reads as floats) or .nan/.inf
+    assert (
+        "nan" in text or "inf" in text
+    )  # `nan`/`inf` (strings pydantic reads as floats) or .nan/.inf
     with pytest.raises(ConfigError) as err:
         load_config(params)
     assert str(params) in str(err.value) and key in str(err.value)
@@ -230,6 +266,7 @@ def test_nan_nodata_stays_allowed() -> None:
 
 
 def test_cli_rejects_non_finite_override_with_usage_exit_code() -> None:
-    res = CliRunner().invoke(app, ["config", "show", "--params", str(REPO / "params.yaml"),
-                                   "--set", "train.min_lr=inf"])
+    res = CliRunner().invoke(
+        app, ["config", "show", "--params", str(REPO / "params.yaml"), "--set", "train.min_lr=inf"]
+    )
     assert res.exit_code == 2 and "train.min_lr" in res.output and "finite" in res.output

@@ -57,12 +57,26 @@ def curl_vrt(path: Path, url: str, size: int = 16) -> Path:
     return path
 
 
-def plain_tif(path: Path, value: int = 7, size: int = 64, count: int = 1, dtype: str = "uint8",
-              **extra: object) -> Path:
+def plain_tif(
+    path: Path,
+    value: int = 7,
+    size: int = 64,
+    count: int = 1,
+    dtype: str = "uint8",
+    **extra: object,
+) -> Path:
     """A small north-up GeoTIFF filled with ``value``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = dict(driver="GTiff", width=size, height=size, count=count, dtype=dtype, crs=UTM32,
-                   transform=from_origin(500_000.0, 5_200_000.0, 10.0, 10.0), **extra)
+    profile = dict(
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=count,
+        dtype=dtype,
+        crs=UTM32,
+        transform=from_origin(500_000.0, 5_200_000.0, 10.0, 10.0),
+        **extra,
+    )
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(np.full((count, size, size), value, dtype=dtype))
     return path
@@ -79,9 +93,21 @@ def tif_with_overview_file(path: Path, overview: Path) -> Path:
 def huge_sparse_tif(path: Path, side: int = 10**6, count: int = 4) -> Path:
     """A tiled BigTIFF of ``side x side`` pixels with no tile written (about 1 MB on disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    profile = dict(driver="GTiff", width=side, height=side, count=count, dtype="uint8", crs=UTM32,
-                   transform=from_origin(500_000.0, 5_200_000.0, 0.3125, 0.3125), tiled=True,
-                   blockxsize=4096, blockysize=4096, sparse_ok=True, BIGTIFF="YES", compress="deflate")
+    profile = dict(
+        driver="GTiff",
+        width=side,
+        height=side,
+        count=count,
+        dtype="uint8",
+        crs=UTM32,
+        transform=from_origin(500_000.0, 5_200_000.0, 0.3125, 0.3125),
+        tiled=True,
+        blockxsize=4096,
+        blockysize=4096,
+        sparse_ok=True,
+        BIGTIFF="YES",
+        compress="deflate",
+    )
     with rasterio.open(path, "w", **profile):
         pass
     return path
@@ -116,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(end - start + 1))
         self.end_headers()
         if body:
-            self.wfile.write(data[start:end + 1])
+            self.wfile.write(data[start : end + 1])
 
     def log_message(self, *args: object) -> None:
         pass

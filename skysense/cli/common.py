@@ -58,7 +58,9 @@ def fail(message: str | BaseException, code: int | None = None) -> None:
         code = int(getattr(message, "exit_code", ExitCode.USAGE))
     text = strip_credentials(str(message))  # a URI's user:password@ is never printed
     # soft_wrap: one line however long (a log or a caller greps it), the terminal wraps it
-    console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True)
+    console.print(
+        f"[bold red]error:[/] {escape(text)}", highlight=False, markup=True, soft_wrap=True
+    )
     raise typer.Exit(code)
 
 

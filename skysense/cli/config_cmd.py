@@ -12,15 +12,22 @@ from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, loa
 
 def register(app: typer.Typer) -> None:
     """Add the ``config`` group."""
-    group = typer.Typer(help="Inspect the configuration (params.yaml + overrides).", no_args_is_help=True)
+    group = typer.Typer(
+        help="Inspect the configuration (params.yaml + overrides).", no_args_is_help=True
+    )
 
     @group.command("show")
     def show(
         params: ParamsOpt = None,
         set_: SetOpt = None,
-        defaults: Annotated[bool, typer.Option(
-            "--defaults", help="start from the embedded defaults, not params.yaml "
-            "(`skysense config show --defaults > params.yaml` writes a complete params file)")] = False,
+        defaults: Annotated[
+            bool,
+            typer.Option(
+                "--defaults",
+                help="start from the embedded defaults, not params.yaml "
+                "(`skysense config show --defaults > params.yaml` writes a complete params file)",
+            ),
+        ] = False,
         as_json: JsonOpt = False,
     ) -> None:
         """Print the resolved configuration (reads params.yaml and --set overrides; writes nothing).

@@ -13,8 +13,14 @@ from skysense.config import chip_settings
 from skysense.core.exit_codes import ExitCode
 
 
-def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_: list[str] | None, as_json: bool,
-          allow_partial: bool | None = None) -> None:
+def _chip(
+    catalog: Path | None,
+    out_dir: Path | None,
+    params: Path | None,
+    set_: list[str] | None,
+    as_json: bool,
+    allow_partial: bool | None = None,
+) -> None:
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -31,13 +37,21 @@ def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_:
     except CatalogError as exc:
         fail(str(exc))
     with Progress(
-        TextColumn("chipping"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[last]}"),
-        TimeElapsedColumn(), console=console, disable=as_json, transient=False,
+        TextColumn("chipping"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+        transient=False,
     ) as bar:
         task = bar.add_task("chip", total=len(cat.locations), last="")
 
         def tick(res) -> None:
-            state = f"{res.location}: {res.chips} chips" if not res.error else f"{res.location}: FAILED"
+            state = (
+                f"{res.location}: {res.chips} chips" if not res.error else f"{res.location}: FAILED"
+            )
             bar.update(task, advance=1, last=state)
 
         try:
@@ -45,8 +59,11 @@ def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_:
         except (SkySenseError, CatalogError) as exc:
             fail(exc)
         except OSError as exc:  # merging the shards or writing the manifest: disk full, I/O error
-            fail(f"{target}: writing the chips failed ({exc.strerror or exc}); free disk space or "
-                 "fix the folder and run again", code=ExitCode.FAILED)
+            fail(
+                f"{target}: writing the chips failed ({exc.strerror or exc}); free disk space or "
+                "fix the folder and run again",
+                code=ExitCode.FAILED,
+            )
     result = summary.to_dict()
     result.pop("per_location", None)
     if as_json:
@@ -58,9 +75,16 @@ def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_:
             highlight=False,
         )
         if summary.skipped:
-            out.print("skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.skipped.items())), highlight=False)
+            out.print(
+                "skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.skipped.items())),
+                highlight=False,
+            )
         if summary.invalid_dates:
-            out.print("unusable dates (per chip): " + ", ".join(f"{k}={v}" for k, v in sorted(summary.invalid_dates.items())), highlight=False)
+            out.print(
+                "unusable dates (per chip): "
+                + ", ".join(f"{k}={v}" for k, v in sorted(summary.invalid_dates.items())),
+                highlight=False,
+            )
         for loc, err in summary.failed.items():
             console.print(f"[yellow]location {loc} failed:[/] {escape(err)}", highlight=False)
     partial_ok = cfg.data.chip.allow_partial if allow_partial is None else allow_partial
@@ -70,7 +94,13 @@ def _chip(catalog: Path | None, out_dir: Path | None, params: Path | None, set_:
         fail(exc)
 
 
-def _stats(chips: Path | None, split: str | None, params: Path | None, set_: list[str] | None, as_json: bool) -> None:
+def _stats(
+    chips: Path | None,
+    split: str | None,
+    params: Path | None,
+    set_: list[str] | None,
+    as_json: bool,
+) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from skysense.core.errors import SkySenseError
@@ -78,11 +108,14 @@ def _stats(chips: Path | None, split: str | None, params: Path | None, set_: lis
 
     cfg = load(params, set_)
     folder = chips if chips is not None else cfg.paths.chips
-    with Progress(TextColumn("stats"), BarColumn(), MofNCompleteColumn(), console=console, disable=as_json) as bar:
+    with Progress(
+        TextColumn("stats"), BarColumn(), MofNCompleteColumn(), console=console, disable=as_json
+    ) as bar:
         task = bar.add_task("stats", total=None)
         try:
             stats = compute_stats(
-                folder, split=split,
+                folder,
+                split=split,
                 bands={"s2": cfg.data.s2_bands, "s1": cfg.data.s1_bands, "hr": cfg.data.hr_bands},
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
@@ -96,24 +129,37 @@ def _stats(chips: Path | None, split: str | None, params: Path | None, set_: lis
     for mod in ("hr", "s2", "s1", "dem"):
         if mod in stats:
             s = stats[mod]
-            pairs = ", ".join(f"{b}={m:.4g}±{d:.3g}" for b, m, d in zip(s["bands"], s["mean"], s["std"]))
+            pairs = ", ".join(
+                f"{b}={m:.4g}±{d:.3g}" for b, m, d in zip(s["bands"], s["mean"], s["std"])
+            )
             out.print(f"  {mod} ({s['units']}): {pairs}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``data`` group."""
-    group = typer.Typer(help="Data layer: sample scenes, STAC ingest, chips, shards, statistics.",
-                        no_args_is_help=True)
+    group = typer.Typer(
+        help="Data layer: sample scenes, STAC ingest, chips, shards, statistics.",
+        no_args_is_help=True,
+    )
     data_sample.register(group)
     data_stac.register(group)
 
     @group.command("chip")
     def chip(
-        catalog: Annotated[Path | None, typer.Option("--catalog", help="scene catalog YAML (default: paths.catalog)")] = None,
-        out_dir: Annotated[Path | None, typer.Option("--out", help="chips folder (default: paths.chips)")] = None,
-        allow_partial: Annotated[bool | None, typer.Option(
-            "--allow-partial/--no-allow-partial",
-            help="exit 0 when some locations failed (default: data.chip.allow_partial)")] = None,
+        catalog: Annotated[
+            Path | None,
+            typer.Option("--catalog", help="scene catalog YAML (default: paths.catalog)"),
+        ] = None,
+        out_dir: Annotated[
+            Path | None, typer.Option("--out", help="chips folder (default: paths.chips)")
+        ] = None,
+        allow_partial: Annotated[
+            bool | None,
+            typer.Option(
+                "--allow-partial/--no-allow-partial",
+                help="exit 0 when some locations failed (default: data.chip.allow_partial)",
+            ),
+        ] = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,
@@ -132,8 +178,13 @@ def register(app: typer.Typer) -> None:
 
     @group.command("stats")
     def stats(
-        chips: Annotated[Path | None, typer.Option("--chips", help="chips folder (default: paths.chips)")] = None,
-        split: Annotated[str | None, typer.Option("--split", help="pretrain (default) or heldout; 'all' for every chip")] = "pretrain",
+        chips: Annotated[
+            Path | None, typer.Option("--chips", help="chips folder (default: paths.chips)")
+        ] = None,
+        split: Annotated[
+            str | None,
+            typer.Option("--split", help="pretrain (default) or heldout; 'all' for every chip"),
+        ] = "pretrain",
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,

@@ -15,13 +15,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_cmd(
-        export: Annotated[Path | None, typer.Option("--export", help="export folder "
-                                                    "(default: paths.export)")] = None,
-        downstream: Annotated[Path | None, typer.Option("--downstream", help="downstream sets "
-                                                        "(default: paths.downstream)")] = None,
-        out_dir: Annotated[Path | None, typer.Option("--out", help="report folder "
-                                                     "(default: paths.eval)")] = None,
-        no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="do not log to MLflow")] = False,
+        export: Annotated[
+            Path | None, typer.Option("--export", help="export folder (default: paths.export)")
+        ] = None,
+        downstream: Annotated[
+            Path | None,
+            typer.Option("--downstream", help="downstream sets (default: paths.downstream)"),
+        ] = None,
+        out_dir: Annotated[
+            Path | None, typer.Option("--out", help="report folder (default: paths.eval)")
+        ] = None,
+        no_mlflow: Annotated[
+            bool, typer.Option("--no-mlflow", help="do not log to MLflow")
+        ] = False,
         tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
@@ -39,25 +45,39 @@ def register(app: typer.Typer) -> None:
         export_dir = export or cfg.paths.export
         target = out_dir or cfg.paths.eval
         try:
-            result = evaluate_export(cfg.eval, cfg.model.modalities, export_dir,
-                                         downstream or cfg.paths.downstream, target)
+            result = evaluate_export(
+                cfg.eval,
+                cfg.model.modalities,
+                export_dir,
+                downstream or cfg.paths.downstream,
+                target,
+            )
             run_id = None
             if not no_mlflow:
                 uri = resolve_tracking_uri(tracking_uri, cfg.registry.tracking_uri)
                 client = connect(uri)
-                exp = ensure_experiment(client, cfg.train.experiment,
-                                        cfg.registry.artifact_location, uri)
-                run_id = log_to_mlflow(result["metrics"], result["files"],
-                                       training_run_id(export_dir, result["config"]), exp)
+                exp = ensure_experiment(
+                    client, cfg.train.experiment, cfg.registry.artifact_location, uri
+                )
+                run_id = log_to_mlflow(
+                    result["metrics"],
+                    result["files"],
+                    training_run_id(export_dir, result["config"]),
+                    exp,
+                )
         except user_errors() as exc:
             fail(str(exc))
         m = result["metrics"]
         if as_json:
-            emit_json({"metrics": m, "files": [str(f) for f in result["files"]],
-                       "mlflow_run_id": run_id})
+            emit_json(
+                {"metrics": m, "files": [str(f) for f in result["files"]], "mlflow_run_id": run_id}
+            )
             return
         for key in sorted(k for k in m if not k.endswith(("_random", "_gain"))):
-            extra = (f"  random {m[key + '_random']:.4f}  gain {m[key + '_gain']:+.4f}"
-                     if key + "_gain" in m else "")
+            extra = (
+                f"  random {m[key + '_random']:.4f}  gain {m[key + '_gain']:+.4f}"
+                if key + "_gain" in m
+                else ""
+            )
             out.print(f"{key:22s} {m[key]:.4f}{extra}", highlight=False)
         out.print(f"report: {target}", highlight=False)

@@ -15,7 +15,9 @@ def register(app: typer.Typer) -> None:
 
     @group.command("info")
     def info(
-        preset: Annotated[str | None, typer.Option("--preset", help="preset name (default: model.preset)")] = None,
+        preset: Annotated[
+            str | None, typer.Option("--preset", help="preset name (default: model.preset)")
+        ] = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,
@@ -47,7 +49,12 @@ def register(app: typer.Typer) -> None:
         for row in table["rows"]:
             if row["in_total"]:
                 t.add_row(row["component"], f"{row['params']:,}", f"{row['millions']:,.2f}", "yes")
-        t.add_row("[bold]total[/]", f"[bold]{table['total']:,}[/]", f"[bold]{table['total_millions']:,.2f}[/]", "")
+        t.add_row(
+            "[bold]total[/]",
+            f"[bold]{table['total']:,}[/]",
+            f"[bold]{table['total_millions']:,.2f}[/]",
+            "",
+        )
         for row in table["rows"]:
             if not row["in_total"]:
                 t.add_row(row["component"], f"{row['params']:,}", f"{row['millions']:,.2f}", "no")

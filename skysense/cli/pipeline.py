@@ -12,19 +12,30 @@ from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, loa
 
 def _print_summary(summary: dict, params_file: Path) -> None:
     """The champion, its metrics, and where to look."""
-    out.print(f"[bold]Pipeline finished[/] in {summary['wall_seconds']:.1f} s "
-              f"(DVC: {'on' if summary['use_dvc'] else 'off'}, fan-out: {summary['task_runner']})")
+    out.print(
+        f"[bold]Pipeline finished[/] in {summary['wall_seconds']:.1f} s "
+        f"(DVC: {'on' if summary['use_dvc'] else 'off'}, fan-out: {summary['task_runner']})"
+    )
     for st in summary["stages"]:
-        out.print(f"  {st['stage']:<9} {'ran' if st['ran'] else 'up to date':<11} {st['seconds']:6.1f} s")
+        out.print(
+            f"  {st['stage']:<9} {'ran' if st['ran'] else 'up to date':<11} {st['seconds']:6.1f} s"
+        )
     promo = summary.get("promotion", {})
-    out.print(f"Registered version: v{summary['registered_version']} "
-              f"({'new' if summary['created'] else 'already registered'}); "
-              f"promotion: {promo.get('action')}")
+    out.print(
+        f"Registered version: v{summary['registered_version']} "
+        f"({'new' if summary['created'] else 'already registered'}); "
+        f"promotion: {promo.get('action')}"
+    )
     champion = summary.get("champion_version")
-    out.print(f"[bold green]Champion:[/] {summary.get('model_name', 'model')} "
-              f"v{champion}" if champion else "[bold yellow]No champion yet[/]")
+    out.print(
+        f"[bold green]Champion:[/] {summary.get('model_name', 'model')} v{champion}"
+        if champion
+        else "[bold yellow]No champion yet[/]"
+    )
     for name, value in sorted((summary.get("champion_metrics") or {}).items()):
-        out.print(f"  {name:<24} {value:.4f}" if isinstance(value, float) else f"  {name:<24} {value}")
+        out.print(
+            f"  {name:<24} {value:.4f}" if isinstance(value, float) else f"  {name:<24} {value}"
+        )
     from skysense.core.credentials import strip_credentials
 
     uri = strip_credentials(summary.get("tracking_uri", ""))
@@ -35,23 +46,45 @@ def _print_summary(summary: dict, params_file: Path) -> None:
         out.print(f"  models and runs : {uri}")
     for key, link in (summary.get("links") or {}).items():
         out.print(f"  {key:<15} : {strip_credentials(link)}")
-    out.print("  flow runs       : prefect server start   (same PREFECT_HOME), then http://127.0.0.1:4200")
+    out.print(
+        "  flow runs       : prefect server start   (same PREFECT_HOME), then http://127.0.0.1:4200"
+    )
     out.print("  metrics / plots : dvc metrics show; dvc plots show")
     out.print(f"  params          : {params_file}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``pipeline`` group: ``run`` and ``serve``."""
-    group = typer.Typer(help="Orchestration: the whole pipeline as a Prefect flow.", no_args_is_help=True)
+    group = typer.Typer(
+        help="Orchestration: the whole pipeline as a Prefect flow.", no_args_is_help=True
+    )
 
     @group.command("run")
     def run(
         params: ParamsOpt = None,
         overrides: SetOpt = None,
-        dvc: Annotated[bool | None, typer.Option("--dvc/--no-dvc", help="run stages via dvc repro (default: pipeline.use_dvc)")] = None,
-        sample: Annotated[bool, typer.Option("--sample/--no-sample", help="write the bundled synthetic sample first")] = True,
-        promote: Annotated[bool, typer.Option("--promote/--no-promote", help="promote the challenger when it passes")] = True,
-        lock_wait: Annotated[float, typer.Option("--lock-wait", min=0.0, help="seconds to wait for another pipeline run in this folder (default: fail at once)")] = 0.0,
+        dvc: Annotated[
+            bool | None,
+            typer.Option(
+                "--dvc/--no-dvc", help="run stages via dvc repro (default: pipeline.use_dvc)"
+            ),
+        ] = None,
+        sample: Annotated[
+            bool,
+            typer.Option("--sample/--no-sample", help="write the bundled synthetic sample first"),
+        ] = True,
+        promote: Annotated[
+            bool,
+            typer.Option("--promote/--no-promote", help="promote the challenger when it passes"),
+        ] = True,
+        lock_wait: Annotated[
+            float,
+            typer.Option(
+                "--lock-wait",
+                min=0.0,
+                help="seconds to wait for another pipeline run in this folder (default: fail at once)",
+            ),
+        ] = 0.0,
         as_json: JsonOpt = False,
     ) -> None:
         """Run sample -> validate -> chip -> train -> evaluate -> register -> promote now.
@@ -69,8 +102,13 @@ def register(app: typer.Typer) -> None:
         from skysense.core.errors import SkySenseError
 
         state = pipeline(
-            params_path=str(params_file), overrides=list(overrides or []), use_dvc=dvc,
-            run_sample=sample, promote=promote, project_root=".", lock_wait_s=lock_wait,
+            params_path=str(params_file),
+            overrides=list(overrides or []),
+            use_dvc=dvc,
+            run_sample=sample,
+            promote=promote,
+            project_root=".",
+            lock_wait_s=lock_wait,
             return_state=True,
         )
         try:
@@ -78,10 +116,16 @@ def register(app: typer.Typer) -> None:
         except SkySenseError as exc:
             fail(f"pipeline flow run {state.state_details.flow_run_id} {state.name}: {exc}", code=1)
         except Exception as exc:  # noqa: BLE001 - an unexpected crash: say which run, keep going out
-            fail(f"pipeline flow run {state.state_details.flow_run_id} {state.name}: "
-                 f"{type(exc).__name__}: {exc}", code=1)
-        summary.update(model_name=cfg.registry.model_name, flow_state=state.name,
-                       flow_run_id=str(state.state_details.flow_run_id))
+            fail(
+                f"pipeline flow run {state.state_details.flow_run_id} {state.name}: "
+                f"{type(exc).__name__}: {exc}",
+                code=1,
+            )
+        summary.update(
+            model_name=cfg.registry.model_name,
+            flow_state=state.name,
+            flow_run_id=str(state.state_details.flow_run_id),
+        )
         if as_json:
             emit_json(summary)
         else:
@@ -91,8 +135,13 @@ def register(app: typer.Typer) -> None:
     def serve(
         params: ParamsOpt = None,
         overrides: SetOpt = None,
-        cron: Annotated[str | None, typer.Option("--cron", help='schedule, e.g. "0 2 * * 1" (default: pipeline.cron)')] = None,
-        name: Annotated[str, typer.Option("--name", help="deployment name")] = "skysense-pipeline-scheduled",
+        cron: Annotated[
+            str | None,
+            typer.Option("--cron", help='schedule, e.g. "0 2 * * 1" (default: pipeline.cron)'),
+        ] = None,
+        name: Annotated[
+            str, typer.Option("--name", help="deployment name")
+        ] = "skysense-pipeline-scheduled",
     ) -> None:
         """Serve the pipeline flow on a cron schedule (long-running).
 
@@ -105,14 +154,17 @@ def register(app: typer.Typer) -> None:
         environment.configure(".")
         schedule = cron or cfg.pipeline.cron
         if len(schedule.split()) != 5:
-            fail(f"--cron {schedule!r} is not a 5-field cron expression, e.g. \"0 2 * * 1\"")
+            fail(f'--cron {schedule!r} is not a 5-field cron expression, e.g. "0 2 * * 1"')
         from flows.pipeline import pipeline
 
         out.print(f"Serving {name} on cron {schedule!r}; Ctrl-C to stop.")
         pipeline.serve(
             name=name,
             cron=schedule,
-            parameters={"params_path": str(params or "params.yaml"), "overrides": list(overrides or [])},
+            parameters={
+                "params_path": str(params or "params.yaml"),
+                "overrides": list(overrides or []),
+            },
             tags=["skysense"],
         )
 

@@ -15,18 +15,35 @@ def register(app: typer.Typer) -> None:
 
     @app.command("predict")
     def predict_cmd(
-        inputs: Annotated[list[str], typer.Option(
-            "--input", help="Sentinel-2 raster, [YYYY-MM-DD=]PATH; repeat for a time series "
-            "(the first defines the output grid)")],
+        inputs: Annotated[
+            list[str],
+            typer.Option(
+                "--input",
+                help="Sentinel-2 raster, [YYYY-MM-DD=]PATH; repeat for a time series "
+                "(the first defines the output grid)",
+            ),
+        ],
         output: Annotated[Path, typer.Option("--output", help="output GeoTIFF")],
-        model: Annotated[str, typer.Option(
-            "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or an export folder")] = "",
-        s1: Annotated[list[str] | None, typer.Option(
-            "--s1", help="Sentinel-1 VV/VH raster (dB), [YYYY-MM-DD=]PATH; repeatable")] = None,
+        model: Annotated[
+            str,
+            typer.Option(
+                "--model", help="models:/NAME@ALIAS, models:/NAME/VERSION or an export folder"
+            ),
+        ] = "",
+        s1: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--s1", help="Sentinel-1 VV/VH raster (dB), [YYYY-MM-DD=]PATH; repeatable"
+            ),
+        ] = None,
         hr: Annotated[Path | None, typer.Option("--hr", help="very-high-resolution raster")] = None,
         dem: Annotated[Path | None, typer.Option("--dem", help="elevation raster, metres")] = None,
-        head: Annotated[Path | None, typer.Option(
-            "--head", help="probe head .npz (from `skysense evaluate`): write a class map")] = None,
+        head: Annotated[
+            Path | None,
+            typer.Option(
+                "--head", help="probe head .npz (from `skysense evaluate`): write a class map"
+            ),
+        ] = None,
         tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
@@ -55,22 +72,39 @@ def register(app: typer.Typer) -> None:
             for path in (hr, dem, head):
                 if path is not None and not path.is_file():
                     fail(f"{path}: no such file")
-            refuse_input_as_output(output, [r.path for r in (*s2_rasters, *s1_rasters)]
-                                   + [p for p in (hr, dem, head) if p is not None])
-            client = connect(tracking_uri, cfg.registry.tracking_uri) if uri.startswith("models:/") else None
+            refuse_input_as_output(
+                output,
+                [r.path for r in (*s2_rasters, *s1_rasters)]
+                + [p for p in (hr, dem, head) if p is not None],
+            )
+            client = (
+                connect(tracking_uri, cfg.registry.tracking_uri)
+                if uri.startswith("models:/")
+                else None
+            )
             embed, _ = encoder_embedder(uri, cfg.predict.device, client)
             probe = ProbeHead.load(head) if head is not None else None
             with Scene(s2_rasters, s1_rasters, hr, dem) as scene:
                 summary = predict_scene(
-                    scene, embed, output, window=cfg.predict.window, overlap=cfg.predict.overlap,
-                    batch_size=cfg.predict.batch_size, output_dtype=cfg.predict.output_dtype,
-                    head=probe, block=cfg.predict.block, progress=not as_json,
+                    scene,
+                    embed,
+                    output,
+                    window=cfg.predict.window,
+                    overlap=cfg.predict.overlap,
+                    batch_size=cfg.predict.batch_size,
+                    output_dtype=cfg.predict.output_dtype,
+                    head=probe,
+                    block=cfg.predict.block,
+                    progress=not as_json,
                 )
         except user_errors() as exc:
             fail(str(exc))
         if as_json:
             emit_json(summary.to_dict())
         else:
-            out.print(f"{summary.output}: {summary.width} x {summary.height} px, {summary.bands} "
-                      f"bands, {summary.km2:.2f} km2 in {summary.seconds:.1f} s "
-                      f"({summary.windows_computed} windows)", highlight=False)
+            out.print(
+                f"{summary.output}: {summary.width} x {summary.height} px, {summary.bands} "
+                f"bands, {summary.km2:.2f} km2 in {summary.seconds:.1f} s "
+                f"({summary.windows_computed} windows)",
+                highlight=False,
+            )

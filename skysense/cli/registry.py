@@ -14,8 +14,10 @@ from skysense.core.exit_codes import ExitCode
 
 UriOpt = Annotated[
     str | None,
-    typer.Option("--tracking-uri", help="MLflow store (default: MLFLOW_TRACKING_URI, else "
-                 "registry.tracking_uri)"),
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow store (default: MLFLOW_TRACKING_URI, else registry.tracking_uri)",
+    ),
 ]
 
 
@@ -41,17 +43,34 @@ def _print_status(status: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"{status['name']}  aliases: {status['aliases']}", show_edge=False)
-    for col in ("version", "aliases", "status", "linear_acc", "gain", "miou", "data_version",
-                "created"):
+    for col in (
+        "version",
+        "aliases",
+        "status",
+        "linear_acc",
+        "gain",
+        "miou",
+        "data_version",
+        "created",
+    ):
         table.add_column(col)
     for v in status["versions"]:
         shown = [_metric(v["metrics"], k) for k in ("linear_acc", "linear_acc_gain", "miou")]
-        table.add_row(v["version"], ",".join(v["aliases"]), v["status"], *shown,
-                      v["data_version"][:20], v["created"])
+        table.add_row(
+            v["version"],
+            ",".join(v["aliases"]),
+            v["status"],
+            *shown,
+            v["data_version"][:20],
+            v["created"],
+        )
     out.print(table)
     for h in status["history"][-10:]:
-        out.print(f"{h['at']}  {h['action']:8s} v{h['version']} (was v{h['previous_champion']}) "
-                  f"by {h['by']}: {'; '.join(h['reasons'])[:160]}", highlight=False)
+        out.print(
+            f"{h['at']}  {h['action']:8s} v{h['version']} (was v{h['previous_champion']}) "
+            f"by {h['by']}: {'; '.join(h['reasons'])[:160]}",
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -59,10 +78,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command("register")
     def register_cmd(
-        export: Annotated[Path | None, typer.Option("--export", help="export folder "
-                                                    "(default: paths.export)")] = None,
-        metrics: Annotated[Path | None, typer.Option("--metrics", help="metrics.json of "
-                                                     "`skysense evaluate` (default: paths.eval)")] = None,
+        export: Annotated[
+            Path | None, typer.Option("--export", help="export folder (default: paths.export)")
+        ] = None,
+        metrics: Annotated[
+            Path | None,
+            typer.Option(
+                "--metrics", help="metrics.json of `skysense evaluate` (default: paths.eval)"
+            ),
+        ] = None,
         tracking_uri: UriOpt = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
@@ -81,18 +105,28 @@ def register(app: typer.Typer) -> None:
         metrics_path = metrics or cfg.paths.eval / "metrics.json"
         values: dict[str, float] = {}
         if metrics_path.is_file():
-            values = {k: float(v) for k, v in json.loads(metrics_path.read_text()).items()
-                      if isinstance(v, (int, float))}
+            values = {
+                k: float(v)
+                for k, v in json.loads(metrics_path.read_text()).items()
+                if isinstance(v, (int, float))
+            }
         elif metrics is not None:
             fail(f"{metrics_path}: no such metrics file; run `skysense evaluate` first")
         try:
             with _failures(cfg, tracking_uri):
                 client, uri, db = _connect(cfg, tracking_uri)
-                exp = ensure_experiment(client, cfg.train.experiment, cfg.registry.artifact_location,
-                                        uri)
-                res = register_export(client, registration_settings(cfg), export or cfg.paths.export, values,
-                                      experiment_id=exp, sqlite_db=db,
-                                      lock_url=cfg.registry.lock_url)
+                exp = ensure_experiment(
+                    client, cfg.train.experiment, cfg.registry.artifact_location, uri
+                )
+                res = register_export(
+                    client,
+                    registration_settings(cfg),
+                    export or cfg.paths.export,
+                    values,
+                    experiment_id=exp,
+                    sqlite_db=db,
+                    lock_url=cfg.registry.lock_url,
+                )
         except user_errors() as exc:
             fail(exc)
         if as_json:
@@ -102,19 +136,30 @@ def register(app: typer.Typer) -> None:
             if res.repaired:
                 word += f"; repaired {', '.join(res.repaired)}"
             challenger = f"v{res.challenger}" if res.challenger else "not set"
-            out.print(f"{res.name} v{res.version} {word}; challenger is {challenger}; "
-                      f"{res.model_uri}", highlight=False)
+            out.print(
+                f"{res.name} v{res.version} {word}; challenger is {challenger}; {res.model_uri}",
+                highlight=False,
+            )
 
     @app.command("promote")
     def promote_cmd(
-        version: Annotated[str | None, typer.Option("--version", help="version to promote "
-                                                    "(default: @challenger)")] = None,
-        rollback: Annotated[bool, typer.Option("--rollback", help="move champion back to the "
-                                               "previous champion")] = False,
-        reason: Annotated[str, typer.Option("--reason", help="why (recorded with a rollback)")] = "",
-        expected_champion: Annotated[str | None, typer.Option(
-            "--expected-champion", help="compare-and-set: fail unless the champion is this "
-            "version ('none' for no champion)")] = None,
+        version: Annotated[
+            str | None, typer.Option("--version", help="version to promote (default: @challenger)")
+        ] = None,
+        rollback: Annotated[
+            bool, typer.Option("--rollback", help="move champion back to the previous champion")
+        ] = False,
+        reason: Annotated[
+            str, typer.Option("--reason", help="why (recorded with a rollback)")
+        ] = "",
+        expected_champion: Annotated[
+            str | None,
+            typer.Option(
+                "--expected-champion",
+                help="compare-and-set: fail unless the champion is this "
+                "version ('none' for no champion)",
+            ),
+        ] = None,
         tracking_uri: UriOpt = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
@@ -135,21 +180,36 @@ def register(app: typer.Typer) -> None:
             with _failures(cfg, tracking_uri):
                 client, _, db = _connect(cfg, tracking_uri)
                 if rollback:
-                    res = do_rollback(client, name, reason=reason, sqlite_db=db,
-                                      what="skysense promote --rollback",
-                                      lock_url=cfg.registry.lock_url)
+                    res = do_rollback(
+                        client,
+                        name,
+                        reason=reason,
+                        sqlite_db=db,
+                        what="skysense promote --rollback",
+                        lock_url=cfg.registry.lock_url,
+                    )
                 else:
-                    res = promote(client, name, cfg.registry.policy, version=version,
-                                  expected_champion=expected_champion, sqlite_db=db,
-                                  what="skysense promote", lock_url=cfg.registry.lock_url)
+                    res = promote(
+                        client,
+                        name,
+                        cfg.registry.policy,
+                        version=version,
+                        expected_champion=expected_champion,
+                        sqlite_db=db,
+                        what="skysense promote",
+                        lock_url=cfg.registry.lock_url,
+                    )
         except user_errors() as exc:
             fail(exc)
         if as_json:
             emit_json(res.to_dict())
         else:
             verb = {"promote": "promoted", "refuse": "REFUSED", "rollback": "rolled back to"}
-            out.print(f"{name}: {verb[res.action]} v{res.version}; champion is "
-                      f"v{res.champion} (was v{res.previous_champion})", highlight=False)
+            out.print(
+                f"{name}: {verb[res.action]} v{res.version}; champion is "
+                f"v{res.champion} (was v{res.previous_champion})",
+                highlight=False,
+            )
             for line in res.record.get("reasons", []):
                 out.print(f"  {line}", highlight=False)
         if res.action == "refuse":

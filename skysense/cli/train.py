@@ -43,23 +43,33 @@ def register(app: typer.Typer) -> None:
         ] = None,
         export: Annotated[
             Path | None,
-            typer.Option("--export", help="export folder (default: paths.export, or OUT/export "
-                         "when --out is given)"),
+            typer.Option(
+                "--export",
+                help="export folder (default: paths.export, or OUT/export when --out is given)",
+            ),
         ] = None,
         nproc: Annotated[
             int | None,
             typer.Option("--nproc", min=1, help="local processes (default: train.nproc)"),
         ] = None,
         resume: Annotated[
-            bool, typer.Option("--resume", help="continue from OUT/latest; refuse when OUT holds "
-                               "a run of other settings or chips")
+            bool,
+            typer.Option(
+                "--resume",
+                help="continue from OUT/latest; refuse when OUT holds "
+                "a run of other settings or chips",
+            ),
         ] = False,
         fresh: Annotated[
             bool, typer.Option("--fresh", help="set OUT aside (renamed, kept) and start clean")
         ] = False,
         lock_wait: Annotated[
-            float, typer.Option("--lock-wait", min=0.0, help="seconds to wait for another run "
-                                "training into OUT (default: fail at once)")
+            float,
+            typer.Option(
+                "--lock-wait",
+                min=0.0,
+                help="seconds to wait for another run training into OUT (default: fail at once)",
+            ),
         ] = 0.0,
         params: ParamsOpt = None,
         overrides: SetOpt = None,
@@ -98,8 +108,14 @@ def register(app: typer.Typer) -> None:
         try:
             with quiet:
                 plan = train_into_folder(
-                    training_job(cfg), chips_dir, out_path, nproc=n, mode=mode, export_dir=export_path,
-                    lock_wait_s=lock_wait, show_progress=not as_json,
+                    training_job(cfg),
+                    chips_dir,
+                    out_path,
+                    nproc=n,
+                    mode=mode,
+                    export_dir=export_path,
+                    lock_wait_s=lock_wait,
+                    show_progress=not as_json,
                     on_plan=lambda p: out.print(p.reason, soft_wrap=True, highlight=False),
                 )
         except user_errors() as exc:

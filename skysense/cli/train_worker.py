@@ -34,13 +34,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", type=Path, default=None)
     parser.add_argument("--resume", action="store_true")
     # The deepspeed launcher appends --local_rank=N (LOCAL_RANK is in the environment too).
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     job = training_job(load_config(args.params, args.overrides))
     rank = os.environ.get("RANK", "0")
     try:
-        train(job, args.chips, args.out, resume=args.resume, show_progress=rank == "0",
-              export_dir=args.export)
+        train(
+            job,
+            args.chips,
+            args.out,
+            resume=args.resume,
+            show_progress=rank == "0",
+            export_dir=args.export,
+        )
     except TrainingError as exc:
         sys.stderr.write(f"rank {rank}: TrainingError: {exc}\n")
         (args.out / f"failed-rank{rank}.txt").write_text(str(exc))

@@ -20,7 +20,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for level in ("rasters", "acquisitions", "locations", "chips"):
         counts = summary.get(level)
         if counts:
-            table.add_row(level, str(counts["total"]), str(counts["accepted"]), str(counts["quarantined"]))
+            table.add_row(
+                level, str(counts["total"]), str(counts["accepted"]), str(counts["quarantined"])
+            )
     out.print(table)
     failing = Table(title="failing checks", show_edge=False)
     for col in ("table", "check", "severity", "failed"):
@@ -75,8 +77,13 @@ def register(app: typer.Typer) -> None:
         target = out_dir or cfg.paths.validation
         try:
             with console.status("profiling and validating rasters"):
-                report = validate_catalog(catalog_path, target, cfg.validation, chips_dir=chips,
-                                          access=RasterAccessPolicy.from_config(cfg.data))
+                report = validate_catalog(
+                    catalog_path,
+                    target,
+                    cfg.validation,
+                    chips_dir=chips,
+                    access=RasterAccessPolicy.from_config(cfg.data),
+                )
         except ValidationFailed as exc:
             report = getattr(exc, "report", None)
             if report is not None:

@@ -55,7 +55,9 @@ def replace_atomically(path: str | Path) -> Iterator[Path]:
     """
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}")
+    tmp = target.with_name(
+        f".{target.stem}.tmp-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}"
+    )
     try:
         yield tmp
         if not tmp.exists():

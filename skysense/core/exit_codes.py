@@ -45,5 +45,8 @@ MEANING: dict[ExitCode, str] = {
 
 def exit_code_epilog() -> str:
     """One line for ``skysense --help``: each status and its short meaning."""
-    return "Exit status: " + "; ".join(f"{c.value} {SHORT[c]}" for c in ExitCode) + \
-        " (details: README, The command line)."
+    return (
+        "Exit status: "
+        + "; ".join(f"{c.value} {SHORT[c]}" for c in ExitCode)
+        + " (details: README, The command line)."
+    )

@@ -34,7 +34,9 @@ HOLDER_BYTES = 4096  # at most this much of a lock file is read back (its holder
 class LockHeldError(SkySenseError):
     """Another process holds a lock; the message names the lock file and the holder."""
 
-    def __init__(self, path: Path, holder: dict[str, Any] | None, waited_s: float, purpose: str) -> None:
+    def __init__(
+        self, path: Path, holder: dict[str, Any] | None, waited_s: float, purpose: str
+    ) -> None:
         self.path = path
         self.holder = holder
         self.waited_s = waited_s
@@ -98,7 +100,9 @@ class FileLock:
         poll_s: interval between attempts while waiting.
     """
 
-    def __init__(self, path: str | Path, purpose: str, wait_s: float = 0.0, poll_s: float = 0.1) -> None:
+    def __init__(
+        self, path: str | Path, purpose: str, wait_s: float = 0.0, poll_s: float = 0.1
+    ) -> None:
         self.path = Path(path)
         self.purpose = purpose
         self.wait_s = wait_s
@@ -135,7 +139,9 @@ class FileLock:
                 waited = time.monotonic() - start
                 if waited >= self.wait_s:
                     os.close(fd)
-                    raise LockHeldError(self.path, read_holder(self.path), waited, self.purpose) from None
+                    raise LockHeldError(
+                        self.path, read_holder(self.path), waited, self.purpose
+                    ) from None
                 time.sleep(min(self.poll_s, max(self.wait_s - waited, 0.0)))
         record = json.dumps(holder_record(self.purpose)).encode("utf-8")
         os.ftruncate(fd, 0)
@@ -157,6 +163,9 @@ class FileLock:
         return self.acquire()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.release()

@@ -46,18 +46,32 @@ def write_geotiff(
     count, height, width = data.shape
     predictor = 3 if data.dtype.kind == "f" else 2
     profile = {
-        "driver": "GTiff", "width": width, "height": height, "count": count, "dtype": data.dtype.name,
-        "crs": f"EPSG:{epsg}", "transform": transform, "nodata": nodata, "tiled": True,
-        "blockxsize": _block(width), "blockysize": _block(height), "compress": "deflate",
-        "zlevel": 6 if data.nbytes < 4_000_000 else 1, "predictor": predictor,
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": count,
+        "dtype": data.dtype.name,
+        "crs": f"EPSG:{epsg}",
+        "transform": transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": _block(width),
+        "blockysize": _block(height),
+        "compress": "deflate",
+        "zlevel": 6 if data.nbytes < 4_000_000 else 1,
+        "predictor": predictor,
         "interleave": "pixel" if count <= 4 else "band",
     }
     if jpeg_quality is not None and data.dtype == np.uint8:
         # jpegtablesmode=0: quantisation and Huffman tables in each tile, not in a shared
         # JPEGTables tag. Same pixels; but GDAL guesses the quality of a shared-table file at
         # every open (~15 ms unless the quality is 75), and evaluation opens thousands of chips.
-        profile.update(compress="jpeg", jpeg_quality=int(jpeg_quality), photometric="minisblack",
-                       jpegtablesmode=0)
+        profile.update(
+            compress="jpeg",
+            jpeg_quality=int(jpeg_quality),
+            photometric="minisblack",
+            jpegtablesmode=0,
+        )
         profile.pop("zlevel")
         profile.pop("predictor")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,5 +83,7 @@ def write_geotiff(
             if tags:
                 dst.update_tags(**tags)
     except (OSError, rasterio.errors.RasterioIOError) as exc:
-        raise RasterWriteError(f"{path}: cannot write GeoTIFF ({exc}); check that the folder is writable") from None
+        raise RasterWriteError(
+            f"{path}: cannot write GeoTIFF ({exc}); check that the folder is writable"
+        ) from None
     return path

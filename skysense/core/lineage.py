@@ -70,8 +70,11 @@ def _lock_stages(root: Path) -> dict[str, Any]:
 def _recorded(entries: Any, wanted: str) -> str | None:
     """The md5 of the entry whose ``path`` is ``wanted`` (POSIX, relative) in a DVC list."""
     for entry in entries or []:
-        if isinstance(entry, dict) and str(entry.get("path", "")).rstrip("/") == wanted \
-                and entry.get("md5"):
+        if (
+            isinstance(entry, dict)
+            and str(entry.get("path", "")).rstrip("/") == wanted
+            and entry.get("md5")
+        ):
             return str(entry["md5"])
     return None
 
@@ -111,7 +114,9 @@ def dvc_md5(path: str | Path, repo_root: str | Path | None = None) -> str | None
     return _lock_md5(root, target, ("outs", "deps"))
 
 
-def lineage_tags(repo_root: str | Path | None = None, paths: dict[str, str] | None = None) -> dict[str, str]:
+def lineage_tags(
+    repo_root: str | Path | None = None, paths: dict[str, str] | None = None
+) -> dict[str, str]:
     """MLflow tags ``{tag: md5}`` for the paths DVC recorded (missing ones are left out).
 
     Args:
@@ -165,11 +170,20 @@ def git_commit(cwd: Path | None = None) -> str:
     """The current git commit (with ``-dirty`` when tracked files changed), or ``"unknown"``."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd, capture_output=True, text=True, timeout=10, check=True,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -39,8 +39,10 @@ def is_safe_id(value: object) -> bool:
 
 def unsafe_id_message(value: object, what: str = "id") -> str:
     """The explanation of why ``value`` is refused, with the allowed pattern."""
-    return (f"{what} {value!r} is not allowed: ids become file names, so they must match "
-            f"{SAFE_ID_RULE} (letters, digits, '.', '_', '-'; no '/', no spaces); rename it")
+    return (
+        f"{what} {value!r} is not allowed: ids become file names, so they must match "
+        f"{SAFE_ID_RULE} (letters, digits, '.', '_', '-'; no '/', no spaces); rename it"
+    )
 
 
 def check_id(value: object, what: str = "id") -> str:

@@ -120,7 +120,9 @@ class SensorSpec:
             f"sensor {self.name!r} has no band {name!r}; its bands are {', '.join(self.band_names)}"
         )
 
-    def with_overrides(self, nodata: float | None = None, input_units: str | None = None) -> SensorSpec:
+    def with_overrides(
+        self, nodata: float | None = None, input_units: str | None = None
+    ) -> SensorSpec:
         """A copy with a catalog-level nodata value or input unit (e.g. S1 in linear power)."""
         out = self
         if nodata is not None:
@@ -146,14 +148,17 @@ class SensorSpec:
         """Why stored values in ``units`` cannot become this sensor's physical unit, or None."""
         if units not in self.uncalibrated_units:
             return None
-        return (f"{self.name} values in {units!r} are raw digital numbers, not calibrated "
-                f"backscatter: 20*log10(DN) is not {self.output_units}. Calibrate the product "
-                "to sigma0 or gamma0 first (e.g. radiometric terrain correction with sarsen, or "
-                "ESA SNAP's Calibration), or use an analysis-ready collection (sentinel-1-rtc), "
-                "and state input_units (linear, amplitude or db) in the catalog")
+        return (
+            f"{self.name} values in {units!r} are raw digital numbers, not calibrated "
+            f"backscatter: 20*log10(DN) is not {self.output_units}. Calibrate the product "
+            "to sigma0 or gamma0 first (e.g. radiometric terrain correction with sarsen, or "
+            "ESA SNAP's Calibration), or use an analysis-ready collection (sentinel-1-rtc), "
+            "and state input_units (linear, amplitude or db) in the catalog"
+        )
 
-    def to_physical(self, raw: np.ndarray, input_units: str | None = None,
-                    dn_offset: float = 0.0) -> np.ndarray:
+    def to_physical(
+        self, raw: np.ndarray, input_units: str | None = None, dn_offset: float = 0.0
+    ) -> np.ndarray:
         """Stored values -> physical units (reflectance, dB, metres; HR unchanged).
 
         DN input: ``(raw + dn_offset) * scale + offset`` (Sentinel-2 reflectance with the
@@ -189,7 +194,9 @@ class SensorSpec:
             x = x * np.float32(self.scale) + np.float32(self.offset)
         return x.astype(np.float32, copy=False)
 
-    def normalisation(self, bands: list[str] | tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def normalisation(
+        self, bands: list[str] | tuple[str, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Default ``(mean, std)`` per band in output units, as float32 arrays."""
         names = list(bands or self.default_bands)
         mean = np.array([self.norm_mean.get(n, 0.0) for n in names], dtype=np.float32)
@@ -228,10 +235,30 @@ SENSORS: dict[str, SensorSpec] = {
         units_by_dtype_kind={"f": "reflectance"},
         auxiliary_gsd_m={"SCL": 20.0},  # L2A scene classification
         # Reflectance statistics of Sentinel-2 over land (SSL4EO-S12 order of magnitude).
-        norm_mean={"B02": 0.12, "B03": 0.115, "B04": 0.115, "B05": 0.135, "B06": 0.185, "B07": 0.21,
-                   "B08": 0.205, "B8A": 0.225, "B11": 0.195, "B12": 0.14},
-        norm_std={"B02": 0.09, "B03": 0.085, "B04": 0.09, "B05": 0.09, "B06": 0.09, "B07": 0.095,
-                  "B08": 0.095, "B8A": 0.1, "B11": 0.1, "B12": 0.09},
+        norm_mean={
+            "B02": 0.12,
+            "B03": 0.115,
+            "B04": 0.115,
+            "B05": 0.135,
+            "B06": 0.185,
+            "B07": 0.21,
+            "B08": 0.205,
+            "B8A": 0.225,
+            "B11": 0.195,
+            "B12": 0.14,
+        },
+        norm_std={
+            "B02": 0.09,
+            "B03": 0.085,
+            "B04": 0.09,
+            "B05": 0.09,
+            "B06": 0.09,
+            "B07": 0.095,
+            "B08": 0.095,
+            "B8A": 0.1,
+            "B11": 0.1,
+            "B12": 0.09,
+        },
     ),
     "sentinel1": SensorSpec(
         name="sentinel1",
@@ -252,7 +279,12 @@ SENSORS: dict[str, SensorSpec] = {
     "hr": SensorSpec(
         name="hr",
         modality="hr",
-        bands=(Band("R", 665.0, 1.0), Band("G", 560.0, 1.0), Band("B", 490.0, 1.0), Band("N", 842.0, 1.0)),
+        bands=(
+            Band("R", 665.0, 1.0),
+            Band("G", 560.0, 1.0),
+            Band("B", 490.0, 1.0),
+            Band("N", 842.0, 1.0),
+        ),
         default_bands=("R", "G", "B", "N"),
         dtypes=("uint8", "uint16"),
         input_units="dn",

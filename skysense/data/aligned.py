@@ -46,7 +46,9 @@ class GridAlignment:
     row_off: int
 
 
-def grid_alignment(ds: rasterio.DatasetReader, grid: Grid, tol: float = ALIGN_TOLERANCE_PX) -> GridAlignment | None:
+def grid_alignment(
+    ds: rasterio.DatasetReader, grid: Grid, tol: float = ALIGN_TOLERANCE_PX
+) -> GridAlignment | None:
     """The alignment of ``ds`` under ``grid``, or None when a warp is needed.
 
     Aligned means: same CRS, a north-up source transform, source pixels an integer number of
@@ -101,7 +103,7 @@ def _bilinear_axis(a: np.ndarray, axis: int, t0: int, n: int, k: int, s0: int) -
     """
     m = a.shape[axis]
     ap = np.concatenate([np.take(a, [0], axis=axis), a, np.take(a, [m - 1], axis=axis)], axis=axis)
-    full = np.empty(a.shape[:axis + 1] + (k,) + a.shape[axis + 1:], np.float32)
+    full = np.empty(a.shape[: axis + 1] + (k,) + a.shape[axis + 1 :], np.float32)
 
     def along(arr: np.ndarray, lo: int, hi: int) -> np.ndarray:
         return arr[(slice(None),) * axis + (slice(lo, hi),)]
@@ -118,7 +120,7 @@ def _bilinear_axis(a: np.ndarray, axis: int, t0: int, n: int, k: int, s0: int) -
         np.subtract(hi, lo, out=out)
         out *= f
         out += lo
-    full = full.reshape(a.shape[:axis] + (m * k,) + a.shape[axis + 1:])
+    full = full.reshape(a.shape[:axis] + (m * k,) + a.shape[axis + 1 :])
     start = t0 - s0 * k
     return along(full, start, start + n)
 
@@ -167,23 +169,31 @@ def read_aligned(
     if alpha is not None:
         raw, valid = raw[:-1], raw[-1] > 0
     elif nodata is not None:
-        valid = ~np.isnan(raw).any(axis=0) if np.isnan(nodata) else (raw != raw.dtype.type(nodata)).all(axis=0)
+        valid = (
+            ~np.isnan(raw).any(axis=0)
+            if np.isnan(nodata)
+            else (raw != raw.dtype.type(nodata)).all(axis=0)
+        )
     elif internal_mask:
         valid = ds.read_masks(1, window=src_win) > 0
     else:
         valid = np.ones(raw.shape[1:], bool)
-    inner_valid = _repeat_axis(_repeat_axis(valid, 0, y0, y1 - y0, ky, sy0), 1, x0, x1 - x0, kx, sx0)
+    inner_valid = _repeat_axis(
+        _repeat_axis(valid, 0, y0, y1 - y0, ky, sy0), 1, x0, x1 - x0, kx, sx0
+    )
     if not bilinear:
         inner = _repeat_axis(_repeat_axis(raw, 1, y0, y1 - y0, ky, sy0), 2, x0, x1 - x0, kx, sx0)
     elif valid.all():  # GDAL's resampled read of the same window (block cache hot)
         shape = (len(indexes), (sy1 - sy0) * ky, (sx1 - sx0) * kx)
         up = ds.read(indexes, window=src_win, out_shape=shape, resampling=Resampling.bilinear)
-        inner = up[:, y0 - sy0 * ky:y1 - sy0 * ky, x0 - sx0 * kx:x1 - sx0 * kx]
+        inner = up[:, y0 - sy0 * ky : y1 - sy0 * ky, x0 - sx0 * kx : x1 - sx0 * kx]
     else:  # invalid pixels (maybe a nodata value GDAL does not know): normalised interpolation
         vals = np.nan_to_num(raw.astype(np.float32) * valid, nan=0.0)
         wgt = valid.astype(np.float32)[None]
-        up, wsum = (_bilinear_axis(_bilinear_axis(a, 1, y0, y1 - y0, ky, sy0), 2, x0, x1 - x0, kx, sx0)
-                    for a in (vals, wgt))
+        up, wsum = (
+            _bilinear_axis(_bilinear_axis(a, 1, y0, y1 - y0, ky, sy0), 2, x0, x1 - x0, kx, sx0)
+            for a in (vals, wgt)
+        )
         up = np.divide(up, wsum, out=np.zeros_like(up), where=wsum > 0)
         inner = (np.rint(up) if dtype.kind in "iu" else up).astype(dtype)
     if (x0, x1, y0, y1) == (c0, c0 + w, r0, r0 + h):  # window entirely on the source
@@ -191,8 +201,8 @@ def read_aligned(
     else:
         data = np.zeros((len(indexes), h, w), dtype)
         out_valid = np.zeros((h, w), bool)
-        data[:, y0 - r0:y1 - r0, x0 - c0:x1 - c0] = inner
-        out_valid[y0 - r0:y1 - r0, x0 - c0:x1 - c0] = inner_valid
+        data[:, y0 - r0 : y1 - r0, x0 - c0 : x1 - c0] = inner
+        out_valid[y0 - r0 : y1 - r0, x0 - c0 : x1 - c0] = inner_valid
     if not out_valid.all():
         data = np.where(out_valid[None], data, np.zeros((), dtype))
     return data, np.ascontiguousarray(out_valid)

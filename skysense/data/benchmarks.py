@@ -37,7 +37,9 @@ def _centre_latlon(src) -> tuple[float, float]:
     b = src.bounds
     if src.crs is None:
         raise DownstreamError(f"{src.name}: raster has no CRS; benchmarks must be georeferenced")
-    xs, ys = warp_transform(src.crs, "EPSG:4326", [(b.left + b.right) / 2], [(b.bottom + b.top) / 2])
+    xs, ys = warp_transform(
+        src.crs, "EPSG:4326", [(b.left + b.right) / 2], [(b.bottom + b.top) / 2]
+    )
     return float(ys[0]), float(xs[0])
 
 
@@ -56,23 +58,34 @@ def load_eurosat(root: str | Path, assumed_doy: int = 182, n_regions: int = 4096
     root = Path(root)
     classes = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     if not classes:
-        raise DownstreamError(f"{root}: no class folders; EuroSAT-MS is <root>/<ClassName>/*.tif "
-                              "(set eval.eurosat to the folder holding the class folders)")
+        raise DownstreamError(
+            f"{root}: no class folders; EuroSAT-MS is <root>/<ClassName>/*.tif "
+            "(set eval.eurosat to the folder holding the class folders)"
+        )
     keep = [EUROSAT_BANDS.index(b) + 1 for b in S2_BANDS]
     samples: list[dict[str, Any]] = []
     for label, name in enumerate(classes):
         for f in sorted((root / name).glob("*.tif")):
             with open_dataset(f) as src:
                 if src.count != len(EUROSAT_BANDS):
-                    raise DownstreamError(f"{f}: {src.count} bands, EuroSAT-MS has 13 (B01..B12, B8A); "
-                                          "use the multispectral (MS) release, not RGB")
+                    raise DownstreamError(
+                        f"{f}: {src.count} bands, EuroSAT-MS has 13 (B01..B12, B8A); "
+                        "use the multispectral (MS) release, not RGB"
+                    )
                 dn = src.read(keep).astype(np.float32)
                 lat, lon = _centre_latlon(src)
-            samples.append({
-                "id": f"{name}/{f.stem}", "lat": lat, "lon": lon, "region": int(region_id(lat, lon, n_regions)),
-                "s2": (dn * 1e-4)[None], "s2_doy": np.array([assumed_doy], dtype=np.int64),
-                "s2_valid": np.array([bool((dn > 0).any())]), "label": np.int64(label),
-            })
+            samples.append(
+                {
+                    "id": f"{name}/{f.stem}",
+                    "lat": lat,
+                    "lon": lon,
+                    "region": int(region_id(lat, lon, n_regions)),
+                    "s2": (dn * 1e-4)[None],
+                    "s2_doy": np.array([assumed_doy], dtype=np.int64),
+                    "s2_valid": np.array([bool((dn > 0).any())]),
+                    "label": np.int64(label),
+                }
+            )
     return SampleList(samples, "multiclass", classes)
 
 
@@ -82,8 +95,14 @@ def _read_on_grid(path: Path, ref) -> np.ndarray:
     with open_dataset(path) as src:
         if (src.crs, src.transform, src.shape) == (ref.crs, ref.transform, ref.shape):
             return src.read(1)
-        with WarpedVRT(src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height,
-                       resampling=Resampling.bilinear) as vrt:
+        with WarpedVRT(
+            src,
+            crs=ref.crs,
+            transform=ref.transform,
+            width=ref.width,
+            height=ref.height,
+            resampling=Resampling.bilinear,
+        ) as vrt:
             return vrt.read(1)
 
 
@@ -116,8 +135,10 @@ def load_bigearthnet(root: str | Path, n_regions: int = 4096) -> SampleList:
         elif any(meta_path.parent.glob("*_B02.tif")):
             s2_dirs[meta_path.parent.name] = meta_path.parent
     if not s2_dirs:
-        raise DownstreamError(f"{root}: no BigEarthNet S2 patch (folder with *_B02.tif and "
-                              "*_labels_metadata.json); set eval.bigearthnet to the dataset folder")
+        raise DownstreamError(
+            f"{root}: no BigEarthNet S2 patch (folder with *_B02.tif and "
+            "*_labels_metadata.json); set eval.bigearthnet to the dataset folder"
+        )
     raw: list[tuple[dict[str, Any], list[str]]] = []
     for name, folder in sorted(s2_dirs.items()):
         meta = json.loads((folder / f"{name}_labels_metadata.json").read_text())
@@ -132,7 +153,10 @@ def load_bigearthnet(root: str | Path, n_regions: int = 4096) -> SampleList:
             lat, lon = _centre_latlon(ref)
             s2 = np.stack(bands) * 1e-4
             sample: dict[str, Any] = {
-                "id": name, "lat": lat, "lon": lon, "region": int(region_id(lat, lon, n_regions)),
+                "id": name,
+                "lat": lat,
+                "lon": lon,
+                "region": int(region_id(lat, lon, n_regions)),
                 "s2": s2[None].astype(np.float32),
                 "s2_doy": np.array([_doy(meta["acquisition_date"])], dtype=np.int64),
                 "s2_valid": np.array([bool((s2 > 0).any())]),
@@ -143,12 +167,16 @@ def load_bigearthnet(root: str | Path, n_regions: int = 4096) -> SampleList:
                 for pol in S1_BANDS:
                     found = sorted(s1_dir.glob(f"*_{pol}.tif"))
                     if not found:
-                        raise DownstreamError(f"{s1_dir}: missing *_{pol}.tif of the S1 patch paired with {name}")
+                        raise DownstreamError(
+                            f"{s1_dir}: missing *_{pol}.tif of the S1 patch paired with {name}"
+                        )
                     pols.append(_read_on_grid(found[0], ref).astype(np.float32))
                 s1 = np.stack(pols)
                 s1_meta = json.loads(next(s1_dir.glob("*_labels_metadata.json")).read_text())
                 finite = np.isfinite(s1).all(axis=0)
-                sample["s1"] = np.where(np.isfinite(s1), s1, np.nanmean(s1) if finite.any() else -15.0)[None]
+                sample["s1"] = np.where(
+                    np.isfinite(s1), s1, np.nanmean(s1) if finite.any() else -15.0
+                )[None]
                 sample["s1_doy"] = np.array([_doy(s1_meta["acquisition_time"])], dtype=np.int64)
                 sample["s1_valid"] = np.array([bool(finite.mean() >= 0.5)])
         raw.append((sample, list(meta["labels"])))

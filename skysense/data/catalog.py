@@ -100,8 +100,10 @@ class Acquisition(_Strict):
     @model_validator(mode="after")
     def _one_source(self) -> Acquisition:
         if sum(x is not None for x in (self.file, self.bands, self.safe)) != 1:
-            raise ValueError("give exactly one of 'file' (multi-band raster), 'bands' (name: path) "
-                             "or 'safe' (a Sentinel-2 .SAFE folder)")
+            raise ValueError(
+                "give exactly one of 'file' (multi-band raster), 'bands' (name: path) "
+                "or 'safe' (a Sentinel-2 .SAFE folder)"
+            )
         return self
 
     def paths(self) -> list[Path]:
@@ -136,8 +138,9 @@ class Location(_Strict):
     @model_validator(mode="after")
     def _extent(self) -> Location:
         if (self.crs is None) != (self.bounds is None):
-            raise ValueError("give both 'crs' and 'bounds' (minx, miny, maxx, maxy in that CRS) "
-                             "or neither")
+            raise ValueError(
+                "give both 'crs' and 'bounds' (minx, miny, maxx, maxy in that CRS) or neither"
+            )
         b = self.bounds
         if b is not None and not (b[0] < b[2] and b[1] < b[3]):
             raise ValueError(f"bounds {list(self.bounds)} are empty: minx < maxx and miny < maxy")
@@ -188,7 +191,9 @@ def load_catalog(path: str | Path) -> Catalog:
     """
     p = Path(path)
     if not p.exists():
-        raise CatalogError(f"{p}: catalog not found; run `skysense data sample --out DIR` or pass --catalog")
+        raise CatalogError(
+            f"{p}: catalog not found; run `skysense data sample --out DIR` or pass --catalog"
+        )
     try:
         raw = yaml.load(p.read_text(), Loader=_DatesAsText)  # a SafeLoader subclass
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -30,7 +30,9 @@ def failures_text(summary: ChipSummary) -> str:
     return shown + (f"; and {more} more" if more > 0 else "")
 
 
-def require_complete(summary: ChipSummary, out_dir: str | Path, allow_partial: bool = False) -> None:
+def require_complete(
+    summary: ChipSummary, out_dir: str | Path, allow_partial: bool = False
+) -> None:
     """Raise unless the chipping run gave chips from every location (or partial is allowed).
 
     Args:
@@ -45,15 +47,26 @@ def require_complete(summary: ChipSummary, out_dir: str | Path, allow_partial: b
     """
     summary_file = Path(out_dir) / "summary.json"
     if summary.failed and (summary.chips == 0 or not allow_partial):
-        written = (f"so {out_dir} holds a partial set ({summary.chips} chips)" if summary.chips
-                   else "and no chip was written")
-        accept = ("Fix them and run again, or accept the partial set with --allow-partial "
-                  "(data.chip.allow_partial: true)" if summary.chips else "Fix them and run again")
+        written = (
+            f"so {out_dir} holds a partial set ({summary.chips} chips)"
+            if summary.chips
+            else "and no chip was written"
+        )
+        accept = (
+            "Fix them and run again, or accept the partial set with --allow-partial "
+            "(data.chip.allow_partial: true)"
+            if summary.chips
+            else "Fix them and run again"
+        )
         raise PartialResultError(
             f"{len(summary.failed)} of {summary.locations} location(s) failed, {written}: "
             f"{failures_text(summary)}. {accept}; details in {summary_file}"
         )
     if summary.chips == 0:
-        why = ("every chip was skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(summary.skipped.items()))
-               if summary.skipped else "the catalog has no location")
+        why = (
+            "every chip was skipped: "
+            + ", ".join(f"{k}={v}" for k, v in sorted(summary.skipped.items()))
+            if summary.skipped
+            else "the catalog has no location"
+        )
         raise NoValidDataError(f"{out_dir}: no chip was written ({why}); see {summary_file}")

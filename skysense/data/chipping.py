@@ -55,9 +55,31 @@ from skysense.data.shards import (
 PARTS = "_parts"
 STRIP_BUDGET_BYTES = 256 * 2**20
 MANIFEST_COLUMNS = [
-    "sample_id", "location", "split", "crs", "minx", "miny", "maxx", "maxy", "lat", "lon", "region",
-    "size", "has_hr", "has_s2", "has_s1", "has_dem", "s2_dates", "s1_dates", "s2_valid", "s1_valid",
-    "hr_date", "nodata_fraction", "shard", "offset", "nbytes",
+    "sample_id",
+    "location",
+    "split",
+    "crs",
+    "minx",
+    "miny",
+    "maxx",
+    "maxy",
+    "lat",
+    "lon",
+    "region",
+    "size",
+    "has_hr",
+    "has_s2",
+    "has_s1",
+    "has_dem",
+    "s2_dates",
+    "s1_dates",
+    "s2_valid",
+    "s1_valid",
+    "hr_date",
+    "nodata_fraction",
+    "shard",
+    "offset",
+    "nbytes",
 ]
 
 
@@ -107,7 +129,9 @@ def _pick_dates(usable: np.ndarray, fractions: np.ndarray, limit: int | None) ->
     return np.sort(np.concatenate([good, rest]))
 
 
-def _block_shape(n_rows: int, n_cols: int, s: ChipSettings, reader: LocationReader) -> tuple[int, int]:
+def _block_shape(
+    n_rows: int, n_cols: int, s: ChipSettings, reader: LocationReader
+) -> tuple[int, int]:
     """Chip rows and chip columns per block, so that one block of every modality (all its dates,
     data and mask; HR at ``hr_ratio``^2 pixels per Sentinel pixel) fits ``STRIP_BUDGET_BYTES``.
 
@@ -132,7 +156,11 @@ def _block_shape(n_rows: int, n_cols: int, s: ChipSettings, reader: LocationRead
 
 
 def chip_location(
-    location: Location, root: str | Path, out_dir: str | Path, settings: ChipSettings, index: int = 0
+    location: Location,
+    root: str | Path,
+    out_dir: str | Path,
+    settings: ChipSettings,
+    index: int = 0,
 ) -> LocationResult:
     """Chip one location into ``out_dir/_parts/NNNNN/`` (shards, ``rows.json``, ``result.json``).
 
@@ -187,8 +215,10 @@ def _chip_location_rows(
     valid_px: dict[str, int] = {}
     crs_str = grid.crs.to_string()
     bands = {m: list(b) for m, b in s.bands.items()}
-    with LocationReader(location, root, grid, r, s.modalities, bands, s.access) as reader, \
-            ShardWriter(part, "part", s.shard_bytes) as writer:
+    with (
+        LocationReader(location, root, grid, r, s.modalities, bands, s.access) as reader,
+        ShardWriter(part, "part", s.shard_bytes) as writer,
+    ):
         mods = reader.modalities
         valid_px = {m: 0 for m in mods}
         per_rows, per_cols = _block_shape(n_rows, n_cols, s, reader)
@@ -215,12 +245,23 @@ def _chip_location_rows(
                         ref = writer.write(sid, arrays, attrs)
                         minx = grid.x0 + cc * stride * grid.res
                         maxy = grid.y0 - cr * stride * grid.res
-                        rows.append({
-                            "sample_id": sid, "location": location.id, "split": location.split,
-                            "crs": crs_str, "minx": minx, "miny": maxy - size * grid.res,
-                            "maxx": minx + size * grid.res, "maxy": maxy, "size": size,
-                            **info, "shard": ref.shard, "offset": ref.offset, "nbytes": ref.nbytes,
-                        })
+                        rows.append(
+                            {
+                                "sample_id": sid,
+                                "location": location.id,
+                                "split": location.split,
+                                "crs": crs_str,
+                                "minx": minx,
+                                "miny": maxy - size * grid.res,
+                                "maxx": minx + size * grid.res,
+                                "maxy": maxy,
+                                "size": size,
+                                **info,
+                                "shard": ref.shard,
+                                "offset": ref.offset,
+                                "nbytes": ref.nbytes,
+                            }
+                        )
                 if "hr" in mods and "valid_px" in hr_cache:
                     hr_seen = True
                     valid_px["hr"] += sum(hr_cache["valid_px"].values())
@@ -250,7 +291,9 @@ def _hr_date(reader: LocationReader, cache: dict, win: Window, d: int):
     return cache[d]
 
 
-def _cut_chip(location, reader, stacks, hr_cache, win, y, x, s: ChipSettings, result: LocationResult):
+def _cut_chip(
+    location, reader, stacks, hr_cache, win, y, x, s: ChipSettings, result: LocationResult
+):
     """Arrays, attrs and manifest fields of one chip, or None when skipped (counted)."""
     size, r, lim = s.size, s.hr_ratio, s.max_nodata_fraction
     arrays: dict[str, np.ndarray] = {}
@@ -259,17 +302,19 @@ def _cut_chip(location, reader, stacks, hr_cache, win, y, x, s: ChipSettings, re
     info.update(s2_dates=[], s1_dates=[], s2_valid=[], s1_valid=[], hr_date=None)
     fractions: list[float] = []
     for mod, st in stacks.items():
-        v = st.valid[:, y:y + size, x:x + size]
+        v = st.valid[:, y : y + size, x : x + size]
         frac = v.reshape(len(v), -1).mean(axis=1)
         if mod in SERIES:
             usable = frac >= 1.0 - lim
             result.invalid_dates[mod] = result.invalid_dates.get(mod, 0) + int((~usable).sum())
             cover = v.any(axis=0).mean()
             if not usable.any():
-                result.skipped[f"{mod}_over_nodata_limit"] = result.skipped.get(f"{mod}_over_nodata_limit", 0) + 1
+                result.skipped[f"{mod}_over_nodata_limit"] = (
+                    result.skipped.get(f"{mod}_over_nodata_limit", 0) + 1
+                )
                 continue
             keep = _pick_dates(usable, frac, s.max_dates.get(mod))
-            arrays[mod] = st.data[keep, :, y:y + size, x:x + size]
+            arrays[mod] = st.data[keep, :, y : y + size, x : x + size]
             attrs.setdefault("bands", {})[mod] = st.bands
             arrays[f"{mod}_mask"] = v[keep]
             info[f"{mod}_dates"] = [st.dates[i] for i in keep]
@@ -277,22 +322,26 @@ def _cut_chip(location, reader, stacks, hr_cache, win, y, x, s: ChipSettings, re
             fractions.append(1.0 - float(cover))
         else:  # dem
             if frac[0] < 1.0 - lim:
-                result.skipped["dem_over_nodata_limit"] = result.skipped.get("dem_over_nodata_limit", 0) + 1
+                result.skipped["dem_over_nodata_limit"] = (
+                    result.skipped.get("dem_over_nodata_limit", 0) + 1
+                )
                 continue
-            arrays["dem"] = st.data[0, :, y:y + size, x:x + size]
+            arrays["dem"] = st.data[0, :, y : y + size, x : x + size]
             attrs.setdefault("bands", {})["dem"] = st.bands
             arrays["dem_mask"] = v[0]
             fractions.append(1.0 - float(frac[0]))
         info[f"has_{mod}"] = True
     if set(stacks) & set(SERIES) and not (info["has_s2"] or info["has_s1"]):
-        result.skipped["chip_over_nodata_limit"] = result.skipped.get("chip_over_nodata_limit", 0) + 1
+        result.skipped["chip_over_nodata_limit"] = (
+            result.skipped.get("chip_over_nodata_limit", 0) + 1
+        )
         return None
     if "hr" in reader.readers:
         n = len(reader.readers["hr"])
         best = None
         for d in reversed(range(n)):  # latest HR date whose chip is valid enough
             st = _hr_date(reader, hr_cache, win, d)
-            hv = st.valid[0, y * r:(y + size) * r, x * r:(x + size) * r]
+            hv = st.valid[0, y * r : (y + size) * r, x * r : (x + size) * r]
             f = float(hv.mean())
             seen = hr_cache.setdefault("valid_px", {})
             if d not in seen:  # once per strip and date, not per chip
@@ -301,23 +350,29 @@ def _cut_chip(location, reader, stacks, hr_cache, win, y, x, s: ChipSettings, re
                 best = (d, st, hv, f)
                 break
         if best is None:
-            result.skipped["hr_over_nodata_limit"] = result.skipped.get("hr_over_nodata_limit", 0) + 1
+            result.skipped["hr_over_nodata_limit"] = (
+                result.skipped.get("hr_over_nodata_limit", 0) + 1
+            )
         else:
             d, st, hv, f = best
-            arrays["hr"] = st.data[0, :, y * r:(y + size) * r, x * r:(x + size) * r]
+            arrays["hr"] = st.data[0, :, y * r : (y + size) * r, x * r : (x + size) * r]
             arrays["hr_mask"] = hv
             attrs["hr_present"] = st.present
             attrs.setdefault("bands", {})["hr"] = st.bands
             info["has_hr"], info["hr_date"] = True, st.dates[0]
             fractions.append(1.0 - f)
     if not arrays:
-        result.skipped["chip_over_nodata_limit"] = result.skipped.get("chip_over_nodata_limit", 0) + 1
+        result.skipped["chip_over_nodata_limit"] = (
+            result.skipped.get("chip_over_nodata_limit", 0) + 1
+        )
         return None
     info["nodata_fraction"] = float(max(fractions))
     return arrays, attrs, info
 
 
-def merge_manifests(out_dir: str | Path, results: list[LocationResult] | None = None, shard_bytes: int = 256 * 2**20) -> ChipSummary:
+def merge_manifests(
+    out_dir: str | Path, results: list[LocationResult] | None = None, shard_bytes: int = 256 * 2**20
+) -> ChipSummary:
     """Finalize chipping: concatenate part shards, write ``manifest.parquet`` and ``summary.json``.
 
     ``results`` defaults to the ``result.json`` files found under ``out_dir/_parts`` (so a flow
@@ -333,7 +388,11 @@ def merge_manifests(out_dir: str | Path, results: list[LocationResult] | None = 
     out = Path(out_dir)
     parts = sorted((out / PARTS).glob("[0-9]*"))
     if results is None:
-        results = [LocationResult(**json.loads((p / "result.json").read_text())) for p in parts if (p / "result.json").exists()]
+        results = [
+            LocationResult(**json.loads((p / "result.json").read_text()))
+            for p in parts
+            if (p / "result.json").exists()
+        ]
     results = sorted(results, key=lambda x: x.index)
     sources = [f for p in parts for f in sorted(p.glob("part-*.bin"))]
     first = next_shard_index(out, "shard")
@@ -349,7 +408,11 @@ def merge_manifests(out_dir: str | Path, results: list[LocationResult] | None = 
                 name, base = moves[p / row["shard"]]
                 row["shard"], row["offset"] = name, row["offset"] + base
             frames.append(pd.DataFrame(rows, columns=MANIFEST_COLUMNS))
-        df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=MANIFEST_COLUMNS)
+        df = (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(columns=MANIFEST_COLUMNS)
+        )
         staged = _stage_manifest(df, out / MANIFEST)
         _swap_manifest(staged, out / MANIFEST)
     except BaseException:  # the old manifest is still in place: the new shards are unused
@@ -366,10 +429,14 @@ def merge_manifests(out_dir: str | Path, results: list[LocationResult] | None = 
         for k, v in res.invalid_dates.items():
             invalid[k] = invalid.get(k, 0) + v
     summary = ChipSummary(
-        chips=len(df), locations=len(results),
+        chips=len(df),
+        locations=len(results),
         failed={r.location: r.error for r in results if r.error},
-        skipped=skipped, invalid_dates=invalid, shards=new_shards,
-        manifest=str(out / MANIFEST), seconds=sum(r.seconds for r in results),
+        skipped=skipped,
+        invalid_dates=invalid,
+        shards=new_shards,
+        manifest=str(out / MANIFEST),
+        seconds=sum(r.seconds for r in results),
         per_location=[asdict(r) for r in results],
     )
     _write_summary(summary, out)
@@ -394,16 +461,35 @@ def _write_summary(summary: ChipSummary, out: Path) -> None:
 def _stage_manifest(df, path: Path) -> Path:
     """Write the manifest beside ``path`` (``manifest.parquet.tmp``, flushed to disk); returns it."""
 
-    schema = pa.schema([
-        ("sample_id", pa.string()), ("location", pa.string()), ("split", pa.string()), ("crs", pa.string()),
-        ("minx", pa.float64()), ("miny", pa.float64()), ("maxx", pa.float64()), ("maxy", pa.float64()),
-        ("lat", pa.float64()), ("lon", pa.float64()), ("region", pa.int64()), ("size", pa.int64()),
-        ("has_hr", pa.bool_()), ("has_s2", pa.bool_()), ("has_s1", pa.bool_()), ("has_dem", pa.bool_()),
-        ("s2_dates", pa.list_(pa.string())), ("s1_dates", pa.list_(pa.string())),
-        ("s2_valid", pa.list_(pa.bool_())), ("s1_valid", pa.list_(pa.bool_())),
-        ("hr_date", pa.string()), ("nodata_fraction", pa.float64()),
-        ("shard", pa.string()), ("offset", pa.int64()), ("nbytes", pa.int64()),
-    ])
+    schema = pa.schema(
+        [
+            ("sample_id", pa.string()),
+            ("location", pa.string()),
+            ("split", pa.string()),
+            ("crs", pa.string()),
+            ("minx", pa.float64()),
+            ("miny", pa.float64()),
+            ("maxx", pa.float64()),
+            ("maxy", pa.float64()),
+            ("lat", pa.float64()),
+            ("lon", pa.float64()),
+            ("region", pa.int64()),
+            ("size", pa.int64()),
+            ("has_hr", pa.bool_()),
+            ("has_s2", pa.bool_()),
+            ("has_s1", pa.bool_()),
+            ("has_dem", pa.bool_()),
+            ("s2_dates", pa.list_(pa.string())),
+            ("s1_dates", pa.list_(pa.string())),
+            ("s2_valid", pa.list_(pa.bool_())),
+            ("s1_valid", pa.list_(pa.bool_())),
+            ("hr_date", pa.string()),
+            ("nodata_fraction", pa.float64()),
+            ("shard", pa.string()),
+            ("offset", pa.int64()),
+            ("nbytes", pa.int64()),
+        ]
+    )
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     tmp = path.with_name(f"{path.name}.tmp")
     with open(tmp, "wb") as fh:

@@ -35,7 +35,9 @@ from skysense.data.readers import AcquisitionReader, footprint_lonlat, open_rast
 
 def modality_spec(entry: ModalityEntry) -> SensorSpec:
     """The sensor spec of a catalog modality, with its nodata / input-unit overrides."""
-    return get_sensor(entry.sensor).with_overrides(nodata=entry.nodata, input_units=entry.input_units)
+    return get_sensor(entry.sensor).with_overrides(
+        nodata=entry.nodata, input_units=entry.input_units
+    )
 
 
 def _acq_paths(acq: Acquisition, root: Path) -> list[Path]:
@@ -44,8 +46,9 @@ def _acq_paths(acq: Acquisition, root: Path) -> list[Path]:
     return [p if p.is_absolute() else root / p for p in paths]  # type: ignore[union-attr]
 
 
-def _footprint_in(acq: Acquisition, root: Path, crs: CRS | None,
-                  access: RasterAccessPolicy | None = None) -> tuple[float, float, float, float]:
+def _footprint_in(
+    acq: Acquisition, root: Path, crs: CRS | None, access: RasterAccessPolicy | None = None
+) -> tuple[float, float, float, float]:
     """Bounds of an acquisition's first file in ``crs`` (None: degrees WGS84)."""
     with open_raster(_acq_paths(acq, root)[0], access) as ds:
         lonlat = footprint_lonlat(ds)
@@ -58,15 +61,19 @@ def _footprint_in(acq: Acquisition, root: Path, crs: CRS | None,
 
 def _intersect(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
     return (
-        max(b[0] for b in boxes), max(b[1] for b in boxes),
-        min(b[2] for b in boxes), min(b[3] for b in boxes),
+        max(b[0] for b in boxes),
+        max(b[1] for b in boxes),
+        min(b[2] for b in boxes),
+        min(b[3] for b in boxes),
     )
 
 
 def _union(boxes: list[tuple[float, float, float, float]]) -> tuple[float, float, float, float]:
     return (
-        min(b[0] for b in boxes), min(b[1] for b in boxes),
-        max(b[2] for b in boxes), max(b[3] for b in boxes),
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
     )
 
 
@@ -88,10 +95,16 @@ def location_grid(
     """
     root = Path(root)
     mods = [m for m in (modalities or location.modalities) if m in location.modalities]
-    acqs = {m: location.modalities[m].acquisitions for m in mods if location.modalities[m].acquisitions}
+    acqs = {
+        m: location.modalities[m].acquisitions for m in mods if location.modalities[m].acquisitions
+    }
     if not acqs:
-        raise NoValidDataError(f"location {location.id!r}: no acquisition in any modality; add some to the catalog")
-    lonlat = _intersect([_union([_footprint_in(a, root, None, access) for a in al]) for al in acqs.values()])
+        raise NoValidDataError(
+            f"location {location.id!r}: no acquisition in any modality; add some to the catalog"
+        )
+    lonlat = _intersect(
+        [_union([_footprint_in(a, root, None, access) for a in al]) for al in acqs.values()]
+    )
     if lonlat[0] >= lonlat[2] or lonlat[1] >= lonlat[3]:
         raise NoValidDataError(
             f"location {location.id!r}: the footprints of {', '.join(acqs)} do not overlap; "
@@ -108,7 +121,9 @@ def location_grid(
             )
         return Grid.from_bounds(crs, box, gsd_m, snap=gsd_m, inward=True)
     crs = utm_crs((lonlat[0] + lonlat[2]) / 2.0, (lonlat[1] + lonlat[3]) / 2.0)
-    box = _intersect([_union([_footprint_in(a, root, crs, access) for a in al]) for al in acqs.values()])
+    box = _intersect(
+        [_union([_footprint_in(a, root, crs, access) for a in al]) for al in acqs.values()]
+    )
     return Grid.from_bounds(crs, box, gsd_m, snap=gsd_m, inward=True)
 
 
@@ -166,8 +181,14 @@ class LocationReader:
                 opened = []
                 for acq in acqs:
                     reader = AcquisitionReader(
-                        acq, spec, root, mgrid, bands=(bands or {}).get(mod),
-                        nodata_override=entry.nodata, input_units=entry.input_units, access=access,
+                        acq,
+                        spec,
+                        root,
+                        mgrid,
+                        bands=(bands or {}).get(mod),
+                        nodata_override=entry.nodata,
+                        input_units=entry.input_units,
+                        access=access,
                     )
                     opened.append((acq.date.isoformat() if acq.date else None, reader))
                     self.files.setdefault(mod, []).extend(str(p) for p in acq.paths())
@@ -182,7 +203,9 @@ class LocationReader:
         """Modalities this reader holds, in sample order."""
         return [m for m in ("hr", "s2", "s1", "dem") if m in self.readers]
 
-    def read(self, window: Window | None = None, modalities: Sequence[str] | None = None) -> dict[str, ModalityStack]:
+    def read(
+        self, window: Window | None = None, modalities: Sequence[str] | None = None
+    ) -> dict[str, ModalityStack]:
         """Read a window of the Sentinel grid for each modality (HR: the same window, 32x finer).
 
         The DEM is one layer: acquisitions after the first fill its gaps.
@@ -192,12 +215,16 @@ class LocationReader:
             out[mod] = self.read_modality(mod, window)
         return out
 
-    def read_modality(self, mod: str, window: Window | None = None, dates: Sequence[int] | None = None) -> ModalityStack:
+    def read_modality(
+        self, mod: str, window: Window | None = None, dates: Sequence[int] | None = None
+    ) -> ModalityStack:
         """Read one modality (optionally only the acquisitions at positions ``dates``)."""
         r = self.hr_ratio
         win = window
         if mod == "hr" and window is not None:
-            win = Window(window.col_off * r, window.row_off * r, window.width * r, window.height * r)
+            win = Window(
+                window.col_off * r, window.row_off * r, window.width * r, window.height * r
+            )
         entries = self.readers[mod]
         picked = [entries[i] for i in dates] if dates is not None else entries
         reads = [(d, rd.read(win)) for d, rd in picked]

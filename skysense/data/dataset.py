@@ -36,7 +36,11 @@ def _default_stats() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for spec in SENSORS.values():
         mean, std = spec.normalisation()
-        out[spec.modality] = {"bands": list(spec.default_bands), "mean": mean.tolist(), "std": std.tolist()}
+        out[spec.modality] = {
+            "bands": list(spec.default_bands),
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+        }
     return out
 
 
@@ -71,12 +75,27 @@ class ChipDataset(Dataset):
             raise ShardError(
                 f"{self.chips_dir / MANIFEST}: no chip manifest; run `skysense data chip --out {self.chips_dir}`"
             )
-        cols = ["sample_id", "split", "lat", "lon", "s2_dates", "s1_dates", "s2_valid", "s1_valid",
-                "shard", "offset", "nbytes"]
+        cols = [
+            "sample_id",
+            "split",
+            "lat",
+            "lon",
+            "s2_dates",
+            "s1_dates",
+            "s2_valid",
+            "s1_valid",
+            "shard",
+            "offset",
+            "nbytes",
+        ]
         table = pq.read_table(self.chips_dir / MANIFEST, columns=cols)
         rows = table.to_pylist()
         excluded = set(exclude_ids or ())
-        self.rows = [r for r in rows if (split is None or r["split"] == split) and r["sample_id"] not in excluded]
+        self.rows = [
+            r
+            for r in rows
+            if (split is None or r["split"] == split) and r["sample_id"] not in excluded
+        ]
         self.n_regions = n_regions
         self.modalities = tuple(modalities or MODALITIES)
         self.reader = ShardReader(self.chips_dir)
@@ -129,7 +148,9 @@ class ChipDataset(Dataset):
             "id": sid,
             "lat": float(row["lat"]),
             "lon": float(row["lon"]),
-            "region": torch.tensor(region_id(row["lat"], row["lon"], self.n_regions), dtype=torch.int64),
+            "region": torch.tensor(
+                region_id(row["lat"], row["lon"], self.n_regions), dtype=torch.int64
+            ),
         }
         for mod in self.modalities:
             if mod not in arrays:

@@ -62,7 +62,9 @@ def _doy(date: dt.date) -> int:
     return date.timetuple().tm_yday
 
 
-def _read_series(folder: Path, key: str, n_bands: int) -> tuple[list[dt.date], np.ndarray, np.ndarray | None, Any]:
+def _read_series(
+    folder: Path, key: str, n_bands: int
+) -> tuple[list[dt.date], np.ndarray, np.ndarray | None, Any]:
     """A chip's series ``key`` (``s2``/``s1``): dates, ``T x bands x H x W`` stored values, the
     ``T x H x W`` cloud mask when the chip has one, and the dataset profile (CRS, bounds).
 
@@ -73,11 +75,17 @@ def _read_series(folder: Path, key: str, n_bands: int) -> tuple[list[dt.date], n
     if stacked.exists():
         with open_dataset(stacked) as src:
             data = src.read()
-            dates = [dt.date.fromisoformat(d) for d in src.tags().get("acquisition_dates", "").split(",") if d]
+            dates = [
+                dt.date.fromisoformat(d)
+                for d in src.tags().get("acquisition_dates", "").split(",")
+                if d
+            ]
             where = (src.bounds, src.crs)
         if not dates or data.shape[0] != len(dates) * n_bands:
-            raise DownstreamError(f"{stacked}: {data.shape[0]} bands for {len(dates)} dates in its "
-                                  f"acquisition_dates tag (expected {n_bands} per date); rewrite the chip")
+            raise DownstreamError(
+                f"{stacked}: {data.shape[0]} bands for {len(dates)} dates in its "
+                f"acquisition_dates tag (expected {n_bands} per date); rewrite the chip"
+            )
         cloud = None
         if (folder / f"{key}_cloud.tif").exists():
             with open_dataset(folder / f"{key}_cloud.tif") as src:
@@ -86,7 +94,9 @@ def _read_series(folder: Path, key: str, n_bands: int) -> tuple[list[dt.date], n
     return [], np.zeros((0, n_bands, 0, 0)), None, None
 
 
-def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 4096) -> dict[str, Any]:
+def read_chip(
+    folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 4096
+) -> dict[str, Any]:
     """Read one chip folder into a sample dict in physical units (numpy).
 
     Keys: ``id``, ``lat``, ``lon``, ``region``; ``s2`` (``T x 10 x s x s`` reflectance),
@@ -101,8 +111,10 @@ def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 40
     out: dict[str, Any] = {"id": folder.name}
     s2_dates, dn, cloud, where = _read_series(folder, "s2", len(S2_BANDS))
     if not s2_dates or not (folder / "dem.tif").exists():
-        raise DownstreamError(f"{folder}: chip folder without an S2 series (s2.tif) or dem.tif; rewrite "
-                              "it with `skysense data sample --out DIR`")
+        raise DownstreamError(
+            f"{folder}: chip folder without an S2 series (s2.tif) or dem.tif; rewrite "
+            "it with `skysense data sample --out DIR`"
+        )
     bounds, crs = where
     nodata = (dn == S2_NODATA).all(axis=1)  # T x H x W
     bad = nodata | cloud if cloud is not None else nodata
@@ -124,7 +136,9 @@ def read_chip(folder: Path, min_valid_fraction: float = 0.5, n_regions: int = 40
             out["hr"] = src.read()
     with open_dataset(folder / "dem.tif") as src:
         out["dem"] = src.read(1, masked=True).filled(np.nan).astype(np.float32)[None]
-    xs, ys = warp_transform(crs, "EPSG:4326", [(bounds.left + bounds.right) / 2], [(bounds.bottom + bounds.top) / 2])
+    xs, ys = warp_transform(
+        crs, "EPSG:4326", [(bounds.left + bounds.right) / 2], [(bounds.bottom + bounds.top) / 2]
+    )
     out["lon"], out["lat"] = float(xs[0]), float(ys[0])
     out["region"] = int(region_id(out["lat"], out["lon"], n_regions))
     if (folder / "mask.tif").exists():
@@ -154,17 +168,23 @@ def load_downstream(
     root = Path(root)
     index = root / kind / "index.csv"
     if kind not in KINDS:
-        raise DownstreamError(f"unknown downstream set {kind!r}; use 'classification' or 'segmentation'")
+        raise DownstreamError(
+            f"unknown downstream set {kind!r}; use 'classification' or 'segmentation'"
+        )
     if not index.exists():
-        raise DownstreamError(f"{index}: not found; write the sample with `skysense data sample --out DIR` "
-                              "or point paths.downstream at its downstream folder")
+        raise DownstreamError(
+            f"{index}: not found; write the sample with `skysense data sample --out DIR` "
+            "or point paths.downstream at its downstream folder"
+        )
     with open(index, newline="") as fh:
         rows = list(csv.DictReader(fh))
     samples = []
     for row in rows:
         folder = root / kind / row["path"]
         if not folder.is_dir():
-            raise DownstreamError(f"{index}: row {row['sample_id']} names {folder}, which does not exist")
+            raise DownstreamError(
+                f"{index}: row {row['sample_id']} names {folder}, which does not exist"
+            )
         s = read_chip(folder, min_valid_fraction, n_regions)
         s["id"] = row["sample_id"]
         s["location"] = row["location"]
@@ -182,8 +202,10 @@ def read_class_names(path: Path) -> list[str]:
         DownstreamError: the file is missing or its ids are not 0..n-1.
     """
     if not path.is_file():
-        raise DownstreamError(f"{path}: not found; a downstream set lists its classes there "
-                              "(class_id,name); rewrite the sample with `skysense data sample`")
+        raise DownstreamError(
+            f"{path}: not found; a downstream set lists its classes there "
+            "(class_id,name); rewrite the sample with `skysense data sample`"
+        )
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     try:

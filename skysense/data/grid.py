@@ -33,8 +33,10 @@ class Grid:
 
     def __repr__(self) -> str:
         crs = self.crs.to_string() if self.crs is not None else None
-        return (f"Grid(crs={crs}, x0={self.x0}, y0={self.y0}, res={self.res}, "
-                f"width={self.width}, height={self.height})")
+        return (
+            f"Grid(crs={crs}, x0={self.x0}, y0={self.y0}, res={self.res}, "
+            f"width={self.width}, height={self.height})"
+        )
 
     @property
     def transform(self) -> Affine:
@@ -79,11 +81,20 @@ class Grid:
     @classmethod
     def from_transform(cls, crs: CRS, transform: Affine, width: int, height: int) -> Grid:
         """Grid of a north-up raster (square pixels) from its transform and size."""
-        return cls(crs=crs, x0=transform.c, y0=transform.f, res=abs(transform.a), width=width, height=height)
+        return cls(
+            crs=crs,
+            x0=transform.c,
+            y0=transform.f,
+            res=abs(transform.a),
+            width=width,
+            height=height,
+        )
 
     def scaled(self, factor: int) -> Grid:
         """The same footprint with pixels ``factor`` times finer (e.g. 32 for the HR grid)."""
-        return Grid(self.crs, self.x0, self.y0, self.res / factor, self.width * factor, self.height * factor)
+        return Grid(
+            self.crs, self.x0, self.y0, self.res / factor, self.width * factor, self.height * factor
+        )
 
     def window_grid(self, window: Window) -> Grid:
         """The sub-grid covered by a pixel window of this grid."""
@@ -102,4 +113,7 @@ class Grid:
 
     def rowcol(self, x: float, y: float) -> tuple[int, int]:
         """Pixel containing a map coordinate."""
-        return (int(math.floor((self.y0 - y) / self.res)), int(math.floor((x - self.x0) / self.res)))
+        return (
+            int(math.floor((self.y0 - y) / self.res)),
+            int(math.floor((x - self.x0) / self.res)),
+        )

@@ -93,7 +93,9 @@ _process_policy: RasterAccessPolicy | None = None
 def configure(policy: RasterAccessPolicy | Any) -> RasterAccessPolicy:
     """Set this process's default policy (a policy, or a ``DataConfig`` to build one from)."""
     global _process_policy
-    _process_policy = policy if isinstance(policy, RasterAccessPolicy) else RasterAccessPolicy.from_config(policy)
+    _process_policy = (
+        policy if isinstance(policy, RasterAccessPolicy) else RasterAccessPolicy.from_config(policy)
+    )
     return _process_policy
 
 
@@ -109,7 +111,7 @@ def _remote_url(text: str) -> str | None:
     m = _URL.search(text)
     if m is None:
         return None
-    rest = text[m.end():].lstrip("/")
+    rest = text[m.end() :].lstrip("/")
     return f"{m.group(1).lower()}://{rest}"
 
 
@@ -181,9 +183,13 @@ def sniff_driver(path: str | Path) -> str:
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise RasterReadError(f"{p}: file not found; fix the path in the catalog or restore the file") from None
+        raise RasterReadError(
+            f"{p}: file not found; fix the path in the catalog or restore the file"
+        ) from None
     except OSError as exc:
-        raise RasterReadError(f"{p}: cannot be read ({exc.strerror}); check the path and its permissions") from None
+        raise RasterReadError(
+            f"{p}: cannot be read ({exc.strerror}); check the path and its permissions"
+        ) from None
     if not stat.S_ISREG(st.st_mode):
         raise RasterAccessError(
             f"{p}: not a regular file (a directory, device or FIFO); list a GeoTIFF file"
@@ -192,7 +198,9 @@ def sniff_driver(path: str | Path) -> str:
         with open(p, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
     except OSError as exc:
-        raise RasterReadError(f"{p}: cannot be read ({exc.strerror}); check its permissions") from None
+        raise RasterReadError(
+            f"{p}: cannot be read ({exc.strerror}); check its permissions"
+        ) from None
     fix = "replace it with a valid GeoTIFF (re-download or re-export it)"
     if not head:
         raise RasterReadError(f"{p}: is empty (0 bytes); {fix}")
@@ -217,16 +225,22 @@ def sniff_driver(path: str | Path) -> str:
     )
 
 
-def size_problem(width: int, height: int, count: int, policy: RasterAccessPolicy | None = None) -> str | None:
+def size_problem(
+    width: int, height: int, count: int, policy: RasterAccessPolicy | None = None
+) -> str | None:
     """Why a ``width x height`` raster of ``count`` bands is over the limits, or None."""
     policy = current_policy(policy)
     pixels = width * height
     if pixels > policy.max_pixels:
-        return (f"{width} x {height} = {pixels:.3g} pixels, more than data.max_raster_pixels "
-                f"({policy.max_pixels}); split it into tiles (gdal_retile.py) or raise the limit")
+        return (
+            f"{width} x {height} = {pixels:.3g} pixels, more than data.max_raster_pixels "
+            f"({policy.max_pixels}); split it into tiles (gdal_retile.py) or raise the limit"
+        )
     if count > policy.max_bands:
-        return (f"{count} bands, more than data.max_raster_bands ({policy.max_bands}); "
-                "keep the bands the sensor needs or raise the limit")
+        return (
+            f"{count} bands, more than data.max_raster_bands ({policy.max_bands}); "
+            "keep the bands the sensor needs or raise the limit"
+        )
     return None
 
 

@@ -46,7 +46,9 @@ from skysense.data.products.sentinel2_safe import safe_acquisition
 from skysense.data.raster_access import RasterAccessPolicy, gdal_message, open_dataset
 
 
-def open_raster(path: str | Path, access: RasterAccessPolicy | None = None) -> rasterio.DatasetReader:
+def open_raster(
+    path: str | Path, access: RasterAccessPolicy | None = None
+) -> rasterio.DatasetReader:
     """Open a raster under the access policy and check it is readable and georeferenced.
 
     The file is opened by :func:`skysense.data.raster_access.open_dataset` (GeoTIFF/JPEG 2000
@@ -100,10 +102,14 @@ def footprint_lonlat(ds: rasterio.DatasetReader) -> tuple[float, float, float, f
     gcps, gcp_crs = ds.gcps
     xs = [g.x for g in gcps]
     ys = [g.y for g in gcps]
-    return transform_bounds(gcp_crs, "EPSG:4326", min(xs), min(ys), max(xs), max(ys), densify_pts=21)
+    return transform_bounds(
+        gcp_crs, "EPSG:4326", min(xs), min(ys), max(xs), max(ys), densify_pts=21
+    )
 
 
-def infer_band_names(ds: rasterio.DatasetReader, spec: SensorSpec, names: Sequence[str] | None) -> list[str]:
+def infer_band_names(
+    ds: rasterio.DatasetReader, spec: SensorSpec, names: Sequence[str] | None
+) -> list[str]:
     """Band names of a multi-band file: from the catalog, else from its band count.
 
     Raises:
@@ -172,7 +178,11 @@ def _source_res(ds: rasterio.DatasetReader, inner: WarpedVRT | None, grid: Grid)
     if inner is not None:
         return abs(inner.transform.a)
     if ds.crs is not None and ds.crs.is_geographic and not grid.crs.is_geographic:
-        return abs(ds.transform.a) * 111_320.0 * math.cos(math.radians((ds.bounds.top + ds.bounds.bottom) / 2))
+        return (
+            abs(ds.transform.a)
+            * 111_320.0
+            * math.cos(math.radians((ds.bounds.top + ds.bounds.bottom) / 2))
+        )
     return abs(ds.transform.a)
 
 
@@ -215,10 +225,12 @@ class AcquisitionReader:
         self.bands = list(bands or spec.default_bands)
         self.layers: list[_Layer] = []
         self.present = [False] * len(self.bands)
-        self._mask_vrt: tuple[rasterio.DatasetReader, WarpedVRT | None, GridAlignment | None] | None = None
+        self._mask_vrt: (
+            tuple[rasterio.DatasetReader, WarpedVRT | None, GridAlignment | None] | None
+        ) = None
         self._extra_vrts: list[WarpedVRT] = []
         self._mask_classes: list[int] | None = None
-        resolve = (lambda p: p if p.is_absolute() else root / p)
+        resolve = lambda p: p if p.is_absolute() else root / p
         acq = safe_acquisition(acq, root)
         input_units = acq.input_units or input_units
         self._acq = acq
@@ -289,8 +301,13 @@ class AcquisitionReader:
             base = inner
             kw = {"src_nodata": nodata, "nodata": nodata} if nodata is not None else {}
         vrt = WarpedVRT(
-            base, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-            resampling=resampling, **kw,
+            base,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=resampling,
+            **kw,
         )
         return vrt, inner
 
@@ -303,14 +320,25 @@ class AcquisitionReader:
         follows the mask's content, not the raster's size.
         """
         memfile = MemoryFile()
-        profile = dict(driver="GTiff", width=ds.width, height=ds.height, count=1, dtype="uint8",
-                       tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+        profile = dict(
+            driver="GTiff",
+            width=ds.width,
+            height=ds.height,
+            count=1,
+            dtype="uint8",
+            tiled=True,
+            blockxsize=256,
+            blockysize=256,
+            compress="deflate",
+        )
         if ds.crs is not None:
             profile.update(crs=ds.crs, transform=ds.transform)
         with memfile.open(**profile) as tmp:
             for r0 in range(0, ds.height, _MASK_BLOCK):
                 for c0 in range(0, ds.width, _MASK_BLOCK):
-                    win = Window(c0, r0, min(_MASK_BLOCK, ds.width - c0), min(_MASK_BLOCK, ds.height - r0))
+                    win = Window(
+                        c0, r0, min(_MASK_BLOCK, ds.width - c0), min(_MASK_BLOCK, ds.height - r0)
+                    )
                     tmp.write((ds.dataset_mask(window=win) > 0).astype(np.uint8), 1, window=win)
             if ds.crs is None:
                 tmp.gcps = ds.gcps
@@ -347,11 +375,18 @@ class AcquisitionReader:
         align = grid_alignment(ds, self.grid) if not dtype.startswith("complex") else None
         if align is not None:
             src_res = abs(ds.transform.a)
-            rs = resampling if resampling is not None else choose_resampling(spec, src_res, self.grid.res)
+            rs = (
+                resampling
+                if resampling is not None
+                else choose_resampling(spec, src_res, self.grid.res)
+            )
             if (align.kx == 1 and align.ky == 1) or rs in (Resampling.nearest, Resampling.bilinear):
                 self._warn_coarse(path, src_res)
-                self.layers.append(_Layer(path, ds, None, None, idx, pos, units, None, align, rs,
-                                          nodata, dn_offset))
+                self.layers.append(
+                    _Layer(
+                        path, ds, None, None, idx, pos, units, None, align, rs, nodata, dn_offset
+                    )
+                )
                 for p in pos:
                     self.present[p] = True
                 return
@@ -361,15 +396,24 @@ class AcquisitionReader:
             probe_vrt.close()
             if probe_inner is not None:
                 probe_inner.close()
-            rs = resampling if resampling is not None else choose_resampling(spec, src_res, self.grid.res)
+            rs = (
+                resampling
+                if resampling is not None
+                else choose_resampling(spec, src_res, self.grid.res)
+            )
             self._warn_coarse(path, src_res)
             vrt, inner = self._warp(ds, rs, nodata)
-            internal = self._warp_internal_mask(ds) if _has_internal_mask(ds) and nodata is None else None
+            internal = (
+                self._warp_internal_mask(ds) if _has_internal_mask(ds) and nodata is None else None
+            )
         except RasterioError as exc:
             ds.close()
-            raise RasterReadError(f"{path}: cannot be warped onto the target grid ({exc})") from None
-        self.layers.append(_Layer(path, ds, vrt, inner, idx, pos, units, internal,
-                                  dn_offset=dn_offset))
+            raise RasterReadError(
+                f"{path}: cannot be warped onto the target grid ({exc})"
+            ) from None
+        self.layers.append(
+            _Layer(path, ds, vrt, inner, idx, pos, units, internal, dn_offset=dn_offset)
+        )
         for p in pos:
             self.present[p] = True
 
@@ -393,8 +437,14 @@ class AcquisitionReader:
             win = window if window is not None else Window(0, 0, self.grid.width, self.grid.height)
             ds = layer.ds
             return read_aligned(
-                ds, layer.indexes, layer.align, win, layer.resampling, layer.nodata,
-                alpha_band(ds), layer.nodata is None and _has_internal_mask(ds),
+                ds,
+                layer.indexes,
+                layer.align,
+                win,
+                layer.resampling,
+                layer.nodata,
+                alpha_band(ds),
+                layer.nodata is None and _has_internal_mask(ds),
             )
         vrt = layer.vrt
         nodata = vrt.nodata
@@ -446,15 +496,23 @@ class AcquisitionReader:
         if self._mask_vrt is not None:
             mds, mvrt, malign = self._mask_vrt
             if malign is not None:  # read directly; outside the mask file counts as clear
-                win = window if window is not None else Window(0, 0, self.grid.width, self.grid.height)
-                cloud = read_aligned(mds, [1], malign, win, Resampling.nearest, None, None, False)[0][0]
+                win = (
+                    window
+                    if window is not None
+                    else Window(0, 0, self.grid.width, self.grid.height)
+                )
+                cloud = read_aligned(mds, [1], malign, win, Resampling.nearest, None, None, False)[
+                    0
+                ][0]
             else:
                 cloud = mvrt.read(1, window=window)  # type: ignore[union-attr]
             classes = self._mask_classes
             valid &= ~(np.isin(cloud, classes) if classes is not None else cloud > 0)
         if data.dtype.kind == "f":
             data[:, ~valid] = 0.0
-        return ModalityRead(data=data, valid=valid, grid=grid, bands=list(self.bands), present=list(self.present))
+        return ModalityRead(
+            data=data, valid=valid, grid=grid, bands=list(self.bands), present=list(self.present)
+        )
 
     def close(self) -> None:
         """Close every VRT and file."""
@@ -529,7 +587,9 @@ def read_acquisition(
     """
     root = Path(root)
     grid = grid or native_grid(acq, root, access)
-    with AcquisitionReader(acq, spec, root, grid, bands=bands, resampling=resampling, access=access) as reader:
+    with AcquisitionReader(
+        acq, spec, root, grid, bands=bands, resampling=resampling, access=access
+    ) as reader:
         out = reader.read(window)
     if require_valid and not out.valid.any():
         files = ", ".join(str(layer) for layer in (acq.paths()))

@@ -11,7 +11,9 @@ def region_grid_side(n_regions: int) -> int:
     """Side of the square region grid; ``n_regions`` must be a perfect square (e.g. 4096 = 64^2)."""
     side = int(round(math.sqrt(n_regions)))
     if side * side != n_regions or side < 1:
-        raise ValueError(f"n_regions must be a perfect square (e.g. 256, 1024, 4096), got {n_regions}")
+        raise ValueError(
+            f"n_regions must be a perfect square (e.g. 256, 1024, 4096), got {n_regions}"
+        )
     return side
 
 

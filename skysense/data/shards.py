@@ -48,7 +48,9 @@ def _pad(n: int) -> int:
     return (-n) % ALIGN
 
 
-def encode_record(sample_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None) -> bytes:
+def encode_record(
+    sample_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None
+) -> bytes:
     """One chip as bytes (see module docstring)."""
     meta: dict[str, Any] = {"id": sample_id, "attrs": attrs or {}, "arrays": {}}
     offset = 0
@@ -69,7 +71,9 @@ def encode_record(sample_id: str, arrays: dict[str, np.ndarray], attrs: dict[str
     return head + b"".join(blobs)
 
 
-def decode_record(buf: bytes | bytearray | memoryview, where: str = "record") -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
+def decode_record(
+    buf: bytes | bytearray | memoryview, where: str = "record"
+) -> tuple[str, dict[str, np.ndarray], dict[str, Any]]:
     """Bytes of one record -> ``(sample_id, arrays, attrs)``; arrays are views of ``buf``.
 
     Raises:
@@ -87,7 +91,9 @@ def decode_record(buf: bytes | bytearray | memoryview, where: str = "record") ->
             packed = np.frombuffer(buf, dtype=np.uint8, count=(count + 7) // 8, offset=base + off)
             arrays[name] = np.unpackbits(packed, count=count).view(np.bool_).reshape(shape)
         else:
-            arrays[name] = np.frombuffer(buf, dtype=np.dtype(dtype), count=count, offset=base + off).reshape(shape)
+            arrays[name] = np.frombuffer(
+                buf, dtype=np.dtype(dtype), count=count, offset=base + off
+            ).reshape(shape)
     return meta["id"], arrays, meta.get("attrs", {})
 
 
@@ -103,7 +109,9 @@ class ShardRef:
 class ShardWriter:
     """Appends chip records to ``{prefix}-NNNNN.bin`` files of at most ``max_bytes`` each."""
 
-    def __init__(self, out_dir: str | Path, prefix: str = "shard", max_bytes: int = 256 * 2**20) -> None:
+    def __init__(
+        self, out_dir: str | Path, prefix: str = "shard", max_bytes: int = 256 * 2**20
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.prefix, self.max_bytes = prefix, max_bytes
@@ -119,7 +127,9 @@ class ShardWriter:
         self._fh = open(self.out_dir / name, "wb")  # noqa: SIM115 - held until the shard rolls over
         self._size = 0
 
-    def write(self, sample_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None) -> ShardRef:
+    def write(
+        self, sample_id: str, arrays: dict[str, np.ndarray], attrs: dict[str, Any] | None = None
+    ) -> ShardRef:
         """Append one chip; returns where it went."""
         rec = encode_record(sample_id, arrays, attrs)
         if self._fh is None or (self._size > 0 and self._size + len(rec) > self.max_bytes):
@@ -158,13 +168,17 @@ class ShardReader:
         self.chips_dir = Path(chips_dir)
         manifest = self.chips_dir / MANIFEST
         if not manifest.exists():
-            raise ShardError(f"{manifest}: no chip manifest; run `skysense data chip --out {self.chips_dir}` first")
+            raise ShardError(
+                f"{manifest}: no chip manifest; run `skysense data chip --out {self.chips_dir}` first"
+            )
 
         table = pq.read_table(manifest, columns=["sample_id", "shard", "offset", "nbytes"])
         cols = table.to_pydict()
         self._index = {
             sid: ShardRef(sh, int(off), int(nb))
-            for sid, sh, off, nb in zip(cols["sample_id"], cols["shard"], cols["offset"], cols["nbytes"])
+            for sid, sh, off, nb in zip(
+                cols["sample_id"], cols["shard"], cols["offset"], cols["nbytes"]
+            )
         }
         self._files: dict[str, Any] = {}
         self._pid = os.getpid()
@@ -204,12 +218,16 @@ class ShardReader:
         if fh is None:
             path = self.chips_dir / ref.shard
             if not path.exists():
-                raise ShardError(f"{path}: shard missing; restore it (dvc pull) or re-run `skysense data chip`")
+                raise ShardError(
+                    f"{path}: shard missing; restore it (dvc pull) or re-run `skysense data chip`"
+                )
             fh = self._files[ref.shard] = open(path, "rb", buffering=0)  # noqa: SIM115 - cached handle, closed by close()
         buf = bytearray(ref.nbytes)
         n = os.preadv(fh.fileno(), [buf], ref.offset)
         if n != ref.nbytes:
-            raise ShardError(f"{self.chips_dir / ref.shard}: truncated at offset {ref.offset}; re-run chipping")
+            raise ShardError(
+                f"{self.chips_dir / ref.shard}: truncated at offset {ref.offset}; re-run chipping"
+            )
         return decode_record(buf, f"{ref.shard}@{ref.offset}")
 
     def close(self) -> None:
@@ -231,12 +249,17 @@ def next_shard_index(out_dir: str | Path, prefix: str = "shard") -> int:
     shard the current manifest names or one left by a merge that crashed.
     """
     pattern = re.compile(rf"^{re.escape(prefix)}-(\d+)\.bin$")
-    found = [int(m.group(1)) for f in Path(out_dir).glob(f"{prefix}-*.bin")
-             if (m := pattern.match(f.name))]
+    found = [
+        int(m.group(1))
+        for f in Path(out_dir).glob(f"{prefix}-*.bin")
+        if (m := pattern.match(f.name))
+    ]
     return max(found, default=-1) + 1
 
 
-def remove_unreferenced_shards(out_dir: str | Path, keep: set[str], prefix: str = "shard") -> list[str]:
+def remove_unreferenced_shards(
+    out_dir: str | Path, keep: set[str], prefix: str = "shard"
+) -> list[str]:
     """Remove the ``{prefix}-*.bin`` files of ``out_dir`` that are not in ``keep``.
 
     Called after the manifest naming ``keep`` is in place: removes the previous generation and
@@ -263,7 +286,11 @@ def sync_folder(folder: str | Path) -> None:
 
 
 def concatenate_shards(
-    sources: list[Path], out_dir: Path, prefix: str = "shard", max_bytes: int = 256 * 2**20, start: int = 0
+    sources: list[Path],
+    out_dir: Path,
+    prefix: str = "shard",
+    max_bytes: int = 256 * 2**20,
+    start: int = 0,
 ) -> dict[Path, tuple[str, int]]:
     """Concatenate small shard files into few large ones (records stay byte-identical).
 

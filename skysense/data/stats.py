@@ -77,11 +77,14 @@ def compute_stats(
         ShardError: no manifest or a damaged shard.
     """
 
-
     chips = Path(chips_dir)
     if not (chips / MANIFEST).exists():
-        raise ShardError(f"{chips / MANIFEST}: no chip manifest; run `skysense data chip --out {chips}` first")
-    df = pq.read_table(chips / MANIFEST, columns=["sample_id", "split", "shard", "offset", "nbytes"]).to_pandas()
+        raise ShardError(
+            f"{chips / MANIFEST}: no chip manifest; run `skysense data chip --out {chips}` first"
+        )
+    df = pq.read_table(
+        chips / MANIFEST, columns=["sample_id", "split", "shard", "offset", "nbytes"]
+    ).to_pandas()
     if split is not None:
         df = df[df["split"] == split]
     df = df.sort_values(["shard", "offset"])
@@ -108,7 +111,13 @@ def compute_stats(
     for mod, mom in acc.items():
         mean, std, count = mom.result()
         band_names = names.get(mod, [])[: len(mean)]
-        out[mod] = {"bands": band_names, "mean": mean, "std": std, "count": count, "units": UNITS[mod]}
+        out[mod] = {
+            "bands": band_names,
+            "mean": mean,
+            "std": std,
+            "count": count,
+            "units": UNITS[mod],
+        }
     return out
 
 
@@ -131,6 +140,8 @@ def load_stats(path: str | Path) -> dict[str, Any]:
     try:
         return json.loads(p.read_text())
     except FileNotFoundError:
-        raise ShardError(f"{p}: no statistics; run `skysense data stats --chips {p.parent}`") from None
+        raise ShardError(
+            f"{p}: no statistics; run `skysense data stats --chips {p.parent}`"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ShardError(f"{p}: not valid JSON ({exc}); re-run `skysense data stats`") from None

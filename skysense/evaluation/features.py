@@ -12,8 +12,12 @@ from skysense.core.modalities import SERIES
 from skysense.models.batch import arrays_to_batch
 
 
-def samples_to_batch(samples: Sequence[dict[str, Any]], stats: dict[str, Any] | None,
-                     modalities: Sequence[str], device: str = "cpu") -> dict[str, Any]:
+def samples_to_batch(
+    samples: Sequence[dict[str, Any]],
+    stats: dict[str, Any] | None,
+    modalities: Sequence[str],
+    device: str = "cpu",
+) -> dict[str, Any]:
     """Normalise and stack samples (``skysense.data.downstream`` layout) into a model batch.
 
     Time series are padded to the longest ``T`` with invalid dates; the samples' own ``*_valid``
@@ -63,10 +67,16 @@ def pool_embedding(emb: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
 
 
 @torch.no_grad()
-def embed_samples(model: torch.nn.Module, samples: Sequence[dict[str, Any]],
-                  stats: dict[str, Any] | None, modalities: Sequence[str], batch_size: int = 16,
-                  device: str = "cpu", keep_pixels: bool = False,
-                  pooling: str = "mean") -> tuple[np.ndarray, np.ndarray | None]:
+def embed_samples(
+    model: torch.nn.Module,
+    samples: Sequence[dict[str, Any]],
+    stats: dict[str, Any] | None,
+    modalities: Sequence[str],
+    batch_size: int = 16,
+    device: str = "cpu",
+    keep_pixels: bool = False,
+    pooling: str = "mean",
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Embed every sample with the frozen ``model``.
 
     Args:

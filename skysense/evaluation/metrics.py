@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
-                     ignore: int | None = None) -> np.ndarray:
+def confusion_matrix(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, ignore: int | None = None
+) -> np.ndarray:
     """``n x n`` counts, rows = true class, columns = predicted class."""
     t = np.asarray(y_true).reshape(-1)
     p = np.asarray(y_pred).reshape(-1)
@@ -14,8 +15,11 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
         keep = t != ignore
         t, p = t[keep], p[keep]
     keep = (t >= 0) & (t < n_classes) & (p >= 0) & (p < n_classes)
-    return np.bincount(t[keep] * n_classes + p[keep], minlength=n_classes**2).reshape(
-        n_classes, n_classes).astype(np.int64)
+    return (
+        np.bincount(t[keep] * n_classes + p[keep], minlength=n_classes**2)
+        .reshape(n_classes, n_classes)
+        .astype(np.int64)
+    )
 
 
 def accuracy(cm: np.ndarray) -> float:

@@ -39,8 +39,11 @@ def kfold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarra
         rng.shuffle(idx)
         fold_of[idx] = (np.arange(len(idx)) + offset) % k
         offset += len(idx)
-    return [(np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f)) for f in range(k)
-            if (fold_of == f).any() and (fold_of != f).any()]
+    return [
+        (np.flatnonzero(fold_of != f), np.flatnonzero(fold_of == f))
+        for f in range(k)
+        if (fold_of == f).any() and (fold_of != f).any()
+    ]
 
 
 def location_folds(groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -51,8 +54,9 @@ def location_folds(groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
 
 
-def cv_folds(labels: np.ndarray, groups: np.ndarray | None, k: int,
-             seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def cv_folds(
+    labels: np.ndarray, groups: np.ndarray | None, k: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Leave-location-out folds when ``groups`` names at least two locations, else ``k``
     stratified folds by sample (:func:`kfold_indices`)."""
     if groups is not None and len(np.unique(groups)) >= 2:
@@ -60,9 +64,18 @@ def cv_folds(labels: np.ndarray, groups: np.ndarray | None, k: int,
     return kfold_indices(labels, k, seed)
 
 
-def train_linear(x: np.ndarray, y: np.ndarray, n_out: int, *, multilabel: bool = False,
-                 epochs: int = 100, lr: float = 1e-2, weight_decay: float = 1e-4, seed: int = 0,
-                 ignore_index: int = 255) -> tuple[np.ndarray, np.ndarray]:
+def train_linear(
+    x: np.ndarray,
+    y: np.ndarray,
+    n_out: int,
+    *,
+    multilabel: bool = False,
+    epochs: int = 100,
+    lr: float = 1e-2,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    ignore_index: int = 255,
+) -> tuple[np.ndarray, np.ndarray]:
     """Fit a linear layer (full batch, AdamW) on standardised features.
 
     Args:
@@ -81,8 +94,17 @@ def train_linear(x: np.ndarray, y: np.ndarray, n_out: int, *, multilabel: bool =
         torch.set_num_threads(threads)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, n_out: int, multilabel: bool, epochs: int, lr: float,
-         weight_decay: float, seed: int, ignore_index: int) -> tuple[np.ndarray, np.ndarray]:
+def _fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    n_out: int,
+    multilabel: bool,
+    epochs: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    ignore_index: int,
+) -> tuple[np.ndarray, np.ndarray]:
     g = torch.Generator().manual_seed(seed)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     layer = torch.nn.Linear(x.shape[1], n_out)
@@ -109,8 +131,9 @@ def linear_scores(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.nda
     return x @ weight.T + bias
 
 
-def knn_predict(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int,
-                n_classes: int) -> np.ndarray:
+def knn_predict(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, k: int, n_classes: int
+) -> np.ndarray:
     """Cosine k-NN majority vote (ties to the nearest neighbour's class)."""
     a = train_x / np.maximum(np.linalg.norm(train_x, axis=1, keepdims=True), 1e-8)
     b = test_x / np.maximum(np.linalg.norm(test_x, axis=1, keepdims=True), 1e-8)

@@ -80,8 +80,9 @@ def per_class_tables(rows: list[dict[str, object]], out_dir: Path, stem: str) ->
     return [csv_path, md_path]
 
 
-def log_to_mlflow(metrics: dict[str, float], files: list[Path], run_id: str | None,
-                  experiment_id: str | None) -> str:
+def log_to_mlflow(
+    metrics: dict[str, float], files: list[Path], run_id: str | None, experiment_id: str | None
+) -> str:
     """Log metrics and files as a child run ``evaluate`` of the training run (a new run in
     ``experiment_id`` when the training run is not in this store). Returns the run id."""
     import mlflow

@@ -36,8 +36,9 @@ def random_twin(config: dict[str, Any], seed: int) -> torch.nn.Module:
     return create_model(config["preset"], **(config.get("overrides") or {})).eval()
 
 
-def _with_baseline(metrics: dict[str, float], baseline: dict[str, float] | None,
-                   prefix: str = "") -> dict[str, float]:
+def _with_baseline(
+    metrics: dict[str, float], baseline: dict[str, float] | None, prefix: str = ""
+) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in metrics.items():
         name = f"{prefix}{key}"
@@ -48,8 +49,14 @@ def _with_baseline(metrics: dict[str, float], baseline: dict[str, float] | None,
     return out
 
 
-def evaluate_export(ev: EvalConfig, modalities: Sequence[str], export_dir: Path, downstream: Path,
-                    out_dir: Path, device: str | None = None) -> dict[str, Any]:
+def evaluate_export(
+    ev: EvalConfig,
+    modalities: Sequence[str],
+    export_dir: Path,
+    downstream: Path,
+    out_dir: Path,
+    device: str | None = None,
+) -> dict[str, Any]:
     """Run every downstream evaluation and write the report to ``out_dir``.
 
     Args:
@@ -83,19 +90,41 @@ def evaluate_export(ev: EvalConfig, modalities: Sequence[str], export_dir: Path,
     def run_classification(samples, prefix: str, title: str) -> None:
         labels = np.array([int(s["label"]) for s in samples])
         n = len(samples.class_names)
-        res = {k: tasks.classification(embed_samples(m, samples, stats, mods, ev.batch_size,
-                                                     device, pooling=ev.pooling)[0],
-                                       labels, n, ev, groups=groups_of(samples))
-               for k, m in encoders.items()}
+        res = {
+            k: tasks.classification(
+                embed_samples(m, samples, stats, mods, ev.batch_size, device, pooling=ev.pooling)[
+                    0
+                ],
+                labels,
+                n,
+                ev,
+                groups=groups_of(samples),
+            )
+            for k, m in encoders.items()
+        }
         base = res["random"].metrics if "random" in res else None
         metrics.update(_with_baseline(res["pretrained"].metrics, base, prefix))
-        files.append(report.confusion_png(res["pretrained"].confusion, samples.class_names,
-                                          out_dir / f"{prefix}confusion.png", title))
-        rows = [{"class": c, "support": int(res["pretrained"].per_class["support"][i]),
-                 "f1": float(np.nan_to_num(res["pretrained"].per_class["f1"][i])),
-                 **({"f1_random": float(np.nan_to_num(res["random"].per_class["f1"][i]))}
-                    if "random" in res else {})}
-                for i, c in enumerate(samples.class_names)]
+        files.append(
+            report.confusion_png(
+                res["pretrained"].confusion,
+                samples.class_names,
+                out_dir / f"{prefix}confusion.png",
+                title,
+            )
+        )
+        rows = [
+            {
+                "class": c,
+                "support": int(res["pretrained"].per_class["support"][i]),
+                "f1": float(np.nan_to_num(res["pretrained"].per_class["f1"][i])),
+                **(
+                    {"f1_random": float(np.nan_to_num(res["random"].per_class["f1"][i]))}
+                    if "random" in res
+                    else {}
+                ),
+            }
+            for i, c in enumerate(samples.class_names)
+        ]
         files.extend(report.per_class_tables(rows, out_dir, f"{prefix}per_class_classification"))
 
     cls = load_downstream(downstream, "classification", n_regions=model.spec.n_regions)
@@ -106,34 +135,53 @@ def evaluate_export(ev: EvalConfig, modalities: Sequence[str], export_dir: Path,
     seg_res = {}
     for key, m in encoders.items():
         _, pixels = embed_samples(m, seg, stats, mods, ev.batch_size, device, keep_pixels=True)
-        seg_res[key] = tasks.segmentation(pixels, masks, len(seg.class_names), ev,
-                                          groups=groups_of(seg))
+        seg_res[key] = tasks.segmentation(
+            pixels, masks, len(seg.class_names), ev, groups=groups_of(seg)
+        )
         if key == "pretrained":
-            files.append(report.pca_png(pixels[0], out_dir / "pca_embeddings.png",
-                                        f"PCA of embeddings, {seg[0]['id']}"))
+            files.append(
+                report.pca_png(
+                    pixels[0], out_dir / "pca_embeddings.png", f"PCA of embeddings, {seg[0]['id']}"
+                )
+            )
     base = seg_res["random"][0].metrics if "random" in seg_res else None
     metrics.update(_with_baseline(seg_res["pretrained"][0].metrics, base))
     head = seg_res["pretrained"][1]
     np.savez(out_dir / "seg_head.npz", classes=np.array(seg.class_names), **head)
     files.append(out_dir / "seg_head.npz")
-    rows = [{"class": c, "support_px": int(seg_res["pretrained"][0].per_class["support"][i]),
-             "iou": float(np.nan_to_num(seg_res["pretrained"][0].per_class["iou"][i]))}
-            for i, c in enumerate(seg.class_names)]
+    rows = [
+        {
+            "class": c,
+            "support_px": int(seg_res["pretrained"][0].per_class["support"][i]),
+            "iou": float(np.nan_to_num(seg_res["pretrained"][0].per_class["iou"][i])),
+        }
+        for i, c in enumerate(seg.class_names)
+    ]
     files.extend(report.per_class_tables(rows, out_dir, "per_class_segmentation"))
 
     if ev.eurosat is not None:
-
-        run_classification(load_eurosat(ev.eurosat, n_regions=model.spec.n_regions), "eurosat_",
-                           "linear probe, EuroSAT")
+        run_classification(
+            load_eurosat(ev.eurosat, n_regions=model.spec.n_regions),
+            "eurosat_",
+            "linear probe, EuroSAT",
+        )
     if ev.bigearthnet is not None:
-
         ben = load_bigearthnet(ev.bigearthnet, n_regions=model.spec.n_regions)
         labels = np.stack([np.asarray(s["label"], dtype=np.float32) for s in ben])
-        res = {k: tasks.multilabel(embed_samples(m, ben, stats, mods, ev.batch_size, device,
-                                                 pooling=ev.pooling)[0], labels, ev,
-                                   groups=groups_of(ben)) for k, m in encoders.items()}
-        metrics.update(_with_baseline(res["pretrained"].metrics,
-                                      res["random"].metrics if "random" in res else None))
+        res = {
+            k: tasks.multilabel(
+                embed_samples(m, ben, stats, mods, ev.batch_size, device, pooling=ev.pooling)[0],
+                labels,
+                ev,
+                groups=groups_of(ben),
+            )
+            for k, m in encoders.items()
+        }
+        metrics.update(
+            _with_baseline(
+                res["pretrained"].metrics, res["random"].metrics if "random" in res else None
+            )
+        )
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
     files.insert(0, out_dir / "metrics.json")
     return {"metrics": metrics, "files": files, "config": config}

@@ -1,5 +1,4 @@
-"""Settings of the frozen-encoder downstream evaluation (``params.yaml: eval``).
-"""
+"""Settings of the frozen-encoder downstream evaluation (``params.yaml: eval``)."""
 
 from __future__ import annotations
 
@@ -22,13 +21,20 @@ class EvalConfig(Section):
     batch_size: int = Field(16, ge=1)
     random_baseline: bool = True
     seed: int = 0
-    folds: int = Field(5, ge=2, description="cross-validation folds by sample (stratified), used "
-                       "when split is 'sample' or the set has a single location")
+    folds: int = Field(
+        5,
+        ge=2,
+        description="cross-validation folds by sample (stratified), used "
+        "when split is 'sample' or the set has a single location",
+    )
     split: Literal["location", "sample"] = Field(
-        "location", description="'location': leave-one-location-out folds (the probe never sees the "
-        "tested place); 'sample': stratified folds by sample")
+        "location",
+        description="'location': leave-one-location-out folds (the probe never sees the "
+        "tested place); 'sample': stratified folds by sample",
+    )
     pooling: Literal["mean", "mean_std"] = Field(
-        "mean", description="scene feature: mean of the per-pixel embedding, or mean and std")
+        "mean", description="scene feature: mean of the per-pixel embedding, or mean and std"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bigearthnet: Path | None = None
     eurosat: Path | None = None

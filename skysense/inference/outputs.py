@@ -88,7 +88,8 @@ def prediction_outputs(
         if scene_id in outputs:
             raise PredictInputError(
                 f"scene id {scene_id!r} appears twice; both would write {outputs[scene_id]}. "
-                "Give every scene its own id")
+                "Give every scene its own id"
+            )
         path = path_inside(out_dir, f"{check_id(scene_id, 'scene id')}.tif")
         refuse_input_as_output(path, every_input)
         outputs[scene_id] = path

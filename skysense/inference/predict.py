@@ -63,7 +63,8 @@ class ProbeHead:
         """Read a head saved by ``skysense evaluate`` (``seg_head.npz``)."""
         data = np.load(path, allow_pickle=False)
         return cls(
-            weight=data["weight"].astype(np.float32), bias=data["bias"].astype(np.float32),
+            weight=data["weight"].astype(np.float32),
+            bias=data["bias"].astype(np.float32),
             mean=data["mean"].astype(np.float32) if "mean" in data else None,
             std=data["std"].astype(np.float32) if "std" in data else None,
             classes=[str(c) for c in data["classes"]] if "classes" in data else None,
@@ -117,9 +118,7 @@ def predict_scene(
         PredictOutputError: the output cannot be written (the file is named).
     """
 
-
     if head is None and output_dtype != "float32":
-
         raise PredictInputError(
             f"predict.output_dtype={output_dtype!r}: rasterio {rasterio.__version__} cannot write "
             "Float16 GeoTIFFs; set predict.output_dtype=float32"
@@ -135,8 +134,10 @@ def predict_scene(
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise PredictOutputError(f"{output}: cannot create its folder ({exc.strerror}); "
-                                 "choose a writable --output location") from None
+        raise PredictOutputError(
+            f"{output}: cannot create its folder ({exc.strerror}); "
+            "choose a writable --output location"
+        ) from None
     dst = None
 
     def compute(origins: list[tuple[int, int]]) -> None:
@@ -196,10 +197,14 @@ def predict_scene(
             bar.advance(task)
     px_km2 = abs(scene.ref.transform.a * scene.ref.transform.e) / 1e6
     return PredictionSummary(
-        output=output, width=scene.width, height=scene.height,
+        output=output,
+        width=scene.width,
+        height=scene.height,
         bands=1 if head is not None else int(acc.shape[0]) if acc is not None else 0,
-        windows=len(grid), windows_computed=computed,
-        seconds=time.perf_counter() - start, km2=scene.width * scene.height * px_km2,
+        windows=len(grid),
+        windows_computed=computed,
+        seconds=time.perf_counter() - start,
+        km2=scene.width * scene.height * px_km2,
     )
 
 
@@ -221,20 +226,28 @@ def _close_output(dst: rasterio.io.DatasetWriter, output: Path) -> None:
         dst.close()
 
 
-def _open_output(output: Path, scene: Scene, head: ProbeHead | None, bands: int,
-                 output_dtype: str, block: int) -> rasterio.io.DatasetWriter:
+def _open_output(
+    output: Path, scene: Scene, head: ProbeHead | None, bands: int, output_dtype: str, block: int
+) -> rasterio.io.DatasetWriter:
     """Create the tiled, compressed output GeoTIFF on the scene's grid."""
     profile = {
-        "driver": "GTiff", "width": scene.width, "height": scene.height,
-        "crs": scene.ref.crs, "transform": scene.ref.transform,
-        "tiled": True, "blockxsize": block, "blockysize": block,
-        "compress": "deflate", "BIGTIFF": "IF_SAFER",
+        "driver": "GTiff",
+        "width": scene.width,
+        "height": scene.height,
+        "crs": scene.ref.crs,
+        "transform": scene.ref.transform,
+        "tiled": True,
+        "blockxsize": block,
+        "blockysize": block,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
     }
     if head is not None:
         profile.update(count=1, dtype="uint8", nodata=CLASS_NODATA)
     else:
-        profile.update(count=bands, dtype=output_dtype, nodata=float("nan"), predictor=3,
-                       interleave="pixel")
+        profile.update(
+            count=bands, dtype=output_dtype, nodata=float("nan"), predictor=3, interleave="pixel"
+        )
     dst = rasterio.open(output, "w", **profile)
     if head is not None:
         dst.set_band_description(1, "class")

@@ -59,11 +59,15 @@ def parse_dated(value: str) -> DatedRaster:
         try:
             when = date.fromisoformat(m.group(1))
         except ValueError:
-            raise PredictInputError(f"{value!r}: {m.group(1)} is not a date; use YYYY-MM-DD=path") from None
+            raise PredictInputError(
+                f"{value!r}: {m.group(1)} is not a date; use YYYY-MM-DD=path"
+            ) from None
         path = m.group(2)
     p = Path(path)
     if not p.is_file() and not is_remote(path):  # a URL is judged by the access policy on open
-        raise PredictInputError(f"{p}: no such raster; pass an existing GeoTIFF (DATE=path or path)")
+        raise PredictInputError(
+            f"{p}: no such raster; pass an existing GeoTIFF (DATE=path or path)"
+        )
     return DatedRaster(p, when)
 
 
@@ -74,7 +78,11 @@ def day_of_year(raster: DatedRaster, ds: rasterio.DatasetReader) -> int:
     stamp = ds.tags().get("TIFFTAG_DATETIME") or ds.tags().get("ACQUISITION_DATE") or ""
     for fmt in ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"):
         try:
-            return datetime.strptime(stamp[: len(datetime.now().strftime(fmt))], fmt).timetuple().tm_yday
+            return (
+                datetime.strptime(stamp[: len(datetime.now().strftime(fmt))], fmt)
+                .timetuple()
+                .tm_yday
+            )
         except ValueError:
             continue
     return 183
@@ -83,12 +91,20 @@ def day_of_year(raster: DatedRaster, ds: rasterio.DatasetReader) -> int:
 class ModalityLayer:
     """One raster of one modality, read window by window onto the reference grid."""
 
-    def __init__(self, raster: DatedRaster, modality: str, ref: rasterio.DatasetReader,
-                 scale: int = 1, access: RasterAccessPolicy | None = None) -> None:
+    def __init__(
+        self,
+        raster: DatedRaster,
+        modality: str,
+        ref: rasterio.DatasetReader,
+        scale: int = 1,
+        access: RasterAccessPolicy | None = None,
+    ) -> None:
 
         self.raster = raster
         self.modality = modality
-        self.sensor = get_sensor({"s2": "sentinel2", "s1": "sentinel1", "hr": "hr", "dem": "dem"}[modality])
+        self.sensor = get_sensor(
+            {"s2": "sentinel2", "s1": "sentinel1", "hr": "hr", "dem": "dem"}[modality]
+        )
         self.ds = open_dataset(raster.path, access)
         try:
             self.doy = day_of_year(raster, self.ds)
@@ -97,14 +113,30 @@ class ModalityLayer:
             self.bands = self._band_indexes()
             transform = ref.transform @ Affine.scale(1.0 / scale) if scale != 1 else ref.transform
             width, height = ref.width * scale, ref.height * scale
-            same = (self.ds.crs == ref.crs and self.ds.transform.almost_equals(transform)
-                    and (self.ds.width, self.ds.height) == (width, height))
+            same = (
+                self.ds.crs == ref.crs
+                and self.ds.transform.almost_equals(transform)
+                and (self.ds.width, self.ds.height) == (width, height)
+            )
             if self.ds.crs is None and not same:
-                raise RasterReadError(f"{raster.path}: has no CRS; georeference it (gdal_edit.py -a_srs)")
-            self.src = self.ds if same else WarpedVRT(
-                self.ds, crs=ref.crs, transform=transform, width=width, height=height,
-                resampling=Resampling.bilinear if self.sensor.continuous else Resampling.nearest,
-                src_nodata=self.nodata, nodata=self.nodata,
+                raise RasterReadError(
+                    f"{raster.path}: has no CRS; georeference it (gdal_edit.py -a_srs)"
+                )
+            self.src = (
+                self.ds
+                if same
+                else WarpedVRT(
+                    self.ds,
+                    crs=ref.crs,
+                    transform=transform,
+                    width=width,
+                    height=height,
+                    resampling=Resampling.bilinear
+                    if self.sensor.continuous
+                    else Resampling.nearest,
+                    src_nodata=self.nodata,
+                    nodata=self.nodata,
+                )
             )
         except BaseException:
             self.ds.close()
@@ -153,9 +185,14 @@ class ModalityLayer:
 class Scene:
     """All inputs of one prediction, on the grid of the first S2 raster."""
 
-    def __init__(self, s2: list[DatedRaster], s1: list[DatedRaster] | None = None,
-                 hr: Path | None = None, dem: Path | None = None,
-                 access: RasterAccessPolicy | None = None) -> None:
+    def __init__(
+        self,
+        s2: list[DatedRaster],
+        s1: list[DatedRaster] | None = None,
+        hr: Path | None = None,
+        dem: Path | None = None,
+        access: RasterAccessPolicy | None = None,
+    ) -> None:
         if not s2:
             raise PredictInputError("give at least one Sentinel-2 raster with --input [DATE=]PATH")
         self.ref = open_dataset(s2[0].path, access)
@@ -168,9 +205,13 @@ class Scene:
             for r in s1 or []:
                 self.layers["s1"].append(ModalityLayer(r, "s1", self.ref, access=access))
             if hr:
-                self.layers["hr"].append(ModalityLayer(DatedRaster(hr, None), "hr", self.ref, HR_RATIO, access))
+                self.layers["hr"].append(
+                    ModalityLayer(DatedRaster(hr, None), "hr", self.ref, HR_RATIO, access)
+                )
             if dem:
-                self.layers["dem"].append(ModalityLayer(DatedRaster(dem, None), "dem", self.ref, access=access))
+                self.layers["dem"].append(
+                    ModalityLayer(DatedRaster(dem, None), "dem", self.ref, access=access)
+                )
         except BaseException:
             self.close()
             raise

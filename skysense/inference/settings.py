@@ -1,5 +1,4 @@
-"""Settings of sliding-window inference on GeoTIFF scenes (``params.yaml: predict``).
-"""
+"""Settings of sliding-window inference on GeoTIFF scenes (``params.yaml: predict``)."""
 
 from __future__ import annotations
 

@@ -54,7 +54,9 @@ def _warp(x: Tensor, theta: Tensor) -> Tensor:
     shape = x.shape
     flat = x.reshape(shape[0], -1, shape[-2], shape[-1])
     grid = F.affine_grid(theta.to(flat.dtype), list(flat.shape), align_corners=False)
-    return F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False).reshape(shape)
+    return F.grid_sample(
+        flat, grid, mode="bilinear", padding_mode="border", align_corners=False
+    ).reshape(shape)
 
 
 class TwoViewAugment:
@@ -74,7 +76,9 @@ class TwoViewAugment:
         self.date_keep = tuple(float(v) for v in cfg.date_keep)
         self.dropout = float(cfg.modality_dropout)
 
-    def geometry(self, b: int, device: torch.device, generator: torch.Generator | None = None) -> ViewGeometry:
+    def geometry(
+        self, b: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> ViewGeometry:
         """Draw a crop and flips per sample."""
         lo, hi = self.crop
         rand = lambda *shape: torch.rand(*shape, generator=generator, device=device)
@@ -85,7 +89,9 @@ class TwoViewAugment:
             flip = torch.where(rand(b, 2) < 0.5, -flip, flip)
         return ViewGeometry(centre=centre, half=half, flip=flip)
 
-    def __call__(self, batch: dict[str, Any], generator: torch.Generator | None = None) -> tuple[dict[str, Any], ViewGeometry]:
+    def __call__(
+        self, batch: dict[str, Any], generator: torch.Generator | None = None
+    ) -> tuple[dict[str, Any], ViewGeometry]:
         """One random view of ``batch`` (a new dict; the input is not modified) and its geometry."""
         ref = next(batch[k] for k in ("s2", "s1", "dem", "hr") if k in batch)
         b, device = ref.shape[0], ref.device
@@ -119,7 +125,11 @@ class TwoViewAugment:
         x = view[key]
         b, t = x.shape[:2]
         valid = view.get(f"{key}_valid")
-        valid = torch.ones(b, t, dtype=torch.bool, device=x.device) if valid is None else valid.to(torch.bool)
+        valid = (
+            torch.ones(b, t, dtype=torch.bool, device=x.device)
+            if valid is None
+            else valid.to(torch.bool)
+        )
         lo, hi = self.date_keep
         frac = lo + (hi - lo) * rand(b)
         noise = rand(b, t)
@@ -136,7 +146,11 @@ class TwoViewAugment:
         usable = []
         for m in names:
             has = view.get(f"has_{m}")
-            has = torch.ones(b, dtype=torch.bool, device=device) if has is None else has.to(torch.bool)
+            has = (
+                torch.ones(b, dtype=torch.bool, device=device)
+                if has is None
+                else has.to(torch.bool)
+            )
             if m in ("s2", "s1"):
                 has = has & view[f"{m}_valid"].any(1)
             usable.append(has)
@@ -144,13 +158,17 @@ class TwoViewAugment:
         kept = usable_t & (rand(b, len(names)) >= self.dropout)
         rescue = usable_t.any(1) & ~kept.any(1)
         if bool(rescue.any()):
-            pick = torch.where(usable_t, rand(b, len(names)), torch.full((b, len(names)), -1.0, device=device)).argmax(1)
+            pick = torch.where(
+                usable_t, rand(b, len(names)), torch.full((b, len(names)), -1.0, device=device)
+            ).argmax(1)
             kept[rescue, pick[rescue]] = True
         for i, m in enumerate(names):
             view[f"has_{m}"] = kept[:, i]
 
 
-def sample_points(a: ViewGeometry, b: ViewGeometry, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+def sample_points(
+    a: ViewGeometry, b: ViewGeometry, k: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
     """``k`` random points per sample seen by both views.
 
     Returns:
@@ -161,7 +179,9 @@ def sample_points(a: ViewGeometry, b: ViewGeometry, k: int, generator: torch.Gen
     hi = torch.minimum(a.centre + a.half[:, None], b.centre + b.half[:, None])
     ok = (hi > lo).all(dim=1)
     hi = torch.where(ok[:, None], hi, lo + 1e-3)
-    u = lo[:, None, :] + (hi - lo)[:, None, :] * torch.rand(lo.shape[0], k, 2, generator=generator, device=lo.device)
+    u = lo[:, None, :] + (hi - lo)[:, None, :] * torch.rand(
+        lo.shape[0], k, 2, generator=generator, device=lo.device
+    )
     return a.to_view(u), b.to_view(u), ok
 
 
@@ -174,9 +194,19 @@ def sample_at(maps: Tensor, points: Tensor) -> Tensor:
     if maps.ndim == 5:
         b, t, c, h, w = maps.shape
         pts = points[:, None].expand(b, t, -1, -1).reshape(b * t, -1, 1, 2)
-        out = F.grid_sample(maps.reshape(b * t, c, h, w), pts.to(maps.dtype), mode="bilinear",
-                            padding_mode="border", align_corners=False)
+        out = F.grid_sample(
+            maps.reshape(b * t, c, h, w),
+            pts.to(maps.dtype),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )
         return out.squeeze(-1).transpose(1, 2).reshape(b, t, -1, c)
-    out = F.grid_sample(maps, points[:, :, None, :].to(maps.dtype), mode="bilinear", padding_mode="border",
-                        align_corners=False)
+    out = F.grid_sample(
+        maps,
+        points[:, :, None, :].to(maps.dtype),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=False,
+    )
     return out.squeeze(-1).transpose(1, 2)

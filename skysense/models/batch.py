@@ -25,7 +25,9 @@ def resolve_device(setting: str | None) -> str:
     return str(setting)
 
 
-def band_normalisation(stats: dict[str, Any] | None, modality: str) -> tuple[np.ndarray, np.ndarray]:
+def band_normalisation(
+    stats: dict[str, Any] | None, modality: str
+) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, std)`` per band of ``modality`` in physical units.
 
     Accepts the dataset's ``stats.json`` forms ``{mod: {"mean": [...], "std": [...]}}`` and
@@ -34,12 +36,16 @@ def band_normalisation(stats: dict[str, Any] | None, modality: str) -> tuple[np.
     entry = (stats or {}).get(modality)
     if isinstance(entry, dict):
         if "mean" in entry and "std" in entry:
-            return (np.asarray(entry["mean"], dtype=np.float32).reshape(-1),
-                    np.asarray(entry["std"], dtype=np.float32).reshape(-1))
+            return (
+                np.asarray(entry["mean"], dtype=np.float32).reshape(-1),
+                np.asarray(entry["std"], dtype=np.float32).reshape(-1),
+            )
         per_band = [v for v in entry.values() if isinstance(v, dict) and "mean" in v]
         if per_band:
-            return (np.asarray([v["mean"] for v in per_band], dtype=np.float32),
-                    np.asarray([v.get("std", 1.0) for v in per_band], dtype=np.float32))
+            return (
+                np.asarray([v["mean"] for v in per_band], dtype=np.float32),
+                np.asarray([v.get("std", 1.0) for v in per_band], dtype=np.float32),
+            )
 
     return get_sensor(SENSOR_OF[modality]).normalisation()
 
@@ -95,9 +101,12 @@ def arrays_to_batch(
         mean, std = band_normalisation(stats, key)
         batch[key] = torch.from_numpy(_normalise(x, mean, std, 1)).to(device)
         batch[f"has_{key}"] = torch.from_numpy(
-            np.isfinite(x).reshape(x.shape[0], -1).any(axis=1)).to(device)
+            np.isfinite(x).reshape(x.shape[0], -1).any(axis=1)
+        ).to(device)
     if arrays.get("region") is not None:
-        batch["region"] = torch.as_tensor(np.asarray(arrays["region"]).reshape(-1)).long().to(device)
+        batch["region"] = (
+            torch.as_tensor(np.asarray(arrays["region"]).reshape(-1)).long().to(device)
+        )
     elif arrays.get("lat") is not None and arrays.get("lon") is not None:
         batch["lat"] = torch.as_tensor(np.asarray(arrays["lat"], dtype=np.float64).reshape(-1))
         batch["lon"] = torch.as_tensor(np.asarray(arrays["lon"], dtype=np.float64).reshape(-1))

@@ -31,7 +31,9 @@ class ExportError(SkySenseError):
     """An export folder or checkpoint cannot be read; the message names the file and the fix."""
 
 
-def write_export(weights: dict[str, torch.Tensor], config: dict[str, Any], export_dir: Path) -> Path:
+def write_export(
+    weights: dict[str, torch.Tensor], config: dict[str, Any], export_dir: Path
+) -> Path:
     """Write ``weights`` and ``config`` as an export folder, whole or not at all.
 
     The folder is written beside ``export_dir`` and swapped in, so a reader never sees half.
@@ -44,7 +46,9 @@ def write_export(weights: dict[str, torch.Tensor], config: dict[str, Any], expor
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_file(weights, str(tmp / WEIGHTS), metadata={"format": FORMAT, "step": str(config.get("step"))})
+    save_file(
+        weights, str(tmp / WEIGHTS), metadata={"format": FORMAT, "step": str(config.get("step"))}
+    )
     (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=str))
     if export_dir.exists():
         old = export_dir.with_name(export_dir.name + ".old")
@@ -57,7 +61,9 @@ def write_export(weights: dict[str, torch.Tensor], config: dict[str, Any], expor
     return export_dir
 
 
-def load_exported(export_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_exported(
+    export_dir: str | Path, device: str = "cpu"
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Load an exported encoder: ``(SkySense in eval mode, config dict)``; safetensors only.
 
     Raises:

@@ -17,7 +17,9 @@ class UpHead(nn.Module):
 
     def __init__(self, in_dim: int, width: int, scale: int = 4) -> None:
         super().__init__()
-        self.decoder = nn.Sequential(nn.Conv2d(in_dim, scale * scale * width, kernel_size=1), nn.PixelShuffle(scale))
+        self.decoder = nn.Sequential(
+            nn.Conv2d(in_dim, scale * scale * width, kernel_size=1), nn.PixelShuffle(scale)
+        )
         nn.init.kaiming_normal_(self.decoder[0].weight, mode="fan_in", nonlinearity="linear")
         nn.init.zeros_(self.decoder[0].bias)
 
@@ -47,12 +49,16 @@ class FusionTransformer(nn.Module):
     ``input_proj``) to ``dim``, a cls token is prepended, and the cls output is returned.
     """
 
-    def __init__(self, in_dim: int, dim: int, depth: int, heads: int, ffn: int, drop_path: float = 0.0) -> None:
+    def __init__(
+        self, in_dim: int, dim: int, depth: int, heads: int, ffn: int, drop_path: float = 0.0
+    ) -> None:
         super().__init__()
         self.input_proj = nn.Linear(in_dim, dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         rates = drop_path_rates(drop_path, depth)
-        self.layers = nn.ModuleList(TransformerLayer(dim, heads, ffn, drop_path=rates[i], eps=1e-5) for i in range(depth))
+        self.layers = nn.ModuleList(
+            TransformerLayer(dim, heads, ffn, drop_path=rates[i], eps=1e-5) for i in range(depth)
+        )
         nn.init.trunc_normal_(self.input_proj.weight, std=0.02)
         nn.init.zeros_(self.input_proj.bias)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
@@ -78,7 +84,9 @@ class DemEncoder(nn.Module):
     def __init__(self, hidden: int, width: int) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(1, hidden, kernel_size=3, padding=1), nn.GELU(), nn.Conv2d(hidden, width, kernel_size=1)
+            nn.Conv2d(1, hidden, kernel_size=3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(hidden, width, kernel_size=1),
         )
 
     def forward(self, dem: Tensor) -> Tensor:

@@ -25,8 +25,16 @@ class GeoContextPrototypes(nn.Module):
         sinkhorn_iters: Sinkhorn-Knopp rounds.
     """
 
-    def __init__(self, n_regions: int, n_prototypes: int, dim: int, temperature: float = 0.1,
-                 momentum: float = 0.99, sinkhorn_epsilon: float = 0.05, sinkhorn_iters: int = 3) -> None:
+    def __init__(
+        self,
+        n_regions: int,
+        n_prototypes: int,
+        dim: int,
+        temperature: float = 0.1,
+        momentum: float = 0.99,
+        sinkhorn_epsilon: float = 0.05,
+        sinkhorn_iters: int = 3,
+    ) -> None:
         super().__init__()
         self.n_regions = n_regions
         self.n_prototypes = n_prototypes
@@ -34,7 +42,9 @@ class GeoContextPrototypes(nn.Module):
         self.momentum = momentum
         self.sinkhorn_epsilon = sinkhorn_epsilon
         self.sinkhorn_iters = sinkhorn_iters
-        self.register_buffer("prototypes", F.normalize(torch.randn(n_regions, n_prototypes, dim), dim=-1))
+        self.register_buffer(
+            "prototypes", F.normalize(torch.randn(n_regions, n_prototypes, dim), dim=-1)
+        )
 
     def check_regions(self, region: Tensor) -> None:
         """Raise :class:`InputShapeError` for region ids outside ``[0, n_regions)``."""
@@ -59,7 +69,9 @@ class GeoContextPrototypes(nn.Module):
         b, d, h, w = fused.shape
         feats = F.normalize(fused.flatten(2).transpose(1, 2), dim=-1)  # B x hw x D
         bank = self.prototypes[region].detach().to(fused.dtype)  # B x K x D
-        attn = torch.softmax(feats @ F.normalize(bank, dim=-1).transpose(1, 2) / self.temperature, dim=-1)
+        attn = torch.softmax(
+            feats @ F.normalize(bank, dim=-1).transpose(1, 2) / self.temperature, dim=-1
+        )
         out = (attn @ bank).transpose(1, 2).reshape(b, d, h, w)
         if update:
             self.update(feats.detach(), region)
@@ -101,5 +113,7 @@ class GeoContextPrototypes(nn.Module):
             has = mass[slot] > 0
             centre = F.normalize(sums[slot] / mass[slot].clamp_min(1e-12)[:, None], dim=-1)
             old = self.prototypes[r]
-            new = F.normalize(self.momentum * old + (1 - self.momentum) * centre.to(old.dtype), dim=-1)
+            new = F.normalize(
+                self.momentum * old + (1 - self.momentum) * centre.to(old.dtype), dim=-1
+            )
             self.prototypes[r] = torch.where(has[:, None], new, old)

@@ -46,7 +46,9 @@ def check_batch(batch: dict, spec: SkySenseSpec) -> BatchLayout:
             "(see docs/interfaces.md, Batch)"
         )
     if "dem" in present and not spec.dem:
-        raise InputShapeError(f"batch has 'dem' but preset {spec.name!r} has dem=False; drop the key or set model.overrides.dem=true")
+        raise InputShapeError(
+            f"batch has 'dem' but preset {spec.name!r} has dem=False; drop the key or set model.overrides.dem=true"
+        )
     sizes: dict[str, int] = {}
     batch_sizes: dict[str, int] = {}
     bands = {"s2": spec.s2_in_chans, "s1": spec.s1_in_chans}
@@ -67,11 +69,15 @@ def check_batch(batch: dict, spec: SkySenseSpec) -> BatchLayout:
                     f"batch['{key}_{suffix}'] is {_shape(aux)}; expected B x T = {x.shape[0]} x {x.shape[1]} like batch[{key!r}]"
                 )
         if batch.get(f"{key}_doy") is None:
-            raise InputShapeError(f"batch has {key!r} but no '{key}_doy' (day of year per date, B x T int64)")
+            raise InputShapeError(
+                f"batch has {key!r} but no '{key}_doy' (day of year per date, B x T int64)"
+            )
     if "dem" in present:
         x = batch["dem"]
         if x.ndim != 4 or x.shape[1] != 1 or x.shape[2] != x.shape[3]:
-            raise InputShapeError(f"batch['dem'] is {_shape(x)}; expected B x 1 x s x s (elevation on the Sentinel grid)")
+            raise InputShapeError(
+                f"batch['dem'] is {_shape(x)}; expected B x 1 x s x s (elevation on the Sentinel grid)"
+            )
         batch_sizes["dem"], sizes["dem"] = x.shape[0], x.shape[2]
     if "hr" in present:
         x = batch["hr"]
@@ -81,7 +87,9 @@ def check_batch(batch: dict, spec: SkySenseSpec) -> BatchLayout:
                 f"({spec.hr_in_chans} HR bands, {HR_RATIO}x the Sentinel grid)"
             )
         if x.shape[2] % HR_RATIO:
-            raise InputShapeError(f"batch['hr'] side {x.shape[2]} px is not a multiple of {HR_RATIO}; HR must be {HR_RATIO}x the Sentinel chip")
+            raise InputShapeError(
+                f"batch['hr'] side {x.shape[2]} px is not a multiple of {HR_RATIO}; HR must be {HR_RATIO}x the Sentinel chip"
+            )
         batch_sizes["hr"], sizes["hr"] = x.shape[0], x.shape[2] // HR_RATIO
     if len(set(batch_sizes.values())) > 1:
         raise InputShapeError(f"modalities disagree on the batch size: {batch_sizes}")
@@ -92,7 +100,9 @@ def check_batch(batch: dict, spec: SkySenseSpec) -> BatchLayout:
         )
     side = next(iter(sizes.values()))
     if side % spec.patch_size:
-        raise InputShapeError(f"Sentinel chip side {side} px is not divisible by the patch size {spec.patch_size}")
+        raise InputShapeError(
+            f"Sentinel chip side {side} px is not divisible by the patch size {spec.patch_size}"
+        )
     b = next(iter(batch_sizes.values()))
     for m in MODALITIES:
         flag = batch.get(f"has_{m}")
@@ -114,8 +124,9 @@ def regions(batch: dict, n_regions: int, device: torch.device) -> Tensor:
     if batch.get("region") is not None:
         return torch.as_tensor(batch["region"], device=device).long().reshape(-1)
     if batch.get("lat") is not None and batch.get("lon") is not None:
-
         lat = torch.as_tensor(batch["lat"]).detach().cpu().double().numpy()
         lon = torch.as_tensor(batch["lon"]).detach().cpu().double().numpy()
         return torch.as_tensor(region_id(lat, lon, n_regions), device=device).long().reshape(-1)
-    raise InputShapeError("the batch has neither 'region' nor 'lat'/'lon'; the geo-context prototypes need one of them")
+    raise InputShapeError(
+        "the batch has neither 'region' nor 'lat'/'lon'; the geo-context prototypes need one of them"
+    )

@@ -20,8 +20,13 @@ from torch import Tensor
 from skysense.models.sinkhorn import sinkhorn_knopp
 
 
-def info_nce(query: Tensor, key: Tensor, temperature: float = 0.1, mask: Tensor | None = None,
-             groups: Tensor | None = None) -> Tensor:
+def info_nce(
+    query: Tensor,
+    key: Tensor,
+    temperature: float = 0.1,
+    mask: Tensor | None = None,
+    groups: Tensor | None = None,
+) -> Tensor:
     """InfoNCE of ``query`` against ``key`` (N x D each; row i of both is a positive pair).
 
     Features are L2-normalised; ``mask`` (N bool) keeps rows taking part. ``groups`` (N ints,
@@ -51,10 +56,17 @@ def info_nce(query: Tensor, key: Tensor, temperature: float = 0.1, mask: Tensor 
 
 def _sample_index(shape: tuple[int, ...], device: torch.device) -> Tensor:
     """The sample (first-axis) index of every element of a ``shape`` array, flattened."""
-    return torch.arange(shape[0], device=device).view(-1, *([1] * (len(shape) - 1))).expand(shape).reshape(-1)
+    return (
+        torch.arange(shape[0], device=device)
+        .view(-1, *([1] * (len(shape) - 1)))
+        .expand(shape)
+        .reshape(-1)
+    )
 
 
-def pixel_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, temperature: float = 0.1) -> Tensor:
+def pixel_contrastive_loss(
+    student: Tensor, teacher: Tensor, mask: Tensor, temperature: float = 0.1
+) -> Tensor:
     """Pixel level: a student point against the teacher's feature at the same place and date.
 
     Args:
@@ -64,11 +76,20 @@ def pixel_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, tempe
     """
     d = student.shape[-1]
     groups = _sample_index(tuple(mask.shape), mask.device)
-    return info_nce(student.reshape(-1, d), teacher.reshape(-1, d), temperature, mask.reshape(-1), groups)
+    return info_nce(
+        student.reshape(-1, d), teacher.reshape(-1, d), temperature, mask.reshape(-1), groups
+    )
 
 
-def object_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, n_clusters: int = 4,
-                            temperature: float = 0.1, epsilon: float = 0.05, iters: int = 3) -> Tensor:
+def object_contrastive_loss(
+    student: Tensor,
+    teacher: Tensor,
+    mask: Tensor,
+    n_clusters: int = 4,
+    temperature: float = 0.1,
+    epsilon: float = 0.05,
+    iters: int = 3,
+) -> Tensor:
     """Object level: Sinkhorn-Knopp clusters of the teacher's pixel features, whose centres in
     the student and in the teacher are contrasted (same cluster of the same sample = positive).
 
@@ -88,10 +109,18 @@ def object_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, n_cl
     t_centres = q.transpose(1, 2) @ t_hat
     keep = mask[:, None].expand(b, c)
     groups = _sample_index((b, c), mask.device)
-    return info_nce(s_centres.reshape(b * c, -1), t_centres.reshape(b * c, -1), temperature, keep.reshape(-1), groups)
+    return info_nce(
+        s_centres.reshape(b * c, -1),
+        t_centres.reshape(b * c, -1),
+        temperature,
+        keep.reshape(-1),
+        groups,
+    )
 
 
-def image_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, temperature: float = 0.1) -> Tensor:
+def image_contrastive_loss(
+    student: Tensor, teacher: Tensor, mask: Tensor, temperature: float = 0.1
+) -> Tensor:
     """Image level: pooled student feature against the other view's pooled teacher feature.
 
     ``student``, ``teacher``: ``B x D``; ``mask``: ``B``.
@@ -99,7 +128,9 @@ def image_contrastive_loss(student: Tensor, teacher: Tensor, mask: Tensor, tempe
     return info_nce(student, teacher, temperature, mask)
 
 
-def cross_modal_loss(features: Mapping[str, Tensor], masks: Mapping[str, Tensor], temperature: float = 0.1) -> Tensor:
+def cross_modal_loss(
+    features: Mapping[str, Tensor], masks: Mapping[str, Tensor], temperature: float = 0.1
+) -> Tensor:
     """Cross-modal alignment: features of the same place from two modalities are positives.
 
     Symmetric InfoNCE averaged over every pair of modalities present.
@@ -112,17 +143,26 @@ def cross_modal_loss(features: Mapping[str, Tensor], masks: Mapping[str, Tensor]
     names = sorted(features)
     losses = []
     for i, a in enumerate(names):
-        for b_name in names[i + 1:]:
+        for b_name in names[i + 1 :]:
             fa, fb = features[a], features[b_name]
             both = masks[a] & masks[b_name]
             if fa.ndim == 3:
                 both = both[:, None].expand(-1, fa.shape[1])
             groups = _sample_index(tuple(both.shape), both.device)
-            fa, fb, both = fa.reshape(-1, fa.shape[-1]), fb.reshape(-1, fb.shape[-1]), both.reshape(-1)
+            fa, fb, both = (
+                fa.reshape(-1, fa.shape[-1]),
+                fb.reshape(-1, fb.shape[-1]),
+                both.reshape(-1),
+            )
             if int(both.sum()) < 2:
                 continue
-            losses.append(0.5 * (info_nce(fa, fb, temperature, both, groups)
-                                 + info_nce(fb, fa, temperature, both, groups)))
+            losses.append(
+                0.5
+                * (
+                    info_nce(fa, fb, temperature, both, groups)
+                    + info_nce(fb, fa, temperature, both, groups)
+                )
+            )
     if not losses:
         ref = next(iter(features.values()))
         return ref.sum() * 0.0

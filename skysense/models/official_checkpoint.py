@@ -49,10 +49,13 @@ IGNORED_SUFFIXES = {
     "relative_coords_table": "rebuilt from the window size",
 }
 IGNORED_KEYS = {"backbone_gep.mask_token": "masked-image-modelling token, unused by the encoder"}
-IGNORED_KEYS.update({
-    f"backbone_gep.norm{i}.{p}": f"output norm of HR stage {i + 1}, only stage 4 feeds the fusion"
-    for i in range(3) for p in ("weight", "bias")
-})
+IGNORED_KEYS.update(
+    {
+        f"backbone_gep.norm{i}.{p}": f"output norm of HR stage {i + 1}, only stage 4 feeds the fusion"
+        for i in range(3)
+        for p in ("weight", "bias")
+    }
+)
 # Parts of this model the release does not hold (kept at their initial values).
 NOT_IN_RELEASE = ("dem_encoder.", "modality_embed", "geo_context.prototypes")
 
@@ -84,7 +87,7 @@ def map_key(key: str) -> str | None:
         return "date_encoding.weight"
     for old, new in PREFIXES:
         if key.startswith(old):
-            return new + key[len(old):]
+            return new + key[len(old) :]
     return None
 
 
@@ -102,9 +105,17 @@ def _adapt(model_key: str, value: Tensor, target: Tensor) -> tuple[Tensor, str |
     """Fit a release tensor to the model's shape where a known rule applies."""
     if tuple(value.shape) == tuple(target.shape):
         return value, None
-    if model_key == "date_encoding.weight" and value.ndim == 3 and tuple(value.shape[1:]) == tuple(target.shape):
+    if (
+        model_key == "date_encoding.weight"
+        and value.ndim == 3
+        and tuple(value.shape[1:]) == tuple(target.shape)
+    ):
         return value[0], "ctpe 1 x days x W squeezed"
-    if model_key == "hr_backbone.patch_embed.projection.weight" and value.shape[1] == 3 and target.shape[1] == 4:
+    if (
+        model_key == "hr_backbone.patch_embed.projection.weight"
+        and value.shape[1] == 3
+        and target.shape[1] == 4
+    ):
         return torch.cat([value, value[:, :1]], dim=1), "RGB filters + red copied for N (RGBN)"
     if model_key.endswith("backbone.pos_embed") and value.shape[-1] == target.shape[-1]:
         side = int(round((target.shape[1] - 1) ** 0.5))
@@ -115,8 +126,9 @@ def _adapt(model_key: str, value: Tensor, target: Tensor) -> tuple[Tensor, str |
     )
 
 
-def load_official_state_dict(model: SkySense, checkpoint: Mapping[str, Any], strict: bool = True,
-                             assign: bool = False) -> OfficialLoadReport:
+def load_official_state_dict(
+    model: SkySense, checkpoint: Mapping[str, Any], strict: bool = True, assign: bool = False
+) -> OfficialLoadReport:
     """Map a release state dict onto ``model`` and load it.
 
     Args:

@@ -30,7 +30,11 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 GROUPS = {
     "backbones": ("HR backbone (Swin V2)", "S2 backbone (ViT)", "S1 backbone (ViT)"),
-    "fusion": ("fusion heads (1x1 conv + PixelShuffle)", "fusion transformer", "date encoding + modality embedding"),
+    "fusion": (
+        "fusion heads (1x1 conv + PixelShuffle)",
+        "fusion transformer",
+        "date encoding + modality embedding",
+    ),
     "others": ("geo-context prototypes (buffer, EMA)",),
 }
 PUBLISHED_HUGE_M = {"backbones": 1260.31, "fusion": 398.20, "others": 404.13, "total": 2062.85}
@@ -67,7 +71,10 @@ def parameter_table(preset: str, **overrides: Any) -> dict[str, Any]:
     total = sum(r.params for r in rows)
     heads = sum(p.numel() for p in pre.heads.parameters())
     teacher = pre.teacher_module
-    teacher_n = sum(p.numel() for p in teacher.parameters()) + teacher["encoder"].geo_context.prototypes.numel()
+    teacher_n = (
+        sum(p.numel() for p in teacher.parameters())
+        + teacher["encoder"].geo_context.prototypes.numel()
+    )
     rows.append(ParamRow("pre-training projection heads (student)", heads, False))
     rows.append(ParamRow("EMA teacher (encoder + heads + prototypes)", teacher_n, False))
     by_label = {r.component: r.params for r in rows}
@@ -75,8 +82,15 @@ def parameter_table(preset: str, **overrides: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
         "preset": preset,
         "spec": spec.to_dict(),
-        "rows": [{"component": r.component, "params": r.params, "millions": round(r.params / 1e6, 2),
-                  "in_total": r.in_total} for r in rows],
+        "rows": [
+            {
+                "component": r.component,
+                "params": r.params,
+                "millions": round(r.params / 1e6, 2),
+                "in_total": r.in_total,
+            }
+            for r in rows
+        ],
         "total": total,
         "total_millions": round(total / 1e6, 2),
         "groups": groups,

@@ -114,21 +114,48 @@ def _check(spec: SkySenseSpec) -> None:
             f"got patch_size={spec.patch_size} with {n_stages} stages"
         )
     if spec.sentinel_px % spec.patch_size:
-        problems.append(f"sentinel_px={spec.sentinel_px} must be divisible by patch_size={spec.patch_size}")
+        problems.append(
+            f"sentinel_px={spec.sentinel_px} must be divisible by patch_size={spec.patch_size}"
+        )
     if spec.hr_px != HR_RATIO * spec.sentinel_px:
-        problems.append(f"hr_px must be {HR_RATIO} x sentinel_px = {HR_RATIO * spec.sentinel_px}, got {spec.hr_px}")
+        problems.append(
+            f"hr_px must be {HR_RATIO} x sentinel_px = {HR_RATIO * spec.sentinel_px}, got {spec.hr_px}"
+        )
     for i, heads in enumerate(spec.hr_heads):
         width = spec.hr_embed_dim * 2**i
         if heads < 1 or width % heads:
-            problems.append(f"hr stage {i + 1} width {width} is not divisible by hr_heads[{i}]={heads}")
+            problems.append(
+                f"hr stage {i + 1} width {width} is not divisible by hr_heads[{i}]={heads}"
+            )
     if spec.vit_dim % spec.vit_heads:
         problems.append(f"vit_dim={spec.vit_dim} is not divisible by vit_heads={spec.vit_heads}")
     if spec.fusion_dim % spec.fusion_heads:
-        problems.append(f"fusion_dim={spec.fusion_dim} is not divisible by fusion_heads={spec.fusion_heads}")
+        problems.append(
+            f"fusion_dim={spec.fusion_dim} is not divisible by fusion_heads={spec.fusion_heads}"
+        )
     side = int(round(spec.n_regions**0.5))
     if side * side != spec.n_regions:
-        problems.append(f"n_regions={spec.n_regions} must be a perfect square (e.g. 64, 1024, 4096)")
-    positive = ["sentinel_px", "hr_embed_dim", "vit_dim", "vit_depth", "fusion_dim", "fusion_depth", "fusion_ffn", "n_prototypes", "proj_dim", "proj_hidden", "hr_window", "hr_in_chans", "s2_in_chans", "s1_in_chans", "calendar_days", "dem_hidden"]
+        problems.append(
+            f"n_regions={spec.n_regions} must be a perfect square (e.g. 64, 1024, 4096)"
+        )
+    positive = [
+        "sentinel_px",
+        "hr_embed_dim",
+        "vit_dim",
+        "vit_depth",
+        "fusion_dim",
+        "fusion_depth",
+        "fusion_ffn",
+        "n_prototypes",
+        "proj_dim",
+        "proj_hidden",
+        "hr_window",
+        "hr_in_chans",
+        "s2_in_chans",
+        "s1_in_chans",
+        "calendar_days",
+        "dem_hidden",
+    ]
     for name in positive:
         if getattr(spec, name) < 1:
             problems.append(f"{name} must be >= 1, got {getattr(spec, name)}")
@@ -138,7 +165,8 @@ def _check(spec: SkySenseSpec) -> None:
         problems.append(f"drop_path must be in [0, 1), got {spec.drop_path}")
     if problems:
         raise PresetError(
-            f"preset {spec.name!r} does not fit together: " + "; ".join(problems)
+            f"preset {spec.name!r} does not fit together: "
+            + "; ".join(problems)
             + ". Fix model.overrides in params.yaml (or the --set override)."
         )
 
@@ -201,28 +229,67 @@ def _coerce(key: str, value: Any, current: Any) -> Any:
 PRESETS: dict[str, SkySenseSpec] = {
     # The published model (CVPR 2024): Swin V2-H, two ViT-L, a 24-layer fusion transformer.
     "skysense-huge": SkySenseSpec(
-        name="skysense-huge", sentinel_px=64, hr_px=2048,
-        hr_embed_dim=352, hr_depths=(2, 2, 18, 2), hr_heads=(8, 16, 32, 64),
-        vit_dim=1024, vit_depth=24, vit_heads=16,
-        fusion_dim=1024, fusion_depth=24, fusion_heads=16, fusion_ffn=4096,
-        n_regions=4096, n_prototypes=100, proj_dim=256, proj_hidden=2048, drop_path=0.2,
+        name="skysense-huge",
+        sentinel_px=64,
+        hr_px=2048,
+        hr_embed_dim=352,
+        hr_depths=(2, 2, 18, 2),
+        hr_heads=(8, 16, 32, 64),
+        vit_dim=1024,
+        vit_depth=24,
+        vit_heads=16,
+        fusion_dim=1024,
+        fusion_depth=24,
+        fusion_heads=16,
+        fusion_ffn=4096,
+        n_regions=4096,
+        n_prototypes=100,
+        proj_dim=256,
+        proj_hidden=2048,
+        drop_path=0.2,
     ),
     # Swin V2-B, two ViT-B, a 12-layer fusion transformer.
     "skysense-base": SkySenseSpec(
-        name="skysense-base", sentinel_px=32, hr_px=1024,
-        hr_embed_dim=128, hr_depths=(2, 2, 18, 2), hr_heads=(4, 8, 16, 32),
-        vit_dim=768, vit_depth=12, vit_heads=12,
-        fusion_dim=768, fusion_depth=12, fusion_heads=12, fusion_ffn=3072,
-        n_regions=1024, n_prototypes=50, proj_dim=256, proj_hidden=1024, drop_path=0.1,
+        name="skysense-base",
+        sentinel_px=32,
+        hr_px=1024,
+        hr_embed_dim=128,
+        hr_depths=(2, 2, 18, 2),
+        hr_heads=(4, 8, 16, 32),
+        vit_dim=768,
+        vit_depth=12,
+        vit_heads=12,
+        fusion_dim=768,
+        fusion_depth=12,
+        fusion_heads=12,
+        fusion_ffn=3072,
+        n_regions=1024,
+        n_prototypes=50,
+        proj_dim=256,
+        proj_hidden=1024,
+        drop_path=0.1,
         dem_hidden=32,
     ),
     # CPU-sized: same structure (4 stages, extra norm every 6 blocks in stage 3, tied widths).
     "skysense-tiny": SkySenseSpec(
-        name="skysense-tiny", sentinel_px=8, hr_px=256,
-        hr_embed_dim=16, hr_depths=(2, 2, 6, 2), hr_heads=(1, 2, 4, 8),
-        vit_dim=96, vit_depth=4, vit_heads=4,
-        fusion_dim=96, fusion_depth=2, fusion_heads=4, fusion_ffn=384,
-        n_regions=64, n_prototypes=16, proj_dim=64, proj_hidden=128, hr_cpb_hidden=64,
+        name="skysense-tiny",
+        sentinel_px=8,
+        hr_px=256,
+        hr_embed_dim=16,
+        hr_depths=(2, 2, 6, 2),
+        hr_heads=(1, 2, 4, 8),
+        vit_dim=96,
+        vit_depth=4,
+        vit_heads=4,
+        fusion_dim=96,
+        fusion_depth=2,
+        fusion_heads=4,
+        fusion_ffn=384,
+        n_regions=64,
+        n_prototypes=16,
+        proj_dim=64,
+        proj_hidden=128,
+        hr_cpb_hidden=64,
         dem_hidden=16,
     ),
 }

@@ -110,9 +110,16 @@ class SkySensePretrainer(nn.Module):
             tree, for ZeRO-3).
     """
 
-    def __init__(self, spec_or_model: str | SkySenseSpec | SkySense, loss_weights: Any = None,
-                 augment: Any = None, temperature: float = 0.1, points: int = 32, clusters: int = 4,
-                 register_teacher: bool = True) -> None:
+    def __init__(
+        self,
+        spec_or_model: str | SkySenseSpec | SkySense,
+        loss_weights: Any = None,
+        augment: Any = None,
+        temperature: float = 0.1,
+        points: int = 32,
+        clusters: int = 4,
+        register_teacher: bool = True,
+    ) -> None:
         super().__init__()
 
         if isinstance(spec_or_model, SkySense):
@@ -123,9 +130,19 @@ class SkySensePretrainer(nn.Module):
             student = create_model(spec_or_model)
         spec = student.spec
         self.student = student
-        dims = {"hr": spec.hr_width, "s2": spec.hr_width, "s1": spec.hr_width, "dem": spec.hr_width, "fused": spec.fusion_dim}
-        self.heads = nn.ModuleDict({n: ProjectionHead(d, spec.proj_hidden, spec.proj_dim) for n, d in dims.items()})
-        teacher = nn.ModuleDict({"encoder": copy.deepcopy(student), "heads": copy.deepcopy(self.heads)})
+        dims = {
+            "hr": spec.hr_width,
+            "s2": spec.hr_width,
+            "s1": spec.hr_width,
+            "dem": spec.hr_width,
+            "fused": spec.fusion_dim,
+        }
+        self.heads = nn.ModuleDict(
+            {n: ProjectionHead(d, spec.proj_hidden, spec.proj_dim) for n, d in dims.items()}
+        )
+        teacher = nn.ModuleDict(
+            {"encoder": copy.deepcopy(student), "heads": copy.deepcopy(self.heads)}
+        )
         for p in teacher.parameters():
             p.requires_grad_(False)
         self.register_teacher = register_teacher
@@ -180,21 +197,35 @@ class SkySensePretrainer(nn.Module):
     def _project(self, name: str, x: Tensor, heads: nn.ModuleDict) -> Tensor:
         return heads[name](x)
 
-    def _stream_losses(self, name: str, s_views: _Views, t_views: _Views, pts_s: Tensor, pts_t: Tensor,
-                       overlap: Tensor, teacher_heads: nn.ModuleDict) -> dict[str, Tensor]:
+    def _stream_losses(
+        self,
+        name: str,
+        s_views: _Views,
+        t_views: _Views,
+        pts_s: Tensor,
+        pts_t: Tensor,
+        overlap: Tensor,
+        teacher_heads: nn.ModuleDict,
+    ) -> dict[str, Tensor]:
         """Pixel, object and image losses of one stream, student view ``a`` vs teacher view ``b``."""
         date_mask = s_views.masks[name] & t_views.masks[name] & overlap[:, None]  # B x T
-        s_pts = self._project(name, sample_at(s_views.maps[name], pts_s), self.heads)  # B x T x K x P
+        s_pts = self._project(
+            name, sample_at(s_views.maps[name], pts_s), self.heads
+        )  # B x T x K x P
         with torch.no_grad():
             t_pts = self._project(name, sample_at(t_views.maps[name], pts_t), teacher_heads)
         k = pts_s.shape[1]
-        pixel = pixel_contrastive_loss(s_pts, t_pts, date_mask[:, :, None].expand(-1, -1, k), self.temperature)
+        pixel = pixel_contrastive_loss(
+            s_pts, t_pts, date_mask[:, :, None].expand(-1, -1, k), self.temperature
+        )
         s_any = s_views.masks[name].any(1)
         t_any = t_views.masks[name].any(1)
         s_obj = self._project(name, sample_at(s_views.pooled[name], pts_s), self.heads)
         with torch.no_grad():
             t_obj = self._project(name, sample_at(t_views.pooled[name], pts_t), teacher_heads)
-        obj = object_contrastive_loss(s_obj, t_obj, s_any & t_any & overlap, self.clusters, self.temperature)
+        obj = object_contrastive_loss(
+            s_obj, t_obj, s_any & t_any & overlap, self.clusters, self.temperature
+        )
         s_img = self._project(name, s_views.pooled[name].mean((-2, -1)), self.heads)
         with torch.no_grad():
             t_img = self._project(name, t_views.pooled[name].mean((-2, -1)), teacher_heads)
@@ -218,18 +249,32 @@ class SkySensePretrainer(nn.Module):
         teacher = self.teacher_module
         with torch.no_grad():
             teacher_a, teacher_b = _Views(teacher["encoder"](both)).split(b)
-        return self.losses(student_a, student_b, teacher_a, teacher_b, geo_a, geo_b, teacher["heads"])
+        return self.losses(
+            student_a, student_b, teacher_a, teacher_b, geo_a, geo_b, teacher["heads"]
+        )
 
-    def losses(self, student_a: _Views, student_b: _Views, teacher_a: _Views, teacher_b: _Views,
-               geo_a: ViewGeometry, geo_b: ViewGeometry, teacher_heads: nn.ModuleDict) -> dict[str, Tensor]:
+    def losses(
+        self,
+        student_a: _Views,
+        student_b: _Views,
+        teacher_a: _Views,
+        teacher_b: _Views,
+        geo_a: ViewGeometry,
+        geo_b: ViewGeometry,
+        teacher_heads: nn.ModuleDict,
+    ) -> dict[str, Tensor]:
         """Every loss from the encoder outputs of both views (symmetric student/teacher)."""
         pts_a, pts_b, overlap = sample_points(geo_a, geo_b, self.points)
         per_stream: dict[str, dict[str, Tensor]] = {}
         for name in STREAMS:
             if name not in student_a.maps:
                 continue
-            ab = self._stream_losses(name, student_a, teacher_b, pts_a, pts_b, overlap, teacher_heads)
-            ba = self._stream_losses(name, student_b, teacher_a, pts_b, pts_a, overlap, teacher_heads)
+            ab = self._stream_losses(
+                name, student_a, teacher_b, pts_a, pts_b, overlap, teacher_heads
+            )
+            ba = self._stream_losses(
+                name, student_b, teacher_a, pts_b, pts_a, overlap, teacher_heads
+            )
             per_stream[name] = {k: 0.5 * (ab[k] + ba[k]) for k in ab}
         modal = [n for n in MODAL_STREAMS if n in per_stream]
         comp: dict[str, Tensor] = {}
@@ -240,10 +285,15 @@ class SkySensePretrainer(nn.Module):
         cross_feats, cross_masks = {}, {}
         for name in ("hr", "s2", "s1"):
             if name in student_a.pooled:
-                cross_feats[name] = self._project(name, sample_at(student_a.pooled[name], pts_a), self.heads)
+                cross_feats[name] = self._project(
+                    name, sample_at(student_a.pooled[name], pts_a), self.heads
+                )
                 cross_masks[name] = student_a.masks[name].any(1)
-        comp["cross_modal"] = cross_modal_loss(cross_feats, cross_masks, self.temperature) if len(cross_feats) > 1 \
+        comp["cross_modal"] = (
+            cross_modal_loss(cross_feats, cross_masks, self.temperature)
+            if len(cross_feats) > 1
             else comp["pixel"] * 0.0
+        )
         total = weighted_total(comp, self.loss_weights)
         if getattr(self.student, "run_all_branches", False):
             # ZeRO-3: heads of streams absent from this batch still join the graph (zero weight).

@@ -37,12 +37,26 @@ class SkySense(nn.Module):
         self.spec = spec
         width = spec.hr_width
         self.hr_backbone = SwinTransformerV2(
-            spec.hr_in_chans, spec.hr_embed_dim, spec.hr_depths, spec.hr_heads, window=spec.hr_window,
-            patch=spec.patch_size, extra_norm_every=spec.hr_extra_norm_every, cpb_hidden=spec.hr_cpb_hidden,
-            drop_path=spec.drop_path, out_norms=(len(spec.hr_depths) - 1,),
+            spec.hr_in_chans,
+            spec.hr_embed_dim,
+            spec.hr_depths,
+            spec.hr_heads,
+            window=spec.hr_window,
+            patch=spec.patch_size,
+            extra_norm_every=spec.hr_extra_norm_every,
+            cpb_hidden=spec.hr_cpb_hidden,
+            drop_path=spec.drop_path,
+            out_norms=(len(spec.hr_depths) - 1,),
         )
-        vit_args = dict(dim=spec.vit_dim, depth=spec.vit_depth, heads=spec.vit_heads, mlp_ratio=spec.vit_mlp_ratio,
-                        img_px=spec.sentinel_px, patch=spec.patch_size, drop_path=spec.drop_path)
+        vit_args = dict(
+            dim=spec.vit_dim,
+            depth=spec.vit_depth,
+            heads=spec.vit_heads,
+            mlp_ratio=spec.vit_mlp_ratio,
+            img_px=spec.sentinel_px,
+            patch=spec.patch_size,
+            drop_path=spec.drop_path,
+        )
         self.s2_backbone = SentinelViT(spec.s2_in_chans, **vit_args)
         self.s1_backbone = SentinelViT(spec.s1_in_chans, **vit_args)
         self.s2_head = UpHead(spec.vit_dim, width, spec.patch_size)
@@ -51,10 +65,17 @@ class SkySense(nn.Module):
         self.date_encoding = DateEncoding(spec.calendar_days, width)
         self.modality_embed = nn.Parameter(torch.zeros(len(MODALITY_INDEX), width))
         nn.init.trunc_normal_(self.modality_embed, std=0.02)
-        self.fusion = FusionTransformer(width, spec.fusion_dim, spec.fusion_depth, spec.fusion_heads,
-                                        spec.fusion_ffn, drop_path=spec.drop_path)
-        self.geo_context = GeoContextPrototypes(spec.n_regions, spec.n_prototypes, spec.fusion_dim,
-                                                temperature=spec.geo_temperature)
+        self.fusion = FusionTransformer(
+            width,
+            spec.fusion_dim,
+            spec.fusion_depth,
+            spec.fusion_heads,
+            spec.fusion_ffn,
+            drop_path=spec.drop_path,
+        )
+        self.geo_context = GeoContextPrototypes(
+            spec.n_regions, spec.n_prototypes, spec.fusion_dim, temperature=spec.geo_temperature
+        )
 
     #: Run every branch on every forward, even when no sample of the batch has its modality
     #: (a zero-weighted pass on a dummy input). ZeRO-3 needs it: each rank must gather and
@@ -66,11 +87,17 @@ class SkySense(nn.Module):
         spec = self.spec
         s = spec.sentinel_px
         if key == "hr":
-            maps = self.hr_backbone(torch.zeros(1, spec.hr_in_chans, spec.hr_px, spec.hr_px, device=device, dtype=dtype))
+            maps = self.hr_backbone(
+                torch.zeros(1, spec.hr_in_chans, spec.hr_px, spec.hr_px, device=device, dtype=dtype)
+            )
             total = sum(m.sum() for m in maps)
         elif key in ("s2", "s1"):
             chans = spec.s2_in_chans if key == "s2" else spec.s1_in_chans
-            backbone, head = (self.s2_backbone, self.s2_head) if key == "s2" else (self.s1_backbone, self.s1_head)
+            backbone, head = (
+                (self.s2_backbone, self.s2_head)
+                if key == "s2"
+                else (self.s1_backbone, self.s1_head)
+            )
             total = head(backbone(torch.zeros(1, chans, s, s, device=device, dtype=dtype))).sum()
         elif key == "dem" and self.dem_encoder is not None:
             total = self.dem_encoder(torch.zeros(1, 1, s, s, device=device, dtype=dtype)).sum()
@@ -97,7 +124,10 @@ class SkySense(nn.Module):
             n = hr.shape[0]
             side = hr.shape[-1] // self.spec.patch_size
             idle = self._idle_pass("hr", hr.device, hr.dtype) if self.run_all_branches else 0.0
-            return [hr.new_zeros(n, dim, side >> i, side >> i) + idle for i, dim in enumerate(self.hr_backbone.out_dims)]
+            return [
+                hr.new_zeros(n, dim, side >> i, side >> i) + idle
+                for i, dim in enumerate(self.hr_backbone.out_dims)
+            ]
         maps = self.hr_backbone(hr[has])
         out = []
         for m in maps:
@@ -105,22 +135,33 @@ class SkySense(nn.Module):
             out.append(full.index_put((has,), m))
         return out
 
-    def _sentinel(self, key: str, batch: dict, b: int, s: int, has: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _sentinel(
+        self, key: str, batch: dict, b: int, s: int, has: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Per-date features on the Sentinel grid ``B x T x W x s x s``, usable mask ``B x T``
         and fusion tokens ``B*s*s x T x W``."""
         x = batch[key]
         t = x.shape[1]
         valid = batch.get(f"{key}_valid")
-        valid = torch.ones(b, t, dtype=torch.bool, device=x.device) if valid is None else valid.to(torch.bool)
+        valid = (
+            torch.ones(b, t, dtype=torch.bool, device=x.device)
+            if valid is None
+            else valid.to(torch.bool)
+        )
         usable = valid & has[:, None]
-        backbone, head = (self.s2_backbone, self.s2_head) if key == "s2" else (self.s1_backbone, self.s1_head)
+        backbone, head = (
+            (self.s2_backbone, self.s2_head) if key == "s2" else (self.s1_backbone, self.s1_head)
+        )
         width = self.spec.hr_width
         feats = x.new_zeros(b, t, width, s, s)
         if bool(usable.any()):
             feats = feats.index_put((usable,), head(backbone(x[usable])))
         elif self.run_all_branches:
             feats = feats + self._idle_pass(key, x.device, x.dtype)
-        enc = self.date_encoding(batch[f"{key}_doy"].to(x.device)) + self.modality_embed[MODALITY_INDEX[key]]
+        enc = (
+            self.date_encoding(batch[f"{key}_doy"].to(x.device))
+            + self.modality_embed[MODALITY_INDEX[key]]
+        )
         tokens = (feats + enc[..., None, None]).permute(0, 3, 4, 1, 2).reshape(b * s * s, t, width)
         return feats, usable, tokens
 
@@ -154,7 +195,11 @@ class SkySense(nn.Module):
             pyramid = self._hr(batch["hr"], has)
             hr = pyramid[-1]
             out["hr"], out["hr_pyramid"] = hr, pyramid
-            tokens.append((hr + self.modality_embed[0][:, None, None]).permute(0, 2, 3, 1).reshape(b * s * s, 1, width))
+            tokens.append(
+                (hr + self.modality_embed[0][:, None, None])
+                .permute(0, 2, 3, 1)
+                .reshape(b * s * s, 1, width)
+            )
             pads.append((~has).repeat_interleave(s * s)[:, None])
             present[:, 0] = has
         for key in ("s2", "s1"):
@@ -164,13 +209,19 @@ class SkySense(nn.Module):
             feats, usable, tok = self._sentinel(key, batch, b, s, has)
             out[key], out[f"{key}_mask"] = feats, usable
             tokens.append(tok)
-            pads.append((~usable)[:, None, :].expand(b, s * s, usable.shape[1]).reshape(b * s * s, -1))
+            pads.append(
+                (~usable)[:, None, :].expand(b, s * s, usable.shape[1]).reshape(b * s * s, -1)
+            )
             present[:, MODALITY_INDEX[key]] = usable.any(dim=1)
         if "dem" in layout.modalities:
             has = presence(batch, "dem", b, device)
             dem = self.dem_encoder(batch["dem"])
             out["dem"] = dem
-            tokens.append((dem + self.modality_embed[3][:, None, None]).permute(0, 2, 3, 1).reshape(b * s * s, 1, width))
+            tokens.append(
+                (dem + self.modality_embed[3][:, None, None])
+                .permute(0, 2, 3, 1)
+                .reshape(b * s * s, 1, width)
+            )
             pads.append((~has).repeat_interleave(s * s)[:, None])
             present[:, 3] = has
         empty = ~present.any(dim=1)

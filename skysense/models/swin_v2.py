@@ -28,7 +28,11 @@ def _log_spaced_coords(window: int) -> Tensor:
 
 def _relative_index(window: int) -> Tensor:
     """Index into the (2w-1)^2 bias table for every pair of tokens of a window: w^2 x w^2."""
-    coords = torch.stack(torch.meshgrid(torch.arange(window, device="cpu"), torch.arange(window, device="cpu"), indexing="ij")).flatten(1)
+    coords = torch.stack(
+        torch.meshgrid(
+            torch.arange(window, device="cpu"), torch.arange(window, device="cpu"), indexing="ij"
+        )
+    ).flatten(1)
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
     return rel[..., 0] * (2 * window - 1) + rel[..., 1]
 
@@ -42,7 +46,11 @@ class WindowAttentionV2(nn.Module):
         self.heads = heads
         self.window = window
         self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(heads, 1, 1)))
-        self.cpb_mlp = nn.Sequential(nn.Linear(2, cpb_hidden), nn.ReLU(inplace=True), nn.Linear(cpb_hidden, heads, bias=False))
+        self.cpb_mlp = nn.Sequential(
+            nn.Linear(2, cpb_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(cpb_hidden, heads, bias=False),
+        )
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.q_bias = nn.Parameter(torch.zeros(dim))
         self.v_bias = nn.Parameter(torch.zeros(dim))
@@ -55,8 +63,12 @@ class WindowAttentionV2(nn.Module):
         device = self.q_bias.device
         if device.type == "meta":
             device = torch.device("cpu")
-        self.register_buffer("relative_coords_table", _log_spaced_coords(window).to(device), persistent=False)
-        self.register_buffer("relative_position_index", _relative_index(window).to(device), persistent=False)
+        self.register_buffer(
+            "relative_coords_table", _log_spaced_coords(window).to(device), persistent=False
+        )
+        self.register_buffer(
+            "relative_position_index", _relative_index(window).to(device), persistent=False
+        )
         self._bias_cache: dict[str, tuple] = {}
 
     def position_bias(self, dtype: torch.dtype) -> Tensor:
@@ -70,14 +82,21 @@ class WindowAttentionV2(nn.Module):
         track = torch.is_grad_enabled() and any(p.requires_grad for p in params)
         key = None
         if not track:
-            key = (self.window, dtype, self.relative_coords_table.device, torch.is_inference_mode_enabled(),
-                   tuple((p.data_ptr(), p._version) for p in params))
+            key = (
+                self.window,
+                dtype,
+                self.relative_coords_table.device,
+                torch.is_inference_mode_enabled(),
+                tuple((p.data_ptr(), p._version) for p in params),
+            )
             cached = self._bias_cache.get("bias")
             if cached is not None and cached[0] == key:
                 return cached[1]
         n = self.window * self.window
         table = self.cpb_mlp(self.relative_coords_table.to(dtype))  # (2w-1)^2 x heads
-        rpb = table[self.relative_position_index.reshape(-1)].view(n, n, self.heads).permute(2, 0, 1)
+        rpb = (
+            table[self.relative_position_index.reshape(-1)].view(n, n, self.heads).permute(2, 0, 1)
+        )
         bias = 16 * torch.sigmoid(rpb)
         if key is not None:
             self._bias_cache["bias"] = (key, bias)
@@ -107,8 +126,14 @@ class WindowAttentionV2(nn.Module):
             b = nw_b // n_windows
             qkv = qkv.view(b, n_windows, n, 3, self.heads, hd).permute(3, 0, 1, 4, 2, 5)
             q, k, v = qkv.reshape(3, b, n_windows * self.heads, n, hd).unbind(0)
-            scale = scale.view(1, 1, self.heads, 1, 1).expand(1, n_windows, -1, -1, -1).reshape(1, -1, 1, 1)
-            attn_bias = (rpb.unsqueeze(0) + mask.to(x.dtype).unsqueeze(1)).reshape(1, n_windows * self.heads, n, n)
+            scale = (
+                scale.view(1, 1, self.heads, 1, 1)
+                .expand(1, n_windows, -1, -1, -1)
+                .reshape(1, -1, 1, 1)
+            )
+            attn_bias = (rpb.unsqueeze(0) + mask.to(x.dtype).unsqueeze(1)).reshape(
+                1, n_windows * self.heads, n, n
+            )
         q = F.normalize(q, dim=-1) * scale
         k = F.normalize(k, dim=-1)
         if attn_bias.requires_grad:  # the fused kernel gives no gradient to the bias
@@ -179,14 +204,24 @@ def _build_shift_mask(hp: int, wp: int, window: int, shift: int, device: torch.d
     win = img.view(1, hp // window, window, wp // window, window, 1).permute(0, 1, 3, 2, 4, 5)
     win = win.reshape(-1, window * window)
     diff = win[:, None, :] - win[:, :, None]
-    return torch.where(diff != 0, torch.tensor(-100.0, device=device), torch.tensor(0.0, device=device))
+    return torch.where(
+        diff != 0, torch.tensor(-100.0, device=device), torch.tensor(0.0, device=device)
+    )
 
 
 class SwinBlockV2(nn.Module):
     """Res-post-norm block: ``x + norm1(attn(x))`` then ``x + norm2(ffn(x))`` (+ ``norm3``)."""
 
-    def __init__(self, dim: int, heads: int, window: int, shift: bool, extra_norm: bool,
-                 cpb_hidden: int, drop_path: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        window: int,
+        shift: bool,
+        extra_norm: bool,
+        cpb_hidden: int,
+        drop_path: float,
+    ) -> None:
         super().__init__()
         self.attn = ShiftWindowAttention(dim, heads, window, shift, cpb_hidden)
         self.norm1 = nn.LayerNorm(dim)
@@ -233,16 +268,29 @@ class PatchMerging(nn.Module):
 class SwinStage(nn.Module):
     """Optional patch merging (stages 2-4), then the blocks."""
 
-    def __init__(self, in_dim: int, depth: int, heads: int, window: int, downsample: bool,
-                 extra_norm_every: int, cpb_hidden: int, drop_paths: list[float]) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        depth: int,
+        heads: int,
+        window: int,
+        downsample: bool,
+        extra_norm_every: int,
+        cpb_hidden: int,
+        drop_paths: list[float],
+    ) -> None:
         super().__init__()
         self.downsample = PatchMerging(in_dim) if downsample else None
         self.out_channels = 2 * in_dim if downsample else in_dim
         self.blocks = nn.ModuleList(
             SwinBlockV2(
-                self.out_channels, heads, window, shift=bool(i % 2),
+                self.out_channels,
+                heads,
+                window,
+                shift=bool(i % 2),
                 extra_norm=bool(extra_norm_every) and (i + 1) % extra_norm_every == 0,
-                cpb_hidden=cpb_hidden, drop_path=drop_paths[i],
+                cpb_hidden=cpb_hidden,
+                drop_path=drop_paths[i],
             )
             for i in range(depth)
         )
@@ -276,9 +324,19 @@ class SwinTransformerV2(nn.Module):
     """Swin Transformer V2 backbone; ``norm{i}`` normalises the output of stage ``i`` for the
     stages in ``out_norms`` (default: all; SkySense uses only stage 4, the others pass raw)."""
 
-    def __init__(self, in_chans: int, embed_dim: int, depths: tuple[int, ...], heads: tuple[int, ...],
-                 window: int = 8, patch: int = 4, extra_norm_every: int = 0, cpb_hidden: int = 512,
-                 drop_path: float = 0.0, out_norms: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self,
+        in_chans: int,
+        embed_dim: int,
+        depths: tuple[int, ...],
+        heads: tuple[int, ...],
+        window: int = 8,
+        patch: int = 4,
+        extra_norm_every: int = 0,
+        cpb_hidden: int = 512,
+        drop_path: float = 0.0,
+        out_norms: tuple[int, ...] | None = None,
+    ) -> None:
         super().__init__()
         self.patch_embed = PatchEmbed(in_chans, embed_dim, patch, norm=True)
         rates = drop_path_rates(drop_path, sum(depths))
@@ -286,9 +344,16 @@ class SwinTransformerV2(nn.Module):
         dims = [embed_dim]
         start = 0
         for i, (depth, n_heads) in enumerate(zip(depths, heads)):
-            stage = SwinStage(dims[-1], depth, n_heads, window, downsample=i > 0,
-                              extra_norm_every=extra_norm_every, cpb_hidden=cpb_hidden,
-                              drop_paths=rates[start:start + depth])
+            stage = SwinStage(
+                dims[-1],
+                depth,
+                n_heads,
+                window,
+                downsample=i > 0,
+                extra_norm_every=extra_norm_every,
+                cpb_hidden=cpb_hidden,
+                drop_paths=rates[start : start + depth],
+            )
             start += depth
             self.stages.append(stage)
             dims.append(stage.out_channels)

@@ -49,7 +49,9 @@ class PackedAttention(nn.Module):
         nn.init.trunc_normal_(self.out_proj.weight, std=0.02)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False) -> Tensor:
+    def forward(
+        self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False
+    ) -> Tensor:
         """Attend over tokens ``x`` (N x L x D); ``key_padding_mask`` (N x L) is True where a
         token must be ignored. ``first_only``: only token 0 queries (output N x 1 x D)."""
         n, length, dim = x.shape
@@ -60,7 +62,11 @@ class PackedAttention(nn.Module):
             q = F.linear(x[:, :1], self.in_proj_weight[:dim], self.in_proj_bias[:dim])
             kv = F.linear(x, self.in_proj_weight[dim:], self.in_proj_bias[dim:])
             q = q.view(n, 1, self.heads, dim // self.heads).transpose(1, 2)
-            k, v = kv.view(n, length, 2, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+            k, v = (
+                kv.view(n, length, 2, self.heads, dim // self.heads)
+                .permute(2, 0, 3, 1, 4)
+                .unbind(0)
+            )
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             return self.out_proj(out.transpose(1, 2).reshape(n, 1, dim))
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
@@ -77,7 +83,9 @@ class _AttnWrapper(nn.Module):
         super().__init__()
         self.attn = PackedAttention(dim, heads)
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False) -> Tensor:
+    def forward(
+        self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False
+    ) -> Tensor:
         return self.attn(x, key_padding_mask, first_only)
 
 
@@ -86,7 +94,9 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
-        self.layers = nn.Sequential(nn.Sequential(nn.Linear(dim, hidden), nn.GELU()), nn.Linear(hidden, dim))
+        self.layers = nn.Sequential(
+            nn.Sequential(nn.Linear(dim, hidden), nn.GELU()), nn.Linear(hidden, dim)
+        )
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -99,7 +109,9 @@ class FeedForward(nn.Module):
 class TransformerLayer(nn.Module):
     """Pre-norm transformer encoder layer: ``x + attn(ln1(x))`` then ``x + ffn(ln2(x))``."""
 
-    def __init__(self, dim: int, heads: int, hidden: int, drop_path: float = 0.0, eps: float = 1e-6) -> None:
+    def __init__(
+        self, dim: int, heads: int, hidden: int, drop_path: float = 0.0, eps: float = 1e-6
+    ) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(dim, eps=eps)
         self.attn = _AttnWrapper(dim, heads)
@@ -108,14 +120,18 @@ class TransformerLayer(nn.Module):
         self.drop_path = DropPath(drop_path)
         self.grad_checkpointing = False
 
-    def _inner(self, x: Tensor, key_padding_mask: Tensor | None, first_only: bool = False) -> Tensor:
+    def _inner(
+        self, x: Tensor, key_padding_mask: Tensor | None, first_only: bool = False
+    ) -> Tensor:
         if first_only:
             x = x[:, :1] + self.drop_path(self.attn(self.ln1(x), key_padding_mask, first_only=True))
         else:
             x = x + self.drop_path(self.attn(self.ln1(x), key_padding_mask))
         return x + self.drop_path(self.ffn(self.ln2(x)))
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False) -> Tensor:
+    def forward(
+        self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False
+    ) -> Tensor:
         """Tokens N x L x D in and out; ``first_only``: only token 0 is updated and returned
         (N x 1 x D), the others serve as keys and values (a last layer read out at its cls)."""
         if self.grad_checkpointing and torch.is_grad_enabled() and x.requires_grad:

@@ -25,15 +25,26 @@ def resize_pos_embed(pos_embed: Tensor, new_grid: tuple[int, int]) -> Tensor:
         return pos_embed
     dim = grid_pos.shape[-1]
     grid = grid_pos.reshape(1, old, old, dim).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=new_grid, mode="bicubic", align_corners=False).to(pos_embed.dtype)
+    grid = F.interpolate(grid.float(), size=new_grid, mode="bicubic", align_corners=False).to(
+        pos_embed.dtype
+    )
     return torch.cat([cls_pos, grid.flatten(2).transpose(1, 2)], dim=1)
 
 
 class SentinelViT(nn.Module):
     """ViT over one Sentinel date: ``N x C x s x s`` -> ``N x D x s/p x s/p`` (cls dropped)."""
 
-    def __init__(self, in_chans: int, dim: int, depth: int, heads: int, mlp_ratio: float,
-                 img_px: int, patch: int = 4, drop_path: float = 0.0) -> None:
+    def __init__(
+        self,
+        in_chans: int,
+        dim: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float,
+        img_px: int,
+        patch: int = 4,
+        drop_path: float = 0.0,
+    ) -> None:
         super().__init__()
         self.patch = patch
         self.grid = img_px // patch
@@ -42,7 +53,8 @@ class SentinelViT(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, dim))
         rates = drop_path_rates(drop_path, depth)
         self.layers = nn.ModuleList(
-            TransformerLayer(dim, heads, int(dim * mlp_ratio), drop_path=rates[i], eps=1e-6) for i in range(depth)
+            TransformerLayer(dim, heads, int(dim * mlp_ratio), drop_path=rates[i], eps=1e-6)
+            for i in range(depth)
         )
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)

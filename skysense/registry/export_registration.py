@@ -31,8 +31,14 @@ if TYPE_CHECKING:  # pragma: no cover
 def pip_requirements() -> list[str]:
     """The short, explicit list the pyfunc needs at load time (the code travels with it)."""
     out = []
-    for dist, name in (("torch", "torch"), ("safetensors", "safetensors"), ("numpy", "numpy"),
-                       ("pydantic", "pydantic"), ("PyYAML", "pyyaml"), ("mlflow", "mlflow")):
+    for dist, name in (
+        ("torch", "torch"),
+        ("safetensors", "safetensors"),
+        ("numpy", "numpy"),
+        ("pydantic", "pydantic"),
+        ("PyYAML", "pyyaml"),
+        ("mlflow", "mlflow"),
+    ):
         version = metadata.version(dist).split("+")[0]
         out.append(f"{name}=={version}")
     return out
@@ -67,7 +73,9 @@ def read_export(export_dir: str | Path) -> tuple[Path, dict[str, Any]]:
     weights, cfg_file = export_dir / "model.safetensors", export_dir / "config.json"
     for path in (weights, cfg_file):
         if not path.is_file():
-            raise RegistryError(f"{path} is missing; run `skysense train` (it exports) or pass --export")
+            raise RegistryError(
+                f"{path} is missing; run `skysense train` (it exports) or pass --export"
+            )
     return weights, json.loads(cfg_file.read_text())
 
 
@@ -105,13 +113,19 @@ def register_export(
         "preset": str(config["preset"]),
         "training_run_id": run_id or "",
     }
-    training = {"step": config.get("step"), "n_parameters": config.get("n_parameters"),
-                "training run": run_id, **(training_summary or {})}
-    card = render_model_card(target.model_name, config["preset"], lineage, training,
-                             metrics or {}, config.get("spec"))
+    training = {
+        "step": config.get("step"),
+        "n_parameters": config.get("n_parameters"),
+        "training run": run_id,
+        **(training_summary or {}),
+    }
+    card = render_model_card(
+        target.model_name, config["preset"], lineage, training, metrics or {}, config.get("spec")
+    )
     inputs = model_inputs(spec, list(target.modalities))
     return register_pyfunc(
-        client, target.model_name,
+        client,
+        target.model_name,
         python_model=str(Path(pyfunc_code.__file__)),
         checkpoint_sha256=sha,
         artifacts={"export": str(export_dir)},

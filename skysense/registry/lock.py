@@ -77,8 +77,9 @@ def _is_postgres(url: str) -> bool:
     return scheme.split("+", 1)[0] in ("postgresql", "postgres")
 
 
-def lock_target(registry_uri: str, lock_url: str | None = None,
-                sqlite_db: Path | None = None) -> tuple[str, str]:
+def lock_target(
+    registry_uri: str, lock_url: str | None = None, sqlite_db: Path | None = None
+) -> tuple[str, str]:
     """Which primitive locks the registry at ``registry_uri``: ``("postgres", url)`` or
     ``("file", lock file path)``.
 
@@ -95,9 +96,9 @@ def lock_target(registry_uri: str, lock_url: str | None = None,
         if _is_postgres(lock_url):
             return "postgres", lock_url
         if lock_url.startswith("sqlite:///"):
-            return "file", lock_url[len("sqlite:///"):] + FILE_LOCK_SUFFIX
+            return "file", lock_url[len("sqlite:///") :] + FILE_LOCK_SUFFIX
         if lock_url.startswith("file://"):
-            return "file", lock_url[len("file://"):]
+            return "file", lock_url[len("file://") :]
         raise PromotionLockError(
             f"registry.lock_url / {LOCK_URL_ENV} is {strip_credentials(lock_url)!r}: use the "
             "registry's PostgreSQL database (postgresql://user@host:5432/mlflow) or, for a "
@@ -106,7 +107,7 @@ def lock_target(registry_uri: str, lock_url: str | None = None,
     if sqlite_db is not None:
         return "file", str(sqlite_db) + FILE_LOCK_SUFFIX
     if registry_uri.startswith("sqlite:///"):
-        return "file", registry_uri[len("sqlite:///"):] + FILE_LOCK_SUFFIX
+        return "file", registry_uri[len("sqlite:///") :] + FILE_LOCK_SUFFIX
     if _is_postgres(registry_uri):
         return "postgres", registry_uri
     if registry_uri.startswith(("http://", "https://")):
@@ -130,17 +131,25 @@ def _pg_connect(url: str, application_name: str) -> Any:
 
     parsed = make_url(url)
     kwargs: dict[str, Any] = {
-        "host": parsed.host, "port": parsed.port, "user": parsed.username,
-        "password": parsed.password, "dbname": parsed.database,
+        "host": parsed.host,
+        "port": parsed.port,
+        "user": parsed.username,
+        "password": parsed.password,
+        "dbname": parsed.database,
     }
     for key, value in parsed.query.items():
         kwargs[key] = value if isinstance(value, str) else value[-1]
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     kwargs.setdefault("connect_timeout", 10)
     try:
-        conn = psycopg2.connect(application_name=application_name[:63], keepalives=1,
-                                keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
-                                **kwargs)
+        conn = psycopg2.connect(
+            application_name=application_name[:63],
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
+            **kwargs,
+        )
     except psycopg2.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PromotionLockError(
@@ -196,7 +205,9 @@ class PromotionLock:
             row = cur.fetchone()
             if row:
                 app, addr, since = row
-                return f"{app or 'another session'} (from {addr or 'local'}, since {since:%H:%M:%S})"
+                return (
+                    f"{app or 'another session'} (from {addr or 'local'}, since {since:%H:%M:%S})"
+                )
         return "another session"
 
     def _acquire_pg(self) -> None:
@@ -308,19 +319,28 @@ class PromotionLock:
         else:
             self._acquire_file()
         self.acquired_at = time.time()
-        logger.info("promotion lock on %s acquired by %s", self.name, self.owner,
-                    extra={"lock_event": "acquired", "lock_model": self.name,
-                           "lock_time": self.acquired_at})
+        logger.info(
+            "promotion lock on %s acquired by %s",
+            self.name,
+            self.owner,
+            extra={
+                "lock_event": "acquired",
+                "lock_model": self.name,
+                "lock_time": self.acquired_at,
+            },
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
         released = time.time()
         # logged before the release itself: a waiter may enter as soon as it is released
-        logger.info("promotion lock on %s released by %s", self.name, self.owner,
-                    extra={"lock_event": "released", "lock_model": self.name,
-                           "lock_time": released})
+        logger.info(
+            "promotion lock on %s released by %s",
+            self.name,
+            self.owner,
+            extra={"lock_event": "released", "lock_model": self.name, "lock_time": released},
+        )
         if self.kind == "postgres":
             self._release_pg()
         else:
             self._release_file()
-

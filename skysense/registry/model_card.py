@@ -12,8 +12,10 @@ def evaluation_table(metrics: dict[str, float]) -> str:
     """Markdown table: metric, pre-trained, random-init twin, gain (absolute, in the metric's units)."""
     bases = sorted(
         {k for k in metrics if not k.endswith(("_random", "_gain"))},
-        key=lambda k: (next((i for i, m in enumerate(KEY_METRICS) if k.startswith(m)),
-                            len(KEY_METRICS)), k),
+        key=lambda k: (
+            next((i for i, m in enumerate(KEY_METRICS) if k.startswith(m)), len(KEY_METRICS)),
+            k,
+        ),
     )
     if not bases:
         return "_No evaluation metrics were given._"
@@ -49,10 +51,12 @@ def render_model_card(
     lines = [
         f"# {name} ({preset})",
         "",
-        ("SkySense-style multi-modal remote-sensing encoder (HR optical, Sentinel-2 and "
-         "Sentinel-1 time series, DEM). The pyfunc takes arrays of the modalities in physical "
-         "units (S2 reflectance, S1 dB) with their days of year and returns per-pixel embeddings "
-         "`B x D x H x W` on the 10 m grid."),
+        (
+            "SkySense-style multi-modal remote-sensing encoder (HR optical, Sentinel-2 and "
+            "Sentinel-1 time series, DEM). The pyfunc takes arrays of the modalities in physical "
+            "units (S2 reflectance, S1 dB) with their days of year and returns per-pixel embeddings "
+            "`B x D x H x W` on the 10 m grid."
+        ),
         "",
         "## Lineage",
         "",
@@ -65,9 +69,14 @@ def render_model_card(
         lines += ["", "## Preset", ""]
         lines += [f"- {k}: {v}" for k, v in sorted(keep.items())]
     lines += [
-        "", "## Evaluation (frozen encoder)", "",
-        ("Gain = pre-trained minus the same probe on a randomly initialised encoder of the same "
-         "preset."), "",
+        "",
+        "## Evaluation (frozen encoder)",
+        "",
+        (
+            "Gain = pre-trained minus the same probe on a randomly initialised encoder of the same "
+            "preset."
+        ),
+        "",
         evaluation_table(metrics),
         "",
     ]

@@ -134,8 +134,11 @@ def verify_export(export_dir: Path, mv: ModelVersion) -> None:
     if mv.tags.get(CONFIG_TAG):
         checks.append(("config.json", mv.tags[CONFIG_TAG], CONFIG_TAG))
     else:
-        logger.warning("%s has no %s tag (registered before it existed): config.json is not "
-                       "verified", label, CONFIG_TAG)
+        logger.warning(
+            "%s has no %s tag (registered before it existed): config.json is not verified",
+            label,
+            CONFIG_TAG,
+        )
     for file_name, want, tag in checks:
         path = export_dir / file_name
         if not path.is_file():
@@ -158,7 +161,6 @@ def _input_names(mlmodel_file: Path, spec: Any) -> list[str]:
     """Input names of the registered signature (MLmodel YAML), else those of the preset."""
     from mlflow.models import Model
 
-
     signature = Model.load(str(mlmodel_file)).signature if mlmodel_file.is_file() else None
     schema = signature.inputs if signature is not None else None
     if schema is not None and schema.has_input_names():
@@ -166,8 +168,9 @@ def _input_names(mlmodel_file: Path, spec: Any) -> list[str]:
     return model_inputs(spec, ALL_MODALITIES)
 
 
-def load_encoder(model_uri: str, device: str = "auto",
-                 client: MlflowClient | None = None) -> VerifiedEncoder:
+def load_encoder(
+    model_uri: str, device: str = "auto", client: MlflowClient | None = None
+) -> VerifiedEncoder:
     """Load the encoder of ``model_uri`` (see the module docstring) on ``device``.
 
     Args:
@@ -186,8 +189,14 @@ def load_encoder(model_uri: str, device: str = "auto",
     if not model_uri.startswith("models:/"):
         if (local / "model.safetensors").is_file() and (local / "config.json").is_file():
             model, config = load_exported(local, device=resolved_device)
-            return VerifiedEncoder(model, config, str(local), None,
-                                   model_inputs(model.spec, ALL_MODALITIES), resolved_device)
+            return VerifiedEncoder(
+                model,
+                config,
+                str(local),
+                None,
+                model_inputs(model.spec, ALL_MODALITIES),
+                resolved_device,
+            )
         parse_models_uri(model_uri)  # raises ModelSourceError with the accepted forms
     from mlflow import MlflowClient
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -195,8 +204,11 @@ def load_encoder(model_uri: str, device: str = "auto",
     client = client or MlflowClient()
     mv = resolve_version(client, model_uri)
     source = f"models:/{mv.name}/{mv.version}"
-    repo = get_artifact_repository(source, tracking_uri=client.tracking_uri,
-                                   registry_uri=getattr(client, "_registry_uri", None))
+    repo = get_artifact_repository(
+        source,
+        tracking_uri=client.tracking_uri,
+        registry_uri=getattr(client, "_registry_uri", None),
+    )
     with tempfile.TemporaryDirectory(prefix="skysense-model-") as tmp:
         export_dir = Path(repo.download_artifacts(EXPORT_ARTIFACT, tmp))
         mlmodel = Path(repo.download_artifacts("MLmodel", tmp))
@@ -207,8 +219,9 @@ def load_encoder(model_uri: str, device: str = "auto",
     return VerifiedEncoder(model, config, source, str(mv.version), names, resolved_device)
 
 
-def encoder_embedder(model_uri: str, device: str = "auto",
-                     client: MlflowClient | None = None) -> tuple[EmbedFn, list[str]]:
+def encoder_embedder(
+    model_uri: str, device: str = "auto", client: MlflowClient | None = None
+) -> tuple[EmbedFn, list[str]]:
     """:func:`load_encoder` as an embedding function for
     :func:`~skysense.inference.predict.predict_scene`.
 
@@ -218,7 +231,6 @@ def encoder_embedder(model_uri: str, device: str = "auto",
         sent empty).
     """
     import torch
-
 
     encoder = load_encoder(model_uri, device, client)
     names = encoder.input_names

@@ -69,7 +69,7 @@ def metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
     for key, value in tags.items():
         if key.startswith(METRIC_TAG_PREFIX):
             try:
-                out[key[len(METRIC_TAG_PREFIX):]] = float(value)
+                out[key[len(METRIC_TAG_PREFIX) :]] = float(value)
             except ValueError:
                 continue
     return out
@@ -102,49 +102,107 @@ def decide_promotion(
     for name, rule in policy.decide.items():
         ch = challenger.get(name)
         if not _finite(ch):
-            rules.append(RuleResult(name, "decide", ch, None, rule.min_improvement, False,
-                                    f"{name}: challenger v{challenger_version} has no value; "
-                                    "run `skysense evaluate` and register with its metrics.json"))
+            rules.append(
+                RuleResult(
+                    name,
+                    "decide",
+                    ch,
+                    None,
+                    rule.min_improvement,
+                    False,
+                    f"{name}: challenger v{challenger_version} has no value; "
+                    "run `skysense evaluate` and register with its metrics.json",
+                )
+            )
             continue
         if champion is None:
-            rules.append(RuleResult(name, "decide", ch, None, rule.min_improvement, True,
-                                    f"{name}={ch:.4f}: no champion yet, first promotion"))
+            rules.append(
+                RuleResult(
+                    name,
+                    "decide",
+                    ch,
+                    None,
+                    rule.min_improvement,
+                    True,
+                    f"{name}={ch:.4f}: no champion yet, first promotion",
+                )
+            )
             continue
         cp = champion.get(name)
         if not _finite(cp):
-            rules.append(RuleResult(name, "decide", ch, cp, rule.min_improvement, True,
-                                    f"{name}={ch:.4f}: champion v{champion_version} has no value, "
-                                    "nothing to beat"))
+            rules.append(
+                RuleResult(
+                    name,
+                    "decide",
+                    ch,
+                    cp,
+                    rule.min_improvement,
+                    True,
+                    f"{name}={ch:.4f}: champion v{champion_version} has no value, nothing to beat",
+                )
+            )
             continue
         gain = (ch - cp) if rule.higher_is_better else (cp - ch)
         ok = gain >= rule.min_improvement - 1e-12
         direction = "higher" if rule.higher_is_better else "lower"
-        rules.append(RuleResult(
-            name, "decide", ch, cp, rule.min_improvement, ok,
-            f"{name}: challenger {ch:.4f} vs champion {cp:.4f} ({direction} is better): "
-            f"improvement {gain:+.4f} {'>=' if ok else '<'} required {rule.min_improvement:.4f}",
-        ))
+        rules.append(
+            RuleResult(
+                name,
+                "decide",
+                ch,
+                cp,
+                rule.min_improvement,
+                ok,
+                f"{name}: challenger {ch:.4f} vs champion {cp:.4f} ({direction} is better): "
+                f"improvement {gain:+.4f} {'>=' if ok else '<'} required {rule.min_improvement:.4f}",
+            )
+        )
     for name, tolerance in policy.no_regress.items():
         rule = policy.decide.get(name)
         higher = True if rule is None else rule.higher_is_better
         ch = challenger.get(name)
         cp = None if champion is None else champion.get(name)
         if not _finite(cp):
-            rules.append(RuleResult(name, "no_regress", ch, cp, tolerance, True,
-                                    f"{name}: no champion value, no regression possible"))
+            rules.append(
+                RuleResult(
+                    name,
+                    "no_regress",
+                    ch,
+                    cp,
+                    tolerance,
+                    True,
+                    f"{name}: no champion value, no regression possible",
+                )
+            )
             continue
         if not _finite(ch):
-            rules.append(RuleResult(name, "no_regress", ch, cp, tolerance, False,
-                                    f"{name}: challenger v{challenger_version} has no value but "
-                                    f"champion has {cp:.4f}; evaluate it on the same sets"))
+            rules.append(
+                RuleResult(
+                    name,
+                    "no_regress",
+                    ch,
+                    cp,
+                    tolerance,
+                    False,
+                    f"{name}: challenger v{challenger_version} has no value but "
+                    f"champion has {cp:.4f}; evaluate it on the same sets",
+                )
+            )
             continue
         drop = (cp - ch) if higher else (ch - cp)
         ok = drop <= tolerance + 1e-12
-        rules.append(RuleResult(
-            name, "no_regress", ch, cp, tolerance, ok,
-            f"{name}: challenger {ch:.4f} vs champion {cp:.4f}: regression {max(drop, 0.0):.4f} "
-            f"{'<=' if ok else '>'} tolerance {tolerance:.4f}",
-        ))
+        rules.append(
+            RuleResult(
+                name,
+                "no_regress",
+                ch,
+                cp,
+                tolerance,
+                ok,
+                f"{name}: challenger {ch:.4f} vs champion {cp:.4f}: regression {max(drop, 0.0):.4f} "
+                f"{'<=' if ok else '>'} tolerance {tolerance:.4f}",
+            )
+        )
     return PolicyDecision(
         passed=all(r.passed for r in rules),
         champion_version=champion_version,

@@ -88,7 +88,7 @@ def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion |
 def _history_entries(tags: dict[str, str]) -> list[tuple[int, dict[str, Any]]]:
     entries = []
     for key, raw in tags.items():
-        seq = key[len(HISTORY_ENTRY_PREFIX):]
+        seq = key[len(HISTORY_ENTRY_PREFIX) :]
         if key.startswith(HISTORY_ENTRY_PREFIX) and seq.isdigit():
             entries.append((int(seq), json.loads(raw)))
     return sorted(entries, key=lambda e: e[0])
@@ -107,8 +107,9 @@ def _read_stack(client: MlflowClient, name: str) -> list[str]:
     return [str(v) for v in json.loads(raw)] if raw else []
 
 
-def _append_history(client: MlflowClient, name: str, record: dict[str, Any],
-                    lock: PromotionLock) -> None:
+def _append_history(
+    client: MlflowClient, name: str, record: dict[str, Any], lock: PromotionLock
+) -> None:
     """Add ``record`` as the next ``promotion_history.<seq>`` tag (a new key: nothing earlier is
     rewritten); the sequence number is read and written under ``lock``."""
     entries = _history_entries(client.get_registered_model(name).tags)
@@ -117,8 +118,9 @@ def _append_history(client: MlflowClient, name: str, record: dict[str, Any],
     client.set_registered_model_tag(name, f"{HISTORY_ENTRY_PREFIX}{seq:06d}", json.dumps(record))
 
 
-def _set_model_tag(client: MlflowClient, name: str, key: str, value: str,
-                   lock: PromotionLock) -> None:
+def _set_model_tag(
+    client: MlflowClient, name: str, key: str, value: str, lock: PromotionLock
+) -> None:
     lock.ensure_held()
     client.set_registered_model_tag(name, key, value)
 
@@ -180,8 +182,9 @@ def promote(
                 "first or pass --version"
             )
         version = str(mv.version)
-    with PromotionLock(client, name, sqlite_db, lock_url=lock_url,
-                       timeout_s=lock_timeout_s) as lock:
+    with PromotionLock(
+        client, name, sqlite_db, lock_url=lock_url, timeout_s=lock_timeout_s
+    ) as lock:
         challenger = client.get_model_version(name, version)
         champ = alias_version(client, name, CHAMPION)
         champ_version = None if champ is None else str(champ.version)
@@ -195,7 +198,9 @@ def promote(
         decision = decide_promotion(
             metrics_from_tags(challenger.tags),
             None if champ is None else metrics_from_tags(champ.tags),
-            policy, str(version), champ_version,
+            policy,
+            str(version),
+            champ_version,
         )
         record = {
             "action": "promote" if decision.passed else "refuse",
@@ -214,33 +219,54 @@ def promote(
             _set_model_tag(client, name, STACK_TAG, json.dumps(stack), lock)
             # ``challenger`` stays on the newest registered version: after a promotion the
             # version carries both aliases, and the next `skysense register` moves it on.
-            _tag_version(client, name, str(version), lock, {
-                "promotion.status": "champion",
-                "promotion.promoted_at": record["at"],
-                "promotion.promoted_by": record["by"],
-                "promotion.previous_champion": str(champ_version),
-                "promotion.reasons": "\n".join(decision.reasons),
-                "promotion.compared": json.dumps(decision.compared()),
-            })
+            _tag_version(
+                client,
+                name,
+                str(version),
+                lock,
+                {
+                    "promotion.status": "champion",
+                    "promotion.promoted_at": record["at"],
+                    "promotion.promoted_by": record["by"],
+                    "promotion.previous_champion": str(champ_version),
+                    "promotion.reasons": "\n".join(decision.reasons),
+                    "promotion.compared": json.dumps(decision.compared()),
+                },
+            )
             if champ_version is not None:
-                _tag_version(client, name, champ_version, lock, {
-                    "promotion.status": "retired",
-                    "promotion.retired_at": record["at"],
-                    "promotion.replaced_by": str(version),
-                })
+                _tag_version(
+                    client,
+                    name,
+                    champ_version,
+                    lock,
+                    {
+                        "promotion.status": "retired",
+                        "promotion.retired_at": record["at"],
+                        "promotion.replaced_by": str(version),
+                    },
+                )
         else:
-            _tag_version(client, name, str(version), lock, {
-                "promotion.status": "refused",
-                "promotion.refused_at": record["at"],
-                "promotion.refused_by": record["by"],
-                "promotion.refused_against": str(champ_version),
-                "promotion.reasons": "\n".join(decision.reasons),
-                "promotion.compared": json.dumps(decision.compared()),
-            })
+            _tag_version(
+                client,
+                name,
+                str(version),
+                lock,
+                {
+                    "promotion.status": "refused",
+                    "promotion.refused_at": record["at"],
+                    "promotion.refused_by": record["by"],
+                    "promotion.refused_against": str(champ_version),
+                    "promotion.reasons": "\n".join(decision.reasons),
+                    "promotion.compared": json.dumps(decision.compared()),
+                },
+            )
         _append_history(client, name, record, lock)
     return PromotionResult(
-        action=record["action"], version=str(version), previous_champion=champ_version,
-        champion=str(version) if decision.passed else champ_version, decision=decision,
+        action=record["action"],
+        version=str(version),
+        previous_champion=champ_version,
+        champion=str(version) if decision.passed else champ_version,
+        decision=decision,
         record=record,
     )
 
@@ -262,8 +288,9 @@ def rollback(
         RegistryError: no champion, or no earlier champion to return to.
         PromotionLockError: the lock cannot be taken, or was lost before a write.
     """
-    with PromotionLock(client, name, sqlite_db, lock_url=lock_url,
-                       timeout_s=lock_timeout_s) as lock:
+    with PromotionLock(
+        client, name, sqlite_db, lock_url=lock_url, timeout_s=lock_timeout_s
+    ) as lock:
         champ = alias_version(client, name, CHAMPION)
         if champ is None:
             raise RegistryError(f"registered model {name!r} has no champion to roll back")
@@ -285,34 +312,49 @@ def rollback(
             "version": target,
             "previous_champion": current,
             "reasons": [reason or "manual rollback"],
-            "compared": {k: {"restored": back_m.get(k), "rolled_back": now_m.get(k)}
-                         for k in sorted(set(now_m) | set(back_m))
-                         if not k.endswith(("_random", "_gain"))},
+            "compared": {
+                k: {"restored": back_m.get(k), "rolled_back": now_m.get(k)}
+                for k in sorted(set(now_m) | set(back_m))
+                if not k.endswith(("_random", "_gain"))
+            },
             **_actor(what),
         }
         _switch_champion(client, name, target, lock)
         _set_model_tag(client, name, STACK_TAG, json.dumps(stack), lock)
-        _tag_version(client, name, current, lock, {
-            "promotion.status": "rolled_back",
-            "promotion.rolled_back_at": record["at"],
-            "promotion.rolled_back_by": record["by"],
-            "promotion.rollback_reason": record["reasons"][0],
-            "promotion.rolled_back_to": target,
-        })
-        _tag_version(client, name, target, lock, {
-            "promotion.status": "champion",
-            "promotion.restored_at": record["at"],
-            "promotion.restored_by": record["by"],
-        })
+        _tag_version(
+            client,
+            name,
+            current,
+            lock,
+            {
+                "promotion.status": "rolled_back",
+                "promotion.rolled_back_at": record["at"],
+                "promotion.rolled_back_by": record["by"],
+                "promotion.rollback_reason": record["reasons"][0],
+                "promotion.rolled_back_to": target,
+            },
+        )
+        _tag_version(
+            client,
+            name,
+            target,
+            lock,
+            {
+                "promotion.status": "champion",
+                "promotion.restored_at": record["at"],
+                "promotion.restored_by": record["by"],
+            },
+        )
         _append_history(client, name, record, lock)
-    return PromotionResult(action="rollback", version=target, previous_champion=current,
-                           champion=target, record=record)
+    return PromotionResult(
+        action="rollback", version=target, previous_champion=current, champion=target, record=record
+    )
 
 
-def _tag_version(client: MlflowClient, name: str, version: str, lock: PromotionLock,
-                 tags: dict[str, str]) -> None:
+def _tag_version(
+    client: MlflowClient, name: str, version: str, lock: PromotionLock, tags: dict[str, str]
+) -> None:
     """Set version tags one by one, each after checking that ``lock`` is still held."""
     for key, value in tags.items():
         lock.ensure_held()
         client.set_model_version_tag(name, version, key, value)
-

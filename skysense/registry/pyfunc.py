@@ -35,11 +35,11 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
         self.model, self.config = load_exported(context.artifacts["export"], device=device)
         self.model.eval()
 
-    def predict(self, context: Any, model_input: dict[str, np.ndarray],
-                params: dict[str, Any] | None = None) -> np.ndarray:
+    def predict(
+        self, context: Any, model_input: dict[str, np.ndarray], params: dict[str, Any] | None = None
+    ) -> np.ndarray:
         """Embed a batch of chips given as physical-unit arrays (see the signature)."""
         import torch
-
 
         wanted = (params or {}).get("device")
         device = resolve_device(wanted) if wanted not in (None, "") else self.device
@@ -74,14 +74,20 @@ def input_example(spec: Any, modalities: list[str], dates: int = 2) -> dict[str,
     ex: dict[str, np.ndarray] = {}
     for name in model_inputs(spec, modalities):
         if name == "s2":
-            ex[name] = np.round(rng.uniform(0.02, 0.4, size=(1, dates, 10, s, s)), 3).astype(np.float32)
+            ex[name] = np.round(rng.uniform(0.02, 0.4, size=(1, dates, 10, s, s)), 3).astype(
+                np.float32
+            )
         elif name == "s1":
-            ex[name] = np.round(rng.uniform(-25, -5, size=(1, dates, 2, s, s)), 2).astype(np.float32)
+            ex[name] = np.round(rng.uniform(-25, -5, size=(1, dates, 2, s, s)), 2).astype(
+                np.float32
+            )
         elif name.endswith("_doy"):
             ex[name] = np.array([[120 + 30 * i for i in range(dates)]], dtype=np.int64)
         elif name == "hr":
             hr = HR_RATIO * s
-            ex[name] = rng.integers(0, 256, size=(1, int(spec.hr_in_chans), hr, hr)).astype(np.float32)
+            ex[name] = rng.integers(0, 256, size=(1, int(spec.hr_in_chans), hr, hr)).astype(
+                np.float32
+            )
         elif name == "dem":
             ex[name] = np.round(rng.uniform(200, 600, size=(1, 1, s, s)), 1).astype(np.float32)
         elif name == "lat":

@@ -78,8 +78,15 @@ def metric_tags(metrics: dict[str, float]) -> dict[str, str]:
     return {f"{METRIC_TAG_PREFIX}{k}": f"{float(v):.6g}" for k, v in metrics.items()}
 
 
-def repair_version(client: MlflowClient, name: str, existing: ModelVersion, tags: dict[str, str],
-                   description: str, set_challenger: bool, lock: PromotionLock) -> list[str]:
+def repair_version(
+    client: MlflowClient,
+    name: str,
+    existing: ModelVersion,
+    tags: dict[str, str],
+    description: str,
+    set_challenger: bool,
+    lock: PromotionLock,
+) -> list[str]:
     """Complete a version that a crashed registration left without tags, description or alias.
 
     Tags that are missing are set (values already recorded are kept: they are what the version
@@ -156,17 +163,26 @@ def register_pyfunc(
     import mlflow
 
     ensure_registered_model(client, name, "SkySense multi-modal remote-sensing encoder")
-    all_tags = {**{k: strip_credentials(str(v)) for k, v in (tags or {}).items()},
-                **metric_tags(metrics or {}), CHECKPOINT_TAG: checkpoint_sha256}
+    all_tags = {
+        **{k: strip_credentials(str(v)) for k, v in (tags or {}).items()},
+        **metric_tags(metrics or {}),
+        CHECKPOINT_TAG: checkpoint_sha256,
+    }
     with PromotionLock(client, name, sqlite_db, lock_url=lock_url) as lock:
         existing = find_version_by_checkpoint(client, name, checkpoint_sha256)
         if existing is not None:
-            repaired = repair_version(client, name, existing, all_tags, description,
-                                      set_challenger, lock)
+            repaired = repair_version(
+                client, name, existing, all_tags, description, set_challenger, lock
+            )
             challenger = alias_version(client, name, CHALLENGER)
             return RegistrationResult(
-                name, str(existing.version), False, f"models:/{name}/{existing.version}",
-                existing.run_id, checkpoint_sha256, repaired,
+                name,
+                str(existing.version),
+                False,
+                f"models:/{name}/{existing.version}",
+                existing.run_id,
+                checkpoint_sha256,
+                repaired,
                 None if challenger is None else str(challenger.version),
             )
         if run_id is not None:
@@ -175,8 +191,9 @@ def register_pyfunc(
             except Exception:  # noqa: BLE001 - the training run lives in another store
                 run_id = None
         run_kwargs: dict[str, Any] = (
-            {"run_id": run_id} if run_id else
-            {"experiment_id": experiment_id, "run_name": f"register-{checkpoint_sha256[:8]}"}
+            {"run_id": run_id}
+            if run_id
+            else {"experiment_id": experiment_id, "run_name": f"register-{checkpoint_sha256[:8]}"}
         )
         lock.ensure_held()
         with mlflow.start_run(**run_kwargs) as run:
@@ -191,8 +208,9 @@ def register_pyfunc(
             )
             if metrics:
                 mlflow.log_metrics({f"eval_{k}": float(v) for k, v in metrics.items()})
-            mlflow.set_tags({f"registry.{k}": strip_credentials(str(v))
-                             for k, v in (tags or {}).items()})
+            mlflow.set_tags(
+                {f"registry.{k}": strip_credentials(str(v)) for k, v in (tags or {}).items()}
+            )
             used_run = run.info.run_id
         lock.ensure_held()
         mv = mlflow.register_model(info.model_uri, name, tags=all_tags)
@@ -207,8 +225,17 @@ def register_pyfunc(
             client.set_registered_model_alias(name, CHALLENGER, version)
         got = client.get_model_version(name, version)
         if got.tags.get(CHECKPOINT_TAG) != checkpoint_sha256:
-            raise RegistryError(f"{name} v{version}: checkpoint tag did not persist; check the store")
+            raise RegistryError(
+                f"{name} v{version}: checkpoint tag did not persist; check the store"
+            )
         challenger = alias_version(client, name, CHALLENGER)
-    return RegistrationResult(name, version, True, f"models:/{name}/{version}", used_run,
-                              checkpoint_sha256, [],
-                              None if challenger is None else str(challenger.version))
+    return RegistrationResult(
+        name,
+        version,
+        True,
+        f"models:/{name}/{version}",
+        used_run,
+        checkpoint_sha256,
+        [],
+        None if challenger is None else str(challenger.version),
+    )

@@ -31,9 +31,11 @@ class RegistryConfig(TrackingConfig):
     """MLflow tracking (``tracking_uri``, ``artifact_location``) and the model registry."""
 
     lock_url: str | None = Field(
-        None, description="database of the promotion lock for a server store (the MLflow "
+        None,
+        description="database of the promotion lock for a server store (the MLflow "
         "server's PostgreSQL backend); default SKYSENSE_REGISTRY_LOCK_URL; keep passwords out "
-        "of this file (PGPASSWORD, ~/.pgpass)")
+        "of this file (PGPASSWORD, ~/.pgpass)",
+    )
     model_name: str = "skysense-encoder"
     policy: PromotionPolicy = PromotionPolicy()
 

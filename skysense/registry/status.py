@@ -44,20 +44,28 @@ def registry_status(client: MlflowClient, name: str) -> dict[str, Any]:
     versions = []
     for mv in client.search_model_versions(filter_string=f"name = '{name}'"):
         metrics = metrics_from_tags(mv.tags)
-        key = {k: v for k, v in metrics.items()
-               if any(k == m or k == f"{m}_gain" for m in KEY_METRICS)}
-        versions.append({
-            "version": str(mv.version),
-            "aliases": sorted(by_version.get(str(mv.version), [])),
-            "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
-            .replace(microsecond=0).isoformat(),
-            "metrics": key,
-            "data_version": mv.tags.get("data_version", ""),
-            "git_commit": mv.tags.get("git_commit", ""),
-            "checkpoint_sha256": mv.tags.get("checkpoint_sha256", ""),
-            "status": mv.tags.get("promotion.status", ""),
-            "run_id": mv.run_id,
-        })
+        key = {
+            k: v for k, v in metrics.items() if any(k == m or k == f"{m}_gain" for m in KEY_METRICS)
+        }
+        versions.append(
+            {
+                "version": str(mv.version),
+                "aliases": sorted(by_version.get(str(mv.version), [])),
+                "created": datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC)
+                .replace(microsecond=0)
+                .isoformat(),
+                "metrics": key,
+                "data_version": mv.tags.get("data_version", ""),
+                "git_commit": mv.tags.get("git_commit", ""),
+                "checkpoint_sha256": mv.tags.get("checkpoint_sha256", ""),
+                "status": mv.tags.get("promotion.status", ""),
+                "run_id": mv.run_id,
+            }
+        )
     versions.sort(key=lambda v: int(v["version"]), reverse=True)
-    return {"name": name, "aliases": aliases, "versions": versions,
-            "history": read_history(client, name)}
+    return {
+        "name": name,
+        "aliases": aliases,
+        "versions": versions,
+        "history": read_history(client, name),
+    }

@@ -41,7 +41,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_health(url: str, timeout_s: float = 90.0, process: subprocess.Popen | None = None) -> None:
+def wait_for_health(
+    url: str, timeout_s: float = 90.0, process: subprocess.Popen | None = None
+) -> None:
     """Poll ``url/health`` until it answers 200.
 
     Raises:
@@ -127,10 +129,14 @@ def start_mlflow_server(
     cmd = [
         str(mlflow_bin) if mlflow_bin.exists() else "mlflow",
         "server",
-        "--artifacts-destination", artifacts,
-        "--host", host,
-        "--port", str(port),
-        "--workers", "1",
+        "--artifacts-destination",
+        artifacts,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
         *(["--app-name", app_name] if app_name else []),
     ]
     with open(log_path, "wb") as log:
@@ -143,7 +149,9 @@ def start_mlflow_server(
         yield MlflowServer(url=url, port=port, process=proc, log_path=log_path)
     except RegistryError as exc:
         tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
-        raise RegistryError(strip_credentials(f"{exc}\n--- {log_path} (tail) ---\n{tail}")) from None
+        raise RegistryError(
+            strip_credentials(f"{exc}\n--- {log_path} (tail) ---\n{tail}")
+        ) from None
     finally:
         _stop(proc)
 

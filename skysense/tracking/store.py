@@ -32,7 +32,7 @@ def resolve_tracking_uri(uri: str | None, default: str | None = None) -> str:
     """
     chosen = uri or os.environ.get("MLFLOW_TRACKING_URI") or default or DEFAULT_TRACKING_URI
     if chosen.startswith("sqlite:///") and not chosen.startswith("sqlite:////"):
-        rel = chosen[len("sqlite:///"):]
+        rel = chosen[len("sqlite:///") :]
         chosen = "sqlite:///" + str(Path(rel).resolve())
     return chosen
 
@@ -40,7 +40,7 @@ def resolve_tracking_uri(uri: str | None, default: str | None = None) -> str:
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI, else ``None`` (server or other database)."""
     if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):])
+        return Path(uri[len("sqlite:///") :])
     return None
 
 
@@ -81,7 +81,6 @@ def connect(uri: str | None = None, default: str | None = None) -> MlflowClient:
     mlflow.set_registry_uri(resolved)
     client = MlflowClient(tracking_uri=resolved, registry_uri=resolved)
     if resolved.startswith("http"):
-
         public = strip_credentials(resolved).rstrip("/")
         try:
             wait_for_health(public, timeout_s=10.0)  # /health needs no credentials
@@ -122,12 +121,21 @@ def registry_failures(uri: str) -> Iterator[None]:
         yield
     except RegistryError:
         raise
-    except (MlflowException, requests.RequestException, SQLAlchemyError, ConnectionError,
-            TimeoutError, http.client.HTTPException) as exc:
+    except (
+        MlflowException,
+        requests.RequestException,
+        SQLAlchemyError,
+        ConnectionError,
+        TimeoutError,
+        http.client.HTTPException,
+    ) as exc:
         public = strip_credentials(uri)
         cause = _first_line(strip_credentials(str(exc)).split(". Response body:")[0])
-        what = ("that the server is up" if uri.startswith("http")
-                else "that it is a database MLflow can open")
+        what = (
+            "that the server is up"
+            if uri.startswith("http")
+            else "that it is a database MLflow can open"
+        )
         raise RegistryUnavailable(
             f"MLflow tracking store {public} failed ({type(exc).__name__}: {cause}); check {what} "
             "and that --tracking-uri / MLFLOW_TRACKING_URI names it"

@@ -107,7 +107,9 @@ def save_checkpoint(
     rank = dist.get_rank()
     if rank == 0 and (out_dir / tmp_tag).exists():
         shutil.rmtree(out_dir / tmp_tag)
-    engine.save_checkpoint(str(out_dir), tag=tmp_tag, client_state={"step": step}, save_latest=False)
+    engine.save_checkpoint(
+        str(out_dir), tag=tmp_tag, client_state={"step": step}, save_latest=False
+    )
     state = {**trainer_state, "step": step, "rng": rng_state()}
     _write_atomic(out_dir / tmp_tag / f"trainer-rank{rank}.json", json.dumps(state))
     dist.barrier()
@@ -161,7 +163,9 @@ def load_checkpoint(engine: Any, out_dir: Path) -> dict[str, Any] | None:
         str(out_dir), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=True
     )
     if load_path is None:
-        raise TrainingError(f"DeepSpeed could not load {out_dir / tag}; the checkpoint is incomplete")
+        raise TrainingError(
+            f"DeepSpeed could not load {out_dir / tag}; the checkpoint is incomplete"
+        )
     state = json.loads(state_file.read_text())
     set_rng_state(state["rng"])
     return state

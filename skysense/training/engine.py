@@ -113,9 +113,7 @@ def init_distributed(runtime: Runtime, timeout_s: float = 600.0) -> tuple[int, i
     ensure_process_env()
     if runtime.device == "cuda":
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    deepspeed.init_distributed(
-        dist_backend=runtime.backend, timeout=timedelta(seconds=timeout_s)
-    )
+    deepspeed.init_distributed(dist_backend=runtime.backend, timeout=timedelta(seconds=timeout_s))
     return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
 
 
@@ -197,7 +195,9 @@ def build_engine(
 
     train = job.train
     ds_config = deepspeed_config(train, runtime, world_size)
-    groups = param_groups(pretrainer, weight_decay=train.weight_decay, layer_decay=train.layer_decay)
+    groups = param_groups(
+        pretrainer, weight_decay=train.weight_decay, layer_decay=train.layer_decay
+    )
 
     def make_schedule(optimizer: torch.optim.Optimizer) -> WarmupCosineSchedule:
         return WarmupCosineSchedule(

@@ -60,7 +60,9 @@ def consolidated_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
     """
     checkpoint_dir = Path(checkpoint_dir)
     if not checkpoint_dir.is_dir():
-        raise ExportError(f"{checkpoint_dir} is not a checkpoint folder; run `skysense train` first")
+        raise ExportError(
+            f"{checkpoint_dir} is not a checkpoint folder; run `skysense train` first"
+        )
     model_file = checkpoint_dir / "mp_rank_00_model_states.pt"
     # weights_only: tensors and plain values only; DeepSpeed's own loader below unpickles fully,
     # so every file of the tag is checked first (a pickled object in any of them is refused).
@@ -69,9 +71,11 @@ def consolidated_state_dict(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
     if any(checkpoint_dir.glob("*zero_pp_rank_*_optim_states.pt")):
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-        state = dict(get_fp32_state_dict_from_zero_checkpoint(
-            str(checkpoint_dir.parent), tag=checkpoint_dir.name
-        ))
+        state = dict(
+            get_fp32_state_dict_from_zero_checkpoint(
+                str(checkpoint_dir.parent), tag=checkpoint_dir.name
+            )
+        )
         # ZeRO-1 saves no frozen (requires_grad=False) parameters in its partitions, e.g. the EMA
         # teacher: stage 1 does not partition parameters, so the module state holds them whole.
         for key, value in (module or {}).items():
@@ -108,7 +112,9 @@ def export_checkpoint(
     """
     prefix = encoder_prefix(pretrainer, encoder)
     state = consolidated_state_dict(checkpoint_dir)
-    weights = {k[len(prefix) :]: v.contiguous().clone() for k, v in state.items() if k.startswith(prefix)}
+    weights = {
+        k[len(prefix) :]: v.contiguous().clone() for k, v in state.items() if k.startswith(prefix)
+    }
     if not weights:
         raise ExportError(f"{checkpoint_dir} holds no '{prefix}*' weights: nothing to export")
     expected = set(pretrainer.student.state_dict())

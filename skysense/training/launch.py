@@ -79,7 +79,9 @@ def torchrun_command(nproc: int, worker_args: list[str]) -> list[str]:
     ]
 
 
-def multinode_command(hostfile: Path, master_addr: str, params: Path, chips: Path, out: Path) -> list[str]:
+def multinode_command(
+    hostfile: Path, master_addr: str, params: Path, chips: Path, out: Path
+) -> list[str]:
     """The DeepSpeed launcher command for a multi-node run over a hostfile (shared file system).
 
     Run it on the first host of the hostfile; DeepSpeed reaches the others by password-less ssh.
@@ -102,14 +104,23 @@ def thread_env(nproc: int) -> dict[str, str]:
     """Environment for N local workers: CPU threads split evenly between them."""
 
     env = child_env()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     env["OMP_NUM_THREADS"] = str(max(1, cores // nproc))
     return env
 
 
 def run_local(
-    job: TrainingJob, chips: Path | None, out: Path, *, nproc: int, resume: bool,
-    show_progress: bool = True, export_dir: Path | None = None, pass_fds: tuple[int, ...] = (),
+    job: TrainingJob,
+    chips: Path | None,
+    out: Path,
+    *,
+    nproc: int,
+    resume: bool,
+    show_progress: bool = True,
+    export_dir: Path | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> None:
     """Train with ``nproc`` local processes; rank 0's results are under ``out``.
 
@@ -122,7 +133,6 @@ def run_local(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if nproc == 1 or under_launcher():
-
         train(job, chips, out, resume=resume, show_progress=show_progress, export_dir=export_dir)
         return
     params = out / RESOLVED_PARAMS
@@ -145,8 +155,15 @@ def run_local(
 
 
 def train_into_folder(
-    job: TrainingJob, chips: Path | None, out: Path, *, nproc: int, mode: Mode = "auto",
-    export_dir: Path | None = None, lock_wait_s: float = 0.0, show_progress: bool = True,
+    job: TrainingJob,
+    chips: Path | None,
+    out: Path,
+    *,
+    nproc: int,
+    mode: Mode = "auto",
+    export_dir: Path | None = None,
+    lock_wait_s: float = 0.0,
+    show_progress: bool = True,
     on_plan: Callable[[RunFolderPlan], None] | None = None,
 ) -> RunFolderPlan:
     """Train into the checkpoints folder ``out`` as its only writer, resuming a matching run.
@@ -170,6 +187,14 @@ def train_into_folder(
         plan = prepare_run_folder(out, fingerprint, mode)
         if on_plan is not None:
             on_plan(plan)
-        run_local(job, chips, out, nproc=nproc, resume=plan.resume, show_progress=show_progress,
-                  export_dir=export_dir, pass_fds=(lock.fileno(),))
+        run_local(
+            job,
+            chips,
+            out,
+            nproc=nproc,
+            resume=plan.resume,
+            show_progress=show_progress,
+            export_dir=export_dir,
+            pass_fds=(lock.fileno(),),
+        )
     return plan

@@ -86,7 +86,9 @@ def chip_dataset(job: TrainingJob, chips_dir: Path, pretrainer: torch.nn.Module)
     return ChipDataset(chips_dir, **kwargs)
 
 
-def to_device(batch: dict[str, Any], device: torch.device, float_dtype: torch.dtype) -> dict[str, Any]:
+def to_device(
+    batch: dict[str, Any], device: torch.device, float_dtype: torch.dtype
+) -> dict[str, Any]:
     """Move a batch's tensors to ``device``, casting floating tensors to the module dtype."""
     moved: dict[str, Any] = {}
     for key, value in batch.items():
@@ -185,10 +187,11 @@ def train(
         pretrainer = pretrainer_from_config(job)
     if dataset is None:
         if chips_dir is None:
-            raise TrainingError("no chips folder given: pass --chips DIR (see `skysense data chip`)")
+            raise TrainingError(
+                "no chips folder given: pass --chips DIR (see `skysense data chip`)"
+            )
         dataset = chip_dataset(job, Path(chips_dir), pretrainer)
     if collate is None:
-
         collate = collate_samples
     engine, schedule, ds_config = build_engine(pretrainer, job, runtime, world_size)
     seed_everything(tcfg.seed * 1000 + rank + 1)  # per-rank augmentation streams
@@ -208,12 +211,15 @@ def train(
     batches = batch_iterator(feeder, dataset, collate, tcfg.num_workers, seed=tcfg.seed + rank)
     tracker = None
     if rank == 0 and track:
-
         tracker = RunTracker(job, out_dir, chips_dir=chips_dir, resume=resume)
         tracker.start(ds_config, runtime)
     device = engine.device
-    float_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(runtime.precision, torch.float32)
-    result = TrainResult(steps=start_step, run_id=tracker.run_id if tracker else None, engine=engine)
+    float_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
+        runtime.precision, torch.float32
+    )
+    result = TrainResult(
+        steps=start_step, run_id=tracker.run_id if tracker else None, engine=engine
+    )
     log_rows: list[dict[str, float]] = []
     last_saved = start_step if start_step > 0 else None
     progress = TrainProgress(tcfg.steps, start_step, enabled=rank == 0 and show_progress)
@@ -241,7 +247,10 @@ def train(
                         components[k] = components.get(k, 0.0) + v / tcfg.grad_accum
                 step += 1
                 momentum = ema_momentum_at(
-                    step, start=tcfg.ema_momentum[0], end=tcfg.ema_momentum[1], total_steps=tcfg.steps
+                    step,
+                    start=tcfg.ema_momentum[0],
+                    end=tcfg.ema_momentum[1],
+                    total_steps=tcfg.steps,
                 )
                 update_teacher(engine.module, momentum, tcfg.zero_stage)
                 dt = time.perf_counter() - t0
@@ -267,7 +276,9 @@ def train(
                     if rank == 0:  # before the checkpoint: a resume drops rows past `latest`
                         _append_log(out_dir / "train_log.csv", log_rows)
                     log_rows = []
-                    result.checkpoint = _save(engine, out_dir, step, stream, world_size, tcfg.keep_checkpoints)
+                    result.checkpoint = _save(
+                        engine, out_dir, step, stream, world_size, tcfg.keep_checkpoints
+                    )
                     last_saved = step
     except TrainingError:
         if tracker is not None:
@@ -299,7 +310,6 @@ def train(
         tag = checkpoints.read_latest(out_dir)
         result.checkpoint = out_dir / tag if tag else None
     if export and rank == 0 and result.checkpoint is not None:
-
         result.export_dir = export_checkpoint(
             result.checkpoint,
             Path(export_dir) if export_dir is not None else out_dir / "export",
@@ -321,7 +331,9 @@ def train(
     return result
 
 
-def _save(engine: Any, out_dir: Path, step: int, stream: EpochShardStream, world_size: int, keep: int) -> Path:
+def _save(
+    engine: Any, out_dir: Path, step: int, stream: EpochShardStream, world_size: int, keep: int
+) -> Path:
     if not _state_is_finite(engine, world_size):
         raise TrainingError(
             f"weights became non-finite by step {step}; not saving over the last good checkpoint "

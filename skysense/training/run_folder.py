@@ -52,7 +52,9 @@ def lock_path(out_dir: Path) -> Path:
 
 def folder_lock(out_dir: Path, wait_s: float = 0.0) -> FileLock:
     """The exclusive lock a training run holds on ``out_dir`` (see :mod:`skysense.core.file_lock`)."""
-    return FileLock(lock_path(out_dir), purpose=f"training into {Path(out_dir).absolute()}", wait_s=wait_s)
+    return FileLock(
+        lock_path(out_dir), purpose=f"training into {Path(out_dir).absolute()}", wait_s=wait_s
+    )
 
 
 def chips_fingerprint(chips_dir: Path | None) -> dict[str, Any]:
@@ -83,8 +85,12 @@ def run_fingerprint(
     return {
         "format": FORMAT,
         "params": {"model": settings["model"], "train": train},
-        "runtime": {"device": runtime.device, "backend": runtime.backend,
-                    "precision": runtime.precision, "world_size": world_size},
+        "runtime": {
+            "device": runtime.device,
+            "backend": runtime.backend,
+            "precision": runtime.precision,
+            "world_size": world_size,
+        },
         "chips": chips_fingerprint(chips_dir),
     }
 
@@ -123,12 +129,18 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
 def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 5) -> list[str]:
     """What differs between two fingerprints, in words (at most ``limit`` items, then a count)."""
     found: list[str] = []
-    a, b = _flat({k: v for k, v in old.items() if k != "chips"}), _flat({k: v for k, v in new.items() if k != "chips"})
+    a, b = (
+        _flat({k: v for k, v in old.items() if k != "chips"}),
+        _flat({k: v for k, v in new.items() if k != "chips"}),
+    )
     for key in sorted(set(a) | set(b)):
         if a.get(key, "<unset>") != b.get(key, "<unset>"):
             found.append(f"{key}: {a.get(key, '<unset>')!r} -> {b.get(key, '<unset>')!r}")
     old_chips, new_chips = old.get("chips") or {}, new.get("chips") or {}
-    if (old_chips.get("sha256"), old_chips.get("files")) != (new_chips.get("sha256"), new_chips.get("files")):
+    if (old_chips.get("sha256"), old_chips.get("files")) != (
+        new_chips.get("sha256"),
+        new_chips.get("files"),
+    ):
         files_a = {**(old_chips.get("sha256") or {}), **(old_chips.get("files") or {})}
         files_b = {**(new_chips.get("sha256") or {}), **(new_chips.get("files") or {})}
         changed = sorted(k for k in set(files_a) | set(files_b) if files_a.get(k) != files_b.get(k))
@@ -184,7 +196,9 @@ def set_aside(out_dir: Path) -> Path:
     return target
 
 
-def prepare_run_folder(out_dir: Path, fingerprint: dict[str, Any], mode: Mode = "auto") -> RunFolderPlan:
+def prepare_run_folder(
+    out_dir: Path, fingerprint: dict[str, Any], mode: Mode = "auto"
+) -> RunFolderPlan:
     """Decide whether a run resumes, and set a folder of another run aside (hold its lock).
 
     Args:
@@ -206,23 +220,40 @@ def prepare_run_folder(out_dir: Path, fingerprint: dict[str, Any], mode: Mode = 
     recorded = read_fingerprint(out_dir)
     if mode != "fresh" and recorded == fingerprint:
         latest = read_latest(out_dir)
-        reason = (f"resuming from {latest}" if latest else
-                  f"resuming {out_dir} from step 0 (the matching run saved no checkpoint yet)")
+        reason = (
+            f"resuming from {latest}"
+            if latest
+            else f"resuming {out_dir} from step 0 (the matching run saved no checkpoint yet)"
+        )
         return RunFolderPlan(True, latest, None, reason)
     if mode == "resume":
         if recorded is None:
             latest = read_latest(out_dir)
             write_fingerprint(out_dir, fingerprint)
-            return RunFolderPlan(True, latest, None, f"resuming from {latest} (--resume; {out_dir} had no "
-                                 f"{FINGERPRINT} to check it against)")
+            return RunFolderPlan(
+                True,
+                latest,
+                None,
+                f"resuming from {latest} (--resume; {out_dir} had no "
+                f"{FINGERPRINT} to check it against)",
+            )
         raise TrainingError(
             f"{out_dir} holds checkpoints of another run ({'; '.join(differences(recorded, fingerprint))}); "
             "run without --resume to set them aside and start clean, or use the settings and chips "
             f"recorded in {out_dir / FINGERPRINT}"
         )
-    why = ("--fresh" if mode == "fresh" else
-           f"no {FINGERPRINT}" if recorded is None else "; ".join(differences(recorded, fingerprint)))
+    why = (
+        "--fresh"
+        if mode == "fresh"
+        else f"no {FINGERPRINT}"
+        if recorded is None
+        else "; ".join(differences(recorded, fingerprint))
+    )
     moved = set_aside(out_dir)
     write_fingerprint(out_dir, fingerprint)
-    return RunFolderPlan(False, None, moved, f"starting a new run in {out_dir}; the previous one "
-                         f"({why}) is kept in {moved}")
+    return RunFolderPlan(
+        False,
+        None,
+        moved,
+        f"starting a new run in {out_dir}; the previous one ({why}) is kept in {moved}",
+    )

@@ -28,7 +28,9 @@ class EpochShardStream:
         seed: base seed; epoch ``e`` uses ``seed + e``.
     """
 
-    def __init__(self, num_samples: int, rank: int, world_size: int, batch_size: int, seed: int) -> None:
+    def __init__(
+        self, num_samples: int, rank: int, world_size: int, batch_size: int, seed: int
+    ) -> None:
         if num_samples < world_size:
             raise TrainingError(
                 f"the dataset holds {num_samples} chips, fewer than the {world_size} ranks; "

@@ -1,5 +1,4 @@
-"""Settings of DeepSpeed pre-training (``params.yaml: train``).
-"""
+"""Settings of DeepSpeed pre-training (``params.yaml: train``)."""
 
 from __future__ import annotations
 
@@ -36,8 +35,10 @@ class TrainConfig(Section):
     )
     ema_momentum: tuple[float, float] = (0.99, 1.0)
     export_encoder: Literal["teacher", "student"] = Field(
-        "teacher", description="encoder written to the export: the EMA teacher (DINO practice, "
-        "measured at or above the student on the sample) or the student")
+        "teacher",
+        description="encoder written to the export: the EMA teacher (DINO practice, "
+        "measured at or above the student on the sample) or the student",
+    )
     checkpoint_every: int = Field(20, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     seed: int = 0

@@ -34,7 +34,9 @@ def update_teacher(pretrainer: torch.nn.Module, momentum: float, zero_stage: int
         s_part = getattr(s_param, "ds_tensor", None)
         t_part = getattr(t_param, "ds_tensor", None)
         if s_part is None or t_part is None:
-            raise TrainingError("ZeRO-3 engine holds an unpartitioned parameter; rebuild the engine")
+            raise TrainingError(
+                "ZeRO-3 engine holds an unpartitioned parameter; rebuild the engine"
+            )
         if s_part.shape != t_part.shape:
             raise TrainingError(
                 f"student/teacher partitions differ ({tuple(s_part.shape)} vs {tuple(t_part.shape)}): "
@@ -44,6 +46,8 @@ def update_teacher(pretrainer: torch.nn.Module, momentum: float, zero_stage: int
         shares = t_param.data.untyped_storage().data_ptr() == t_part.untyped_storage().data_ptr()
         if t_param.data.numel() == t_param.ds_numel > 0 and not shares:  # kept whole (persistent)
             if s_param.data.numel() != s_param.ds_numel:
-                raise TrainingError("student and teacher differ in ZeRO-3 persistence; rebuild the engine")
+                raise TrainingError(
+                    "student and teacher differ in ZeRO-3 persistence; rebuild the engine"
+                )
             ema_(t_param.data, s_param.data, momentum)
     copy_buffers(pairs)  # buffers (e.g. prototypes) are not partitioned

@@ -57,7 +57,9 @@ class RunTracker:
         resume: continue the run named in ``run.json`` when there is one.
     """
 
-    def __init__(self, job: TrainingJob, out_dir: Path, chips_dir: Path | None, resume: bool) -> None:
+    def __init__(
+        self, job: TrainingJob, out_dir: Path, chips_dir: Path | None, resume: bool
+    ) -> None:
 
         self.job = job
         self.out_dir = Path(out_dir)
@@ -73,7 +75,9 @@ class RunTracker:
             self.run_id = previous
             self.client.update_run(previous, status="RUNNING")
         else:
-            run = self.client.create_run(self.experiment_id, run_name=f"pretrain-{job.model.preset}")
+            run = self.client.create_run(
+                self.experiment_id, run_name=f"pretrain-{job.model.preset}"
+            )
             self.run_id = run.info.run_id
         self._resumed = previous is not None
         write_text_atomic(
@@ -85,7 +89,7 @@ class RunTracker:
                     "tracking_uri": strip_credentials(self.tracking_uri),
                 },
                 indent=2,
-            )
+            ),
         )
 
     def start(self, ds_config: dict[str, Any], runtime: Runtime) -> None:
@@ -100,27 +104,25 @@ class RunTracker:
             "device": runtime.device,
             "backend": runtime.backend,
         }
-        self.client.log_batch(self.run_id,
-                              tags=[RunTag(k, strip_credentials(v)) for k, v in tags.items()])
+        self.client.log_batch(
+            self.run_id, tags=[RunTag(k, strip_credentials(v)) for k, v in tags.items()]
+        )
         if self._resumed:
             return
         params = flatten(self.job.params or self.job.model_dump(mode="json"))
         items = [Param(k, strip_credentials(v)) for k, v in sorted(params.items())]
         for i in range(0, len(items), PARAM_BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + PARAM_BATCH])
-        self.client.log_dict(self.run_id, strip_credentials_in(ds_config),
-                             "deepspeed/ds_config.json")
+        self.client.log_dict(
+            self.run_id, strip_credentials_in(ds_config), "deepspeed/ds_config.json"
+        )
 
     def log_step(self, step: int, metrics: dict[str, float]) -> None:
         """Log one optimizer step's metrics (non-finite values are skipped)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        batch = [
-            Metric(k, float(v), now, step)
-            for k, v in metrics.items()
-            if math.isfinite(v)
-        ]
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if math.isfinite(v)]
         self.client.log_batch(self.run_id, metrics=batch)
 
     def log_export(self, export_dir: Path) -> None:

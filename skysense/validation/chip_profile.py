@@ -27,7 +27,9 @@ def _count_true(value: Any) -> int | None:
     return int(np.asarray(value, dtype=bool).sum())
 
 
-def profile_chips(chips_dir: str | Path, cfg: ValidationConfig, accepted_locations: set[str]) -> pd.DataFrame:
+def profile_chips(
+    chips_dir: str | Path, cfg: ValidationConfig, accepted_locations: set[str]
+) -> pd.DataFrame:
     """Profile every chip of ``chips_dir/manifest.parquet``.
 
     Args:
@@ -53,10 +55,14 @@ def profile_chips(chips_dir: str | Path, cfg: ValidationConfig, accepted_locatio
     try:
         manifest = pd.read_parquet(manifest_path)
     except Exception as exc:  # noqa: BLE001 - a broken manifest is the user's to fix
-        raise ValidationFailed(f"{manifest_path}: not a readable Parquet manifest ({exc})") from None
+        raise ValidationFailed(
+            f"{manifest_path}: not a readable Parquet manifest ({exc})"
+        ) from None
     for col in ("sample_id", "location"):
         if col not in manifest.columns:
-            raise ValidationFailed(f"{manifest_path}: column {col!r} is missing (see docs/interfaces.md)")
+            raise ValidationFailed(
+                f"{manifest_path}: column {col!r} is missing (see docs/interfaces.md)"
+            )
     reader = ShardReader(folder)
     rows = []
     for rec in manifest.to_dict("records"):
@@ -75,7 +81,9 @@ def profile_chips(chips_dir: str | Path, cfg: ValidationConfig, accepted_locatio
             row[f"{m}_min"] = row[f"{m}_max"] = None
         for m in cfg.dated_modalities:
             valid = rec.get(f"{m}_valid")
-            row[f"n_valid_dates_{m}"] = _count_true(valid) if valid is not None else len(rec.get(f"{m}_dates") or [])
+            row[f"n_valid_dates_{m}"] = (
+                _count_true(valid) if valid is not None else len(rec.get(f"{m}_dates") or [])
+            )
         try:
             arrays = reader.read(row["sample_id"])
             inf = 0
@@ -95,5 +103,7 @@ def profile_chips(chips_dir: str | Path, cfg: ValidationConfig, accepted_locatio
     table = pd.DataFrame(rows)
     for m in MODALITIES:
         for col in (f"{m}_min", f"{m}_max"):
-            table[col] = pd.to_numeric(table[col], errors="coerce") if len(table) else table.get(col)
+            table[col] = (
+                pd.to_numeric(table[col], errors="coerce") if len(table) else table.get(col)
+            )
     return table

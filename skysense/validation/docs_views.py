@@ -54,5 +54,7 @@ class SharedCacheIndexPageView(DefaultJinjaIndexPageView):
 
 def view_config(index: bool = False) -> dict[str, str]:
     """The ``view`` entry of a Data Docs site section (or of its index builder)."""
-    return {"module_name": MODULE,
-            "class_name": "SharedCacheIndexPageView" if index else "SharedCachePageView"}
+    return {
+        "module_name": MODULE,
+        "class_name": "SharedCacheIndexPageView" if index else "SharedCachePageView",
+    }

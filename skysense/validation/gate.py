@@ -81,22 +81,32 @@ class ValidationReport:
         return bool(self.summary["passed"])
 
 
-def _expectation_counts(result: TableResult, quarantine: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
+def _expectation_counts(
+    result: TableResult, quarantine: pd.DataFrame | None
+) -> dict[str, dict[str, Any]]:
     """Per check: severity, expectations, rows evaluated, distinct failing and quarantined items."""
     counts: dict[str, dict[str, Any]] = {}
     failing: dict[str, set[str]] = {}
     for o in result.outcomes:
-        c = counts.setdefault(o.check, {
-            "severity": o.severity, "expectations": 0, "evaluated": 0, "success": True,
-        })
+        c = counts.setdefault(
+            o.check,
+            {
+                "severity": o.severity,
+                "expectations": 0,
+                "evaluated": 0,
+                "success": True,
+            },
+        )
         c["expectations"] += 1
         c["evaluated"] += o.element_count
         c["success"] = c["success"] and o.success
         failing.setdefault(o.check, set()).update(o.failing_ids)
     for check, c in counts.items():
         c["failed"] = len(failing[check])
-        c["quarantined"] = 0 if quarantine is None or quarantine.empty else int(
-            quarantine["failed_expectations"].map(lambda v, k=check: k in list(v)).sum()
+        c["quarantined"] = (
+            0
+            if quarantine is None or quarantine.empty
+            else int(quarantine["failed_expectations"].map(lambda v, k=check: k in list(v)).sum())
         )
     return counts
 
@@ -115,8 +125,9 @@ def _table_jsonable(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _judged_locations(catalog: Catalog, profiles: list[LocationProfiles], rasters: pd.DataFrame,
-                      bad_acq: set[str]) -> pd.DataFrame:
+def _judged_locations(
+    catalog: Catalog, profiles: list[LocationProfiles], rasters: pd.DataFrame, bad_acq: set[str]
+) -> pd.DataFrame:
     """The location table from accepted rasters: a location none of whose acquisitions was
     quarantined keeps its profiled row, the others are recomputed without the bad ones."""
     hit = set(rasters.loc[rasters["acq_id"].isin(bad_acq), "location"])
@@ -131,8 +142,9 @@ def _judged_locations(catalog: Catalog, profiles: list[LocationProfiles], raster
     return location_table(rows)
 
 
-def _run_gx(clock: StepClock, name: str, project: GxProject, build: Callable[[], Suite],
-            frame: pd.DataFrame) -> TableResult:
+def _run_gx(
+    clock: StepClock, name: str, project: GxProject, build: Callable[[], Suite], frame: pd.DataFrame
+) -> TableResult:
     """Build a suite (``build()``) and run it, both timed as step ``name``."""
     with clock.step(name):
         return project.validate(build(), frame)
@@ -174,8 +186,9 @@ def validate_catalog(
     return judge_profiles(catalog_path, profiles, out_dir, cfg, chips_dir, today, profiling_s=spent)
 
 
-def _in_catalog_order(catalog: Catalog, catalog_path: str | Path,
-                      profiles: list[LocationProfiles]) -> list[LocationProfiles]:
+def _in_catalog_order(
+    catalog: Catalog, catalog_path: str | Path, profiles: list[LocationProfiles]
+) -> list[LocationProfiles]:
     """The profiles in catalog order, one per location.
 
     Raises:
@@ -248,7 +261,9 @@ def judge_profiles(
 
     with clock.step("profile_locations"):
         locations = prepare_locations(_judged_locations(catalog, profiles, rasters, bad_acq), cfg)
-    location_result = _run_gx(clock, "gx_locations", project, lambda: location_suite(cfg), locations)
+    location_result = _run_gx(
+        clock, "gx_locations", project, lambda: location_suite(cfg), locations
+    )
     q_locations = quarantine_table(locations, location_result, "location", "location")
     bad_locations = set(q_locations["item_id"])
     accepted = accepted_catalog(catalog, rasters, bad_items, bad_locations)
@@ -262,7 +277,9 @@ def judge_profiles(
         q_chips = quarantine_table(chips, chip_result, "sample_id", "sample_id")
 
     with clock.step("gx_docs"):
-        docs_index = project.build_docs([r for r in (raster_result, location_result, chip_result) if r])
+        docs_index = project.build_docs(
+            [r for r in (raster_result, location_result, chip_result) if r]
+        )
 
     quarantine = pd.concat(
         [q for q in (q_rasters, q_locations, q_chips) if q is not None and len(q)]
@@ -270,10 +287,21 @@ def judge_profiles(
         ignore_index=True,
     )
     files = _write_tables(out, docs_index, rasters, locations, quarantine, accepted, chips)
-    summary = _summary(catalog, catalog_path, today, cfg.min_accepted, rasters, chips, quarantine,
-                       accepted_ids, bad_acq, bad_locations,
-                       [(raster_result, q_rasters), (location_result, q_locations),
-                        (chip_result, q_chips)], clock, files)
+    summary = _summary(
+        catalog,
+        catalog_path,
+        today,
+        cfg.min_accepted,
+        rasters,
+        chips,
+        quarantine,
+        accepted_ids,
+        bad_acq,
+        bad_locations,
+        [(raster_result, q_rasters), (location_result, q_locations), (chip_result, q_chips)],
+        clock,
+        files,
+    )
     passed = summary["passed"]
     write_text_atomic(files["validation"], json.dumps(summary, indent=2, default=json_value) + "\n")
     report = ValidationReport(summary, rasters, locations, quarantine, chips, files)
@@ -290,8 +318,15 @@ def judge_profiles(
     return report
 
 
-def _write_tables(out: Path, docs_index: Path, rasters: pd.DataFrame, locations: pd.DataFrame,
-                  quarantine: pd.DataFrame, accepted: Catalog, chips: pd.DataFrame | None) -> dict[str, Path]:
+def _write_tables(
+    out: Path,
+    docs_index: Path,
+    rasters: pd.DataFrame,
+    locations: pd.DataFrame,
+    quarantine: pd.DataFrame,
+    accepted: Catalog,
+    chips: pd.DataFrame | None,
+) -> dict[str, Path]:
     """Write the profile tables, the quarantine and the accepted catalog (each atomically);
     returns the gate's files by name (``validation.json`` is written last, by the caller)."""
     files = {
@@ -302,8 +337,11 @@ def _write_tables(out: Path, docs_index: Path, rasters: pd.DataFrame, locations:
         "accepted_catalog": out / "accepted_catalog.yaml",
         "data_docs": docs_index,
     }
-    for table, key in ((_table_jsonable(rasters), "profiles"),
-                       (_table_jsonable(locations), "location_profiles"), (quarantine, "quarantine")):
+    for table, key in (
+        (_table_jsonable(rasters), "profiles"),
+        (_table_jsonable(locations), "location_profiles"),
+        (quarantine, "quarantine"),
+    ):
         with replace_atomically(files[key]) as tmp:
             table.to_parquet(tmp, index=False)
     save_catalog(accepted, files["accepted_catalog"])
@@ -315,11 +353,21 @@ def _write_tables(out: Path, docs_index: Path, rasters: pd.DataFrame, locations:
     return files
 
 
-def _summary(catalog: Catalog, catalog_path: str | Path, today: dt.date, min_accepted: int,
-             rasters: pd.DataFrame, chips: pd.DataFrame | None, quarantine: pd.DataFrame,
-             accepted_ids: set[str], bad_acq: set[str], bad_locations: set[str],
-             results: list[tuple[TableResult | None, pd.DataFrame | None]], clock: StepClock,
-             files: dict[str, Path]) -> dict[str, Any]:
+def _summary(
+    catalog: Catalog,
+    catalog_path: str | Path,
+    today: dt.date,
+    min_accepted: int,
+    rasters: pd.DataFrame,
+    chips: pd.DataFrame | None,
+    quarantine: pd.DataFrame,
+    accepted_ids: set[str],
+    bad_acq: set[str],
+    bad_locations: set[str],
+    results: list[tuple[TableResult | None, pd.DataFrame | None]],
+    clock: StepClock,
+    files: dict[str, Path],
+) -> dict[str, Any]:
     """The content of ``validation.json``: counts per kind of item, per expectation and reason,
     warnings, step timings and the files."""
     (_, q_rasters), _, (_, q_chips) = results
@@ -333,21 +381,36 @@ def _summary(catalog: Catalog, catalog_path: str | Path, today: dt.date, min_acc
         "min_accepted": min_accepted,
         "accepted_locations": len(accepted_ids),
         "quarantined_items": len(quarantine),
-        "rasters": {"total": len(rasters), "quarantined": len(q_rasters),
-                    "accepted": int(in_accepted.sum())},
-        "acquisitions": {"total": int(n_acq), "quarantined": len(bad_acq),
-                         "accepted": int(rasters.loc[in_accepted, "acq_id"].nunique())},
-        "locations": {"total": len(catalog.locations), "quarantined": len(bad_locations),
-                      "accepted": len(accepted_ids)},
-        "chips": None if chips is None else {
-            "total": len(chips), "quarantined": len(q_chips),
-            "accepted": len(chips) - len(q_chips)},
+        "rasters": {
+            "total": len(rasters),
+            "quarantined": len(q_rasters),
+            "accepted": int(in_accepted.sum()),
+        },
+        "acquisitions": {
+            "total": int(n_acq),
+            "quarantined": len(bad_acq),
+            "accepted": int(rasters.loc[in_accepted, "acq_id"].nunique()),
+        },
+        "locations": {
+            "total": len(catalog.locations),
+            "quarantined": len(bad_locations),
+            "accepted": len(accepted_ids),
+        },
+        "chips": None
+        if chips is None
+        else {
+            "total": len(chips),
+            "quarantined": len(q_chips),
+            "accepted": len(chips) - len(q_chips),
+        },
         "expectations": {r.table: _expectation_counts(r, q) for r, q in results if r is not None},
         "warnings": {r.table: warnings_of(r) for r, _ in results if r is not None},
         "quarantine_reasons": {
-            str(k): int(v) for k, v in
-            quarantine["failed_expectations"].explode().value_counts().items()
-        } if len(quarantine) else {},
+            str(k): int(v)
+            for k, v in quarantine["failed_expectations"].explode().value_counts().items()
+        }
+        if len(quarantine)
+        else {},
         "timings_s": clock.summary(),
         "files": {k: str(v) for k, v in files.items()},
     }

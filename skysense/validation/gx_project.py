@@ -87,8 +87,10 @@ class GxProject:
 
         site = {
             "class_name": "SiteBuilder",
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder",
-                                   "view": view_config(index=True)},
+            "site_index_builder": {
+                "class_name": "DefaultSiteIndexBuilder",
+                "view": view_config(index=True),
+            },
             "site_section_builders": {
                 section: {"view": view_config()}
                 for section in ("expectations", "validations", "profiling")
@@ -144,7 +146,9 @@ class GxProject:
             )
         )
         result = checkpoint.run(batch_parameters={"dataframe": _gx_safe(_narrow(suite, frame))})
-        out = TableResult(suite.table, run_id=str(result.run_id), result_ids=list(result.run_results))
+        out = TableResult(
+            suite.table, run_id=str(result.run_id), result_ids=list(result.run_results)
+        )
         for vres in result.run_results.values():
             for res in vres.results:
                 out.outcomes.append(self._outcome(suite, res))
@@ -157,7 +161,9 @@ class GxProject:
         if res.exception_info and any(
             (v or {}).get("raised_exception") for v in _exceptions(res.exception_info)
         ):
-            msgs = "; ".join(str((v or {}).get("exception_message")) for v in _exceptions(res.exception_info))
+            msgs = "; ".join(
+                str((v or {}).get("exception_message")) for v in _exceptions(res.exception_info)
+            )
             raise ValidationFailed(
                 f"great-expectations could not evaluate check {check.name!r} on the {suite.table} "
                 f"table ({cfg.type}): {msgs}"

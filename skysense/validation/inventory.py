@@ -147,14 +147,14 @@ def load_catalog_leniently(path: str | Path) -> tuple[Catalog, dict[str, DateIss
     try:
         cat = Catalog.model_validate({**raw, "root": str(p.parent.resolve())})
     except ValidationError as exc:
-        errs = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        errs = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise CatalogError(f"{p}: invalid catalog: {errs}") from None
     return cat, issues
 
 
-def list_raster_items(catalog: Catalog, date_issues: dict[str, DateIssue] | None = None) -> list[RasterItem]:
+def list_raster_items(
+    catalog: Catalog, date_issues: dict[str, DateIssue] | None = None
+) -> list[RasterItem]:
     """Every raster the catalog names, in catalog order: data files, masks, SCL layers, labels.
 
     A ``safe:`` acquisition stands for its band files and SCL layer (with its date and offset
@@ -185,13 +185,21 @@ def list_raster_items(catalog: Catalog, date_issues: dict[str, DateIssue] | None
                     "nodata_override": getattr(entry, "nodata", None),
                     "input_units": acq.input_units or getattr(entry, "input_units", None),
                     "offset": acq.offset,
-                    "mask_classes": (tuple(acq.mask_classes)
-                                     if acq.mask_classes is not None else None),
+                    "mask_classes": (
+                        tuple(acq.mask_classes) if acq.mask_classes is not None else None
+                    ),
                 }
                 if source_error is not None:
-                    items.append(RasterItem(
-                        item_id=f"{acq_id}/data", path=catalog.resolve(acq.safe or Path()),
-                        role="data", layout="bands", source_error=source_error, **common))
+                    items.append(
+                        RasterItem(
+                            item_id=f"{acq_id}/data",
+                            path=catalog.resolve(acq.safe or Path()),
+                            role="data",
+                            layout="bands",
+                            source_error=source_error,
+                            **common,
+                        )
+                    )
                     continue
                 if acq.file is not None:
                     items.append(

@@ -66,8 +66,12 @@ def iou(a: Box, b: Box) -> float:
 
 
 def _union(boxes: list[Box]) -> Box:
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
-            max(b[2] for b in boxes), max(b[3] for b in boxes))
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
 
 
 def _boxes(rows: pd.DataFrame) -> list[tuple[str, Box]]:
@@ -100,14 +104,18 @@ def add_location_fit(table: pd.DataFrame, refs: dict[str, LocationReference]) ->
         crs_col.append(ref.crs)
         match.append(r.crs == ref.crs)
         box = box_in((r.minx, r.miny, r.maxx, r.maxy), r.crs, ref.crs)
-        overlap.append(_intersection(box, ref.extent) / _area(box) if box and _area(box) > 0 else 0.0)
+        overlap.append(
+            _intersection(box, ref.extent) / _area(box) if box and _area(box) > 0 else 0.0
+        )
     out["location_crs"] = crs_col
     out["crs_matches_location"] = match
     out["location_overlap"] = pd.to_numeric(pd.Series(overlap, index=out.index), errors="coerce")
     return out
 
 
-def location_row(loc: Location, data_rows: pd.DataFrame, ref: LocationReference | None) -> dict[str, object]:
+def location_row(
+    loc: Location, data_rows: pd.DataFrame, ref: LocationReference | None
+) -> dict[str, object]:
     """The profile row of one location, from its *accepted* data rasters (``data_rows``).
 
     See :func:`profile_locations` for the columns.
@@ -137,17 +145,26 @@ def location_row(loc: Location, data_rows: pd.DataFrame, ref: LocationReference 
         extent = box_in(loc.bounds, loc.crs, ref.crs)
     if ref is not None:
         for m in present:
-            boxes = [box_in((r[5], r[6], r[7], r[8]), r[4], ref.crs)
-                     for r in recs if r[1] == m and r[4] is not None]
+            boxes = [
+                box_in((r[5], r[6], r[7], r[8]), r[4], ref.crs)
+                for r in recs
+                if r[1] == m and r[4] is not None
+            ]
             boxes = [b for b in boxes if b is not None]
             if boxes:
                 fp = _union(boxes)
                 if extent is not None:
-                    fp = (max(fp[0], extent[0]), max(fp[1], extent[1]),
-                          min(fp[2], extent[2]), min(fp[3], extent[3]))
+                    fp = (
+                        max(fp[0], extent[0]),
+                        max(fp[1], extent[1]),
+                        min(fp[2], extent[2]),
+                        min(fp[3], extent[3]),
+                    )
                 footprints[m] = fp
-    pairs = {f"{a}-{b}": round(iou(footprints[a], footprints[b]), 4)
-             for a, b in itertools.combinations(footprints, 2)}
+    pairs = {
+        f"{a}-{b}": round(iou(footprints[a], footprints[b]), 4)
+        for a, b in itertools.combinations(footprints, 2)
+    }
     row["modality_iou"] = json.dumps(pairs)
     row["min_modality_iou"] = min(pairs.values()) if pairs else None
     return row
@@ -162,7 +179,10 @@ def location_table(rows: list[dict[str, object]]) -> pd.DataFrame:
 
 
 def profile_locations(
-    catalog: Catalog, accepted: pd.DataFrame, refs: dict[str, LocationReference], cfg: ValidationConfig
+    catalog: Catalog,
+    accepted: pd.DataFrame,
+    refs: dict[str, LocationReference],
+    cfg: ValidationConfig,
 ) -> pd.DataFrame:
     """One row per catalog location, computed from its *accepted* data rasters.
 
@@ -174,5 +194,9 @@ def profile_locations(
     data = accepted[accepted["role"] == "data"]
     by_loc = dict(iter(data.groupby("location", sort=False)))
     empty = data.iloc[0:0]
-    return location_table([location_row(loc, by_loc.get(loc.id, empty), refs.get(loc.id))
-                           for loc in catalog.locations])
+    return location_table(
+        [
+            location_row(loc, by_loc.get(loc.id, empty), refs.get(loc.id))
+            for loc in catalog.locations
+        ]
+    )

@@ -75,18 +75,23 @@ def load_catalog_for_validation(catalog_path: str | Path) -> tuple[Catalog, dict
         raise ValidationFailed(f"catalog unusable: {exc}") from None
 
 
-def _finish(loc: Location, table: pd.DataFrame, cfg: ValidationConfig, wall_s: float,
-            cpu_s: float) -> LocationProfiles:
+def _finish(
+    loc: Location, table: pd.DataFrame, cfg: ValidationConfig, wall_s: float, cpu_s: float
+) -> LocationProfiles:
     """Place a location's raster rows against its reference and build its location row."""
     refs = location_references(table, cfg) if len(table) else {}
     ref = refs.get(loc.id)
     rasters = add_location_fit(table, refs)
     row = location_row(loc, rasters[rasters["role"] == "data"], ref)
-    return LocationProfiles(loc.id, rasters.reset_index(drop=True), pd.DataFrame([row]), ref, wall_s, cpu_s)
+    return LocationProfiles(
+        loc.id, rasters.reset_index(drop=True), pd.DataFrame([row]), ref, wall_s, cpu_s
+    )
 
 
 def profile_location(
-    catalog: Catalog, location_id: str, cfg: ValidationConfig,
+    catalog: Catalog,
+    location_id: str,
+    cfg: ValidationConfig,
     date_issues: dict[str, DateIssue] | None = None,
     access: RasterAccessPolicy | None = None,
 ) -> LocationProfiles:
@@ -114,7 +119,9 @@ def profile_location(
 
 
 def profile_catalog(
-    catalog: Catalog, cfg: ValidationConfig, date_issues: dict[str, DateIssue] | None = None,
+    catalog: Catalog,
+    cfg: ValidationConfig,
+    date_issues: dict[str, DateIssue] | None = None,
     access: RasterAccessPolicy | None = None,
 ) -> list[LocationProfiles]:
     """Profile every location of a catalog in one process: one thread pool over all its files.

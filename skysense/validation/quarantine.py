@@ -22,8 +22,14 @@ from skysense.data.catalog import Catalog
 from skysense.validation.gx_project import TableResult
 
 QUARANTINE_COLUMNS = [
-    "item", "item_id", "kind", "location", "modality",
-    "failed_expectations", "observed", "reason",
+    "item",
+    "item_id",
+    "kind",
+    "location",
+    "modality",
+    "failed_expectations",
+    "observed",
+    "reason",
 ]
 _KIND = {"rasters": "raster", "locations": "location", "chips": "chip"}
 _DUPLICATE_KEY = ["location", "modality", "role", "band_key", "date_key"]
@@ -54,7 +60,9 @@ def _failing_ids(table: pd.DataFrame, outcome: Any, id_col: str) -> list[str]:
     return dup[dup.duplicated(_DUPLICATE_KEY, keep="first")][id_col].tolist()
 
 
-def quarantine_table(table: pd.DataFrame, result: TableResult, id_col: str, item_col: str) -> pd.DataFrame:
+def quarantine_table(
+    table: pd.DataFrame, result: TableResult, id_col: str, item_col: str
+) -> pd.DataFrame:
     """Rows of the quarantine manifest for one table (items failing critical expectations).
 
     Args:
@@ -80,16 +88,20 @@ def quarantine_table(table: pd.DataFrame, result: TableResult, id_col: str, item
     rows = []
     for item_id, entry in failures.items():
         row = indexed.loc[item_id]
-        rows.append({
-            "item": str(row[item_col]),
-            "item_id": item_id,
-            "kind": _KIND[result.table],
-            "location": str(row["location"]),
-            "modality": str(row["modality"]) if "modality" in row.index and row["modality"] else None,
-            "failed_expectations": entry["checks"],
-            "observed": json.dumps(entry["observed"], default=str),
-            "reason": "; ".join(entry["reasons"]),
-        })
+        rows.append(
+            {
+                "item": str(row[item_col]),
+                "item_id": item_id,
+                "kind": _KIND[result.table],
+                "location": str(row["location"]),
+                "modality": str(row["modality"])
+                if "modality" in row.index and row["modality"]
+                else None,
+                "failed_expectations": entry["checks"],
+                "observed": json.dumps(entry["observed"], default=str),
+                "reason": "; ".join(entry["reasons"]),
+            }
+        )
     return pd.DataFrame(rows, columns=QUARANTINE_COLUMNS)
 
 
@@ -102,8 +114,9 @@ def warnings_of(result: TableResult) -> dict[str, list[str]]:
     return out
 
 
-def accepted_catalog(catalog: Catalog, rasters: pd.DataFrame, bad_items: set[str],
-                     bad_locations: set[str]) -> Catalog:
+def accepted_catalog(
+    catalog: Catalog, rasters: pd.DataFrame, bad_items: set[str], bad_locations: set[str]
+) -> Catalog:
     """The catalog minus quarantined acquisitions and locations; paths still name the originals.
 
     A modality left without acquisitions is removed; so is a location left without modalities.
@@ -116,7 +129,9 @@ def accepted_catalog(catalog: Catalog, rasters: pd.DataFrame, bad_items: set[str
             continue
         modalities = {}
         for mod, entry in loc.modalities.items():
-            keep = [a for i, a in enumerate(entry.acquisitions) if f"{loc.id}/{mod}/{i}" not in bad_acq]
+            keep = [
+                a for i, a in enumerate(entry.acquisitions) if f"{loc.id}/{mod}/{i}" not in bad_acq
+            ]
             if keep:
                 modalities[mod] = entry.model_copy(update={"acquisitions": keep})
         if not modalities:

@@ -130,8 +130,14 @@ def effective_units(item: RasterItem, dtype: str) -> str | None:
     return spec.units_for(dtype)
 
 
-def _to_physical(values: np.ndarray, dtype: str, rule: SensorRule | None, units: str | None,
-                 offset: float | None = None, sensor: str | None = None) -> np.ndarray | None:
+def _to_physical(
+    values: np.ndarray,
+    dtype: str,
+    rule: SensorRule | None,
+    units: str | None,
+    offset: float | None = None,
+    sensor: str | None = None,
+) -> np.ndarray | None:
     """Stored values to the modality's physical unit (reflectance, dB, metres); None if complex
     or uncalibrated (Sentinel-1 DN, judged by ``s1_calibrated``). DN: ``(v + offset) * scale``."""
     if np.dtype(dtype).kind == "c" or units == "complex":
@@ -210,8 +216,9 @@ def _read_stats(src: Any, row: dict[str, Any], item: RasterItem, cfg: Validation
     row["phys_max"] = max(finite_max) if finite_max else None
 
 
-def profile_raster(item: RasterItem, cfg: ValidationConfig,
-                   access: RasterAccessPolicy | None = None) -> dict[str, Any]:
+def profile_raster(
+    item: RasterItem, cfg: ValidationConfig, access: RasterAccessPolicy | None = None
+) -> dict[str, Any]:
     """Profile one raster; never raises for a bad file (``read_error``/``access_error`` say why).
 
     Args:
@@ -256,8 +263,12 @@ def profile_raster(item: RasterItem, cfg: ValidationConfig,
                 row["georeferencing"] = "none"
             else:
                 bounds = array_bounds(src.height, src.width, transform)
-                bounds = (min(bounds[0], bounds[2]), min(bounds[1], bounds[3]),
-                          max(bounds[0], bounds[2]), max(bounds[1], bounds[3]))
+                bounds = (
+                    min(bounds[0], bounds[2]),
+                    min(bounds[1], bounds[3]),
+                    max(bounds[0], bounds[2]),
+                    max(bounds[1], bounds[3]),
+                )
                 row["crs"] = crs.to_string()
                 row["crs_epsg"] = crs.to_epsg()
                 row["crs_projected"] = bool(crs.is_projected)
@@ -272,12 +283,23 @@ def profile_raster(item: RasterItem, cfg: ValidationConfig,
 
 
 # Stands in for a real item to name the columns of an empty profile table.
-_NO_ITEM = RasterItem(item_id="", acq_id="", path=Path(), location="", split="", modality="",
-                      sensor="", acq_index=0, role="data", layout="file")
+_NO_ITEM = RasterItem(
+    item_id="",
+    acq_id="",
+    path=Path(),
+    location="",
+    split="",
+    modality="",
+    sensor="",
+    acq_index=0,
+    role="data",
+    layout="file",
+)
 
 
-def profile_rasters(items: list[RasterItem], cfg: ValidationConfig,
-                    access: RasterAccessPolicy | None = None) -> pd.DataFrame:
+def profile_rasters(
+    items: list[RasterItem], cfg: ValidationConfig, access: RasterAccessPolicy | None = None
+) -> pd.DataFrame:
     """Profile many rasters in parallel (``cfg.workers`` threads; GDAL reads release the GIL).
 
     ``access`` is the raster access policy (default: the process's).

@@ -21,8 +21,11 @@ class SensorRule(Section):
 
     band_counts: list[int] = Field(description="allowed band counts of a multi-band file")
     dtypes: list[str] = Field([], description="allowed stored dtypes; empty = any")
-    nodata: float | None = Field(None, allow_inf_nan=True,
-                                 description="nodata value assumed when a file declares none (NaN allowed)")
+    nodata: float | None = Field(
+        None,
+        allow_inf_nan=True,
+        description="nodata value assumed when a file declares none (NaN allowed)",
+    )
     scale: float = Field(1.0, description="integer DN x scale + offset = physical value")
     offset: float = 0.0
     value_range: str | None = Field(None, description="key of validation.ranges, None = no check")
@@ -34,8 +37,13 @@ def sensor_rule(name: str, **policy: Any) -> SensorRule:
     GSDs) from :data:`skysense.core.sensors.SENSORS`; ``policy`` adds the accepted band counts,
     dtypes and value range."""
     spec = SENSORS[name]
-    return SensorRule(nodata=spec.nodata, scale=spec.scale, offset=spec.offset,
-                      band_gsd_m=spec.native_gsd_m(), **policy)
+    return SensorRule(
+        nodata=spec.nodata,
+        scale=spec.scale,
+        offset=spec.offset,
+        band_gsd_m=spec.native_gsd_m(),
+        **policy,
+    )
 
 
 class ValidationConfig(Section):
@@ -43,8 +51,12 @@ class ValidationConfig(Section):
 
     required_modalities: list[str] = ["s2", "s1"]
     min_dates: dict[str, int] = {"s2": 3, "s1": 2}
-    gsd_m: dict[str, float] = {"s2": SENTINEL_GSD_M, "s1": SENTINEL_GSD_M, "hr": HR_GSD_M,
-                               "dem": SENTINEL_GSD_M}
+    gsd_m: dict[str, float] = {
+        "s2": SENTINEL_GSD_M,
+        "s1": SENTINEL_GSD_M,
+        "hr": HR_GSD_M,
+        "dem": SENTINEL_GSD_M,
+    }
     gsd_tolerance: float = Field(0.25, ge=0.0, description="relative tolerance on GSD")
     min_valid_fraction: float = Field(0.5, ge=0.0, le=1.0)
     max_cloud_fraction: float = Field(0.6, ge=0.0, le=1.0)
@@ -61,16 +73,30 @@ class ValidationConfig(Section):
     max_profile_px: int = Field(512, ge=16, description="decimated read size for profiling")
     workers: int = Field(2, ge=1)
     sensors: dict[str, SensorRule] = {
-        "s2": sensor_rule("sentinel2", band_counts=[len(S2_BANDS)], dtypes=["uint16"],
-                          value_range="s2_reflectance"),
-        "s1": sensor_rule("sentinel1", band_counts=[len(S1_BANDS)], dtypes=["float32"],
-                          value_range="s1_db"),
+        "s2": sensor_rule(
+            "sentinel2",
+            band_counts=[len(S2_BANDS)],
+            dtypes=["uint16"],
+            value_range="s2_reflectance",
+        ),
+        "s1": sensor_rule(
+            "sentinel1", band_counts=[len(S1_BANDS)], dtypes=["float32"], value_range="s1_db"
+        ),
         "hr": sensor_rule("hr", band_counts=[3, len(HR_BANDS)], dtypes=["uint8", "uint16"]),
         "dem": sensor_rule("dem", band_counts=[1], value_range="dem_m"),
     }
-    dated_modalities: list[str] = Field(["s2", "s1"], description="modalities whose acquisitions need a date")
-    min_location_overlap: float = Field(
-        0.0, ge=0.0, lt=1.0, description="a raster's footprint share inside its location must exceed this"
+    dated_modalities: list[str] = Field(
+        ["s2", "s1"], description="modalities whose acquisitions need a date"
     )
-    max_nan_fraction: float = Field(0.0, ge=0.0, le=1.0, description="NaN pixels not declared nodata")
-    scl_cloud_classes: list[int] = Field([3, 8, 9, 10], description="Sentinel-2 SCL classes counted as cloud")
+    min_location_overlap: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="a raster's footprint share inside its location must exceed this",
+    )
+    max_nan_fraction: float = Field(
+        0.0, ge=0.0, le=1.0, description="NaN pixels not declared nodata"
+    )
+    scl_cloud_classes: list[int] = Field(
+        [3, 8, 9, 10], description="Sentinel-2 SCL classes counted as cloud"
+    )

@@ -42,7 +42,9 @@ class StepClock:
         processes on a shared machine)."""
         out: dict[str, Any] = {k: round(v, 4) for k, v in self.wall.items()}
         for prefix, times in (("", self.wall), ("cpu_", self.cpu)):
-            out[f"{prefix}profiling_s"] = round(sum(v for k, v in times.items() if k.startswith("profile_")), 4)
+            out[f"{prefix}profiling_s"] = round(
+                sum(v for k, v in times.items() if k.startswith("profile_")), 4
+            )
             out[f"{prefix}gx_s"] = round(sum(v for k, v in times.items() if k.startswith("gx_")), 4)
         out["cpu"] = {k: round(v, 4) for k, v in self.cpu.items()}
         return out

@@ -30,8 +30,15 @@ def run_under_size_limit(code: str, cwd: Path) -> subprocess.CompletedProcess[st
         resource.setrlimit(resource.RLIMIT_FSIZE, ({LIMIT_BYTES}, {LIMIT_BYTES}))
     """)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(code)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", prologue + textwrap.dedent(code)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -71,10 +78,20 @@ def test_catalog_write_that_runs_out_of_space_keeps_the_old_catalog(tmp_path: Pa
         save_catalog,
     )
 
-    acqs = [Acquisition(date=f"2023-05-{d:02d}", file=Path(f"s2/scene-with-a-long-name-{d:02d}.tif"))
-            for d in range(1, 21)]
-    catalog = Catalog(name="area", root=tmp_path, locations=[
-        Location(id="zurich-01", modalities={"s2": ModalityEntry(sensor="sentinel2", acquisitions=acqs)})])
+    acqs = [
+        Acquisition(date=f"2023-05-{d:02d}", file=Path(f"s2/scene-with-a-long-name-{d:02d}.tif"))
+        for d in range(1, 21)
+    ]
+    catalog = Catalog(
+        name="area",
+        root=tmp_path,
+        locations=[
+            Location(
+                id="zurich-01",
+                modalities={"s2": ModalityEntry(sensor="sentinel2", acquisitions=acqs)},
+            )
+        ],
+    )
     path = save_catalog(catalog, tmp_path / "catalog.yaml")
     before = path.read_bytes()
     assert len(before) > 2 * LIMIT_BYTES

@@ -23,9 +23,17 @@ def _all_modules() -> list[str]:
     return [m.name for m in pkgutil.walk_packages(skysense.__path__, "skysense.")]
 
 
-FACTS = {"MODALITIES": MODALITIES, "SERIES": SERIES, "HR_RATIO": HR_RATIO,
-         "SENTINEL_GSD_M": SENTINEL_GSD_M, "HR_GSD_M": HR_GSD_M, "S2_BANDS": S2_BANDS,
-         "S1_BANDS": S1_BANDS, "HR_BANDS": HR_BANDS, "SENSORS": SENSORS}
+FACTS = {
+    "MODALITIES": MODALITIES,
+    "SERIES": SERIES,
+    "HR_RATIO": HR_RATIO,
+    "SENTINEL_GSD_M": SENTINEL_GSD_M,
+    "HR_GSD_M": HR_GSD_M,
+    "S2_BANDS": S2_BANDS,
+    "S1_BANDS": S1_BANDS,
+    "HR_BANDS": HR_BANDS,
+    "SENSORS": SENSORS,
+}
 
 
 @pytest.mark.parametrize("module", _all_modules())
@@ -38,14 +46,22 @@ def test_a_module_holding_a_core_fact_holds_the_core_object(module: str) -> None
             assert getattr(mod, name) is fact, f"{module}.{name} is its own copy"
 
 
-@pytest.mark.parametrize(("module", "name"), [
-    ("skysense.data.dataset", "MODALITIES"), ("skysense.models.inputs", "MODALITIES"),
-    ("skysense.validation.suites", "MODALITIES"), ("skysense.data.chipping", "SERIES"),
-    ("skysense.data.dataset", "SERIES"), ("skysense.evaluation.features", "SERIES"),
-    ("skysense.models.presets", "HR_RATIO"), ("skysense.inference.scene", "HR_RATIO"),
-    ("skysense.data.coregistration", "HR_RATIO"), ("skysense.data.synthetic.hr_texture", "HR_RATIO"),
-    ("skysense.registry.pyfunc", "HR_RATIO"),
-])
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("skysense.data.dataset", "MODALITIES"),
+        ("skysense.models.inputs", "MODALITIES"),
+        ("skysense.validation.suites", "MODALITIES"),
+        ("skysense.data.chipping", "SERIES"),
+        ("skysense.data.dataset", "SERIES"),
+        ("skysense.evaluation.features", "SERIES"),
+        ("skysense.models.presets", "HR_RATIO"),
+        ("skysense.inference.scene", "HR_RATIO"),
+        ("skysense.data.coregistration", "HR_RATIO"),
+        ("skysense.data.synthetic.hr_texture", "HR_RATIO"),
+        ("skysense.registry.pyfunc", "HR_RATIO"),
+    ],
+)
 def test_the_users_of_a_fact_take_it_from_core(module: str, name: str) -> None:
     assert getattr(importlib.import_module(module), name) is FACTS[name]
 
@@ -77,21 +93,34 @@ def test_validation_rules_take_their_sensor_facts_from_the_sensor_specs() -> Non
     rules = ValidationConfig().sensors
     for modality, name in (("s2", "sentinel2"), ("s1", "sentinel1"), ("hr", "hr"), ("dem", "dem")):
         spec = SENSORS[name]
-        assert (rules[modality].nodata, rules[modality].scale, rules[modality].offset) == \
-            (spec.nodata, spec.scale, spec.offset), modality
+        assert (rules[modality].nodata, rules[modality].scale, rules[modality].offset) == (
+            spec.nodata,
+            spec.scale,
+            spec.offset,
+        ), modality
         assert rules[modality].band_gsd_m == spec.native_gsd_m(), modality
     assert rules["s2"].band_gsd_m["B05"] == 20.0 and rules["s2"].band_gsd_m["SCL"] == 20.0
-    assert ValidationConfig().gsd_m == {"s2": SENTINEL_GSD_M, "s1": SENTINEL_GSD_M,
-                                        "hr": HR_GSD_M, "dem": SENTINEL_GSD_M}
+    assert ValidationConfig().gsd_m == {
+        "s2": SENTINEL_GSD_M,
+        "s1": SENTINEL_GSD_M,
+        "hr": HR_GSD_M,
+        "dem": SENTINEL_GSD_M,
+    }
 
 
 def test_chip_settings_defaults_are_the_params_defaults() -> None:
     from skysense.data.settings import ChipConfig, ChipSettings
 
     chip, settings = ChipConfig(), ChipSettings()
-    assert (settings.size, settings.stride, settings.max_nodata_fraction, settings.workers) == \
-        (chip.size, chip.stride or chip.size, chip.max_nodata_fraction, chip.workers)
-    assert settings.shard_bytes == chip.shard_size_mb * 2**20 and settings.gsd_m == chip.sentinel_gsd_m
+    assert (settings.size, settings.stride, settings.max_nodata_fraction, settings.workers) == (
+        chip.size,
+        chip.stride or chip.size,
+        chip.max_nodata_fraction,
+        chip.workers,
+    )
+    assert (
+        settings.shard_bytes == chip.shard_size_mb * 2**20 and settings.gsd_m == chip.sentinel_gsd_m
+    )
     assert settings.hr_ratio == chip.hr_ratio == HR_RATIO and settings.modalities == MODALITIES
 
 
@@ -99,8 +128,13 @@ def test_one_lineage_module_and_one_sample_contract() -> None:
     from skysense.core import contract, lineage
     from skysense.registry import model_loading, signature
 
-    for gone in ("skysense.dvc_lineage", "skysense.registry.lineage", "skysense.training.provenance",
-                 "skysense.errors", "skysense.data.sensors"):
+    for gone in (
+        "skysense.dvc_lineage",
+        "skysense.registry.lineage",
+        "skysense.training.provenance",
+        "skysense.errors",
+        "skysense.data.sensors",
+    ):
         with pytest.raises(ModuleNotFoundError):
             importlib.import_module(gone)
     assert signature.MODALITY_SPECS is contract.MODALITY_SPECS

@@ -18,7 +18,8 @@ from skysense.core.output_paths import (
 def test_path_inside_accepts_names_below_the_folder(tmp_path):
     assert path_inside(tmp_path, "a.tif") == tmp_path / "a.tif"
     assert path_inside(tmp_path / "new", "seg", "x_r000_c000", "s2.tif") == (
-        tmp_path / "new" / "seg" / "x_r000_c000" / "s2.tif")
+        tmp_path / "new" / "seg" / "x_r000_c000" / "s2.tif"
+    )
     linked = tmp_path / "linked-out"  # an output folder that is itself a symlink is fine
     (tmp_path / "real-out").mkdir()
     linked.symlink_to(tmp_path / "real-out")
@@ -27,8 +28,9 @@ def test_path_inside_accepts_names_below_the_folder(tmp_path):
     assert path_inside(rel, "a.tif") == rel / "a.tif"
 
 
-@pytest.mark.parametrize("parts", [("../x.tif",), ("/abs/x.tif",), ("a", "..", "..", "x"),
-                                   ("..",), (".",), ("",)])
+@pytest.mark.parametrize(
+    "parts", [("../x.tif",), ("/abs/x.tif",), ("a", "..", "..", "x"), ("..",), (".",), ("",)]
+)
 def test_path_inside_refuses_what_leaves_the_folder(tmp_path, parts):
     out = tmp_path / "out"
     with pytest.raises(OutsideOutputError, match=rf"outside the output folder {out}"):

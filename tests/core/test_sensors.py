@@ -11,9 +11,33 @@ from skysense.core.sensors import SENSORS, UncalibratedInputError, UnknownSensor
 
 def test_sentinel2_has_all_13_bands_with_wavelength_and_gsd() -> None:
     s2 = get_sensor("sentinel2")
-    assert s2.band_names == ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09",
-                             "B10", "B11", "B12")
-    assert s2.default_bands == ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+    assert s2.band_names == (
+        "B01",
+        "B02",
+        "B03",
+        "B04",
+        "B05",
+        "B06",
+        "B07",
+        "B08",
+        "B8A",
+        "B09",
+        "B10",
+        "B11",
+        "B12",
+    )
+    assert s2.default_bands == (
+        "B02",
+        "B03",
+        "B04",
+        "B05",
+        "B06",
+        "B07",
+        "B08",
+        "B8A",
+        "B11",
+        "B12",
+    )
     assert s2.band("B04").wavelength_nm == 665.0 and s2.band("B04").gsd_m == 10.0
     assert s2.band("B8A").gsd_m == 20.0 and s2.band("B10").gsd_m == 60.0
     assert s2.band("B12").wavelength_nm == 2190.0
@@ -33,9 +57,13 @@ def test_sentinel2_dn_to_reflectance_and_float_files_are_reflectance() -> None:
 def test_sentinel1_linear_amplitude_complex_and_db_inputs_give_db() -> None:
     s1 = get_sensor("sentinel1")
     assert s1.band_names == ("VV", "VH") and s1.output_units == "dB"
-    np.testing.assert_allclose(s1.to_physical(np.array([0.1, 1.0], np.float32), "linear"), [-10.0, 0.0], atol=1e-5)
+    np.testing.assert_allclose(
+        s1.to_physical(np.array([0.1, 1.0], np.float32), "linear"), [-10.0, 0.0], atol=1e-5
+    )
     np.testing.assert_allclose(s1.to_physical(np.array([-12.5], np.float32), "db"), [-12.5])
-    np.testing.assert_allclose(s1.to_physical(np.array([10.0], np.float32), "amplitude"), [20.0], atol=1e-5)
+    np.testing.assert_allclose(
+        s1.to_physical(np.array([10.0], np.float32), "amplitude"), [20.0], atol=1e-5
+    )
     slc = np.array([3 + 4j, 0j], dtype=np.complex64)  # |z| = 5 -> 20 log10 5 dB; 0 -> no value
     out = s1.to_physical(slc, s1.units_for("complex64"))
     assert out[0] == pytest.approx(20 * np.log10(5.0), abs=1e-5) and np.isnan(out[1])

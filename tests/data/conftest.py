@@ -31,13 +31,21 @@ def write_tif(
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = data if data.ndim == 3 else data[None]
     count = arr.shape[0] + (1 if alpha is not None else 0)
-    profile = dict(driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=count,
-                   dtype=str(arr.dtype), nodata=nodata)
+    profile = dict(
+        driver="GTiff",
+        width=arr.shape[2],
+        height=arr.shape[1],
+        count=count,
+        dtype=str(arr.dtype),
+        nodata=nodata,
+    )
     if crs is not None:
         profile.update(crs=crs, transform=transform or from_origin(464000.0, 5250000.0, 10.0, 10.0))
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(arr, indexes=list(range(1, arr.shape[0] + 1)))
-        ci = [rasterio.enums.ColorInterp.gray] + [rasterio.enums.ColorInterp.undefined] * (count - 1)
+        ci = [rasterio.enums.ColorInterp.gray] + [rasterio.enums.ColorInterp.undefined] * (
+            count - 1
+        )
         if alpha is not None:
             dst.write(alpha.astype(arr.dtype), count)
             ci[-1] = rasterio.enums.ColorInterp.alpha
@@ -89,12 +97,21 @@ def make_location(
     if hr:
         hpx = px * 8  # 1.25 m source HR, upsampled to 0.3125 m by the reader
         data = rng.integers(1, 255, size=(4, hpx, hpx), dtype=np.uint8)
-        f = write_tif(root / loc_id / "hr.tif", data, crs, from_origin(x0, y0, 1.25, 1.25), nodata=0)
-        mods["hr"] = ModalityEntry(sensor="hr", acquisitions=[Acquisition(date=dt.date(2023, 6, 1), file=f.relative_to(root))])
+        f = write_tif(
+            root / loc_id / "hr.tif", data, crs, from_origin(x0, y0, 1.25, 1.25), nodata=0
+        )
+        mods["hr"] = ModalityEntry(
+            sensor="hr",
+            acquisitions=[Acquisition(date=dt.date(2023, 6, 1), file=f.relative_to(root))],
+        )
     if dem:
         data = rng.uniform(300, 900, size=(1, px // 3, px // 3)).astype(np.float32)
-        f = write_tif(root / loc_id / "dem.tif", data, crs, from_origin(x0, y0, 30.0, 30.0), nodata=-9999.0)
-        mods["dem"] = ModalityEntry(sensor="dem", acquisitions=[Acquisition(file=f.relative_to(root))])
+        f = write_tif(
+            root / loc_id / "dem.tif", data, crs, from_origin(x0, y0, 30.0, 30.0), nodata=-9999.0
+        )
+        mods["dem"] = ModalityEntry(
+            sensor="dem", acquisitions=[Acquisition(file=f.relative_to(root))]
+        )
     return Location(id=loc_id, modalities=mods)
 
 
@@ -102,8 +119,10 @@ def make_location(
 def synthetic_catalog(tmp_path: Path) -> Catalog:
     """Two synthetic locations, 48 x 48 px on the 10 m grid (9 chips of 16 px each)."""
     root = tmp_path / "scenes"
-    locs = [make_location(root, "loc-a", seed=1),
-            make_location(root, "loc-b", x0=470000.0, seed=2, s2_dates=2)]
+    locs = [
+        make_location(root, "loc-a", seed=1),
+        make_location(root, "loc-b", x0=470000.0, seed=2, s2_dates=2),
+    ]
     return Catalog(name="synthetic", locations=locs, root=root)
 
 
@@ -120,9 +139,14 @@ def chip_settings(**kw):
     """Chip settings for tests: 16 px chips, in-process unless ``workers`` is given."""
     from skysense.data.settings import ChipSettings
 
-    base = dict(size=16, stride=16, workers=1, max_nodata_fraction=0.5,
-                bands={"s2": S2_BANDS, "s1": ("VV", "VH"), "hr": ("R", "G", "B", "N")},
-                max_dates={"s2": 8, "s1": 6})
+    base = dict(
+        size=16,
+        stride=16,
+        workers=1,
+        max_nodata_fraction=0.5,
+        bands={"s2": S2_BANDS, "s1": ("VV", "VH"), "hr": ("R", "G", "B", "N")},
+        max_dates={"s2": 8, "s1": 6},
+    )
     base.update(kw)
     return ChipSettings(**base)
 
@@ -141,8 +165,10 @@ def synthetic_chips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Catalog, 
 
     tmp = tmp_path_factory.mktemp("chips")
     root = tmp / "scenes"
-    locs = [make_location(root, "loc-a", seed=1),
-            make_location(root, "loc-b", x0=470000.0, seed=2, s2_dates=2, hr=False)]
+    locs = [
+        make_location(root, "loc-a", seed=1),
+        make_location(root, "loc-b", x0=470000.0, seed=2, s2_dates=2, hr=False),
+    ]
     cat = Catalog(name="synthetic", locations=locs, root=root)
     chip_catalog(cat, tmp / "chips", settings=chip_settings())
     write_stats(tmp / "chips", compute_stats(tmp / "chips"))

@@ -25,9 +25,17 @@ X0, Y0 = 464000.0, 5250000.0
 
 
 def _warped(path: Path, grid: Grid, rs: Resampling) -> np.ndarray:
-    with rasterio.open(path) as ds, WarpedVRT(
-        ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height, resampling=rs,
-    ) as vrt:
+    with (
+        rasterio.open(path) as ds,
+        WarpedVRT(
+            ds,
+            crs=grid.crs,
+            transform=grid.transform,
+            width=grid.width,
+            height=grid.height,
+            resampling=rs,
+        ) as vrt,
+    ):
         return vrt.read()
 
 
@@ -51,7 +59,9 @@ def test_alignment_detection(tmp_path: Path, tif) -> None:
 
 
 @pytest.mark.parametrize("res", [10.0, 20.0, 60.0])
-def test_nearest_equals_warper_including_partly_outside_windows(tmp_path: Path, tif, res: float) -> None:
+def test_nearest_equals_warper_including_partly_outside_windows(
+    tmp_path: Path, tif, res: float
+) -> None:
     rng = np.random.default_rng(int(res))
     n = int(480 // res)  # 480 m: 48 target pixels
     src = rng.integers(1, 10000, (1, n, n), dtype=np.uint16)
@@ -60,7 +70,9 @@ def test_nearest_equals_warper_including_partly_outside_windows(tmp_path: Path, 
     grid = Grid(UTM32, X0 - 60, Y0 + 40, 10.0, 60, 56)
     warped = _warped(path, grid, Resampling.nearest)[0].astype(np.float32) * np.float32(1e-4)
     acq = Acquisition(bands={"B05": path})
-    with AcquisitionReader(acq, S2, tmp_path, grid, bands=["B05"], resampling=Resampling.nearest) as rd:
+    with AcquisitionReader(
+        acq, S2, tmp_path, grid, bands=["B05"], resampling=Resampling.nearest
+    ) as rd:
         assert rd.layers[0].align is not None and rd.layers[0].vrt is None
         full = rd.read()
         part = rd.read(Window(3, 2, 20, 17))

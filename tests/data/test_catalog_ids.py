@@ -21,15 +21,46 @@ from skysense.data.synthetic.downstream import write_scene_chips
 from skysense.data.synthetic.sample import write_scene
 from skysense.data.synthetic.scenes import sites_for, synthesize_scene
 
-BAD_IDS = ["../../x", "/abs/x", "a/b", "..", "a..b", ".hidden", "-dash", "with space", "",
-           "x" * 129, "zürich", "a\\b", "x\n"]
+BAD_IDS = [
+    "../../x",
+    "/abs/x",
+    "a/b",
+    "..",
+    "a..b",
+    ".hidden",
+    "-dash",
+    "with space",
+    "",
+    "x" * 129,
+    "zürich",
+    "a\\b",
+    "x\n",
+]
 GOOD_IDS = ["zurich-01", "ch.zurich_plateau-2", "A" * 128, "0"]
 
 
 def _catalog(folder: Path, loc_id: str, tif: Path) -> Path:
     path = folder / "catalog.yaml"
-    path.write_text(yaml.safe_dump({"version": 1, "locations": [{"id": loc_id, "modalities": {
-        "s2": {"sensor": "sentinel2", "acquisitions": [{"date": "2023-04-02", "file": str(tif), "offset": 0}]}}}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "locations": [
+                    {
+                        "id": loc_id,
+                        "modalities": {
+                            "s2": {
+                                "sensor": "sentinel2",
+                                "acquisitions": [
+                                    {"date": "2023-04-02", "file": str(tif), "offset": 0}
+                                ],
+                            }
+                        },
+                    }
+                ],
+            }
+        )
+    )
     return path
 
 
@@ -67,8 +98,10 @@ def test_the_chip_command_refuses_the_catalog_and_writes_nothing(tmp_path, tif):
 @pytest.fixture(scope="module")
 def escaping_scene():
     """A real synthetic scene whose id tries to climb out of the output folder."""
-    cfg = load_config(Path(__file__).parents[2] / "params.yaml", [
-        "data.sample.size_px=32", "data.sample.s2_dates=2", "data.sample.s1_dates=2"]).data.sample
+    cfg = load_config(
+        Path(__file__).parents[2] / "params.yaml",
+        ["data.sample.size_px=32", "data.sample.s2_dates=2", "data.sample.s1_dates=2"],
+    ).data.sample
     site, split = sites_for(0, 1)[0]
     scene = synthesize_scene(site, split, 0, cfg, 0)
     return dataclasses.replace(scene, site=dataclasses.replace(scene.site, name="../../escaped"))

@@ -29,10 +29,14 @@ SHARD_BYTES = 4 * 2**20  # each location's part (~6 MB) becomes a shard of its o
 
 
 def _catalog(make_location, root: Path, seeds: tuple[int, int]) -> Catalog:
-    return Catalog(name="gen", root=root, locations=[
-        make_location(root, "loc-a", seed=seeds[0]),
-        make_location(root, "loc-b", x0=470000.0, seed=seeds[1], s2_dates=2),
-    ])
+    return Catalog(
+        name="gen",
+        root=root,
+        locations=[
+            make_location(root, "loc-a", seed=seeds[0]),
+            make_location(root, "loc-b", x0=470000.0, seed=seeds[1], s2_dates=2),
+        ],
+    )
 
 
 def _read_all(folder: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -60,7 +64,9 @@ def _shards(folder: Path) -> list[str]:
 def generations(tmp_path_factory, request) -> dict[str, object]:
     """Generation A chipped and merged; generation B's parts (same ids, other pixels); B alone."""
     # this folder's conftest, by its plugin name (``import conftest`` is ambiguous across folders)
-    data_conftest = request.config.pluginmanager.get_plugin(str(Path(__file__).with_name("conftest.py")))
+    data_conftest = request.config.pluginmanager.get_plugin(
+        str(Path(__file__).with_name("conftest.py"))
+    )
     tmp = tmp_path_factory.mktemp("generations")
     s = data_conftest.chip_settings(shard_bytes=SHARD_BYTES)
     a_dir = tmp / "a"
@@ -105,16 +111,15 @@ def _crash_while_copying(monkeypatch) -> None:
 
 CRASHES_BEFORE_SWAP = {
     "while-copying-parts": _crash_while_copying,
-    "while-staging-the-manifest":
-        lambda mp: mp.setattr(chipping, "_stage_manifest", _raise),
-    "after-new-shards-before-the-swap":
-        lambda mp: mp.setattr(chipping, "_swap_manifest", _raise),
+    "while-staging-the-manifest": lambda mp: mp.setattr(chipping, "_stage_manifest", _raise),
+    "after-new-shards-before-the-swap": lambda mp: mp.setattr(chipping, "_swap_manifest", _raise),
 }
 
 
 @pytest.mark.parametrize("crash", sorted(CRASHES_BEFORE_SWAP))
 def test_a_merge_that_dies_before_the_swap_leaves_the_old_chips_readable(
-        generations, tmp_path, monkeypatch, crash) -> None:
+    generations, tmp_path, monkeypatch, crash
+) -> None:
     out = _rechip_setup(generations, tmp_path)
     manifest_before, shards_before = (out / MANIFEST).read_bytes(), _shards(out)
     with monkeypatch.context() as mp:
@@ -132,8 +137,9 @@ def test_a_merge_that_dies_before_the_swap_leaves_the_old_chips_readable(
     _assert_reads(out, generations["new"])
 
 
-def test_a_merge_that_dies_after_the_swap_reads_the_new_chips(generations, tmp_path,
-                                                             monkeypatch) -> None:
+def test_a_merge_that_dies_after_the_swap_reads_the_new_chips(
+    generations, tmp_path, monkeypatch
+) -> None:
     out = _rechip_setup(generations, tmp_path)
     old_shards = _shards(out)
     with monkeypatch.context() as mp:
@@ -169,13 +175,18 @@ merge_manifests(out, shard_bytes=int(sys.argv[3]))
 """
 
 
-def test_a_killed_merge_leaves_the_old_chips_and_the_next_merge_cleans_up(generations,
-                                                                         tmp_path) -> None:
+def test_a_killed_merge_leaves_the_old_chips_and_the_next_merge_cleans_up(
+    generations, tmp_path
+) -> None:
     out, ready = _rechip_setup(generations, tmp_path), tmp_path / "ready"
     manifest_before, old_shards = (out / MANIFEST).read_bytes(), _shards(out)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    code = kill_when_ready([sys.executable, "-c", KILLED_MERGE, str(out), str(ready), str(SHARD_BYTES)],
-                           ready, what="the merge", env=env)
+    code = kill_when_ready(
+        [sys.executable, "-c", KILLED_MERGE, str(out), str(ready), str(SHARD_BYTES)],
+        ready,
+        what="the merge",
+        env=env,
+    )
     assert code == -signal.SIGKILL
     assert (out / MANIFEST).read_bytes() == manifest_before
     _assert_reads(out, generations["old"])

@@ -24,15 +24,24 @@ def _flat(text: str) -> str:
 
 
 @pytest.fixture()
-def validated_then_truncated(tmp_path: Path, location_factory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def validated_then_truncated(
+    tmp_path: Path, location_factory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Two locations that pass validation; then one S2 raster of loc-b is cut to half its size."""
     monkeypatch.chdir(tmp_path)  # no ./params.yaml: embedded defaults
     root = tmp_path / "scenes"
-    cat = Catalog(name="area", root=root, locations=[
-        location_factory(root, "loc-a", seed=1), location_factory(root, "loc-b", x0=470000.0, seed=2)])
+    cat = Catalog(
+        name="area",
+        root=root,
+        locations=[
+            location_factory(root, "loc-a", seed=1),
+            location_factory(root, "loc-b", x0=470000.0, seed=2),
+        ],
+    )
     catalog = save_catalog(cat, tmp_path / "catalog.yaml")
-    res = CliRunner().invoke(app, ["validate", "--catalog", str(catalog), "--out", str(tmp_path / "report"),
-                                   "--json"])
+    res = CliRunner().invoke(
+        app, ["validate", "--catalog", str(catalog), "--out", str(tmp_path / "report"), "--json"]
+    )
     assert res.exit_code == 0, res.output
     accepted = tmp_path / "report" / "accepted_catalog.yaml"
     assert [loc.id for loc in load_catalog(accepted).locations] == ["loc-a", "loc-b"]
@@ -42,11 +51,13 @@ def validated_then_truncated(tmp_path: Path, location_factory, monkeypatch: pyte
     return accepted
 
 
-def test_a_location_failing_at_chip_time_fails_the_command_after_the_summary(validated_then_truncated: Path,
-                                                                             tmp_path: Path) -> None:
+def test_a_location_failing_at_chip_time_fails_the_command_after_the_summary(
+    validated_then_truncated: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "chips"
-    res = CliRunner().invoke(app, ["data", "chip", "--catalog", str(validated_then_truncated),
-                                   "--out", str(out), *CHIP])
+    res = CliRunner().invoke(
+        app, ["data", "chip", "--catalog", str(validated_then_truncated), "--out", str(out), *CHIP]
+    )
     assert res.exit_code == 5, res.output
     err = _flat(res.stderr)
     assert "1 of 2 location(s) failed" in err and "loc-b:" in err and "--allow-partial" in err
@@ -61,31 +72,59 @@ def test_allow_partial_exits_0_and_the_summary_lists_the_failed_location(
     validated_then_truncated: Path, tmp_path: Path, accept: list[str]
 ) -> None:
     out = tmp_path / "chips"
-    res = CliRunner().invoke(app, ["data", "chip", "--catalog", str(validated_then_truncated),
-                                   "--out", str(out), "--json", *CHIP, *accept])
+    res = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "chip",
+            "--catalog",
+            str(validated_then_truncated),
+            "--out",
+            str(out),
+            "--json",
+            *CHIP,
+            *accept,
+        ],
+    )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert list(payload["failed"]) == ["loc-b"] and payload["chips"] > 0
     assert "loc-b" in json.loads((out / "summary.json").read_text())["failed"]
 
 
-def test_every_location_failing_fails_even_with_allow_partial(tmp_path: Path, location_factory,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_location_failing_fails_even_with_allow_partial(
+    tmp_path: Path, location_factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "scenes"
     loc = location_factory(root, "loc-a", seed=1)
     for acq in loc.modalities["s2"].acquisitions:
         (root / acq.file).write_text("not a raster\n")
-    catalog = save_catalog(Catalog(name="area", root=root, locations=[loc]), tmp_path / "catalog.yaml")
-    res = CliRunner().invoke(app, ["data", "chip", "--catalog", str(catalog), "--out", str(tmp_path / "c"),
-                                   "--allow-partial", *CHIP])
+    catalog = save_catalog(
+        Catalog(name="area", root=root, locations=[loc]), tmp_path / "catalog.yaml"
+    )
+    res = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "chip",
+            "--catalog",
+            str(catalog),
+            "--out",
+            str(tmp_path / "c"),
+            "--allow-partial",
+            *CHIP,
+        ],
+    )
     assert res.exit_code == 5, res.output
     err = _flat(res.stderr)
     assert "1 of 1 location(s) failed, and no chip was written: loc-a:" in err
     assert "--allow-partial" not in err  # it cannot accept an empty set
 
 
-def test_a_disk_that_fills_while_merging_exits_3_naming_the_folder(tmp_path: Path, location_factory) -> None:
+def test_a_disk_that_fills_while_merging_exits_3_naming_the_folder(
+    tmp_path: Path, location_factory
+) -> None:
     """Each location's part fits, the merged shard does not: a real EFBIG (RLIMIT_FSIZE, as a
     full disk gives ENOSPC) while merging was a traceback with exit 1 ("refused")."""
     import os
@@ -94,8 +133,14 @@ def test_a_disk_that_fills_while_merging_exits_3_naming_the_folder(tmp_path: Pat
     import textwrap
 
     root = tmp_path / "scenes"
-    cat = Catalog(name="area", root=root, locations=[
-        location_factory(root, "loc-a", seed=1), location_factory(root, "loc-b", x0=470000.0, seed=2)])
+    cat = Catalog(
+        name="area",
+        root=root,
+        locations=[
+            location_factory(root, "loc-a", seed=1),
+            location_factory(root, "loc-b", x0=470000.0, seed=2),
+        ],
+    )
     catalog = save_catalog(cat, tmp_path / "catalog.yaml")
     args = ["data", "chip", "--catalog", str(catalog), "--out", str(tmp_path / "ref"), *CHIP]
     assert CliRunner().invoke(app, args).exit_code == 0
@@ -111,8 +156,15 @@ def test_a_disk_that_fills_while_merging_exits_3_naming_the_folder(tmp_path: Pat
         app()
     """)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), COLUMNS="200")
-    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=300, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert res.returncode == 3, res.stdout + res.stderr[-3000:]
     assert f"{tmp_path / 'c'}: writing the chips failed (File too large)" in res.stderr
     assert "Traceback" not in res.stderr

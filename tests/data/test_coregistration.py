@@ -31,12 +31,29 @@ def test_utm_zone_from_position() -> None:
 def test_bigearthnet_s2_and_s1_patches_coregistered_into_one_sample(real: Path) -> None:
     s2d, s1d = real / BEN_S2, real / BEN_S1
     names = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
-    loc = Location(id="ben-87-48", modalities={
-        "s2": ModalityEntry(sensor="sentinel2", acquisitions=[Acquisition(
-            date=dt.date(2017, 6, 13), bands={n: Path(f"{BEN_S2}/{s2d.name}_{n}.tif") for n in names})]),
-        "s1": ModalityEntry(sensor="sentinel1", acquisitions=[Acquisition(
-            date=dt.date(2017, 6, 13), bands={p: Path(f"{BEN_S1}/{s1d.name}_{p}.tif") for p in ("VV", "VH")})]),
-    })
+    loc = Location(
+        id="ben-87-48",
+        modalities={
+            "s2": ModalityEntry(
+                sensor="sentinel2",
+                acquisitions=[
+                    Acquisition(
+                        date=dt.date(2017, 6, 13),
+                        bands={n: Path(f"{BEN_S2}/{s2d.name}_{n}.tif") for n in names},
+                    )
+                ],
+            ),
+            "s1": ModalityEntry(
+                sensor="sentinel1",
+                acquisitions=[
+                    Acquisition(
+                        date=dt.date(2017, 6, 13),
+                        bands={p: Path(f"{BEN_S1}/{s1d.name}_{p}.tif") for p in ("VV", "VH")},
+                    )
+                ],
+            ),
+        },
+    )
     grid, stacks = read_location(loc, real)
     assert grid == Grid(CRS.from_epsg(32633), 404400.0, 5342400.0, 10.0, 120, 120)
     s2, s1 = stacks["s2"], stacks["s1"]
@@ -54,7 +71,9 @@ def test_bigearthnet_s2_and_s1_patches_coregistered_into_one_sample(real: Path) 
         assert s1.data[0, 1, row, col] == pytest.approx(vh[r, c], rel=1e-6)
 
 
-def test_neighbouring_utm_zone_reprojected_value_exact_on_a_linear_ramp(tmp_path: Path, tif) -> None:
+def test_neighbouring_utm_zone_reprojected_value_exact_on_a_linear_ramp(
+    tmp_path: Path, tif
+) -> None:
     """An S2 scene in UTM 32 over Rome (zone 33) lands on the zone-33 grid; a linear ramp is
     reproduced exactly by bilinear resampling, so every pixel can be checked."""
     utm32 = CRS.from_epsg(32632)
@@ -62,9 +81,23 @@ def test_neighbouring_utm_zone_reprojected_value_exact_on_a_linear_ramp(tmp_path
     x0, y0 = round(xs[0], -1) - 1500, round(ys[0], -1) + 1500
     rows, cols = np.mgrid[0:300, 0:300]
     ramp = (1000 + 3 * cols + 2 * rows).astype(np.uint16)
-    tif(tmp_path / "s2.tif", np.repeat(ramp[None], 10, axis=0), utm32, from_origin(x0, y0, 10.0, 10.0))
-    loc = Location(id="rome", modalities={"s2": ModalityEntry(
-        sensor="sentinel2", acquisitions=[Acquisition(date=dt.date(2023, 5, 1), file=Path("s2.tif"), offset=0.0)])})
+    tif(
+        tmp_path / "s2.tif",
+        np.repeat(ramp[None], 10, axis=0),
+        utm32,
+        from_origin(x0, y0, 10.0, 10.0),
+    )
+    loc = Location(
+        id="rome",
+        modalities={
+            "s2": ModalityEntry(
+                sensor="sentinel2",
+                acquisitions=[
+                    Acquisition(date=dt.date(2023, 5, 1), file=Path("s2.tif"), offset=0.0)
+                ],
+            )
+        },
+    )
     grid, stacks = read_location(loc, tmp_path)
     assert grid.crs.to_epsg() == 32633 and grid.res == 10.0
     data = stacks["s2"].data[0, 0]
@@ -76,19 +109,39 @@ def test_neighbouring_utm_zone_reprojected_value_exact_on_a_linear_ramp(tmp_path
         assert data[row, col] == pytest.approx((1000 + 3 * fc + 2 * fr) * 1e-4, abs=0.51e-4)
 
 
-def test_hr_grid_is_exactly_32x_finer_and_dem_in_compound_crs(real: Path, tmp_path: Path, tif) -> None:
+def test_hr_grid_is_exactly_32x_finer_and_dem_in_compound_crs(
+    real: Path, tmp_path: Path, tif
+) -> None:
     """Rome: a synthetic S2 in UTM 33, the real Copernicus DEM (EPSG:9707) and HR at 1 m."""
     utm33 = CRS.from_epsg(32633)
     xs, ys = warp_transform("EPSG:4326", utm33, [12.5], [42.0])
     x0, y0 = round(xs[0], -1) - 320, round(ys[0], -1) + 320
-    tif(tmp_path / "s2.tif", np.full((10, 64, 64), 1234, np.uint16), utm33, from_origin(x0, y0, 10.0, 10.0))
+    tif(
+        tmp_path / "s2.tif",
+        np.full((10, 64, 64), 1234, np.uint16),
+        utm33,
+        from_origin(x0, y0, 10.0, 10.0),
+    )
     hr = np.random.default_rng(0).integers(1, 255, (3, 640, 640), dtype=np.uint8)
     tif(tmp_path / "hr.tif", hr, utm33, from_origin(x0, y0, 1.0, 1.0))
-    loc = Location(id="rome", modalities={
-        "s2": ModalityEntry(sensor="sentinel2", acquisitions=[Acquisition(date=dt.date(2023, 5, 1), file=Path("s2.tif"), offset=0.0)]),
-        "hr": ModalityEntry(sensor="hr", acquisitions=[Acquisition(date=dt.date(2023, 6, 1), file=Path("hr.tif"))]),
-        "dem": ModalityEntry(sensor="dem", acquisitions=[Acquisition(file=real / "dem" / "Rome-30m-DEM.tif")]),
-    })
+    loc = Location(
+        id="rome",
+        modalities={
+            "s2": ModalityEntry(
+                sensor="sentinel2",
+                acquisitions=[
+                    Acquisition(date=dt.date(2023, 5, 1), file=Path("s2.tif"), offset=0.0)
+                ],
+            ),
+            "hr": ModalityEntry(
+                sensor="hr",
+                acquisitions=[Acquisition(date=dt.date(2023, 6, 1), file=Path("hr.tif"))],
+            ),
+            "dem": ModalityEntry(
+                sensor="dem", acquisitions=[Acquisition(file=real / "dem" / "Rome-30m-DEM.tif")]
+            ),
+        },
+    )
     grid = location_grid(loc, tmp_path)
     assert grid == Grid(utm33, x0, y0, 10.0, 64, 64)
     with LocationReader(loc, tmp_path, grid) as reader:
@@ -105,16 +158,27 @@ def test_hr_grid_is_exactly_32x_finer_and_dem_in_compound_crs(real: Path, tmp_pa
         src = ds.read(1)
         lon, lat = warp_transform(utm33, "EPSG:4326", [grid.xy(32, 32)[0]], [grid.xy(32, 32)[1]])
         r, c = ds.index(lon[0], lat[0])
-    near = src[r - 1:r + 2, c - 1:c + 2]
+    near = src[r - 1 : r + 2, c - 1 : c + 2]
     assert near.min() <= dem.data[0, 0, 32, 32] <= near.max()
 
 
 def test_modalities_that_do_not_overlap(tmp_path: Path, tif) -> None:
-    tif(tmp_path / "a.tif", np.ones((10, 8, 8), np.uint16), transform=from_origin(464000, 5250000, 10, 10))
-    tif(tmp_path / "b.tif", np.ones((2, 8, 8), np.float32), transform=from_origin(564000, 5250000, 10, 10))
-    loc = Location(id="apart", modalities={
-        "s2": ModalityEntry(sensor="sentinel2", acquisitions=[Acquisition(file=Path("a.tif"))]),
-        "s1": ModalityEntry(sensor="sentinel1", acquisitions=[Acquisition(file=Path("b.tif"))]),
-    })
+    tif(
+        tmp_path / "a.tif",
+        np.ones((10, 8, 8), np.uint16),
+        transform=from_origin(464000, 5250000, 10, 10),
+    )
+    tif(
+        tmp_path / "b.tif",
+        np.ones((2, 8, 8), np.float32),
+        transform=from_origin(564000, 5250000, 10, 10),
+    )
+    loc = Location(
+        id="apart",
+        modalities={
+            "s2": ModalityEntry(sensor="sentinel2", acquisitions=[Acquisition(file=Path("a.tif"))]),
+            "s1": ModalityEntry(sensor="sentinel1", acquisitions=[Acquisition(file=Path("b.tif"))]),
+        },
+    )
     with pytest.raises(NoValidDataError, match="'apart': the footprints of s2, s1 do not overlap"):
         location_grid(loc, tmp_path)

@@ -27,7 +27,9 @@ def test_sample_dict_values_and_normalisation(synthetic_chips) -> None:
     assert s["s2"].dtype == torch.float32 and s["hr"].dtype == torch.float32
     assert s["s2_doy"].tolist() == [60, 91, 121] and s["s2_valid"].tolist() == [True] * 3
     assert s["s1_doy"].tolist() == [64, 95]
-    assert int(s["region"]) == region_id(s["lat"], s["lon"], 256) and s["region"].dtype == torch.int64
+    assert (
+        int(s["region"]) == region_id(s["lat"], s["lon"], 256) and s["region"].dtype == torch.int64
+    )
     stats = json.loads((chips / "stats.json").read_text())
     raw = ShardReader(chips).read("loc-a_0001_0002")
     expect = (raw["s2"][2, 4, 5, 6] - stats["s2"]["mean"][4]) / stats["s2"]["std"][4]
@@ -60,12 +62,16 @@ def test_collate_pads_series_and_missing_modalities(synthetic_chips) -> None:
 
 def test_dataloader_with_workers_and_distributed_sampler(synthetic_chips) -> None:
     _, chips = synthetic_chips
-    ds = ChipDataset(chips, exclude_ids=["loc-a_0000_0000", "loc-a_0000_0001"], modalities=["s2", "s1", "dem"])
+    ds = ChipDataset(
+        chips, exclude_ids=["loc-a_0000_0000", "loc-a_0000_0001"], modalities=["s2", "s1", "dem"]
+    )
     assert len(ds) == 16
     seen: list[str] = []
     for rank in (0, 1):
         sampler = DistributedSampler(ds, num_replicas=2, rank=rank, shuffle=True, seed=0)
-        loader = DataLoader(ds, batch_size=3, sampler=sampler, num_workers=2, collate_fn=collate_samples)
+        loader = DataLoader(
+            ds, batch_size=3, sampler=sampler, num_workers=2, collate_fn=collate_samples
+        )
         for batch in loader:
             assert batch["s2"].shape[1:] == (3, 10, 16, 16) or batch["s2"].shape[1] == 2
             seen.extend(batch["ids"])

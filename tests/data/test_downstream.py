@@ -46,20 +46,40 @@ def test_index_and_folder_layout(sample: Path) -> None:
     root = sample / "downstream"
     rows = read_index(root / "classification" / "index.csv")
     assert list(rows[0]) == ["sample_id", "class", "class_id", "location", "path", "fraction"]
-    assert N_CHIPS * 3 // 4 <= len(rows) <= N_CHIPS and {r["location"] for r in rows} == {"fr-camargue"}
+    assert N_CHIPS * 3 // 4 <= len(rows) <= N_CHIPS and {r["location"] for r in rows} == {
+        "fr-camargue"
+    }
     for r in rows:
-        assert r["path"] == f"{r['class']}/{r['sample_id']}" and lc.CLASS_NAMES[int(r["class_id"])] == r["class"]
+        assert (
+            r["path"] == f"{r['class']}/{r['sample_id']}"
+            and lc.CLASS_NAMES[int(r["class_id"])] == r["class"]
+        )
         assert float(r["fraction"]) >= 0.5
         chip = root / "classification" / r["path"]
-        assert sorted(p.name for p in chip.iterdir()) == ["dem.tif", "hr.tif", "s1.tif", "s2.tif", "s2_cloud.tif"]
+        assert sorted(p.name for p in chip.iterdir()) == [
+            "dem.tif",
+            "hr.tif",
+            "s1.tif",
+            "s2.tif",
+            "s2_cloud.tif",
+        ]
         with rasterio.open(chip / "s2.tif") as s2, rasterio.open(chip / "s2_cloud.tif") as cloud:
             dates = s2.tags()["acquisition_dates"].split(",")
-            assert len(dates) >= 6 and dates == sorted(dates) and all(dt.date.fromisoformat(d) for d in dates)
+            assert (
+                len(dates) >= 6
+                and dates == sorted(dates)
+                and all(dt.date.fromisoformat(d) for d in dates)
+            )
             assert s2.count == 10 * len(dates) and s2.nodata == 0 and s2.dtypes[0] == "uint16"
-            assert s2.descriptions[:11] == tuple(f"{dates[0]} {b}" for b in S2_BANDS) + (f"{dates[1]} B02",)
+            assert s2.descriptions[:11] == tuple(f"{dates[0]} {b}" for b in S2_BANDS) + (
+                f"{dates[1]} B02",
+            )
             assert cloud.count == len(dates) and cloud.descriptions == tuple(dates)
         with rasterio.open(chip / "s1.tif") as s1:
-            assert s1.count == 2 * len(s1.tags()["acquisition_dates"].split(",")) >= 8 and s1.nodata == -99
+            assert (
+                s1.count == 2 * len(s1.tags()["acquisition_dates"].split(",")) >= 8
+                and s1.nodata == -99
+            )
     seg = read_index(root / "segmentation" / "index.csv")
     assert len(seg) == N_CHIPS and {r["sample_id"] for r in rows} <= {r["sample_id"] for r in seg}
     assert all((root / "segmentation" / r["path"] / "mask.tif").exists() for r in seg)
@@ -77,7 +97,7 @@ def test_chips_are_georeferenced_windows_of_the_scene(sample: Path) -> None:
         assert c.descriptions[20] == f"{acq.date.isoformat()} B02"
         assert np.array_equal(third, scene.read(window=((16, 16 + CHIP), (0, CHIP))))
     with rasterio.open(cat.resolve(loc.labels)) as lab, rasterio.open(chip / "mask.tif") as m:
-        assert np.array_equal(m.read(1), lab.read(1)[16:16 + CHIP, 0:CHIP])
+        assert np.array_equal(m.read(1), lab.read(1)[16 : 16 + CHIP, 0:CHIP])
     with rasterio.open(chip / "hr.tif") as hr:
         assert hr.shape == (32 * CHIP, 32 * CHIP) and hr.res == (0.3125, 0.3125)
         assert (hr.transform.c, hr.transform.f) == (scene.transform.c, scene.transform.f - 160.0)
@@ -92,12 +112,20 @@ def test_load_downstream_classification_arrays(sample: Path) -> None:
         assert s["id"] == r["sample_id"] and int(s["label"]) == int(r["class_id"])
         assert s["s2"].shape == (t, 10, CHIP, CHIP) and s["s2"].dtype == np.float32
         assert 0.0 <= np.nanmin(s["s2"]) and np.nanmax(s["s2"]) < 1.0
-        assert s["s2_doy"].dtype == np.int64 and np.all(np.diff(s["s2_doy"]) > 0) and s["s2_valid"].dtype == bool
+        assert (
+            s["s2_doy"].dtype == np.int64
+            and np.all(np.diff(s["s2_doy"]) > 0)
+            and s["s2_valid"].dtype == bool
+        )
         assert s["s1"].shape == (s["s1_doy"].size, 2, CHIP, CHIP)
         assert -45 < np.nanmin(s["s1"]) and np.nanmax(s["s1"]) < 15
         assert s["hr"].shape == (4, 32 * CHIP, 32 * CHIP) and s["hr"].dtype == np.uint8
         assert s["dem"].shape == (1, CHIP, CHIP) and np.isfinite(s["dem"]).all()
-        assert abs(s["lat"] - 43.58) < 0.01 and abs(s["lon"] - 4.52) < 0.01 and isinstance(s["region"], int)
+        assert (
+            abs(s["lat"] - 43.58) < 0.01
+            and abs(s["lon"] - 4.52) < 0.01
+            and isinstance(s["region"], int)
+        )
 
 
 def test_nodata_and_cloud_pixels_are_nan(sample: Path) -> None:
@@ -110,17 +138,21 @@ def test_nodata_and_cloud_pixels_are_nan(sample: Path) -> None:
         with rasterio.open(root / s["id"] / "s2_cloud.tif") as src:
             clouds = src.read() == 1
         for t in range(len(s["s2_doy"])):
-            nodata = (dn[10 * t:10 * (t + 1)] == 0).all(axis=0)
+            nodata = (dn[10 * t : 10 * (t + 1)] == 0).all(axis=0)
             cloud = clouds[t]
             bad = np.isnan(s["s2"][t])
             assert (bad == (nodata | cloud)[None]).all()
             seen_cloud |= bool(cloud.any())
             seen_nodata |= bool(nodata.any())
-    assert seen_cloud  # the sample has clouds (and usually swath borders): the check checked something
+    assert (
+        seen_cloud
+    )  # the sample has clouds (and usually swath borders): the check checked something
     assert np.isfinite(s["s1"][s["s1_valid"]]).any()
 
 
-def test_a_stack_whose_bands_do_not_fit_its_dates_is_a_named_error(sample: Path, tmp_path: Path) -> None:
+def test_a_stack_whose_bands_do_not_fit_its_dates_is_a_named_error(
+    sample: Path, tmp_path: Path
+) -> None:
     from skysense.data.downstream import read_chip
 
     chip = tmp_path / "chip"
@@ -135,7 +167,9 @@ def test_a_stack_whose_bands_do_not_fit_its_dates_is_a_named_error(sample: Path,
         read_chip(chip)
 
 
-def test_downstream_chip_reaches_the_encoder_as_the_same_shard_chip(sample: Path, tmp_path: Path) -> None:
+def test_downstream_chip_reaches_the_encoder_as_the_same_shard_chip(
+    sample: Path, tmp_path: Path
+) -> None:
     """Evaluation input = pre-training input: a downstream chip and the chipper's chip of the same
     window of the held-out scene give the same normalised batch (clouds and nodata at the band
     mean in both), the same valid dates and the same days of year."""
@@ -180,7 +214,9 @@ def test_every_class_gets_chips_in_the_default_heldout_scenes(tmp_path: Path) ->
     sites = sites_for(0, cfg.heldout_locations)
     scenes = [synthesize_scene(site, split, i, cfg, 0) for i, (site, split) in enumerate(sites)]
     rows = [write_scene_chips(scene, tmp_path, cfg.downstream_chip_px) for scene in scenes]
-    counts = write_index(tmp_path, [r for cls, _ in rows for r in cls], [r for _, seg in rows for r in seg])
+    counts = write_index(
+        tmp_path, [r for cls, _ in rows for r in cls], [r for _, seg in rows for r in seg]
+    )
     per_scene = (cfg.size_px // cfg.downstream_chip_px) ** 2
     assert counts["segmentation"] == per_scene * len(scenes)
     assert counts["classification"] >= 0.8 * per_scene * len(scenes)  # chips with a majority class
@@ -202,7 +238,8 @@ def test_bigearthnet_mm_real_pairs() -> None:
     assert samples.task == "multilabel"
     assert samples.class_names == [
         "Land principally occupied by agriculture, with significant areas of natural vegetation",
-        "Non-irrigated arable land", "Pastures",
+        "Non-irrigated arable land",
+        "Pastures",
     ]
     by_id = {s["id"]: s for s in samples}
     s = by_id["S2A_MSIL2A_20170613T101031_87_48"]
@@ -211,7 +248,10 @@ def test_bigearthnet_mm_real_pairs() -> None:
     assert s["s2"].shape == (1, 10, 120, 120) and s["s1"].shape == (1, 2, 120, 120)
     assert s["s2_doy"].tolist() == [164] and s["s1_doy"].tolist() == [164] and s["s1_valid"].all()
     folder = REAL_BEN / s["id"]
-    with rasterio.open(folder / f"{s['id']}_B02.tif") as b02, rasterio.open(folder / f"{s['id']}_B05.tif") as b05:
+    with (
+        rasterio.open(folder / f"{s['id']}_B02.tif") as b02,
+        rasterio.open(folder / f"{s['id']}_B05.tif") as b05,
+    ):
         assert np.array_equal(s["s2"][0, 0], b02.read(1).astype(np.float32) * np.float32(1e-4))
         src20 = b05.read(1).astype(np.float64) * 1e-4
     # B05 (20 m) resampled to 10 m keeps its mean and its 2x2 block averages
@@ -226,7 +266,21 @@ def test_bigearthnet_mm_real_pairs() -> None:
 
 def test_eurosat_layout_from_real_bands(tmp_path: Path) -> None:
     """A EuroSAT-MS folder built from real BigEarthNet bands (13 bands, 64 x 64 at 10 m)."""
-    names = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+    names = [
+        "B01",
+        "B02",
+        "B03",
+        "B04",
+        "B05",
+        "B06",
+        "B07",
+        "B08",
+        "B8A",
+        "B09",
+        "B10",
+        "B11",
+        "B12",
+    ]
     pid = "S2A_MSIL2A_20170613T101031_87_48"
     stack = []
     for b in names:
@@ -238,17 +292,39 @@ def test_eurosat_layout_from_real_bands(tmp_path: Path) -> None:
     data = np.stack(stack).astype(np.uint16)
     for cls, off in (("AnnualCrop", 0), ("Pasture", 1)):
         (tmp_path / cls).mkdir()
-        with rasterio.open(tmp_path / cls / f"{cls}_1.tif", "w", driver="GTiff", width=64, height=64, count=13,
-                           dtype="uint16", crs=crs, transform=from_origin(404400.0, 5342400.0, 10, 10)) as dst:
+        with rasterio.open(
+            tmp_path / cls / f"{cls}_1.tif",
+            "w",
+            driver="GTiff",
+            width=64,
+            height=64,
+            count=13,
+            dtype="uint16",
+            crs=crs,
+            transform=from_origin(404400.0, 5342400.0, 10, 10),
+        ) as dst:
             dst.write(data + off)
     samples = load_eurosat(tmp_path)
-    assert samples.class_names == ["AnnualCrop", "Pasture"] and [int(s["label"]) for s in samples] == [0, 1]
+    assert samples.class_names == ["AnnualCrop", "Pasture"] and [
+        int(s["label"]) for s in samples
+    ] == [0, 1]
     s = samples[0]
     assert s["s2"].shape == (1, 10, 64, 64) and s["s2_doy"].tolist() == [182]
-    assert np.allclose(s["s2"][0, 8], data[11] * 1e-4) and np.allclose(s["s2"][0, 0], data[1] * 1e-4)
+    assert np.allclose(s["s2"][0, 8], data[11] * 1e-4) and np.allclose(
+        s["s2"][0, 0], data[1] * 1e-4
+    )
     (tmp_path / "Bad").mkdir()
-    with rasterio.open(tmp_path / "Bad" / "rgb.tif", "w", driver="GTiff", width=8, height=8, count=3,
-                       dtype="uint8", crs=crs, transform=from_origin(0, 0, 10, 10)) as dst:
+    with rasterio.open(
+        tmp_path / "Bad" / "rgb.tif",
+        "w",
+        driver="GTiff",
+        width=8,
+        height=8,
+        count=3,
+        dtype="uint8",
+        crs=crs,
+        transform=from_origin(0, 0, 10, 10),
+    ) as dst:
         dst.write(np.zeros((3, 8, 8), np.uint8))
     with pytest.raises(DownstreamError, match="EuroSAT-MS has 13"):
         load_eurosat(tmp_path)

@@ -24,9 +24,15 @@ from skysense.data.synthetic.sample import write_sample
 
 S, T2, T1 = 16, 4, 3
 OVERRIDES = [
-    "data.sample.locations=1", "data.sample.heldout_locations=1", "data.sample.size_px=32",
-    f"data.sample.s2_dates={T2}", f"data.sample.s1_dates={T1}", f"data.max_dates.s2={T2}",
-    f"data.max_dates.s1={T1}", f"data.chip.size={S}", "data.chip.workers=2",
+    "data.sample.locations=1",
+    "data.sample.heldout_locations=1",
+    "data.sample.size_px=32",
+    f"data.sample.s2_dates={T2}",
+    f"data.sample.s1_dates={T1}",
+    f"data.max_dates.s2={T2}",
+    f"data.max_dates.s1={T1}",
+    f"data.chip.size={S}",
+    "data.chip.workers=2",
 ]
 
 
@@ -51,7 +57,9 @@ def test_sample_sources_take_the_warper_free_path(pipeline) -> None:
     with LocationReader(loc, catalog.root, grid, 32) as reader:
         for mod, entries in reader.readers.items():
             for _, acq_reader in entries:
-                assert all(layer.align is not None and layer.vrt is None for layer in acq_reader.layers), mod
+                assert all(
+                    layer.align is not None and layer.vrt is None for layer in acq_reader.layers
+                ), mod
                 if acq_reader._mask_vrt is not None:  # S2 cloud masks
                     assert acq_reader._mask_vrt[2] is not None
 
@@ -67,7 +75,9 @@ def test_chips_manifest_and_values_at_map_coordinates(pipeline) -> None:
     loc = next(lc for lc in catalog.locations if lc.id == row["location"])
     arrays = ShardReader(chips).read(row["sample_id"])
     assert arrays["s2"].shape[1:] == (10, S, S) and arrays["hr"].shape == (4, 32 * S, 32 * S)
-    acq = next(a for a in loc.modalities["s2"].acquisitions if a.date.isoformat() == row["s2_dates"][0])
+    acq = next(
+        a for a in loc.modalities["s2"].acquisitions if a.date.isoformat() == row["s2_dates"][0]
+    )
     with rasterio.open(catalog.root / acq.file) as ds:
         for r, c in [(0, 0), (7, 11), (S - 1, S - 1)]:
             x, y = row["minx"] + (c + 0.5) * 10.0, row["maxy"] - (r + 0.5) * 10.0
@@ -80,7 +90,9 @@ def test_chips_manifest_and_values_at_map_coordinates(pipeline) -> None:
 def test_batch_matches_the_interface_contract(pipeline) -> None:
     _, _, _, stats, chips = pipeline
     ds = ChipDataset(chips, split="pretrain")
-    assert len(ds) == int((pq.read_table(chips / "manifest.parquet").to_pandas()["split"] == "pretrain").sum())
+    assert len(ds) == int(
+        (pq.read_table(chips / "manifest.parquet").to_pandas()["split"] == "pretrain").sum()
+    )
     batch = collate_samples([ds[i] for i in range(len(ds))])
     b = len(ds)
     assert batch["hr"].shape == (b, 4, 32 * S, 32 * S) and batch["hr"].dtype == torch.float32

@@ -84,8 +84,12 @@ def test_an_allowed_host_is_read_through_vsicurl_and_nothing_else_is_asked(tmp_p
         with open_raster(Path(f"{server.url}/data/dem.tif"), policy) as ds:
             assert ds.read(1).tolist() == np.full((64, 64), 42.0).tolist()
         with pytest.raises(RasterAccessError, match="allowed: localhost"):
-            open_raster(Path(f"{server.url}/data/dem.tif"), RasterAccessPolicy(allowed_hosts=("localhost",)))
-    assert server.requests and {p for _, p in server.requests} == {"/data/dem.tif"}  # no sidecar probe
+            open_raster(
+                Path(f"{server.url}/data/dem.tif"), RasterAccessPolicy(allowed_hosts=("localhost",))
+            )
+    assert server.requests and {p for _, p in server.requests} == {
+        "/data/dem.tif"
+    }  # no sidecar probe
 
 
 def test_a_sidecar_ovr_that_is_a_vrt_is_ignored(tmp_path: Path) -> None:
@@ -100,7 +104,9 @@ def test_a_sidecar_ovr_that_is_a_vrt_is_ignored(tmp_path: Path) -> None:
 def test_a_geotiff_naming_an_external_overview_file_is_refused(tmp_path: Path) -> None:
     evil = raw_band_vrt(tmp_path / "evil.vrt", secret_file(tmp_path / "secrets.txt"), size=32)
     tif = tif_with_overview_file(tmp_path / "h.tif", evil)
-    with pytest.raises(RasterAccessError, match=r"h\.tif: its metadata names an external overview file"):
+    with pytest.raises(
+        RasterAccessError, match=r"h\.tif: its metadata names an external overview file"
+    ):
         open_raster(tif)
 
 
@@ -123,8 +129,11 @@ def test_a_huge_sparse_geotiff_fails_on_open_before_any_allocation(tmp_path: Pat
     assert huge.stat().st_size < 2 * 2**20  # 10^12 pixels in under 2 MB
     tracemalloc.start()
     try:
-        with pytest.raises(RasterTooLargeError, match=r"hr\.tif: 1000000 x 1000000 = 1e\+12 pixels, "
-                                                      r"more than data\.max_raster_pixels \(2147483648\)"):
+        with pytest.raises(
+            RasterTooLargeError,
+            match=r"hr\.tif: 1000000 x 1000000 = 1e\+12 pixels, "
+            r"more than data\.max_raster_pixels \(2147483648\)",
+        ):
             read_acquisition(Acquisition(file=huge), get_sensor("hr"), require_valid=False)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -134,7 +143,9 @@ def test_a_huge_sparse_geotiff_fails_on_open_before_any_allocation(tmp_path: Pat
 
 def test_pixel_and_band_limits_are_configurable(tmp_path: Path) -> None:
     bands = plain_tif(tmp_path / "many.tif", size=2, count=1025)
-    with pytest.raises(RasterTooLargeError, match=r"1025 bands, more than data\.max_raster_bands \(1024\)"):
+    with pytest.raises(
+        RasterTooLargeError, match=r"1025 bands, more than data\.max_raster_bands \(1024\)"
+    ):
         open_raster(bands)
     with open_raster(bands, RasterAccessPolicy(max_bands=1025)) as ds:
         assert ds.count == 1025
@@ -148,11 +159,21 @@ def test_pixel_and_band_limits_are_configurable(tmp_path: Path) -> None:
 def test_limits_come_from_params() -> None:
     from skysense.config import load_config
 
-    cfg = load_config(None, ["data.max_raster_pixels=100", "data.max_raster_bands=2",
-                             "data.remote.allowed_hosts=[\"data.example.org\"]"])
+    cfg = load_config(
+        None,
+        [
+            "data.max_raster_pixels=100",
+            "data.max_raster_bands=2",
+            'data.remote.allowed_hosts=["data.example.org"]',
+        ],
+    )
     policy = RasterAccessPolicy.from_config(cfg.data)
-    assert policy == RasterAccessPolicy(allowed_hosts=("data.example.org",), max_pixels=100, max_bands=2)
-    default = RasterAccessPolicy.from_config(load_config(Path(__file__).parents[2] / "params.yaml").data)
+    assert policy == RasterAccessPolicy(
+        allowed_hosts=("data.example.org",), max_pixels=100, max_bands=2
+    )
+    default = RasterAccessPolicy.from_config(
+        load_config(Path(__file__).parents[2] / "params.yaml").data
+    )
     assert default == RasterAccessPolicy() and default.max_pixels >= 10980**2 * 4
 
 
@@ -186,8 +207,9 @@ _PEAK = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("head", [b"II*\x00\x08\x00\x00\x00", b"password=hunter2 " * 4],
-                         ids=["tiff-header", "text"])
+@pytest.mark.parametrize(
+    "head", [b"II*\x00\x08\x00\x00\x00", b"password=hunter2 " * 4], ids=["tiff-header", "text"]
+)
 def test_a_400_mb_corrupt_file_costs_little_memory(tmp_path: Path, head: bytes) -> None:
     small = tmp_path / "small.tif"
     small.write_bytes(head + bytes(64))
@@ -195,8 +217,13 @@ def test_a_400_mb_corrupt_file_costs_little_memory(tmp_path: Path, head: bytes) 
     with open(big, "wb") as fh:  # sparse: 400 MB on paper, nothing on disk
         fh.write(head)
         fh.truncate(400 * 2**20)
-    run = subprocess.run([sys.executable, "-c", _PEAK, str(small), str(big)], capture_output=True,
-                         text=True, timeout=120, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(small), str(big)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     grown_kb, message = run.stdout.split("\n", 1)
     assert int(grown_kb) < 32 * 1024, f"opening the corrupt file grew the peak RSS by {grown_kb} kB"
     assert "big.tif" in message and ("400.0 MB" in message or "corrupt" in message)

@@ -40,7 +40,9 @@ def test_18svg_20m_and_60m_bands_stack_on_a_10m_grid(real: Path) -> None:
     with rasterio.open(d / "s2_B05.tif") as ds:
         grid = Grid.from_bounds(ds.crs, tuple(ds.bounds), 10.0)
     assert (grid.width, grid.height) == (120, 120)
-    out = read_acquisition(acq, S2, grid=grid, bands=["B01", "B05", "B09", "B11"], resampling=Resampling.nearest)
+    out = read_acquisition(
+        acq, S2, grid=grid, bands=["B01", "B05", "B09", "B11"], resampling=Resampling.nearest
+    )
     assert out.data.shape == (4, 120, 120) and out.data.dtype == np.float32 and out.valid.all()
     for row, col in [(0, 0), (17, 93), (119, 119), (64, 5)]:
         x, y = grid.xy(row, col)
@@ -127,7 +129,7 @@ def test_gcp_only_sentinel1_grd_is_warped_on_read(real: Path) -> None:
         r, c = target.rowcol(gx[0], gy[0])
         if not (0 <= r < 120 and 0 <= c < 120 and out.valid[r, c]):
             continue
-        near = src[int(g.row) - 3:int(g.row) + 4, int(g.col) - 3:int(g.col) + 4]
+        near = src[int(g.row) - 3 : int(g.row) + 4, int(g.col) - 3 : int(g.col) + 4]
         near_db = 20 * np.log10(near[near > 0])  # amplitude, as stated -> dB
         assert near_db.min() - 1e-3 <= out.data[0, r, c] <= near_db.max() + 1e-3
         checked += 1
@@ -136,7 +138,9 @@ def test_gcp_only_sentinel1_grd_is_warped_on_read(real: Path) -> None:
 
 def test_sentinel1_db_nodata_from_file(real: Path) -> None:
     path = real / "s1_db" / "S1A_20150309_VV_db_crop.tif"
-    out = read_acquisition(Acquisition(file=path, band_names=["VV"]), S1, bands=["VV"], root=path.parent)
+    out = read_acquisition(
+        Acquisition(file=path, band_names=["VV"]), S1, bands=["VV"], root=path.parent
+    )
     with rasterio.open(path) as ds:
         src = ds.read(1)
     assert (out.valid == (src != -99)).all()
@@ -150,7 +154,10 @@ def test_naip_time_series_as_hr_on_the_032m_grid(real: Path) -> None:
     hgrid = sgrid.scaled(32)
     assert hgrid.res == 0.3125 and hgrid.width == sgrid.width * 32
     with pytest.warns(UserWarning, match="coarser than the 2.0 m"):
-        reads = [read_acquisition(Acquisition(file=f), HR, grid=hgrid, resampling=Resampling.nearest) for f in files]
+        reads = [
+            read_acquisition(Acquisition(file=f), HR, grid=hgrid, resampling=Resampling.nearest)
+            for f in files
+        ]
     for f, out in zip(files, reads):
         assert out.data.dtype == np.uint8 and out.data.shape == (4, hgrid.height, hgrid.width)
         assert out.present == [True, True, True, True]
@@ -209,7 +216,10 @@ def test_internal_mask_and_cloud_mask(tmp_path: Path, tif) -> None:
 
 # ---------------------------------------------------------------------------- bad input
 def test_truncated_geotiff(tmp_path: Path, tif) -> None:
-    path = tif(tmp_path / "trunc.tif", np.random.default_rng(0).integers(1, 9999, (10, 64, 64), dtype=np.uint16))
+    path = tif(
+        tmp_path / "trunc.tif",
+        np.random.default_rng(0).integers(1, 9999, (10, 64, 64), dtype=np.uint16),
+    )
     raw = path.read_bytes()
     path.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(RasterReadError, match=r"trunc\.tif.*(truncated|corrupt)"):
@@ -219,7 +229,9 @@ def test_truncated_geotiff(tmp_path: Path, tif) -> None:
 def test_text_file_named_tif(tmp_path: Path) -> None:
     path = tmp_path / "scene.tif"
     path.write_text("this is not a GeoTIFF\n")
-    with pytest.raises(RasterReadError, match=r"scene\.tif: is a text file, not a raster.*replace it"):
+    with pytest.raises(
+        RasterReadError, match=r"scene\.tif: is a text file, not a raster.*replace it"
+    ):
         open_raster(path)
 
 
@@ -227,10 +239,16 @@ def test_missing_band_file_and_missing_band_entry(tmp_path: Path, tif) -> None:
     b02 = tif(tmp_path / "B02.tif", np.ones((1, 4, 4), np.uint16))
     acq = Acquisition(bands={"B02": b02, "B03": tmp_path / "B03.tif"})
     with pytest.raises(RasterReadError, match=r"B03\.tif: file not found"):
-        read_acquisition(acq, S2, grid=native_grid(Acquisition(file=b02), tmp_path), bands=["B02", "B03"])
+        read_acquisition(
+            acq, S2, grid=native_grid(Acquisition(file=b02), tmp_path), bands=["B02", "B03"]
+        )
     with pytest.raises(RasterReadError, match=r"band 'B04' .* has no file in the catalog"):
-        read_acquisition(Acquisition(bands={"B02": b02}), S2, grid=native_grid(Acquisition(file=b02), tmp_path),
-                         bands=["B02", "B04"])
+        read_acquisition(
+            Acquisition(bands={"B02": b02}),
+            S2,
+            grid=native_grid(Acquisition(file=b02), tmp_path),
+            bands=["B02", "B04"],
+        )
 
 
 def test_raster_without_crs_or_gcps(tmp_path: Path, tif) -> None:
@@ -241,14 +259,19 @@ def test_raster_without_crs_or_gcps(tmp_path: Path, tif) -> None:
 
 def test_wrong_band_count(tmp_path: Path, tif) -> None:
     path = tif(tmp_path / "five.tif", np.ones((5, 4, 4), np.uint16))
-    with pytest.raises(RasterReadError, match=r"five\.tif: has 5 data bands but sensor 'sentinel2' expects 10 or 13"):
+    with pytest.raises(
+        RasterReadError,
+        match=r"five\.tif: has 5 data bands but sensor 'sentinel2' expects 10 or 13",
+    ):
         read_acquisition(Acquisition(file=path), S2)
     with pytest.raises(RasterReadError, match="catalog lists 2 band_names"):
         read_acquisition(Acquisition(file=path, band_names=["B02", "B03"]), S2)
 
 
 def test_wrong_dtype_for_sensor(tmp_path: Path, tif) -> None:
-    path = tif(tmp_path / "hr64.tif", np.ones((3, 4, 4), np.float64), transform=from_origin(0, 0, 0.5, 0.5))
+    path = tif(
+        tmp_path / "hr64.tif", np.ones((3, 4, 4), np.float64), transform=from_origin(0, 0, 0.5, 0.5)
+    )
     with pytest.raises(RasterReadError, match=r"hr64\.tif: dtype float64 .*uint8, uint16"):
         read_acquisition(Acquisition(file=path), HR)
 
@@ -259,7 +282,9 @@ def test_all_nodata_scene(tmp_path: Path, tif) -> None:
         read_acquisition(Acquisition(file=path), S2)
 
 
-def test_an_internal_mask_is_warped_in_blocks_with_bounded_memory(tmp_path: Path, monkeypatch) -> None:
+def test_an_internal_mask_is_warped_in_blocks_with_bounded_memory(
+    tmp_path: Path, monkeypatch
+) -> None:
     """Warping an internal mask no longer copies the whole mask at once (issue #21, item 8)."""
     import tracemalloc
 
@@ -268,8 +293,17 @@ def test_an_internal_mask_is_warped_in_blocks_with_bounded_memory(tmp_path: Path
     side = 4096
     path = tmp_path / "dem.tif"
     utm32 = CRS.from_epsg(32632)
-    profile = dict(driver="GTiff", width=side, height=side, count=1, dtype="float32", crs=utm32,
-                   transform=from_origin(464000.0, 5250000.0, 10.0, 10.0), tiled=True, compress="deflate")
+    profile = dict(
+        driver="GTiff",
+        width=side,
+        height=side,
+        count=1,
+        dtype="float32",
+        crs=utm32,
+        transform=from_origin(464000.0, 5250000.0, 10.0, 10.0),
+        tiled=True,
+        compress="deflate",
+    )
     mask = np.full((side, side), 255, np.uint8)
     mask[:, : side // 3] = 0
     with rasterio.open(path, "w", **profile) as ds:

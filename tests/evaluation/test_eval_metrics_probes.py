@@ -20,8 +20,9 @@ from skysense.evaluation.settings import EvalConfig
 
 
 def test_confusion_accuracy_f1_iou():
-    cm = confusion_matrix(np.array([0, 0, 1, 1, 2, 255]), np.array([0, 1, 1, 1, 0, 2]), 3,
-                          ignore=255)
+    cm = confusion_matrix(
+        np.array([0, 0, 1, 1, 2, 255]), np.array([0, 1, 1, 1, 0, 2]), 3, ignore=255
+    )
     np.testing.assert_array_equal(cm, [[1, 1, 0], [0, 2, 0], [1, 0, 0]])
     assert accuracy(cm) == pytest.approx(3 / 5)
     # F1: class0 2*1/(2+2)=0.5, class1 2*2/(3+2)=0.8, class2 0
@@ -31,8 +32,9 @@ def test_confusion_accuracy_f1_iou():
 
 
 def test_average_precision():
-    assert average_precision(np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.7, 0.1])) == \
-        pytest.approx((1 + 2 / 3) / 2)
+    assert average_precision(
+        np.array([1, 0, 1, 0]), np.array([0.9, 0.8, 0.7, 0.1])
+    ) == pytest.approx((1 + 2 / 3) / 2)
     y = np.array([[1, 0], [0, 1], [1, 0]])
     s = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])
     assert mean_average_precision(y, s) == pytest.approx(1.0)

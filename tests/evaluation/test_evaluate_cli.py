@@ -14,11 +14,26 @@ from skysense.cli import app
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 from scene_fixtures import write_random_export
 
-SMALL = ["--set", "data.sample.locations=1", "--set", "data.sample.heldout_locations=1",
-         "--set", "data.sample.size_px=32", "--set", "data.sample.s2_dates=2",
-         "--set", "data.sample.s1_dates=2"]
-FAST = ["--set", "model.modalities=[s2,s1,dem]", "--set", "eval.linear_epochs=30",
-        "--set", "eval.seg_epochs=20"]
+SMALL = [
+    "--set",
+    "data.sample.locations=1",
+    "--set",
+    "data.sample.heldout_locations=1",
+    "--set",
+    "data.sample.size_px=32",
+    "--set",
+    "data.sample.s2_dates=2",
+    "--set",
+    "data.sample.s1_dates=2",
+]
+FAST = [
+    "--set",
+    "model.modalities=[s2,s1,dem]",
+    "--set",
+    "eval.linear_epochs=30",
+    "--set",
+    "eval.seg_epochs=20",
+]
 
 
 def test_evaluate_writes_metrics_pngs_tables_and_child_run(tmp_path, monkeypatch):
@@ -29,9 +44,20 @@ def test_evaluate_writes_metrics_pngs_tables_and_child_run(tmp_path, monkeypatch
     res = runner.invoke(app, ["data", "sample", "--out", str(tmp_path / "sample"), *SMALL])
     assert res.exit_code == 0, res.output
     export = write_random_export(tmp_path / "checkpoints" / "export", seed=3)
-    res = runner.invoke(app, ["evaluate", "--export", str(export), "--downstream",
-                              str(tmp_path / "sample" / "downstream"), "--out",
-                              str(tmp_path / "eval"), "--json", *FAST])
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--export",
+            str(export),
+            "--downstream",
+            str(tmp_path / "sample" / "downstream"),
+            "--out",
+            str(tmp_path / "eval"),
+            "--json",
+            *FAST,
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
@@ -39,8 +65,13 @@ def test_evaluate_writes_metrics_pngs_tables_and_child_run(tmp_path, monkeypatch
     for key in ("linear_acc", "knn_acc", "macro_f1", "miou"):
         assert 0.0 <= metrics[key] <= 1.0
         assert metrics[f"{key}_gain"] == metrics[key] - metrics[f"{key}_random"]
-    for name in ("confusion.png", "pca_embeddings.png", "per_class_classification.csv",
-                 "per_class_segmentation.md", "seg_head.npz"):
+    for name in (
+        "confusion.png",
+        "pca_embeddings.png",
+        "per_class_classification.csv",
+        "per_class_segmentation.md",
+        "seg_head.npz",
+    ):
         assert (tmp_path / "eval" / name).stat().st_size > 0
     run = MlflowClient(uri).get_run(report["mlflow_run_id"])
     assert run.data.metrics["miou"] == metrics["miou"]

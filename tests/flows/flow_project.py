@@ -31,7 +31,14 @@ SMALL = [
     "eval.seg_epochs=3",
 ]
 
-PROJECT_FILES = ("params.yaml", "dvc.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/.gitignore")
+PROJECT_FILES = (
+    "params.yaml",
+    "dvc.yaml",
+    ".dvcignore",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+)
 
 
 def bin_path(name: str) -> str:
@@ -41,8 +48,12 @@ def bin_path(name: str) -> str:
 
 def git(cwd: Path, *args: str) -> None:
     """Run git with a fixed identity."""
-    subprocess.run(["git", "-c", "user.email=ci@skysense", "-c", "user.name=ci", *args], cwd=cwd,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.email=ci@skysense", "-c", "user.name=ci", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
 
 
 def make_project(dest: Path) -> Path:
@@ -54,8 +65,12 @@ def make_project(dest: Path) -> Path:
         shutil.copy(ROOT / name, dest / name)
     git(dest, "init", "-q")
     remote = dest.parent / "dvc-remote"
-    subprocess.run([bin_path("dvc"), "remote", "modify", "local", "url", str(remote)], cwd=dest,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [bin_path("dvc"), "remote", "modify", "local", "url", str(remote)],
+        cwd=dest,
+        check=True,
+        capture_output=True,
+    )
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", "project")
     return dest
@@ -64,5 +79,12 @@ def make_project(dest: Path) -> Path:
 def run_cli(project: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """``skysense ARGS`` in ``project`` with a project-local PREFECT_HOME."""
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "MLFLOW_TRACKING_URI")}
-    return subprocess.run([bin_path("skysense"), *args], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [bin_path("skysense"), *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

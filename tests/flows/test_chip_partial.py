@@ -16,9 +16,15 @@ from skysense.config import chip_settings, load_config
 from skysense.data.catalog import load_catalog
 from skysense.data.chipping import chip_location
 
-SMALL = ["data.sample.locations=2", "data.sample.heldout_locations=1", "data.sample.size_px=32",
-         "data.sample.s2_dates=3", "data.sample.s1_dates=2", "data.sample.workers=1",
-         "data.chip.workers=1"]
+SMALL = [
+    "data.sample.locations=2",
+    "data.sample.heldout_locations=1",
+    "data.sample.size_px=32",
+    "data.sample.s2_dates=3",
+    "data.sample.s1_dates=2",
+    "data.sample.workers=1",
+    "data.chip.workers=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +43,10 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
 def _chip_parts(catalog: Path, out: Path, cfg) -> list[dict]:
     cat = load_catalog(catalog)
     settings = chip_settings(cfg)
-    return [asdict(chip_location(loc, cat.root, out, settings, i)) for i, loc in enumerate(cat.locations)]
+    return [
+        asdict(chip_location(loc, cat.root, out, settings, i))
+        for i, loc in enumerate(cat.locations)
+    ]
 
 
 def test_finalize_fails_the_stage_on_a_failed_location(sample, tmp_path: Path) -> None:
@@ -46,7 +55,9 @@ def test_finalize_fails_the_stage_on_a_failed_location(sample, tmp_path: Path) -
     out = tmp_path / "chips"
     results = _chip_parts(catalog, out, cfg)
     bands = {"s2": cfg.data.s2_bands, "s1": cfg.data.s1_bands, "hr": cfg.data.hr_bands}
-    with pytest.raises(StageFailed, match=rf"stage 'chip' failed: 1 of 3 location\(s\) failed.*{bad}:"):
+    with pytest.raises(
+        StageFailed, match=rf"stage 'chip' failed: 1 of 3 location\(s\) failed.*{bad}:"
+    ):
         finalize_chips_task.fn(str(out), results, 2**20, bands, allow_partial=False)
     assert list(json.loads((out / "summary.json").read_text())["failed"]) == [bad]
     assert not (out / "stats.json").exists()

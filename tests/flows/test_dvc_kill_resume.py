@@ -39,8 +39,12 @@ SETTINGS = [
 
 def _env(project: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "MLFLOW_TRACKING_URI")}
-    env.update(DVC_NO_ANALYTICS="1", OMP_NUM_THREADS="1", PATH=f"{Path(bin_path('dvc')).parent}:{env['PATH']}",
-               DVC_SITE_CACHE_DIR=str(project.parent / "dvc-site-cache"))
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        OMP_NUM_THREADS="1",
+        PATH=f"{Path(bin_path('dvc')).parent}:{env['PATH']}",
+        DVC_SITE_CACHE_DIR=str(project.parent / "dvc-site-cache"),
+    )
     return env
 
 
@@ -73,11 +77,20 @@ def test_dvc_repro_killed_during_training_resumes_to_the_same_weights(project: P
     export = project / params["paths"]["export"]
     env = _env(project)
 
-    first = subprocess.Popen([bin_path("dvc"), "repro"], cwd=project, env=env, start_new_session=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [bin_path("dvc"), "repro"],
+        cwd=project,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 600
     while not (checkpoints / "latest").is_file():
-        assert first.poll() is None, f"dvc repro ended before any checkpoint:\n{first.stdout.read()[-4000:]}"
+        assert first.poll() is None, (
+            f"dvc repro ended before any checkpoint:\n{first.stdout.read()[-4000:]}"
+        )
         assert time.monotonic() < deadline, "no checkpoint within 600 s"
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGKILL)  # DVC, the training process and anything under them
@@ -92,8 +105,15 @@ def test_dvc_repro_killed_during_training_resumes_to_the_same_weights(project: P
     run_json = (checkpoints / "run.json").read_text()
     upstream = {stage: _lock_outs(project, stage) for stage in ("sample", "validate", "chip")}
 
-    second = subprocess.run([bin_path("dvc"), "repro"], cwd=project, env=env, capture_output=True,
-                            text=True, timeout=900, check=False)
+    second = subprocess.run(
+        [bin_path("dvc"), "repro"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     output = second.stdout + second.stderr
     assert second.returncode == 0, output[-6000:]
     for stage in ("sample", "validate", "chip"):
@@ -107,16 +127,35 @@ def test_dvc_repro_killed_during_training_resumes_to_the_same_weights(project: P
     log = (checkpoints / "train_log.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in log[1:]] == [str(s) for s in range(1, STEPS + 1)]
     assert yaml.safe_load((project / "dvc.lock").read_text())["stages"]["evaluate"]["outs"]
-    status = subprocess.run([bin_path("dvc"), "status", "--json"], cwd=project, env=env,
-                            capture_output=True, text=True, check=True).stdout
+    status = subprocess.run(
+        [bin_path("dvc"), "status", "--json"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert status.strip() in ("{}", ""), status
 
     # an uninterrupted run of the same chips and params, outside DVC
     reference = project.parent / "uninterrupted"
     ref = subprocess.run(
-        [bin_path("skysense"), "train", "--chips", str(project / params["paths"]["chips"]),
-         "--out", str(reference / "checkpoints"), "--export", str(reference / "export")],
-        cwd=project, env=env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            bin_path("skysense"),
+            "train",
+            "--chips",
+            str(project / params["paths"]["chips"]),
+            "--out",
+            str(reference / "checkpoints"),
+            "--export",
+            str(reference / "export"),
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert ref.returncode == 0, (ref.stdout + ref.stderr)[-4000:]
     resumed, uninterrupted = _weights(export), _weights(reference / "export")

@@ -21,18 +21,27 @@ def _tracked(stage: str) -> set[str]:
     return {p for p in stages[stage]["params"] if isinstance(p, str)}
 
 
-@pytest.mark.parametrize(("stage", "section"), [
-    ("sample", "data.sample"), ("validate", "validation"), ("chip", "data.chip"),
-])
-def test_stage_tracks_each_output_setting_of_its_section_but_not_workers(stage: str, section: str) -> None:
+@pytest.mark.parametrize(
+    ("stage", "section"),
+    [
+        ("sample", "data.sample"),
+        ("validate", "validation"),
+        ("chip", "data.chip"),
+    ],
+)
+def test_stage_tracks_each_output_setting_of_its_section_but_not_workers(
+    stage: str, section: str
+) -> None:
     node = load_config(None, None).model_dump(mode="json")
     for part in section.split("."):
         node = node[part]
     expected = {f"{section}.{key}" for key in node if key not in PARALLELISM}
     tracked = {p for p in _tracked(stage) if p.startswith(section + ".") or p == section}
     assert section not in tracked, f"{stage} tracks the whole {section} block, workers included"
-    assert tracked == expected, (f"dvc.yaml stage {stage}: add {sorted(expected - tracked)}, "
-                                 f"drop {sorted(tracked - expected)}")
+    assert tracked == expected, (
+        f"dvc.yaml stage {stage}: add {sorted(expected - tracked)}, "
+        f"drop {sorted(tracked - expected)}"
+    )
 
 
 def test_changing_workers_reruns_nothing(project: Path) -> None:
@@ -42,8 +51,19 @@ def test_changing_workers_reruns_nothing(project: Path) -> None:
 
     stage = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["sample"]
     # the same params, a cheap command with the same kind of output
-    (project / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"sample": {
-        "cmd": "mkdir -p out && echo done > out/flag", "params": stage["params"], "outs": ["out"]}}}))
+    (project / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "sample": {
+                        "cmd": "mkdir -p out && echo done > out/flag",
+                        "params": stage["params"],
+                        "outs": ["out"],
+                    }
+                }
+            }
+        )
+    )
     params = yaml.safe_load((project / "params.yaml").read_text())
     assert run_dvc_stage("sample", project).ran
     params["data"]["sample"]["workers"] = 1

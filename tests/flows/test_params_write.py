@@ -35,15 +35,24 @@ def test_override_write_that_runs_out_of_space_keeps_params_whole(tmp_path: Path
             print("write failed:", exc.errno)
     """)
     env = dict(os.environ, PYTHONPATH=str(ROOT), PREFECT_HOME=str(tmp_path / ".prefect"))
-    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=300, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert "write failed: 27" in res.stdout, res.stdout + res.stderr[-3000:]
     assert params.read_bytes() == before
     assert load_config(params).train.steps == SkySenseConfig().train.steps
     assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
 
 
-def test_overrides_refuse_a_cut_short_params_file_and_complete_a_missing_one(tmp_path: Path) -> None:
+def test_overrides_refuse_a_cut_short_params_file_and_complete_a_missing_one(
+    tmp_path: Path,
+) -> None:
     from flows.pipeline import write_overrides_to_params
 
     params = tmp_path / "params.yaml"

@@ -36,8 +36,13 @@ def _flow_state(project, run_id: str) -> str:
 
 
 def _dvc_stale(project) -> set[str]:
-    out = subprocess.run([bin_path("dvc"), "status", "--json"], cwd=project, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [bin_path("dvc"), "status", "--json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return set(json.loads(out))
 
 
@@ -49,7 +54,13 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
     one = json.loads(first.stdout)
     assert one["flow_state"] == "Completed"
     assert _flow_state(project, one["flow_run_id"]) == "COMPLETED"
-    assert [s["stage"] for s in one["stages"]] == ["sample", "validate", "chip", "train", "evaluate"]
+    assert [s["stage"] for s in one["stages"]] == [
+        "sample",
+        "validate",
+        "chip",
+        "train",
+        "evaluate",
+    ]
     assert all(s["ran"] for s in one["stages"])
     assert one["registered_version"] == "1" and one["created"] is True
     assert one["promotion"]["action"] == "promote"
@@ -66,8 +77,11 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
     assert mv.tags["dvc.checkpoint_md5"] == dvc_md5("checkpoints/deepspeed", project)
     assert client.get_run(mv.run_id).data.tags["dvc.data_md5"] == data_md5
     assert "champion" in mv.aliases and "challenger" in mv.aliases
-    history = json.loads(client.get_registered_model("skysense-encoder").tags["promotion.history"]) \
-        if "promotion.history" in client.get_registered_model("skysense-encoder").tags else None
+    history = (
+        json.loads(client.get_registered_model("skysense-encoder").tags["promotion.history"])
+        if "promotion.history" in client.get_registered_model("skysense-encoder").tags
+        else None
+    )
     assert history is None or history[-1]["action"] == "promote"
 
     second = run_cli(project, "pipeline", "run", "--json", *_sets())
@@ -81,9 +95,21 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
 
     # Batch inference with the champion over the sample's locations (predict flow).
     predicted = subprocess.run(
-        [sys.executable, str(ROOT / "flows" / "predict.py"), "data/sample/catalog.yaml",
-         "--overrides", "predict.window=16", "--overrides", "predict.overlap=4"],
-        cwd=project, capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            str(ROOT / "flows" / "predict.py"),
+            "data/sample/catalog.yaml",
+            "--overrides",
+            "predict.window=16",
+            "--overrides",
+            "predict.overlap=4",
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert predicted.returncode == 0, predicted.stdout[-2000:] + predicted.stderr[-4000:]
     outputs = sorted((project / "reports" / "predictions").glob("*.tif"))
     locations = yaml.safe_load((project / "data/sample/catalog.yaml").read_text())["locations"]
@@ -91,9 +117,14 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
     import rasterio
 
     first_s2 = project / "data/sample" / locations[0]["modalities"]["s2"]["acquisitions"][0]["file"]
-    with rasterio.open(outputs[0] if outputs[0].stem == locations[0]["id"] else
-                       project / "reports/predictions" / f"{locations[0]['id']}.tif") as out, \
-            rasterio.open(first_s2) as ref:
+    with (
+        rasterio.open(
+            outputs[0]
+            if outputs[0].stem == locations[0]["id"]
+            else project / "reports/predictions" / f"{locations[0]['id']}.tif"
+        ) as out,
+        rasterio.open(first_s2) as ref,
+    ):
         assert out.crs == ref.crs and out.transform == ref.transform
         assert (out.width, out.height) == (ref.width, ref.height) and out.count > 1
 
@@ -111,10 +142,14 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
     assert _dvc_stale(project) == set()
 
     # The default local remote: push, lose the chips, pull them back bit-identical.
-    push = subprocess.run([bin_path("dvc"), "push"], cwd=project, capture_output=True, text=True, check=False)
+    push = subprocess.run(
+        [bin_path("dvc"), "push"], cwd=project, capture_output=True, text=True, check=False
+    )
     assert push.returncode == 0, push.stderr
     shutil.rmtree(project / "data" / "chips")
-    pull = subprocess.run([bin_path("dvc"), "pull", "chip"], cwd=project, capture_output=True, text=True, check=False)
+    pull = subprocess.run(
+        [bin_path("dvc"), "pull", "chip"], cwd=project, capture_output=True, text=True, check=False
+    )
     assert pull.returncode == 0, pull.stderr
     assert (project / "data" / "chips" / "manifest.parquet").exists()
     assert _dvc_stale(project) == set()

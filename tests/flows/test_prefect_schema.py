@@ -49,20 +49,36 @@ def test_template_is_built_by_prefect_and_a_flow_runs_on_a_seeded_home(no_server
     assert prefect_schema.schema_revision(home / "prefect.db") == head
     assert prefect_schema.at_template_revision(home)
     # as flows.environment.configure sets it for such a home: the server skips its migration check
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-           "PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false"}
-    proc = subprocess.run([sys.executable, "-c", FLOW], env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "PREFECT_SERVER_DATABASE_MIGRATE_ON_START": "false",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", FLOW],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "result 7" in proc.stdout
-    assert prefect_schema.schema_revision(home / "prefect.db") == head  # nothing to migrate: same revision
+    assert (
+        prefect_schema.schema_revision(home / "prefect.db") == head
+    )  # nothing to migrate: same revision
     with sqlite3.connect(home / "prefect.db") as con:
-        assert con.execute("select count(*) from flow_run where state_type='COMPLETED'").fetchone()[0] == 1
+        assert (
+            con.execute("select count(*) from flow_run where state_type='COMPLETED'").fetchone()[0]
+            == 1
+        )
 
 
-def test_seed_never_touches_an_existing_database_or_a_server_setup(no_server: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_seed_never_touches_an_existing_database_or_a_server_setup(
+    no_server: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = no_server / "home"
     home.mkdir()
     (home / "prefect.db").write_bytes(b"the user's runs")
@@ -77,8 +93,9 @@ def test_seed_never_touches_an_existing_database_or_a_server_setup(no_server: Pa
     assert not (fresh / "prefect.db").exists() and not (no_server / "cache").exists()
 
 
-def test_failed_migrations_name_the_command_and_leave_no_template(no_server: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_migrations_name_the_command_and_leave_no_template(
+    no_server: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bin_dir = no_server / "bin"
     bin_dir.mkdir()
     fake_python = bin_dir / "python"
@@ -94,7 +111,8 @@ def test_failed_migrations_name_the_command_and_leave_no_template(no_server: Pat
 
 
 def test_configure_skips_the_migration_check_only_for_a_home_at_the_template_revision(
-        no_server: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    no_server: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from flows import environment
 
     prefect_schema.build_template()

@@ -18,8 +18,16 @@ from flows.pipeline import PROJECT_LOCK, project_lock
 def test_second_pipeline_run_is_refused_and_leaves_params_untouched(project: Path) -> None:
     params = (project / "params.yaml").read_bytes()
     with project_lock(project):  # the first run (this process) holds the project
-        second = run_cli(project, "pipeline", "run", "--set", "train.steps=3", "--set", "data.sample.locations=2",
-                         timeout=300)
+        second = run_cli(
+            project,
+            "pipeline",
+            "run",
+            "--set",
+            "train.steps=3",
+            "--set",
+            "data.sample.locations=2",
+            timeout=300,
+        )
     output = second.stdout + second.stderr
     assert second.returncode == 1, output[-4000:]
     lock = project / PROJECT_LOCK
@@ -44,8 +52,15 @@ def test_ingest_is_refused_before_it_writes_the_merged_catalog(project: Path) ->
     new.write_text("version: 1\nname: new\nlocations: []\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "MLFLOW_TRACKING_URI")}
     with project_lock(project):
-        proc = subprocess.run([sys.executable, str(ROOT / "flows" / "ingest.py"), str(new)], cwd=project,
-                              env=env, capture_output=True, text=True, timeout=300, check=False)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "flows" / "ingest.py"), str(new)],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     output = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode != 0, output[-3000:]
     assert "LockHeldError" in output and str(project / PROJECT_LOCK) in output, output[-3000:]

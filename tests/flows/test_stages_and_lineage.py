@@ -28,14 +28,28 @@ def dvc_repo(tmp_path):
     git(repo, "init", "-q")
     subprocess.run([bin_path("dvc"), "init", "-q"], cwd=repo, check=True)
     (repo / "params.yaml").write_text("scene:\n  side_px: 64\nother:\n  x: 1\n")
-    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
-        "measure": {"cmd": f"{sys.executable} -c \"{SCRIPT}\"", "params": ["scene.side_px"],
-                    "outs": ["out"], "metrics": [{"m.json": {"cache": False}}]},
-        "broken": {"cmd": f"{sys.executable} -c \"import sys; sys.exit('error: catalog x.yaml is broken')\"",
-                   "outs": ["never"]},
-        "flaky": {"cmd": f"{sys.executable} -c \"import sys; sys.exit('error: Connection refused by 127.0.0.1:5000')\"",
-                  "outs": ["never2"]},
-    }}))
+    (repo / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "measure": {
+                        "cmd": f'{sys.executable} -c "{SCRIPT}"',
+                        "params": ["scene.side_px"],
+                        "outs": ["out"],
+                        "metrics": [{"m.json": {"cache": False}}],
+                    },
+                    "broken": {
+                        "cmd": f"{sys.executable} -c \"import sys; sys.exit('error: catalog x.yaml is broken')\"",
+                        "outs": ["never"],
+                    },
+                    "flaky": {
+                        "cmd": f"{sys.executable} -c \"import sys; sys.exit('error: Connection refused by 127.0.0.1:5000')\"",
+                        "outs": ["never2"],
+                    },
+                }
+            }
+        )
+    )
     return repo
 
 
@@ -53,7 +67,9 @@ def test_dvc_stage_runs_then_skips_and_records_md5(dvc_repo):
     assert dvc_md5(dvc_repo / "out", dvc_repo) == md5  # absolute paths too
     assert dvc_md5("m.json", dvc_repo) == outs["m.json"]
     assert dvc_md5("nowhere", dvc_repo) is None
-    assert lineage_tags(dvc_repo, {"dvc.out_md5": "out", "dvc.none": "nowhere"}) == {"dvc.out_md5": md5}
+    assert lineage_tags(dvc_repo, {"dvc.out_md5": "out", "dvc.none": "nowhere"}) == {
+        "dvc.out_md5": md5
+    }
     assert find_repo_root(dvc_repo / "out") == dvc_repo.resolve()
 
     # A param of this stage makes it stale; another param does not.
@@ -93,8 +109,10 @@ def test_unreachable_server_is_transient(dvc_repo):
 def test_cli_mode_resolves_dvc_templates():
     values = {"paths": {"chips": "data/my chips", "validation": "reports/validation"}}
     cmds = stages.stage_commands("chip", stages.Path(__file__).resolve().parents[2], values)
-    assert cmds[0] == ("skysense data chip --catalog reports/validation/accepted_catalog.yaml "
-                       "--out 'data/my chips'")
+    assert cmds[0] == (
+        "skysense data chip --catalog reports/validation/accepted_catalog.yaml "
+        "--out 'data/my chips'"
+    )
     with pytest.raises(stages.StageFailed, match=r"\$\{paths.nope\}"):
         stages.resolve_templates("x ${paths.nope}", values)
 

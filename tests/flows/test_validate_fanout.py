@@ -32,8 +32,13 @@ from skysense.validation.per_location import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["data.sample.locations=1", "data.sample.heldout_locations=1", "data.sample.size_px=32",
-         "data.sample.s2_dates=3", "data.sample.s1_dates=2"]
+SMALL = [
+    "data.sample.locations=1",
+    "data.sample.heldout_locations=1",
+    "data.sample.size_px=32",
+    "data.sample.s2_dates=3",
+    "data.sample.s1_dates=2",
+]
 BAD = "zz-bad"
 
 
@@ -58,9 +63,24 @@ def reference(tmp_path_factory) -> tuple[Path, Path, dt.date]:
 
     today = dt.date.today()
     sets = [a for o in SMALL for a in ("--set", o)]
-    ref = subprocess.run([bin_path("skysense"), "validate", "--catalog", str(catalog), "--out", "ref",
-                          "--params", "params.yaml", *sets], cwd=tmp, capture_output=True, text=True,
-                         timeout=300, check=False)
+    ref = subprocess.run(
+        [
+            bin_path("skysense"),
+            "validate",
+            "--catalog",
+            str(catalog),
+            "--out",
+            "ref",
+            "--params",
+            "params.yaml",
+            *sets,
+        ],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert ref.returncode == 0, ref.stdout[-2000:] + ref.stderr[-2000:]
     return catalog, tmp / "ref", today
 
@@ -74,12 +94,17 @@ def _same_validation(ours: Path, theirs: Path, summary: dict) -> None:
     assert a["rasters"]["quarantined"] >= 1 and a["passed"] is True
     qa, qb = (pd.read_parquet(p / "quarantine.parquet") for p in (ours, theirs))
     pd.testing.assert_frame_equal(qa, qb)
-    assert set(qa.loc[qa["item_id"] == BAD, "failed_expectations"].map(list).sum()) >= {"required_modalities"}
+    assert set(qa.loc[qa["item_id"] == BAD, "failed_expectations"].map(list).sum()) >= {
+        "required_modalities"
+    }
     assert qa["item_id"].str.startswith(f"{BAD}/s2/0/").any()
     for name in ("profiles", "location_profiles"):
-        pd.testing.assert_frame_equal(pd.read_parquet(ours / f"{name}.parquet"),
-                                      pd.read_parquet(theirs / f"{name}.parquet"))
-    assert (ours / "accepted_catalog.yaml").read_text() == (theirs / "accepted_catalog.yaml").read_text()
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(ours / f"{name}.parquet"), pd.read_parquet(theirs / f"{name}.parquet")
+        )
+    assert (ours / "accepted_catalog.yaml").read_text() == (
+        theirs / "accepted_catalog.yaml"
+    ).read_text()
     assert (ours / "data_docs" / "index.html").exists()
 
 
@@ -90,7 +115,9 @@ def test_location_profiles_pickle_and_hold_only_their_location(reference):
     prof = pickle.loads(pickle.dumps(profile_location(catalog, BAD, cfg, issues)))
     assert isinstance(prof, LocationProfiles) and prof.location == BAD
     assert set(prof.rasters["location"]) == {BAD}
-    assert prof.location_row["location"].tolist() == [BAD] and prof.location_row["n_acq_s1"].tolist() == [0]
+    assert prof.location_row["location"].tolist() == [BAD] and prof.location_row[
+        "n_acq_s1"
+    ].tolist() == [0]
     unreadable = prof.rasters.loc[prof.rasters["read_error"].notna(), "item_id"].tolist()
     assert unreadable == [f"{BAD}/s2/0/data"]
     assert prof.reference is not None and prof.reference.modality == "s2"
@@ -98,19 +125,25 @@ def test_location_profiles_pickle_and_hold_only_their_location(reference):
 
 def test_validate_fanout_on_threads_matches_the_validate_command(reference, tmp_path):
     catalog, ref, today = reference
-    cfg = load_config(ROOT / "params.yaml", SMALL + ["pipeline.task_runner=thread", "pipeline.max_workers=2"])
+    cfg = load_config(
+        ROOT / "params.yaml", SMALL + ["pipeline.task_runner=thread", "pipeline.max_workers=2"]
+    )
     summary = validate_fanout.with_options(task_runner=make_task_runner(cfg.pipeline))(
-        str(catalog), str(tmp_path / "out"), cfg.model_dump(mode="json"), today)
+        str(catalog), str(tmp_path / "out"), cfg.model_dump(mode="json"), today
+    )
     _same_validation(tmp_path / "out", ref, summary)
 
 
 def test_validate_fanout_on_a_dask_cluster_matches_the_validate_command(reference, tmp_path):
     catalog, ref, today = reference
     cfg = load_config(ROOT / "params.yaml", SMALL)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         cfg.pipeline.dask_address = cluster.scheduler_address
         summary = validate_fanout.with_options(task_runner=make_task_runner(cfg.pipeline))(
-            str(catalog), str(tmp_path / "out"), cfg.model_dump(mode="json"), today)
+            str(catalog), str(tmp_path / "out"), cfg.model_dump(mode="json"), today
+        )
         executed = [w.state.executed_count for w in cluster.workers.values()]
     assert len(executed) == 2 and sum(executed) == 3  # one profiling task per location, on Dask
     _same_validation(tmp_path / "out", ref, summary)

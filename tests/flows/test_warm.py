@@ -19,7 +19,9 @@ def test_warm_imports_a_module_in_the_background_and_skips_loaded_ones() -> None
         "assert warm.warm_imports(('xml.dom.minidom', 'sys')) is None\n"
         "print('ok')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 

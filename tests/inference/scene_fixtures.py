@@ -27,8 +27,13 @@ def stack_s2(out: Path, nodata_corner: int = NODATA_CORNER) -> Path:
     stack = np.zeros((len(BANDS), *shape), dtype=np.uint16)
     for i, band in enumerate(BANDS):
         with rasterio.open(DATA / f"{S2_PATCH}_{band}.tif") as src:
-            reproject(rasterio.band(src, 1), stack[i], dst_transform=transform, dst_crs=crs,
-                      resampling=Resampling.bilinear)
+            reproject(
+                rasterio.band(src, 1),
+                stack[i],
+                dst_transform=transform,
+                dst_crs=crs,
+                resampling=Resampling.bilinear,
+            )
     stack[:, :nodata_corner, :nodata_corner] = 0
     with rasterio.open(out, "w", **profile) as dst:
         dst.write(stack)
@@ -38,8 +43,10 @@ def stack_s2(out: Path, nodata_corner: int = NODATA_CORNER) -> Path:
 
 def stack_s1(out: Path) -> Path:
     """VV and VH (dB) of the paired real S1 patch as one 2-band raster."""
-    with rasterio.open(DATA / f"{S1_PATCH}_VV.tif") as vv, \
-            rasterio.open(DATA / f"{S1_PATCH}_VH.tif") as vh:
+    with (
+        rasterio.open(DATA / f"{S1_PATCH}_VV.tif") as vv,
+        rasterio.open(DATA / f"{S1_PATCH}_VH.tif") as vh,
+    ):
         profile = vv.profile | {"count": 2}
         data = np.stack([vv.read(1), vh.read(1)])
     with rasterio.open(out, "w", **profile) as dst:
@@ -57,12 +64,24 @@ def write_random_export(folder: Path, seed: int = 0, preset: str = "skysense-tin
     torch.manual_seed(seed)
     model = create_model(preset)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              str(folder / "model.safetensors"))
-    (folder / "config.json").write_text(json.dumps({
-        "preset": preset, "overrides": {}, "spec": model.spec.to_dict(), "stats": None,
-        "data_version": "md5:test", "git_commit": "test", "step": 0,
-    }, default=str))
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(folder / "model.safetensors"),
+    )
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "preset": preset,
+                "overrides": {},
+                "spec": model.spec.to_dict(),
+                "stats": None,
+                "data_version": "md5:test",
+                "git_commit": "test",
+                "step": 0,
+            },
+            default=str,
+        )
+    )
     return folder
 
 

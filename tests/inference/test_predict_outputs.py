@@ -48,8 +48,9 @@ def _own_copy(scene_files, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("alias", ["same", "symlink", "hardlink", "relative"])
-def test_output_that_is_the_input_is_refused_and_the_input_kept(tmp_path, scene_files, alias,
-                                                               monkeypatch):
+def test_output_that_is_the_input_is_refused_and_the_input_kept(
+    tmp_path, scene_files, alias, monkeypatch
+):
     s2 = _own_copy(scene_files, tmp_path / "scene")
     before = sha256(s2)
     if alias == "same":
@@ -64,16 +65,19 @@ def test_output_that_is_the_input_is_refused_and_the_input_kept(tmp_path, scene_
     else:  # the same file named another way: ./scene/../scene/s2.tif from tmp_path
         monkeypatch.chdir(tmp_path)
         output = Path("scene") / ".." / "scene" / "s2.tif"
-    with Scene([DatedRaster(s2, None)]) as scene, \
-            pytest.raises(OutputIsInputError, match=r"is the input .*s2\.tif.*destroy the input"):
+    with (
+        Scene([DatedRaster(s2, None)]) as scene,
+        pytest.raises(OutputIsInputError, match=r"is the input .*s2\.tif.*destroy the input"),
+    ):
         predict_scene(scene, pixelwise, output, window=32, overlap=8, block=64, progress=False)
     assert sha256(s2) == before
     with rasterio.open(s2) as src:
         assert (src.count, src.dtypes[0]) == (10, "uint16")
 
 
-def test_cli_refuses_an_output_that_is_an_input_before_loading_any_model(tmp_path, scene_files,
-                                                                      monkeypatch):
+def test_cli_refuses_an_output_that_is_an_input_before_loading_any_model(
+    tmp_path, scene_files, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # nothing of MLflow may land in the repository
     s2 = _own_copy(scene_files, tmp_path / "scene")
     before = sha256(s2)
@@ -81,10 +85,20 @@ def test_cli_refuses_an_output_that_is_an_input_before_loading_any_model(tmp_pat
     np.savez(head, weight=np.ones((2, 11), np.float32), bias=np.zeros(2, np.float32))
     head_before = sha256(head)
     for output, input_named in ((s2, "s2.tif"), (head, "seg_head.npz")):
-        result = CliRunner().invoke(app, [
-            "predict", "--model", "models:/no-such-model@champion", "--input", f"2017-06-13={s2}",
-            "--head", str(head), "--output", str(output),
-        ])
+        result = CliRunner().invoke(
+            app,
+            [
+                "predict",
+                "--model",
+                "models:/no-such-model@champion",
+                "--input",
+                f"2017-06-13={s2}",
+                "--head",
+                str(head),
+                "--output",
+                str(output),
+            ],
+        )
         assert result.exit_code == 2, result.output
         text = " ".join(result.output.split())
         assert f"is the input {tmp_path}" in text and input_named in text
@@ -106,8 +120,9 @@ def test_written_through_a_hidden_partial_file_and_replaced_at_the_end(tmp_path,
         return pixelwise(arrays)
 
     with Scene([DatedRaster(scene_files["s2"], None)]) as scene:
-        summary = predict_scene(scene, watching, out, window=32, overlap=8, block=64,
-                                progress=False)
+        summary = predict_scene(
+            scene, watching, out, window=32, overlap=8, block=64, progress=False
+        )
     assert summary.output == out and _listing(out.parent) == ["emb.tif"]  # nothing else left
     during = {name for names in seen for name in names}
     assert "emb.tif" not in during  # the output name appears only once it is complete
@@ -130,10 +145,13 @@ def test_a_failed_run_keeps_the_previous_output_and_leaves_no_partial_file(tmp_p
             raise RuntimeError("model crashed")
         return pixelwise(arrays)
 
-    with Scene([DatedRaster(scene_files["s2"], None)]) as scene, \
-            pytest.raises(RuntimeError, match="model crashed"):
-        predict_scene(scene, failing, out, window=32, overlap=8, batch_size=1, block=64,
-                      progress=False)
+    with (
+        Scene([DatedRaster(scene_files["s2"], None)]) as scene,
+        pytest.raises(RuntimeError, match="model crashed"),
+    ):
+        predict_scene(
+            scene, failing, out, window=32, overlap=8, batch_size=1, block=64, progress=False
+        )
     assert calls["n"] == 13
     assert sha256(out) == before and _listing(tmp_path) == ["emb.tif"]
 
@@ -164,8 +182,11 @@ with Scene([DatedRaster(s2, None)]) as scene:
 
 def test_a_killed_run_leaves_no_geotiff_under_the_output_name(tmp_path, scene_files):
     out, ready = tmp_path / "pred" / "emb.tif", tmp_path / "ready"
-    code = kill_when_ready([sys.executable, "-c", KILLED_RUN, str(scene_files["s2"]), str(out), str(ready)],
-                           ready, what="the prediction")
+    code = kill_when_ready(
+        [sys.executable, "-c", KILLED_RUN, str(scene_files["s2"]), str(out), str(ready)],
+        ready,
+        what="the prediction",
+    )
     assert code == -signal.SIGKILL
     left = _listing(out.parent)
     assert not out.exists() and not any(name.endswith(".tif") for name in left)
@@ -175,8 +196,10 @@ def test_a_killed_run_leaves_no_geotiff_under_the_output_name(tmp_path, scene_fi
 def test_an_unwritable_output_is_a_named_error(tmp_path, scene_files):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    with Scene([DatedRaster(scene_files["s2"], None)]) as scene, \
-            pytest.raises(PredictOutputError, match=r"a-file/emb\.tif: cannot create its folder"):
+    with (
+        Scene([DatedRaster(scene_files["s2"], None)]) as scene,
+        pytest.raises(PredictOutputError, match=r"a-file/emb\.tif: cannot create its folder"),
+    ):
         predict_scene(scene, pixelwise, blocker / "emb.tif", progress=False)
 
 
@@ -207,5 +230,7 @@ def test_batch_outputs_refuse_ids_that_map_onto_an_input_or_outside(tmp_path, sc
     with pytest.raises(OutsideOutputError, match="outside the output folder"):
         prediction_outputs([("away", [s2])], tmp_path / "pred")
     assert prediction_outputs([("a", [s2]), ("b", [other])], tmp_path / "pred") == {
-        "a": tmp_path / "pred" / "a.tif", "b": tmp_path / "pred" / "b.tif"}
+        "a": tmp_path / "pred" / "a.tif",
+        "b": tmp_path / "pred" / "b.tif",
+    }
     assert sorted(p.name for p in folder.iterdir()) == ["s2.tif", "zurich-01.tif"]

@@ -24,10 +24,22 @@ def test_register_promote_and_predict(tmp_path, scene_files, monkeypatch):
     client = connect(uri)
     exp = ensure_experiment(client, "e2e", tmp_path / "art", uri)
     export = write_random_export(tmp_path / "export")
-    res = register_export(client, registration_settings(cfg), export, {"linear_acc": 0.5}, experiment_id=exp,
-                          sqlite_db=sqlite_path(uri))
-    again = register_export(client, registration_settings(cfg), export, {"linear_acc": 0.5}, experiment_id=exp,
-                            sqlite_db=sqlite_path(uri))
+    res = register_export(
+        client,
+        registration_settings(cfg),
+        export,
+        {"linear_acc": 0.5},
+        experiment_id=exp,
+        sqlite_db=sqlite_path(uri),
+    )
+    again = register_export(
+        client,
+        registration_settings(cfg),
+        export,
+        {"linear_acc": 0.5},
+        experiment_id=exp,
+        sqlite_db=sqlite_path(uri),
+    )
     assert res.created and not again.created
     mv = client.get_model_version("skysense-e2e", res.version)
     assert "| linear_acc | 0.5000" in mv.description and mv.tags["preset"] == "skysense-tiny"
@@ -38,12 +50,25 @@ def test_register_promote_and_predict(tmp_path, scene_files, monkeypatch):
     assert model.metadata.get_input_schema().input_names()[:2] == ["s2", "s2_doy"]
 
     out = tmp_path / "pred.tif"
-    result = CliRunner().invoke(app, [
-        "predict", "--model", "models:/skysense-e2e@champion",
-        "--input", f"2017-06-13={scene_files['s2']}", "--s1", f"2017-06-13={scene_files['s1']}",
-        "--output", str(out), "--set", "predict.window=32", "--set", "predict.overlap=8",
-        "--json",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            "models:/skysense-e2e@champion",
+            "--input",
+            f"2017-06-13={scene_files['s2']}",
+            "--s1",
+            f"2017-06-13={scene_files['s1']}",
+            "--output",
+            str(out),
+            "--set",
+            "predict.window=32",
+            "--set",
+            "predict.overlap=8",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     with rasterio.open(scene_files["s2"]) as src, rasterio.open(out) as dst:
         assert dst.crs == src.crs and dst.transform == src.transform

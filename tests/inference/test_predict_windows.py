@@ -44,8 +44,9 @@ def test_parse_dated(tmp_path, scene_files):
 def test_blended_output_equals_pixelwise_function(tmp_path, scene_files):
     out = tmp_path / "emb.tif"
     with Scene([DatedRaster(scene_files["s2"], None)]) as scene:
-        summary = predict_scene(scene, pixelwise, out, window=32, overlap=8, batch_size=3,
-                                block=64, progress=False)
+        summary = predict_scene(
+            scene, pixelwise, out, window=32, overlap=8, batch_size=3, block=64, progress=False
+        )
     assert summary.windows == 25 and summary.bands == 11
     with rasterio.open(scene_files["s2"]) as src, rasterio.open(out) as dst:
         assert dst.crs == src.crs and dst.transform == src.transform
@@ -63,12 +64,16 @@ def test_blended_output_equals_pixelwise_function(tmp_path, scene_files):
 
 
 def test_class_map_with_probe_head(tmp_path, scene_files):
-    head = ProbeHead(weight=np.array([[0.0] * 10 + [1.0], [0.0] * 10 + [-1.0]], dtype=np.float32),
-                     bias=np.array([-0.1, 0.1], dtype=np.float32), classes=["bright", "dark"])
+    head = ProbeHead(
+        weight=np.array([[0.0] * 10 + [1.0], [0.0] * 10 + [-1.0]], dtype=np.float32),
+        bias=np.array([-0.1, 0.1], dtype=np.float32),
+        classes=["bright", "dark"],
+    )
     out = tmp_path / "classes.tif"
     with Scene([DatedRaster(scene_files["s2"], None)]) as scene:
-        predict_scene(scene, pixelwise, out, window=32, overlap=8, head=head, block=64,
-                      progress=False)
+        predict_scene(
+            scene, pixelwise, out, window=32, overlap=8, head=head, block=64, progress=False
+        )
     with rasterio.open(out) as dst, rasterio.open(scene_files["s2"]) as src:
         classes = dst.read(1)
         assert dst.dtypes[0] == "uint8" and dst.nodata == 255

@@ -51,7 +51,10 @@ def test_a_huge_input_fails_on_open(tmp_path: Path) -> None:
     with pytest.raises(RasterTooLargeError, match=r"huge\.tif: 1000000 x 1000000 = 1e\+12 pixels"):
         Scene([parse_dated(str(huge))])
     with pytest.raises(RasterTooLargeError, match="data.max_raster_pixels"):
-        Scene([parse_dated(str(stack_s2(tmp_path / "s2.tif")))], hr=huge_sparse_tif(tmp_path / "hr.tif"))
+        Scene(
+            [parse_dated(str(stack_s2(tmp_path / "s2.tif")))],
+            hr=huge_sparse_tif(tmp_path / "hr.tif"),
+        )
 
 
 def test_a_text_input_is_named_not_quoted(tmp_path: Path) -> None:
@@ -64,4 +67,7 @@ def test_a_text_input_is_named_not_quoted(tmp_path: Path) -> None:
 def test_a_plain_geotiff_scene_still_reads(tmp_path: Path) -> None:
     with Scene([parse_dated(f"2017-06-13={stack_s2(tmp_path / 's2.tif')}")]) as scene:
         arrays = scene.read_window(0, 0, 16)
-    assert arrays["s2"].shape == (1, 1, 10, 16, 16) and np.isfinite(arrays["s2"][0, 0, :, 15, 15]).all()
+    assert (
+        arrays["s2"].shape == (1, 1, 10, 16, 16)
+        and np.isfinite(arrays["s2"][0, 0, :, 15, 15]).all()
+    )

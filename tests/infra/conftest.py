@@ -37,7 +37,9 @@ def _admin_connection():
     errors = []
     for user in PG_USERS:
         try:
-            conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, dbname="test", user=user, connect_timeout=3)
+            conn = psycopg2.connect(
+                host=PG_HOST, port=PG_PORT, dbname="test", user=user, connect_timeout=3
+            )
         except psycopg2.Error as exc:
             errors.append(f"{user}: {str(exc).strip()}")
             continue

@@ -48,18 +48,29 @@ POLICY = PromotionPolicy(decide={"linear_acc": MetricRule(min_improvement=0.01)}
 def _register(client, folder: Path, scale: float, acc: float, experiment_id: str) -> str:
     weights = write_scale(folder / f"scale-{scale}.npy", scale)
     return register_pyfunc(
-        client, NAME, python_model=ScaledBandMean(), checkpoint_sha256=file_sha256(weights),
-        artifacts={"scale": str(weights)}, input_example=example_input(),
-        pip_requirements=["mlflow", "numpy"], tags={"data_version": "md5:race"},
-        metrics={"linear_acc": acc}, experiment_id=experiment_id,
+        client,
+        NAME,
+        python_model=ScaledBandMean(),
+        checkpoint_sha256=file_sha256(weights),
+        artifacts={"scale": str(weights)},
+        input_example=example_input(),
+        pip_requirements=["mlflow", "numpy"],
+        tags={"data_version": "md5:race"},
+        metrics={"linear_acc": acc},
+        experiment_id=experiment_id,
     ).version
 
 
 def _advisory_locks_held(db, name: str) -> int:
-    with psycopg2.connect(host=db.host, port=db.port, dbname=db.name, user=db.user) as conn, \
-            conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid "
-                    "AND objid = %s::oid AND granted", (ADVISORY_NAMESPACE, advisory_key(name)))
+    with (
+        psycopg2.connect(host=db.host, port=db.port, dbname=db.name, user=db.user) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s::oid "
+            "AND objid = %s::oid AND granted",
+            (ADVISORY_NAMESPACE, advisory_key(name)),
+        )
         return int(cur.fetchone()[0])
 
 
@@ -67,8 +78,9 @@ def _advisory_locks_held(db, name: str) -> int:
 def test_four_promoters_and_a_slow_writer_on_postgres_server(pg_database, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv(LOCK_URL_ENV, pg_database.url("postgresql+psycopg2"))
-    with start_mlflow_server(pg_database.url("postgresql+psycopg2"), tmp_path / "artifacts",
-                             timeout_s=120) as srv:
+    with start_mlflow_server(
+        pg_database.url("postgresql+psycopg2"), tmp_path / "artifacts", timeout_s=120
+    ) as srv:
         client = connect(srv.url)
         exp = ensure_experiment(client, "pg-race", None, srv.url)
         accs = {"1": 0.60, "2": 0.70, "3": 0.72, "4": 0.74, "5": 0.80}
@@ -76,8 +88,13 @@ def test_four_promoters_and_a_slow_writer_on_postgres_server(pg_database, tmp_pa
             assert _register(client, tmp_path, float(version), acc, exp) == version
         assert promote(client, NAME, POLICY, version="1").champion == "1"
 
-        results, events = race(srv.url, NAME, ["2", "3", "4", "5"], tmp_path / "race",
-                               slow={"2": 0.2, "3": 0.8, "4": 0.2, "5": 0.2})
+        results, events = race(
+            srv.url,
+            NAME,
+            ["2", "3", "4", "5"],
+            tmp_path / "race",
+            slow={"2": 0.2, "3": 0.8, "4": 0.2, "5": 0.2},
+        )
         sections = assert_mutual_exclusion(events, promoters=4)
         slow_pid = next(e["pid"] for e in events if e["version"] == "3")
         assert sections[slow_pid][1] - sections[slow_pid][0] > 3.0  # it really was slow inside
@@ -87,7 +104,8 @@ def test_four_promoters_and_a_slow_writer_on_postgres_server(pg_database, tmp_pa
         assert_history_chain(history, set(accs), "5")
         tags = client.get_registered_model(NAME).tags
         assert sorted(k for k in tags if k.startswith(HISTORY_ENTRY_PREFIX)) == [
-            f"{HISTORY_ENTRY_PREFIX}{i:06d}" for i in range(1, 6)]
+            f"{HISTORY_ENTRY_PREFIX}{i:06d}" for i in range(1, 6)
+        ]
         assert {r["action"] for r in results} <= {"promote", "refuse"}
         for r in results:  # each promoter's own record is in the history as it returned it
             assert r["record"] in history
@@ -110,13 +128,19 @@ HOLDER = textwrap.dedent(
 @pytest.mark.postgres
 def test_killed_holder_frees_the_advisory_lock_at_once(pg_database, monkeypatch):
     monkeypatch.setenv(LOCK_URL_ENV, pg_database.url("postgresql+psycopg2"))
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, NAME], stdout=subprocess.PIPE,
-                              text=True, env=dict(os.environ))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, NAME],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     try:
         assert holder.stdout.readline().strip() == "HELD"
         client = MlflowClient(tracking_uri="http://127.0.0.1:9", registry_uri="http://127.0.0.1:9")
-        with (pytest.raises(PromotionLockError, match=rf"held by skysense-promotion .*:{holder.pid}"),
-              PromotionLock(client, NAME, timeout_s=1.0)):
+        with (
+            pytest.raises(PromotionLockError, match=rf"held by skysense-promotion .*:{holder.pid}"),
+            PromotionLock(client, NAME, timeout_s=1.0),
+        ):
             pass
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=30)

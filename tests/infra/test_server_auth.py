@@ -41,10 +41,18 @@ def auth_server(tmp_path_factory):
         "admin_username = admin\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
-    env = {"MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
-    with start_mlflow_server(f"sqlite:///{root / 'backend.db'}", root / "artifacts",
-                             app_name="basic-auth", env=env, timeout_s=120) as srv:
+    env = {
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": PASSWORD,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+    }
+    with start_mlflow_server(
+        f"sqlite:///{root / 'backend.db'}",
+        root / "artifacts",
+        app_name="basic-auth",
+        env=env,
+        timeout_s=120,
+    ) as srv:
         yield srv, srv.url.replace("http://", f"http://admin:{PASSWORD}@")
 
 
@@ -52,8 +60,12 @@ def auth_server(tmp_path_factory):
 def clean_env(monkeypatch):
     """No tracking login or URI inherited from the environment; connect() may set the login, so
     each variable is recorded first and restored after the test."""
-    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-                "SKYSENSE_REGISTRY_LOCK_URL"):
+    for key in (
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "SKYSENSE_REGISTRY_LOCK_URL",
+    ):
         monkeypatch.setenv(key, "")
         monkeypatch.delenv(key)
     return monkeypatch
@@ -71,21 +83,27 @@ def test_requests_without_login_are_refused(auth_server, clean_env):
     assert MlflowClient(tracking_uri=srv.url).search_experiments()
 
 
-def test_run_params_tags_artifacts_and_run_json_hold_no_credentials(auth_server, clean_env,
-                                                                    tmp_path, capsys):
+def test_run_params_tags_artifacts_and_run_json_hold_no_credentials(
+    auth_server, clean_env, tmp_path, capsys
+):
     srv, login_uri = auth_server
     clean_env.setenv("MLFLOW_TRACKING_URI", login_uri)
-    cfg = load_config(None, [
-        f"registry.tracking_uri={login_uri}",
-        f"registry.lock_url=postgresql://locker:{LOCK_SECRET}@db.example:5432/mlflow",
-        f"pipeline.dvc_remote_url=https://dvc:{DVC_SECRET}@dvc.example/store",
-        "train.experiment=auth-test",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"registry.tracking_uri={login_uri}",
+            f"registry.lock_url=postgresql://locker:{LOCK_SECRET}@db.example:5432/mlflow",
+            f"pipeline.dvc_remote_url=https://dvc:{DVC_SECRET}@dvc.example/store",
+            "train.experiment=auth-test",
+        ],
+    )
     out = tmp_path / "ckpt"
     out.mkdir()
     tracker = RunTracker(training_job(cfg), out, chips_dir=None, resume=False)
-    tracker.start({"train_batch_size": 4, "note": f"remote {cfg.pipeline.dvc_remote_url}"},
-                  Runtime(device="cpu", backend="gloo", precision="fp32"))
+    tracker.start(
+        {"train_batch_size": 4, "note": f"remote {cfg.pipeline.dvc_remote_url}"},
+        Runtime(device="cpu", backend="gloo", precision="fp32"),
+    )
     tracker.log_step(1, {"loss": 1.0})
     tracker.finish("FINISHED")
 
@@ -94,8 +112,9 @@ def test_run_params_tags_artifacts_and_run_json_hold_no_credentials(auth_server,
     assert run.data.params["registry.tracking_uri"] == srv.url.replace("http://", "http://***@")
     assert run.data.params["registry.lock_url"] == "postgresql://***@db.example:5432/mlflow"
     assert run.data.params["pipeline.dvc_remote_url"] == "https://***@dvc.example/store"
-    ds_config = Path(client.download_artifacts(tracker.run_id, "deepspeed/ds_config.json",
-                                               str(tmp_path))).read_text()
+    ds_config = Path(
+        client.download_artifacts(tracker.run_id, "deepspeed/ds_config.json", str(tmp_path))
+    ).read_text()
     recorded = json.dumps([run.data.params, run.data.tags]) + ds_config
     recorded += (out / "run.json").read_text() + capsys.readouterr().out
     for secret in (PASSWORD, LOCK_SECRET, DVC_SECRET):
@@ -107,13 +126,32 @@ def test_cli_output_and_errors_hold_no_credentials(auth_server, clean_env, tmp_p
     srv, login_uri = auth_server
     clean_env.chdir(tmp_path)
     runner = CliRunner()
-    status = runner.invoke(app, ["registry", "status", "--tracking-uri", login_uri,
-                                 "--set", "registry.model_name=no-such-model"])
+    status = runner.invoke(
+        app,
+        [
+            "registry",
+            "status",
+            "--tracking-uri",
+            login_uri,
+            "--set",
+            "registry.model_name=no-such-model",
+        ],
+    )
     assert status.exit_code == 2
     assert f"no registered model 'no-such-model' in {srv.url}" in " ".join(status.output.split())
     lock_url = f"postgresql://locker:{LOCK_SECRET}@127.0.0.1:1/mlflow"
-    promote = runner.invoke(app, ["promote", "--version", "1", "--tracking-uri", login_uri,
-                                  "--set", f"registry.lock_url={lock_url}"])
+    promote = runner.invoke(
+        app,
+        [
+            "promote",
+            "--version",
+            "1",
+            "--tracking-uri",
+            login_uri,
+            "--set",
+            f"registry.lock_url={lock_url}",
+        ],
+    )
     assert promote.exit_code == 2
     text = " ".join(promote.output.split())
     assert "promotion-lock database postgresql://***@127.0.0.1:1/mlflow" in text
@@ -141,4 +179,3 @@ def test_admin_grants_a_pipeline_user_one_experiment(auth_server, clean_env):
     assert pipeline.create_run(granted).info.experiment_id == granted
     with pytest.raises(Exception, match="403|PERMISSION_DENIED|Permission denied"):
         pipeline.create_run(other)
-

@@ -41,7 +41,8 @@ POLICY = PromotionPolicy(decide={"linear_acc": MetricRule(min_improvement=0.01)}
 def _register(client, folder: Path, scale: float, acc: float, experiment_id: str):
     weights = write_scale(folder / f"scale-{scale}.npy", scale)
     return register_pyfunc(
-        client, NAME,
+        client,
+        NAME,
         python_model=ScaledBandMean(),
         checkpoint_sha256=file_sha256(weights),
         artifacts={"scale": str(weights)},
@@ -54,19 +55,26 @@ def _register(client, folder: Path, scale: float, acc: float, experiment_id: str
 
 
 def _count(db, sql: str) -> int:
-    with psycopg2.connect(host=db.host, port=db.port, dbname=db.name, user=db.user) as conn, conn.cursor() as cur:
+    with (
+        psycopg2.connect(host=db.host, port=db.port, dbname=db.name, user=db.user) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute(sql)
         return int(cur.fetchone()[0])
 
 
 @pytest.mark.postgres
-def test_mlflow_server_on_postgres_register_promote_rollback_load(pg_database, tmp_path, monkeypatch):
+def test_mlflow_server_on_postgres_register_promote_rollback_load(
+    pg_database, tmp_path, monkeypatch
+):
     import mlflow
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     # Promotions lock on the server's backend database (PostgreSQL advisory lock).
     monkeypatch.setenv(LOCK_URL_ENV, pg_database.url("postgresql+psycopg2"))
-    with start_mlflow_server(pg_database.url("postgresql+psycopg2"), tmp_path / "artifacts", timeout_s=120) as srv:
+    with start_mlflow_server(
+        pg_database.url("postgresql+psycopg2"), tmp_path / "artifacts", timeout_s=120
+    ) as srv:
         client = connect(srv.url)
         exp = ensure_experiment(client, "pg-test", None, srv.url)
 
@@ -83,7 +91,12 @@ def test_mlflow_server_on_postgres_register_promote_rollback_load(pg_database, t
 
         rollback(client, NAME, reason="pg test")
         assert str(alias_version(client, NAME, "champion").version) == "1"
-        assert [h["action"] for h in read_history(client, NAME)] == ["promote", "promote", "refuse", "rollback"]
+        assert [h["action"] for h in read_history(client, NAME)] == [
+            "promote",
+            "promote",
+            "refuse",
+            "rollback",
+        ]
 
         model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
         out = model.predict(example_input())
@@ -131,7 +144,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
 def _wait_for_deployment(port: int, name: str, proc: subprocess.Popen, timeout_s: float) -> dict:
     deadline = time.monotonic() + timeout_s
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/deployments/filter", data=b"{}", method="POST",
+        f"http://127.0.0.1:{port}/api/deployments/filter",
+        data=b"{}",
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
     while time.monotonic() < deadline:
@@ -149,41 +164,71 @@ def _wait_for_deployment(port: int, name: str, proc: subprocess.Popen, timeout_s
 def test_prefect_server_on_postgres_runs_a_flow(pg_database, tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({
-        "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_API_DATABASE_CONNECTION_URL": pg_database.url("postgresql+asyncpg"),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-    })
+    env.update(
+        {
+            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_API_DATABASE_CONNECTION_URL": pg_database.url("postgresql+asyncpg"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
+    )
     prefect = str(Path(sys.executable).with_name("prefect"))
     with open(tmp_path / "prefect-server.log", "wb") as log:  # the server keeps its own handle
         proc = subprocess.Popen(
             [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}/api/health", proc, 150)
         client_env = {**env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
         client_env.pop("PREFECT_API_DATABASE_CONNECTION_URL")
-        run = subprocess.run([sys.executable, "-c", FLOW_SCRIPT], env=client_env, capture_output=True,
-                             text=True, timeout=180, check=False)
+        run = subprocess.run(
+            [sys.executable, "-c", FLOW_SCRIPT],
+            env=client_env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
         line = next(ln for ln in run.stdout.splitlines() if ln.startswith("RUN "))
         _, run_id, state, result = line.split()
         assert state == "COMPLETED" and float(result) == pytest.approx(0.4096 + 1.6384)
         # The run is recorded in PostgreSQL, with its two mapped task runs.
-        assert _count(pg_database, f"SELECT count(*) FROM flow_run WHERE id = '{run_id}' AND state_type = 'COMPLETED'") == 1
-        assert _count(pg_database, f"SELECT count(*) FROM task_run WHERE flow_run_id = '{run_id}'") == 2
+        assert (
+            _count(
+                pg_database,
+                f"SELECT count(*) FROM flow_run WHERE id = '{run_id}' AND state_type = 'COMPLETED'",
+            )
+            == 1
+        )
+        assert (
+            _count(pg_database, f"SELECT count(*) FROM task_run WHERE flow_run_id = '{run_id}'")
+            == 2
+        )
 
         # `skysense pipeline serve --cron` registers a scheduled deployment on this server.
         project = tmp_path / "project"
         project.mkdir()
         shutil.copy(ROOT / "params.yaml", project / "params.yaml")
         serve = subprocess.Popen(
-            [str(Path(sys.executable).with_name("skysense")), "pipeline", "serve", "--cron", "0 2 * * 1",
-             "--name", "pg-weekly"],
-            cwd=project, env=client_env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            [
+                str(Path(sys.executable).with_name("skysense")),
+                "pipeline",
+                "serve",
+                "--cron",
+                "0 2 * * 1",
+                "--name",
+                "pg-weekly",
+            ],
+            cwd=project,
+            env=client_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:

@@ -15,8 +15,15 @@ import torch
 from skysense.models import create_model
 
 
-def _make_batch(b: int = 2, s: int = 4, t2: int = 3, t1: int = 2, seed: int = 0, modalities=("hr", "s2", "s1", "dem"),
-               n_regions: int = 64) -> dict:
+def _make_batch(
+    b: int = 2,
+    s: int = 4,
+    t2: int = 3,
+    t1: int = 2,
+    seed: int = 0,
+    modalities=("hr", "s2", "s1", "dem"),
+    n_regions: int = 64,
+) -> dict:
     """A batch in the layout of docs/interfaces.md with every modality listed."""
     g = torch.Generator().manual_seed(seed)
     batch: dict = {"region": torch.randint(0, n_regions, (b,), generator=g)}

@@ -41,7 +41,9 @@ def _features(n=32, d=16, seed=0):
 def test_info_nce_identical_minimal_shuffled_larger():
     x = _features()
     same = info_nce(x, x, temperature=0.05)
-    shuffled = info_nce(x, x[torch.randperm(32, generator=torch.Generator().manual_seed(1))], temperature=0.05)
+    shuffled = info_nce(
+        x, x[torch.randperm(32, generator=torch.Generator().manual_seed(1))], temperature=0.05
+    )
     assert same < 0.05  # near zero: distinct random directions at a low temperature
     assert shuffled > same + 1.0
     assert info_nce(x[:1], x[:1]) == 0.0  # a single row has no negatives
@@ -51,7 +53,9 @@ def test_pixel_loss_masks_and_orders():
     s = torch.randn(3, 3, 8, 16, generator=torch.Generator().manual_seed(0))
     mask = torch.ones(3, 3, 8, dtype=torch.bool)
     same = pixel_contrastive_loss(s, s, mask, temperature=0.05)
-    perm = s.reshape(-1, 16)[torch.randperm(72, generator=torch.Generator().manual_seed(2))].reshape(s.shape)
+    perm = s.reshape(-1, 16)[
+        torch.randperm(72, generator=torch.Generator().manual_seed(2))
+    ].reshape(s.shape)
     assert pixel_contrastive_loss(s, perm, mask, 0.05) > same + 1.0
     garbage = s.clone()
     garbage[1] = 1e3 * torch.randn(3, 8, 16)
@@ -81,7 +85,9 @@ def test_info_nce_groups_leave_same_group_keys_out_of_negatives():
 def test_pixel_loss_does_not_push_apart_points_of_one_sample():
     g = torch.Generator().manual_seed(0)
     field = torch.randn(4, 1, 1, 16, generator=g)
-    s = field.expand(4, 3, 8, 16) + 0.01 * torch.randn(4, 3, 8, 16, generator=g)  # 4 chips, one field each
+    s = field.expand(4, 3, 8, 16) + 0.01 * torch.randn(
+        4, 3, 8, 16, generator=g
+    )  # 4 chips, one field each
     mask = torch.ones(4, 3, 8, dtype=torch.bool)
     assert pixel_contrastive_loss(s, s, mask, 0.05) < 0.1
 
@@ -89,10 +95,14 @@ def test_pixel_loss_does_not_push_apart_points_of_one_sample():
 def test_object_loss_identical_minimal_shuffled_larger():
     g = torch.Generator().manual_seed(0)
     centres = torch.randn(4, 4, 16, generator=g) * 3
-    pts = (centres.repeat_interleave(8, dim=1) + 0.1 * torch.randn(4, 32, 16, generator=g))  # 4 objects per image
+    pts = centres.repeat_interleave(8, dim=1) + 0.1 * torch.randn(
+        4, 32, 16, generator=g
+    )  # 4 objects per image
     keep = torch.ones(4, dtype=torch.bool)
     same = object_contrastive_loss(pts, pts, keep, n_clusters=4, temperature=0.1)
-    other = object_contrastive_loss(pts, pts[torch.tensor([1, 2, 3, 0])], keep, n_clusters=4, temperature=0.1)
+    other = object_contrastive_loss(
+        pts, pts[torch.tensor([1, 2, 3, 0])], keep, n_clusters=4, temperature=0.1
+    )
     assert same < 0.5
     assert other > same + 1.0
 
@@ -121,5 +131,8 @@ def test_weighted_total():
     class W:
         pixel, object, image, fused, cross_modal = 1.0, 0.5, 2.0, 0.0, 1.0
 
-    comp = {k: torch.tensor(v) for k, v in dict(pixel=1.0, object=2.0, image=3.0, fused=100.0, cross_modal=4.0).items()}
+    comp = {
+        k: torch.tensor(v)
+        for k, v in dict(pixel=1.0, object=2.0, image=3.0, fused=100.0, cross_modal=4.0).items()
+    }
     assert float(weighted_total(comp, W)) == 1.0 + 1.0 + 6.0 + 0.0 + 4.0

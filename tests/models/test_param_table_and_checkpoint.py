@@ -52,13 +52,25 @@ def _official_names(spec) -> dict[str, tuple[int, ...]]:
         for j in range(depth):
             b = f"{st}.blocks.{j}"
             w = f"{b}.attn.w_msa"
-            sd.update({f"{w}.logit_scale": (heads, 1, 1), f"{w}.cpb_mlp.0.weight": (spec.hr_cpb_hidden, 2),
-                       f"{w}.cpb_mlp.0.bias": (spec.hr_cpb_hidden,), f"{w}.cpb_mlp.2.weight": (heads, spec.hr_cpb_hidden),
-                       f"{w}.qkv.weight": (3 * d, d), f"{w}.q_bias": (d,), f"{w}.v_bias": (d,),
-                       f"{w}.proj.weight": (d, d), f"{w}.proj.bias": (d,),
-                       f"{w}.relative_coords_table": (1, 15, 15, 2), f"{w}.relative_position_index": (64, 64),
-                       f"{b}.ffn.layers.0.0.weight": (4 * d, d), f"{b}.ffn.layers.0.0.bias": (4 * d,),
-                       f"{b}.ffn.layers.1.weight": (d, 4 * d), f"{b}.ffn.layers.1.bias": (d,)})
+            sd.update(
+                {
+                    f"{w}.logit_scale": (heads, 1, 1),
+                    f"{w}.cpb_mlp.0.weight": (spec.hr_cpb_hidden, 2),
+                    f"{w}.cpb_mlp.0.bias": (spec.hr_cpb_hidden,),
+                    f"{w}.cpb_mlp.2.weight": (heads, spec.hr_cpb_hidden),
+                    f"{w}.qkv.weight": (3 * d, d),
+                    f"{w}.q_bias": (d,),
+                    f"{w}.v_bias": (d,),
+                    f"{w}.proj.weight": (d, d),
+                    f"{w}.proj.bias": (d,),
+                    f"{w}.relative_coords_table": (1, 15, 15, 2),
+                    f"{w}.relative_position_index": (64, 64),
+                    f"{b}.ffn.layers.0.0.weight": (4 * d, d),
+                    f"{b}.ffn.layers.0.0.bias": (4 * d,),
+                    f"{b}.ffn.layers.1.weight": (d, 4 * d),
+                    f"{b}.ffn.layers.1.bias": (d,),
+                }
+            )
             for n in ("norm1", "norm2") + (("norm3",) if (j + 1) % 6 == 0 else ()):
                 sd[f"{b}.{n}.weight"] = sd[f"{b}.{n}.bias"] = (d,)
         sd[f"backbone_gep.norm{i}.weight"] = sd[f"backbone_gep.norm{i}.bias"] = (c * 2**i,)
@@ -84,11 +96,20 @@ def _official_names(spec) -> dict[str, tuple[int, ...]]:
 
 
 def _layer(prefix: str, d: int, hidden: int) -> dict[str, tuple[int, ...]]:
-    return {f"{prefix}.ln1.weight": (d,), f"{prefix}.ln1.bias": (d,), f"{prefix}.ln2.weight": (d,), f"{prefix}.ln2.bias": (d,),
-            f"{prefix}.attn.attn.in_proj_weight": (3 * d, d), f"{prefix}.attn.attn.in_proj_bias": (3 * d,),
-            f"{prefix}.attn.attn.out_proj.weight": (d, d), f"{prefix}.attn.attn.out_proj.bias": (d,),
-            f"{prefix}.ffn.layers.0.0.weight": (hidden, d), f"{prefix}.ffn.layers.0.0.bias": (hidden,),
-            f"{prefix}.ffn.layers.1.weight": (d, hidden), f"{prefix}.ffn.layers.1.bias": (d,)}
+    return {
+        f"{prefix}.ln1.weight": (d,),
+        f"{prefix}.ln1.bias": (d,),
+        f"{prefix}.ln2.weight": (d,),
+        f"{prefix}.ln2.bias": (d,),
+        f"{prefix}.attn.attn.in_proj_weight": (3 * d, d),
+        f"{prefix}.attn.attn.in_proj_bias": (3 * d,),
+        f"{prefix}.attn.attn.out_proj.weight": (d, d),
+        f"{prefix}.attn.attn.out_proj.bias": (d,),
+        f"{prefix}.ffn.layers.0.0.weight": (hidden, d),
+        f"{prefix}.ffn.layers.0.0.bias": (hidden,),
+        f"{prefix}.ffn.layers.1.weight": (d, hidden),
+        f"{prefix}.ffn.layers.1.bias": (d,),
+    }
 
 
 def test_official_huge_mapping_on_meta_is_strict():
@@ -114,7 +135,9 @@ def test_official_mapping_copies_values_and_reports_strays():
     assert torch.equal(model.date_encoding.weight, sd["ctpe"][0])
     red = sd["backbone_gep.patch_embed.projection.weight"][:, 0]
     assert torch.equal(model.hr_backbone.patch_embed.projection.weight[:, 3], red)
-    assert model.s2_backbone.pos_embed.shape[1] == 1 + 1  # resized from 16x16 to the 1x1 grid of 4 px
+    assert (
+        model.s2_backbone.pos_embed.shape[1] == 1 + 1
+    )  # resized from 16x16 to the 1x1 grid of 4 px
     assert "s2_backbone.pos_embed" in report.adapted
     sd["head_gep.fc.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointMappingError, match="unexpected"):

@@ -11,10 +11,13 @@ from skysense.models.pretraining import SkySensePretrainer
 def _batch(b: int, s: int, n_regions: int) -> dict:
     g = torch.Generator().manual_seed(0)
     return {
-        "s2": torch.randn(b, 3, 10, s, s, generator=g), "s2_doy": torch.randint(1, 366, (b, 3), generator=g),
+        "s2": torch.randn(b, 3, 10, s, s, generator=g),
+        "s2_doy": torch.randint(1, 366, (b, 3), generator=g),
         "s2_valid": torch.ones(b, 3, dtype=torch.bool),
-        "s1": torch.randn(b, 2, 2, s, s, generator=g), "s1_doy": torch.randint(1, 366, (b, 2), generator=g),
-        "s1_valid": torch.ones(b, 2, dtype=torch.bool), "has_s1": torch.zeros(b, dtype=torch.bool),
+        "s1": torch.randn(b, 2, 2, s, s, generator=g),
+        "s1_doy": torch.randint(1, 366, (b, 2), generator=g),
+        "s1_valid": torch.ones(b, 2, dtype=torch.bool),
+        "has_s1": torch.zeros(b, dtype=torch.bool),
         "region": torch.randint(0, n_regions, (b,), generator=g),
     }  # no HR and no DEM in the whole batch; S1 absent for every sample
 

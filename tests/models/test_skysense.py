@@ -52,7 +52,12 @@ def test_absent_modality_is_masked_not_zero_filled(tiny, make_batch):
     full2 = make_batch(b=1)
     full2["s2_valid"][0, 1:] = False
     full2["s2"][0, 1:] = -50.0
-    one = dict(full2, s2=full2["s2"][:, :1], s2_doy=full2["s2_doy"][:, :1], s2_valid=full2["s2_valid"][:, :1])
+    one = dict(
+        full2,
+        s2=full2["s2"][:, :1],
+        s2_doy=full2["s2_doy"][:, :1],
+        s2_valid=full2["s2_valid"][:, :1],
+    )
     with torch.no_grad():
         assert torch.allclose(tiny(full2)["embedding"], tiny(one)["embedding"], atol=1e-5)
 
@@ -61,7 +66,9 @@ def test_gradients_reach_every_parameter_and_not_prototypes(make_batch):
     torch.manual_seed(0)
     model = create_model("skysense-tiny", sentinel_px=4)
     out = model(make_batch(b=2), update_prototypes=True)
-    loss = out["embedding"].square().mean() + sum(out[m].square().mean() for m in ("hr", "s2", "s1", "dem"))
+    loss = out["embedding"].square().mean() + sum(
+        out[m].square().mean() for m in ("hr", "s2", "s1", "dem")
+    )
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert missing == []

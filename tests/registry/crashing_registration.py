@@ -32,6 +32,11 @@ uri, name, export, experiment_id, acc = sys.argv[1:6]
 connect(uri)
 cfg = SkySenseConfig()
 cfg.registry.model_name = name
-register_export(DiesAfterVersionCreated(tracking_uri=uri, registry_uri=uri), registration_settings(cfg), Path(export),
-                {"linear_acc": float(acc)}, experiment_id=experiment_id)
+register_export(
+    DiesAfterVersionCreated(tracking_uri=uri, registry_uri=uri),
+    registration_settings(cfg),
+    Path(export),
+    {"linear_acc": float(acc)},
+    experiment_id=experiment_id,
+)
 sys.exit("registration finished: the crash point was not reached")

@@ -31,8 +31,11 @@ class BandProjectionEmbedder(mlflow.pyfunc.PythonModel):
 def write_weights(path: Path, seed: int, dim: int = 8, bands: int = 10) -> Path:
     """Save a random projection (``weight`` D x C, ``bias`` D) to ``path`` (.npz)."""
     rng = np.random.default_rng(seed)
-    np.savez(path, weight=rng.normal(size=(dim, bands)).astype(np.float32),
-             bias=rng.normal(size=dim).astype(np.float32))
+    np.savez(
+        path,
+        weight=rng.normal(size=(dim, bands)).astype(np.float32),
+        bias=rng.normal(size=dim).astype(np.float32),
+    )
     return path
 
 

@@ -34,8 +34,19 @@ DELAY_S = float(os.environ.get("SKYSENSE_TEST_WRITE_DELAY_S", "0"))
 
 def record(event: str, t0: float, t1: float | None = None, **more: object) -> None:
     """Append one event line (O_APPEND, one write: lines of concurrent processes never mix)."""
-    line = json.dumps({"pid": os.getpid(), "version": version, "event": event, "t0": t0,
-                       "t1": t0 if t1 is None else t1, **more}) + "\n"
+    line = (
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "version": version,
+                "event": event,
+                "t0": t0,
+                "t1": t0 if t1 is None else t1,
+                **more,
+            }
+        )
+        + "\n"
+    )
     fd = os.open(events_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
@@ -69,8 +80,9 @@ class SlowWriterClient(MlflowClient):
         return self._write(f"model_tag {args[1]}", super().set_registered_model_tag, *args)
 
     def delete_registered_model_tag(self, *args):
-        return self._write(f"delete_model_tag {args[1]}", super().delete_registered_model_tag,
-                           *args)
+        return self._write(
+            f"delete_model_tag {args[1]}", super().delete_registered_model_tag, *args
+        )
 
     def set_model_version_tag(self, *args):
         return self._write(f"version_tag {args[2]}", super().set_model_version_tag, *args)
@@ -88,6 +100,7 @@ db = sqlite_path(uri) if "--sqlite-db" in sys.argv else None
 Path(f"{go_file}.ready-{version}").touch()
 while not go_file.exists():
     time.sleep(0.01)
-result = promote(client, name, policy, version=version, sqlite_db=db,
-                 what=f"test promoter {version}")
+result = promote(
+    client, name, policy, version=version, sqlite_db=db, what=f"test promoter {version}"
+)
 print(json.dumps(result.to_dict()))

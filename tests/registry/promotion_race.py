@@ -13,9 +13,16 @@ from pathlib import Path
 PROMOTER = Path(__file__).with_name("promoter.py")
 
 
-def race(uri: str, name: str, versions: list[str], work: Path, *,
-         slow: dict[str, float] | None = None, sqlite_db: bool = False,
-         timeout_s: float = 300.0) -> tuple[list[dict], list[dict]]:
+def race(
+    uri: str,
+    name: str,
+    versions: list[str],
+    work: Path,
+    *,
+    slow: dict[str, float] | None = None,
+    sqlite_db: bool = False,
+    timeout_s: float = 300.0,
+) -> tuple[list[dict], list[dict]]:
     """Start one promoter process per version, release them together once all are connected.
 
     Args:
@@ -32,11 +39,16 @@ def race(uri: str, name: str, versions: list[str], work: Path, *,
         env = dict(os.environ)
         if slow and v in slow:
             env["SKYSENSE_TEST_WRITE_DELAY_S"] = str(slow[v])
-        procs.append(subprocess.Popen(
-            [sys.executable, str(PROMOTER), uri, name, v, str(go), str(events)]
-            + (["--sqlite-db"] if sqlite_db else []),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        ))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(PROMOTER), uri, name, v, str(go), str(events)]
+                + (["--sqlite-db"] if sqlite_db else []),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+        )
     deadline = time.monotonic() + timeout_s
     try:
         while not all(Path(f"{go}.ready-{v}").exists() for v in versions):
@@ -65,8 +77,9 @@ def critical_sections(events: list[dict]) -> dict[int, tuple[float, float]]:
     """``{pid: (acquired, released)}``; each promoter holds the lock exactly once."""
     out: dict[int, tuple[float, float]] = {}
     for pid in sorted({e["pid"] for e in events}):
-        mine = sorted((e for e in events if e["pid"] == pid and e["event"] != "write"),
-                      key=lambda e: e["t0"])
+        mine = sorted(
+            (e for e in events if e["pid"] == pid and e["event"] != "write"), key=lambda e: e["t0"]
+        )
         assert [e["event"] for e in mine] == ["acquired", "released"], mine
         out[pid] = (mine[0]["t0"], mine[1]["t0"])
     return out

@@ -17,14 +17,22 @@ from skysense.registry.signature import embedding_signature
 from skysense.tracking.store import connect, ensure_experiment, sqlite_path
 
 
-def register_projection(client, name: str, folder: Path, seed: int, metrics: dict[str, float],
-                        experiment_id: str, sqlite_db: Path | None) -> RegistrationResult:
+def register_projection(
+    client,
+    name: str,
+    folder: Path,
+    seed: int,
+    metrics: dict[str, float],
+    experiment_id: str,
+    sqlite_db: Path | None,
+) -> RegistrationResult:
     """Log and register a :class:`BandProjectionEmbedder` whose weights come from ``seed``."""
     weights = write_weights(folder / f"weights-{seed}.npz", seed)
     example = example_input()
     signature = embedding_signature(["s2", "s2_doy"], 8)
     return register_pyfunc(
-        client, name,
+        client,
+        name,
         python_model=BandProjectionEmbedder(),
         checkpoint_sha256=file_sha256(weights),
         artifacts={"weights": str(weights)},

@@ -36,8 +36,14 @@ def registered(tmp_path, monkeypatch):
     client = connect(uri)
     exp = ensure_experiment(client, "verified", tmp_path / "art", uri)
     export = write_random_export(tmp_path / "export", seed=1)
-    register_export(client, registration_settings(cfg), export, {"linear_acc": 0.5}, experiment_id=exp,
-                    sqlite_db=sqlite_path(uri))
+    register_export(
+        client,
+        registration_settings(cfg),
+        export,
+        {"linear_acc": 0.5},
+        experiment_id=exp,
+        sqlite_db=sqlite_path(uri),
+    )
     promote(client, NAME, cfg.registry.policy, sqlite_db=sqlite_path(uri))
     stored = [p.parent for p in (tmp_path / "art").rglob("model.safetensors")]
     assert len(stored) == 1
@@ -45,11 +51,23 @@ def registered(tmp_path, monkeypatch):
 
 
 def _predict(scene_files, out):
-    return CliRunner().invoke(app, [
-        "predict", "--model", f"models:/{NAME}@champion", "--input", str(scene_files["s2"]),
-        "--output", str(out), "--set", "predict.window=32", "--set", "predict.overlap=8",
-        "--json",
-    ])
+    return CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            f"models:/{NAME}@champion",
+            "--input",
+            str(scene_files["s2"]),
+            "--output",
+            str(out),
+            "--set",
+            "predict.window=32",
+            "--set",
+            "predict.overlap=8",
+            "--json",
+        ],
+    )
 
 
 def test_registered_model_loads_verified_safetensors_without_pickles(registered, tmp_path):
@@ -62,8 +80,12 @@ def test_registered_model_loads_verified_safetensors_without_pickles(registered,
     embed, _ = encoder_embedder(f"models:/{NAME}/1", "cpu", client)
     local, _ = encoder_embedder(str(export), "cpu")
     rng = np.random.default_rng(0)
-    arrays = {"s2": rng.uniform(0.02, 0.4, (1, 2, 10, 8, 8)).astype(np.float32),
-              "s2_doy": np.array([[120, 150]]), "lat": np.array([46.5]), "lon": np.array([7.5])}
+    arrays = {
+        "s2": rng.uniform(0.02, 0.4, (1, 2, 10, 8, 8)).astype(np.float32),
+        "s2_doy": np.array([[120, 150]]),
+        "lat": np.array([46.5]),
+        "lon": np.array([7.5]),
+    }
     np.testing.assert_array_equal(embed(arrays), local(arrays))
 
 
@@ -77,7 +99,9 @@ def test_tampered_weights_are_refused_by_predict(registered, tmp_path, scene_fil
     result = _predict(scene_files, out)
     assert result.exit_code == 2
     text = " ".join(result.output.split())
-    assert f"{NAME} v1: artifacts/export/model.safetensors in the artifact store has SHA-256" in text
+    assert (
+        f"{NAME} v1: artifacts/export/model.safetensors in the artifact store has SHA-256" in text
+    )
     assert "checkpoint_sha256 tag records" in text and "it was not loaded" in text
     assert not out.exists()
     with pytest.raises(ModelIntegrityError, match="model.safetensors"):

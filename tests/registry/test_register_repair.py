@@ -30,21 +30,31 @@ POLICY = PromotionPolicy(decide={"linear_acc": MetricRule(min_improvement=0.01)}
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_rerun_repairs_registration_killed_after_version_created(sqlite_store, tmp_path,
-                                                                 monkeypatch):
+def test_rerun_repairs_registration_killed_after_version_created(
+    sqlite_store, tmp_path, monkeypatch
+):
     client, uri, exp, db = sqlite_store
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)
     cfg = SkySenseConfig()
     cfg.registry.model_name = NAME
-    first = register_export(client, registration_settings(cfg), write_random_export(tmp_path / "export-1", seed=1),
-                            {"linear_acc": 0.6}, experiment_id=exp, sqlite_db=db)
+    first = register_export(
+        client,
+        registration_settings(cfg),
+        write_random_export(tmp_path / "export-1", seed=1),
+        {"linear_acc": 0.6},
+        experiment_id=exp,
+        sqlite_db=db,
+    )
     assert promote(client, NAME, POLICY, sqlite_db=db).champion == first.version == "1"
 
     second = write_random_export(tmp_path / "export-2", seed=2)
     crashed = subprocess.run(
         [sys.executable, str(CRASH), uri, NAME, str(second), exp, "0.7"],
-        env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-3000:]
@@ -54,17 +64,34 @@ def test_rerun_repairs_registration_killed_after_version_created(sqlite_store, t
     assert str(alias_version(client, NAME, "challenger").version) == "1"  # and a stale challenger
 
     (tmp_path / "metrics.json").write_text(json.dumps({"linear_acc": 0.7}))
-    args = ["register", "--export", str(second), "--metrics", str(tmp_path / "metrics.json"),
-            "--set", f"registry.model_name={NAME}"]
+    args = [
+        "register",
+        "--export",
+        str(second),
+        "--metrics",
+        str(tmp_path / "metrics.json"),
+        "--set",
+        f"registry.model_name={NAME}",
+    ]
     rerun = CliRunner().invoke(app, args)
     assert rerun.exit_code == 0, rerun.output
-    assert ("v2 already registered (same checkpoint); repaired description, alias challenger; "
-            "challenger is v2") in " ".join(rerun.stdout.split())  # rich wraps long lines
+    assert (
+        "v2 already registered (same checkpoint); repaired description, alias challenger; "
+        "challenger is v2"
+    ) in " ".join(rerun.stdout.split())  # rich wraps long lines
     repaired = client.get_model_version(NAME, "2")
     assert str(alias_version(client, NAME, "challenger").version) == "2"
     assert "| linear_acc | 0.7000" in repaired.description
-    for key in ("checkpoint_sha256", "export_config_sha256", "data_version", "git_commit",
-                "params_hash", "preset", "training_run_id", "metric.linear_acc"):
+    for key in (
+        "checkpoint_sha256",
+        "export_config_sha256",
+        "data_version",
+        "git_commit",
+        "params_hash",
+        "preset",
+        "training_run_id",
+        "metric.linear_acc",
+    ):
         assert key in repaired.tags, key
     assert repaired.tags["metric.linear_acc"] == "0.7"
     assert len(client.search_model_versions(f"name = '{NAME}'")) == 2  # no third version
@@ -72,7 +99,8 @@ def test_rerun_repairs_registration_killed_after_version_created(sqlite_store, t
     again = CliRunner().invoke(app, args)  # idempotent: nothing left to repair
     assert again.exit_code == 0, again.output
     assert "v2 already registered (same checkpoint); challenger is v2" in " ".join(
-        again.stdout.split())
+        again.stdout.split()
+    )
 
     promoted = promote(client, NAME, POLICY, sqlite_db=db)  # the new challenger, not the old
     assert promoted.action == "promote" and promoted.version == "2"
@@ -84,11 +112,30 @@ def test_repair_never_moves_challenger_back_to_an_older_version(sqlite_store, tm
     cfg = SkySenseConfig()
     cfg.registry.model_name = NAME
     old = write_random_export(tmp_path / "export-1", seed=1)
-    register_export(client, registration_settings(cfg), old, {"linear_acc": 0.6}, experiment_id=exp, sqlite_db=db)
-    register_export(client, registration_settings(cfg), write_random_export(tmp_path / "export-2", seed=2),
-                    {"linear_acc": 0.7}, experiment_id=exp, sqlite_db=db)
-    again = register_export(client, registration_settings(cfg), old, {"linear_acc": 0.6}, experiment_id=exp,
-                            sqlite_db=db)
+    register_export(
+        client,
+        registration_settings(cfg),
+        old,
+        {"linear_acc": 0.6},
+        experiment_id=exp,
+        sqlite_db=db,
+    )
+    register_export(
+        client,
+        registration_settings(cfg),
+        write_random_export(tmp_path / "export-2", seed=2),
+        {"linear_acc": 0.7},
+        experiment_id=exp,
+        sqlite_db=db,
+    )
+    again = register_export(
+        client,
+        registration_settings(cfg),
+        old,
+        {"linear_acc": 0.6},
+        experiment_id=exp,
+        sqlite_db=db,
+    )
     assert not again.created and again.version == "1" and again.repaired == []
     assert again.challenger == "2"
     assert str(alias_version(client, NAME, "challenger").version) == "2"

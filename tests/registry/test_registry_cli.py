@@ -10,9 +10,14 @@ from typer.testing import CliRunner
 from skysense.cli import app
 
 NAME = "skysense-cli"
-SET = ["--set", f"registry.model_name={NAME}",
-       "--set", "registry.policy.decide={linear_acc: {min_improvement: 0.02}}",
-       "--set", "registry.policy.no_regress={}"]
+SET = [
+    "--set",
+    f"registry.model_name={NAME}",
+    "--set",
+    "registry.policy.decide={linear_acc: {min_improvement: 0.02}}",
+    "--set",
+    "registry.policy.no_regress={}",
+]
 
 
 def test_promote_refuse_rollback_status_cli(sqlite_store, tmp_path, monkeypatch):

@@ -31,8 +31,7 @@ def check_consistent(client, results: list[dict]) -> None:
         if record["action"] == "promote":
             champion = record["version"]
     assert champion == "3"
-    assert sorted(r["action"] for r in results) in (["promote", "promote"],
-                                                    ["promote", "refuse"])
+    assert sorted(r["action"] for r in results) in (["promote", "promote"], ["promote", "refuse"])
     assert "promotion_lock" not in client.get_registered_model(NAME).tags
 
 
@@ -43,8 +42,9 @@ def test_two_concurrent_promoters(sqlite_store, tmp_path, sqlite_db):
     promote(client, NAME, PromotionPolicy(no_regress={}), sqlite_db=db)
     register_projection(client, NAME, tmp_path, 2, {"linear_acc": 0.7}, exp, db)
     register_projection(client, NAME, tmp_path, 3, {"linear_acc": 0.8}, exp, db)
-    results, events = race(uri, NAME, ["2", "3"], tmp_path / "race", slow={"2": 0.2},
-                           sqlite_db=sqlite_db)
+    results, events = race(
+        uri, NAME, ["2", "3"], tmp_path / "race", slow={"2": 0.2}, sqlite_db=sqlite_db
+    )
     check_consistent(connect(uri), results)
     assert_mutual_exclusion(events, promoters=2)
     assert_history_chain(read_history(client, NAME), {"1", "2", "3"}, "3")
@@ -55,8 +55,10 @@ def test_file_lock_is_exclusive_and_rechecked(sqlite_store):
     with PromotionLock(client, NAME, timeout_s=5) as first:
         assert first.kind == "file" and first.where == f"{db}.promotion.lock"
         first.ensure_held()
-        with (pytest.raises(PromotionLockError, match=r"locked by another promotion \(.*@.*:\d+\)"),
-              PromotionLock(client, NAME, timeout_s=0.3)):
+        with (
+            pytest.raises(PromotionLockError, match=r"locked by another promotion \(.*@.*:\d+\)"),
+            PromotionLock(client, NAME, timeout_s=0.3),
+        ):
             pass
         # The lock file replaced under the holder (someone deleted it): the next write is refused.
         lock_file = db.parent / (db.name + ".promotion.lock")

@@ -27,8 +27,15 @@ SKYSENSE = str(Path(sys.executable).with_name("skysense"))
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env["COLUMNS"] = "80"
-    return subprocess.run([SKYSENSE, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [SKYSENSE, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_promote_against_a_closed_port_exits_4_with_one_line_naming_the_uri(tmp_path: Path) -> None:
@@ -38,7 +45,10 @@ def test_promote_against_a_closed_port_exits_4_with_one_line_naming_the_uri(tmp_
     assert res.returncode == 4, res.stdout + res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, res.stderr
-    assert f"http://127.0.0.1:{port}" in lines[0] and "cannot reach the MLflow tracking server" in lines[0]
+    assert (
+        f"http://127.0.0.1:{port}" in lines[0]
+        and "cannot reach the MLflow tracking server" in lines[0]
+    )
     assert "Traceback" not in res.stderr
     assert "alice" not in res.stdout + res.stderr and "s3cret" not in res.stdout + res.stderr
 

@@ -60,8 +60,10 @@ def test_promote_refuse_rollback_and_load(sqlite_store, tmp_path):
     v3 = client.get_model_version(NAME, "3")
     assert v3.tags["promotion.status"] == "refused"
     assert "miou" in v3.tags["promotion.reasons"] and "0.2000" in v3.tags["promotion.reasons"]
-    assert json.loads(v3.tags["promotion.compared"])["miou"] == {"challenger": 0.2,
-                                                                 "champion": 0.29}
+    assert json.loads(v3.tags["promotion.compared"])["miou"] == {
+        "challenger": 0.2,
+        "champion": 0.29,
+    }
 
     back = rollback(client, NAME, reason="bad maps in prod", sqlite_db=db)
     assert back.version == "1" and back.previous_champion == "2"
@@ -83,8 +85,9 @@ def test_promote_refuse_rollback_and_load(sqlite_store, tmp_path):
     emb = model.predict(x)
     assert emb.shape == (2, 8, 5, 5) and emb.dtype == np.float32
     w = np.load(tmp_path / "weights-1.npz")
-    expected = np.tanh(np.einsum("dc,bchw->bdhw", w["weight"], x["s2"][:, -1])
-                       + w["bias"][None, :, None, None])
+    expected = np.tanh(
+        np.einsum("dc,bchw->bdhw", w["weight"], x["s2"][:, -1]) + w["bias"][None, :, None, None]
+    )
     np.testing.assert_allclose(emb, expected, rtol=1e-5, atol=1e-5)
 
 

@@ -16,8 +16,9 @@ from skysense.tracking.server import start_mlflow_server
 from skysense.tracking.store import connect, ensure_experiment
 
 NAME = "skysense-served"
-POLICY = PromotionPolicy(decide={"linear_acc": MetricRule(min_improvement=0.01)},
-                         no_regress={"miou": 0.02})
+POLICY = PromotionPolicy(
+    decide={"linear_acc": MetricRule(min_improvement=0.01)}, no_regress={"miou": 0.02}
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,11 @@ def test_lifecycle_on_server(server, tmp_path, monkeypatch):
     rollback(client, NAME, reason="test")
     assert str(alias_version(client, NAME, "champion").version) == "1"
     assert [h["action"] for h in read_history(client, NAME)] == [
-        "promote", "promote", "refuse", "rollback"]
+        "promote",
+        "promote",
+        "refuse",
+        "rollback",
+    ]
     assert registry_status(client, NAME)["aliases"]["champion"] == "1"
 
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")

@@ -35,7 +35,8 @@ class RecordingDataset(list):
 
 
 def run(stage: int, out: Path, resume: bool = False, crash_at: int | None = None) -> tuple:
-    cfg = config_with([
+    cfg = config_with(
+        [
             f"train.zero_stage={stage}",
             "train.steps=6",
             "train.checkpoint_every=3",
@@ -53,8 +54,16 @@ def run(stage: int, out: Path, resume: bool = False, crash_at: int | None = None
     torch.manual_seed(0)
     data = RecordingDataset(tiny_samples(10))
     result = train(
-        training_job(cfg), None, out, resume=resume, pretrainer=TinyPretrainer(), dataset=data,
-        collate=stack_samples, on_step=hook, track=False, show_progress=False,
+        training_job(cfg),
+        None,
+        out,
+        resume=resume,
+        pretrainer=TinyPretrainer(),
+        dataset=data,
+        collate=stack_samples,
+        on_step=hook,
+        track=False,
+        show_progress=False,
     )
     return result, data.read
 
@@ -69,7 +78,9 @@ def main() -> None:
         batch = stack_samples(tiny_samples(4, seed=9))
         full.engine.module.eval()
         with torch.no_grad():
-            engine_out = full.engine.module.teacher(batch)  # the exported encoder; every rank: ZeRO-3 gathers
+            engine_out = full.engine.module.teacher(
+                batch
+            )  # the exported encoder; every rank: ZeRO-3 gathers
         try:
             run(stage, out / f"crashed-s{stage}", crash_at=5)
         except _Crash:
@@ -79,12 +90,18 @@ def main() -> None:
             from safetensors.torch import load_file
 
             encoder = TinyEncoder()
-            encoder.load_state_dict(load_file(str(out / f"full-s{stage}" / "export" / "model.safetensors")))
+            encoder.load_state_dict(
+                load_file(str(out / f"full-s{stage}" / "export" / "model.safetensors"))
+            )
             with torch.no_grad():
                 export_err = (encoder.eval()(batch) - engine_out).abs().max().item()
             (out / f"result-s{stage}.json").write_text(
                 json.dumps(
-                    {"losses": full.losses, "resumed_losses": resumed.losses, "export_err": export_err}
+                    {
+                        "losses": full.losses,
+                        "resumed_losses": resumed.losses,
+                        "export_err": export_err,
+                    }
                 )
             )
 

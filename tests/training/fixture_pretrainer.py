@@ -55,7 +55,9 @@ class TinyPretrainer(nn.Module):
             t.mul_(momentum).add_(s, alpha=1.0 - momentum)
 
 
-def tiny_samples(n: int = 16, t: int = 3, size: int = 4, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+def tiny_samples(
+    n: int = 16, t: int = 3, size: int = 4, seed: int = 0
+) -> list[dict[str, torch.Tensor]]:
     """``n`` chip-like samples: ``s2`` T x 10 x size x size with a learnable structure."""
     gen = torch.Generator().manual_seed(seed)
     base = torch.randn(10, 1, 1, generator=gen)

@@ -24,8 +24,17 @@ STAGES = (1, 2, 3)
 def two_rank_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
-        "--nproc_per_node", "2", str(HERE / "dist_worker.py"), str(out), ",".join(map(str, STAGES)),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        "2",
+        str(HERE / "dist_worker.py"),
+        str(out),
+        ",".join(map(str, STAGES)),
     ]
     env = thread_env(2)
     env["PYTHONPATH"] = os.pathsep.join([str(HERE.parents[1]), env.get("PYTHONPATH", "")])
@@ -62,5 +71,5 @@ def test_ema_teacher_is_consistent_under_zero3(two_rank_runs: Path) -> None:
     moved = 0
     for key in teacher_keys:
         torch.testing.assert_close(s3[key], s2[key], atol=1e-5, rtol=1e-5, msg=key)
-        moved += int(not torch.equal(s3[key], s3["student." + key[len("teacher."):]]))
+        moved += int(not torch.equal(s3[key], s3["student." + key[len("teacher.") :]]))
     assert moved > 0

@@ -72,7 +72,9 @@ def test_runtime_and_deepspeed_config_come_from_params() -> None:
     with pytest.raises(TrainingError, match="device=cuda"):
         resolve_runtime(config_with(["train.device=cuda"]).train)
     with pytest.raises(TrainingError, match="offload_optimizer"):
-        deepspeed_config(config_with(["train.zero_stage=0", "train.offload_optimizer=true"]).train, CPU, 1)
+        deepspeed_config(
+            config_with(["train.zero_stage=0", "train.offload_optimizer=true"]).train, CPU, 1
+        )
 
 
 class _Crash(Exception):
@@ -108,15 +110,29 @@ def test_stage_trains_checkpoints_resumes_exactly_and_exports(stage: int, tmp_pa
         student_out = engine.module.student(batch)
         got = encoder.eval()(batch)
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
-    assert (student_out - expected).abs().max() > 1e-4  # the teacher lags the student: not the same weights
+    assert (
+        student_out - expected
+    ).abs().max() > 1e-4  # the teacher lags the student: not the same weights
     # train.export_encoder: student writes the optimised weights instead
-    export_checkpoint(tmp_path / "full" / "step-00000006", tmp_path / "student-export", pretrainer=engine.module,
-                      preset=_cfg(stage).model.preset, overrides=_cfg(stage).model.overrides,
-                      chips_dir=None, step=6, encoder="student")
-    encoder.load_state_dict(load_file(str(tmp_path / "student-export" / "model.safetensors")), strict=True)
+    export_checkpoint(
+        tmp_path / "full" / "step-00000006",
+        tmp_path / "student-export",
+        pretrainer=engine.module,
+        preset=_cfg(stage).model.preset,
+        overrides=_cfg(stage).model.overrides,
+        chips_dir=None,
+        step=6,
+        encoder="student",
+    )
+    encoder.load_state_dict(
+        load_file(str(tmp_path / "student-export" / "model.safetensors")), strict=True
+    )
     with torch.no_grad():
         torch.testing.assert_close(encoder(batch), student_out, atol=1e-6, rtol=0)
-    assert json.loads((tmp_path / "student-export" / "config.json").read_text())["encoder"] == "student"
+    assert (
+        json.loads((tmp_path / "student-export" / "config.json").read_text())["encoder"]
+        == "student"
+    )
     with pytest.raises(ExportError, match="export_encoder"):
         encoder_prefix(engine.module, "ema")
 
@@ -166,7 +182,9 @@ def test_nan_loss_stops_with_training_error_and_keeps_last_good_checkpoint(tmp_p
     assert all(torch.isfinite(v).all() for v in state.values())
 
 
-def test_ema_teacher_agrees_across_stage2_and_stage3_with_and_without_persistence(tmp_path: Path) -> None:
+def test_ema_teacher_agrees_across_stage2_and_stage3_with_and_without_persistence(
+    tmp_path: Path,
+) -> None:
     runs = {
         "s2": _run(_cfg(2, steps=4), tmp_path / "s2"),
         "s3": _run(_cfg(3, steps=4), tmp_path / "s3"),  # small params persist whole
@@ -179,9 +197,13 @@ def test_ema_teacher_agrees_across_stage2_and_stage3_with_and_without_persistenc
     assert teacher
     for key in teacher:
         for name in ("s3", "s3-split"):
-            torch.testing.assert_close(states[name][key], states["s2"][key], atol=1e-6, rtol=1e-5, msg=key)
-    student_key = "student." + teacher[0][len("teacher."):]
-    assert not torch.equal(states["s2"][teacher[0]], states["s2"][student_key])  # it lags the student
+            torch.testing.assert_close(
+                states[name][key], states["s2"][key], atol=1e-6, rtol=1e-5, msg=key
+            )
+    student_key = "student." + teacher[0][len("teacher.") :]
+    assert not torch.equal(
+        states["s2"][teacher[0]], states["s2"][student_key]
+    )  # it lags the student
 
 
 def test_loader_workers_give_the_same_order_and_resume_exactly(tmp_path: Path) -> None:
@@ -206,5 +228,7 @@ def test_training_reads_only_the_configured_modalities(tmp_path: Path) -> None:
     chips = write_tiny_chips(tmp_path / "chips", n=2)
     every = chip_dataset(training_job(config_with([])), chips, TinyPretrainer())[0]
     assert {"hr", "s2", "s1", "dem"} <= set(every)
-    some = chip_dataset(training_job(config_with(["model.modalities=[s2, s1]"])), chips, TinyPretrainer())[0]
+    some = chip_dataset(
+        training_job(config_with(["model.modalities=[s2, s1]"])), chips, TinyPretrainer()
+    )[0]
     assert {"s2", "s1", "s2_doy", "s1_valid"} <= set(some) and not {"hr", "dem"} & set(some)

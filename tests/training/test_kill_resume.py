@@ -23,7 +23,11 @@ def _worker(out: Path, kill_at: int, resume: bool) -> subprocess.CompletedProces
         env.pop(key, None)
     return subprocess.run(
         [sys.executable, str(WORKER), str(out), "3", str(kill_at), "1" if resume else "0"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -35,7 +39,11 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert read_latest(tmp_path / "killed") == "step-00000003"
     resumed = _worker(tmp_path / "killed", kill_at=0, resume=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert list_tags(tmp_path / "killed") == list_tags(tmp_path / "full") == ["step-00000006", "step-00000008"]
+    assert (
+        list_tags(tmp_path / "killed")
+        == list_tags(tmp_path / "full")
+        == ["step-00000006", "step-00000008"]
+    )
     a = consolidated_state_dict(tmp_path / "full" / "step-00000008")
     b = consolidated_state_dict(tmp_path / "killed" / "step-00000008")
     assert a.keys() == b.keys()

@@ -45,6 +45,11 @@ def test_a_child_that_inherited_them_picks_a_new_port(clean_env) -> None:
         "import os; from skysense.training.engine import ensure_process_env as e; "
         "p = os.environ['MASTER_PORT']; e(); print(p, os.environ['MASTER_PORT'])"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env=dict(os.environ)).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ),
+    ).stdout.split()
     assert out[0] == os.environ["MASTER_PORT"] and out[1] != out[0]

@@ -24,7 +24,9 @@ from skysense.config import training_job
 def _chips(tmp_path: Path) -> Path:
     chips = tmp_path / "chips"
     chips.mkdir()
-    pd.DataFrame({"sample_id": ["a", "b"], "shard": ["shard-0.bin"] * 2}).to_parquet(chips / "manifest.parquet")
+    pd.DataFrame({"sample_id": ["a", "b"], "shard": ["shard-0.bin"] * 2}).to_parquet(
+        chips / "manifest.parquet"
+    )
     (chips / "stats.json").write_text(json.dumps({"s2": {"mean": [0.1] * 10, "std": [0.05] * 10}}))
     return chips
 
@@ -42,22 +44,41 @@ def test_data_version_prefers_dvc_md5_over_manifest_hash(tmp_path: Path) -> None
 
 def test_flatten_nested_params() -> None:
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x", "e": {}}) == {
-        "a.b": "1", "a.c": "[1, 2]", "d": "x", "e": "{}"
+        "a.b": "1",
+        "a.c": "[1, 2]",
+        "d": "x",
+        "e": "{}",
     }
 
 
-def test_rank0_logs_params_metrics_tags_and_run_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rank0_logs_params_metrics_tags_and_run_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     chips = _chips(tmp_path)
-    cfg = config_with(["train.zero_stage=2", "train.steps=4", "train.checkpoint_every=4", "train.warmup_steps=1",
-         f"registry.artifact_location={tmp_path / 'artifacts'}", "train.experiment=test-pretrain"],
+    cfg = config_with(
+        [
+            "train.zero_stage=2",
+            "train.steps=4",
+            "train.checkpoint_every=4",
+            "train.warmup_steps=1",
+            f"registry.artifact_location={tmp_path / 'artifacts'}",
+            "train.experiment=test-pretrain",
+        ],
     )
     torch.manual_seed(0)
-    result = train(training_job(cfg), chips, tmp_path / "ckpt", pretrainer=TinyPretrainer(), dataset=tiny_samples(),
-                   collate=stack_samples, show_progress=False)
+    result = train(
+        training_job(cfg),
+        chips,
+        tmp_path / "ckpt",
+        pretrainer=TinyPretrainer(),
+        dataset=tiny_samples(),
+        collate=stack_samples,
+        show_progress=False,
+    )
     run_info = json.loads((tmp_path / "ckpt" / "run.json").read_text())
     assert run_info["run_id"] == result.run_id
     client = MlflowClient(tracking_uri=uri)
@@ -69,7 +90,15 @@ def test_rank0_logs_params_metrics_tags_and_run_json(tmp_path: Path, monkeypatch
     assert run.data.params["train.loss_weights.pixel"] == "1.0"
     assert run.data.tags["data_version"] == data_version(chips)
     assert run.data.tags["git_commit"] not in ("", None)
-    for key in ("loss", "recon", "distill", "lr", "grad_norm", "samples_per_s", "peak_memory_bytes"):
+    for key in (
+        "loss",
+        "recon",
+        "distill",
+        "lr",
+        "grad_norm",
+        "samples_per_s",
+        "peak_memory_bytes",
+    ):
         history = client.get_metric_history(result.run_id, key)
         assert [m.step for m in history] == [1, 2, 3, 4], key
     losses = [m.value for m in client.get_metric_history(result.run_id, "loss")]

@@ -46,16 +46,40 @@ def _params(tmp: Path, **train: object) -> Path:
 def test_cli_two_processes_zero3_trains_logs_and_exports(chips: Path, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 
-    params = _params(tmp_path, zero_stage=3, steps=4, checkpoint_every=2, warmup_steps=1,
-                     lr=0.003, micro_batch=2, experiment="cli-test")
+    params = _params(
+        tmp_path,
+        zero_stage=3,
+        steps=4,
+        checkpoint_every=2,
+        warmup_steps=1,
+        lr=0.003,
+        micro_batch=2,
+        experiment="cli-test",
+    )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, PYTHONPATH=str(REPO))
     out = tmp_path / "ckpt"
     skysense = Path(sys.executable).with_name("skysense")
     proc = subprocess.run(
-        [str(skysense), "train", "--chips", str(chips), "--out", str(out), "--nproc", "2",
-         "--params", str(params), "--json"],
-        env=env, capture_output=True, text=True, timeout=500, cwd=tmp_path, check=False,
+        [
+            str(skysense),
+            "train",
+            "--chips",
+            str(chips),
+            "--out",
+            str(out),
+            "--nproc",
+            "2",
+            "--params",
+            str(params),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=500,
+        cwd=tmp_path,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     summary = json.loads(proc.stdout)
@@ -81,7 +105,7 @@ def test_cli_two_processes_zero3_trains_logs_and_exports(chips: Path, tmp_path: 
     exported = model.state_dict()
     assert config["encoder"] == "teacher"  # train.export_encoder default: the EMA teacher
     prefix = "teacher.encoder."
-    teacher = {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
+    teacher = {k[len(prefix) :]: v for k, v in merged.items() if k.startswith(prefix)}
     assert set(teacher) == set(exported)
     for key, value in teacher.items():
         assert torch.equal(exported[key], value), key
@@ -95,7 +119,9 @@ def test_in_process_export_matches_the_engine(chips: Path, tmp_path: Path) -> No
     cfg = load_config(_params(tmp_path, zero_stage=3, steps=2, warmup_steps=1, micro_batch=2))
     result = train(training_job(cfg), chips, tmp_path / "ckpt", track=False, show_progress=False)
     model, _ = load_exported(tmp_path / "ckpt" / "export")
-    batch = collate_samples([ChipDataset(chips, split="pretrain", n_regions=64)[i] for i in range(2)])
+    batch = collate_samples(
+        [ChipDataset(chips, split="pretrain", n_regions=64)[i] for i in range(2)]
+    )
     teacher = result.engine.module.teacher["encoder"]  # the exported encoder (train.export_encoder)
     teacher.eval()
     with torch.no_grad():

@@ -18,8 +18,11 @@ TODAY = dt.date(2025, 1, 15)
 
 def checksums(folder: Path) -> dict[str, str]:
     """sha256 of every file under a folder."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="package")
@@ -29,7 +32,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, st
 
 
 @pytest.fixture(scope="package")
-def corpus_run(corpus, tmp_path_factory) -> tuple[ValidationReport, dict[str, str], dict[str, str], Path]:
+def corpus_run(
+    corpus, tmp_path_factory
+) -> tuple[ValidationReport, dict[str, str], dict[str, str], Path]:
     """Validate the corpus once: (report, expected failures, checksums before, out dir)."""
     catalog, expected = corpus
     before = checksums(catalog.parent / "rasters")

@@ -19,13 +19,25 @@ ORIGIN = (500_000.0, 5_200_000.0)  # EPSG:32632
 UTM32 = "EPSG:32632"
 
 
-def write_tif(path: Path, data: np.ndarray, gsd: float = 10.0, crs: str | None = UTM32,
-              origin: tuple[float, float] = ORIGIN, nodata: float | None = None) -> Path:
+def write_tif(
+    path: Path,
+    data: np.ndarray,
+    gsd: float = 10.0,
+    crs: str | None = UTM32,
+    origin: tuple[float, float] = ORIGIN,
+    nodata: float | None = None,
+) -> Path:
     """Write a GeoTIFF (bands x rows x cols) with a north-up transform."""
     path.parent.mkdir(parents=True, exist_ok=True)
     count, h, w = data.shape
-    profile = {"driver": "GTiff", "width": w, "height": h, "count": count, "dtype": data.dtype.name,
-                   "transform": from_origin(origin[0], origin[1], gsd, gsd)}
+    profile = {
+        "driver": "GTiff",
+        "width": w,
+        "height": h,
+        "count": count,
+        "dtype": data.dtype.name,
+        "transform": from_origin(origin[0], origin[1], gsd, gsd),
+    }
     if crs is not None:
         profile["crs"] = crs
     if nodata is not None:
@@ -35,13 +47,21 @@ def write_tif(path: Path, data: np.ndarray, gsd: float = 10.0, crs: str | None =
     return path
 
 
-def s2_data(rng: np.random.Generator, bands: int = 10, px: int = S2_PX, dtype: str = "uint16",
-            lo: int = 300, hi: int = 4000) -> np.ndarray:
+def s2_data(
+    rng: np.random.Generator,
+    bands: int = 10,
+    px: int = S2_PX,
+    dtype: str = "uint16",
+    lo: int = 300,
+    hi: int = 4000,
+) -> np.ndarray:
     """Sentinel-2 DN (reflectance x 1e4)."""
     return rng.integers(lo, hi, (bands, px, px)).astype(dtype)
 
 
-def s1_data(rng: np.random.Generator, px: int = S2_PX, lo: float = -22.0, hi: float = -4.0) -> np.ndarray:
+def s1_data(
+    rng: np.random.Generator, px: int = S2_PX, lo: float = -22.0, hi: float = -4.0
+) -> np.ndarray:
     """Sentinel-1 VV, VH backscatter in dB."""
     return rng.uniform(lo, hi, (2, px, px)).astype("float32")
 
@@ -72,8 +92,11 @@ def build_corpus(root: Path) -> tuple[Path, dict[str, str]]:
     s2[0]["mask"] = "rasters/alpha_s2_20230601_cloud.tif"
     s1 = [s1_acq(f"alpha_s1_2023060{i}", f"2023-06-0{i}") for i in (4, 5)]
     dem = write_tif(r / "alpha_dem.tif", rng.uniform(300, 800, (1, S2_PX, S2_PX)).astype("float32"))
-    hr = write_tif(r / "alpha_hr.tif", rng.integers(0, 255, (3, 512, 512)).astype("uint8"),
-                   gsd=10.0 * S2_PX / 512)
+    hr = write_tif(
+        r / "alpha_hr.tif",
+        rng.integers(0, 255, (3, 512, 512)).astype("uint8"),
+        gsd=10.0 * S2_PX / 512,
+    )
 
     # ---- alpha: one bad acquisition per defect ----------------------------------------------
     def bad_s2(name: str, check: str, date: str, **kw: object) -> None:
@@ -94,15 +117,19 @@ def build_corpus(root: Path) -> tuple[Path, dict[str, str]]:
     bad_s1("wrong_crs", "location_overlap", "2023-07-04", crs="EPSG:32633")
     bad_s2("wrong_gsd", "gsd", "2023-07-05", gsd=20.0)
     bad_s2("missing_band", "band_count", "2023-07-06", data=s2_data(rng, bands=9))
-    bad_s2("wrong_dtype", "dtype", "2023-07-07",
-           data=(s2_data(rng) * 1e-4).astype("float32"))
-    bad_s2("all_nodata", "valid_fraction", "2023-07-08",
-           data=np.zeros((10, S2_PX, S2_PX), "uint16"))
+    bad_s2("wrong_dtype", "dtype", "2023-07-07", data=(s2_data(rng) * 1e-4).astype("float32"))
+    bad_s2(
+        "all_nodata", "valid_fraction", "2023-07-08", data=np.zeros((10, S2_PX, S2_PX), "uint16")
+    )
     bad_s2("cloudy", "cloud_fraction", "2023-07-09")
     write_tif(r / "cloudy_mask.tif", np.ones((1, S2_PX, S2_PX), "uint8"))
     s2[-1]["mask"] = "rasters/cloudy_mask.tif"
-    bad_s2("reflectance_3", "value_range", "2023-07-10",
-           data=np.full((10, S2_PX, S2_PX), 30000, "uint16"))
+    bad_s2(
+        "reflectance_3",
+        "value_range",
+        "2023-07-10",
+        data=np.full((10, S2_PX, S2_PX), 30000, "uint16"),
+    )
     bad_s1("sar_plus_40db", "value_range", "2023-07-11", data=s1_data(rng, lo=35.0, hi=40.0))
     nan = s1_data(rng)
     nan[:, :3] = np.nan
@@ -118,7 +145,10 @@ def build_corpus(root: Path) -> tuple[Path, dict[str, str]]:
             "s2": {"sensor": "sentinel2", "acquisitions": s2},
             "s1": {"sensor": "sentinel1", "acquisitions": s1},
             "dem": {"sensor": "dem", "acquisitions": [{"file": str(dem.relative_to(root))}]},
-            "hr": {"sensor": "hr", "acquisitions": [{"date": "2023-06-10", "file": str(hr.relative_to(root))}]},
+            "hr": {
+                "sensor": "hr",
+                "acquisitions": [{"date": "2023-06-10", "file": str(hr.relative_to(root))}],
+            },
         },
     }
 
@@ -140,16 +170,25 @@ def build_corpus(root: Path) -> tuple[Path, dict[str, str]]:
         g_s2.append({"date": f"2023-08-0{i}", "file": f"rasters/gamma_s2_{i}.tif", "offset": 0})
     for i in (4, 5):
         write_tif(r / f"gamma_s1_{i}.tif", s1_data(rng), origin=shift)
-        g_s1.append({"date": f"2023-08-0{i}", "file": f"rasters/gamma_s1_{i}.tif",
-                     "band_names": ["VV", "VH"]})
-    gamma = {"id": "gamma", "modalities": {
-        "s2": {"sensor": "sentinel2", "acquisitions": g_s2},
-        "s1": {"sensor": "sentinel1", "acquisitions": g_s1},
-    }}
+        g_s1.append(
+            {
+                "date": f"2023-08-0{i}",
+                "file": f"rasters/gamma_s1_{i}.tif",
+                "band_names": ["VV", "VH"],
+            }
+        )
+    gamma = {
+        "id": "gamma",
+        "modalities": {
+            "s2": {"sensor": "sentinel2", "acquisitions": g_s2},
+            "s1": {"sensor": "sentinel1", "acquisitions": g_s1},
+        },
+    }
     expected["gamma"] = "modalities_overlap"
 
     catalog = root / "catalog.yaml"
-    text = yaml.safe_dump({"version": 1, "name": "corpus", "locations": [alpha, beta, gamma]},
-                          sort_keys=False)
+    text = yaml.safe_dump(
+        {"version": 1, "name": "corpus", "locations": [alpha, beta, gamma]}, sort_keys=False
+    )
     catalog.write_text(text.replace("'2023-13-45'", "2023-13-45"))  # unquoted, as people write it
     return catalog, expected

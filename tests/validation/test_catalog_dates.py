@@ -57,13 +57,17 @@ def test_load_catalog_names_file_location_and_date(catalog: Path) -> None:
 
 
 def test_good_dates_still_load_as_dates(catalog: Path) -> None:
-    catalog.write_text(CATALOG.replace("          - {date: 2023-13-45, file: s2_bad.tif, offset: 0}\n", ""))
+    catalog.write_text(
+        CATALOG.replace("          - {date: 2023-13-45, file: s2_bad.tif, offset: 0}\n", "")
+    )
     cat = load_catalog(catalog)
     dates = [a.date.isoformat() for a in cat.location("alpha").modalities["s2"].acquisitions]
     assert dates == ["2023-06-01", "2023-06-02", "2023-06-03"]
 
 
-def test_validation_quarantines_the_acquisition_by_date_parses(catalog: Path, tmp_path: Path) -> None:
+def test_validation_quarantines_the_acquisition_by_date_parses(
+    catalog: Path, tmp_path: Path
+) -> None:
     report = validate_catalog(catalog, tmp_path / "out", ValidationConfig(), today=TODAY)
     q = report.quarantine.set_index("item_id")
     assert list(q.index) == ["alpha/s2/3/data"]

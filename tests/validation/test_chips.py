@@ -22,8 +22,12 @@ from .conftest import TODAY
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = [
-    "data.sample.locations=1", "data.sample.heldout_locations=1", "data.sample.size_px=32",
-    "data.sample.s2_dates=4", "data.sample.s1_dates=3", "data.chip.workers=1",
+    "data.sample.locations=1",
+    "data.sample.heldout_locations=1",
+    "data.sample.size_px=32",
+    "data.sample.s2_dates=4",
+    "data.sample.s1_dates=3",
+    "data.chip.workers=1",
     "data.chip.size=16",  # 4 chips per 32 px location: the counts below
 ]
 
@@ -32,7 +36,9 @@ def _rewrite(chips: Path, sample_id: str, change) -> None:
     """Append a changed copy of a chip's record to its shard and point the manifest at it."""
     manifest = pd.read_parquet(chips / "manifest.parquet")
     row = manifest.index[manifest["sample_id"] == sample_id][0]
-    ref = ShardRef(manifest.at[row, "shard"], int(manifest.at[row, "offset"]), int(manifest.at[row, "nbytes"]))
+    ref = ShardRef(
+        manifest.at[row, "shard"], int(manifest.at[row, "offset"]), int(manifest.at[row, "nbytes"])
+    )
     _, arrays, attrs = ShardReader(chips).read_at(ref)
     arrays = {k: np.array(v) for k, v in arrays.items()}
     change(arrays)
@@ -46,7 +52,9 @@ def _rewrite(chips: Path, sample_id: str, change) -> None:
 
 
 @pytest.fixture(scope="module")
-def chip_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ValidationReport, dict[str, str], Path, Path]:
+def chip_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ValidationReport, dict[str, str], Path, Path]:
     """Sample (2 locations, 32 px), chips, four bad chips; validated once.
 
     Returns: (report, {sample_id: check that must quarantine it}, chips dir, out dir).
@@ -97,8 +105,12 @@ def test_bad_chips_are_quarantined_for_their_reason(chip_run) -> None:
         assert check in list(q.loc[sample_id, "failed_expectations"]), q.loc[sample_id, "reason"]
     obs = {i: json.loads(q.loc[i, "observed"]) for i in q.index}
     by_check = {check: sample_id for sample_id, check in expected.items()}
-    assert obs[by_check["chip_valid_fraction"]]["chip_valid_fraction"]["valid_fraction"] == pytest.approx(0.03)
-    assert obs[by_check["chip_location_accepted"]]["chip_location_accepted"]["location"] == "nowhere"
+    assert obs[by_check["chip_valid_fraction"]]["chip_valid_fraction"][
+        "valid_fraction"
+    ] == pytest.approx(0.03)
+    assert (
+        obs[by_check["chip_location_accepted"]]["chip_location_accepted"]["location"] == "nowhere"
+    )
     assert "ShardError" in obs[by_check["chip_readable"]]["chip_readable"]["read_error"]
     assert obs[by_check["chip_finite_values"]]["chip_finite_values"]["inf_count"] == 3
     sar = by_check["chip_value_range"]

@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args: str):
-    return CliRunner().invoke(app, ["validate", *args, "--params", str(ROOT / "params.yaml"), "--json"])
+    return CliRunner().invoke(
+        app, ["validate", *args, "--params", str(ROOT / "params.yaml"), "--json"]
+    )
 
 
 def _flat(text: str) -> str:
@@ -33,8 +35,14 @@ def test_good_catalog_exits_0_and_writes_the_gate_files(corpus, tmp_path: Path) 
     summary = json.loads(result.stdout)
     assert summary["passed"] is True and summary["accepted_locations"] == 1
     assert summary["quarantined_items"] == len(expected)
-    for name in ("validation.json", "quarantine.parquet", "accepted_catalog.yaml",
-                 "data_docs/index.html", "profiles.parquet", "location_profiles.parquet"):
+    for name in (
+        "validation.json",
+        "quarantine.parquet",
+        "accepted_catalog.yaml",
+        "data_docs/index.html",
+        "profiles.parquet",
+        "location_profiles.parquet",
+    ):
         assert (out / name).is_file(), name
     assert json.loads((out / "validation.json").read_text())["quarantined_items"] == len(expected)
     accepted = yaml.safe_load((out / "accepted_catalog.yaml").read_text())
@@ -48,8 +56,18 @@ def test_catalog_whose_locations_all_fail_exits_2_naming_file_and_reason(tmp_pat
         write_tif(tmp_path / f"s2_{i}.tif", s2_data(rng), nodata=0)
         acqs.append({"date": f"2023-05-0{i}", "file": f"s2_{i}.tif", "offset": 0})
     catalog = tmp_path / "only_s2.yaml"
-    catalog.write_text(yaml.safe_dump({"locations": [
-        {"id": "lonely", "modalities": {"s2": {"sensor": "sentinel2", "acquisitions": acqs}}}]}))
+    catalog.write_text(
+        yaml.safe_dump(
+            {
+                "locations": [
+                    {
+                        "id": "lonely",
+                        "modalities": {"s2": {"sensor": "sentinel2", "acquisitions": acqs}},
+                    }
+                ]
+            }
+        )
+    )
     out = tmp_path / "report"
     result = _run("--catalog", str(catalog), "--out", str(out))
     assert result.exit_code == 2, result.output

@@ -22,7 +22,10 @@ def test_every_bad_item_is_quarantined_for_its_reason(corpus_run):
     assert len(expected) >= 14
     for item_id, check in expected.items():
         assert item_id in q.index, f"{item_id} should be quarantined by {check}"
-        assert check in list(q.loc[item_id, "failed_expectations"]), (item_id, q.loc[item_id, "reason"])
+        assert check in list(q.loc[item_id, "failed_expectations"]), (
+            item_id,
+            q.loc[item_id, "reason"],
+        )
     # nothing else is quarantined: the good items pass
     assert set(q.index) == set(expected)
 
@@ -57,7 +60,12 @@ def test_unreadable_files_are_profile_rows_with_the_error(corpus_run):
     assert pd.isna(good["read_error"])
     assert good["crs"] == "EPSG:32632" and bool(good["crs_projected"])
     assert good["gsd_m"] == pytest.approx(10.0)
-    assert (good["width"], good["height"], good["band_count"], good["dtype"]) == (16, 16, 10, "uint16")
+    assert (good["width"], good["height"], good["band_count"], good["dtype"]) == (
+        16,
+        16,
+        10,
+        "uint16",
+    )
     assert good["cloud_fraction"] == pytest.approx(2 / 16)
     assert len(good["band_min"]) == 10 and 0.03 <= good["phys_min"] <= good["phys_max"] <= 0.4
     assert good["footprint_wgs84"].startswith("POLYGON((")
@@ -70,7 +78,10 @@ def test_accepted_catalog_keeps_only_good_items_and_points_at_originals(corpus_r
     assert [loc.id for loc in accepted.locations] == ["alpha"]
     alpha = accepted.location("alpha")
     assert [str(a.date) for a in alpha.modalities["s2"].acquisitions] == [
-        "2023-06-01", "2023-06-02", "2023-06-03"]
+        "2023-06-01",
+        "2023-06-02",
+        "2023-06-03",
+    ]
     assert len(alpha.modalities["s1"].acquisitions) == 2
     assert set(alpha.modalities) == {"s2", "s1", "dem", "hr"}
     for acq in alpha.modalities["s2"].acquisitions:
@@ -82,8 +93,13 @@ def test_accepted_catalog_keeps_only_good_items_and_points_at_originals(corpus_r
 
 def test_outputs_and_summary(corpus_run):
     _report, expected, _before, out = corpus_run
-    for name in ("validation.json", "quarantine.parquet", "profiles.parquet",
-                 "location_profiles.parquet", "accepted_catalog.yaml"):
+    for name in (
+        "validation.json",
+        "quarantine.parquet",
+        "profiles.parquet",
+        "location_profiles.parquet",
+        "accepted_catalog.yaml",
+    ):
         assert (out / name).is_file(), name
     summary = json.loads((out / "validation.json").read_text())
     assert summary["passed"] is True and summary["accepted_locations"] == 1
@@ -112,8 +128,13 @@ def test_data_docs_name_the_failing_expectations(corpus_run):
     assert index.is_file()
     pages = list((out / "data_docs" / "validations").rglob("*.html"))
     html = "\n".join(p.read_text() for p in pages)
-    for check in ("[readable, critical]", "[gsd, critical]", "[modalities_overlap, critical]",
-                  "[unique_acquisition, critical]", "[crs_matches_location, warning]"):
+    for check in (
+        "[readable, critical]",
+        "[gsd, critical]",
+        "[modalities_overlap, critical]",
+        "[unique_acquisition, critical]",
+        "[crs_matches_location, warning]",
+    ):
         assert check in html, check
     assert "skysense-rasters" in index.read_text()
     assert (out / "gx" / "great_expectations.yml").is_file()

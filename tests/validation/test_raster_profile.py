@@ -58,25 +58,51 @@ def hostile_run(tmp_path_factory) -> tuple[ValidationReport, Path, RequestLog]:
         s1 = []
         for i in range(2):
             write_tif(r / f"s1_{i}.tif", s1_data(rng))
-            s1.append({"date": f"2023-06-1{i}", "file": f"rasters/s1_{i}.tif", "band_names": ["VV", "VH"]})
+            s1.append(
+                {"date": f"2023-06-1{i}", "file": f"rasters/s1_{i}.tif", "band_names": ["VV", "VH"]}
+            )
         raw_band_vrt(r / "raw.vrt", secrets)
         curl_vrt(r / "curl.vrt", f"{server.url}/x.tif")
         secret_file(r / "notes.tif", repeat=3)
         huge_sparse_tif(r / "huge.tif", count=10)
         write_tif(r / "many.tif", np.ones((1025, 2, 2), "uint16"), nodata=0)
-        tif_with_overview_file(r / "ovr.tif", raw_band_vrt(root / "private" / "evil.vrt", secrets, size=32))
-        files = ["rasters/raw.vrt", "rasters/curl.vrt", f"/vsicurl/{server.url}/y.tif",
-                 "rasters/notes.tif", "rasters/huge.tif", "rasters/many.tif", "rasters/ovr.tif"]
+        tif_with_overview_file(
+            r / "ovr.tif", raw_band_vrt(root / "private" / "evil.vrt", secrets, size=32)
+        )
+        files = [
+            "rasters/raw.vrt",
+            "rasters/curl.vrt",
+            f"/vsicurl/{server.url}/y.tif",
+            "rasters/notes.tif",
+            "rasters/huge.tif",
+            "rasters/many.tif",
+            "rasters/ovr.tif",
+        ]
         for i, f in enumerate(files):
             s2.append({"date": f"2023-07-0{i + 1}", "file": f, "offset": 0})
         catalog = root / "catalog.yaml"
-        catalog.write_text(yaml.safe_dump({"version": 1, "name": "hostile", "locations": [{
-            "id": "alpha", "modalities": {"s2": {"sensor": "sentinel2", "acquisitions": s2},
-                                          "s1": {"sensor": "sentinel1", "acquisitions": s1}},
-        }]}, sort_keys=False))
+        catalog.write_text(
+            yaml.safe_dump(
+                {
+                    "version": 1,
+                    "name": "hostile",
+                    "locations": [
+                        {
+                            "id": "alpha",
+                            "modalities": {
+                                "s2": {"sensor": "sentinel2", "acquisitions": s2},
+                                "s1": {"sensor": "sentinel1", "acquisitions": s1},
+                            },
+                        }
+                    ],
+                },
+                sort_keys=False,
+            )
+        )
         out = root / "out"
-        report = validate_catalog(catalog, out, ValidationConfig(), today=TODAY,
-                                  access=RasterAccessPolicy())
+        report = validate_catalog(
+            catalog, out, ValidationConfig(), today=TODAY, access=RasterAccessPolicy()
+        )
     return report, out, server
 
 
@@ -119,4 +145,8 @@ def test_the_huge_raster_is_profiled_for_its_size_only(hostile_run):
     report, _, _ = hostile_run
     huge = report.rasters.set_index("item_id").loc["alpha/s2/7/data"]
     assert (huge["width"], huge["height"], huge["band_count"]) == (10**6, 10**6, 10)
-    assert pd.isna(huge["read_error"]) and pd.isna(huge["valid_fraction"]) and pd.isna(huge["read_shape"])
+    assert (
+        pd.isna(huge["read_error"])
+        and pd.isna(huge["valid_fraction"])
+        and pd.isna(huge["read_shape"])
+    )

@@ -48,7 +48,9 @@ def _series_band_names(dates: list[dt.date], bands: tuple[str, ...]) -> list[str
     return [f"{d.isoformat()} {b}" for d in dates for b in bands]
 
 
-def _write_chip(scene: Scene, r: int, c: int, n: int, folder: Path, jpeg_quality: int | None) -> None:
+def _write_chip(
+    scene: Scene, r: int, c: int, n: int, folder: Path, jpeg_quality: int | None
+) -> None:
     """Write the ``n x n`` window at row ``r``, column ``c`` of every modality of a scene.
 
     Each time series is one GeoTIFF whose bands are stacked date-major (``T x bands``), each
@@ -61,20 +63,54 @@ def _write_chip(scene: Scene, r: int, c: int, n: int, folder: Path, jpeg_quality
     s2_dates = ",".join(d.isoformat() for d in scene.s2_dates)
     s1_dates = ",".join(d.isoformat() for d in scene.s1_dates)
     s2 = scene.s2[(slice(None), slice(None), *win)]
-    write_geotiff(folder / "s2.tif", s2.reshape(-1, n, n), scene.epsg, tr, S2_NODATA,
-                  _series_band_names(scene.s2_dates, S2_BANDS),
-                  {"acquisition_dates": s2_dates, "scale": "0.0001", "units": "reflectance"})
-    write_geotiff(folder / "s2_cloud.tif", scene.s2_cloud[(slice(None), *win)], scene.epsg, tr, None,
-                  [d.isoformat() for d in scene.s2_dates], {"acquisition_dates": s2_dates, "cloud": "1"})
+    write_geotiff(
+        folder / "s2.tif",
+        s2.reshape(-1, n, n),
+        scene.epsg,
+        tr,
+        S2_NODATA,
+        _series_band_names(scene.s2_dates, S2_BANDS),
+        {"acquisition_dates": s2_dates, "scale": "0.0001", "units": "reflectance"},
+    )
+    write_geotiff(
+        folder / "s2_cloud.tif",
+        scene.s2_cloud[(slice(None), *win)],
+        scene.epsg,
+        tr,
+        None,
+        [d.isoformat() for d in scene.s2_dates],
+        {"acquisition_dates": s2_dates, "cloud": "1"},
+    )
     s1 = scene.s1[(slice(None), slice(None), *win)]
-    write_geotiff(folder / "s1.tif", s1.reshape(-1, n, n), scene.epsg, tr, S1_NODATA,
-                  _series_band_names(scene.s1_dates, S1_BANDS),
-                  {"acquisition_dates": s1_dates, "units": "sigma0 dB"})
+    write_geotiff(
+        folder / "s1.tif",
+        s1.reshape(-1, n, n),
+        scene.epsg,
+        tr,
+        S1_NODATA,
+        _series_band_names(scene.s1_dates, S1_BANDS),
+        {"acquisition_dates": s1_dates, "units": "sigma0 dB"},
+    )
     k = HR_RATIO
-    hr = scene.hr[:, r * k:(r + n) * k, c * k:(c + n) * k]
-    write_geotiff(folder / "hr.tif", hr, scene.epsg, tr @ Affine.scale(1.0 / k), None, HR_BANDS,
-                  {"acquisition_date": scene.hr_date.isoformat()}, jpeg_quality=jpeg_quality)
-    write_geotiff(folder / "dem.tif", scene.dem[(slice(None), *win)], scene.epsg, tr, DEM_NODATA, ["elevation"])
+    hr = scene.hr[:, r * k : (r + n) * k, c * k : (c + n) * k]
+    write_geotiff(
+        folder / "hr.tif",
+        hr,
+        scene.epsg,
+        tr @ Affine.scale(1.0 / k),
+        None,
+        HR_BANDS,
+        {"acquisition_date": scene.hr_date.isoformat()},
+        jpeg_quality=jpeg_quality,
+    )
+    write_geotiff(
+        folder / "dem.tif",
+        scene.dem[(slice(None), *win)],
+        scene.epsg,
+        tr,
+        DEM_NODATA,
+        ["elevation"],
+    )
 
 
 def clear_downstream(root: Path) -> None:
@@ -102,9 +138,15 @@ def write_scene_chips(
             sid = f"{scene.id}_r{r:03d}_c{c:03d}"
             seg_dir = path_inside(root / "segmentation", sid)
             _write_chip(scene, r, c, chip_px, seg_dir, hr_jpeg_quality)
-            labels = scene.labels[r:r + chip_px, c:c + chip_px]
-            write_geotiff(seg_dir / "mask.tif", labels, scene.epsg,
-                          scene.transform @ Affine.translation(c, r), lc.LABEL_NODATA, ["class"])
+            labels = scene.labels[r : r + chip_px, c : c + chip_px]
+            write_geotiff(
+                seg_dir / "mask.tif",
+                labels,
+                scene.epsg,
+                scene.transform @ Affine.translation(c, r),
+                lc.LABEL_NODATA,
+                ["class"],
+            )
             counts = np.bincount(labels[labels != lc.LABEL_NODATA].ravel(), minlength=lc.N_CLASSES)
             dom = int(np.argmax(counts))
             frac = float(counts[dom] / max(labels.size, 1))
@@ -113,7 +155,9 @@ def write_scene_chips(
                 rel = f"{lc.CLASS_NAMES[dom]}/{sid}"
                 for f in sorted(seg_dir.rglob("*.tif")):
                     if f.name != "mask.tif":
-                        _link_or_copy(f, path_inside(root / "classification", rel, f.relative_to(seg_dir)))
+                        _link_or_copy(
+                            f, path_inside(root / "classification", rel, f.relative_to(seg_dir))
+                        )
                 cls_rows.append([sid, lc.CLASS_NAMES[dom], dom, scene.id, rel, f"{frac:.4f}"])
     return cls_rows, seg_rows
 
@@ -123,7 +167,11 @@ def write_index(root: Path, cls_rows: list[list[Any]], seg_rows: list[list[Any]]
     class); returns the number of chips per set."""
     root = Path(root)
     for kind, header, rows in (
-        ("classification", ["sample_id", "class", "class_id", "location", "path", "fraction"], cls_rows),
+        (
+            "classification",
+            ["sample_id", "class", "class_id", "location", "path", "fraction"],
+            cls_rows,
+        ),
         ("segmentation", ["sample_id", "location", "path", "dominant_class"], seg_rows),
     ):
         (root / kind).mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,12 @@ HR_GAIN = np.array([620.0, 620.0, 620.0, 420.0], dtype=np.float32)  # reflectanc
 _LEAF = ENDMEMBER_SPECTRA[0, list(HR_FROM_S2)]
 _WATER = ENDMEMBER_SPECTRA[4, list(HR_FROM_S2)]
 _ROOFS = np.array(
-    [[0.28, 0.14, 0.10, 0.30], [0.20, 0.20, 0.21, 0.22], [0.09, 0.09, 0.10, 0.11], [0.34, 0.34, 0.35, 0.36]],
+    [
+        [0.28, 0.14, 0.10, 0.30],
+        [0.20, 0.20, 0.21, 0.22],
+        [0.09, 0.09, 0.10, 0.11],
+        [0.34, 0.34, 0.35, 0.36],
+    ],
     dtype=np.float32,
 )
 _ASPHALT = np.array([0.07, 0.07, 0.075, 0.09], dtype=np.float32)
@@ -28,7 +33,11 @@ _C = {name: i for i, name in enumerate(CLASS_NAMES)}
 
 
 def _crowns(
-    rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, cell: int, r_range: tuple[float, float],
+    rng: np.random.Generator,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    cell: int,
+    r_range: tuple[float, float],
     fill: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Crown brightness profile (0 outside) and shadow mask of one tree per jittered grid cell."""
@@ -60,8 +69,13 @@ def _orchard(yy: np.ndarray, xx: np.ndarray, turn: np.ndarray) -> tuple[np.ndarr
 
 
 def _texture(
-    rng: np.random.Generator, c: int, rgbn: np.ndarray, soil: np.ndarray, yy: np.ndarray,
-    xx: np.ndarray, turn: bool,
+    rng: np.random.Generator,
+    c: int,
+    rgbn: np.ndarray,
+    soil: np.ndarray,
+    yy: np.ndarray,
+    xx: np.ndarray,
+    turn: bool,
 ) -> np.ndarray:
     """Textured reflectance ``4 x h x w`` of one parcel of class ``c`` and mean colour ``rgbn``."""
     h, w = yy.shape[0], xx.shape[1]
@@ -74,7 +88,9 @@ def _texture(
         rows = np.sin(2 * np.pi * along.astype(np.float32) / period)
         ndvi = (rgbn[3] - rgbn[0]) / max(rgbn[3] + rgbn[0], 1e-6)
         cover = float(np.clip((ndvi - 0.15) / 0.65, 0.0, 1.0))
-        img = img + (0.35 * 4.0 * cover * (1.0 - cover)) * rows[None] * (_LEAF - soil)[:, None, None]
+        img = (
+            img + (0.35 * 4.0 * cover * (1.0 - cover)) * rows[None] * (_LEAF - soil)[:, None, None]
+        )
         if cover > 0.15:
             img = np.where((across % 58 < 2)[None], soil[:, None, None], img)
     elif c == _C["forest"]:
@@ -103,7 +119,9 @@ def _texture(
             yard = np.broadcast_to(_PAVING[:, None, None], img.shape)
         else:
             crown, _ = _crowns(rng, yy, xx, 12, (4.0, 6.5), 0.5)
-            yard = np.where((crown > 0)[None], _LEAF[:, None, None] * (0.6 + 0.5 * crown)[None], img)
+            yard = np.where(
+                (crown > 0)[None], _LEAF[:, None, None] * (0.6 + 0.5 * crown)[None], img
+            )
         town = np.where(building[None], roof, yard * np.where(bshadow, 0.45, 1.0)[None])
         road = ((yy % (3 * lot)) < 14) | ((xx % (3 * lot)) < 14)
         img = np.where(road[None], _ASPHALT[:, None, None], town)
@@ -151,8 +169,13 @@ def render_hr(
         yy = np.arange(y0, y1, dtype=np.int32)[:, None]
         xx = np.arange(x0, x1, dtype=np.int32)[None, :]
         img[:, y0:y1, x0:x1] = _texture(
-            rng, int(parcel_class[p]), parcel_rgbn[p].astype(np.float32),
-            parcel_soil[p].astype(np.float32), yy, xx, bool(turns[p]),
+            rng,
+            int(parcel_class[p]),
+            parcel_rgbn[p].astype(np.float32),
+            parcel_soil[p].astype(np.float32),
+            yy,
+            xx,
+            bool(turns[p]),
         )
     img *= np.repeat(np.repeat(shade.astype(np.float32), r, axis=0), r, axis=1)[None]
     img *= HR_GAIN[:, None, None]

@@ -165,10 +165,19 @@ def fractions(class_ids: np.ndarray, doy: np.ndarray, traits: ParcelTraits) -> n
             for e, val in comps.items():
                 out[:, sel, e] = np.broadcast_to(val, (d.shape[0], p))[:, sel]
 
-    put(0, {water: 0.97 - traits.turbidity[None] - 0.02 * dec, soil: traits.turbidity[None]
-            + 0.03 + 0 * d, leaf: 0.02 * dec})
+    put(
+        0,
+        {
+            water: 0.97 - traits.turbidity[None] - 0.02 * dec,
+            soil: traits.turbidity[None] + 0.03 + 0 * d,
+            leaf: 0.02 * dec,
+        },
+    )
     put(1, {roof: 0.82 + 0 * d, leaf: 0.10 * dec, straw: 0.10 * (1 - dec), soil: 0.08 + 0 * d})
-    put(2, {roof: 0.42 + 0 * d, leaf: 0.15 + 0.30 * dec, straw: 0.30 * (1 - dec), soil: 0.13 + 0 * d})
+    put(
+        2,
+        {roof: 0.42 + 0 * d, leaf: 0.15 + 0.30 * dec, straw: 0.30 * (1 - dec), soil: 0.13 + 0 * d},
+    )
     nd = traits.needle[None, :]
     put(3, {needle: nd + 0 * d, leaf: (1 - nd) * dec * v, straw: (1 - nd) * (1 - dec * v)})
     grass = _grass_green(d, s, traits.cuts) * v
@@ -185,17 +194,34 @@ def fractions(class_ids: np.ndarray, doy: np.ndarray, traits: ParcelTraits) -> n
     put(6, {leaf: green, straw: dry, soil: np.clip(1 - green - dry, 0, 1)})
     # orchard: 35 % tree crowns (deciduous) over lightly mown grass
     under = 0.65 * (0.45 + 0.40 * logistic(d, 95 + s, 12.0) * (1 - logistic(d, 300 + s, 12.0)))
-    put(7, {leaf: 0.35 * dec * v + under, straw: 0.35 * (1 - dec * v) + 0.65 * 0.12,
-            soil: np.clip(1 - 0.35 - under - 0.65 * 0.12, 0, 1)})
+    put(
+        7,
+        {
+            leaf: 0.35 * dec * v + under,
+            straw: 0.35 * (1 - dec * v) + 0.65 * 0.12,
+            soil: np.clip(1 - 0.35 - under - 0.65 * 0.12, 0, 1),
+        },
+    )
     # wetland: reeds green May-October, flooded from November to May (water under the canopy)
     flood = flood_fraction(d, s)
     green = (0.40 + 0.45 * logistic(d, 120 + s, 10.0) * (1 - logistic(d, 285 + s, 10.0))) * v
     wet = 0.10 * flood
-    put(8, {leaf: green, water: wet, straw: np.clip(1 - green - wet, 0, 1) * 0.85,
-            soil: np.clip(1 - green - wet, 0, 1) * 0.15})
+    put(
+        8,
+        {
+            leaf: green,
+            water: wet,
+            straw: np.clip(1 - green - wet, 0, 1) * 0.85,
+            soil: np.clip(1 - green - wet, 0, 1) * 0.15,
+        },
+    )
     # spring cereal: same crop as winter cereal, sown in March: bare in winter, peak ~165, harvest ~225
     green = 0.92 * v * logistic(d, 118 + s, 9.0) * (1 - logistic(d, 200 + s, 6.0))
-    dry = logistic(d, 200 + s, 6.0) * (0.92 - 0.42 * logistic(d, 225 + s, 3.0)) * (1 - logistic(d, 265 + s, 4.0))
+    dry = (
+        logistic(d, 200 + s, 6.0)
+        * (0.92 - 0.42 * logistic(d, 225 + s, 3.0))
+        * (1 - logistic(d, 265 + s, 4.0))
+    )
     put(9, {leaf: green, straw: dry, soil: np.clip(1 - green - dry, 0, 1)})
     out /= np.clip(out.sum(axis=2, keepdims=True), 1e-6, None)
     return out
@@ -208,7 +234,9 @@ def flood_fraction(doy: np.ndarray, shift: np.ndarray | float = 0.0) -> np.ndarr
 
 def reflectance(frac: np.ndarray, soil_brightness: np.ndarray) -> np.ndarray:
     """Surface reflectance ``T x P x 10`` of fractions ``T x P x E``; soil scaled per parcel."""
-    spectra = np.broadcast_to(ENDMEMBER_SPECTRA, (soil_brightness.size, *ENDMEMBER_SPECTRA.shape)).copy()
+    spectra = np.broadcast_to(
+        ENDMEMBER_SPECTRA, (soil_brightness.size, *ENDMEMBER_SPECTRA.shape)
+    ).copy()
     soil, straw = ENDMEMBERS.index("soil"), ENDMEMBERS.index("straw")
     spectra[:, soil] *= soil_brightness[:, None]
     spectra[:, straw] *= (0.5 + 0.5 * soil_brightness)[:, None]
@@ -223,7 +251,10 @@ def ndvi(refl: np.ndarray, band_axis: int = -1) -> np.ndarray:
 
 
 def backscatter_db(
-    class_ids: np.ndarray, frac: np.ndarray, doy: np.ndarray, traits: ParcelTraits,
+    class_ids: np.ndarray,
+    frac: np.ndarray,
+    doy: np.ndarray,
+    traits: ParcelTraits,
     soil_moisture_db: np.ndarray,
 ) -> np.ndarray:
     """Sentinel-1 sigma0 (dB) of each parcel at each date, ``T x P x 2`` (VV, VH), no speckle.

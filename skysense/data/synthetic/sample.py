@@ -55,24 +55,73 @@ def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None)
     s2_acq, s1_acq = [], []
     for t, date in enumerate(scene.s2_dates):
         stem = f"{loc}_{date:%Y%m%d}"
-        write_geotiff(path_inside(out_dir / "s2", f"{stem}.tif"), scene.s2[t], scene.epsg,
-                      scene.transform, S2_NODATA, S2_BANDS, {"scale": "0.0001", "units": "reflectance"})
-        write_geotiff(path_inside(out_dir / "s2", f"{stem}_cloud.tif"), scene.s2_cloud[t], scene.epsg,
-                      scene.transform, None, ["cloud"], {"values": "1=cloud 0=clear"})
+        write_geotiff(
+            path_inside(out_dir / "s2", f"{stem}.tif"),
+            scene.s2[t],
+            scene.epsg,
+            scene.transform,
+            S2_NODATA,
+            S2_BANDS,
+            {"scale": "0.0001", "units": "reflectance"},
+        )
+        write_geotiff(
+            path_inside(out_dir / "s2", f"{stem}_cloud.tif"),
+            scene.s2_cloud[t],
+            scene.epsg,
+            scene.transform,
+            None,
+            ["cloud"],
+            {"values": "1=cloud 0=clear"},
+        )
         # reflectance x 10000 with no DN offset (stated: the dates are after 2022-01-25)
-        s2_acq.append(Acquisition(date=date, file=Path(f"s2/{stem}.tif"), band_names=list(S2_BANDS),
-                                  mask=Path(f"s2/{stem}_cloud.tif"), offset=0.0))
+        s2_acq.append(
+            Acquisition(
+                date=date,
+                file=Path(f"s2/{stem}.tif"),
+                band_names=list(S2_BANDS),
+                mask=Path(f"s2/{stem}_cloud.tif"),
+                offset=0.0,
+            )
+        )
     for t, date in enumerate(scene.s1_dates):
         name = f"{loc}_{date:%Y%m%d}.tif"
-        write_geotiff(path_inside(out_dir / "s1", name), scene.s1[t], scene.epsg, scene.transform,
-                      S1_NODATA, S1_BANDS, {"units": "dB", "quantity": "sigma0"})
+        write_geotiff(
+            path_inside(out_dir / "s1", name),
+            scene.s1[t],
+            scene.epsg,
+            scene.transform,
+            S1_NODATA,
+            S1_BANDS,
+            {"units": "dB", "quantity": "sigma0"},
+        )
         s1_acq.append(Acquisition(date=date, file=Path(f"s1/{name}"), band_names=list(S1_BANDS)))
-    write_geotiff(path_inside(out_dir / "hr", f"{loc}.tif"), scene.hr, scene.epsg, scene.hr_transform,
-                  None, HR_BANDS, jpeg_quality=hr_jpeg_quality)
-    write_geotiff(path_inside(out_dir / "dem", f"{loc}.tif"), scene.dem, scene.epsg, scene.transform,
-                  DEM_NODATA, ["elevation"], {"units": "metre"})
-    write_geotiff(path_inside(out_dir / "labels", f"{loc}.tif"), scene.labels, scene.epsg,
-                  scene.transform, lc.LABEL_NODATA, ["class"], {f"class_{c.id}": c.name for c in lc.CLASSES})
+    write_geotiff(
+        path_inside(out_dir / "hr", f"{loc}.tif"),
+        scene.hr,
+        scene.epsg,
+        scene.hr_transform,
+        None,
+        HR_BANDS,
+        jpeg_quality=hr_jpeg_quality,
+    )
+    write_geotiff(
+        path_inside(out_dir / "dem", f"{loc}.tif"),
+        scene.dem,
+        scene.epsg,
+        scene.transform,
+        DEM_NODATA,
+        ["elevation"],
+        {"units": "metre"},
+    )
+    write_geotiff(
+        path_inside(out_dir / "labels", f"{loc}.tif"),
+        scene.labels,
+        scene.epsg,
+        scene.transform,
+        lc.LABEL_NODATA,
+        ["class"],
+        {f"class_{c.id}": c.name for c in lc.CLASSES},
+    )
     return Location(
         id=loc,
         split=scene.split,
@@ -80,10 +129,18 @@ def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None)
         modalities={
             "s2": ModalityEntry(sensor="sentinel2", acquisitions=s2_acq),
             "s1": ModalityEntry(sensor="sentinel1", acquisitions=s1_acq),
-            "hr": ModalityEntry(sensor="hr", acquisitions=[Acquisition(
-                date=scene.hr_date, file=Path(f"hr/{loc}.tif"), band_names=list(HR_BANDS))]),
-            "dem": ModalityEntry(sensor="dem", acquisitions=[Acquisition(
-                file=Path(f"dem/{loc}.tif"), band_names=["elevation"])]),
+            "hr": ModalityEntry(
+                sensor="hr",
+                acquisitions=[
+                    Acquisition(
+                        date=scene.hr_date, file=Path(f"hr/{loc}.tif"), band_names=list(HR_BANDS)
+                    )
+                ],
+            ),
+            "dem": ModalityEntry(
+                sensor="dem",
+                acquisitions=[Acquisition(file=Path(f"dem/{loc}.tif"), band_names=["elevation"])],
+            ),
         },
     )
 
@@ -99,7 +156,9 @@ def _write_location(site, split: str, index: int, sc, seed: int, out_dir: Path):
         location = write_scene(scene, out_dir, sc.hr_jpeg_quality)
         rows: tuple[list, list] = ([], [])
         if split == "heldout":
-            rows = write_scene_chips(scene, out_dir / "downstream", sc.downstream_chip_px, sc.hr_jpeg_quality)
+            rows = write_scene_chips(
+                scene, out_dir / "downstream", sc.downstream_chip_px, sc.hr_jpeg_quality
+            )
     return index, location, rows[0], rows[1]
 
 
@@ -123,8 +182,10 @@ def write_sample(out_dir: Path, sc: SampleConfig, seed: int) -> Path:
     if out_dir.exists() and not out_dir.is_dir():
         raise SampleWriteError(f"{out_dir}: exists and is not a folder; pass --out to a folder")
     clear_downstream(out_dir / "downstream")
-    jobs = [(site, split, index, sc, seed, out_dir)
-            for index, (site, split) in enumerate(sites_for(sc.locations, sc.heldout_locations))]
+    jobs = [
+        (site, split, index, sc, seed, out_dir)
+        for index, (site, split) in enumerate(sites_for(sc.locations, sc.heldout_locations))
+    ]
     if sc.workers <= 1 or len(jobs) <= 1:
         results = [_write_location(*job) for job in jobs]
     else:
@@ -135,7 +196,12 @@ def write_sample(out_dir: Path, sc: SampleConfig, seed: int) -> Path:
             results = [f.result() for f in futures]
     results.sort(key=lambda r: r[0])
     locations = [r[1] for r in results]
-    write_index(out_dir / "downstream", [row for r in results for row in r[2]],
-                [row for r in results for row in r[3]])
-    catalog = Catalog(name=f"skysense-sample-seed{seed}", locations=locations, root=out_dir.resolve())
+    write_index(
+        out_dir / "downstream",
+        [row for r in results for row in r[2]],
+        [row for r in results for row in r[3]],
+    )
+    catalog = Catalog(
+        name=f"skysense-sample-seed{seed}", locations=locations, root=out_dir.resolve()
+    )
     return save_catalog(catalog, out_dir / "catalog.yaml")

@@ -28,8 +28,12 @@ S2_NODATA = SENSORS["sentinel2"].nodata  # stored DN 0
 S1_NODATA = SENSORS["sentinel1"].nodata  # -99 dB
 DEM_NODATA = -9999.0  # declared in the sample's DEM files
 S1_LOOKS = 4.4  # equivalent number of looks of Sentinel-1 IW GRD
-_CLOUD_SPECTRUM = np.array([0.46, 0.45, 0.44, 0.44, 0.44, 0.44, 0.45, 0.45, 0.36, 0.26], dtype=np.float32)
-_HAZE = np.array([0.030, 0.020, 0.012, 0.008, 0.005, 0.004, 0.003, 0.003, 0.001, 0.0005], dtype=np.float32)
+_CLOUD_SPECTRUM = np.array(
+    [0.46, 0.45, 0.44, 0.44, 0.44, 0.44, 0.45, 0.45, 0.36, 0.26], dtype=np.float32
+)
+_HAZE = np.array(
+    [0.030, 0.020, 0.012, 0.008, 0.005, 0.004, 0.003, 0.003, 0.001, 0.0005], dtype=np.float32
+)
 
 
 @dataclass(frozen=True)
@@ -58,18 +62,120 @@ class Site:
 
 
 PRETRAIN_SITES: tuple[Site, ...] = (
-    Site("ch-zurich-plateau", 47.38, 8.62, 480, 60, {"grassland": 3, "forest": 2, "winter_cereal": 1.5,
-         "summer_maize": 1, "urban_sparse": 1.5, "urban_dense": 0.7, "orchard": 1, "water": 0.5, "wetland": 0.3, "spring_cereal": 1}),
-    Site("ch-seeland", 47.02, 7.15, 435, 15, {"grassland": 2, "summer_maize": 1.5, "winter_cereal": 2,
-         "wetland": 1.5, "water": 1, "forest": 1, "urban_sparse": 1, "orchard": 0.5, "urban_dense": 0.3, "spring_cereal": 1.5}),
-    Site("fr-beauce", 48.32, 1.62, 140, 10, {"winter_cereal": 4, "summer_maize": 2, "grassland": 1,
-         "urban_sparse": 0.7, "forest": 0.7, "orchard": 0.3, "water": 0.2, "wetland": 0.2, "urban_dense": 0.3, "spring_cereal": 2}),
-    Site("fr-bretagne", 48.10, -2.75, 110, 35, {"grassland": 3, "summer_maize": 2.5, "winter_cereal": 1.5,
-         "forest": 1, "orchard": 0.7, "urban_sparse": 1, "water": 0.4, "wetland": 0.6, "urban_dense": 0.3, "spring_cereal": 1}),
-    Site("it-po-valley", 45.12, 9.95, 60, 8, {"summer_maize": 3.5, "winter_cereal": 2, "wetland": 1.2,
-         "grassland": 1, "orchard": 1, "urban_sparse": 1, "urban_dense": 0.6, "water": 0.6, "forest": 0.4, "spring_cereal": 1}),
-    Site("it-puglia", 41.05, 16.55, 180, 40, {"orchard": 3, "winter_cereal": 3, "grassland": 1,
-         "urban_sparse": 1, "urban_dense": 0.7, "forest": 0.5, "summer_maize": 0.4, "water": 0.3, "wetland": 0.2, "spring_cereal": 1}),
+    Site(
+        "ch-zurich-plateau",
+        47.38,
+        8.62,
+        480,
+        60,
+        {
+            "grassland": 3,
+            "forest": 2,
+            "winter_cereal": 1.5,
+            "summer_maize": 1,
+            "urban_sparse": 1.5,
+            "urban_dense": 0.7,
+            "orchard": 1,
+            "water": 0.5,
+            "wetland": 0.3,
+            "spring_cereal": 1,
+        },
+    ),
+    Site(
+        "ch-seeland",
+        47.02,
+        7.15,
+        435,
+        15,
+        {
+            "grassland": 2,
+            "summer_maize": 1.5,
+            "winter_cereal": 2,
+            "wetland": 1.5,
+            "water": 1,
+            "forest": 1,
+            "urban_sparse": 1,
+            "orchard": 0.5,
+            "urban_dense": 0.3,
+            "spring_cereal": 1.5,
+        },
+    ),
+    Site(
+        "fr-beauce",
+        48.32,
+        1.62,
+        140,
+        10,
+        {
+            "winter_cereal": 4,
+            "summer_maize": 2,
+            "grassland": 1,
+            "urban_sparse": 0.7,
+            "forest": 0.7,
+            "orchard": 0.3,
+            "water": 0.2,
+            "wetland": 0.2,
+            "urban_dense": 0.3,
+            "spring_cereal": 2,
+        },
+    ),
+    Site(
+        "fr-bretagne",
+        48.10,
+        -2.75,
+        110,
+        35,
+        {
+            "grassland": 3,
+            "summer_maize": 2.5,
+            "winter_cereal": 1.5,
+            "forest": 1,
+            "orchard": 0.7,
+            "urban_sparse": 1,
+            "water": 0.4,
+            "wetland": 0.6,
+            "urban_dense": 0.3,
+            "spring_cereal": 1,
+        },
+    ),
+    Site(
+        "it-po-valley",
+        45.12,
+        9.95,
+        60,
+        8,
+        {
+            "summer_maize": 3.5,
+            "winter_cereal": 2,
+            "wetland": 1.2,
+            "grassland": 1,
+            "orchard": 1,
+            "urban_sparse": 1,
+            "urban_dense": 0.6,
+            "water": 0.6,
+            "forest": 0.4,
+            "spring_cereal": 1,
+        },
+    ),
+    Site(
+        "it-puglia",
+        41.05,
+        16.55,
+        180,
+        40,
+        {
+            "orchard": 3,
+            "winter_cereal": 3,
+            "grassland": 1,
+            "urban_sparse": 1,
+            "urban_dense": 0.7,
+            "forest": 0.5,
+            "summer_maize": 0.4,
+            "water": 0.3,
+            "wetland": 0.2,
+            "spring_cereal": 1,
+        },
+    ),
 )
 HELDOUT_SITES: tuple[Site, ...] = (
     Site("fr-camargue", 43.58, 4.52, 3, 4, {}),
@@ -92,7 +198,9 @@ def sites_for(n_pretrain: int, n_heldout: int) -> list[tuple[Site, str]]:
             s = base[i % len(base)]
             k = i // len(base)
             if k:
-                s = Site(f"{s.name}-{k + 1}", s.lat, s.lon + 0.05 * k, s.altitude_m, s.relief_m, s.mix)
+                s = Site(
+                    f"{s.name}-{k + 1}", s.lat, s.lon + 0.05 * k, s.altitude_m, s.relief_m, s.mix
+                )
             out.append(s)
         return out
 
@@ -184,7 +292,9 @@ def layout(
     return parcels, np.asarray(classes, dtype=np.int64)
 
 
-def block_classes(rng: np.random.Generator, site: Site, n_blocks: int, balanced: bool) -> np.ndarray:
+def block_classes(
+    rng: np.random.Generator, site: Site, n_blocks: int, balanced: bool
+) -> np.ndarray:
     """Dominant class of each block: every class in turn (``balanced``) or drawn from the site mix.
 
     Balanced scenes repeat a random order of the classes, so when the blocks do not divide evenly
@@ -212,7 +322,9 @@ def _dates(year: int, days: np.ndarray) -> list[dt.date]:
     return [dt.date(year, 1, 1) + dt.timedelta(days=int(d) - 1) for d in days]
 
 
-def _hillshade(dem: np.ndarray, azimuth_deg: float = 150.0, elevation_deg: float = 45.0) -> np.ndarray:
+def _hillshade(
+    dem: np.ndarray, azimuth_deg: float = 150.0, elevation_deg: float = 45.0
+) -> np.ndarray:
     """Illumination factor cos(incidence)/sin(sun elevation) of a DEM on the 10 m grid."""
     gy, gx = np.gradient(dem.astype(np.float32), SENTINEL_GSD_M)
     slope = np.arctan(np.hypot(gx, gy))
@@ -234,7 +346,9 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
     rng = np.random.default_rng([seed, index, 7])
     size, block = cfg.size_px, cfg.block_px
     nb = int(np.ceil(size / block))
-    parcels, pclass = layout(rng, size, block, block_classes(rng, site, nb * nb, split == "heldout"))
+    parcels, pclass = layout(
+        rng, size, block, block_classes(rng, site, nb * nb, split == "heldout")
+    )
     n_par = pclass.size
     traits = lc.ParcelTraits.draw(rng, n_par, site.climate_shift_days)
     soil_b = (rng.uniform(0.75, 1.25) * rng.uniform(0.9, 1.1, n_par)).astype(np.float32)
@@ -307,9 +421,22 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
 
     labels = pclass[parcels].astype(np.uint8)
     return Scene(
-        site=site, split=split, epsg=epsg, transform=transform, labels=labels, parcels=parcels,
-        s2=dn, s2_cloud=cloud, s2_dates=_dates(cfg.year, s2_doy), s1=s1,
-        s1_dates=_dates(cfg.year, s1_doy), hr=hr, hr_date=_dates(cfg.year, hr_doy)[0],
+        site=site,
+        split=split,
+        epsg=epsg,
+        transform=transform,
+        labels=labels,
+        parcels=parcels,
+        s2=dn,
+        s2_cloud=cloud,
+        s2_dates=_dates(cfg.year, s2_doy),
+        s1=s1,
+        s1_dates=_dates(cfg.year, s1_doy),
+        hr=hr,
+        hr_date=_dates(cfg.year, hr_doy)[0],
         dem=dem[None].astype(np.float32),
-        meta={"n_parcels": int(n_par), "class_counts": np.bincount(labels.ravel(), minlength=lc.N_CLASSES).tolist()},
+        meta={
+            "n_parcels": int(n_par),
+            "class_counts": np.bincount(labels.ravel(), minlength=lc.N_CLASSES).tolist(),
+        },
     )

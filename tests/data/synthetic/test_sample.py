@@ -26,8 +26,11 @@ from skysense.data.synthetic.scenes import (
 )
 
 SMALL = [
-    "data.sample.locations=1", "data.sample.heldout_locations=1", "data.sample.size_px=32",
-    "data.sample.s2_dates=8", "data.sample.s1_dates=6",
+    "data.sample.locations=1",
+    "data.sample.heldout_locations=1",
+    "data.sample.size_px=32",
+    "data.sample.s2_dates=8",
+    "data.sample.s1_dates=6",
 ]
 
 
@@ -37,12 +40,17 @@ def _sample_args(cfg):
 
 
 def small_cfg(seed: int = 0, extra: list[str] | None = None) -> SkySenseConfig:
-    return load_config(Path(__file__).parents[3] / "params.yaml", [*SMALL, f"data.seed={seed}", *(extra or [])])
+    return load_config(
+        Path(__file__).parents[3] / "params.yaml", [*SMALL, f"data.seed={seed}", *(extra or [])]
+    )
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +97,30 @@ def test_locations_lie_in_their_utm_zone_and_hr_is_32x_finer(sample: Path) -> No
             assert s2.crs.to_epsg() == utm_epsg(site.lat, site.lon)
             assert s2.res == (10.0, 10.0) and s2.shape == (32, 32)
             assert s2.transform.c % 10 == 0 and s2.transform.f % 10 == 0
-            lon, lat = warp_transform(s2.crs, "EPSG:4326", [(s2.bounds.left + s2.bounds.right) / 2],
-                                      [(s2.bounds.top + s2.bounds.bottom) / 2])
+            lon, lat = warp_transform(
+                s2.crs,
+                "EPSG:4326",
+                [(s2.bounds.left + s2.bounds.right) / 2],
+                [(s2.bounds.top + s2.bounds.bottom) / 2],
+            )
             assert abs(lat[0] - site.lat) < 0.01 and abs(lon[0] - site.lon) < 0.01
             s2_tr, s2_crs = s2.transform, s2.crs
         with rasterio.open(cat.resolve(loc.modalities["hr"].acquisitions[0].file)) as hr:
             assert hr.crs == s2_crs and hr.shape == (32 * 32, 32 * 32) and hr.count == 4
-            assert hr.transform.a == pytest.approx(s2_tr.a / 32) and hr.transform.e == pytest.approx(s2_tr.e / 32)
+            assert hr.transform.a == pytest.approx(
+                s2_tr.a / 32
+            ) and hr.transform.e == pytest.approx(s2_tr.e / 32)
             assert (hr.transform.c, hr.transform.f) == (s2_tr.c, s2_tr.f)
             assert hr.bounds == pytest.approx(tuple(s2.bounds))
         for mod in ("s1", "dem"):
             with rasterio.open(cat.resolve(loc.modalities[mod].acquisitions[0].file)) as src:
                 assert src.transform == s2_tr and src.crs == s2_crs
-    assert {utm_epsg(s.lat, s.lon) for s in (*PRETRAIN_SITES, *HELDOUT_SITES)} == {32630, 32631, 32632, 32633}
+    assert {utm_epsg(s.lat, s.lon) for s in (*PRETRAIN_SITES, *HELDOUT_SITES)} == {
+        32630,
+        32631,
+        32632,
+        32633,
+    }
 
 
 def test_dtypes_nodata_and_value_ranges(sample: Path) -> None:
@@ -134,7 +153,9 @@ def test_dtypes_nodata_and_value_ranges(sample: Path) -> None:
     assert edges["s2"] + edges["s1"] >= 1
 
 
-def test_hr_jpeg_keeps_its_tables_per_tile_and_decodes_as_the_shared_table_form(tmp_path: Path) -> None:
+def test_hr_jpeg_keeps_its_tables_per_tile_and_decodes_as_the_shared_table_form(
+    tmp_path: Path,
+) -> None:
     """Lossy HR GeoTIFFs carry their JPEG tables in each tile (no shared JPEGTables tag, whose
     quality GDAL re-guesses at every open): same quality, same decoded pixels."""
     hr = np.random.default_rng(0).integers(0, 256, (4, 256, 256), dtype=np.uint8)
@@ -187,7 +208,9 @@ def test_label_raster_has_parcels_of_every_class(sample: Path) -> None:
 def test_winter_cereal_greens_up_before_maize() -> None:
     """NDVI over the year: winter cereal peaks in spring, maize in summer (cloud-free model)."""
     doy = np.arange(1, 366, 7)
-    ids = np.array([lc.class_id("winter_cereal"), lc.class_id("summer_maize"), lc.class_id("grassland")])
+    ids = np.array(
+        [lc.class_id("winter_cereal"), lc.class_id("summer_maize"), lc.class_id("grassland")]
+    )
     traits = lc.ParcelTraits.draw(np.random.default_rng(0), 3, 0.0)
     nd = lc.ndvi(lc.reflectance(lc.fractions(ids, doy, traits), np.ones(3, np.float32)))
     peak = doy[nd.argmax(axis=0)]
@@ -206,15 +229,23 @@ def test_phenology_in_the_sentinel2_series() -> None:
     doy = np.array([d.timetuple().tm_yday for d in scene.s2_dates])
     peak = {}
     for cid in (lc.class_id("winter_cereal"), lc.class_id("summer_maize")):
-        med = np.array([np.median(nd[t][ok[t] & (scene.labels == cid)]) if (ok[t] & (scene.labels == cid)).sum() > 10
-                        else -1.0 for t in range(len(doy))])
+        med = np.array(
+            [
+                np.median(nd[t][ok[t] & (scene.labels == cid)])
+                if (ok[t] & (scene.labels == cid)).sum() > 10
+                else -1.0
+                for t in range(len(doy))
+            ]
+        )
         peak[cid] = doy[med.argmax()]
     assert peak[lc.class_id("winter_cereal")] < peak[lc.class_id("summer_maize")]
 
 
 def test_sar_backscatter_follows_the_classes() -> None:
     # 64 px = 16 blocks: a balanced held-out scene has every class (32 px has 4 random ones)
-    scene = synthesize_scene(*sites_for(0, 1)[0], 0, small_cfg(extra=["data.sample.size_px=64"]).data.sample, 0)
+    scene = synthesize_scene(
+        *sites_for(0, 1)[0], 0, small_cfg(extra=["data.sample.size_px=64"]).data.sample, 0
+    )
     vv = np.where(scene.s1 == -99.0, np.nan, scene.s1)
     mean_vv = {c: np.nanmean(vv[:, 0][:, scene.labels == c]) for c in np.unique(scene.labels)}
     water, urban = lc.class_id("water"), lc.class_id("urban_dense")
@@ -224,8 +255,17 @@ def test_sar_backscatter_follows_the_classes() -> None:
 def test_cli_writes_sample_and_reports_json(tmp_path: Path) -> None:
     from skysense.cli import app
 
-    res = CliRunner().invoke(app, ["data", "sample", "--out", str(tmp_path / "s"), "--json",
-                                   *[a for s in SMALL for a in ("--set", s)]])
+    res = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "sample",
+            "--out",
+            str(tmp_path / "s"),
+            "--json",
+            *[a for s in SMALL for a in ("--set", s)],
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert '"locations": 2' in res.output and (tmp_path / "s" / "catalog.yaml").exists()
     (tmp_path / "file").write_text("x")
