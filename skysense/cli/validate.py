@@ -37,7 +37,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         out.print(failing)
     files = summary.get("files", {})
     out.print(
-        f"quarantine: {files.get('quarantine')}\naccepted catalog: {files.get('accepted_catalog')}\n"
+        f"quarantine: {files.get('quarantine')}\naccepted catalog: "
+        f"{files.get('accepted_catalog')}\n"
         f"data docs: {files.get('data_docs')}",
         highlight=False,
     )
@@ -65,7 +66,8 @@ def register(app: typer.Typer) -> None:
 
         Reads the catalog (and --chips), writes validation.json, quarantine.parquet,
         profiles.parquet, location_profiles.parquet (chip_profiles.parquet with --chips),
-        accepted_catalog.yaml, a GX project (gx/) and Data Docs (data_docs/) in --out. Originals are never modified. Exits non-zero when fewer than
+        accepted_catalog.yaml, a GX project (gx/) and Data Docs (data_docs/) in --out. Originals are
+        never modified. Exits non-zero when fewer than
         validation.min_accepted locations pass or the catalog is unusable.
         """
         from skysense.core.errors import ValidationFailed

@@ -43,7 +43,9 @@ class InputShapeError(SkySenseError, ValueError):
 
 
 class TrainingError(SkySenseError):
-    """A training run failed (NaN loss, a rank died, out of memory); the last good checkpoint is kept."""
+    """A training run failed (NaN loss, a rank died, out of memory); the last good checkpoint is
+    kept.
+    """
 
     exit_code = ExitCode.FAILED
 

@@ -55,7 +55,8 @@ from skysense.core.output_paths import is_safe_id, unsafe_id_message
 
 class _DatesAsText(yaml.SafeLoader):
     """YAML loader that keeps timestamps as text: an impossible unquoted date (``2023-13-45``)
-    then fails schema validation with the location named, instead of crashing the YAML parser."""
+    then fails schema validation with the location named, instead of crashing the YAML parser.
+    """
 
 
 _DatesAsText.add_constructor(
@@ -84,7 +85,8 @@ InputUnits = Literal["dn", "reflectance", "db", "linear", "amplitude", "complex"
 class Acquisition(_Strict):
     """One acquisition of one modality: a multi-band ``file``, a ``bands`` name->path mapping or
     a Sentinel-2 ``safe`` product folder; with its DN ``offset`` and cloud ``mask`` (see the
-    module doc)."""
+    module doc).
+    """
 
     date: dt.date | None = None
     file: Path | None = None

@@ -149,7 +149,8 @@ class LocationReader:
         location: the catalog location.
         root: folder relative catalog paths resolve against.
         grid: the location's Sentinel grid (see :func:`location_grid`).
-        hr_ratio: HR pixels per Sentinel pixel along each axis (:data:`~skysense.core.modalities.HR_RATIO`).
+        hr_ratio: HR pixels per Sentinel pixel along each axis
+        (:data:`~skysense.core.modalities.HR_RATIO`).
         modalities: which modalities to read (default: all the location has).
         bands: output bands per modality (default: the sensors' default bands).
         access: the raster access policy (default: the process's).

@@ -73,7 +73,8 @@ class ChipDataset(Dataset):
         self.chips_dir = Path(chips_dir)
         if not (self.chips_dir / MANIFEST).exists():
             raise ShardError(
-                f"{self.chips_dir / MANIFEST}: no chip manifest; run `skysense data chip --out {self.chips_dir}`"
+                f"{self.chips_dir / MANIFEST}: no chip manifest; run `skysense data chip --out "
+                f"{self.chips_dir}`"
             )
         cols = [
             "sample_id",

@@ -73,7 +73,8 @@ def open_raster(
             ds.read(1, window=Window(0, 0, 1, 1))
         except RasterioError as exc:
             raise RasterReadError(
-                f"{p}: data cannot be read, the file is truncated or corrupt ({gdal_message(exc)}); "
+                f"{p}: data cannot be read, the file is truncated or corrupt "
+                f"({gdal_message(exc)}); "
                 "re-download or re-export it"
             ) from None
     except BaseException:
@@ -243,14 +244,16 @@ class AcquisitionReader:
                             continue
                         raise RasterReadError(
                             f"band {name!r} of sensor {spec.name!r} has no file in the catalog "
-                            f"(bands given: {', '.join(acq.bands)}); add '{name}: path' under bands:"
+                            f"(bands given: {', '.join(acq.bands)}); add '{name}: path' under "
+                            "bands:"
                         )
                     path = resolve(acq.bands[name])
                     ds = open_raster(path, self.access)
                     if data_band_count(ds) != 1:
                         ds.close()
                         raise RasterReadError(
-                            f"{path}: a per-band file must hold 1 band, it holds {data_band_count(ds)}; "
+                            f"{path}: a per-band file must hold 1 band, it holds "
+                            f"{data_band_count(ds)}; "
                             "use file: with band_names: for multi-band rasters"
                         )
                     self._add_layer(path, ds, [1], [pos], resampling, nodata_override, input_units)
@@ -578,7 +581,8 @@ def read_acquisition(
     require_valid: bool = True,
     access: RasterAccessPolicy | None = None,
 ) -> ModalityRead:
-    """Read one acquisition onto ``grid`` (default: its finest band's own grid), optionally a window.
+    """Read one acquisition onto ``grid`` (default: its finest band's own grid), optionally a
+    window.
 
     Raises:
         RasterReadError: a file is missing, unreadable, truncated, not georeferenced or has the

@@ -169,7 +169,8 @@ class ShardReader:
         manifest = self.chips_dir / MANIFEST
         if not manifest.exists():
             raise ShardError(
-                f"{manifest}: no chip manifest; run `skysense data chip --out {self.chips_dir}` first"
+                f"{manifest}: no chip manifest; run `skysense data chip --out {self.chips_dir}` "
+                "first"
             )
 
         table = pq.read_table(manifest, columns=["sample_id", "shard", "offset", "nbytes"])
@@ -277,7 +278,7 @@ def remove_unreferenced_shards(
 
 
 def sync_folder(folder: str | Path) -> None:
-    """fsync a folder, so that renames and new files in it survive a power loss."""
+    """Fsync a folder, so that renames and new files in it survive a power loss."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

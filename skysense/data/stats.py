@@ -76,7 +76,6 @@ def compute_stats(
     Raises:
         ShardError: no manifest or a damaged shard.
     """
-
     chips = Path(chips_dir)
     if not (chips / MANIFEST).exists():
         raise ShardError(

@@ -1,5 +1,6 @@
 """Multi-modal fusion: Sentinel heads onto the Sentinel pixel grid, the date-specific positional
-encoding, and the per-pixel fusion transformer whose cls output is the fused feature."""
+encoding, and the per-pixel fusion transformer whose cls output is the fused feature.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class UpHead(nn.Module):
         nn.init.zeros_(self.decoder[0].bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``N x D x s/4 x s/4`` -> ``N x width x s x s``."""
         return self.decoder(x)
 
 
@@ -90,4 +92,5 @@ class DemEncoder(nn.Module):
         )
 
     def forward(self, dem: Tensor) -> Tensor:
+        """``N x 1 x s x s`` elevation -> ``N x width x s x s``."""
         return self.net(dem)

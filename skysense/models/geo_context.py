@@ -1,5 +1,6 @@
 """Geo-context prototypes: per region of the globe a bank of prototypes of the fused feature,
-assigned by Sinkhorn-Knopp and updated by EMA (no gradient), read out by attention."""
+assigned by Sinkhorn-Knopp and updated by EMA (no gradient), read out by attention.
+"""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ class GeoContextPrototypes(nn.Module):
         """Raise :class:`InputShapeError` for region ids outside ``[0, n_regions)``."""
         if region.numel() and (int(region.min()) < 0 or int(region.max()) >= self.n_regions):
             raise InputShapeError(
-                f"batch['region'] holds ids in [{int(region.min())}, {int(region.max())}] but the preset "
+                f"batch['region'] holds ids in [{int(region.min())}, {int(region.max())}] but the "
+                "preset "
                 f"has {self.n_regions} regions; compute it with "
                 f"skysense.data.regions.region_id(lat, lon, {self.n_regions})"
             )

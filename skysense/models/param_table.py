@@ -56,7 +56,6 @@ def parameter_table(preset: str, **overrides: Any) -> dict[str, Any]:
         ``{"preset", "spec", "rows": [{component, params, millions, in_total}], "total",
         "groups": {name: params}, "published_millions" (huge only)}``.
     """
-
     spec = resolve_spec(preset, **overrides)
     with torch.device("meta"):
         model = SkySense(spec)

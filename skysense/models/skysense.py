@@ -1,5 +1,6 @@
 """The SkySense encoder: HR Swin V2, Sentinel-2 and Sentinel-1 ViTs, per-pixel fusion and
-geo-context prototypes; and ``create_model``, the one constructor of presets."""
+geo-context prototypes; and ``create_model``, the one constructor of presets.
+"""
 
 from __future__ import annotations
 
@@ -83,7 +84,9 @@ class SkySense(nn.Module):
     run_all_branches: bool = False
 
     def _idle_pass(self, key: str, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """A zero scalar that depends on every parameter of branch ``key`` (run on a dummy input)."""
+        """A zero scalar that depends on every parameter of branch ``key`` (run on a dummy
+        input).
+        """
         spec = self.spec
         s = spec.sentinel_px
         if key == "hr":
@@ -139,7 +142,8 @@ class SkySense(nn.Module):
         self, key: str, batch: dict, b: int, s: int, has: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Per-date features on the Sentinel grid ``B x T x W x s x s``, usable mask ``B x T``
-        and fusion tokens ``B*s*s x T x W``."""
+        and fusion tokens ``B*s*s x T x W``.
+        """
         x = batch[key]
         t = x.shape[1]
         valid = batch.get(f"{key}_valid")
@@ -173,7 +177,8 @@ class SkySense(nn.Module):
             update_prototypes: EMA-update the geo-context prototypes (pre-training only).
 
         Returns:
-            ``hr`` B x W x s x s and ``hr_pyramid`` (4 stage maps, the last normalised); ``s2``/``s1`` B x T x W x s x s
+            ``hr`` B x W x s x s and ``hr_pyramid`` (4 stage maps, the last normalised);
+            ``s2``/``s1`` B x T x W x s x s
             with ``s2_mask``/``s1_mask`` B x T (date used); ``dem`` B x W x s x s; ``fused``
             B x fusion_dim x s x s; ``geo`` (prototype read-out, same shape); ``embedding``
             B x embed_dim x s x s; ``present`` B x 4 bool (hr, s2, s1, dem used per sample).
@@ -228,7 +233,8 @@ class SkySense(nn.Module):
         if bool(empty.any()):
             idx = empty.nonzero().flatten().tolist()
             raise InputShapeError(
-                f"samples {idx} of the batch have no usable modality (every has_* False or no valid date); "
+                f"samples {idx} of the batch have no usable modality (every has_* False or no "
+                "valid date); "
                 "drop them before encoding"
             )
         fused_in = torch.cat(tokens, dim=1)

@@ -48,8 +48,8 @@ def credentials_to_environment(uri: str) -> str:
     """``uri`` without its ``user:password@``: for an ``http(s)`` server they move to
     ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (how MLflow's client sends basic
     auth, inherited by subprocesses), so that MLflow never prints or records them with the URI
-    (it prints run links built from the URI). Other URIs are returned unchanged."""
-
+    (it prints run links built from the URI). Other URIs are returned unchanged.
+    """
     if not uri.startswith(("http://", "https://")) or "@" not in uri.split("/", 3)[2]:
         return uri
     parts = urlsplit(uri)

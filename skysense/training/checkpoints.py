@@ -154,7 +154,8 @@ def load_checkpoint(engine: Any, out_dir: Path) -> dict[str, Any] | None:
     state_file = out_dir / tag / f"trainer-rank{rank}.json"
     if not state_file.is_file():
         raise TrainingError(
-            f"{state_file} is missing: checkpoint {tag} was written by fewer ranks; resume with the "
+            f"{state_file} is missing: checkpoint {tag} was written by fewer ranks; resume with "
+            "the "
             "same --nproc as the run that wrote it"
         )
 

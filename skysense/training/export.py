@@ -38,7 +38,8 @@ def _encoder_module(pretrainer: torch.nn.Module, which: str) -> torch.nn.Module 
 
 def encoder_prefix(pretrainer: torch.nn.Module, which: str = "student") -> str:
     """State-dict prefix of the ``which`` encoder (``student``/``teacher``) inside the pre-trainer
-    (e.g. ``"student."``, ``"teacher.encoder."``)."""
+    (e.g. ``"student."``, ``"teacher.encoder."``).
+    """
     if which not in ENCODERS:
         raise ExportError(f"train.export_encoder is {which!r}; use one of {', '.join(ENCODERS)}")
     target = _encoder_module(pretrainer, which)
@@ -121,7 +122,8 @@ def export_checkpoint(
     if set(weights) != expected:
         missing = sorted(expected - set(weights))[:5]
         raise ExportError(
-            f"{checkpoint_dir}: the {encoder} weights do not match the student's ({len(weights)} vs "
+            f"{checkpoint_dir}: the {encoder} weights do not match the student's ({len(weights)} "
+            "vs "
             f"{len(expected)} tensors; missing e.g. {missing}); the checkpoint is incomplete or "
             "from another model"
         )

@@ -39,7 +39,8 @@ def update_teacher(pretrainer: torch.nn.Module, momentum: float, zero_stage: int
             )
         if s_part.shape != t_part.shape:
             raise TrainingError(
-                f"student/teacher partitions differ ({tuple(s_part.shape)} vs {tuple(t_part.shape)}): "
+                f"student/teacher partitions differ ({tuple(s_part.shape)} vs "
+                f"{tuple(t_part.shape)}): "
                 "the teacher must mirror the student"
             )
         ema_(t_part, s_part, momentum)

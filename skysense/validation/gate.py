@@ -129,7 +129,8 @@ def _judged_locations(
     catalog: Catalog, profiles: list[LocationProfiles], rasters: pd.DataFrame, bad_acq: set[str]
 ) -> pd.DataFrame:
     """The location table from accepted rasters: a location none of whose acquisitions was
-    quarantined keeps its profiled row, the others are recomputed without the bad ones."""
+    quarantined keeps its profiled row, the others are recomputed without the bad ones.
+    """
     hit = set(rasters.loc[rasters["acq_id"].isin(bad_acq), "location"])
     accepted = rasters[~rasters["acq_id"].isin(bad_acq)]
     data = accepted[accepted["role"] == "data"]
@@ -235,7 +236,8 @@ def judge_profiles(
 
     Raises:
         ValidationFailed: the catalog is unusable, the profiles do not match it, or fewer than
-            ``validation.min_accepted`` locations were accepted (raised after the files are written).
+            ``validation.min_accepted`` locations were accepted (raised after the files are
+            written).
     """
     today = today or dt.date.today()
     out = Path(out_dir)
@@ -328,7 +330,8 @@ def _write_tables(
     chips: pd.DataFrame | None,
 ) -> dict[str, Path]:
     """Write the profile tables, the quarantine and the accepted catalog (each atomically);
-    returns the gate's files by name (``validation.json`` is written last, by the caller)."""
+    returns the gate's files by name (``validation.json`` is written last, by the caller).
+    """
     files = {
         "validation": out / "validation.json",
         "quarantine": out / "quarantine.parquet",
@@ -369,7 +372,8 @@ def _summary(
     files: dict[str, Path],
 ) -> dict[str, Any]:
     """The content of ``validation.json``: counts per kind of item, per expectation and reason,
-    warnings, step timings and the files."""
+    warnings, step timings and the files.
+    """
     (_, q_rasters), _, (_, q_chips) = results
     n_acq = rasters["acq_id"].nunique()
     in_accepted = ~rasters["acq_id"].isin(bad_acq) & rasters["location"].isin(accepted_ids)

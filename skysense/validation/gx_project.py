@@ -3,7 +3,8 @@
 Layout: ``<out>/gx/`` holds the GX project (suites, validation definitions, checkpoints, stored
 validation results) and ``<out>/data_docs/`` the Data Docs site, built once at the end of a run by
 :meth:`GxProject.build_docs` for that run's results (not after every table: rendering the site is
-about a third of GX's time; its views share compiled templates, see :mod:`.docs_views`). One pandas data source (``skysense``) has one dataframe asset per table
+about a third of GX's time; its views share compiled templates, see :mod:`.docs_views`). One pandas
+data source (``skysense``) has one dataframe asset per table
 (``rasters``, ``locations``, ``chips``) with a whole-dataframe batch definition; each table is
 validated by one checkpoint run over the whole table (GX's per-run overhead is paid once per
 table, not per raster). Results come back with ``result_format=COMPLETE`` and the table's id

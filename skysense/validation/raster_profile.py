@@ -121,7 +121,8 @@ def _footprint_wkt(crs: Any, bounds: tuple[float, float, float, float]) -> str |
 
 def effective_units(item: RasterItem, dtype: str) -> str | None:
     """The input units a data file is read in: the catalog's, else its sensor's rule for the
-    stored dtype (e.g. uint16 Sentinel-1: ``dn``); None for an unknown sensor."""
+    stored dtype (e.g. uint16 Sentinel-1: ``dn``); None for an unknown sensor.
+    """
     if item.input_units:
         return item.input_units
     spec = SENSORS.get(item.sensor)
@@ -139,7 +140,8 @@ def _to_physical(
     sensor: str | None = None,
 ) -> np.ndarray | None:
     """Stored values to the modality's physical unit (reflectance, dB, metres); None if complex
-    or uncalibrated (Sentinel-1 DN, judged by ``s1_calibrated``). DN: ``(v + offset) * scale``."""
+    or uncalibrated (Sentinel-1 DN, judged by ``s1_calibrated``). DN: ``(v + offset) * scale``.
+    """
     if np.dtype(dtype).kind == "c" or units == "complex":
         return None
     spec = SENSORS.get(sensor or "")

@@ -150,12 +150,14 @@ def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
 
     - ``expected_gsd_m`` (per-band native GSD or the modality's, metres) and ``gsd_ratio``
       (observed / expected);
-    - ``band_count_key``: ``<modality> file:<bands>`` for multi-band data files, ``band file:<bands>``
+    - ``band_count_key``: ``<modality> file:<bands>`` for multi-band data files, ``band
+      file:<bands>``
       for per-band files (masks excluded), None where no band rule applies;
     - ``dtype_key`` (``<modality>:<dtype>`` of data files whose modality has allowed dtypes),
       ``nodata_expected`` (the modality's nodata value on data rows);
     - ``data_valid_fraction`` and ``data_cloud_fraction``: the fractions on data rows only;
-    - ``value_range`` (the key of ``validation.ranges``), ``range_min`` and ``range_max`` (its bounds,
+    - ``value_range`` (the key of ``validation.ranges``), ``range_min`` and ``range_max`` (its
+      bounds,
       physical units) on data rows;
     - ``date_presence``: ``<modality>:dated`` or ``<modality>:undated`` (labels: ``labels:...``);
     - ``band_key`` and ``date_key`` (acquisition identity for the duplicate check);
