@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         """
         from skysense.core.errors import ValidationFailed
         from skysense.data.raster_access import RasterAccessPolicy
-        from skysense.validation.gate import validate_catalog
+        from skysense.validation.gate import ValidationReport, validate_catalog
 
         cfg = load(params, set_)
         catalog_path = catalog or cfg.paths.catalog
@@ -87,12 +87,11 @@ def register(app: typer.Typer) -> None:
                     access=RasterAccessPolicy.from_config(cfg.data),
                 )
         except ValidationFailed as exc:
-            report = getattr(exc, "report", None)
-            if report is not None:
+            if isinstance(exc.report, ValidationReport):
                 if as_json:
-                    emit_json(report.summary)
+                    emit_json(exc.report.summary)
                 else:
-                    _print_summary(report.summary)
+                    _print_summary(exc.report.summary)
             from rich.markup import escape
 
             fail(escape(str(exc)))  # YAML errors quote "[", which rich would read as markup

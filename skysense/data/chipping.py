@@ -238,7 +238,7 @@ def _chip_location_rows(
                 stacks = reader.read(win, [m for m in mods if m != "hr"])
                 for m, st in stacks.items():
                     valid_px[m] += int(st.valid.any(axis=0).sum())
-                hr_cache: dict[int, Any] = {}
+                hr_cache: dict[int | str, Any] = {}  # HR reads by date; 'valid_px' by date
                 for cr in range(r0, r1):
                     y = (cr - r0) * stride
                     for cc in range(c0, c1):

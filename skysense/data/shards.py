@@ -24,7 +24,7 @@ import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -116,7 +116,7 @@ class ShardWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.prefix, self.max_bytes = prefix, max_bytes
         self.shards: list[str] = []
-        self._fh = None
+        self._fh: BinaryIO | None = None
         self._size = 0
 
     def _roll(self) -> None:

@@ -85,7 +85,7 @@ def connect(uri: str | None = None, default: str | None = None) -> MlflowClient:
         try:
             wait_for_health(public, timeout_s=10.0)  # /health needs no credentials
         except RegistryError as exc:
-            last = getattr(exc, "last_answer", str(exc))
+            last = getattr(exc, "last_answer", None) or str(exc)
             raise RegistryUnavailable(
                 f"cannot reach the MLflow tracking server {public} (no healthy answer at /health "
                 f"within 10 s; last: {strip_credentials(last)}); start it, or point --tracking-uri "

@@ -315,7 +315,7 @@ def judge_profiles(
             f"Quarantine reasons: {top or 'none'}. See {files['quarantine']}, "
             f"{files['validation']} and {files['data_docs']}; fix or replace the files named there."
         )
-        exc.report = report  # type: ignore[attr-defined] - the CLI prints its summary
+        exc.report = report  # the CLI prints its summary
         raise exc
     return report
 
@@ -375,6 +375,8 @@ def _summary(
     warnings, step timings and the files.
     """
     (_, q_rasters), _, (_, q_chips) = results
+    if q_rasters is None or (chips is not None and q_chips is None):
+        raise RuntimeError("validate_catalog made no quarantine table for rasters or chips")
     n_acq = rasters["acq_id"].nunique()
     in_accepted = ~rasters["acq_id"].isin(bad_acq) & rasters["location"].isin(accepted_ids)
     passed = len(accepted_ids) >= min_accepted
@@ -401,7 +403,7 @@ def _summary(
             "accepted": len(accepted_ids),
         },
         "chips": None
-        if chips is None
+        if chips is None or q_chips is None
         else {
             "total": len(chips),
             "quarantined": len(q_chips),

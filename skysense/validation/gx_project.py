@@ -18,13 +18,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
 from skysense.core.errors import ValidationFailed
 from skysense.validation.docs_views import view_config
 from skysense.validation.suites import Check, Suite
+
+if TYPE_CHECKING:
+    from great_expectations.data_context.store.store import DataDocsSiteConfigTypedDict
 
 DATASOURCE = "skysense"
 SITE = "local_site"
@@ -86,7 +89,7 @@ class GxProject:
         )
         self.context.variables.save()
 
-        site = {
+        site: dict[str, Any] = {
             "class_name": "SiteBuilder",
             "site_index_builder": {
                 "class_name": "DefaultSiteIndexBuilder",
@@ -101,10 +104,12 @@ class GxProject:
                 "base_directory": str(self.docs_dir),
             },
         }
+        # GX's TypedDict for a site lists only some keys (not site_section_builders)
+        docs_site = cast("DataDocsSiteConfigTypedDict", site)
         if SITE in self.context.get_site_names():
-            self.context.update_data_docs_site(SITE, site)
+            self.context.update_data_docs_site(SITE, docs_site)
         else:
-            self.context.add_data_docs_site(SITE, site)
+            self.context.add_data_docs_site(SITE, docs_site)
         self.datasource = self.context.data_sources.add_or_update_pandas(DATASOURCE)
 
     def _batch_definition(self, table: str) -> Any:

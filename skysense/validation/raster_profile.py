@@ -203,14 +203,20 @@ def _read_stats(src: Any, row: dict[str, Any], item: RasterItem, cfg: Validation
     phys = _to_physical(data, row["dtype"], rule, row["input_units"], item.offset, item.sensor)
     if phys is None or not valid_px.any():
         return
-    mins, maxs, means = [], [], []
+    mins: list[float | None] = []
+    maxs: list[float | None] = []
+    means: list[float | None] = []
     for band in phys:
         v = band[valid_px]
         v = v[np.isfinite(v)]
         if v.size == 0:
-            mins.append(None), maxs.append(None), means.append(None)
+            mins.append(None)
+            maxs.append(None)
+            means.append(None)
             continue
-        mins.append(float(v.min())), maxs.append(float(v.max())), means.append(float(v.mean()))
+        mins.append(float(v.min()))
+        maxs.append(float(v.max()))
+        means.append(float(v.mean()))
     row["band_min"], row["band_max"], row["band_mean"] = mins, maxs, means
     finite_min = [m for m in mins if m is not None]
     finite_max = [m for m in maxs if m is not None]

@@ -202,7 +202,9 @@ def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
         nodata.append(data_rule.nodata if data_rule else None)
         key = data_rule.value_range if data_rule else None
         bounds = cfg.ranges.get(key, (None, None)) if key else (None, None)
-        range_keys.append(key), lo.append(bounds[0]), hi.append(bounds[1])
+        range_keys.append(key)
+        lo.append(bounds[0])
+        hi.append(bounds[1])
     out["expected_gsd_m"] = pd.to_numeric(pd.Series(expected, index=out.index), errors="coerce")
     out["gsd_ratio"] = out["gsd_m"] / out["expected_gsd_m"]
     out["band_count_key"] = band_keys
