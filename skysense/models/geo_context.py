@@ -26,6 +26,8 @@ class GeoContextPrototypes(nn.Module):
         sinkhorn_iters: Sinkhorn-Knopp rounds.
     """
 
+    prototypes: Tensor  # the buffer registered in __init__
+
     def __init__(
         self,
         n_regions: int,

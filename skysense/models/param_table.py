@@ -9,9 +9,10 @@ beside the matching groups for comparison; nothing is padded to reach them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch import Tensor
 
 from skysense.models.presets import resolve_spec
 from skysense.models.pretraining import SkySensePretrainer
@@ -60,7 +61,7 @@ def parameter_table(preset: str, **overrides: Any) -> dict[str, Any]:
     with torch.device("meta"):
         model = SkySense(spec)
         pre = SkySensePretrainer(model)
-    tensors = dict(model.named_parameters())
+    tensors: dict[str, Tensor] = dict(model.named_parameters())
     tensors["geo_context.prototypes"] = model.geo_context.prototypes
     rows: list[ParamRow] = []
     for label, prefixes in COMPONENTS:
@@ -70,9 +71,10 @@ def parameter_table(preset: str, **overrides: Any) -> dict[str, Any]:
     total = sum(r.params for r in rows)
     heads = sum(p.numel() for p in pre.heads.parameters())
     teacher = pre.teacher_module
+    teacher_encoder = cast(SkySense, teacher["encoder"])  # a ModuleDict item is a Module
     teacher_n = (
         sum(p.numel() for p in teacher.parameters())
-        + teacher["encoder"].geo_context.prototypes.numel()
+        + teacher_encoder.geo_context.prototypes.numel()
     )
     rows.append(ParamRow("pre-training projection heads (student)", heads, False))
     rows.append(ParamRow("EMA teacher (encoder + heads + prototypes)", teacher_n, False))

@@ -4,7 +4,7 @@ geo-context prototypes; and ``create_model``, the one constructor of presets.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +19,18 @@ from skysense.models.transformer import TransformerLayer
 from skysense.models.vit import SentinelViT
 
 MODALITY_INDEX = {"hr": 0, "s2": 1, "s1": 2, "dem": 3}
+
+
+class _VitArgs(TypedDict):
+    """The :class:`SentinelViT` arguments the S2 and S1 backbones share."""
+
+    dim: int
+    depth: int
+    heads: int
+    mlp_ratio: float
+    img_px: int
+    patch: int
+    drop_path: float
 
 
 class SkySense(nn.Module):
@@ -49,7 +61,7 @@ class SkySense(nn.Module):
             drop_path=spec.drop_path,
             out_norms=(len(spec.hr_depths) - 1,),
         )
-        vit_args = dict(
+        vit_args = _VitArgs(
             dim=spec.vit_dim,
             depth=spec.vit_depth,
             heads=spec.vit_heads,
@@ -220,6 +232,11 @@ class SkySense(nn.Module):
             present[:, MODALITY_INDEX[key]] = usable.any(dim=1)
         if "dem" in layout.modalities:
             has = presence(batch, "dem", b, device)
+            if self.dem_encoder is None:  # check_batch refuses 'dem' when the preset has none
+                raise InputShapeError(
+                    f"batch has 'dem' but preset {self.spec.name!r} has no DEM encoder; drop the "
+                    "key or set model.overrides.dem=true"
+                )
             dem = self.dem_encoder(batch["dem"])
             out["dem"] = dem
             tokens.append(

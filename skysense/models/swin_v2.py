@@ -42,6 +42,9 @@ class WindowAttentionV2(nn.Module):
     relative position bias from a small MLP (``cpb_mlp``).
     """
 
+    relative_coords_table: Tensor  # buffers registered in set_window
+    relative_position_index: Tensor
+
     def __init__(self, dim: int, heads: int, window: int, cpb_hidden: int = 512) -> None:
         super().__init__()
         self.heads = heads
