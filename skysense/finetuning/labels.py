@@ -72,7 +72,9 @@ def load_label_set(kind: str, root: Path, n_regions: int) -> SampleList:
     raise LabelError(f"unknown label set {kind!r}; use one of {', '.join(LABEL_SETS)}")
 
 
-def class_list(names: Sequence[str], configured: Sequence[ClassSpec], source: str) -> list[ClassSpec]:
+def class_list(
+    names: Sequence[str], configured: Sequence[ClassSpec], source: str
+) -> list[ClassSpec]:
     """The classes of a task: ``finetune.classes`` when given (must match the label set's names,
     in order), else the set's names with the default palette.
 
@@ -130,11 +132,15 @@ def targets(samples: Sequence[dict[str, Any]], task: str) -> torch.Tensor:
     if task == "segmentation":
         return torch.from_numpy(np.stack([np.asarray(s["mask"], dtype=np.int64) for s in samples]))
     if task == "multilabel":
-        return torch.from_numpy(np.stack([np.asarray(s["label"], dtype=np.float32) for s in samples]))
+        return torch.from_numpy(
+            np.stack([np.asarray(s["label"], dtype=np.float32) for s in samples])
+        )
     return torch.as_tensor([int(s["label"]) for s in samples], dtype=torch.int64)
 
 
-def class_weights(samples: Sequence[dict[str, Any]], task: str, n_classes: int, rule: Any) -> list[float] | None:
+def class_weights(
+    samples: Sequence[dict[str, Any]], task: str, n_classes: int, rule: Any
+) -> list[float] | None:
     """Cross-entropy weights: ``none`` (None), ``balanced`` (inverse frequency, mean 1, classes
     absent from the training labels get 0) or an explicit list (one per class)."""
     if isinstance(rule, list):

@@ -15,8 +15,8 @@ from typing import Any
 
 from skysense.core.atomic_files import write_text_atomic
 from skysense.core.errors import TrainingError
-from skysense.finetuning.job import JOB_FILE, FinetuneJob
 from skysense.core.lineage import file_sha256
+from skysense.finetuning.job import JOB_FILE, FinetuneJob
 from skysense.finetuning.loop import engine_settings, finetune_rank
 from skysense.training.engine import resolve_runtime
 from skysense.training.launch import FAILURE_GLOB, thread_env, torchrun_command, under_launcher

@@ -119,9 +119,7 @@ def export_config(
     job: FinetuneJob, split: LabelledSplit, enc_config: dict[str, Any], step: int
 ) -> dict[str, Any]:
     """``config.json`` of the task model export (see :mod:`skysense.models.task_model`)."""
-    encoder = {
-        k: enc_config.get(k) for k in ("preset", "overrides", "spec", "stats", "format")
-    }
+    encoder = {k: enc_config.get(k) for k in ("preset", "overrides", "spec", "stats", "format")}
     lineage = {
         k: enc_config.get(k) for k in ("data_version", "git_commit", "step", "mlflow_run_id")
     }
@@ -269,7 +267,12 @@ def finetune_rank(
 
 
 def _save(
-    engine: Any, out_dir: Path, step: int, stream: EpochShardStream, world_size: int, tc: TrainConfig
+    engine: Any,
+    out_dir: Path,
+    step: int,
+    stream: EpochShardStream,
+    world_size: int,
+    tc: TrainConfig,
 ) -> Path:
     if not state_is_finite(engine, world_size):
         raise TrainingError(

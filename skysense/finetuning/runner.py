@@ -29,8 +29,8 @@ import numpy as np
 from skysense.core.atomic_files import write_text_atomic
 from skysense.evaluation.report import confusion_png, per_class_tables
 from skysense.finetuning.job import FinetuneJob
-from skysense.finetuning.launch import finetune_into_folder
 from skysense.finetuning.labels import targets
+from skysense.finetuning.launch import finetune_into_folder
 from skysense.finetuning.loop import LOG, load_split
 from skysense.finetuning.report import prediction_png
 from skysense.finetuning.scoring import Score, frozen_probe, score_model
@@ -111,7 +111,12 @@ def run_finetune(
     f = job.finetune
     t0 = time.perf_counter()
     plan = finetune_into_folder(
-        job, ck / "pretrained", nproc=nproc, export_dir=export_dir, mode=mode, lock_wait_s=lock_wait_s
+        job,
+        ck / "pretrained",
+        nproc=nproc,
+        export_dir=export_dir,
+        mode=mode,
+        lock_wait_s=lock_wait_s,
     )
     seconds = {"pretrained": time.perf_counter() - t0}
     logs = {"pretrained": ck / "pretrained" / LOG}

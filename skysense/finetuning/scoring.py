@@ -60,7 +60,9 @@ def score_predictions(pred: np.ndarray, truth: np.ndarray, task: str, n_classes:
             predictions=list(pred),
         )
     return Score(
-        metrics={"acc": accuracy(cm), "macro_f1": macro_f1(cm)}, confusion=cm, predictions=list(pred)
+        metrics={"acc": accuracy(cm), "macro_f1": macro_f1(cm)},
+        confusion=cm,
+        predictions=list(pred),
     )
 
 
@@ -119,7 +121,7 @@ def frozen_probe(
     for part in (train, heldout):
         pooled, pixels = embed_samples(encoder, part, stats, modalities, keep_pixels=seg)
         if seg:
-            n, d = pixels.shape[:2]
+            d = pixels.shape[1]
             feats.append(pixels.transpose(0, 2, 3, 1).reshape(-1, d))
         else:
             feats.append(pooled)

@@ -131,7 +131,12 @@ class PooledClassificationHead(nn.Module):
         d = 2 * in_channels  # mean and std over pixels
         layers: list[nn.Module] = [nn.LayerNorm(d)]
         if hidden > 0:
-            layers += [nn.Linear(d, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, n_classes)]
+            layers += [
+                nn.Linear(d, hidden),
+                nn.GELU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, n_classes),
+            ]
         else:
             layers += [nn.Dropout(dropout), nn.Linear(d, n_classes)]
         self.mlp = nn.Sequential(*layers)

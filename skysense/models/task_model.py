@@ -135,7 +135,10 @@ def build_task_model(
 
 
 def write_task_export(
-    model: TaskModel, config: dict[str, Any], export_dir: Path, state: dict[str, Tensor] | None = None
+    model: TaskModel,
+    config: dict[str, Any],
+    export_dir: Path,
+    state: dict[str, Tensor] | None = None,
 ) -> Path:
     """Write a task model (``state`` or ``model.state_dict()``) and its config as an export folder.
 
@@ -162,7 +165,9 @@ def is_task_export(export_dir: str | Path) -> bool:
         return False
 
 
-def load_task_model(export_dir: str | Path, device: str = "cpu") -> tuple[TaskModel, dict[str, Any]]:
+def load_task_model(
+    export_dir: str | Path, device: str = "cpu"
+) -> tuple[TaskModel, dict[str, Any]]:
     """Load a task model export: ``(TaskModel in eval mode, config)``; safetensors only.
 
     Raises:

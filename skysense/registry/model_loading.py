@@ -168,6 +168,41 @@ def _input_names(mlmodel_file: Path, spec: Any) -> list[str]:
     return model_inputs(spec, ALL_MODALITIES)
 
 
+def download_verified_export(
+    model_uri: str, dest: Path, client: MlflowClient | None = None
+) -> tuple[Path, ModelVersion]:
+    """Download the ``export`` artifact (and ``MLmodel``) of ``models:/NAME@ALIAS`` or
+    ``models:/NAME/VERSION`` into ``dest`` and verify it against the version's hash tags.
+
+    Used for the encoder (predict, fine-tuning from the registry) and for task models alike.
+
+    Returns:
+        ``(dest/export, model version)``.
+
+    Raises:
+        ModelSourceError: not a ``models:/`` URI.
+        ModelIntegrityError: a downloaded file does not match the version's hash.
+        RegistryError: unknown model, alias or version.
+    """
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    parse_models_uri(model_uri)
+    client = client or MlflowClient()
+    mv = resolve_version(client, model_uri)
+    repo = get_artifact_repository(
+        f"models:/{mv.name}/{mv.version}",
+        tracking_uri=client.tracking_uri,
+        registry_uri=getattr(client, "_registry_uri", None),
+    )
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    export_dir = Path(repo.download_artifacts(EXPORT_ARTIFACT, str(dest)))
+    repo.download_artifacts("MLmodel", str(dest))
+    verify_export(export_dir, mv)
+    return export_dir, mv
+
+
 def load_encoder(
     model_uri: str, device: str = "auto", client: MlflowClient | None = None
 ) -> VerifiedEncoder:
@@ -198,23 +233,11 @@ def load_encoder(
                 resolved_device,
             )
         parse_models_uri(model_uri)  # raises ModelSourceError with the accepted forms
-    from mlflow import MlflowClient
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-    client = client or MlflowClient()
-    mv = resolve_version(client, model_uri)
-    source = f"models:/{mv.name}/{mv.version}"
-    repo = get_artifact_repository(
-        source,
-        tracking_uri=client.tracking_uri,
-        registry_uri=getattr(client, "_registry_uri", None),
-    )
     with tempfile.TemporaryDirectory(prefix="skysense-model-") as tmp:
-        export_dir = Path(repo.download_artifacts(EXPORT_ARTIFACT, tmp))
-        mlmodel = Path(repo.download_artifacts("MLmodel", tmp))
-        verify_export(export_dir, mv)
+        export_dir, mv = download_verified_export(model_uri, Path(tmp), client)
+        source = f"models:/{mv.name}/{mv.version}"
         model, config = load_exported(export_dir, device=resolved_device)
-        names = _input_names(mlmodel, model.spec)
+        names = _input_names(Path(tmp) / "MLmodel", model.spec)
     logger.info("loaded %s (verified %s) on %s", source, CHECKPOINT_TAG, resolved_device)
     return VerifiedEncoder(model, config, source, str(mv.version), names, resolved_device)
 

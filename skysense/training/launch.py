@@ -62,9 +62,7 @@ def worker_command(
     return args
 
 
-def torchrun_command(
-    nproc: int, worker_args: list[str], module: str = WORKER_MODULE
-) -> list[str]:
+def torchrun_command(nproc: int, worker_args: list[str], module: str = WORKER_MODULE) -> list[str]:
     """The local multi-process command: torchrun (standalone rendezvous on a free port) running
     ``python -m module`` on every rank (the pre-training worker by default)."""
     return [
