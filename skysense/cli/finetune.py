@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -114,7 +115,10 @@ def register(app: typer.Typer) -> None:
             out_dir / "export" if out_dir is not None else cfg.paths.task_model
         )
         mode = "resume" if resume else "fresh" if fresh else "auto"
-        quiet = _stdout_to_stderr() if as_json else contextlib.nullcontext()
+        quiet = contextlib.ExitStack()
+        if as_json:  # DeepSpeed's and the workers' prints: file descriptor 1 and sys.stdout
+            quiet.enter_context(_stdout_to_stderr())
+            quiet.enter_context(contextlib.redirect_stdout(sys.stderr))
         with tempfile.TemporaryDirectory(prefix="skysense-encoder-") as tmp:
             try:
                 encoder_dir, encoder_version = _encoder_folder(source, Path(tmp), cfg, tracking_uri)

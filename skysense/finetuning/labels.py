@@ -32,6 +32,9 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
     (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
 )  # fmt: skip
+#: the task model's task for a label set's task (the data layer calls one class per scene
+#: ``multiclass``)
+TASK_OF_SET = {"multiclass": "classification"}
 LABEL_SETS = ("segmentation", "classification", "eurosat", "bigearthnet")
 
 
@@ -123,7 +126,8 @@ def split_by_place(
             f"{source}: {len(train)} samples to fine-tune on and {len(test)} held out; a task "
             "needs both: label more places or set finetune.heldout_locations"
         )
-    return LabelledSplit(samples.task, list(classes), train, test, chosen)
+    task = TASK_OF_SET.get(samples.task, samples.task)
+    return LabelledSplit(task, list(classes), train, test, chosen)
 
 
 def targets(samples: Sequence[dict[str, Any]], task: str) -> torch.Tensor:
