@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 
-from scene_fixtures import write_random_export  # noqa: E402
+from scene_fixtures import write_random_export
 
-from skysense.cli import app  # noqa: E402
+from skysense.cli import app
 
 SMALL_SAMPLE = [
     "--set",

@@ -63,7 +63,7 @@ def test_finetune_reports_against_probe_and_random_and_logs(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mlflow_run_id"] == report["mlflow_run_id"]
     assert summary["seconds_per_step"]["pretrained"] > 0
-    model, config = load_task_model(out / "export")
+    _model, config = load_task_model(out / "export")
     assert config["encoder_source"] == str(ft_encoder)
     assert config["label_version"].startswith("sha256:")
 
@@ -100,7 +100,7 @@ def test_finetune_classification_task(tmp_path, ft_encoder, ft_sample):
     assert res.exit_code == 0, res.output
     metrics = json.loads(res.stdout)["metrics"]
     assert 0.0 <= metrics["acc"] <= 1.0 and "acc_frozen" in metrics and "acc_random" not in metrics
-    model, config = load_task_model(out / "export")
+    _model, config = load_task_model(out / "export")
     assert config["task"] == "classification"
 
 

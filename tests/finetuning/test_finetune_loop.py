@@ -38,7 +38,7 @@ def test_one_process_trains_exports_and_loads(tmp_path, ft_encoder, ft_sample):
     job = _job(ft_encoder, ft_sample)
     plan = finetune_into_folder(job, tmp_path / "ck", nproc=1, export_dir=tmp_path / "task")
     assert not plan.resume
-    model, config = load_task_model(tmp_path / "task")
+    _model, config = load_task_model(tmp_path / "task")
     assert config["format"] == "skysense-task-model/1"
     assert config["task"] == "segmentation" and config["step"] == 4
     assert len(config["classes"]) == len(config["colours"]) == 10
