@@ -90,7 +90,6 @@ def register(app: typer.Typer) -> None:
         (safetensors + config.json with class names and colours) that `skysense register
         --task-model` registers."""
         from skysense.config import finetune_job
-        from skysense.core.lineage import labels_version
         from skysense.finetuning.runner import run_finetune
 
         overrides = list(set_ or [])
@@ -122,14 +121,12 @@ def register(app: typer.Typer) -> None:
         with tempfile.TemporaryDirectory(prefix="skysense-encoder-") as tmp:
             try:
                 encoder_dir, encoder_version = _encoder_folder(source, Path(tmp), cfg, tracking_uri)
-                kind_dir = labels_root / label_set
                 job = finetune_job(
                     cfg,
                     encoder_dir,
                     labels_root,
                     init=init,
                     label_set=label_set,
-                    label_version=labels_version(kind_dir if kind_dir.is_dir() else labels_root),
                     encoder_source=source,
                 )
                 if encoder_version is not None:

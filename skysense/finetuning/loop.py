@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from skysense.core.errors import TrainingError
-from skysense.core.lineage import git_commit
+from skysense.core.lineage import file_sha256, git_commit, labels_version
 from skysense.finetuning.job import FinetuneJob
 from skysense.finetuning.labels import (
     LabelledSplit,
@@ -33,7 +33,7 @@ from skysense.finetuning.labels import (
 )
 from skysense.finetuning.objective import FineTuner
 from skysense.models import create_model
-from skysense.models.export_format import load_exported
+from skysense.models.export_format import WEIGHTS, load_exported
 from skysense.models.task_model import TaskModel, build_task_model, write_task_export
 from skysense.training import checkpoints
 from skysense.training.engine import build_engine, init_distributed, resolve_runtime
@@ -123,6 +123,8 @@ def export_config(
     lineage = {
         k: enc_config.get(k) for k in ("data_version", "git_commit", "step", "mlflow_run_id")
     }
+    weights = Path(job.encoder_export) / WEIGHTS
+    lineage["checkpoint_sha256"] = file_sha256(weights) if weights.is_file() else None
     return {
         "classes": [c.name for c in split.classes],
         "colours": [list(c.colour) for c in split.classes],
@@ -132,12 +134,18 @@ def export_config(
         "encoder_source": job.extra.get("encoder_source", str(job.encoder_export)),
         "init": job.init,
         "label_set": job.label_set,
-        "label_version": job.label_version,
+        "label_version": job.label_version or label_version(job.labels_root, job.label_set),
         "heldout_locations": split.heldout_locations,
         "finetune": job.finetune.model_dump(mode="json"),
         "git_commit": git_commit(),
         "step": step,
     }
+
+
+def label_version(root: Path, label_set: str) -> str:
+    """The labels' version (:func:`skysense.core.lineage.labels_version`) of the set's folder."""
+    folder = Path(root) / label_set
+    return labels_version(folder if folder.is_dir() else Path(root))
 
 
 def finetune_rank(

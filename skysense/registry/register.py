@@ -135,6 +135,7 @@ def register_pyfunc(
     sqlite_db: Path | None = None,
     set_challenger: bool = True,
     lock_url: str | None = None,
+    model_description: str = "SkySense multi-modal remote-sensing encoder",
 ) -> RegistrationResult:
     """Log ``python_model`` to MLflow and register it as a new version of ``name``.
 
@@ -155,6 +156,7 @@ def register_pyfunc(
         sqlite_db: the SQLite database of the store, if any (else taken from the client's URI).
         set_challenger: point the ``challenger`` alias at the new version.
         lock_url: ``registry.lock_url`` for a server store (see :mod:`skysense.registry.lock`).
+        model_description: the registered model's description when this creates it.
 
     Returns:
         The registration result (``created`` False when the checkpoint was registered already;
@@ -162,7 +164,7 @@ def register_pyfunc(
     """
     import mlflow
 
-    ensure_registered_model(client, name, "SkySense multi-modal remote-sensing encoder")
+    ensure_registered_model(client, name, model_description)
     all_tags = {
         **{k: strip_credentials(str(v)) for k, v in (tags or {}).items()},
         **metric_tags(metrics or {}),
