@@ -1,0 +1,95 @@
+"""A fine-tuned task model registered, promoted and served as a class map:
+``skysense predict --model models:/skysense-landcover@champion`` on a real Sentinel-2/Sentinel-1
+scene (BigEarthNet patch, tests/data/real/inference)."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import rasterio
+from scene_fixtures import NODATA_CORNER, write_random_export
+from typer.testing import CliRunner
+
+from skysense.cli import app
+from skysense.finetuning.job import FinetuneJob
+from skysense.finetuning.runner import run_finetune
+from skysense.finetuning.settings import FinetuneConfig
+
+SAMPLE = [
+    "--set", "data.sample.locations=1", "--set", "data.sample.heldout_locations=1",
+    "--set", "data.sample.size_px=32", "--set", "data.sample.s2_dates=2",
+    "--set", "data.sample.s1_dates=2",
+]  # fmt: skip
+
+
+def test_task_model_predicts_a_styled_class_map_on_a_real_scene(tmp_path, scene_files, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(app, ["data", "sample", "--out", str(tmp_path / "s"), *SAMPLE])
+    assert res.exit_code == 0, res.output
+    encoder = write_random_export(tmp_path / "enc", seed=1)
+    job = FinetuneJob(
+        finetune=FinetuneConfig(steps=2, micro_batch=2, random_baseline=False, frozen_probe=False),
+        encoder_export=encoder,
+        labels_root=tmp_path / "s" / "downstream",
+        modalities=["s2", "s1"],
+    )
+    report = run_finetune(job, tmp_path / "ft")
+    for args in (
+        ["register", "--export", str(encoder)],
+        [
+            "register",
+            "--task-model",
+            str(report.export_dir),
+            "--metrics",
+            str(tmp_path / "ft" / "metrics.json"),
+        ],
+        ["promote", "--task-model"],
+    ):
+        res = runner.invoke(app, [*args, "--json"])
+        assert res.exit_code == 0, res.output
+
+    # the registered pyfunc loads through MLflow and returns class probabilities
+    pyfunc = mlflow.pyfunc.load_model("models:/skysense-landcover@champion")
+    assert pyfunc.metadata.get_output_schema().input_names() == ["probabilities"]
+
+    out, proba = tmp_path / "map.tif", tmp_path / "proba.tif"
+    res = runner.invoke(
+        app,
+        [
+            "predict", "--model", "models:/skysense-landcover@champion",
+            "--input", f"2017-06-13={scene_files['s2']}", "--s1", f"2017-06-13={scene_files['s1']}",
+            "--output", str(out), "--probabilities", str(proba),
+            "--set", "predict.window=32", "--set", "predict.overlap=8", "--json",
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["bands"] == 1
+    classes = report.summary["classes"]
+    config = json.loads((report.export_dir / "config.json").read_text())
+    with (
+        rasterio.open(scene_files["s2"]) as src,
+        rasterio.open(out) as dst,
+        rasterio.open(proba) as p,
+    ):
+        assert dst.crs == src.crs and dst.transform == src.transform
+        assert (dst.width, dst.height, dst.count) == (src.width, src.height, 1)
+        assert dst.dtypes[0] == "uint8" and dst.nodata == 255
+        assert dst.tags(1)["classes"].split(",") == classes
+        assert dst.tags(1)["class_0"] == classes[0]
+        table = dst.colormap(1)
+        for i, rgb in enumerate(config["colours"]):
+            assert table[i] == (*rgb, 255)
+        data = dst.read(1)
+        assert (data[:NODATA_CORNER, :NODATA_CORNER] == 255).all()
+        inner = data[40:80, 40:80]
+        assert (inner < len(classes)).all()
+        assert p.count == len(classes) and p.crs == src.crs and p.transform == src.transform
+        assert p.descriptions[0] == f"p_{classes[0]}"
+        probs = p.read(window=((40, 80), (40, 80)))
+    assert np.allclose(probs.sum(axis=0), 1.0, atol=1e-4)
+    assert (probs.argmax(axis=0) == inner).all()
