@@ -101,7 +101,7 @@ def split_by_place(
     """Split ``samples`` into fine-tuning and held-out places.
 
     Samples without a ``location`` (EuroSAT, BigEarthNet) are split by a fixed rule instead:
-    every fifth sample is held out.
+    every fifth sample is held out (the last one of a set of fewer than five).
 
     Raises:
         LabelError: a named place is not in the set, or a side of the split would be empty.
@@ -119,6 +119,8 @@ def split_by_place(
     else:
         chosen = []
         test_mask = np.arange(len(samples)) % 5 == 4
+        if not test_mask.any() and len(samples) >= 2:  # fewer than 5: hold out the last one
+            test_mask[-1] = True
     train = [s for s, t in zip(samples, test_mask) if not t]
     test = [s for s, t in zip(samples, test_mask) if t]
     if not train or not test:

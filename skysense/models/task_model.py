@@ -92,15 +92,18 @@ class TaskModel(nn.Module):
         """The head's task."""
         return self.head_spec.task
 
-    def _hr_maps(self, feats: dict[str, Any], emb: Tensor) -> list[Tensor]:
+    def _hr_maps(self, feats: dict[str, Any], emb: Tensor, levels: str = "all") -> list[Tensor]:
+        """The HR stage maps; zeros when HR is configured but absent from this batch (only the
+        last stage's for ``levels="top"``: a scene head reads no other)."""
         pyramid = feats.get("hr_pyramid")
         if pyramid is not None:
             return list(pyramid)
-        b, _, s, _ = emb.shape  # HR configured but absent from this batch: zeros
+        b, _, s, _ = emb.shape
         n = len(self._hr_dims)
+        wanted = range(n) if levels == "all" else [n - 1]
         return [
-            emb.new_zeros(b, d, s * 2 ** (n - 1 - i), s * 2 ** (n - 1 - i))
-            for i, d in enumerate(self._hr_dims)
+            emb.new_zeros(b, self._hr_dims[i], s * 2 ** (n - 1 - i), s * 2 ** (n - 1 - i))
+            for i in wanted
         ]
 
     def forward(self, batch: dict[str, Any]) -> Tensor:
@@ -109,7 +112,7 @@ class TaskModel(nn.Module):
         emb = feats["embedding"]
         s = emb.shape[-1]
         if self.head_spec.use_hr:
-            hr = self._hr_maps(feats, emb)
+            hr = self._hr_maps(feats, emb, levels="all" if self.task == "segmentation" else "top")
             top = torch.cat([hr[-1], emb], dim=1)
             fine = hr[:-1]
         else:

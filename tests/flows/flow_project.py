@@ -29,6 +29,10 @@ SMALL = [
     "train.checkpoint_every=2",
     "eval.linear_epochs=5",
     "eval.seg_epochs=3",
+    "finetune.steps=2",
+    "finetune.micro_batch=2",
+    "finetune.warmup_steps=1",
+    "finetune.probe_epochs=5",
 ]
 
 PROJECT_FILES = (
