@@ -304,6 +304,7 @@ def finetune_job(
     label_set: str | None = None,
     label_version: str | None = None,
     encoder_source: str | None = None,
+    catalog: Path | None = None,
 ) -> FinetuneJob:
     """What :func:`skysense.finetuning.runner.run_finetune` needs: ``finetune``, the modalities
     (``finetune.modalities``, default ``model.modalities``) and the label set (default: the
@@ -317,5 +318,6 @@ def finetune_job(
         labels_root=labels_root,
         modalities=list(ft.modalities or cfg.model.modalities),
         label_version=label_version,
+        catalog=catalog,
         extra={"encoder_source": encoder_source or str(encoder_export)},
     )

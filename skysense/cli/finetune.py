@@ -15,7 +15,7 @@ import typer
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
 from skysense.cli.train import _stdout_to_stderr
 
-LABEL_SETS = ("segmentation", "classification", "eurosat", "bigearthnet")
+LABEL_SETS = ("segmentation", "classification", "eurosat", "bigearthnet", "catalog")
 
 
 def register(app: typer.Typer) -> None:
@@ -46,9 +46,18 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--labels",
                 help="label set: segmentation, classification (the downstream layout), eurosat "
-                "(EuroSAT folders) or bigearthnet (BigEarthNet-MM, multi-label); default: the "
-                "downstream set of the task",
+                "(EuroSAT folders), bigearthnet (BigEarthNet-MM, multi-label) or catalog (the "
+                "`labels:` rasters of the catalog's locations over their chips: --catalog, "
+                "--chips, classes in finetune.classes); default: the downstream set of the task",
             ),
+        ] = None,
+        catalog: Annotated[
+            Path | None,
+            typer.Option("--catalog", help="with --labels catalog (default: paths.catalog)"),
+        ] = None,
+        chips: Annotated[
+            Path | None,
+            typer.Option("--chips", help="with --labels catalog (default: paths.chips)"),
         ] = None,
         init: Annotated[
             str,
@@ -103,12 +112,14 @@ def register(app: typer.Typer) -> None:
         label_set = labels or cfg.finetune.task
         if label_set not in LABEL_SETS:
             fail(f"--labels {label_set!r}: use one of {', '.join(LABEL_SETS)}")
-        if cfg.finetune.task == "segmentation" and label_set != "segmentation":
+        if cfg.finetune.task == "segmentation" and label_set not in ("segmentation", "catalog"):
             fail(f"--labels {label_set} holds scene labels: use --task classification with it")
-        if cfg.finetune.task == "classification" and label_set == "segmentation":
+        if cfg.finetune.task == "classification" and label_set in ("segmentation", "catalog"):
             fail("--labels segmentation holds class maps: use --task segmentation with it")
         source = export or str(cfg.paths.export)
         labels_root = downstream or cfg.paths.downstream
+        if label_set == "catalog":
+            labels_root = chips or cfg.paths.chips
         target = out_dir or cfg.paths.finetune
         model_out = task_export or (
             out_dir / "export" if out_dir is not None else cfg.paths.task_model
@@ -128,6 +139,7 @@ def register(app: typer.Typer) -> None:
                     init=init,
                     label_set=label_set,
                     encoder_source=source,
+                    catalog=(catalog or cfg.paths.catalog) if label_set == "catalog" else None,
                 )
                 if encoder_version is not None:
                     job.extra["encoder_version"] = encoder_version

@@ -27,7 +27,8 @@ class FinetuneJob(Section):
             of the same preset: the baseline).
         encoder_export: the encoder export folder (its config gives preset and normalisation).
         label_set: which labels (``segmentation``, ``classification``, ``eurosat``,
-            ``bigearthnet``); labels_root: where they are.
+            ``bigearthnet``, ``catalog``); labels_root: where they are (for ``catalog``: the
+            chips folder cut from ``catalog``).
         modalities: the modalities fed to the task model.
         label_version: the labels' data version (DVC md5 or content hash), recorded in the export.
     """
@@ -39,4 +40,7 @@ class FinetuneJob(Section):
     labels_root: Path
     modalities: list[str] = Field(default_factory=lambda: ["hr", "s2", "s1", "dem"])
     label_version: str | None = None
+    catalog: Path | None = Field(
+        None, description="with label_set catalog: the catalog naming the label rasters"
+    )
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -20,6 +20,7 @@ import torch
 
 from skysense.core.errors import SkySenseError
 from skysense.data.benchmarks import load_bigearthnet, load_eurosat
+from skysense.data.catalog_labels import load_catalog_labels
 from skysense.data.downstream import SampleList, load_downstream
 from skysense.evaluation.features import samples_to_batch
 from skysense.finetuning.settings import ClassSpec
@@ -35,7 +36,7 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 #: the task model's task for a label set's task (the data layer calls one class per scene
 #: ``multiclass``)
 TASK_OF_SET = {"multiclass": "classification"}
-LABEL_SETS = ("segmentation", "classification", "eurosat", "bigearthnet")
+LABEL_SETS = ("segmentation", "classification", "eurosat", "bigearthnet", "catalog")
 
 
 class LabelError(SkySenseError):
@@ -60,12 +61,28 @@ class LabelledSplit:
     heldout_locations: list[str]
 
 
-def load_label_set(kind: str, root: Path, n_regions: int) -> SampleList:
+def load_label_set(
+    kind: str,
+    root: Path,
+    n_regions: int,
+    *,
+    catalog: Path | None = None,
+    classes: Sequence[ClassSpec] = (),
+) -> SampleList:
     """Read a label set (``LABEL_SETS``) from ``root``.
 
     ``segmentation``/``classification`` read ``root/<kind>/index.csv`` (the downstream layout);
-    ``eurosat`` reads ``root/<ClassName>/*.tif``; ``bigearthnet`` BigEarthNet-MM patch folders.
+    ``eurosat`` reads ``root/<ClassName>/*.tif``; ``bigearthnet`` BigEarthNet-MM patch folders;
+    ``catalog`` the chips folder ``root`` with the ``labels:`` rasters of ``catalog``'s
+    locations, whose classes are ``classes`` (``finetune.classes``).
     """
+    if kind == "catalog":
+        if catalog is None or not classes:
+            raise LabelError(
+                "--labels catalog needs the catalog (--catalog) and the class list of its label "
+                "rasters in finetune.classes (name and colour per class id)"
+            )
+        return load_catalog_labels(catalog, root, [c.name for c in classes], n_regions)
     if kind in ("segmentation", "classification"):
         return load_downstream(root, kind, n_regions=n_regions)
     if kind == "eurosat":

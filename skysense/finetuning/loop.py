@@ -92,7 +92,13 @@ def engine_settings(job: FinetuneJob) -> TrainConfig:
 
 def load_split(job: FinetuneJob, n_regions: int) -> LabelledSplit:
     """The job's label set, split into fine-tuning and held-out places."""
-    samples = load_label_set(job.label_set, job.labels_root, n_regions)
+    samples = load_label_set(
+        job.label_set,
+        job.labels_root,
+        n_regions,
+        catalog=job.catalog,
+        classes=job.finetune.classes,
+    )
     source = f"{job.labels_root} ({job.label_set})"
     classes = class_list(samples.class_names, job.finetune.classes, source)
     return split_by_place(samples, job.finetune.heldout_locations, classes, source)

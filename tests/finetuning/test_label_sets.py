@@ -97,3 +97,37 @@ def test_split_by_place_and_balanced_weights():
     w = class_weights(split.train, "segmentation", 3, "balanced")
     assert w[2] == 0.0 and w[0] == pytest.approx(w[1]) and sum(w) == pytest.approx(2.0)
 
+
+def test_catalog_label_rasters_over_chips(tmp_path, ft_encoder, ft_sample):
+    """The sample's own catalog names a `labels:` raster per location: chip it, fine-tune on it."""
+    sample = ft_sample.parent
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "data",
+            "chip",
+            "--catalog",
+            str(sample / "catalog.yaml"),
+            "--out",
+            str(tmp_path / "chips"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    names = [
+        line.split(",", 1)[1]
+        for line in (ft_sample / "segmentation" / "classes.csv").read_text().split()[1:]
+    ]
+    classes = "finetune.classes=[" + ", ".join(f"{{name: {n}}}" for n in names) + "]"
+    args = ["finetune", "--export", str(ft_encoder), "--labels", "catalog",
+            "--catalog", str(sample / "catalog.yaml"), "--chips", str(tmp_path / "chips"),
+            "--out", str(tmp_path / "cat"), *S2_ONLY, *FAST]  # fmt: skip
+    res = runner.invoke(app, [*args, "--set", classes])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["summary"]["task"] == "segmentation"
+    assert 0.0 <= report["metrics"]["miou"] <= 1.0
+    assert report["summary"]["heldout_locations"]  # the sample's catalog has 2 places
+    # a class list shorter than the raster's ids is a named error, not a silent clip
+    res = runner.invoke(app, [*args, "--set", "finetune.classes=[{name: a}, {name: b}]"])
+    assert res.exit_code != 0 and "outside the class list" in res.output
