@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 
 from skysense.core.contract import empty_modality
 from skysense.models.batch import arrays_to_batch, resolve_device
 from skysense.models.task_model import load_task_model
-from skysense.registry.pyfunc import model_inputs
+from skysense.registry.pyfunc import SkySenseEmbedder, model_inputs
 
 
-class SkySenseTaskModel(mlflow.pyfunc.PythonModel):
+class SkySenseTaskModel(SkySenseEmbedder):
     """Class probabilities of a task model export (``params={"device": ...}`` as the encoder)."""
 
     def load_context(self, context: Any) -> None:
@@ -35,11 +34,7 @@ class SkySenseTaskModel(mlflow.pyfunc.PythonModel):
         """Probabilities ``B x K x H x W`` for a batch of chips."""
         import torch
 
-        wanted = (params or {}).get("device")
-        device = resolve_device(wanted) if wanted not in (None, "") else self.device
-        if str(device) != str(self.device):
-            self.model.to(device)
-            self.device = device
+        device = self._use_device(params)
         arrays = dict(model_input)
         b = len(arrays["lat"]) if "lat" in arrays else 1
         full = {n: arrays[n] if n in arrays else empty_modality(n, b) for n in self.inputs}
