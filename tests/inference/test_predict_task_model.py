@@ -16,6 +16,8 @@ from skysense.cli import app
 from skysense.finetuning.job import FinetuneJob
 from skysense.finetuning.runner import run_finetune
 from skysense.finetuning.settings import FinetuneConfig
+from skysense.models.presets import resolve_spec
+from skysense.registry.pyfunc import input_example
 
 SAMPLE = [
     "--set", "data.sample.locations=1", "--set", "data.sample.heldout_locations=1",
@@ -56,6 +58,10 @@ def test_task_model_predicts_a_styled_class_map_on_a_real_scene(tmp_path, scene_
     # the registered pyfunc loads through MLflow and returns class probabilities
     pyfunc = mlflow.pyfunc.load_model("models:/skysense-landcover@champion")
     assert pyfunc.metadata.get_output_schema().input_names() == ["probabilities"]
+    example = input_example(resolve_spec("skysense-tiny"), ["s2", "s1"])
+    served = pyfunc.predict(example)
+    assert served.shape[:2] == (1, len(report.summary["classes"]))
+    assert np.allclose(served.sum(axis=1), 1.0, atol=1e-4)
 
     out, proba = tmp_path / "map.tif", tmp_path / "proba.tif"
     res = runner.invoke(
