@@ -30,7 +30,9 @@ RESUME_NEUTRAL = ("checkpoint_every", "keep_checkpoints", "nproc", "enabled")
 
 def job_fingerprint(job: FinetuneJob, world_size: int) -> dict[str, Any]:
     """What must match for a folder's checkpoints to be resumed by ``job``."""
-    settings = job.model_dump(mode="json")
+    # the encoder by its weights' hash, not its folder: a registry version is downloaded to a
+    # new temporary folder on every run, and a resumed run must still match
+    settings = job.model_dump(mode="json", exclude={"encoder_export", "extra"})
     settings["finetune"] = {
         k: v for k, v in settings["finetune"].items() if k not in RESUME_NEUTRAL
     }
