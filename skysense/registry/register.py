@@ -10,6 +10,8 @@ concurrent registrations of one checkpoint make one version), and every write re
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +118,27 @@ def repair_version(
     return repaired
 
 
+def _named_artifacts(artifacts: dict[str, str] | None, staging: Path) -> dict[str, str] | None:
+    """The artifacts under their keys' names: MLflow stores a folder under its own base name
+    (``artifacts/<name>``), and readers look for ``artifacts/<key>`` (e.g. ``artifacts/export``),
+    so a folder named otherwise (``checkpoints/task_model``) is linked or copied as ``<key>``."""
+    if not artifacts:
+        return artifacts
+    named = {}
+    for key, path in artifacts.items():
+        source = Path(path)
+        if source.name == key:
+            named[key] = str(source)
+            continue
+        target = staging / key
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+        named[key] = str(target)
+    return named
+
+
 def register_pyfunc(
     client: MlflowClient,
     name: str,
@@ -198,11 +221,14 @@ def register_pyfunc(
             else {"experiment_id": experiment_id, "run_name": f"register-{checkpoint_sha256[:8]}"}
         )
         lock.ensure_held()
-        with mlflow.start_run(**run_kwargs) as run:
+        with (
+            tempfile.TemporaryDirectory(prefix="skysense-artifacts-") as staging,
+            mlflow.start_run(**run_kwargs) as run,
+        ):
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=python_model,
-                artifacts=artifacts,
+                artifacts=_named_artifacts(artifacts, Path(staging)),
                 signature=signature,
                 input_example=input_example,
                 pip_requirements=pip_requirements,

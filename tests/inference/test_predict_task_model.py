@@ -5,6 +5,7 @@ scene (BigEarthNet patch, tests/data/real/inference)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -13,9 +14,6 @@ from scene_fixtures import NODATA_CORNER, write_random_export
 from typer.testing import CliRunner
 
 from skysense.cli import app
-from skysense.finetuning.job import FinetuneJob
-from skysense.finetuning.runner import run_finetune
-from skysense.finetuning.settings import FinetuneConfig
 from skysense.models.presets import resolve_spec
 from skysense.registry.pyfunc import input_example
 
@@ -34,19 +32,29 @@ def test_task_model_predicts_a_styled_class_map_on_a_real_scene(tmp_path, scene_
     res = runner.invoke(app, ["data", "sample", "--out", str(tmp_path / "s"), *SAMPLE])
     assert res.exit_code == 0, res.output
     encoder = write_random_export(tmp_path / "enc", seed=1)
-    job = FinetuneJob(
-        finetune=FinetuneConfig(steps=2, micro_batch=2, random_baseline=False, frozen_probe=False),
-        encoder_export=encoder,
-        labels_root=tmp_path / "s" / "downstream",
-        modalities=["s2", "s1"],
-    )
-    report = run_finetune(job, tmp_path / "ft")
+    res = runner.invoke(app, ["register", "--export", str(encoder), "--json"])
+    assert res.exit_code == 0, res.output
+    # fine-tuned from the registered encoder version (downloaded, sha256-verified)
+    res = runner.invoke(
+        app,
+        [
+            "finetune", "--export", "models:/skysense-encoder/1",
+            "--downstream", str(tmp_path / "s" / "downstream"), "--out", str(tmp_path / "ft"),
+            "--set", "finetune.steps=2", "--set", "finetune.micro_batch=2",
+            "--set", "finetune.random_baseline=false", "--set", "finetune.frozen_probe=false",
+            "--set", "finetune.modalities=[s2,s1]", "--json",
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    export_dir = Path(report["export"])
+    config = json.loads((export_dir / "config.json").read_text())
+    assert config["encoder_source"] == "models:/skysense-encoder/1"
     for args in (
-        ["register", "--export", str(encoder)],
         [
             "register",
             "--task-model",
-            str(report.export_dir),
+            str(export_dir),
             "--metrics",
             str(tmp_path / "ft" / "metrics.json"),
         ],
@@ -54,13 +62,16 @@ def test_task_model_predicts_a_styled_class_map_on_a_real_scene(tmp_path, scene_
     ):
         res = runner.invoke(app, [*args, "--json"])
         assert res.exit_code == 0, res.output
+    mv = mlflow.MlflowClient().get_model_version_by_alias("skysense-landcover", "champion")
+    assert mv.tags["encoder_version"] == "1"
+    assert mv.tags["training_run_id"] == report["mlflow_run_id"]
 
     # the registered pyfunc loads through MLflow and returns class probabilities
     pyfunc = mlflow.pyfunc.load_model("models:/skysense-landcover@champion")
     assert pyfunc.metadata.get_output_schema().input_names() == ["probabilities"]
     example = input_example(resolve_spec("skysense-tiny"), ["s2", "s1"])
     served = pyfunc.predict(example)
-    assert served.shape[:2] == (1, len(report.summary["classes"]))
+    assert served.shape[:2] == (1, len(report["summary"]["classes"]))
     assert np.allclose(served.sum(axis=1), 1.0, atol=1e-4)
 
     out, proba = tmp_path / "map.tif", tmp_path / "proba.tif"
@@ -75,8 +86,7 @@ def test_task_model_predicts_a_styled_class_map_on_a_real_scene(tmp_path, scene_
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["bands"] == 1
-    classes = report.summary["classes"]
-    config = json.loads((report.export_dir / "config.json").read_text())
+    classes = report["summary"]["classes"]
     with (
         rasterio.open(scene_files["s2"]) as src,
         rasterio.open(out) as dst,
