@@ -17,6 +17,8 @@ from skysense.cli import app
 from skysense.finetuning.job import FinetuneJob
 from skysense.finetuning.runner import run_finetune
 from skysense.finetuning.settings import FinetuneConfig
+from skysense.models.task_model import load_task_model
+from skysense.registry.model_loading import download_verified_export
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "finetuning"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
@@ -114,8 +116,14 @@ def test_task_model_lineage_policy_promotion_refusal_and_rollback(
     res = _cli("register", "--export", str(encoder))
     assert res.exit_code == 0, res.output
     encoder_v = json.loads(res.stdout)["version"]
+    # from a folder named like the pipeline's (paths.task_model), not `export`
+    shutil.copytree(first / "export", tmp_path / "checkpoints" / "task_model")
     res = _cli(
-        "register", "--task-model", str(first / "export"), "--metrics", str(first / "metrics.json")
+        "register",
+        "--task-model",
+        str(tmp_path / "checkpoints" / "task_model"),
+        "--metrics",
+        str(first / "metrics.json"),
     )
     assert res.exit_code == 0, res.output
     v1 = json.loads(res.stdout)["version"]
@@ -132,6 +140,10 @@ def test_task_model_lineage_policy_promotion_refusal_and_rollback(
     res = _cli("promote", "--task-model")
     assert res.exit_code == 0, res.output
     assert str(client.get_model_version_by_alias(NAME, "champion").version) == v1
+    # the champion's verified export downloads and loads as a task model
+    folder, _ = download_verified_export(f"models:/{NAME}@champion", tmp_path / "dl", client)
+    model, loaded = load_task_model(folder)
+    assert loaded["classes"] == config["classes"] and model.task == "segmentation"
 
     # a worse challenger (lower mIoU, one class's IoU down 0.2) is refused, with the reasons tagged
     m1 = json.loads((first / "metrics.json").read_text())
