@@ -83,7 +83,7 @@ def promote_task_model_task(cfg_json: dict[str, Any], uri: str, version: str) ->
     encoder is registered (else ``refuse``, reasons in its tags)."""
     from skysense.config import config_from_dict
     from skysense.registry.promotion import promote
-    from skysense.registry.task_registration import encoder_requirement
+    from skysense.registry.task_lineage import encoder_requirement
 
     cfg = config_from_dict(cfg_json)
     client, db = _client(uri)

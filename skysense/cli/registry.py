@@ -219,7 +219,7 @@ def register(app: typer.Typer) -> None:
         """
         from skysense.registry.promotion import promote
         from skysense.registry.promotion import rollback as do_rollback
-        from skysense.registry.task_registration import encoder_requirement
+        from skysense.registry.task_lineage import encoder_requirement
 
         cfg = load(params, set_)
         name = cfg.registry.task_model_name if task_model else cfg.registry.model_name

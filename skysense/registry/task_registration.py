@@ -12,7 +12,8 @@ from), ``encoder_version`` (that encoder's version in ``registry.model_name``, w
 ``encoder_source``, ``label_version`` (the labels' DVC md5), ``label_set``, ``git_commit``,
 ``params_hash`` (the ``finetune`` settings), ``task``, ``classes``, ``training_run_id`` (the
 fine-tuning run), ``metric.<key>`` for every ``metrics.json`` key. A task model is never promoted
-while its encoder is not a version of ``registry.model_name`` (:func:`encoder_requirement`).
+while its encoder is not a version of ``registry.model_name``
+(:func:`skysense.registry.task_lineage.encoder_requirement`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from skysense.core.errors import RegistryError
 from skysense.core.lineage import file_sha256, params_hash
 from skysense.models.presets import resolve_spec
 from skysense.models.task_model import TASK_FORMAT
-from skysense.registry import task_pyfunc_code
 from skysense.registry.export_registration import pip_requirements, read_export
 from skysense.registry.pyfunc import input_example, model_inputs
 from skysense.registry.register import (
@@ -35,12 +35,14 @@ from skysense.registry.register import (
     register_pyfunc,
 )
 from skysense.registry.signature import embedding_signature
+from skysense.registry.task_lineage import ENCODER_SHA_TAG
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
 
-ENCODER_SHA_TAG = "encoder_checkpoint_sha256"
+#: the pyfunc's code file (:mod:`skysense.registry.task_pyfunc_code`), by path: importing it
+#: builds the model (MLflow "models from code"), which only the loading side should do
+TASK_PYFUNC_CODE = Path(__file__).with_name("task_pyfunc_code.py")
 
 
 def _card(
@@ -136,7 +138,7 @@ def register_task_export(
     return register_pyfunc(
         client,
         name,
-        python_model=str(Path(task_pyfunc_code.__file__)),
+        python_model=str(TASK_PYFUNC_CODE),
         checkpoint_sha256=sha,
         artifacts={"export": str(export_dir)},
         signature=embedding_signature(
@@ -154,31 +156,3 @@ def register_task_export(
         lock_url=lock_url,
         model_description="SkySense task model (fine-tuned encoder + head)",
     )
-
-
-def encoder_requirement(client: MlflowClient, encoder_model_name: str):
-    """The promotion requirement of a task model: its encoder is a version of
-    ``encoder_model_name`` (matched by ``encoder_checkpoint_sha256``), so that the encoder
-    it needs can be traced, served and rolled back with it."""
-
-    def check(mv: ModelVersion) -> list[str]:
-        sha = mv.tags.get(ENCODER_SHA_TAG)
-        if not sha:
-            return [
-                (
-                    f"encoder: v{mv.version} records no {ENCODER_SHA_TAG}; fine-tune again with "
-                    "`skysense finetune` so the encoder it started from is known"
-                )
-            ]
-        found = find_version_by_checkpoint(client, encoder_model_name, sha)
-        if found is None:
-            return [
-                (
-                    f"encoder: the encoder v{mv.version} was fine-tuned from (sha256 {sha[:12]}...) is "
-                    f"not a version of {encoder_model_name!r}; register it (`skysense register`) "
-                    "before promoting the task model"
-                )
-            ]
-        return []
-
-    return check
