@@ -44,6 +44,14 @@ def register(app: typer.Typer) -> None:
                 "--head", help="probe head .npz (from `skysense evaluate`): write a class map"
             ),
         ] = None,
+        probabilities: Annotated[
+            Path | None,
+            typer.Option(
+                "--probabilities",
+                help="with a task model: also write the per-class probabilities (float32, one "
+                "band per class) to this GeoTIFF",
+            ),
+        ] = None,
         tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
@@ -57,11 +65,20 @@ def register(app: typer.Typer) -> None:
         folder); a registered model's safetensors weights are checked against the version's
         checkpoint_sha256 before they are loaded. --output must not be one of the inputs; it is
         written to a hidden temporary file beside it and moved into place when complete.
+
+        A task model (`skysense finetune`; e.g. models:/skysense-landcover@champion) writes a
+        class map instead: uint8, nodata 255, its colour table and class names (band tags
+        `classes`, `class_<id>`), and with --probabilities the blended class probabilities.
         """
+        from skysense.inference.class_map import ClassMapHead
         from skysense.inference.outputs import refuse_input_as_output
         from skysense.inference.predict import ProbeHead, predict_scene
         from skysense.inference.scene import Scene, parse_dated
-        from skysense.registry.model_loading import encoder_embedder
+        from skysense.registry.model_loading import (
+            encoder_embedder,
+            is_task_model,
+            task_model_predictor,
+        )
         from skysense.tracking.store import connect
 
         cfg = load(params, set_)
@@ -82,8 +99,16 @@ def register(app: typer.Typer) -> None:
                 if uri.startswith("models:/")
                 else None
             )
-            embed, _ = encoder_embedder(uri, cfg.predict.device, client)
-            probe = ProbeHead.load(head) if head is not None else None
+            if is_task_model(uri, client):
+                if head is not None:
+                    fail(f"--head is a probe on an encoder's embeddings; {uri} has its own head")
+                embed, task_config = task_model_predictor(uri, cfg.predict.device, client)
+                probe = ClassMapHead.from_config(task_config)
+            else:
+                if probabilities is not None and head is None:
+                    fail(f"--probabilities needs a task model; {uri} is an encoder")
+                embed, _ = encoder_embedder(uri, cfg.predict.device, client)
+                probe = ProbeHead.load(head) if head is not None else None
             with Scene(s2_rasters, s1_rasters, hr, dem) as scene:
                 summary = predict_scene(
                     scene,
@@ -96,6 +121,7 @@ def register(app: typer.Typer) -> None:
                     head=probe,
                     block=cfg.predict.block,
                     progress=not as_json,
+                    probabilities=probabilities,
                 )
         except user_errors() as exc:
             fail(str(exc))

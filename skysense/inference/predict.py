@@ -5,7 +5,10 @@ windows that cover it are embedded (a cache keeps those shared with the next blo
 those shared with the next row of blocks are recomputed), blended with :func:`~skysense.inference.windows.blend_weights`, masked where the S2 input was
 nodata on every date, and written. Memory depends on the window, block and embedding sizes, not
 on the scene size. With a probe head (``.npz``: ``weight`` K x D, ``bias`` K, optional
-``mean``/``std`` D, ``classes``) the output is a class map (uint8, nodata 255) instead.
+``mean``/``std`` D, ``classes``) the output is a class map (uint8, nodata 255) instead; with a
+task model the windows' class probabilities are blended and a :class:`~skysense.inference.
+class_map.ClassMapHead` writes the class map with its colour table (and, on request, the
+probabilities as a second GeoTIFF).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import rasterio
 from rasterio._err import CPLE_BaseError
 from rich.progress import Progress
 
+from skysense.inference.class_map import ClassMapHead, style_class_band
 from skysense.inference.outputs import PredictOutputError, refuse_input_as_output, replacing
 from skysense.inference.scene import PredictInputError, Scene
 from skysense.inference.windows import WindowGrid, blend_weights, output_blocks
@@ -93,9 +97,10 @@ def predict_scene(
     overlap: int = 16,
     batch_size: int = 4,
     output_dtype: str = "float32",
-    head: ProbeHead | None = None,
+    head: ProbeHead | ClassMapHead | None = None,
     block: int = 256,
     progress: bool = True,
+    probabilities: str | Path | None = None,
 ) -> PredictionSummary:
     """Embed ``scene`` window by window and write the blended result to ``output`` (GeoTIFF).
 
@@ -109,7 +114,10 @@ def predict_scene(
         batch_size: windows per call of ``embed``.
         output_dtype: ``float32`` for embeddings (``float16`` is refused: rasterio 1.4 cannot
             write it); class maps are uint8.
-        head: probe head; when given the output is a class map.
+        head: probe head (on embeddings) or class-map head (on a task model's probabilities);
+            when given the output is a class map.
+        probabilities: with a head, also write the blended per-class values (a task model's
+            probabilities) to this GeoTIFF, one float32 band per class (nodata NaN).
         block: output block and tile side (multiple of 16).
         progress: show a progress bar (stderr).
 
@@ -130,6 +138,13 @@ def predict_scene(
     computed = 0
     output = Path(output)
     refuse_input_as_output(output, scene.input_paths())
+    if probabilities is not None:
+        if head is None:
+            raise PredictInputError(
+                "--probabilities needs a class map: pass a task model (or --head)"
+            )
+        probabilities = Path(probabilities)
+        refuse_input_as_output(probabilities, [*scene.input_paths(), output])
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -138,6 +153,7 @@ def predict_scene(
             "choose a writable --output location"
         ) from None
     dst = None
+    proba_dst = None
 
     def compute(origins: list[tuple[int, int]]) -> None:
         nonlocal computed, dst
@@ -154,8 +170,12 @@ def predict_scene(
         replacing(output) as partial,
         rasterio.Env(GDAL_CACHEMAX=64),
         Progress(disable=not progress, transient=True) as bar,
+        ExitStack() as extra,  # the probabilities' file: moved into place after it is closed
         ExitStack() as opened,
     ):
+        proba_partial = (
+            extra.enter_context(replacing(probabilities)) if probabilities is not None else None
+        )
         task = bar.add_task(f"predict {output.name}", total=len(blocks))
         for r0, r1, c0, c1 in blocks:
             origins = grid.covering(r0, r1, c0, c1)
@@ -181,10 +201,24 @@ def predict_scene(
                 with _output_errors(output, "create"):
                     dst = _open_output(partial, scene, head, blended.shape[0], output_dtype, block)
                 opened.callback(_close_output, dst, output)
+                if proba_partial is not None:
+                    with _output_errors(probabilities, "create"):
+                        proba_dst = _open_output(
+                            proba_partial, scene, None, blended.shape[0], "float32", block
+                        )
+                    classes = getattr(head, "classes", None) or []
+                    for i, name in enumerate(classes[: blended.shape[0]]):
+                        proba_dst.set_band_description(i + 1, f"p_{name}")
+                    opened.callback(_close_output, proba_dst, probabilities)
             win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
             if head is not None:
                 data = head.classify(blended)[None]
                 data[:, ~valid_any] = CLASS_NODATA
+                if proba_dst is not None:
+                    values = blended.copy()
+                    values[:, ~valid_any] = np.nan
+                    with _output_errors(probabilities, "write"):
+                        proba_dst.write(values, window=win)
             else:
                 blended[:, ~valid_any] = np.nan
                 data = blended.astype(output_dtype)
@@ -226,7 +260,12 @@ def _close_output(dst: rasterio.io.DatasetWriter, output: Path) -> None:
 
 
 def _open_output(
-    output: Path, scene: Scene, head: ProbeHead | None, bands: int, output_dtype: str, block: int
+    output: Path,
+    scene: Scene,
+    head: ProbeHead | ClassMapHead | None,
+    bands: int,
+    output_dtype: str,
+    block: int,
 ) -> rasterio.io.DatasetWriter:
     """Create the tiled, compressed output GeoTIFF on the scene's grid."""
     profile = {
@@ -249,9 +288,7 @@ def _open_output(
         )
     dst = rasterio.open(output, "w", **profile)
     if head is not None:
-        dst.set_band_description(1, "class")
-        if head.classes:
-            dst.update_tags(1, classes=",".join(head.classes))
+        style_class_band(dst, head.classes or [], getattr(head, "colours", None) or [])
     else:
         for i in range(bands):
             dst.set_band_description(i + 1, f"embedding_{i:03d}")
