@@ -230,9 +230,16 @@ def encoder_embedder(
         normalised with the export's ``stats``; inputs the model takes but ``arrays`` lacks are
         sent empty).
     """
+    encoder = load_encoder(model_uri, device, client)
+    return embedder_of(encoder), encoder.input_names
+
+
+def embedder_of(encoder: VerifiedEncoder) -> EmbedFn:
+    """The embedding function of a loaded encoder: ``fn(arrays) -> B x D x H x W`` float32
+    (physical-unit arrays in, normalised with the export's ``stats``; inputs the model takes but
+    ``arrays`` lacks are sent empty)."""
     import torch
 
-    encoder = load_encoder(model_uri, device, client)
     names = encoder.input_names
     stats = encoder.config.get("stats")
 
@@ -244,4 +251,4 @@ def encoder_embedder(
             emb = encoder.model.embed(model_batch)
         return emb.float().cpu().numpy()
 
-    return embed, names
+    return embed
