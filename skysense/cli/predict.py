@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
             encoder = load_encoder(uri, cfg.predict.device, client)
             embed = embedder_of(encoder)
             probe = ProbeHead.load(head) if head is not None else None
-            with Scene(s2_rasters, s1_rasters, hr, dem) as scene:
+            with Scene(s2_rasters, s1_rasters, hr, dem, crs=cfg.predict.crs) as scene:
                 summary = predict_scene(
                     scene,
                     embed,

@@ -168,7 +168,17 @@ class ModalityLayer:
         s = self.scale
         win = Window(col * s, row * s, size * s, size * s)
         fill = self.nodata if self.nodata is not None else 0
-        raw = self.src.read(self.bands, window=win, boundless=True, fill_value=fill)
+        if self.src is self.ds:
+            raw = self.src.read(self.bands, window=win, boundless=True, fill_value=fill)
+        else:  # a WarpedVRT reads no window past its edges: read the inside part, pad the rest
+            raw = np.full((len(self.bands), size * s, size * s), fill, dtype=self.dtype)
+            r0, c0 = max(row * s, 0), max(col * s, 0)
+            r1 = min((row + size) * s, self.src.height)
+            c1 = min((col + size) * s, self.src.width)
+            if r1 > r0 and c1 > c0:
+                raw[:, r0 - row * s : r1 - row * s, c0 - col * s : c1 - col * s] = self.src.read(
+                    self.bands, window=Window(c0, r0, c1 - c0, r1 - r0)
+                )
         invalid = np.zeros(raw.shape[1:], dtype=bool)
         if self.nodata is not None:
             invalid |= np.all(raw == self.nodata, axis=0)
