@@ -274,6 +274,7 @@ def registration_settings(cfg: SkySenseConfig) -> RegistrationSettings:
         model_name=cfg.registry.model_name,
         modalities=tuple(cfg.model.modalities),
         params={k: dumped[k] for k in ("data", "model", "train")},
+        onnx=cfg.registry.onnx,
     )
 
 

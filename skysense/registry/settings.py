@@ -38,6 +38,10 @@ class RegistryConfig(TrackingConfig):
     )
     model_name: str = "skysense-encoder"
     policy: PromotionPolicy = PromotionPolicy()
+    onnx: bool = Field(
+        False,
+        description="also log the encoder as ONNX (artifact onnx/encoder.onnx; ~1 min export)",
+    )
 
 
 @dataclass(frozen=True)
@@ -55,3 +59,4 @@ class RegistrationSettings:
     model_name: str
     modalities: tuple[str, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    onnx: bool = False
