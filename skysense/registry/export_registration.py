@@ -130,7 +130,9 @@ def register_export(
     with tempfile.TemporaryDirectory(prefix="skysense-onnx-") as tmp:
         artifacts = {"export": str(export_dir)}
         if target.onnx:
-            artifacts[ONNX_ARTIFACT] = str(export_registered_onnx(export_dir, tmp))
+            # MLflow stores a folder artifact under the folder's own name: call it onnx/
+            onnx_dir = export_registered_onnx(export_dir, Path(tmp) / ONNX_ARTIFACT)
+            artifacts[ONNX_ARTIFACT] = str(onnx_dir)
         return register_pyfunc(
             client,
             target.model_name,

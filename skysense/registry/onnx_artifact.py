@@ -2,7 +2,7 @@
 
 With ``registry.onnx: true`` registration exports the encoder of the training export to ONNX
 (:func:`skysense.models.onnx_export.export_encoder_onnx`) for chips of the preset's
-``sentinel_px`` (any batch size and number of dates) and logs it beside the ``export``
+``sentinel_px`` (HR 32 times that; any batch size and number of dates) and logs it beside the ``export``
 artifact, so that a consumer without PyTorch, DeepSpeed or this package runs the same encoder
 with onnxruntime alone (``infra/serving/onnx_embed.py``). The export is about a minute on two
 CPU cores for the tiny preset, hence off by default.
@@ -39,14 +39,28 @@ def model_batch(arrays: dict[str, np.ndarray], config: dict[str, Any], n_regions
     return batch
 
 
-def export_registered_onnx(export_dir: str | Path, out_dir: str | Path) -> Path:
-    """Export the encoder of ``export_dir`` to ``out_dir/encoder.onnx``.
+def chip_example(spec: Any, sentinel_px: int) -> dict[str, np.ndarray]:
+    """The pyfunc's input example (one patch) tiled to chips of ``sentinel_px`` Sentinel pixels."""
+    example = input_example(spec, ["s2", "s1", "hr", "dem"], dates=2)
+    reps = sentinel_px // int(spec.patch_size)
+    for key in ("s2", "s1", "hr", "dem"):
+        if key in example:
+            tile = [1] * (example[key].ndim - 2) + [reps, reps]
+            example[key] = np.tile(example[key], tile)
+    return example
+
+
+def export_registered_onnx(
+    export_dir: str | Path, out_dir: str | Path, sentinel_px: int | None = None
+) -> Path:
+    """Export the encoder of ``export_dir`` to ``out_dir/encoder.onnx`` for chips of
+    ``sentinel_px`` Sentinel pixels (default: the preset's ``sentinel_px``).
 
     Returns:
         The folder holding ``encoder.onnx`` (the artifact).
     """
     model, config = load_exported(Path(export_dir), device="cpu")
-    example = input_example(model.spec, ["s2", "s1", "hr", "dem"], dates=2)
+    example = chip_example(model.spec, int(sentinel_px or model.spec.sentinel_px))
     batch = model_batch(example, config, model.spec.n_regions)
     out = Path(out_dir)
     export_encoder_onnx(
