@@ -102,6 +102,11 @@ class PipelineConfig(Section):
     dvc_remote: str = "local"
     dvc_remote_url: str = "../.dvc-remote"
     dvc_push: bool = Field(False, description="dvc push the stage outputs before registering")
+    alert_webhook: str | None = Field(
+        None,
+        description="URL the Prefect automations post failed, crashed and late runs to "
+        "(SKYSENSE_ALERT_WEBHOOK_URL overrides; created by `skysense pipeline serve`)",
+    )
 
 
 class SkySenseConfig(Section):
