@@ -28,7 +28,9 @@ from prefect.events.actions import CallWebhook, RunDeployment
 from prefect.events.schemas.automations import EventTrigger, Posture
 from pydantic import SecretStr
 
-WEBHOOK_ENV = "SKYSENSE_ALERT_WEBHOOK_URL"
+from skysense.config import ALERT_WEBHOOK_ENV
+
+WEBHOOK_ENV = ALERT_WEBHOOK_ENV
 WEBHOOK_BLOCK = "skysense-alerts"
 PROMOTED_EVENT = "skysense.model.promoted"
 FAILED = "skysense-run-failed"

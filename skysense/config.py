@@ -89,6 +89,10 @@ class DataConfig(Section):
 # --------------------------------------------------------------------------------------------
 # pipeline
 # --------------------------------------------------------------------------------------------
+#: environment variable that overrides pipeline.alert_webhook and validation.failure_webhook
+ALERT_WEBHOOK_ENV = "SKYSENSE_ALERT_WEBHOOK_URL"
+
+
 class PipelineConfig(Section):
     """Prefect orchestration."""
 
