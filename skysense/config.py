@@ -95,6 +95,10 @@ class DataConfig(Section):
 # --------------------------------------------------------------------------------------------
 # pipeline
 # --------------------------------------------------------------------------------------------
+#: environment variable that overrides pipeline.alert_webhook and validation.failure_webhook
+ALERT_WEBHOOK_ENV = "SKYSENSE_ALERT_WEBHOOK_URL"
+
+
 class PipelineConfig(Section):
     """Prefect orchestration."""
 
@@ -108,6 +112,11 @@ class PipelineConfig(Section):
     dvc_remote: str = "local"
     dvc_remote_url: str = "../.dvc-remote"
     dvc_push: bool = Field(False, description="dvc push the stage outputs before registering")
+    alert_webhook: str | None = Field(
+        None,
+        description="URL the Prefect automations post failed, crashed and late runs to "
+        "(SKYSENSE_ALERT_WEBHOOK_URL overrides; created by `skysense pipeline serve`)",
+    )
 
 
 class SkySenseConfig(Section):
@@ -282,6 +291,7 @@ def registration_settings(cfg: SkySenseConfig) -> RegistrationSettings:
         model_name=cfg.registry.model_name,
         modalities=tuple(cfg.model.modalities),
         params={k: dumped[k] for k in ("data", "model", "train")},
+        onnx=cfg.registry.onnx,
     )
 
 

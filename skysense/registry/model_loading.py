@@ -255,9 +255,16 @@ def encoder_embedder(
         normalised with the export's ``stats``; inputs the model takes but ``arrays`` lacks are
         sent empty).
     """
+    encoder = load_encoder(model_uri, device, client)
+    return embedder_of(encoder), encoder.input_names
+
+
+def embedder_of(encoder: VerifiedEncoder) -> EmbedFn:
+    """The embedding function of a loaded encoder: ``fn(arrays) -> B x D x H x W`` float32
+    (physical-unit arrays in, normalised with the export's ``stats``; inputs the model takes but
+    ``arrays`` lacks are sent empty)."""
     import torch
 
-    encoder = load_encoder(model_uri, device, client)
     names = encoder.input_names
     stats = encoder.config.get("stats")
 
@@ -269,7 +276,7 @@ def encoder_embedder(
             emb = encoder.model.embed(model_batch)
         return emb.float().cpu().numpy()
 
-    return embed, names
+    return embed
 
 
 def is_task_model(model_uri: str, client: MlflowClient | None = None) -> bool:
@@ -323,3 +330,14 @@ def task_model_predictor(
         return proba.cpu().numpy()
 
     return predict, config
+
+
+def resolved_source(model_uri: str, client: MlflowClient | None = None) -> tuple[str, str | None]:
+    """``(source, version)`` of ``model_uri``: ``models:/NAME/VERSION`` and its version for a
+    registered model (an alias resolved now), or the export folder and ``None``."""
+    if not model_uri.startswith("models:/"):
+        return str(Path(model_uri)), None
+    from mlflow import MlflowClient
+
+    mv = resolve_version(client or MlflowClient(), model_uri)
+    return f"models:/{mv.name}/{mv.version}", str(mv.version)

@@ -235,8 +235,10 @@ def register_pyfunc(
                 pip_requirements=pip_requirements,
                 code_paths=code_paths,
             )
-            if metrics:
-                mlflow.log_metrics({f"eval_{k}": float(v) for k, v in metrics.items()})
+            if metrics:  # on the run, and on the logged model (its page lists them)
+                mlflow.log_metrics(
+                    {f"eval_{k}": float(v) for k, v in metrics.items()}, model_id=info.model_id
+                )
             mlflow.set_tags(
                 {f"registry.{k}": strip_credentials(str(v)) for k, v in (tags or {}).items()}
             )

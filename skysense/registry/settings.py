@@ -59,6 +59,10 @@ class RegistryConfig(TrackingConfig):
         default_factory=task_model_policy,
         description="promotion policy of the task model (keys of the finetune metrics.json)",
     )
+    onnx: bool = Field(
+        False,
+        description="also log the encoder as ONNX (artifact onnx/encoder.onnx; ~1 min export)",
+    )
 
 
 @dataclass(frozen=True)
@@ -76,3 +80,4 @@ class RegistrationSettings:
     model_name: str
     modalities: tuple[str, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    onnx: bool = False

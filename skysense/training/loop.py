@@ -34,6 +34,7 @@ from skysense.training.engine import (
 )
 from skysense.training.export import export_checkpoint
 from skysense.training.job import TrainingJob
+from skysense.training.live_curves import LiveCurves, curves_dir
 from skysense.training.progress import TrainProgress
 from skysense.training.sampling import EpochShardStream, batch_iterator
 from skysense.training.schedule import ema_momentum_at
@@ -211,6 +212,9 @@ def train(
     if rank == 0 and track:
         tracker = RunTracker(job, out_dir, chips_dir=chips_dir, resume=resume)
         tracker.start(ds_config, runtime)
+    curves = None
+    if rank == 0 and tcfg.dvclive:
+        curves = LiveCurves(curves_dir(out_dir), start_step, ())
     device = engine.device
     float_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
         runtime.precision, torch.float32
@@ -269,6 +273,9 @@ def train(
                 log_rows.append({"step": step, **metrics})
                 if tracker is not None:
                     tracker.log_step(step, metrics)
+                if curves is not None:
+                    curves.loss_keys = tuple(components)  # every loss term of this objective
+                    curves.log_step(step, metrics)
                 progress.update(step, components["loss"], metrics["samples_per_s"])
                 if on_step is not None:
                     on_step(step, metrics)
@@ -326,6 +333,8 @@ def train(
             tracker.log_export(result.export_dir)
     if tracker is not None:
         tracker.finish("FINISHED")
+    if curves is not None:
+        curves.close()
     import deepspeed.comm as dist
 
     dist.barrier()
