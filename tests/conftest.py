@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import pytest
@@ -35,3 +36,26 @@ def _prefect_console_outlives_capture():
             if isinstance(handler, PrefectConsoleHandler):
                 handler.setStream(sys.__stderr__)
                 handler.console.file = sys.__stderr__
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_store_per_test():
+    """Each test starts without the previous test's MLflow store.
+
+    ``mlflow.set_registry_uri`` (called by :func:`skysense.tracking.store.connect`) also exports
+    ``MLFLOW_REGISTRY_URI``, which would otherwise send the next test's registrations to the
+    previous test's (deleted) store, and MLflow's process-wide URIs would make a client built
+    with only a tracking URI read the previous test's registry.
+    """
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_URI")}
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.set_registry_uri(None)  # None (not ""): back to "the tracking URI"
+        mlflow.set_tracking_uri(None)
