@@ -154,3 +154,21 @@ def test_ambiguous_or_foreign_files_are_refused(tmp_path):
     with pytest.raises(CheckpointMappingError, match="missing"):
         import_official(missing, tmp_path / "z", preset="skysense-tiny")
     assert not (tmp_path / "z").exists()
+
+
+def test_rgb_import_keeps_the_released_patch_embedding(tmp_path):
+    spec = resolve_spec("skysense-tiny")
+    combined, _ = _save(tmp_path, spec)
+    res = CliRunner().invoke(
+        app,
+        ["model", "import-official", str(tmp_path / "skysense_model_combined.pth"), "--out"]
+        + [str(tmp_path / "rgb"), "--preset", "skysense-tiny", "--rgb", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    assert "hr_backbone.patch_embed.projection.weight" not in json.loads(res.stdout)["adapted"]
+    model, config = load_exported(tmp_path / "rgb")
+    assert config["overrides"]["hr_in_chans"] == 3
+    assert torch.equal(
+        model.hr_backbone.patch_embed.projection.weight,
+        combined["backbone_gep.patch_embed.projection.weight"],
+    )
