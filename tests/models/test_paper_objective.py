@@ -94,3 +94,14 @@ def test_objective_by_configuration():
     legacy = cfg.train.model_copy(update={"objective": "legacy"})
     pre = create_pretrainer(create_model("skysense-tiny"), legacy)
     assert type(pre) is SkySensePretrainer
+
+
+def test_teacher_update_after_local_views_of_another_size(make_batch):
+    # the student's Swin window tables follow the smaller local views; the EMA step copies only
+    # persistent buffers (the prototypes), never those tables
+    pre = _pre()
+    pre(make_batch(b=2, s=8, t2=2, t1=2))
+    pre.update_teacher(0.99)
+    assert torch.equal(
+        pre.teacher_module["encoder"].geo_context.prototypes, pre.student.geo_context.prototypes
+    )
