@@ -49,6 +49,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check skysense flows tests bench infra
+	$(BIN)/mypy
 
 bench: setup
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -178,6 +178,7 @@ def _cpu() -> float:
 
 
 def main() -> None:
+    """Run the bench and print its figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--locations", type=int, default=4)
     ap.add_argument("--px", type=int, default=96, help="location size, 10 m pixels")
@@ -191,7 +192,8 @@ def main() -> None:
         t = time.perf_counter()
         cat = make_scenes(root / "scenes", args.locations, args.px, args.s2_dates, args.s1_dates)
         print(
-            f"scenes: {args.locations} locations x {args.px}^2 px, S2 {args.s2_dates} dates (10 m + 20 m "
+            f"scenes: {args.locations} locations x {args.px}^2 px, S2 {args.s2_dates} dates (10 m "
+            "+ 20 m "
             f"band files), S1 {args.s1_dates} dates (10 m grid), HR 1.25 m / 0.3125 m aligned, "
             f"DEM ~30 m EPSG:4326 ({time.perf_counter() - t:.1f} s)"
         )
@@ -224,10 +226,12 @@ def main() -> None:
             len(ds) / t_load,
         )
         print(
-            f"chips: {summary.chips} multi-modal chips ({args.size} px S2/S1/DEM + {args.size * 32} px HR)"
+            f"chips: {summary.chips} multi-modal chips ({args.size} px S2/S1/DEM + "
+            f"{args.size * 32} px HR)"
         )
         print(
-            f"chip_catalog (workers={args.workers}): {chip_rate:8.1f} chips/s  ({t_chip:.2f} s wall, "
+            f"chip_catalog (workers={args.workers}): {chip_rate:8.1f} chips/s  ({t_chip:.2f} s "
+            "wall, "
             f"{c_chip:.2f} CPU s incl. workers: {summary.chips / c_chip:.1f} chips per CPU s)"
         )
         print(
@@ -235,16 +239,20 @@ def main() -> None:
             f"{c_naive:.2f} CPU s: {n_naive / c_naive:.1f} chips per CPU s)"
         )
         print(
-            f"ChipDataset from shards:         {load_rate:8.1f} samples/s  (1 process, best of 3 passes: "
-            f"{', '.join(f'{x:.2f}' for x in passes)} s wall; {len(ds) / c_load:.1f} samples per CPU s)"
+            f"ChipDataset from shards:         {load_rate:8.1f} samples/s  (1 process, best of 3 "
+            "passes: "
+            f"{', '.join(f'{x:.2f}' for x in passes)} s wall; {len(ds) / c_load:.1f} samples per "
+            "CPU s)"
         )
         print(
             f"chipper / naive: {chip_rate / naive_rate:.1f}x wall, "
             f"{(summary.chips / c_chip) / (n_naive / c_naive):.1f}x per CPU second   (target >= 5x)"
         )
         print(
-            f"loading / chipping: {load_rate / chip_rate:.1f}x wall (chipper with {args.workers} workers, "
-            f"loading 1 process), {(len(ds) / c_load) / (summary.chips / c_chip):.1f}x per CPU second   "
+            f"loading / chipping: {load_rate / chip_rate:.1f}x wall (chipper with {args.workers} "
+            "workers, "
+            f"loading 1 process), {(len(ds) / c_load) / (summary.chips / c_chip):.1f}x per CPU "
+            "second   "
             "(target >= 20x)"
         )
 

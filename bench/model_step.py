@@ -41,6 +41,7 @@ def synthetic_batch(b: int, s: int, t2: int, t1: int, n_regions: int) -> dict:
 
 
 def main() -> None:
+    """Run the bench and print its figures."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--preset", default="skysense-tiny")
     ap.add_argument("--batch", type=int, default=8)
@@ -71,12 +72,14 @@ def main() -> None:
             cpu.append(time.process_time() - c0)
     n = sum(p.numel() for p in pre.trainable_parameters())
     print(
-        f"preset={args.preset} sentinel_px={s} hr_px={32 * s} batch={args.batch} threads={args.threads} "
+        f"preset={args.preset} sentinel_px={s} hr_px={32 * s} batch={args.batch} "
+        f"threads={args.threads} "
         f"trainable_params={n:,} OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
     )
     print(
         f"step wall s: min {min(wall):.3f} median {statistics.median(wall):.3f}; "
-        f"cpu s: min {min(cpu):.3f} median {statistics.median(cpu):.3f}; load average {os.getloadavg()[0]:.2f}"
+        f"cpu s: min {min(cpu):.3f} median {statistics.median(cpu):.3f}; load average "
+        f"{os.getloadavg()[0]:.2f}"
     )
 
 

@@ -157,10 +157,12 @@ def main() -> int:
     r = report["first_run"]
     print(f"pipeline ({report['settings']}): {r['wall_s']:.1f} s wall; stages {r['stages_s']}")
     print(
-        f"  start-up/teardown {r['startup_and_teardown_s']:.1f} s, register+promote {r['register_promote_s']:.1f} s"
+        f"  start-up/teardown {r['startup_and_teardown_s']:.1f} s, register+promote "
+        f"{r['register_promote_s']:.1f} s"
     )
     print(
-        f"  overhead (all but chip/train/evaluate): {r['overhead_s']:.1f} s = {100 * r['overhead_share']:.1f} % "
+        f"  overhead (all but chip/train/evaluate): {r['overhead_s']:.1f} s = "
+        f"{100 * r['overhead_share']:.1f} % "
         f"(target <= 25 %); orchestration only: {100 * r['orchestration_only_share']:.1f} %"
     )
     print(f"  second run (up to date): {report['second_run_up_to_date']['wall_s']:.1f} s")

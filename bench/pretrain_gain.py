@@ -126,7 +126,8 @@ def prepare_data(cfg: Any, work: Path) -> tuple[Path, Path]:
 
 def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
     """Plain single-process pre-training with the configured optimizer; returns the pre-trainer
-    (student, EMA teacher, heads) and the loss of each step."""
+    (student, EMA teacher, heads) and the loss of each step.
+    """
     from skysense.data.dataset import collate_samples
     from skysense.training.loop import chip_dataset, pretrainer_from_config, seed_everything
     from skysense.training.sampling import EpochShardStream, batch_iterator
@@ -170,7 +171,8 @@ def cached_pretrain(
     """:func:`pretrain`, or the encoders a run with the same model, train and pre-training data
     settings saved under ``work`` (held-out settings do not change the pre-training chips:
     pre-training places come first and each scene is seeded by its index). ``encoder``: the
-    EMA ``teacher`` (what training exports by default) or the ``student``."""
+    EMA ``teacher`` (what training exports by default) or the ``student``.
+    """
     data = cfg.data.model_dump(mode="json")
     data["sample"].pop("heldout_locations")
     data["sample"].pop("downstream_chip_px")

@@ -72,6 +72,7 @@ def make_snapshot(
 
 
 def main() -> None:
+    """Run the bench and print its figures."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--items", type=int, default=10_000)
     ap.add_argument("--km", type=float, default=50.0)

@@ -44,6 +44,7 @@ def config_with(sets: list[str]):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The bench's options (preset, overrides, stages, precisions, worker mode)."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -77,6 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def model_overrides(items: list[str]) -> dict[str, Any]:
+    """``key=value`` items as model overrides, the values parsed as YAML."""
     import yaml
 
     out: dict[str, Any] = {}
@@ -88,6 +90,7 @@ def model_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def make_pretrainer(args: argparse.Namespace) -> torch.nn.Module:
+    """The student/teacher pre-trainer of the bench's preset, seeded."""
     from skysense.models import create_model
     from skysense.models.pretraining import SkySensePretrainer
 
@@ -124,6 +127,7 @@ def synthetic_batch(spec: Any, batch: int, dates: int, seed: int = 0) -> dict[st
 
 
 def train_cfg(stage: int, micro_batch: int, precision: str = "fp32", persistence: int = 0):
+    """The embedded configuration with this ZeRO stage, micro-batch and precision."""
     return config_with(
         [
             f"train.zero_stage={stage}",
@@ -242,6 +246,7 @@ def run_worker(args: argparse.Namespace) -> None:
 
 
 def two_rank_results(args: argparse.Namespace, precision: str) -> dict[str, Any]:
+    """Per ZeRO stage: step time and per-rank model-state bytes of a two-rank gloo run."""
     from skysense.training.launch import thread_env
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -369,18 +374,21 @@ def print_one_process(args: argparse.Namespace, stages: list[int], report: dict[
         f"micro-batch {args.micro_batch}: seconds per step (forward / backward / step)"
     )
     print(
-        f"{'run':<12}{'wall s':>9}{'ratio':>7}{'cpu s':>9}{'ratio':>7}{'fwd':>8}{'bwd':>8}{'step':>8}"
+        f"{'run':<12}{'wall s':>9}{'ratio':>7}{'cpu s':>9}{'ratio':>7}"
+        f"{'fwd':>8}{'bwd':>8}{'step':>8}"
     )
     for name, r in [("pytorch", plain)] + [
         (f"zero-{s}", r) for s, r in report["one_process"].items()
     ]:
         print(
             f"{name:<12}{r['total']:>9.3f}{r['total'] / plain['total']:>7.2f}{r['cpu']:>9.3f}"
-            f"{r['cpu'] / plain['cpu']:>7.2f}{r['forward']:>8.3f}{r['backward']:>8.3f}{r['step']:>8.3f}"
+            f"{r['cpu'] / plain['cpu']:>7.2f}{r['forward']:>8.3f}{r['backward']:>8.3f}"
+            f"{r['step']:>8.3f}"
         )
 
 
 def main() -> None:
+    """Run the bench and print its tables."""
     args = parse_args()
     if args.worker is not None:
         run_worker(args)
@@ -406,24 +414,29 @@ def main() -> None:
         report[f"two_ranks_{precision}"] = two
         base = two[str(stages[0])]["per_rank_bytes"][0]["total"] if stages[0] == 0 else None
         print(
-            f"\n## Two ranks (gloo, 1 thread each), {precision}: step time and model states held per rank (MiB)"
+            f"\n## Two ranks (gloo, 1 thread each), {precision}: step time and model states held "
+            "per rank (MiB)"
         )
         print(
-            f"{'stage':<8}{'wall s':>8}{'rank0 MiB':>11}{'rank1 MiB':>11}{'params':>9}{'grads':>9}{'optim':>9}{'vs z0':>7}"
+            f"{'stage':<8}{'wall s':>8}{'rank0 MiB':>11}{'rank1 MiB':>11}"
+            f"{'params':>9}{'grads':>9}{'optim':>9}{'vs z0':>7}"
         )
         for s in stages:
             r = two[str(s)]
             b0, b1 = r["per_rank_bytes"]
             ratio = f"{b0['total'] / base:.2f}" if base else "-"
             print(
-                f"{'zero-' + str(s):<8}{r['total']:>8.3f}{b0['total'] / 2**20:>11.2f}{b1['total'] / 2**20:>11.2f}"
-                f"{b0['params'] / 2**20:>9.2f}{b0['grads'] / 2**20:>9.2f}{b0['optimizer'] / 2**20:>9.2f}{ratio:>7}"
+                f"{'zero-' + str(s):<8}{r['total']:>8.3f}"
+                f"{b0['total'] / 2**20:>11.2f}{b1['total'] / 2**20:>11.2f}"
+                f"{b0['params'] / 2**20:>9.2f}{b0['grads'] / 2**20:>9.2f}"
+                f"{b0['optimizer'] / 2**20:>9.2f}{ratio:>7}"
             )
     est = huge_estimates()
     report["huge_estimates"] = est
     head, rows = est[0], est[1:]
     print(
-        f"\n## DeepSpeed model-state estimate, skysense-huge: {head['trainable_params'] / 1e9:.3f} B "
+        f"\n## DeepSpeed model-state estimate, skysense-huge: {head['trainable_params'] / 1e9:.3f} "
+        "B "
         f"trainable params (largest layer {head['largest_layer_params'] / 1e6:.1f} M; EMA teacher "
         f"{head['teacher_params'] / 1e9:.3f} B more, frozen, not in the estimate)"
     )

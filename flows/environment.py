@@ -36,7 +36,8 @@ def configure(project_root: str | Path = ".") -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "false",
     }
-    # The command line's default (skysense.cli.process_env) is shorter; raise it unless a user set one.
+    # The command line's default (skysense.cli.process_env) is shorter; raise it unless a user set
+    # one.
     current = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
     if current is not None and current.isdigit() and int(current) < int(STARTUP_TIMEOUT_S):
         os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = STARTUP_TIMEOUT_S
@@ -52,7 +53,8 @@ def _seed_prefect_home(home: Path) -> None:
     """Copy the migrated empty Prefect database into a new home (:mod:`flows.prefect_schema`);
     if it cannot be built, Prefect migrates the database itself as usual. A home database at the
     template's revision has nothing to migrate, so the ephemeral server skips its migration
-    check (about 1 s of its start) unless the user chose otherwise."""
+    check (about 1 s of its start) unless the user chose otherwise.
+    """
     from flows.prefect_schema import SchemaBuildError, at_template_revision, seed_home
 
     try:

@@ -47,7 +47,8 @@ def profile_location_task(
     location_id: str, catalog_path: str, settings: Any, access: Any = None
 ) -> Any:
     """Profile the rasters of one location (rasterio only, under the raster access policy
-    ``access``); returns its ``LocationProfiles``."""
+    ``access``); returns its ``LocationProfiles``.
+    """
     from skysense.validation.per_location import load_catalog_for_validation, profile_location
 
     catalog, date_issues = load_catalog_for_validation(catalog_path)
@@ -71,7 +72,8 @@ def judge_task(
 
 def _location_ids(catalog_path: str) -> list[str]:
     """The catalog's location ids; none when it is unusable (the judge task then fails the stage
-    with the reason, as ``skysense validate`` does)."""
+    with the reason, as ``skysense validate`` does).
+    """
     from skysense.core.errors import ValidationFailed
     from skysense.validation.per_location import load_catalog_for_validation
 
@@ -225,7 +227,8 @@ def run_fanout_stage(stage: str, root: Path, cfg: SkySenseConfig, use_dvc: bool)
     """Run ``stage`` as a fan-out subflow; with DVC, only when out of date, then ``dvc commit``.
 
     Returns:
-        A stage report dict (``stage``, ``ran``, ``seconds``, ``command``, ``output_tail``, ``extra``).
+        A stage report dict (``stage``, ``ran``, ``seconds``, ``command``, ``output_tail``,
+        ``extra``).
 
     Raises:
         KeyError: ``stage`` has no fan-out.

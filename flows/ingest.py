@@ -157,8 +157,11 @@ def ingest(
         project_root: the working folder.
         lock_wait_s: how long to wait for another run holding the project lock.
         stac_items: a STAC snapshot to ingest (instead of ``scenes_catalog``).
-        stac_api, stac_collections, stac_bbox, stac_datetime: a STAC API search whose result is
-            saved as ``<paths.stac>/items.json`` and ingested.
+        stac_api: a STAC API to search; the result is saved as ``<paths.stac>/items.json`` and
+            ingested.
+        stac_collections: the collections searched.
+        stac_bbox: the search's bounding box (west, south, east, north; degrees).
+        stac_datetime: the search's date or range (RFC 3339, ``start/end``).
 
     Returns:
         The merge result (with the STAC ingest result under ``stac`` when items were ingested)
@@ -235,7 +238,8 @@ def _ingest(
     create_markdown_artifact(
         key="ingested-scenes",
         markdown=f"Catalog `{merged['catalog']}`: {merged['locations']} locations\n\n"
-        f"- added: {', '.join(merged['added']) or 'none'}\n- replaced: {', '.join(merged['replaced']) or 'none'}",
+        f"- added: {', '.join(merged['added']) or 'none'}\n- replaced: "
+        f"{', '.join(merged['replaced']) or 'none'}",
         description="Scenes added by this ingest run",
     )
     rel_target = target.relative_to(root) if target.is_relative_to(root) else target
@@ -254,7 +258,8 @@ def _ingest(
 
 def main(scenes_catalog: str, overrides: list[str] | None = None, dvc: bool = True) -> None:
     """Command line: ``python flows/ingest.py NEW_CATALOG|SNAPSHOT.json [--overrides k=v ...]
-    [--no-dvc]``."""
+    [--no-dvc]``.
+    """
     import json
 
     result = ingest(scenes_catalog, overrides=overrides or [], use_dvc=dvc)

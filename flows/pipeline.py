@@ -3,7 +3,8 @@
 Each stage is a Prefect task that runs its DVC stage (``dvc repro --single-item <stage>`` when
 ``pipeline.use_dvc``; DVC skips what is up to date) or its ``skysense`` command. Validation and
 chipping fan out over locations as mapped tasks on the configured task runner when out of date
-(see :mod:`flows.fanout`; with DVC, ``dvc commit`` records their outputs). Transient failures (a store or server
+(see :mod:`flows.fanout`; with DVC, ``dvc commit`` records their outputs). Transient failures (a
+store or server
 briefly unreachable) are retried; any other failure fails the flow with the stage's own message,
 before anything is registered. One run at a time per project folder: the whole run holds the
 project lock ``.skysense/pipeline.lock`` (:func:`project_lock`).
@@ -113,7 +114,8 @@ def project_lock(root: Path, wait_s: float = 0.0) -> FileLock:
 
     Held for the whole run: params overrides, every stage (the fan-outs write outside DVC's own
     repository lock), registration and promotion. A second run waits up to ``wait_s``, then fails
-    with a :class:`~skysense.core.file_lock.LockHeldError` naming ``root/.skysense/pipeline.lock`` and
+    with a :class:`~skysense.core.file_lock.LockHeldError` naming ``root/.skysense/pipeline.lock``
+    and
     its holder. The kernel releases it when the holder dies.
     """
     from prefect.runtime import flow_run
@@ -245,7 +247,8 @@ def _run_pipeline(
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
     print(
-        f"pipeline done in {summary['wall_seconds']:.1f} s; champion: v{summary.get('champion_version')}"
+        f"pipeline done in {summary['wall_seconds']:.1f} s; champion: "
+        f"v{summary.get('champion_version')}"
     )
     return summary
 

@@ -73,7 +73,8 @@ def predict_one(
     scene: dict[str, Any], embed: Any, output: str, settings: dict[str, Any], access: Any = None
 ) -> dict[str, Any]:
     """Embed one scene window by window and write ``output`` (its checked ``<out_dir>/<id>.tif``;
-    rasters opened under the raster access policy ``access``)."""
+    rasters opened under the raster access policy ``access``).
+    """
     from skysense.inference.predict import predict_scene
     from skysense.inference.scene import Scene, parse_dated
 

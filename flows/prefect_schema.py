@@ -43,7 +43,8 @@ def prefect_version() -> str:
 
 def cache_dir() -> Path:
     """Where templates live: ``$SKYSENSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/skysense``, else
-    ``~/.cache/skysense``."""
+    ``~/.cache/skysense``.
+    """
     if os.environ.get("SKYSENSE_CACHE_DIR"):
         return Path(os.environ["SKYSENSE_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -100,7 +101,8 @@ def schema_revision(db: Path) -> str | None:
 
 def at_template_revision(home: Path) -> bool:
     """Whether ``home``'s database is at the schema revision of this Prefect version's template
-    (nothing to migrate: the server can skip its migration check on start)."""
+    (nothing to migrate: the server can skip its migration check on start).
+    """
     template = template_path()
     db = Path(home) / DATABASE
     if not template.exists() or not db.exists():

@@ -43,7 +43,8 @@ def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 def tracking_uri(cfg: SkySenseConfig, root: Path) -> str:
     """The tracking URI of the pipeline in ``root`` (``MLFLOW_TRACKING_URI`` wins, as in the CLI);
-    a relative SQLite path resolves against ``root``."""
+    a relative SQLite path resolves against ``root``.
+    """
     import os
 
     uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.registry.tracking_uri
@@ -64,7 +65,8 @@ def _client(uri: str):
 def register_task(root: str, cfg_json: dict[str, Any], uri: str) -> dict[str, Any]:
     """The export as a new ``challenger`` version (or the version that already holds it), with
     the evaluation metrics and the DVC md5 of data and checkpoint (``dvc.*`` tags) on the
-    version and its run."""
+    version and its run.
+    """
     from skysense.config import config_from_dict
     from skysense.registry.export_registration import register_export
     from skysense.tracking.store import ensure_experiment

@@ -112,7 +112,8 @@ def metrics_table(
 
 def mlflow_ui_base(tracking_uri: str) -> str:
     """Where the MLflow UI of a tracking URI is: the server itself (without the credentials a
-    URI may carry: the browser asks for the login), or a local ``mlflow ui``."""
+    URI may carry: the browser asks for the login), or a local ``mlflow ui``.
+    """
     from skysense.core.credentials import strip_credentials
 
     if tracking_uri.startswith(("http://", "https://")):

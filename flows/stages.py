@@ -119,7 +119,8 @@ def _env() -> dict[str, str]:
 
 def _error_summary(stage: str, output: str, code: int) -> str:
     """The stage's own error: from its last ``error:``/exception line on (DVC's wrapper lines
-    dropped), else the last lines of its output."""
+    dropped), else the last lines of its output.
+    """
     lines = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
     lines = [ln for ln in lines if "failed to reproduce" not in ln and "failed to run:" not in ln]
     starts = [
@@ -232,7 +233,8 @@ def dvc_commit_stage(stage: str, root: str | Path) -> None:
 
 def dvc_push(root: str | Path, remote: str, url: str) -> StageReport:
     """``dvc push -r REMOTE``; a remote missing from ``.dvc/config`` is added from ``url`` to the
-    git-ignored ``.dvc/config.local`` first (relative URLs resolve against ``root``)."""
+    git-ignored ``.dvc/config.local`` first (relative URLs resolve against ``root``).
+    """
     listing, _ = run_command("push", [tool_bin("dvc"), "remote", "list"], root)
     names = {
         line.split()[0]

@@ -163,7 +163,8 @@ def _published_port_problems(name: str, svc: dict[str, Any]) -> list[str]:
 
 def check_compose(root: Path) -> list[Finding]:
     """Compose schema, safe defaults (loopback, logins, per-service env files), no literal
-    secrets, ``depends_on``."""
+    secrets, ``depends_on``.
+    """
     infra = root / "infra"
     path = infra / "compose.yaml"
     rel = str(path.relative_to(root))

@@ -2,7 +2,8 @@
 
 The command line, the flows and the tests read the file through :func:`load_config` and hand
 each library call the sections it needs. Each layer defines its own sections
-(:mod:`skysense.data.settings`, :mod:`skysense.validation.settings`, :mod:`skysense.models.settings`,
+(:mod:`skysense.data.settings`, :mod:`skysense.validation.settings`,
+:mod:`skysense.models.settings`,
 :mod:`skysense.training.settings`, :mod:`skysense.evaluation.settings`,
 :mod:`skysense.registry.settings`, :mod:`skysense.inference.settings`); this module assembles
 them into the file's layout, with the project layout (``paths``) and orchestration
@@ -257,7 +258,8 @@ def chip_settings(cfg: SkySenseConfig) -> ChipSettings:
 
 def stac_settings(cfg: SkySenseConfig) -> StacIngestSettings:
     """What :func:`skysense.data.stac.ingest.ingest_snapshot` needs: ``data.stac``, the bands per
-    modality, ``validation.scl_cloud_classes`` and the raster access policy."""
+    modality, ``validation.scl_cloud_classes`` and the raster access policy.
+    """
     d = cfg.data
     return StacIngestSettings(
         stac=d.stac,

@@ -97,7 +97,8 @@ def test_cli_config_show() -> None:
 
 def test_reading_params_does_not_import_torch():
     """Every stage command reads params.yaml first (the preset name is checked there): that must
-    not pay torch's import, which the data and validation stages never use."""
+    not pay torch's import, which the data and validation stages never use.
+    """
     import subprocess
     import sys
 
@@ -156,7 +157,8 @@ def test_params_file_cut_at_a_line_end_names_the_missing_sections(tmp_path: Path
 
 def test_no_prefix_of_params_yaml_loads_before_its_last_section(tmp_path: Path) -> None:
     """Every cut of the shipped file is an error: mid-line, or between lines before the last
-    section starts (a cut between two lines of the last section is the documented limit)."""
+    section starts (a cut between two lines of the last section is the documented limit).
+    """
     whole = (REPO / "params.yaml").read_bytes()
     last_section = whole.rindex(b"\npipeline:") + 1
     cut = tmp_path / "params.yaml"

@@ -70,8 +70,10 @@ def _chip(
         emit_json(result)
     else:
         out.print(
-            f"{summary.chips} chips from {summary.locations - len(summary.failed)}/{summary.locations} "
-            f"locations in {len(summary.shards)} shard(s) -> {summary.manifest} ({summary.seconds:.1f} s)",
+            f"{summary.chips} chips from "
+            f"{summary.locations - len(summary.failed)}/{summary.locations} "
+            f"locations in {len(summary.shards)} shard(s) -> {summary.manifest} "
+            f"({summary.seconds:.1f} s)",
             highlight=False,
         )
         if summary.skipped:

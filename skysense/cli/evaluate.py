@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Linear probe, k-NN and segmentation probe of the frozen encoder and of its random-init
         twin; writes metrics.json (with *_random and *_gain), PNGs and per-class tables, and
-        logs them as a child run of the training run."""
+        logs them as a child run of the training run.
+        """
         from skysense.evaluation.report import log_to_mlflow
         from skysense.evaluation.runner import evaluate_export
         from skysense.registry.export_registration import training_run_id

@@ -27,7 +27,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Parameters per component of a preset, built on the meta device (reads params.yaml for
-        the default preset and model.overrides; writes nothing)."""
+        the default preset and model.overrides; writes nothing).
+        """
         from skysense.core.errors import PresetError
         from skysense.models.param_table import parameter_table
 

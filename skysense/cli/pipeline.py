@@ -82,7 +82,10 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--lock-wait",
                 min=0.0,
-                help="seconds to wait for another pipeline run in this folder (default: fail at once)",
+                help=(
+                    "seconds to wait for another pipeline run in this folder "
+                    "(default: fail at once)"
+                ),
             ),
         ] = 0.0,
         as_json: JsonOpt = False,

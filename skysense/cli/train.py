@@ -7,12 +7,15 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
 from skysense.config import training_job
+
+if TYPE_CHECKING:
+    from skysense.training.run_folder import Mode
 
 
 @contextlib.contextmanager
@@ -103,7 +106,7 @@ def register(app: typer.Typer) -> None:
             )
         from skysense.training.launch import train_into_folder
 
-        mode = "resume" if resume else "fresh" if fresh else "auto"
+        mode: Mode = "resume" if resume else "fresh" if fresh else "auto"
         quiet = _stdout_to_stderr() if as_json else contextlib.nullcontext()
         try:
             with quiet:

@@ -37,7 +37,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         out.print(failing)
     files = summary.get("files", {})
     out.print(
-        f"quarantine: {files.get('quarantine')}\naccepted catalog: {files.get('accepted_catalog')}\n"
+        f"quarantine: {files.get('quarantine')}\naccepted catalog: "
+        f"{files.get('accepted_catalog')}\n"
         f"data docs: {files.get('data_docs')}",
         highlight=False,
     )
@@ -65,12 +66,13 @@ def register(app: typer.Typer) -> None:
 
         Reads the catalog (and --chips), writes validation.json, quarantine.parquet,
         profiles.parquet, location_profiles.parquet (chip_profiles.parquet with --chips),
-        accepted_catalog.yaml, a GX project (gx/) and Data Docs (data_docs/) in --out. Originals are never modified. Exits non-zero when fewer than
+        accepted_catalog.yaml, a GX project (gx/) and Data Docs (data_docs/) in --out. Originals are
+        never modified. Exits non-zero when fewer than
         validation.min_accepted locations pass or the catalog is unusable.
         """
         from skysense.core.errors import ValidationFailed
         from skysense.data.raster_access import RasterAccessPolicy
-        from skysense.validation.gate import validate_catalog
+        from skysense.validation.gate import ValidationReport, validate_catalog
 
         cfg = load(params, set_)
         catalog_path = catalog or cfg.paths.catalog
@@ -85,12 +87,11 @@ def register(app: typer.Typer) -> None:
                     access=RasterAccessPolicy.from_config(cfg.data),
                 )
         except ValidationFailed as exc:
-            report = getattr(exc, "report", None)
-            if report is not None:
+            if isinstance(exc.report, ValidationReport):
                 if as_json:
-                    emit_json(report.summary)
+                    emit_json(exc.report.summary)
                 else:
-                    _print_summary(report.summary)
+                    _print_summary(exc.report.summary)
             from rich.markup import escape
 
             fail(escape(str(exc)))  # YAML errors quote "[", which rich would read as markup

@@ -49,7 +49,8 @@ class Sample(_Arrays, total=False):
 class Batch(_Arrays, total=False):
     """Collated samples: the same keys with a leading ``B``, series padded to the longest ``T``
     (``*_doy`` 0 and ``*_valid`` False on padding), ``has_<modality>`` (``B`` bool) where a
-    modality is missing for some samples, and ``ids`` (list of str)."""
+    modality is missing for some samples, and ``ids`` (list of str).
+    """
 
     ids: list[str]
     has_hr: object

@@ -53,7 +53,8 @@ def has_credentials(text: str) -> bool:
 
 def strip_credentials_in(value: Any) -> Any:
     """``value`` with :func:`strip_credentials` applied to every string inside it (mappings,
-    lists and tuples are walked; other values are returned as they are)."""
+    lists and tuples are walked; other values are returned as they are).
+    """
     if isinstance(value, str):
         return strip_credentials(value)
     if isinstance(value, Mapping):

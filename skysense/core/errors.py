@@ -43,7 +43,9 @@ class InputShapeError(SkySenseError, ValueError):
 
 
 class TrainingError(SkySenseError):
-    """A training run failed (NaN loss, a rank died, out of memory); the last good checkpoint is kept."""
+    """A training run failed (NaN loss, a rank died, out of memory); the last good checkpoint is
+    kept.
+    """
 
     exit_code = ExitCode.FAILED
 
@@ -56,6 +58,8 @@ class RegistryUnavailable(RegistryError):
     """The MLflow tracking server or store is unreachable or answered with an error (HTTP, SQL)."""
 
     exit_code = ExitCode.REGISTRY_UNAVAILABLE
+    last_answer: str | None = None
+    """The server's last answer (HTTP status or connection error), where one was seen."""
 
 
 class PartialResultError(SkySenseError):
@@ -66,3 +70,6 @@ class PartialResultError(SkySenseError):
 
 class ValidationFailed(SkySenseError):
     """The validation gate failed: too few accepted items, or the catalog is unusable."""
+
+    report: object | None = None
+    """The gate's ``ValidationReport`` (the CLI prints its summary); None when none was made."""

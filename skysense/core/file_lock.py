@@ -49,7 +49,9 @@ class LockHeldError(SkySenseError):
 
 
 def holder_record(purpose: str) -> dict[str, Any]:
-    """Who this process is: ``pid``, ``host``, ``user``, ``started`` (UTC, ISO 8601), ``purpose``."""
+    """Who this process is: ``pid``, ``host``, ``user``, ``started`` (UTC, ISO 8601),
+    ``purpose``.
+    """
     try:
         user = os.environ.get("USER") or pwd.getpwuid(os.getuid()).pw_name
     except KeyError:

@@ -41,7 +41,6 @@ def write_geotiff(
         tags: dataset metadata items.
         jpeg_quality: JPEG-compress (uint8 only; lossy, as aerial orthophotos) at this quality.
     """
-
     data = array if array.ndim == 3 else array[None]
     count, height, width = data.shape
     predictor = 3 if data.dtype.kind == "f" else 2

@@ -133,7 +133,8 @@ def lineage_tags(
 
 def _folder_md5(folder: Path) -> str | None:
     """The md5 DVC recorded for ``folder`` as an output: in ``<folder>.dvc`` (``dvc add``), else in
-    the nearest ``dvc.lock`` above it (``dvc repro``)."""
+    the nearest ``dvc.lock`` above it (``dvc repro``).
+    """
     folder = folder.resolve()
     dvc_file = folder.with_name(folder.name + ".dvc")
     if dvc_file.is_file():

@@ -42,7 +42,9 @@ class UnknownSensorError(SkySenseError, KeyError):
 
 @dataclass(frozen=True)
 class Band:
-    """One spectral band or polarisation: name, centre wavelength (nm, None for SAR/DEM), GSD (m)."""
+    """One spectral band or polarisation: name, centre wavelength (nm, None for SAR/DEM), GSD
+    (m).
+    """
 
     name: str
     wavelength_nm: float | None
@@ -100,7 +102,8 @@ class SensorSpec:
 
     def native_gsd_m(self) -> dict[str, float]:
         """GSD of every band and auxiliary layer coarser than the finest band, metres (e.g.
-        Sentinel-2 B05: 20, B01: 60, SCL: 20): what a file holding only that band has."""
+        Sentinel-2 B05: 20, B01: 60, SCL: 20): what a file holding only that band has.
+        """
         finest = self.gsd_m
         native = {b.name: b.gsd_m for b in self.bands if b.gsd_m != finest}
         native.update({k: v for k, v in self.auxiliary_gsd_m.items() if v != finest})

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, assignments are validated, and
     every float (nested in lists, tuples and dicts too) must be finite: NaN or infinity makes
-    comparisons silently false (a NaN threshold passes every check)."""
+    comparisons silently false (a NaN threshold passes every check).
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 

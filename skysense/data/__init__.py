@@ -1,1 +1,3 @@
-"""skysense.data"""
+"""Data: readers, the raster access policy, catalogs, co-registration, chipping, shards and
+datasets; ``skysense.data.synthetic`` writes the bundled sample.
+"""

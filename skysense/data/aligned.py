@@ -81,7 +81,8 @@ def _span(t0: int, n: int, k: int, size: int, margin: int) -> tuple[int, int]:
 
 
 def _repeat_axis(a: np.ndarray, axis: int, t0: int, n: int, k: int, s0: int) -> np.ndarray:
-    """Nearest along ``axis``: target pixels ``t0 .. t0+n-1`` from samples starting at source ``s0``.
+    """Nearest along ``axis``: target pixels ``t0 .. t0+n-1`` from samples starting at source
+    ``s0``.
 
     Target pixel ``t`` lies in source pixel ``t // k``; with ``k == 1`` this is a view (no copy).
     """

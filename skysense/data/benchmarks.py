@@ -91,7 +91,6 @@ def load_eurosat(root: str | Path, assumed_doy: int = 182, n_regions: int = 4096
 
 def _read_on_grid(path: Path, ref) -> np.ndarray:
     """Read a single-band raster resampled (bilinear) onto the grid of the open dataset ``ref``."""
-
     with open_dataset(path) as src:
         if (src.crs, src.transform, src.shape) == (ref.crs, ref.transform, ref.shape):
             return src.read(1)

@@ -53,14 +53,23 @@ from skysense.core.errors import CatalogError
 from skysense.core.output_paths import is_safe_id, unsafe_id_message
 
 
-class _DatesAsText(yaml.SafeLoader):
+class DatesAsText(yaml.SafeLoader):
     """YAML loader that keeps timestamps as text: an impossible unquoted date (``2023-13-45``)
-    then fails schema validation with the location named, instead of crashing the YAML parser."""
+    then fails schema validation with the location named, instead of crashing the YAML parser.
+    The catalog reader and the validation inventory both read catalogs with it.
+    """
 
 
-_DatesAsText.add_constructor(
-    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
-)
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+    """A ``!!timestamp`` node's text as written; a timestamp is always a scalar."""
+    if not isinstance(node, yaml.ScalarNode):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"expected a date, found a {type(node).__name__}", node.start_mark
+        )
+    return loader.construct_scalar(node)
+
+
+DatesAsText.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 
 
 def _where(raw: dict, loc: tuple) -> str:
@@ -84,7 +93,8 @@ InputUnits = Literal["dn", "reflectance", "db", "linear", "amplitude", "complex"
 class Acquisition(_Strict):
     """One acquisition of one modality: a multi-band ``file``, a ``bands`` name->path mapping or
     a Sentinel-2 ``safe`` product folder; with its DN ``offset`` and cloud ``mask`` (see the
-    module doc)."""
+    module doc).
+    """
 
     date: dt.date | None = None
     file: Path | None = None
@@ -143,7 +153,7 @@ class Location(_Strict):
             )
         b = self.bounds
         if b is not None and not (b[0] < b[2] and b[1] < b[3]):
-            raise ValueError(f"bounds {list(self.bounds)} are empty: minx < maxx and miny < maxy")
+            raise ValueError(f"bounds {list(b)} are empty: minx < maxx and miny < maxy")
         return self
 
     @field_validator("id")
@@ -195,7 +205,7 @@ def load_catalog(path: str | Path) -> Catalog:
             f"{p}: catalog not found; run `skysense data sample --out DIR` or pass --catalog"
         )
     try:
-        raw = yaml.load(p.read_text(), Loader=_DatesAsText)  # a SafeLoader subclass
+        raw = yaml.load(p.read_text(), Loader=DatesAsText)  # a SafeLoader subclass
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{p}: not a valid YAML catalog ({exc})") from None
     if not isinstance(raw, dict) or "locations" not in raw:

@@ -4,10 +4,12 @@ Per location (:func:`chip_location`): the location's grid is derived (UTM, 10 m)
 acquisition is opened once under the raster access policy (:mod:`skysense.data.raster_access`;
 read directly when aligned with the grid, else through a WarpedVRT), the grid is read in blocks
 of chip rows and, when one row of chips over the grid's width would not fit the memory budget,
-of chip columns too (memory bounded whatever the raster's width), and chips are cut in memory. Each location writes its own part (shards + rows) under
+of chip columns too (memory bounded whatever the raster's width), and chips are cut in memory. Each
+location writes its own part (shards + rows) under
 ``out_dir/_parts``; :func:`merge_manifests` then concatenates the part shards into a few large
 ``shard-NNNNN.bin`` files (a new generation under new names) and swaps in ``manifest.parquet``
-(columns in docs/interfaces.md) before it removes the old shards, then writes ``summary.json``. :func:`chip_catalog` does both, with locations in a process pool.
+(columns in docs/interfaces.md) before it removes the old shards, then writes ``summary.json``.
+:func:`chip_catalog` does both, with locations in a process pool.
 
 A chip keeps, per modality, the chip's pixels and validity masks; time series keep their ISO dates
 and a per-date ``valid`` flag (the date's nodata/cloud fraction within the chip is at most
@@ -118,7 +120,8 @@ class ChipSummary:
 
 def _pick_dates(usable: np.ndarray, fractions: np.ndarray, limit: int | None) -> np.ndarray:
     """Indices of at most ``limit`` dates: usable dates first (spread evenly over time), then the
-    most valid of the others."""
+    most valid of the others.
+    """
     idx = np.arange(len(usable))
     if limit is None or len(idx) <= limit:
         return idx
@@ -185,7 +188,10 @@ def chip_location(
         shutil.rmtree(part, ignore_errors=True)
         part.mkdir(parents=True)
         result.chips, result.skipped = 0, {}
-        result.error = f"location {location.id!r}: unexpected {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        result.error = (
+            f"location {location.id!r}: unexpected {type(exc).__name__}: {exc}\n"
+            f"{traceback.format_exc(limit=3)}"
+        )
         result.error_type = type(exc).__name__
     result.seconds = time.perf_counter() - t0
     (part / "result.json").write_text(json.dumps(asdict(result)))
@@ -232,7 +238,7 @@ def _chip_location_rows(
                 stacks = reader.read(win, [m for m in mods if m != "hr"])
                 for m, st in stacks.items():
                     valid_px[m] += int(st.valid.any(axis=0).sum())
-                hr_cache: dict[int, Any] = {}
+                hr_cache: dict[int | str, Any] = {}  # HR reads by date; 'valid_px' by date
                 for cr in range(r0, r1):
                     y = (cr - r0) * stride
                     for cc in range(c0, c1):
@@ -384,7 +390,6 @@ def merge_manifests(
     that died), then the parts. Until the swap the previous manifest and its shards are intact;
     after it the new ones are; a merge that raises removes the shards it had written.
     """
-
     out = Path(out_dir)
     parts = sorted((out / PARTS).glob("[0-9]*"))
     if results is None:
@@ -459,8 +464,9 @@ def _write_summary(summary: ChipSummary, out: Path) -> None:
 
 
 def _stage_manifest(df, path: Path) -> Path:
-    """Write the manifest beside ``path`` (``manifest.parquet.tmp``, flushed to disk); returns it."""
-
+    """Write the manifest beside ``path`` (``manifest.parquet.tmp``, flushed to disk); returns
+    it.
+    """
     schema = pa.schema(
         [
             ("sample_id", pa.string()),

@@ -13,7 +13,7 @@ that extent (within the footprints), in the location's grid zone, not over the w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -43,7 +43,7 @@ def modality_spec(entry: ModalityEntry) -> SensorSpec:
 def _acq_paths(acq: Acquisition, root: Path) -> list[Path]:
     acq = safe_acquisition(acq, root)
     paths = [acq.file] if acq.file is not None else list((acq.bands or {}).values())
-    return [p if p.is_absolute() else root / p for p in paths]  # type: ignore[union-attr]
+    return [p if p.is_absolute() else root / p for p in paths]
 
 
 def _footprint_in(
@@ -149,7 +149,8 @@ class LocationReader:
         location: the catalog location.
         root: folder relative catalog paths resolve against.
         grid: the location's Sentinel grid (see :func:`location_grid`).
-        hr_ratio: HR pixels per Sentinel pixel along each axis (:data:`~skysense.core.modalities.HR_RATIO`).
+        hr_ratio: HR pixels per Sentinel pixel along each axis
+        (:data:`~skysense.core.modalities.HR_RATIO`).
         modalities: which modalities to read (default: all the location has).
         bands: output bands per modality (default: the sensors' default bands).
         access: the raster access policy (default: the process's).
@@ -162,7 +163,7 @@ class LocationReader:
         grid: Grid,
         hr_ratio: int = HR_RATIO,
         modalities: Sequence[str] | None = None,
-        bands: dict[str, Sequence[str]] | None = None,
+        bands: Mapping[str, Sequence[str]] | None = None,
         access: RasterAccessPolicy | None = None,
     ) -> None:
         self.location, self.grid, self.hr_ratio = location, grid, hr_ratio

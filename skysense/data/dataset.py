@@ -8,7 +8,7 @@ Parquet manifest; each item is one seek + read in one shard. Works with ``DataLo
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -73,7 +73,8 @@ class ChipDataset(Dataset):
         self.chips_dir = Path(chips_dir)
         if not (self.chips_dir / MANIFEST).exists():
             raise ShardError(
-                f"{self.chips_dir / MANIFEST}: no chip manifest; run `skysense data chip --out {self.chips_dir}`"
+                f"{self.chips_dir / MANIFEST}: no chip manifest; run `skysense data chip --out "
+                f"{self.chips_dir}`"
             )
         cols = [
             "sample_id",
@@ -162,7 +163,7 @@ class ChipDataset(Dataset):
         return cast(Sample, sample)
 
 
-def collate_samples(samples: Sequence[Sample] | Sequence[dict[str, Any]]) -> Batch:
+def collate_samples(samples: Sequence[Sample] | Sequence[Mapping[str, Any]]) -> Batch:
     """Stack samples into a batch (docs/interfaces.md).
 
     Time series are padded to the longest ``T`` in the batch (``*_doy`` 0 and ``*_valid`` False on
@@ -170,24 +171,25 @@ def collate_samples(samples: Sequence[Sample] | Sequence[dict[str, Any]]) -> Bat
     (B bool); a modality missing for all samples is a missing key. ``ids`` is a list of str.
     """
     b = len(samples)
+    rows: Sequence[Mapping[str, Any]] = samples  # a Sample read by computed keys (f"{mod}_doy")
     batch: dict[str, Any] = {
-        "ids": [s["id"] for s in samples],
-        "lat": torch.tensor([float(s["lat"]) for s in samples], dtype=torch.float32),
-        "lon": torch.tensor([float(s["lon"]) for s in samples], dtype=torch.float32),
-        "region": torch.stack([torch.as_tensor(s["region"], dtype=torch.int64) for s in samples]),
+        "ids": [s["id"] for s in rows],
+        "lat": torch.tensor([float(s["lat"]) for s in rows], dtype=torch.float32),
+        "lon": torch.tensor([float(s["lon"]) for s in rows], dtype=torch.float32),
+        "region": torch.stack([torch.as_tensor(s["region"], dtype=torch.int64) for s in rows]),
     }
     for mod in MODALITIES:
-        have = [mod in s for s in samples]
+        have = [mod in s for s in rows]
         if not any(have):
             continue
-        ref = next(s[mod] for s in samples if mod in s)
+        ref = next(s[mod] for s in rows if mod in s)
         batch[f"has_{mod}"] = torch.tensor(have, dtype=torch.bool)
         if mod in SERIES:
-            t_max = max(s[mod].shape[0] for s in samples if mod in s)
+            t_max = max(s[mod].shape[0] for s in rows if mod in s)
             data = torch.zeros((b, t_max, *ref.shape[1:]), dtype=ref.dtype)
             doy = torch.zeros((b, t_max), dtype=torch.int64)
             valid = torch.zeros((b, t_max), dtype=torch.bool)
-            for i, s in enumerate(samples):
+            for i, s in enumerate(rows):
                 if mod in s:
                     t = s[mod].shape[0]
                     data[i, :t] = s[mod]
@@ -196,11 +198,11 @@ def collate_samples(samples: Sequence[Sample] | Sequence[dict[str, Any]]) -> Bat
             batch[mod], batch[f"{mod}_doy"], batch[f"{mod}_valid"] = data, doy, valid
         else:
             data = torch.zeros((b, *ref.shape), dtype=ref.dtype)
-            for i, s in enumerate(samples):
+            for i, s in enumerate(rows):
                 if mod in s:
                     data[i] = s[mod]
             batch[mod] = data
     for key in ("label", "mask"):
-        if all(key in s for s in samples):
-            batch[key] = torch.stack([torch.as_tensor(s[key], dtype=torch.int64) for s in samples])
+        if all(key in s for s in rows):
+            batch[key] = torch.stack([torch.as_tensor(s[key], dtype=torch.int64) for s in rows])
     return cast(Batch, batch)

@@ -106,7 +106,8 @@ def current_policy(policy: RasterAccessPolicy | None = None) -> RasterAccessPoli
 
 def _remote_url(text: str) -> str | None:
     """The URL a path names (``/vsicurl/https:/h/x``, ``.../https:/h/x`` from a relative catalog
-    entry, ``https://h/x``), with the ``//`` that :class:`~pathlib.Path` collapses restored."""
+    entry, ``https://h/x``), with the ``//`` that :class:`~pathlib.Path` collapses restored.
+    """
     text = text.removeprefix("/vsicurl/")
     m = _URL.search(text)
     if m is None:
@@ -210,7 +211,8 @@ def sniff_driver(path: str | Path) -> str:
         return "JP2OpenJPEG"
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         raise RasterAccessError(
-            f"{p}: an XML file ({_size_text(st.st_size)}), e.g. a GDAL VRT; VRTs can make GDAL read "
+            f"{p}: an XML file ({_size_text(st.st_size)}), e.g. a GDAL VRT; VRTs can make GDAL "
+            "read "
             "any local file or URL, so only GeoTIFF and JPEG 2000 files are opened; convert it "
             "(gdal_translate in.vrt out.tif) and list the GeoTIFF"
         )
@@ -265,7 +267,6 @@ def open_dataset(
         RasterTooLargeError: over ``data.max_raster_pixels`` or ``data.max_raster_bands``.
         RasterReadError: missing, empty, text or corrupt file.
     """
-
     policy = current_policy(policy)
     name = gdal_name(path, policy)
     if name.startswith("/vsicurl/"):
@@ -278,13 +279,15 @@ def open_dataset(
             ds = rasterio.open(name, driver=driver)
     except RasterioError as exc:
         raise RasterReadError(
-            f"{shown_name(path)}: is not a raster GDAL can read, or is corrupt ({gdal_message(exc)}); "
+            f"{shown_name(path)}: is not a raster GDAL can read, or is corrupt "
+            f"({gdal_message(exc)}); "
             "replace it with a valid GeoTIFF (re-download or re-export it)"
         ) from None
     try:
         if ds.tags(ns="OVERVIEWS"):
             raise RasterAccessError(
-                f"{shown_name(path)}: its metadata names an external overview file (OVERVIEWS domain, "
+                f"{shown_name(path)}: its metadata names an external overview file (OVERVIEWS "
+                "domain, "
                 "OVERVIEW_FILE), which GDAL would open with any driver; rewrite it without "
                 "(gdal_translate -co COPY_SRC_OVERVIEWS=YES) and list the copy"
             )

@@ -73,7 +73,8 @@ def open_raster(
             ds.read(1, window=Window(0, 0, 1, 1))
         except RasterioError as exc:
             raise RasterReadError(
-                f"{p}: data cannot be read, the file is truncated or corrupt ({gdal_message(exc)}); "
+                f"{p}: data cannot be read, the file is truncated or corrupt "
+                f"({gdal_message(exc)}); "
                 "re-download or re-export it"
             ) from None
     except BaseException:
@@ -243,38 +244,45 @@ class AcquisitionReader:
                             continue
                         raise RasterReadError(
                             f"band {name!r} of sensor {spec.name!r} has no file in the catalog "
-                            f"(bands given: {', '.join(acq.bands)}); add '{name}: path' under bands:"
+                            f"(bands given: {', '.join(acq.bands)}); add '{name}: path' under "
+                            "bands:"
                         )
                     path = resolve(acq.bands[name])
                     ds = open_raster(path, self.access)
                     if data_band_count(ds) != 1:
                         ds.close()
                         raise RasterReadError(
-                            f"{path}: a per-band file must hold 1 band, it holds {data_band_count(ds)}; "
+                            f"{path}: a per-band file must hold 1 band, it holds "
+                            f"{data_band_count(ds)}; "
                             "use file: with band_names: for multi-band rasters"
                         )
                     self._add_layer(path, ds, [1], [pos], resampling, nodata_override, input_units)
             else:
-                path = resolve(acq.file)  # type: ignore[arg-type]
+                if acq.file is None:  # the catalog schema asks for one of file: and bands:
+                    raise RasterReadError(
+                        f"a {spec.name!r} acquisition names neither file: nor bands:; give one"
+                    )
+                path = resolve(acq.file)
                 ds = open_raster(path, self.access)
                 try:
                     names = infer_band_names(ds, spec, acq.band_names)
                 except RasterReadError:
                     ds.close()
                     raise
-                idx, pos = [], []
+                idx: list[int] = []
+                out_pos: list[int] = []
                 data_idx = [i for i in range(1, ds.count + 1) if i != alpha_band(ds)]
                 for p_out, name in enumerate(self.bands):
                     if name in names:
                         idx.append(data_idx[names.index(name)])
-                        pos.append(p_out)
+                        out_pos.append(p_out)
                     elif spec.modality != "hr":
                         ds.close()
                         raise RasterReadError(
                             f"{path}: has bands {', '.join(names)} but band {name!r} is required; "
                             "fix band_names in the catalog or add the band"
                         )
-                self._add_layer(path, ds, idx, pos, resampling, nodata_override, input_units)
+                self._add_layer(path, ds, idx, out_pos, resampling, nodata_override, input_units)
             if acq.mask is not None:
                 if acq.mask_classes is not None:
                     self._mask_classes = list(acq.mask_classes)
@@ -447,8 +455,10 @@ class AcquisitionReader:
                 layer.nodata is None and _has_internal_mask(ds),
             )
         vrt = layer.vrt
+        if vrt is None:  # _add_layer gives every layer without a grid alignment a warped VRT
+            raise RuntimeError(f"{layer.path}: layer has neither a grid alignment nor a warped VRT")
         nodata = vrt.nodata
-        alpha = alpha_band(vrt)  # type: ignore[arg-type]
+        alpha = alpha_band(vrt)
         if nodata is not None and not vrt.dtypes[0].startswith("complex"):
             raw = vrt.read(layer.indexes, window=window)
             valid = ~np.isnan(raw) if np.isnan(nodata) else raw != raw.dtype.type(nodata)
@@ -578,7 +588,8 @@ def read_acquisition(
     require_valid: bool = True,
     access: RasterAccessPolicy | None = None,
 ) -> ModalityRead:
-    """Read one acquisition onto ``grid`` (default: its finest band's own grid), optionally a window.
+    """Read one acquisition onto ``grid`` (default: its finest band's own grid), optionally a
+    window.
 
     Raises:
         RasterReadError: a file is missing, unreadable, truncated, not georeferenced or has the

@@ -57,7 +57,8 @@ _CHIP = ChipConfig()  # the defaults of ``params.yaml: data.chip``
 @dataclass(frozen=True)
 class ChipSettings:
     """What the chipper needs, resolved from ``params.yaml: data`` (picklable for worker
-    processes); defaults are those of :class:`skysense.data.settings.ChipConfig`."""
+    processes); defaults are those of :class:`skysense.data.settings.ChipConfig`.
+    """
 
     size: int = _CHIP.size
     stride: int = _CHIP.stride or _CHIP.size
@@ -81,7 +82,8 @@ class ChipSettings:
         access: RasterAccessPolicy,
     ) -> ChipSettings:
         """From the ``data.chip`` section, the modalities to chip, the band names per modality,
-        the most dates per series and the raster access policy."""
+        the most dates per series and the raster access policy.
+        """
         return cls(
             size=chip.size,
             stride=chip.stride or chip.size,
@@ -223,7 +225,8 @@ class StacConfig(Section):
 @dataclass(frozen=True)
 class StacIngestSettings:
     """What :func:`skysense.data.stac.ingest.ingest_snapshot` needs, resolved from params.yaml:
-    ``data.stac``, the bands per modality, the SCL cloud classes and the raster access policy."""
+    ``data.stac``, the bands per modality, the SCL cloud classes and the raster access policy.
+    """
 
     stac: StacConfig = field(default_factory=StacConfig)
     bands: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -24,7 +24,7 @@ import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -116,7 +116,7 @@ class ShardWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.prefix, self.max_bytes = prefix, max_bytes
         self.shards: list[str] = []
-        self._fh = None
+        self._fh: BinaryIO | None = None
         self._size = 0
 
     def _roll(self) -> None:
@@ -169,7 +169,8 @@ class ShardReader:
         manifest = self.chips_dir / MANIFEST
         if not manifest.exists():
             raise ShardError(
-                f"{manifest}: no chip manifest; run `skysense data chip --out {self.chips_dir}` first"
+                f"{manifest}: no chip manifest; run `skysense data chip --out {self.chips_dir}` "
+                "first"
             )
 
         table = pq.read_table(manifest, columns=["sample_id", "shard", "offset", "nbytes"])
@@ -277,7 +278,7 @@ def remove_unreferenced_shards(
 
 
 def sync_folder(folder: str | Path) -> None:
-    """fsync a folder, so that renames and new files in it survive a power loss."""
+    """Fsync a folder, so that renames and new files in it survive a power loss."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -76,7 +76,6 @@ def compute_stats(
     Raises:
         ShardError: no manifest or a damaged shard.
     """
-
     chips = Path(chips_dir)
     if not (chips / MANIFEST).exists():
         raise ShardError(
@@ -89,7 +88,9 @@ def compute_stats(
         df = df[df["split"] == split]
     df = df.sort_values(["shard", "offset"])
     reader = ShardReader(chips)
-    names = {spec.modality: list(spec.default_bands) for spec in SENSORS.values()}
+    names: dict[str, list[str]] = {
+        spec.modality: list(spec.default_bands) for spec in SENSORS.values()
+    }
     names.update(bands or {})
     acc: dict[str, _Moments] = {}
     total = len(df)

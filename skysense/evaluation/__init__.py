@@ -1,2 +1,3 @@
 """Frozen-encoder downstream evaluation against a random-init twin: features, probes, metrics,
-tasks, report, and the ``skysense evaluate`` runner."""
+tasks, report, and the ``skysense evaluate`` runner.
+"""

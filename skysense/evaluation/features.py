@@ -57,7 +57,8 @@ def samples_to_batch(
 
 def pool_embedding(emb: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
     """Scene feature of per-pixel embeddings ``B x D x s x s``: the mean over pixels (``mean``,
-    B x D) or the mean and the population std over pixels (``mean_std``, B x 2D)."""
+    B x D) or the mean and the population std over pixels (``mean_std``, B x 2D).
+    """
     if pooling not in ("mean", "mean_std"):
         raise ValueError(f"pooling {pooling!r}: use 'mean' or 'mean_std' (eval.pooling)")
     feats = [emb.mean(dim=(2, 3))]

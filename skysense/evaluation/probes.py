@@ -1,6 +1,7 @@
 """Probes on frozen features: linear (softmax or sigmoid) and k-NN, with standardisation and
 cross-validation folds: leave-location-out (held-out places never seen by the probe) or k-fold by
-sample with a fixed seed."""
+sample with a fixed seed.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ class Standardiser:
 
 def kfold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``k`` (train, test) index splits by sample, stratified on ``labels`` (1-D class ids or
-    any key), shuffled with ``seed``; ``k`` is capped by the number of samples."""
+    any key), shuffled with ``seed``; ``k`` is capped by the number of samples.
+    """
     n = len(labels)
     k = max(2, min(k, n))
     rng = np.random.default_rng(seed)
@@ -49,7 +51,8 @@ def kfold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarra
 def location_folds(groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Leave-one-location-out (train, test) index splits: each fold tests one location's samples
     with a probe fitted on the other locations only, so a probe cannot memorise a place's
-    nuisance (illumination, haze, sowing dates). ``groups``: location id per sample."""
+    nuisance (illumination, haze, sowing dates). ``groups``: location id per sample.
+    """
     groups = np.asarray(groups)
     return [(np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
 
@@ -58,7 +61,8 @@ def cv_folds(
     labels: np.ndarray, groups: np.ndarray | None, k: int, seed: int
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Leave-location-out folds when ``groups`` names at least two locations, else ``k``
-    stratified folds by sample (:func:`kfold_indices`)."""
+    stratified folds by sample (:func:`kfold_indices`).
+    """
     if groups is not None and len(np.unique(groups)) >= 2:
         return location_folds(groups)
     return kfold_indices(labels, k, seed)

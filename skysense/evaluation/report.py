@@ -35,7 +35,8 @@ def confusion_png(cm: np.ndarray, class_names: list[str], path: Path, title: str
 
 def pca_rgb(pixels: np.ndarray) -> np.ndarray:
     """First three principal components of ``D x H x W`` embeddings as an ``H x W x 3`` image
-    in 0..1 (each component stretched between its 2nd and 98th percentile)."""
+    in 0..1 (each component stretched between its 2nd and 98th percentile).
+    """
     d, h, w = pixels.shape
     x = pixels.reshape(d, -1).T
     x = x - x.mean(axis=0)
@@ -67,7 +68,6 @@ def pca_png(pixels: np.ndarray, path: Path, title: str) -> Path:
 
 def per_class_tables(rows: list[dict[str, object]], out_dir: Path, stem: str) -> list[Path]:
     """Write ``rows`` (one dict per class) as ``<stem>.csv`` and ``<stem>.md``."""
-
     df = pd.DataFrame(rows)
     csv_path, md_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.md"
     df.to_csv(csv_path, index=False, float_format="%.4f")
@@ -84,7 +84,8 @@ def log_to_mlflow(
     metrics: dict[str, float], files: list[Path], run_id: str | None, experiment_id: str | None
 ) -> str:
     """Log metrics and files as a child run ``evaluate`` of the training run (a new run in
-    ``experiment_id`` when the training run is not in this store). Returns the run id."""
+    ``experiment_id`` when the training run is not in this store). Returns the run id.
+    """
     import mlflow
     from mlflow import MlflowClient
 

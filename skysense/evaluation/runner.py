@@ -31,7 +31,6 @@ from skysense.models.export_format import load_exported
 
 def random_twin(config: dict[str, Any], seed: int) -> torch.nn.Module:
     """A randomly initialised encoder of the export's preset and overrides (seeded)."""
-
     torch.manual_seed(seed)
     return create_model(config["preset"], **(config.get("overrides") or {})).eval()
 
@@ -70,7 +69,6 @@ def evaluate_export(
     Returns:
         ``{"metrics": flat dict, "files": [paths], "config": export config}``.
     """
-
     device = resolve_device(device or ev.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_exported(export_dir, device=device)

@@ -82,7 +82,8 @@ def multilabel(
     features: np.ndarray, labels: np.ndarray, cfg: EvalConfig, groups: np.ndarray | None = None
 ) -> TaskResult:
     """Linear (sigmoid) probe for multi-label scenes; out-of-fold macro mAP (folds as
-    :func:`classification`)."""
+    :func:`classification`).
+    """
     scores = np.zeros(labels.shape, dtype=np.float32)
     key = np.argmax(labels, axis=1)  # stratify on the first label
     for train, test in cv_folds(key, groups, cfg.folds, cfg.seed):

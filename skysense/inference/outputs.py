@@ -4,7 +4,8 @@
   a symlink or a hard link: :func:`os.path.samefile`) is refused before anything is opened for
   writing.
 - :func:`prediction_outputs`: the output path of each scene of a batch (``<out_dir>/<id>.tif``),
-  ids checked (:mod:`skysense.core.output_paths`), no two scenes on one output, no output on an input
+  ids checked (:mod:`skysense.core.output_paths`), no two scenes on one output, no output on an
+  input
   of any scene of the batch.
 - :func:`replacing`: a GeoTIFF is written to a hidden temporary file in the output's folder
   (``.<name>.<random>.partial``, which no reader takes for a finished output) and moved into place

@@ -117,7 +117,6 @@ def predict_scene(
         OutputIsInputError: ``output`` is one of the scene's input files.
         PredictOutputError: the output cannot be written (the file is named).
     """
-
     if head is None and output_dtype != "float32":
         raise PredictInputError(
             f"predict.output_dtype={output_dtype!r}: rasterio {rasterio.__version__} cannot write "

@@ -51,14 +51,18 @@ class WindowGrid:
         return len(self.row_starts) * len(self.col_starts)
 
     def covering(self, r0: int, r1: int, c0: int, c1: int) -> list[tuple[int, int]]:
-        """Origins ``(row, col)`` of the windows that intersect rows ``[r0, r1)``, cols ``[c0, c1)``."""
+        """Origins ``(row, col)`` of the windows that intersect rows ``[r0, r1)``, cols ``[c0,
+        c1)``.
+        """
         rows = [r for r in self.row_starts if r < r1 and r + self.size > r0]
         cols = [c for c in self.col_starts if c < c1 and c + self.size > c0]
         return [(r, c) for r in rows for c in cols]
 
 
 def blend_weights(size: int, overlap: int) -> np.ndarray:
-    """``size x size`` float32 weights: 1 in the core, a linear ramp over ``overlap`` at the edges."""
+    """``size x size`` float32 weights: 1 in the core, a linear ramp over ``overlap`` at the
+    edges.
+    """
     if overlap <= 0:
         return np.ones((size, size), dtype=np.float32)
     idx = np.arange(size, dtype=np.float32)
@@ -68,7 +72,9 @@ def blend_weights(size: int, overlap: int) -> np.ndarray:
 
 
 def output_blocks(height: int, width: int, block: int) -> list[tuple[int, int, int, int]]:
-    """Output blocks ``(r0, r1, c0, c1)`` aligned to ``block`` (the GeoTIFF tile size), row-major."""
+    """Output blocks ``(r0, r1, c0, c1)`` aligned to ``block`` (the GeoTIFF tile size),
+    row-major.
+    """
     return [
         (r, min(r + block, height), c, min(c + block, width))
         for r in range(0, height, block)

@@ -1,5 +1,6 @@
 """Multi-modal fusion: Sentinel heads onto the Sentinel pixel grid, the date-specific positional
-encoding, and the per-pixel fusion transformer whose cls output is the fused feature."""
+encoding, and the per-pixel fusion transformer whose cls output is the fused feature.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ class UpHead(nn.Module):
 
     def __init__(self, in_dim: int, width: int, scale: int = 4) -> None:
         super().__init__()
-        self.decoder = nn.Sequential(
-            nn.Conv2d(in_dim, scale * scale * width, kernel_size=1), nn.PixelShuffle(scale)
-        )
-        nn.init.kaiming_normal_(self.decoder[0].weight, mode="fan_in", nonlinearity="linear")
-        nn.init.zeros_(self.decoder[0].bias)
+        conv = nn.Conv2d(in_dim, scale * scale * width, kernel_size=1)
+        self.decoder = nn.Sequential(conv, nn.PixelShuffle(scale))
+        nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="linear")
+        if conv.bias is not None:  # Conv2d's default bias=True
+            nn.init.zeros_(conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``N x D x s/4 x s/4`` -> ``N x width x s x s``."""
         return self.decoder(x)
 
 
@@ -90,4 +92,5 @@ class DemEncoder(nn.Module):
         )
 
     def forward(self, dem: Tensor) -> Tensor:
+        """``N x 1 x s x s`` elevation -> ``N x width x s x s``."""
         return self.net(dem)

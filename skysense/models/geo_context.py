@@ -1,5 +1,6 @@
 """Geo-context prototypes: per region of the globe a bank of prototypes of the fused feature,
-assigned by Sinkhorn-Knopp and updated by EMA (no gradient), read out by attention."""
+assigned by Sinkhorn-Knopp and updated by EMA (no gradient), read out by attention.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ class GeoContextPrototypes(nn.Module):
         sinkhorn_epsilon: entropic regularisation of the assignment.
         sinkhorn_iters: Sinkhorn-Knopp rounds.
     """
+
+    prototypes: Tensor  # the buffer registered in __init__
 
     def __init__(
         self,
@@ -50,7 +53,8 @@ class GeoContextPrototypes(nn.Module):
         """Raise :class:`InputShapeError` for region ids outside ``[0, n_regions)``."""
         if region.numel() and (int(region.min()) < 0 or int(region.max()) >= self.n_regions):
             raise InputShapeError(
-                f"batch['region'] holds ids in [{int(region.min())}, {int(region.max())}] but the preset "
+                f"batch['region'] holds ids in [{int(region.min())}, {int(region.max())}] but the "
+                "preset "
                 f"has {self.n_regions} regions; compute it with "
                 f"skysense.data.regions.region_id(lat, lon, {self.n_regions})"
             )

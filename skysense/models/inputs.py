@@ -47,7 +47,8 @@ def check_batch(batch: dict, spec: SkySenseSpec) -> BatchLayout:
         )
     if "dem" in present and not spec.dem:
         raise InputShapeError(
-            f"batch has 'dem' but preset {spec.name!r} has dem=False; drop the key or set model.overrides.dem=true"
+            f"batch has 'dem' but preset {spec.name!r} has dem=False; drop the key or set "
+            "model.overrides.dem=true"
         )
     sizes: dict[str, int] = {}
     batch_sizes: dict[str, int] = {}
@@ -66,7 +67,8 @@ def check_batch(batch: dict, spec: SkySenseSpec) -> BatchLayout:
             aux = batch.get(f"{key}_{suffix}")
             if aux is not None and tuple(aux.shape) != tuple(x.shape[:2]):
                 raise InputShapeError(
-                    f"batch['{key}_{suffix}'] is {_shape(aux)}; expected B x T = {x.shape[0]} x {x.shape[1]} like batch[{key!r}]"
+                    f"batch['{key}_{suffix}'] is {_shape(aux)}; expected B x T = {x.shape[0]} x "
+                    f"{x.shape[1]} like batch[{key!r}]"
                 )
         if batch.get(f"{key}_doy") is None:
             raise InputShapeError(
@@ -76,26 +78,30 @@ def check_batch(batch: dict, spec: SkySenseSpec) -> BatchLayout:
         x = batch["dem"]
         if x.ndim != 4 or x.shape[1] != 1 or x.shape[2] != x.shape[3]:
             raise InputShapeError(
-                f"batch['dem'] is {_shape(x)}; expected B x 1 x s x s (elevation on the Sentinel grid)"
+                f"batch['dem'] is {_shape(x)}; expected B x 1 x s x s (elevation on the Sentinel "
+                "grid)"
             )
         batch_sizes["dem"], sizes["dem"] = x.shape[0], x.shape[2]
     if "hr" in present:
         x = batch["hr"]
         if x.ndim != 4 or x.shape[1] != spec.hr_in_chans or x.shape[2] != x.shape[3]:
             raise InputShapeError(
-                f"batch['hr'] is {_shape(x)}; expected B x {spec.hr_in_chans} x {HR_RATIO}s x {HR_RATIO}s "
+                f"batch['hr'] is {_shape(x)}; expected B x {spec.hr_in_chans} x {HR_RATIO}s x "
+                f"{HR_RATIO}s "
                 f"({spec.hr_in_chans} HR bands, {HR_RATIO}x the Sentinel grid)"
             )
         if x.shape[2] % HR_RATIO:
             raise InputShapeError(
-                f"batch['hr'] side {x.shape[2]} px is not a multiple of {HR_RATIO}; HR must be {HR_RATIO}x the Sentinel chip"
+                f"batch['hr'] side {x.shape[2]} px is not a multiple of {HR_RATIO}; HR must be "
+                f"{HR_RATIO}x the Sentinel chip"
             )
         batch_sizes["hr"], sizes["hr"] = x.shape[0], x.shape[2] // HR_RATIO
     if len(set(batch_sizes.values())) > 1:
         raise InputShapeError(f"modalities disagree on the batch size: {batch_sizes}")
     if len(set(sizes.values())) > 1:
         raise InputShapeError(
-            f"modalities disagree on the Sentinel grid side (HR counted as side/{HR_RATIO}): {sizes}; "
+            f"modalities disagree on the Sentinel grid side (HR counted as side/{HR_RATIO}): "
+            f"{sizes}; "
             f"HR must be exactly {HR_RATIO}x the Sentinel chip"
         )
     side = next(iter(sizes.values()))

@@ -52,7 +52,9 @@ IGNORED_SUFFIXES = {
 IGNORED_KEYS = {"backbone_gep.mask_token": "masked-image-modelling token, unused by the encoder"}
 IGNORED_KEYS.update(
     {
-        f"backbone_gep.norm{i}.{p}": f"output norm of HR stage {i + 1}, only stage 4 feeds the fusion"
+        f"backbone_gep.norm{i}.{p}": (
+            f"output norm of HR stage {i + 1}, only stage 4 feeds the fusion"
+        )
         for i in range(3)
         for p in ("weight", "bias")
     }
@@ -149,7 +151,8 @@ def _adapt(model_key: str, value: Tensor, target: Tensor) -> tuple[Tensor, str |
         side = int(round((target.shape[1] - 1) ** 0.5))
         return resize_pos_embed(value, (side, side)), f"position embedding resized to {side}x{side}"
     raise CheckpointMappingError(
-        f"release tensor for {model_key} is {tuple(value.shape)} but the model expects {tuple(target.shape)}; "
+        f"release tensor for {model_key} is {tuple(value.shape)} but the model expects "
+        f"{tuple(target.shape)}; "
         "build the model with the preset of the release (skysense-huge) or matching overrides"
     )
 
@@ -198,7 +201,8 @@ def load_official_state_dict(
     if strict and not report.ok:
         raise CheckpointMappingError(
             f"official checkpoint does not map strictly: {len(report.unexpected)} unexpected keys "
-            f"{report.unexpected[:5]}, {len(report.missing)} missing model keys {report.missing[:5]}; "
+            f"{report.unexpected[:5]}, {len(report.missing)} missing model keys "
+            f"{report.missing[:5]}; "
             "pass strict=False to load what fits and inspect the report"
         )
     model.load_state_dict(mapped, strict=False, assign=assign)

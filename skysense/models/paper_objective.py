@@ -1,4 +1,4 @@
-"""The paper's pre-training objective (``train.objective: paper``, the default).
+"""The paper's pre-training objective (``train.objective: paper``).
 
 SkySense (arXiv 2312.10115) trains a student against its EMA teacher with Multi-Granularity
 Contrastive Learning built on self-distillation, and aligns the modalities:

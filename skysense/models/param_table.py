@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from skysense.models.presets import resolve_spec
-from skysense.models.paper_objective import PaperPretrainer
+from skysense.models.pretraining import SkySensePretrainer
 from skysense.models.skysense import SkySense
 
 # component label -> name prefixes in SkySense.named_parameters() / named_buffers()
@@ -56,12 +57,11 @@ def parameter_table(preset: str, **overrides: Any) -> dict[str, Any]:
         ``{"preset", "spec", "rows": [{component, params, millions, in_total}], "total",
         "groups": {name: params}, "published_millions" (huge only)}``.
     """
-
     spec = resolve_spec(preset, **overrides)
     with torch.device("meta"):
         model = SkySense(spec)
-        pre = PaperPretrainer(model)  # the default objective (train.objective: paper)
-    tensors = dict(model.named_parameters())
+        pre = SkySensePretrainer(model)  # the default objective (train.objective: legacy)
+    tensors: dict[str, Tensor] = dict(model.named_parameters())
     tensors.update({k: b for k, b in model.named_buffers() if k == "geo_context.prototypes"})
     rows: list[ParamRow] = []
     for label, prefixes in COMPONENTS:
@@ -74,7 +74,7 @@ def parameter_table(preset: str, **overrides: Any) -> dict[str, Any]:
     teacher_n = sum(p.numel() for p in teacher.parameters()) + sum(
         b.numel() for k, b in teacher["encoder"].named_buffers() if k.endswith("prototypes")
     )
-    rows.append(ParamRow("pre-training DINO heads (student)", heads, False))
+    rows.append(ParamRow("pre-training projection heads (student)", heads, False))
     rows.append(ParamRow("EMA teacher (encoder + heads + prototypes)", teacher_n, False))
     by_label = {r.component: r.params for r in rows}
     groups = {g: sum(by_label.get(c, 0) for c in comps) for g, comps in GROUPS.items()}

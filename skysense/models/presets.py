@@ -128,7 +128,8 @@ def _check(spec: SkySenseSpec) -> None:
         )
     if spec.hr_px != HR_RATIO * spec.sentinel_px:
         problems.append(
-            f"hr_px must be {HR_RATIO} x sentinel_px = {HR_RATIO * spec.sentinel_px}, got {spec.hr_px}"
+            f"hr_px must be {HR_RATIO} x sentinel_px = {HR_RATIO * spec.sentinel_px}, got "
+            f"{spec.hr_px}"
         )
     for i, heads in enumerate(spec.hr_heads):
         width = spec.hr_embed_dim * 2**i

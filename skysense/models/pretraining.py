@@ -49,7 +49,8 @@ class ProjectionHead(nn.Module):
 
 class _Views:
     """The per-date maps (B x T x C x s x s), date masks (B x T) and time-pooled maps of every
-    stream of one encoder output."""
+    stream of one encoder output.
+    """
 
     def __init__(self, out: dict[str, Any]) -> None:
         self.maps: dict[str, Tensor] = {}
@@ -213,7 +214,8 @@ class SkySensePretrainer(nn.Module):
 
     def ema_modules(self) -> list[tuple[nn.Module, nn.Module]]:
         """``(student_side, teacher_side)`` pairs: ``student`` -> ``teacher.encoder``, ``heads`` ->
-        ``teacher.heads`` (also when the teacher is detached from the module tree)."""
+        ``teacher.heads`` (also when the teacher is detached from the module tree).
+        """
         teacher = self.teacher_module
         return [(self.student, teacher["encoder"]), (self.heads, teacher["heads"])]
 
@@ -222,7 +224,8 @@ class SkySensePretrainer(nn.Module):
         """EMA step ``teacher = momentum * teacher + (1 - momentum) * student`` for weights;
         buffers (geo-context prototypes) are copied. Whole tensors: under ZeRO-3, where each rank
         holds a partition, :func:`skysense.training.teacher.update_teacher` applies the same rule
-        to the partitions."""
+        to the partitions.
+        """
         ema_update(self.ema_modules(), momentum)
 
     # ----------------------------------------------------------------------------- losses

@@ -1,9 +1,10 @@
 """The SkySense encoder: HR Swin V2, Sentinel-2 and Sentinel-1 ViTs, per-pixel fusion and
-geo-context prototypes; and ``create_model``, the one constructor of presets."""
+geo-context prototypes; and ``create_model``, the one constructor of presets.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +19,18 @@ from skysense.models.transformer import TransformerLayer
 from skysense.models.vit import SentinelViT
 
 MODALITY_INDEX = {"hr": 0, "s2": 1, "s1": 2, "dem": 3}
+
+
+class _VitArgs(TypedDict):
+    """The :class:`SentinelViT` arguments the S2 and S1 backbones share."""
+
+    dim: int
+    depth: int
+    heads: int
+    mlp_ratio: float
+    img_px: int
+    patch: int
+    drop_path: float
 
 
 class SkySense(nn.Module):
@@ -48,7 +61,7 @@ class SkySense(nn.Module):
             drop_path=spec.drop_path,
             out_norms=(len(spec.hr_depths) - 1,),
         )
-        vit_args = dict(
+        vit_args = _VitArgs(
             dim=spec.vit_dim,
             depth=spec.vit_depth,
             heads=spec.vit_heads,
@@ -87,7 +100,9 @@ class SkySense(nn.Module):
     run_all_branches: bool = False
 
     def _idle_pass(self, key: str, device: torch.device, dtype: torch.dtype) -> Tensor:
-        """A zero scalar that depends on every parameter of branch ``key`` (run on a dummy input)."""
+        """A zero scalar that depends on every parameter of branch ``key`` (run on a dummy
+        input).
+        """
         spec = self.spec
         s = spec.sentinel_px
         if key == "hr":
@@ -149,7 +164,8 @@ class SkySense(nn.Module):
         self, key: str, batch: dict, b: int, s: int, has: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Per-date features on the Sentinel grid ``B x T x W x s x s``, usable mask ``B x T``
-        and fusion tokens ``B*s*s x T x W``."""
+        and fusion tokens ``B*s*s x T x W``.
+        """
         x = batch[key]
         t = x.shape[1]
         valid = batch.get(f"{key}_valid")
@@ -181,7 +197,8 @@ class SkySense(nn.Module):
             update_prototypes: EMA-update the geo-context prototypes (pre-training only).
 
         Returns:
-            ``hr`` B x W x s x s and ``hr_pyramid`` (4 stage maps, the last normalised); ``s2``/``s1`` B x T x W x s x s
+            ``hr`` B x W x s x s and ``hr_pyramid`` (4 stage maps, the last normalised);
+            ``s2``/``s1`` B x T x W x s x s
             with ``s2_mask``/``s1_mask`` B x T (date used); ``dem`` B x W x s x s; ``fused``
             B x fusion_dim x s x s; ``geo`` (prototype read-out, same shape); ``embedding``
             B x embed_dim x s x s; ``present`` B x 4 bool (hr, s2, s1, dem used per sample).
@@ -223,6 +240,11 @@ class SkySense(nn.Module):
             present[:, MODALITY_INDEX[key]] = usable.any(dim=1)
         if "dem" in layout.modalities:
             has = presence(batch, "dem", b, device)
+            if self.dem_encoder is None:  # check_batch refuses 'dem' when the preset has none
+                raise InputShapeError(
+                    f"batch has 'dem' but preset {self.spec.name!r} has no DEM encoder; drop the "
+                    "key or set model.overrides.dem=true"
+                )
             dem = self.dem_encoder(batch["dem"])
             out["dem"] = dem
             tokens.append(
@@ -236,7 +258,8 @@ class SkySense(nn.Module):
         if bool(empty.any()):
             idx = empty.nonzero().flatten().tolist()
             raise InputShapeError(
-                f"samples {idx} of the batch have no usable modality (every has_* False or no valid date); "
+                f"samples {idx} of the batch have no usable modality (every has_* False or no "
+                "valid date); "
                 "drop them before encoding"
             )
         fused_in = torch.cat(tokens, dim=1)

@@ -39,7 +39,11 @@ def _relative_index(window: int) -> Tensor:
 
 class WindowAttentionV2(nn.Module):
     """Scaled cosine window attention with a learnable per-head logit scale and a continuous
-    relative position bias from a small MLP (``cpb_mlp``)."""
+    relative position bias from a small MLP (``cpb_mlp``).
+    """
+
+    relative_coords_table: Tensor  # buffers registered in set_window
+    relative_position_index: Tensor
 
     def __init__(self, dim: int, heads: int, window: int, cpb_hidden: int = 512) -> None:
         super().__init__()
@@ -154,6 +158,7 @@ class ShiftWindowAttention(nn.Module):
         self.w_msa = WindowAttentionV2(dim, heads, window, cpb_hidden)
 
     def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:
+        """(Shifted) window attention over ``B x h*w x C`` tokens on the grid ``hw``."""
         b, length, c = x.shape
         h, w = hw
         window = min(self.window, h, w)
@@ -181,7 +186,8 @@ class ShiftWindowAttention(nn.Module):
     @staticmethod
     def _shift_mask(hp: int, wp: int, window: int, shift: int, device: torch.device) -> Tensor:
         """Additive mask (0 / -100) keeping shifted windows from mixing regions that are not
-        neighbours: n_windows x w^2 x w^2, cached per (hp, wp, window, shift, device)."""
+        neighbours: n_windows x w^2 x w^2, cached per (hp, wp, window, shift, device).
+        """
         key = (hp, wp, window, shift, str(device))
         mask = _SHIFT_MASKS.get(key)
         if mask is None:
@@ -239,6 +245,7 @@ class SwinBlockV2(nn.Module):
         return x
 
     def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:
+        """One block over ``B x h*w x C`` tokens (activation-checkpointed when enabled)."""
         if self.grad_checkpointing and torch.is_grad_enabled() and x.requires_grad:
             return checkpoint(self._inner, x, hw, use_reentrant=False)
         return self._inner(x, hw)
@@ -253,6 +260,7 @@ class PatchMerging(nn.Module):
         self.norm = nn.LayerNorm(2 * dim)
 
     def forward(self, x: Tensor, hw: tuple[int, int]) -> tuple[Tensor, tuple[int, int]]:
+        """``B x h*w x C`` -> ``B x ceil(h/2)*ceil(w/2) x 2C`` and the new grid."""
         b, _, c = x.shape
         h, w = hw
         grid = x.view(b, h, w, c)
@@ -296,6 +304,7 @@ class SwinStage(nn.Module):
         )
 
     def forward(self, x: Tensor, hw: tuple[int, int]) -> tuple[Tensor, tuple[int, int]]:
+        """Merge (when downsampling), then the blocks; returns the tokens and their grid."""
         if self.downsample is not None:
             x, hw = self.downsample(x, hw)
         for block in self.blocks:
@@ -312,6 +321,7 @@ class PatchEmbed(nn.Module):
         self.norm = nn.LayerNorm(dim) if norm else None
 
     def forward(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """``B x C x H x W`` -> ``B x h*w x D`` tokens and their grid ``(h, w)``."""
         x = self.projection(x)
         hw = (x.shape[2], x.shape[3])
         x = x.flatten(2).transpose(1, 2)
@@ -322,7 +332,8 @@ class PatchEmbed(nn.Module):
 
 class SwinTransformerV2(nn.Module):
     """Swin Transformer V2 backbone; ``norm{i}`` normalises the output of stage ``i`` for the
-    stages in ``out_norms`` (default: all; SkySense uses only stage 4, the others pass raw)."""
+    stages in ``out_norms`` (default: all; SkySense uses only stage 4, the others pass raw).
+    """
 
     def __init__(
         self,

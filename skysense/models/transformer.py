@@ -28,6 +28,7 @@ class DropPath(nn.Module):
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
+        """``x`` with whole samples zeroed (rescaled by ``1/(1-p)``) while training."""
         if self.p == 0.0 or not self.training:
             return x
         keep = 1.0 - self.p
@@ -37,7 +38,8 @@ class DropPath(nn.Module):
 
 class PackedAttention(nn.Module):
     """Multi-head self-attention with packed ``in_proj`` weights (the ``nn.MultiheadAttention``
-    layout), computed with ``scaled_dot_product_attention``."""
+    layout), computed with ``scaled_dot_product_attention``.
+    """
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -53,7 +55,8 @@ class PackedAttention(nn.Module):
         self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False
     ) -> Tensor:
         """Attend over tokens ``x`` (N x L x D); ``key_padding_mask`` (N x L) is True where a
-        token must be ignored. ``first_only``: only token 0 queries (output N x 1 x D)."""
+        token must be ignored. ``first_only``: only token 0 queries (output N x 1 x D).
+        """
         n, length, dim = x.shape
         mask = None
         if key_padding_mask is not None:
@@ -103,6 +106,7 @@ class FeedForward(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        """``... x dim`` -> ``... x dim``."""
         return self.layers(x)
 
 
@@ -133,7 +137,8 @@ class TransformerLayer(nn.Module):
         self, x: Tensor, key_padding_mask: Tensor | None = None, first_only: bool = False
     ) -> Tensor:
         """Tokens N x L x D in and out; ``first_only``: only token 0 is updated and returned
-        (N x 1 x D), the others serve as keys and values (a last layer read out at its cls)."""
+        (N x 1 x D), the others serve as keys and values (a last layer read out at its cls).
+        """
         if self.grad_checkpointing and torch.is_grad_enabled() and x.requires_grad:
             return checkpoint(self._inner, x, key_padding_mask, first_only, use_reentrant=False)
         return self._inner(x, key_padding_mask, first_only)

@@ -98,7 +98,6 @@ def register_export(
     Idempotent by checkpoint hash; a version a crashed run left half registered is repaired.
     ``lock_url``: ``registry.lock_url`` for a server store (:mod:`skysense.registry.lock`).
     """
-
     export_dir = Path(export_dir)
     weights, config = read_export(export_dir)
     sha = file_sha256(weights)

@@ -55,7 +55,8 @@ logger = logging.getLogger(__name__)
 
 class PromotionLockError(RegistryError):
     """The promotion lock cannot be taken (held elsewhere, no primitive for this store), or was
-    lost while held; nothing more is written."""
+    lost while held; nothing more is written.
+    """
 
 
 def owner_identity() -> str:

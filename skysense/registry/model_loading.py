@@ -122,7 +122,6 @@ def verify_export(export_dir: Path, mv: ModelVersion) -> None:
     Raises:
         ModelIntegrityError: the version records no checkpoint hash, or a file's hash differs.
     """
-
     label = f"{mv.name} v{mv.version}"
     expected = mv.tags.get(CHECKPOINT_TAG)
     if not expected:
@@ -183,7 +182,6 @@ def load_encoder(
         ModelIntegrityError: a downloaded file does not match the version's hash.
         RegistryError: unknown model, alias or version.
     """
-
     resolved_device = resolve_device(device)
     local = Path(model_uri)
     if not model_uri.startswith("models:/"):

@@ -96,7 +96,8 @@ def _history_entries(tags: dict[str, str]) -> list[tuple[int, dict[str, Any]]]:
 
 def read_history(client: MlflowClient, name: str) -> list[dict[str, Any]]:
     """The model-level promotion history (oldest first): the legacy JSON list, then one entry
-    per ``promotion_history.<seq>`` tag in sequence order."""
+    per ``promotion_history.<seq>`` tag in sequence order.
+    """
     tags = client.get_registered_model(name).tags
     legacy = json.loads(tags[HISTORY_TAG]) if tags.get(HISTORY_TAG) else []
     return legacy + [record for _, record in _history_entries(tags)]
@@ -111,7 +112,8 @@ def _append_history(
     client: MlflowClient, name: str, record: dict[str, Any], lock: PromotionLock
 ) -> None:
     """Add ``record`` as the next ``promotion_history.<seq>`` tag (a new key: nothing earlier is
-    rewritten); the sequence number is read and written under ``lock``."""
+    rewritten); the sequence number is read and written under ``lock``.
+    """
     entries = _history_entries(client.get_registered_model(name).tags)
     seq = entries[-1][0] + 1 if entries else 1
     lock.ensure_held()

@@ -68,7 +68,8 @@ def model_inputs(spec: Any, modalities: list[str]) -> list[str]:
 def input_example(spec: Any, modalities: list[str], dates: int = 2) -> dict[str, np.ndarray]:
     """A small valid input for ``log_model``: one chip of one patch (``spec.patch_size`` Sentinel
     pixels, HR ``32x`` that) with 2 dates, so that the stored example stays small (HR values are
-    whole numbers to keep its JSON short)."""
+    whole numbers to keep its JSON short).
+    """
     rng = np.random.default_rng(0)
     s = int(spec.patch_size)
     ex: dict[str, np.ndarray] = {}

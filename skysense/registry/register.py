@@ -31,7 +31,8 @@ CHECKPOINT_TAG = "checkpoint_sha256"
 @dataclass
 class RegistrationResult:
     """The version that holds the checkpoint, whether this call created it, what it repaired
-    on an existing version, and where ``challenger`` points afterwards."""
+    on an existing version, and where ``challenger`` points afterwards.
+    """
 
     name: str
     version: str

@@ -48,8 +48,8 @@ def credentials_to_environment(uri: str) -> str:
     """``uri`` without its ``user:password@``: for an ``http(s)`` server they move to
     ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (how MLflow's client sends basic
     auth, inherited by subprocesses), so that MLflow never prints or records them with the URI
-    (it prints run links built from the URI). Other URIs are returned unchanged."""
-
+    (it prints run links built from the URI). Other URIs are returned unchanged.
+    """
     if not uri.startswith(("http://", "https://")) or "@" not in uri.split("/", 3)[2]:
         return uri
     parts = urlsplit(uri)
@@ -85,7 +85,7 @@ def connect(uri: str | None = None, default: str | None = None) -> MlflowClient:
         try:
             wait_for_health(public, timeout_s=10.0)  # /health needs no credentials
         except RegistryError as exc:
-            last = getattr(exc, "last_answer", str(exc))
+            last = getattr(exc, "last_answer", None) or str(exc)
             raise RegistryUnavailable(
                 f"cannot reach the MLflow tracking server {public} (no healthy answer at /health "
                 f"within 10 s; last: {strip_credentials(last)}); start it, or point --tracking-uri "

@@ -1,1 +1,1 @@
-"""skysense.training"""
+"""Training: DeepSpeed pre-training from a TrainingJob to checkpoints and an export."""

@@ -63,7 +63,6 @@ def safe_load(path: str | Path, map_location: str = "cpu", mmap: bool = False) -
 
 def _unsupported_global(message: str) -> str:
     """The ``module.name`` torch's weights-only unpickler named in ``message``, if any."""
-
     match = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", message)
     return match.group(1) if match else ""
 

@@ -54,6 +54,11 @@ def list_tags(out_dir: Path) -> list[str]:
 def rng_state() -> dict[str, Any]:
     """This process's python, numpy and torch (and CUDA) RNG states as JSON-safe values."""
     np_state = np.random.get_state(legacy=True)
+    if not isinstance(np_state, tuple):  # numpy gives a dict when the bit generator is not MT19937
+        raise TrainingError(
+            f"numpy's global RNG uses {np_state.get('bit_generator')}, not MT19937: its state "
+            "cannot be checkpointed; do not replace numpy's global bit generator"
+        )
     state: dict[str, Any] = {
         "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
         "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
@@ -154,7 +159,8 @@ def load_checkpoint(engine: Any, out_dir: Path) -> dict[str, Any] | None:
     state_file = out_dir / tag / f"trainer-rank{rank}.json"
     if not state_file.is_file():
         raise TrainingError(
-            f"{state_file} is missing: checkpoint {tag} was written by fewer ranks; resume with the "
+            f"{state_file} is missing: checkpoint {tag} was written by fewer ranks; resume with "
+            "the "
             "same --nproc as the run that wrote it"
         )
 

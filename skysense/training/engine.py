@@ -107,7 +107,6 @@ def child_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 def init_distributed(runtime: Runtime, timeout_s: float = 600.0) -> tuple[int, int]:
     """Initialise torch.distributed through DeepSpeed; returns ``(rank, world_size)``."""
-
     import deepspeed
 
     ensure_process_env()

@@ -38,7 +38,8 @@ def _encoder_module(pretrainer: torch.nn.Module, which: str) -> torch.nn.Module 
 
 def encoder_prefix(pretrainer: torch.nn.Module, which: str = "student") -> str:
     """State-dict prefix of the ``which`` encoder (``student``/``teacher``) inside the pre-trainer
-    (e.g. ``"student."``, ``"teacher.encoder."``)."""
+    (e.g. ``"student."``, ``"teacher.encoder."``).
+    """
     if which not in ENCODERS:
         raise ExportError(f"train.export_encoder is {which!r}; use one of {', '.join(ENCODERS)}")
     target = _encoder_module(pretrainer, which)
@@ -117,16 +118,22 @@ def export_checkpoint(
     }
     if not weights:
         raise ExportError(f"{checkpoint_dir} holds no '{prefix}*' weights: nothing to export")
-    expected = set(pretrainer.student.state_dict())
+    student = getattr(pretrainer, "student", None)
+    if not isinstance(student, torch.nn.Module):
+        raise ExportError(
+            f"{type(pretrainer).__name__} has no 'student' module: nothing to compare the "
+            "checkpoint with; export a SkySensePretrainer"
+        )
+    expected = set(student.state_dict())
     if set(weights) != expected:
         missing = sorted(expected - set(weights))[:5]
         raise ExportError(
-            f"{checkpoint_dir}: the {encoder} weights do not match the student's ({len(weights)} vs "
+            f"{checkpoint_dir}: the {encoder} weights do not match the student's ({len(weights)} "
+            "vs "
             f"{len(expected)} tensors; missing e.g. {missing}); the checkpoint is incomplete or "
             "from another model"
         )
-    student = pretrainer.student
-    spec = getattr(student, "spec", None)
+    spec_dict = getattr(getattr(student, "spec", None), "to_dict", None)
     stats = None
     if chips_dir is not None and (Path(chips_dir) / "stats.json").is_file():
         stats = json.loads((Path(chips_dir) / "stats.json").read_text())
@@ -134,7 +141,7 @@ def export_checkpoint(
         "format": FORMAT,
         "preset": preset,
         "overrides": overrides,
-        "spec": spec.to_dict() if hasattr(spec, "to_dict") else None,
+        "spec": spec_dict() if callable(spec_dict) else None,
         "stats": stats,
         "data_version": data_version(chips_dir),
         "git_commit": git_commit(),

@@ -8,7 +8,8 @@
 * :func:`train_into_folder` is what ``skysense train`` runs: the checkpoints folder's lock, then
   resume or a clean start (:mod:`skysense.training.run_folder`), then :func:`run_local`.
 * Under an external launcher (``deepspeed --hostfile``, multi-node ``torchrun``) every rank runs
-  ``python -m skysense.cli.train_worker --params P --chips D --out O``; see :func:`multinode_command`.
+  ``python -m skysense.cli.train_worker --params P --chips D --out O``; see
+  :func:`multinode_command`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ FAILURE_GLOB = "failed-rank*.txt"
 
 def under_launcher() -> bool:
     """True when a launcher (torchrun, deepspeed) started this process as one rank of a job."""
-
     if os.environ.get(SELF_SET_ENV):  # set by this process (or its parent) for itself
         return False
     return "WORLD_SIZE" in os.environ and "RANK" in os.environ and "MASTER_ADDR" in os.environ
@@ -102,7 +102,6 @@ def multinode_command(
 
 def thread_env(nproc: int) -> dict[str, str]:
     """Environment for N local workers: CPU threads split evenly between them."""
-
     env = child_env()
     cores = (
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -147,10 +146,13 @@ def run_local(
         if reports:
             detail = reports[0].read_text().strip()
         else:
-            detail = "a rank died without a message (killed, out of memory or crashed; see its log above)"
+            detail = (
+                "a rank died without a message (killed, out of memory or crashed; "
+                "see its log above)"
+            )
         raise TrainingError(
-            f"{nproc}-process training exited with status {proc.returncode}: {detail}. The last good "
-            f"checkpoint in {out} is kept; fix the cause and rerun (it resumes from there)"
+            f"{nproc}-process training exited with status {proc.returncode}: {detail}. The last "
+            f"good checkpoint in {out} is kept; fix the cause and rerun (it resumes from there)"
         )
 
 
@@ -174,13 +176,20 @@ def train_into_folder(
     :func:`~skysense.training.run_folder.prepare_run_folder`).
 
     Args:
+        job: the training settings (model, objective, engine, paths).
+        chips: the chip folder (``None``: the job's own).
+        out: the checkpoints folder this run owns.
+        nproc: number of processes (1 trains in this process).
+        mode: ``auto`` (resume a matching folder, set any other aside), ``resume`` or ``fresh``.
+        export_dir: where the safetensors export goes (default: ``out/export``).
+        lock_wait_s: how long to wait for another run holding ``out``'s lock.
+        show_progress: print a progress line per logged step.
         on_plan: called with the decision before training starts (to tell the user).
 
     Raises:
         LockHeldError: another run holds ``out`` for longer than ``lock_wait_s``.
         TrainingError: the run failed, or ``mode="resume"`` and the folder is another run's.
     """
-
     out = Path(out)
     with folder_lock(out, lock_wait_s) as lock:
         fingerprint = run_fingerprint(job, chips, resolve_runtime(job.train), world_size=nproc)

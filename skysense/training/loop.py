@@ -68,7 +68,8 @@ def seed_everything(seed: int) -> None:
 
 def pretrainer_from_config(job: TrainingJob) -> torch.nn.Module:
     """The SkySense pre-trainer (student, EMA teacher, heads) for ``job.model`` with the
-    objective of ``job.train.objective`` (``paper`` or ``legacy``)."""
+    objective of ``job.train.objective`` (``legacy`` or ``paper``).
+    """
 
     model = create_model(job.model.preset, **job.model.overrides)
     model.set_grad_checkpointing(uses_activation_checkpointing(job))
@@ -79,7 +80,6 @@ def pretrainer_from_config(job: TrainingJob) -> torch.nn.Module:
 
 def chip_dataset(job: TrainingJob, chips_dir: Path, pretrainer: torch.nn.Module) -> Any:
     """The pre-training split of the chips in ``chips_dir``."""
-
     spec = getattr(getattr(pretrainer, "student", None), "spec", None)
     kwargs: dict[str, Any] = {"split": "pretrain", "modalities": list(job.model.modalities)}
     if spec is not None:
@@ -239,8 +239,10 @@ def train(
                     if not all(np.isfinite(v) for v in reduced.values()):
                         raise TrainingError(
                             f"non-finite loss at step {step + 1} ({reduced}); stopped before "
-                            f"applying it. Last good checkpoint: {out_dir / (checkpoints.read_latest(out_dir) or 'none')}. "
-                            "Lower train.lr, raise train.warmup_steps or check the chips' stats.json"
+                            "applying it. Last good checkpoint: "
+                            f"{out_dir / (checkpoints.read_latest(out_dir) or 'none')}. "
+                            "Lower train.lr, raise train.warmup_steps or check the chips' "
+                            "stats.json"
                         )
                     engine.backward(out["loss"])
                     engine.step()
@@ -290,7 +292,8 @@ def train(
             tracker.finish("FAILED")
         raise TrainingError(
             f"out of memory at step {step + 1} on rank {rank}: lower train.micro_batch, raise "
-            "train.zero_stage, or set train.offload_optimizer=true / activation_checkpointing=true; "
+            "train.zero_stage, or set train.offload_optimizer=true / "
+            "activation_checkpointing=true; "
             f"last good checkpoint: {checkpoints.read_latest(out_dir)}"
         ) from exc
     except (RuntimeError, ConnectionError) as exc:
@@ -363,7 +366,8 @@ def _append_log(path: Path, rows: list[dict[str, float]]) -> None:
 
 def _trim_log(path: Path, last_step: int) -> None:
     """Drop the rows of ``train_log.csv`` after ``last_step`` (the checkpoint a run resumes
-    from), so that every step appears once; rewritten atomically."""
+    from), so that every step appears once; rewritten atomically.
+    """
     if not path.is_file():
         return
     with open(path, newline="") as fh:

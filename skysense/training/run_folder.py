@@ -51,7 +51,9 @@ def lock_path(out_dir: Path) -> Path:
 
 
 def folder_lock(out_dir: Path, wait_s: float = 0.0) -> FileLock:
-    """The exclusive lock a training run holds on ``out_dir`` (see :mod:`skysense.core.file_lock`)."""
+    """The exclusive lock a training run holds on ``out_dir`` (see
+    :mod:`skysense.core.file_lock`).
+    """
     return FileLock(
         lock_path(out_dir), purpose=f"training into {Path(out_dir).absolute()}", wait_s=wait_s
     )
@@ -60,7 +62,8 @@ def folder_lock(out_dir: Path, wait_s: float = 0.0) -> FileLock:
 def chips_fingerprint(chips_dir: Path | None) -> dict[str, Any]:
     """What identifies a chips folder: content hashes of its manifest and stats, and the name,
     size and modification time (ns) of every other file (the shards, too large to hash at
-    every start)."""
+    every start).
+    """
     if chips_dir is None:
         return {}
     chips_dir = Path(chips_dir)
@@ -211,7 +214,6 @@ def prepare_run_folder(
     Raises:
         TrainingError: ``mode="resume"`` and the folder was made with other settings or chips.
     """
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not _has_content(out_dir):
@@ -238,7 +240,8 @@ def prepare_run_folder(
                 f"{FINGERPRINT} to check it against)",
             )
         raise TrainingError(
-            f"{out_dir} holds checkpoints of another run ({'; '.join(differences(recorded, fingerprint))}); "
+            f"{out_dir} holds checkpoints of another run "
+            f"({'; '.join(differences(recorded, fingerprint))}); "
             "run without --resume to set them aside and start clean, or use the settings and chips "
             f"recorded in {out_dir / FINGERPRINT}"
         )

@@ -27,7 +27,13 @@ def update_teacher(pretrainer: torch.nn.Module, momentum: float, zero_stage: int
         zero_stage: the engine's ZeRO stage; 3 updates the local partitions.
     """
     if zero_stage < 3:
-        pretrainer.update_teacher(momentum)
+        update = getattr(pretrainer, "update_teacher", None)
+        if not callable(update):
+            raise TrainingError(
+                f"{type(pretrainer).__name__} has no update_teacher(momentum); train a "
+                "SkySensePretrainer (or a module with its contract)"
+            )
+        update(momentum)
         return
     pairs = ema_modules(pretrainer)
     for s_param, t_param in ema_pairs(pairs):
@@ -39,13 +45,16 @@ def update_teacher(pretrainer: torch.nn.Module, momentum: float, zero_stage: int
             )
         if s_part.shape != t_part.shape:
             raise TrainingError(
-                f"student/teacher partitions differ ({tuple(s_part.shape)} vs {tuple(t_part.shape)}): "
+                f"student/teacher partitions differ ({tuple(s_part.shape)} vs "
+                f"{tuple(t_part.shape)}): "
                 "the teacher must mirror the student"
             )
         ema_(t_part, s_part, momentum)
         shares = t_param.data.untyped_storage().data_ptr() == t_part.untyped_storage().data_ptr()
-        if t_param.data.numel() == t_param.ds_numel > 0 and not shares:  # kept whole (persistent)
-            if s_param.data.numel() != s_param.ds_numel:
+        # ds_numel: the full size DeepSpeed ZeRO-3 records on each partitioned parameter
+        whole = t_param.data.numel() == t_param.ds_numel > 0  # type: ignore[attr-defined]
+        if whole and not shares:  # kept whole (persistent)
+            if s_param.data.numel() != s_param.ds_numel:  # type: ignore[attr-defined]
                 raise TrainingError(
                     "student and teacher differ in ZeRO-3 persistence; rebuild the engine"
                 )

@@ -1,1 +1,1 @@
-"""skysense.validation"""
+"""Validation: raster profiling, great-expectations suites, quarantine and the gate."""

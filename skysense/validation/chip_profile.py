@@ -79,10 +79,10 @@ def profile_chips(
         for m in MODALITIES:
             row[f"has_{m}"] = bool(rec.get(f"has_{m}", False))
             row[f"{m}_min"] = row[f"{m}_max"] = None
-        for m in cfg.dated_modalities:
-            valid = rec.get(f"{m}_valid")
-            row[f"n_valid_dates_{m}"] = (
-                _count_true(valid) if valid is not None else len(rec.get(f"{m}_dates") or [])
+        for dated in cfg.dated_modalities:
+            valid = rec.get(f"{dated}_valid")
+            row[f"n_valid_dates_{dated}"] = (
+                _count_true(valid) if valid is not None else len(rec.get(f"{dated}_dates") or [])
             )
         try:
             arrays = reader.read(row["sample_id"])

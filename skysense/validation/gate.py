@@ -129,7 +129,8 @@ def _judged_locations(
     catalog: Catalog, profiles: list[LocationProfiles], rasters: pd.DataFrame, bad_acq: set[str]
 ) -> pd.DataFrame:
     """The location table from accepted rasters: a location none of whose acquisitions was
-    quarantined keeps its profiled row, the others are recomputed without the bad ones."""
+    quarantined keeps its profiled row, the others are recomputed without the bad ones.
+    """
     hit = set(rasters.loc[rasters["acq_id"].isin(bad_acq), "location"])
     accepted = rasters[~rasters["acq_id"].isin(bad_acq)]
     data = accepted[accepted["role"] == "data"]
@@ -235,7 +236,8 @@ def judge_profiles(
 
     Raises:
         ValidationFailed: the catalog is unusable, the profiles do not match it, or fewer than
-            ``validation.min_accepted`` locations were accepted (raised after the files are written).
+            ``validation.min_accepted`` locations were accepted (raised after the files are
+            written).
     """
     today = today or dt.date.today()
     out = Path(out_dir)
@@ -313,7 +315,7 @@ def judge_profiles(
             f"Quarantine reasons: {top or 'none'}. See {files['quarantine']}, "
             f"{files['validation']} and {files['data_docs']}; fix or replace the files named there."
         )
-        exc.report = report  # type: ignore[attr-defined] - the CLI prints its summary
+        exc.report = report  # the CLI prints its summary
         raise exc
     return report
 
@@ -328,7 +330,8 @@ def _write_tables(
     chips: pd.DataFrame | None,
 ) -> dict[str, Path]:
     """Write the profile tables, the quarantine and the accepted catalog (each atomically);
-    returns the gate's files by name (``validation.json`` is written last, by the caller)."""
+    returns the gate's files by name (``validation.json`` is written last, by the caller).
+    """
     files = {
         "validation": out / "validation.json",
         "quarantine": out / "quarantine.parquet",
@@ -369,8 +372,11 @@ def _summary(
     files: dict[str, Path],
 ) -> dict[str, Any]:
     """The content of ``validation.json``: counts per kind of item, per expectation and reason,
-    warnings, step timings and the files."""
+    warnings, step timings and the files.
+    """
     (_, q_rasters), _, (_, q_chips) = results
+    if q_rasters is None or (chips is not None and q_chips is None):
+        raise RuntimeError("validate_catalog made no quarantine table for rasters or chips")
     n_acq = rasters["acq_id"].nunique()
     in_accepted = ~rasters["acq_id"].isin(bad_acq) & rasters["location"].isin(accepted_ids)
     passed = len(accepted_ids) >= min_accepted
@@ -397,7 +403,7 @@ def _summary(
             "accepted": len(accepted_ids),
         },
         "chips": None
-        if chips is None
+        if chips is None or q_chips is None
         else {
             "total": len(chips),
             "quarantined": len(q_chips),

@@ -3,7 +3,8 @@
 Layout: ``<out>/gx/`` holds the GX project (suites, validation definitions, checkpoints, stored
 validation results) and ``<out>/data_docs/`` the Data Docs site, built once at the end of a run by
 :meth:`GxProject.build_docs` for that run's results (not after every table: rendering the site is
-about a third of GX's time; its views share compiled templates, see :mod:`.docs_views`). One pandas data source (``skysense``) has one dataframe asset per table
+about a third of GX's time; its views share compiled templates, see :mod:`.docs_views`). One pandas
+data source (``skysense``) has one dataframe asset per table
 (``rasters``, ``locations``, ``chips``) with a whole-dataframe batch definition; each table is
 validated by one checkpoint run over the whole table (GX's per-run overhead is paid once per
 table, not per raster). Results come back with ``result_format=COMPLETE`` and the table's id
@@ -17,13 +18,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
 from skysense.core.errors import ValidationFailed
 from skysense.validation.docs_views import view_config
 from skysense.validation.suites import Check, Suite
+
+if TYPE_CHECKING:
+    from great_expectations.data_context.store.store import DataDocsSiteConfigTypedDict
 
 DATASOURCE = "skysense"
 SITE = "local_site"
@@ -85,7 +89,7 @@ class GxProject:
         )
         self.context.variables.save()
 
-        site = {
+        site: dict[str, Any] = {
             "class_name": "SiteBuilder",
             "site_index_builder": {
                 "class_name": "DefaultSiteIndexBuilder",
@@ -100,10 +104,12 @@ class GxProject:
                 "base_directory": str(self.docs_dir),
             },
         }
+        # GX's TypedDict for a site lists only some keys (not site_section_builders)
+        docs_site = cast("DataDocsSiteConfigTypedDict", site)
         if SITE in self.context.get_site_names():
-            self.context.update_data_docs_site(SITE, site)
+            self.context.update_data_docs_site(SITE, docs_site)
         else:
-            self.context.add_data_docs_site(SITE, site)
+            self.context.add_data_docs_site(SITE, docs_site)
         self.datasource = self.context.data_sources.add_or_update_pandas(DATASOURCE)
 
     def _batch_definition(self, table: str) -> Any:

@@ -11,25 +11,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import yaml
 from pydantic import ValidationError
 
 from skysense.core.errors import CatalogError
-from skysense.data.catalog import Catalog
+from skysense.data.catalog import Catalog, DatesAsText
 from skysense.data.products.sentinel2_safe import SafeProductError, safe_acquisition
 
 Role = Literal["data", "mask", "scl", "labels"]
-
-
-class _DatesAsText(yaml.SafeLoader):
-    """YAML loader that keeps timestamps as text, so a bad date cannot break the whole file."""
-
-
-_DatesAsText.add_constructor(
-    "tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node)
-)
 
 
 @dataclass(frozen=True)
@@ -86,6 +77,24 @@ class RasterItem:
     source_error: str | None = None
 
 
+class _AcquisitionFields(TypedDict):
+    """The :class:`RasterItem` fields every file of one acquisition shares."""
+
+    acq_id: str
+    location: str
+    split: str
+    modality: str
+    sensor: str
+    acq_index: int
+    date: dt.date | None
+    date_raw: str | None
+    date_error: str | None
+    nodata_override: float | None
+    input_units: str | None
+    offset: float | None
+    mask_classes: tuple[int, ...] | None
+
+
 def parse_date(value: Any) -> dt.date:
     """Parse an acquisition date: ISO date, ISO date-time (the day is kept) or a date object.
 
@@ -125,7 +134,7 @@ def load_catalog_leniently(path: str | Path) -> tuple[Catalog, dict[str, DateIss
             f"{p}: catalog not found; run `skysense data sample --out DIR` or pass --catalog"
         )
     try:
-        raw = yaml.load(p.read_text(), Loader=_DatesAsText)  # a SafeLoader subclass
+        raw = yaml.load(p.read_text(), Loader=DatesAsText)  # a SafeLoader subclass
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise CatalogError(f"{p}: not a valid YAML catalog ({exc})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("locations"), list):
@@ -172,7 +181,7 @@ def list_raster_items(
                     acq = safe_acquisition(acq, catalog.root)
                 except SafeProductError as exc:
                     source_error = f"SafeProductError: {exc}"
-                common = {
+                common: _AcquisitionFields = {
                     "acq_id": acq_id,
                     "location": loc.id,
                     "split": loc.split,

@@ -95,11 +95,15 @@ def location_references(table: pd.DataFrame, cfg: ValidationConfig) -> dict[str,
 def add_location_fit(table: pd.DataFrame, refs: dict[str, LocationReference]) -> pd.DataFrame:
     """Add ``location_crs``, ``crs_matches_location`` and ``location_overlap`` (0..1) columns."""
     out = table.copy()
-    crs_col, match, overlap = [], [], []
+    crs_col: list[str | None] = []
+    match: list[bool | None] = []
+    overlap: list[float | None] = []
     for r in out[["location", "crs", "minx", "miny", "maxx", "maxy"]].itertuples():
         ref = refs.get(r.location)
         if ref is None or r.crs is None or pd.isna(r.minx):
-            crs_col.append(ref.crs if ref else None), match.append(None), overlap.append(None)
+            crs_col.append(ref.crs if ref else None)
+            match.append(None)
+            overlap.append(None)
             continue
         crs_col.append(ref.crs)
         match.append(r.crs == ref.crs)
@@ -145,12 +149,12 @@ def location_row(
         extent = box_in(loc.bounds, loc.crs, ref.crs)
     if ref is not None:
         for m in present:
-            boxes = [
+            moved = [
                 box_in((r[5], r[6], r[7], r[8]), r[4], ref.crs)
                 for r in recs
                 if r[1] == m and r[4] is not None
             ]
-            boxes = [b for b in boxes if b is not None]
+            boxes = [b for b in moved if b is not None]
             if boxes:
                 fp = _union(boxes)
                 if extent is not None:

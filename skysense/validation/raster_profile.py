@@ -121,7 +121,8 @@ def _footprint_wkt(crs: Any, bounds: tuple[float, float, float, float]) -> str |
 
 def effective_units(item: RasterItem, dtype: str) -> str | None:
     """The input units a data file is read in: the catalog's, else its sensor's rule for the
-    stored dtype (e.g. uint16 Sentinel-1: ``dn``); None for an unknown sensor."""
+    stored dtype (e.g. uint16 Sentinel-1: ``dn``); None for an unknown sensor.
+    """
     if item.input_units:
         return item.input_units
     spec = SENSORS.get(item.sensor)
@@ -139,7 +140,8 @@ def _to_physical(
     sensor: str | None = None,
 ) -> np.ndarray | None:
     """Stored values to the modality's physical unit (reflectance, dB, metres); None if complex
-    or uncalibrated (Sentinel-1 DN, judged by ``s1_calibrated``). DN: ``(v + offset) * scale``."""
+    or uncalibrated (Sentinel-1 DN, judged by ``s1_calibrated``). DN: ``(v + offset) * scale``.
+    """
     if np.dtype(dtype).kind == "c" or units == "complex":
         return None
     spec = SENSORS.get(sensor or "")
@@ -201,14 +203,20 @@ def _read_stats(src: Any, row: dict[str, Any], item: RasterItem, cfg: Validation
     phys = _to_physical(data, row["dtype"], rule, row["input_units"], item.offset, item.sensor)
     if phys is None or not valid_px.any():
         return
-    mins, maxs, means = [], [], []
+    mins: list[float | None] = []
+    maxs: list[float | None] = []
+    means: list[float | None] = []
     for band in phys:
         v = band[valid_px]
         v = v[np.isfinite(v)]
         if v.size == 0:
-            mins.append(None), maxs.append(None), means.append(None)
+            mins.append(None)
+            maxs.append(None)
+            means.append(None)
             continue
-        mins.append(float(v.min())), maxs.append(float(v.max())), means.append(float(v.mean()))
+        mins.append(float(v.min()))
+        maxs.append(float(v.max()))
+        means.append(float(v.mean()))
     row["band_min"], row["band_max"], row["band_mean"] = mins, maxs, means
     finite_min = [m for m in mins if m is not None]
     finite_max = [m for m in maxs if m is not None]

@@ -35,7 +35,8 @@ class SensorRule(Section):
 def sensor_rule(name: str, **policy: Any) -> SensorRule:
     """The validation rule of sensor ``name`` with its facts (nodata, scale, offset, native band
     GSDs) from :data:`skysense.core.sensors.SENSORS`; ``policy`` adds the accepted band counts,
-    dtypes and value range."""
+    dtypes and value range.
+    """
     spec = SENSORS[name]
     return SensorRule(
         nodata=spec.nodata,

@@ -39,7 +39,8 @@ class StepClock:
     def summary(self) -> dict[str, Any]:
         """Step wall times, the profiling and GX totals (``profiling_s``, ``gx_s``), and the same
         totals in CPU seconds (``cpu_*``; per step under ``cpu``: less sensitive to other
-        processes on a shared machine)."""
+        processes on a shared machine).
+        """
         out: dict[str, Any] = {k: round(v, 4) for k, v in self.wall.items()}
         for prefix, times in (("", self.wall), ("cpu_", self.cpu)):
             out[f"{prefix}profiling_s"] = round(

@@ -150,12 +150,14 @@ def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
 
     - ``expected_gsd_m`` (per-band native GSD or the modality's, metres) and ``gsd_ratio``
       (observed / expected);
-    - ``band_count_key``: ``<modality> file:<bands>`` for multi-band data files, ``band file:<bands>``
+    - ``band_count_key``: ``<modality> file:<bands>`` for multi-band data files, ``band
+      file:<bands>``
       for per-band files (masks excluded), None where no band rule applies;
     - ``dtype_key`` (``<modality>:<dtype>`` of data files whose modality has allowed dtypes),
       ``nodata_expected`` (the modality's nodata value on data rows);
     - ``data_valid_fraction`` and ``data_cloud_fraction``: the fractions on data rows only;
-    - ``value_range`` (the key of ``validation.ranges``), ``range_min`` and ``range_max`` (its bounds,
+    - ``value_range`` (the key of ``validation.ranges``), ``range_min`` and ``range_max`` (its
+      bounds,
       physical units) on data rows;
     - ``date_presence``: ``<modality>:dated`` or ``<modality>:undated`` (labels: ``labels:...``);
     - ``band_key`` and ``date_key`` (acquisition identity for the duplicate check);
@@ -200,7 +202,9 @@ def prepare_rasters(table: pd.DataFrame, cfg: ValidationConfig) -> pd.DataFrame:
         nodata.append(data_rule.nodata if data_rule else None)
         key = data_rule.value_range if data_rule else None
         bounds = cfg.ranges.get(key, (None, None)) if key else (None, None)
-        range_keys.append(key), lo.append(bounds[0]), hi.append(bounds[1])
+        range_keys.append(key)
+        lo.append(bounds[0])
+        hi.append(bounds[1])
     out["expected_gsd_m"] = pd.to_numeric(pd.Series(expected, index=out.index), errors="coerce")
     out["gsd_ratio"] = out["gsd_m"] / out["expected_gsd_m"]
     out["band_count_key"] = band_keys

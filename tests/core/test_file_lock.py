@@ -1,5 +1,6 @@
 """The shared file lock: exclusive between processes, named holder, bounded wait, and no stale
-lock after its holder is SIGKILLed."""
+lock after its holder is SIGKILLed.
+"""
 
 from __future__ import annotations
 

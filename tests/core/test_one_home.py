@@ -39,7 +39,8 @@ FACTS = {
 @pytest.mark.parametrize("module", _all_modules())
 def test_a_module_holding_a_core_fact_holds_the_core_object(module: str) -> None:
     """Any module-level name of a core fact is the very object of :mod:`skysense.core`: no module
-    defines its own copy (the HR ratio, the modality lists, the band lists, the sensor specs)."""
+    defines its own copy (the HR ratio, the modality lists, the band lists, the sensor specs).
+    """
     mod = importlib.import_module(module)
     for name, fact in FACTS.items():
         if hasattr(mod, name):

@@ -1,4 +1,5 @@
-"""The chip merge is crash-safe: at every point a crash can hit, some manifest reads every chip right.
+"""The chip merge is crash-safe: at every point a crash can hit, some manifest reads every chip
+right.
 
 Issue #21 item 3: the merge deleted the old shards and wrote the new ones under the same names
 before it swapped the manifest, so a merge that died left a manifest pointing into missing or

@@ -126,7 +126,8 @@ def test_a_disk_that_fills_while_merging_exits_3_naming_the_folder(
     tmp_path: Path, location_factory
 ) -> None:
     """Each location's part fits, the merged shard does not: a real EFBIG (RLIMIT_FSIZE, as a
-    full disk gives ENOSPC) while merging was a traceback with exit 1 ("refused")."""
+    full disk gives ENOSPC) while merging was a traceback with exit 1 ("refused").
+    """
     import os
     import subprocess
     import sys
@@ -151,7 +152,8 @@ def test_a_disk_that_fills_while_merging_exits_3_naming_the_folder(
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
         from skysense.cli import app
-        sys.argv = ["skysense", "data", "chip", "--catalog", {str(catalog)!r}, "--out", {str(tmp_path / "c")!r},
+        sys.argv = ["skysense", "data", "chip", "--catalog", {str(catalog)!r}, "--out",
+        {str(tmp_path / "c")!r},
                     *{CHIP!r}]
         app()
     """)

@@ -1,4 +1,6 @@
-"""Chipping: aligned chips in shards, manifest contract, skipped chips, failing locations, stats, CLI."""
+"""Chipping: aligned chips in shards, manifest contract, skipped chips, failing locations, stats,
+CLI.
+"""
 
 from __future__ import annotations
 

@@ -75,7 +75,8 @@ def test_neighbouring_utm_zone_reprojected_value_exact_on_a_linear_ramp(
     tmp_path: Path, tif
 ) -> None:
     """An S2 scene in UTM 32 over Rome (zone 33) lands on the zone-33 grid; a linear ramp is
-    reproduced exactly by bilinear resampling, so every pixel can be checked."""
+    reproduced exactly by bilinear resampling, so every pixel can be checked.
+    """
     utm32 = CRS.from_epsg(32632)
     xs, ys = warp_transform("EPSG:4326", utm32, [12.5], [41.9])
     x0, y0 = round(xs[0], -1) - 1500, round(ys[0], -1) + 1500

@@ -1,4 +1,6 @@
-"""Downstream sets of the sample (layout, index, arrays) and the EuroSAT / BigEarthNet-MM readers."""
+"""Downstream sets of the sample (layout, index, arrays) and the EuroSAT / BigEarthNet-MM
+readers.
+"""
 
 from __future__ import annotations
 
@@ -172,7 +174,8 @@ def test_downstream_chip_reaches_the_encoder_as_the_same_shard_chip(
 ) -> None:
     """Evaluation input = pre-training input: a downstream chip and the chipper's chip of the same
     window of the held-out scene give the same normalised batch (clouds and nodata at the band
-    mean in both), the same valid dates and the same days of year."""
+    mean in both), the same valid dates and the same days of year.
+    """
     from skysense.data.chipping import chip_catalog
     from skysense.data.dataset import ChipDataset, collate_samples
     from skysense.evaluation.features import samples_to_batch

@@ -40,7 +40,8 @@ OVERRIDES = [
 def pipeline(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("pipeline")
     # the embedded defaults, not the repository's params.yaml (edited concurrently by other work);
-    # a params file names every section (skysense/core/params_file.py): each empty takes its defaults
+    # a params file names every section (skysense/core/params_file.py): each empty takes its
+    # defaults
     (root / "params.yaml").write_text("".join(f"{s}: {{}}\n" for s in SkySenseConfig.model_fields))
     cfg = load_config(root / "params.yaml", OVERRIDES)
     catalog = load_catalog(write_sample(root / "sample", cfg.data.sample, cfg.data.seed))

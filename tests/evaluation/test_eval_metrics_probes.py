@@ -69,7 +69,8 @@ def test_location_folds_leave_each_location_out():
 def test_location_probe_does_not_reward_memorised_place_nuisance():
     """Features = a per-location offset that happens to correlate with the label in each place
     (the class mix differs by place) plus weak class signal: random k-folds by sample let the
-    probe learn the place, leave-location-out does not."""
+    probe learn the place, leave-location-out does not.
+    """
     rng = np.random.default_rng(3)
     n_loc, per = 4, 24
     groups = np.repeat(np.arange(n_loc), per)

@@ -58,7 +58,8 @@ def git(cwd: Path, *args: str) -> None:
 
 def make_project(dest: Path) -> Path:
     """A fresh clone-like project: the pipeline files of this repository in a new git + DVC repo,
-    with its default DVC remote in ``dest/../dvc-remote``."""
+    with its default DVC remote in ``dest/../dvc-remote``.
+    """
     dest.mkdir(parents=True)
     for name in PROJECT_FILES:
         (dest / name).parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """The pipeline's chip fan-out applies the same rule as `skysense data chip`: a location that
 failed while chipping fails the stage (nothing for `dvc commit` to record) unless
-``data.chip.allow_partial``; before, only "0 chips" failed it."""
+``data.chip.allow_partial``; before, only "0 chips" failed it.
+"""
 
 from __future__ import annotations
 

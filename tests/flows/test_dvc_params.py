@@ -46,7 +46,8 @@ def test_stage_tracks_each_output_setting_of_its_section_but_not_workers(
 
 def test_changing_workers_reruns_nothing(project: Path) -> None:
     """A real DVC repo: after a recorded stage, a new `workers` value leaves it up to date, a
-    new output setting does not."""
+    new output setting does not.
+    """
     from flows.stages import run_dvc_stage
 
     stage = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["sample"]

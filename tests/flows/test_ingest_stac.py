@@ -1,5 +1,6 @@
 """The ingest flow starting from STAC items: the ``stac-catalog`` task writes the catalog from a
-snapshot, and a later run with new items replaces the cells it saw and adds the new ones."""
+snapshot, and a later run with new items replaces the cells it saw and adds the new ones.
+"""
 
 from __future__ import annotations
 

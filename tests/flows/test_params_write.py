@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_override_write_that_runs_out_of_space_keeps_params_whole(tmp_path: Path) -> None:
     """Before: the rewrite truncated params.yaml to its first 600 bytes, which then loaded as
-    defaults. A child process writes under a 600-byte file-size limit (EFBIG, as ENOSPC)."""
+    defaults. A child process writes under a 600-byte file-size limit (EFBIG, as ENOSPC).
+    """
     params = tmp_path / "params.yaml"
     params.write_bytes((ROOT / "params.yaml").read_bytes())
     before = params.read_bytes()

@@ -1,5 +1,6 @@
 """The Prefect schema template: built with Prefect's own migrations, copied into new homes only,
-and a flow runs on a seeded home (real ephemeral Prefect in a subprocess) without migrating."""
+and a flow runs on a seeded home (real ephemeral Prefect in a subprocess) without migrating.
+"""
 
 from __future__ import annotations
 

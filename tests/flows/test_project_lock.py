@@ -1,6 +1,7 @@
 """One pipeline run per project folder: a second ``skysense pipeline run`` while another holds
 the project lock fails with a message naming the lock file and the holder, before it rewrites
-params.yaml with its ``--set`` overrides or writes any output."""
+params.yaml with its ``--set`` overrides or writes any output.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def test_second_pipeline_run_is_refused_and_leaves_params_untouched(project: Pat
 
 def test_pipeline_waits_for_the_lock_within_its_bound(project: Path) -> None:
     """With --lock-wait the second run waits for the first; here the first never ends, so the
-    second gives up after the bound and says how long it waited."""
+    second gives up after the bound and says how long it waited.
+    """
     with project_lock(project):
         second = run_cli(project, "pipeline", "run", "--lock-wait", "3", timeout=300)
     output = " ".join((second.stdout + second.stderr).split())

@@ -22,7 +22,9 @@ SCRIPT = (
 
 @pytest.fixture()
 def dvc_repo(tmp_path):
-    """A git + DVC repo with one stage ``measure`` (params scene.side_px, outs out/, metric m.json)."""
+    """A git + DVC repo with one stage ``measure`` (params scene.side_px, outs out/, metric
+    m.json).
+    """
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q")
@@ -39,11 +41,17 @@ def dvc_repo(tmp_path):
                         "metrics": [{"m.json": {"cache": False}}],
                     },
                     "broken": {
-                        "cmd": f"{sys.executable} -c \"import sys; sys.exit('error: catalog x.yaml is broken')\"",
+                        "cmd": (
+                            f"{sys.executable} -c "
+                            "\"import sys; sys.exit('error: catalog x.yaml is broken')\""
+                        ),
                         "outs": ["never"],
                     },
                     "flaky": {
-                        "cmd": f"{sys.executable} -c \"import sys; sys.exit('error: Connection refused by 127.0.0.1:5000')\"",
+                        "cmd": (
+                            f'{sys.executable} -c "import sys; '
+                            "sys.exit('error: Connection refused by 127.0.0.1:5000')\""
+                        ),
                         "outs": ["never2"],
                     },
                 }

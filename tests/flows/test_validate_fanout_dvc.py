@@ -1,5 +1,6 @@
 """With DVC, the validation fan-out runs only when ``dvc status validate`` says so, and records its
-outputs in ``dvc.lock`` with ``dvc commit`` (so a second run, or ``dvc status``, finds it current)."""
+outputs in ``dvc.lock`` with ``dvc commit`` (so a second run, or ``dvc status``, finds it current).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Fixtures: a 10-band Sentinel-2 scene stacked from a real BigEarthNet patch, its S1 pair, and a
-tiny SkySense export (random init) registered in a real SQLite MLflow store."""
+tiny SkySense export (random init) registered in a real SQLite MLflow store.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ NODATA_CORNER = 10  # rows/cols of the top-left corner set to nodata in the stac
 
 def stack_s2(out: Path, nodata_corner: int = NODATA_CORNER) -> Path:
     """Stack the 10 SkySense bands of the real patch on its 10 m grid (20 m bands bilinear),
-    uint16 DN with nodata 0, and blank a top-left corner to nodata."""
+    uint16 DN with nodata 0, and blank a top-left corner to nodata.
+    """
     with rasterio.open(DATA / f"{S2_PATCH}_B02.tif") as ref:
         profile = ref.profile | {"count": len(BANDS), "dtype": "uint16", "nodata": 0}
         shape, crs, transform = (ref.height, ref.width), ref.crs, ref.transform

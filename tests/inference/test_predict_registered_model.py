@@ -1,5 +1,6 @@
 """End to end: a tiny SkySense export registered in MLflow, promoted, and served by
-``skysense predict --model models:/NAME@champion`` on a real Sentinel-2/Sentinel-1 scene."""
+``skysense predict --model models:/NAME@champion`` on a real Sentinel-2/Sentinel-1 scene.
+"""
 
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ def pg_database() -> Iterator[PgDatabase]:
     finally:
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND "
+                "pid <> pg_backend_pid()",
                 (name,),
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')

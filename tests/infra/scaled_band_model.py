@@ -12,7 +12,9 @@ import numpy as np
 
 
 class ScaledBandMean(mlflow.pyfunc.PythonModel):
-    """``B x T x C x H x W`` S2 reflectance -> ``B x 1 x H x W``: scale * mean over dates and bands."""
+    """``B x T x C x H x W`` S2 reflectance -> ``B x 1 x H x W``: scale * mean over dates and
+    bands.
+    """
 
     def load_context(self, context) -> None:
         self.scale = float(np.load(context.artifacts["scale"]))

@@ -3,7 +3,8 @@
 Four promoter processes race on one model through the real server, each registry write delayed
 (0.2 s; 0.8 s for the slow writer) as over a slow network; the lock is PostgreSQL's advisory lock
 on the server's backend database. (The tag lock this replaced fails this race: its slow writer's
-lock tag landed after a fast promoter had entered, and both were inside together for 2.4 s.) The event log the promoters write (lock
+lock tag landed after a fast promoter had entered, and both were inside together for 2.4 s.) The
+event log the promoters write (lock
 acquired/released, every registry write, with timestamps) shows no two of them inside at once
 and every write inside its writer's section; the promotion history keeps all five entries, each
 naming the champion of its time. A holder killed with SIGKILL frees the lock at once (no lease).

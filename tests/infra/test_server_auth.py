@@ -59,7 +59,8 @@ def auth_server(tmp_path_factory):
 @pytest.fixture()
 def clean_env(monkeypatch):
     """No tracking login or URI inherited from the environment; connect() may set the login, so
-    each variable is recorded first and restored after the test."""
+    each variable is recorded first and restored after the test.
+    """
     for key in (
         "MLFLOW_TRACKING_URI",
         "MLFLOW_TRACKING_USERNAME",

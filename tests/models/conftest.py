@@ -63,7 +63,8 @@ def one_thread():
     """Run every model test's many small ops on one intra-op thread: with tiny tensors a second
     thread gains little and, when OpenMP spins on a busy runner, costs several times the CPU
     time (the loss-fall test: 10 s wall on one thread, 22 s on two sleeping, 93 s on two
-    spinning threads, on the loaded 2-core machine)."""
+    spinning threads, on the loaded 2-core machine).
+    """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

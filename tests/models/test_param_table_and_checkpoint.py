@@ -23,7 +23,7 @@ def test_huge_table_matches_published_numbers():
     assert abs(table["total"] / 1e6 - 2062.85) / 2062.85 < 0.01
     rows = {r["component"]: r for r in table["rows"]}
     assert rows["geo-context prototypes (buffer, EMA)"]["params"] == 4096 * 100 * 1024
-    assert not rows["pre-training DINO heads (student)"]["in_total"]
+    assert not rows["pre-training projection heads (student)"]["in_total"]
     assert sum(r["params"] for r in table["rows"] if r["in_total"]) == table["total"]
 
 

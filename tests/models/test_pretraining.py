@@ -117,7 +117,8 @@ def test_step_returns_every_component_and_grads_skip_prototypes(make_batch):
 
 def test_loss_falls_over_30_steps_on_a_fixed_batch(make_batch):
     """The student learns a fixed batch: mild augmentation (no modality dropout, every date
-    kept) so the fall is not hidden by view noise; 4 samples of 4 Sentinel px, one date."""
+    kept) so the fall is not hidden by view noise; 4 samples of 4 Sentinel px, one date.
+    """
     torch.manual_seed(0)
     weights = LossWeights()
     augment = AugmentConfig(

@@ -170,7 +170,8 @@ def test_tiny_size_and_tied_widths():
 
 def test_swin_cached_position_bias_follows_weight_updates():
     """Without autograd the CPB bias is cached; an in-place (EMA-like) update must refresh it,
-    and the fused-kernel path must match the autograd path."""
+    and the fused-kernel path must match the autograd path.
+    """
     torch.manual_seed(0)
     swin = create_model("skysense-tiny", sentinel_px=4).hr_backbone
     x = torch.randn(2, 4, 128, 128)
@@ -186,7 +187,8 @@ def test_swin_cached_position_bias_follows_weight_updates():
 
 def test_swin_after_inference_mode_still_trains_inputs_of_a_frozen_encoder():
     """Caches filled under ``torch.inference_mode`` must not leak inference tensors into a
-    later autograd forward (frozen encoder, gradient wanted for the input)."""
+    later autograd forward (frozen encoder, gradient wanted for the input).
+    """
     torch.manual_seed(0)
     swin = create_model("skysense-tiny", sentinel_px=4).hr_backbone
     x = torch.randn(1, 4, 128, 128)

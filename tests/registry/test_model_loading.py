@@ -1,6 +1,7 @@
 """``skysense predict`` loads a registered model as verified safetensors, never as a pickle
 (issue #21, item 13): weights or config changed in the artifact store after registration are
-refused with a named error, before anything is loaded or written."""
+refused with a named error, before anything is loaded or written.
+"""
 
 from __future__ import annotations
 

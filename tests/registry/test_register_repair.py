@@ -1,7 +1,8 @@
 """A registration killed after its version was created is repaired by the next one (issue #21,
 item 12): before, the rerun found the version by its checkpoint hash and returned early, printed
 "challenger -> vN" while ``challenger`` still pointed at the old version, and a later promote
-promoted (or tried to) the old challenger."""
+promoted (or tried to) the old challenger.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Test fixture: a tiny chips folder (shards, manifest.parquet, stats.json) in the data layer's
-format (docs/interfaces.md), written with the data layer's own ShardWriter and stats."""
+format (docs/interfaces.md), written with the data layer's own ShardWriter and stats.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Worker of the two-process tests (run under torchrun): for each ZeRO stage given, an
 uninterrupted run, a run that crashes after its first checkpoint, and its resume. Rank 0 writes
-``result-s{stage}.json`` into the output folder; every rank writes the indices it was served."""
+``result-s{stage}.json`` into the output folder; every rank writes the indices it was served.
+"""
 
 from __future__ import annotations
 

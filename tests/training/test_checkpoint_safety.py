@@ -1,5 +1,6 @@
 """Checkpoints are read with ``torch.load(weights_only=True)``: a pickled object in a checkpoint
-file is refused before it can run (issue #21, item 13); DeepSpeed's own classes still load."""
+file is refused before it can run (issue #21, item 13); DeepSpeed's own classes still load.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Two processes (torchrun, gloo) for ZeRO stages 1, 2 and 3 in one launch: loss falls, data is
 sharded once per epoch, checkpoints resume exactly, the EMA teacher agrees across stages, the
-export equals the engine."""
+export equals the engine.
+"""
 
 from __future__ import annotations
 

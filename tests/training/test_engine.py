@@ -1,5 +1,6 @@
 """One-process DeepSpeed training for ZeRO stages 0-3: loss, checkpoints, exact resume, export,
-the NaN guard. Runs in the test process (gloo, world size 1) on the fixture pre-trainer."""
+the NaN guard. Runs in the test process (gloo, world size 1) on the fixture pre-trainer.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A run killed with SIGKILL mid-way and resumed ends with the same weights as an uninterrupted
-run of the same steps (separate processes, as in production)."""
+run of the same steps (separate processes, as in production).
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """``skysense train --out``: one writer per checkpoints folder, resume when the folder's
 fingerprint matches, set the folder aside (kept) and start clean when it does not.
 
-Real training runs (the tiny preset, slimmed, on real chips) through the command line."""
+Real training runs (the tiny preset, slimmed, on real chips) through the command line.
+"""
 
 from __future__ import annotations
 
@@ -201,7 +202,8 @@ def test_folder_without_fingerprint_is_set_aside_not_resumed(tmp_path: Path) -> 
 
 def test_training_run_of_an_export_is_the_one_its_config_names(tmp_path: Path) -> None:
     """A run.json of an older layout beside checkpoints/export (checkpoints/run.json) must not
-    win over the run that made the export."""
+    win over the run that made the export.
+    """
     from skysense.registry.export_registration import training_run_id
 
     export = tmp_path / "checkpoints" / "export"

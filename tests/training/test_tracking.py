@@ -36,7 +36,8 @@ def test_data_version_prefers_dvc_md5_over_manifest_hash(tmp_path: Path) -> None
     sha = hashlib.sha256((chips / "manifest.parquet").read_bytes()).hexdigest()
     assert data_version(chips) == f"sha256:{sha}"
     (tmp_path / "dvc.lock").write_text(
-        "schema: '2.0'\nstages:\n  chip:\n    cmd: x\n    outs:\n    - path: chips\n      md5: abc123.dir\n"
+        "schema: '2.0'\nstages:\n  chip:\n    cmd: x\n    outs:\n    - path: chips\n      md5: "
+        "abc123.dir\n"
     )
     assert data_version(chips) == "dvc:abc123.dir"
     assert data_version(None) == "unknown"

@@ -1,5 +1,6 @@
 """The real tiny preset (with small size overrides) on real chips: ``skysense train --nproc 2``
-under ZeRO-3 end to end (MLflow, run.json, export), and in-process export equality."""
+under ZeRO-3 end to end (MLflow, run.json, export), and in-process export equality.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""An impossible unquoted date (``2023-13-45``) in a catalog: a named error, or a quarantined item."""
+"""An impossible unquoted date (``2023-13-45``) in a catalog: a named error, or a quarantined
+item.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Chip validation end to end: a small synthetic sample is chipped, chips are made bad, the gate
-quarantines exactly those with the right reasons, and ChipDataset can leave them out."""
+quarantines exactly those with the right reasons, and ChipDataset can leave them out.
+"""
 
 from __future__ import annotations
 

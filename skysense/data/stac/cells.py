@@ -97,7 +97,8 @@ def candidate_cells(geoms: Sequence[shapely.Geometry], side_m: float) -> set[Cel
 
 def in_own_zone(cell: Cell, side_m: float) -> bool:
     """Whether the cell's centre lies in the UTM zone the cell is defined in (no duplicates
-    across a zone boundary)."""
+    across a zone boundary).
+    """
     x0, y0, x1, y1 = cell.bounds(side_m)
     lon, lat = warp_transform(f"EPSG:{cell.epsg}", "EPSG:4326", [(x0 + x1) / 2], [(y0 + y1) / 2])
     return utm_crs(lon[0], lat[0]).to_epsg() == cell.epsg

@@ -108,7 +108,8 @@ def _is_relative(href: str) -> bool:
 
 def _copy_snapshot(src: Path, items: list[pystac.Item], dest: Path) -> Path:
     """``dest``: the snapshot file as it is, or, when hrefs are relative, with them made
-    absolute (so the copy reads the same files wherever it lies)."""
+    absolute (so the copy reads the same files wherever it lies).
+    """
     if not any(_is_relative(a.href) for it in items for a in it.assets.values()):
         with replace_atomically(dest) as tmp:
             shutil.copyfile(src, tmp)
@@ -132,7 +133,8 @@ def _copy_snapshot(src: Path, items: list[pystac.Item], dest: Path) -> Path:
 
 def _write_catalog(catalog: Catalog, path: Path) -> Path:
     """The catalog as YAML (the :func:`~skysense.data.catalog.save_catalog` layout: paths inside
-    the folder relative to it), dumped with libyaml: large catalogs write in seconds."""
+    the folder relative to it), dumped with libyaml: large catalogs write in seconds.
+    """
     root = os.path.abspath(path.parent)
 
     def rel(text: str) -> str:

@@ -93,7 +93,8 @@ def save_snapshot(items: Sequence[pystac.Item], out_path: str | Path) -> Path:
 @dataclass
 class Snapshot:
     """A snapshot's items, and the features that are not valid STAC items (``item_id``,
-    ``check`` (``no_datetime`` or ``invalid_item``), ``reason``), each kept apart."""
+    ``check`` (``no_datetime`` or ``invalid_item``), ``reason``), each kept apart.
+    """
 
     items: list[pystac.Item]
     invalid: list[dict[str, str]] = field(default_factory=list)

@@ -164,7 +164,8 @@ def write_scene_chips(
 
 def write_index(root: Path, cls_rows: list[list[Any]], seg_rows: list[list[Any]]) -> dict[str, int]:
     """Write both sets' ``index.csv`` and ``classes.csv`` (``class_id,name`` of every land-cover
-    class); returns the number of chips per set."""
+    class); returns the number of chips per set.
+    """
     root = Path(root)
     for kind, header, rows in (
         (

@@ -148,8 +148,8 @@ def write_scene(scene: Scene, out_dir: Path, hr_jpeg_quality: int | None = None)
 def _write_location(site, split: str, index: int, sc, seed: int, out_dir: Path):
     """Synthesize and write one place (and its downstream chips when held out).
 
-    Returns ``(index, Location, classification rows, segmentation rows)``."""
-
+    Returns ``(index, Location, classification rows, segmentation rows)``.
+    """
     scene = synthesize_scene(site, split, index, sc, seed)
     # one GDAL environment for the place's thousands of small files, not one per file opened
     with rasterio.Env():
@@ -177,7 +177,6 @@ def write_sample(out_dir: Path, sc: SampleConfig, seed: int) -> Path:
     Returns:
         Path of ``catalog.yaml``.
     """
-
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SampleWriteError(f"{out_dir}: exists and is not a folder; pass --out to a folder")

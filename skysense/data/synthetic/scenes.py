@@ -342,7 +342,6 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
         cfg: the ``data.sample`` settings (:class:`skysense.config.SampleConfig`).
         seed: ``data.seed``.
     """
-
     rng = np.random.default_rng([seed, index, 7])
     size, block = cfg.size_px, cfg.block_px
     nb = int(np.ceil(size / block))

@@ -2,7 +2,8 @@
 ``GRANULE/*/IMG_DATA/R10m|R20m|R60m``, SCL as cloud mask, the DN offset from ``MTD_MSIL2A.xml``.
 
 The band files are the real BigEarthNet patch, written as lossless JPEG 2000 (the format of the
-product); the metadata file is written by the test in the product's layout."""
+product); the metadata file is written by the test in the product's layout.
+"""
 
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ def make_safe(
     root: Path, stamp: str, baseline: str | None, offset: int | None, name_baseline: str = "N0400"
 ) -> Path:
     """A ``.SAFE`` folder of the real BigEarthNet band files (JPEG 2000) with an SCL layer whose
-    western half is class 9 (cloud, high probability)."""
+    western half is class 9 (cloud, high probability).
+    """
     safe = root / f"S2A_MSIL2A_{stamp}_{name_baseline}_R022_T33UUP_{stamp}.SAFE"
     img = safe / "GRANULE" / f"L2A_T33UUP_A011000_{stamp}" / "IMG_DATA"
     for band, res in RES.items():

@@ -1,6 +1,7 @@
 """``skysense data stac``: a static STAC catalog built with pystac from the real files in
 ``tests/data/real``, ingested, validated and chipped (chips hold the source pixels); bad items
-skipped with their reasons; a rerun writes identical files; remote hrefs only when allowed."""
+skipped with their reasons; a rerun writes identical files; remote hrefs only when allowed.
+"""
 
 from __future__ import annotations
 

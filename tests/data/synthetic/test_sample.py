@@ -157,7 +157,8 @@ def test_hr_jpeg_keeps_its_tables_per_tile_and_decodes_as_the_shared_table_form(
     tmp_path: Path,
 ) -> None:
     """Lossy HR GeoTIFFs carry their JPEG tables in each tile (no shared JPEGTables tag, whose
-    quality GDAL re-guesses at every open): same quality, same decoded pixels."""
+    quality GDAL re-guesses at every open): same quality, same decoded pixels.
+    """
     hr = np.random.default_rng(0).integers(0, 256, (4, 256, 256), dtype=np.uint8)
     hr[:, :128] = 90  # some flat area as well as noise
     transform = rasterio.transform.from_origin(500_000.0, 4_800_000.0, 0.3125, 0.3125)
