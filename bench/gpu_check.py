@@ -1,4 +1,4 @@
-"""GPU path check: presets at the paper's input sizes under DeepSpeed ZeRO-2/3, bf16 and
+r"""GPU path check: presets at the paper's input sizes under DeepSpeed ZeRO-2/3, bf16 and
 activation checkpointing on CUDA/nccl; one row per run (``bench/gpu_check.sh`` drives it).
 
     torchrun --standalone --nproc_per_node N bench/gpu_check.py --preset skysense-huge \\
@@ -6,7 +6,7 @@ activation checkpointing on CUDA/nccl; one row per run (``bench/gpu_check.sh`` d
     torchrun --standalone --nproc_per_node 2 bench/gpu_check.py --cpu --preset skysense-tiny \\
         --zero 2 --precision fp32 --steps 2 --out row.json             # the same path on CPU
 
-Each rank builds the pre-trainer of ``train.objective`` (default ``paper``) around the preset
+Each rank builds the pre-trainer of ``--objective`` (default ``paper``) around the preset
 (``--sentinel-px``, HR 32x; the paper's 64 px / 2048 px by default on GPU), wraps it in the
 DeepSpeed engine the platform trains with (``skysense.training.engine.build_engine``), and runs a
 warm-up step and ``--steps`` timed steps on a synthetic normalised batch of the interface's
@@ -46,6 +46,7 @@ PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -67,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def config(args: argparse.Namespace) -> Any:
+    """The configuration of one run: preset, ZeRO stage, precision, device and backend."""
     sets = [
         f"model.preset={args.preset}",
         f"train.zero_stage={args.zero}",
@@ -123,6 +125,7 @@ def peak_memory(device: torch.device) -> float:
 
 
 def make_engine(cfg: Any, runtime: Any, world: int) -> tuple[Any, Any]:
+    """A fresh pre-trainer (seed 0) and its DeepSpeed engine: ``(engine, pretrainer)``."""
     from skysense.training.loop import pretrainer_from_config
 
     torch.manual_seed(0)
@@ -132,6 +135,7 @@ def make_engine(cfg: Any, runtime: Any, world: int) -> tuple[Any, Any]:
 
 
 def one_step(engine: Any, batch: dict[str, Any], zero: int, seed: int) -> float:
+    """Forward, backward, optimizer step and EMA teacher update; the loss."""
     from skysense.training.teacher import update_teacher
 
     torch.manual_seed(seed)
@@ -143,11 +147,13 @@ def one_step(engine: Any, batch: dict[str, Any], zero: int, seed: int) -> float:
 
 
 def sync(device: torch.device) -> None:
+    """Wait for the device (CUDA) so that wall times cover the work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """One run on this rank: the figures row (complete on rank 0)."""
     import deepspeed.comm as dist
 
     from skysense.training.loop import to_device
@@ -266,6 +272,7 @@ def roundtrip(args, cfg, runtime, world, engine, pre, batch) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run and write the row (an out-of-memory error is a row too)."""
     args = parse_args(argv)
     try:
         row = run(args)

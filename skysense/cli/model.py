@@ -106,7 +106,8 @@ def register(app: typer.Typer) -> None:
         """Import the official SkySense weights (either form) as an export that evaluate,
         register and predict read: every key mapped strictly, non-encoder keys ignored by name
         with a reason, no modality embedding, DEM token or geo-context prototypes (reads the
-        release files; writes OUT/model.safetensors and OUT/config.json)."""
+        release files; writes OUT/model.safetensors and OUT/config.json).
+        """
         from skysense.models.official_checkpoint import CheckpointMappingError
         from skysense.models.official_release import import_official
 

@@ -53,7 +53,8 @@ class ViewGeometry:
 
 def _warp(x: Tensor, theta: Tensor, side: int | None = None) -> Tensor:
     """Resample ``B x ... x H x W`` through per-sample affine ``theta`` (bilinear, border) onto
-    ``side x side`` (default: the input's size)."""
+    ``side x side`` (default: the input's size).
+    """
     shape = x.shape
     flat = x.reshape(shape[0], -1, shape[-2], shape[-1])
     out_hw = (shape[-2], shape[-1]) if side is None else (side, side)
@@ -104,7 +105,8 @@ class TwoViewAugment:
         """One random view of ``batch`` (a new dict; the input is not modified) and its geometry.
 
         ``side``: the view's Sentinel side in pixels (HR 32x; default: the chip's), e.g. the
-        smaller local views of multi-crop."""
+        smaller local views of multi-crop.
+        """
         ref = next(batch[k] for k in ("s2", "s1", "dem", "hr") if k in batch)
         b, device = ref.shape[0], ref.device
         rand = lambda *shape: torch.rand(*shape, generator=generator, device=device)

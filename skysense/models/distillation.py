@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 class DistillationHead(nn.Module):
     """``D -> hidden -> hidden -> bottleneck`` MLP (GELU), L2 norm, then ``bottleneck -> K``
-    weight-normalised linear (norm fixed at 1, as DINO)."""
+    weight-normalised linear (norm fixed at 1, as DINO).
+    """
 
     def __init__(self, dim: int, hidden: int, bottleneck: int, prototypes: int) -> None:
         super().__init__()
@@ -56,6 +57,8 @@ class DistillationHead(nn.Module):
 
 class Centering(nn.Module):
     """Running centre of the teacher's logits, ``K`` wide (a buffer: saved, never trained)."""
+
+    center: Tensor
 
     def __init__(self, prototypes: int, momentum: float = 0.9) -> None:
         super().__init__()

@@ -127,7 +127,8 @@ def presence(batch: dict, modality: str, b: int, device: torch.device) -> Tensor
 
 def regions(batch: dict, n_regions: int, device: torch.device) -> Tensor | None:
     """Region id per sample: ``batch['region']``, else computed from ``lat``/``lon``; None when
-    the batch has neither (the geo-context read-out is then skipped, as the paper allows)."""
+    the batch has neither (the geo-context read-out is then skipped, as the paper allows).
+    """
     if batch.get("region") is not None:
         return torch.as_tensor(batch["region"], device=device).long().reshape(-1)
     if batch.get("lat") is not None and batch.get("lon") is not None:

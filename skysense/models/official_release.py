@@ -194,7 +194,8 @@ def to_combined(files: Sequence[ReleaseFile]) -> tuple[dict[str, Tensor], dict[s
                             f"{f.path} and {ctpe_from} hold different ctpe (date encodings); "
                             "say which one to use with ctpe=PATH"
                         )
-                    ignored[f"{f.path.name}:ctpe"] = f"same as the ctpe of {ctpe_from.name}"
+                    first = ctpe_from.name if ctpe_from is not None else "?"
+                    ignored[f"{f.path.name}:ctpe"] = f"same as the ctpe of {first}"
                     continue
                 combined["ctpe"], ctpe_from = value, f.path
                 continue
@@ -204,7 +205,8 @@ def to_combined(files: Sequence[ReleaseFile]) -> tuple[dict[str, Tensor], dict[s
 
 def build_official_model(preset: str, overrides: Mapping[str, Any] | None = None) -> SkySense:
     """The SkySense encoder of ``preset`` shaped like the official model, on the meta device
-    (load with ``assign=True``)."""
+    (load with ``assign=True``).
+    """
     merged = {**dict(overrides or {}), **OFFICIAL_OVERRIDES}
     with torch.device("meta"):
         return SkySense(resolve_spec(preset, **merged))
@@ -240,7 +242,8 @@ def import_official(
     report.ignored.update(set_aside)
     if report.not_in_release:
         raise CheckpointMappingError(
-            f"the official-shaped model has parts no release file holds: {report.not_in_release[:5]}"
+            "the official-shaped model has parts no release file holds: "
+            f"{report.not_in_release[:5]}"
         )
     weights = {k: v.detach().float().contiguous() for k, v in model.state_dict().items()}
     merged = {**dict(overrides or {}), **OFFICIAL_OVERRIDES}

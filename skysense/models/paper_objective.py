@@ -24,7 +24,7 @@ Contrastive Learning built on self-distillation, and aligns the modalities:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -57,7 +57,7 @@ LEVELS = ("pixel", "object", "image")
 
 
 def pixel_centres(b: int, side: int, device: torch.device) -> Tensor:
-    """Normalised centres of a ``side x side`` view's pixels, row-major: ``B x side^2 x 2`` (x, y)."""
+    """Normalised centres of a ``side x side`` view's pixels, row-major: ``B x side^2 x 2``."""
     c = (torch.arange(side, device=device, dtype=torch.float32) + 0.5) / side * 2 - 1
     yy, xx = torch.meshgrid(c, c, indexing="ij")
     return torch.stack([xx, yy], -1).reshape(1, -1, 2).expand(b, -1, -1)
@@ -132,13 +132,20 @@ class PaperPretrainer(SkySensePretrainer):
             }
         )
 
+    def _centre(self, key: str) -> Centering:
+        return cast(Centering, self.centers[key])
+
+    def _head(self, name: str) -> DistillationHead:
+        return cast(DistillationHead, self.heads[name])
+
     def _streams(self, views: _Views) -> list[str]:
         names = [n for n in STREAMS if n in views.maps]
         return [n for n in names if n != "dem" or self.paper.dem_in_loss]
 
     def _student_logits(self, name: str, student: _Views) -> dict[str, Tensor]:
         """The student's pixel features and its pixel and image logits of one view (computed
-        once, used against each teacher view)."""
+        once, used against each teacher view).
+        """
         maps = student.maps[name]  # B x T x C x h x w
         pix = maps.flatten(-2).transpose(-1, -2)  # B x T x K x C
         head = self.heads[name]
@@ -182,7 +189,7 @@ class PaperPretrainer(SkySensePretrainer):
         with torch.no_grad():
             t_logits = sample_at(t["pixel_maps"], p_teacher)  # B x T x K x P
             t_pix = sample_at(t["maps"], p_teacher)  # B x T x K x C
-        centre = self.centers[f"{name}_pixel"].center
+        centre = self._centre(f"{name}_pixel").center
         probs = teacher_probabilities(t_logits, centre, tau_t)
         out["pixel"] = distillation_loss(s["pixel"], probs, tau_s, mask)
         collect[f"{name}_pixel"].append(t_logits[mask])
@@ -191,24 +198,25 @@ class PaperPretrainer(SkySensePretrainer):
         qt = q.transpose(-1, -2)
         with torch.no_grad():
             t_obj = t_head(qt.to(t_pix.dtype) @ t_pix)
-        probs = teacher_probabilities(t_obj, self.centers[f"{name}_object"].center, tau_t)
+        probs = teacher_probabilities(t_obj, self._centre(f"{name}_object").center, tau_t)
         s_obj = self.heads[name](qt.to(s_pix.dtype) @ s_pix)
         out["object"] = distillation_loss(s_obj, probs, tau_s, has)
         collect[f"{name}_object"].append(t_obj[has])
-        probs = teacher_probabilities(t["image"], self.centers[f"{name}_image"].center, tau_t)
+        probs = teacher_probabilities(t["image"], self._centre(f"{name}_image").center, tau_t)
         out["image"] = distillation_loss(s["image"], probs, tau_s, dates)
         collect[f"{name}_image"].append(t["image"][dates])
         return out
 
     def _cross_modal(self, student: _Views) -> Tensor | None:
-        feats, masks = {}, {}
+        feats: dict[str, Tensor] = {}
+        masks: dict[str, Tensor] = {}
         for name in ("hr", "s2", "s1"):
             if name not in student.maps:
                 continue
             maps, dmask = student.maps[name], student.masks[name]
             w = dmask.to(maps.dtype)[..., None]
             pooled = (maps.mean((-2, -1)) * w).sum(1) / w.sum(1).clamp_min(1.0)  # B x C
-            feats[name] = self.heads[name].embed(pooled)
+            feats[name] = self._head(name).embed(pooled)
             masks[name] = dmask.any(1)
         if len(feats) < 2:
             return None
@@ -229,7 +237,7 @@ class PaperPretrainer(SkySensePretrainer):
         per_stream: dict[str, dict[str, Tensor]] = {}
         for name in self._streams(s_glob[0]):
             sums: dict[str, list[Tensor]] = {level: [] for level in LEVELS}
-            t_head = teacher["heads"][name]
+            t_head = cast(nn.ModuleDict, teacher["heads"])[name]
             s_out = [self._student_logits(name, sv) for sv, _ in students]
             t_out = [self._teacher_logits(name, tv, t_head) for tv in t_glob]
             for ti, (t_views, t_view) in enumerate(zip(t_glob, glob)):
@@ -253,7 +261,7 @@ class PaperPretrainer(SkySensePretrainer):
         if self.training:
             for key, rows in collect.items():
                 if rows:
-                    self.centers[key].update(torch.cat(rows))
+                    self._centre(key).update(torch.cat(rows))
         modal = [n for n in MODAL_STREAMS if n in per_stream]
         comp: dict[str, Tensor] = {}
         for level in LEVELS:
@@ -272,7 +280,10 @@ class PaperPretrainer(SkySensePretrainer):
         if getattr(self.student, "run_all_branches", False):
             for name, head in self.heads.items():
                 if name not in per_stream:
-                    total = total + 0.0 * head(total.new_zeros(1, head.in_dim)).sum()
+                    total = (
+                        total
+                        + 0.0 * head(total.new_zeros(1, cast(DistillationHead, head).in_dim)).sum()
+                    )
         out = {"loss": total}
         out.update({f"loss_{k}": v.detach() for k, v in comp.items()})
         for name, parts in per_stream.items():

@@ -49,7 +49,8 @@ class LossWeights(Section):
 
 class AugmentConfig(Section):
     """Views for teacher-student pre-training: crops, flips, jitter, dates, modality dropout;
-    for the paper's objective also multi-crop local views and HR photometric augmentation."""
+    for the paper's objective also multi-crop local views and HR photometric augmentation.
+    """
 
     crop_fraction: tuple[float, float] = (0.5, 1.0)
     flip: bool = True
@@ -73,7 +74,8 @@ class AugmentConfig(Section):
 
 class PaperObjectiveConfig(Section):
     """The paper's objective (``train.objective: paper``): self-distillation at pixel, object
-    and image level per stream, and cross-modal alignment (docs/objective.md)."""
+    and image level per stream, and cross-modal alignment (docs/objective.md).
+    """
 
     teacher_temperature: float = Field(0.04, gt=0.0)
     student_temperature: float = Field(0.1, gt=0.0)

@@ -70,7 +70,6 @@ def pretrainer_from_config(job: TrainingJob) -> torch.nn.Module:
     """The SkySense pre-trainer (student, EMA teacher, heads) for ``job.model`` with the
     objective of ``job.train.objective`` (``legacy`` or ``paper``).
     """
-
     model = create_model(job.model.preset, **job.model.overrides)
     model.set_grad_checkpointing(uses_activation_checkpointing(job))
     # ZeRO-3 gathers/reduces parameters per module: every rank must run every branch.

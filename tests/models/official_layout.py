@@ -100,7 +100,8 @@ MODULE_FILES = {
 
 def split_release(combined: dict) -> dict[str, dict]:
     """The per-module files of a combined release: file name -> state dict (``ctpe`` goes in
-    the S2 file, as released; the ``head_gep*`` pre-training heads are in no module file)."""
+    the S2 file, as released; the ``head_gep*`` pre-training heads are in no module file).
+    """
     files: dict[str, dict] = {name: {} for name, _ in MODULE_FILES.values()}
     for key, value in combined.items():
         if key.startswith("head_gep"):

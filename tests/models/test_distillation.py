@@ -1,5 +1,6 @@
 """The paper objective's pieces: DINO head, teacher centring/sharpening, the distillation
-cross-entropy, Sinkhorn-Knopp object clusters, and the pixel/object/image terms of one pair."""
+cross-entropy, Sinkhorn-Knopp object clusters, and the pixel/object/image terms of one pair.
+"""
 
 from __future__ import annotations
 

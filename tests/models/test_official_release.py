@@ -1,6 +1,7 @@
 """Importing the official SkySense release, per-module files or the combined state dict, as an
 export: key sets and shapes from the release's module definitions (tests/models/official_layout),
-on the meta device for the huge preset and as small random tensors for the tiny one."""
+on the meta device for the huge preset and as small random tensors for the tiny one.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The paper's pre-training step on the tiny preset: multi-crop views, every term, gradients to
-the student only, the teacher as EMA, the objective chosen by configuration."""
+the student only, the teacher as EMA, the objective chosen by configuration.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """An export made by ``skysense model import-official`` is a model like a trained one: it
 registers in MLflow, loads back as verified safetensors, and ``skysense predict`` writes a
-georeferenced embedding from it (no DEM token, no modality embedding, no geo-context)."""
+georeferenced embedding from it (no DEM token, no modality embedding, no geo-context).
+"""
 
 from __future__ import annotations
 
