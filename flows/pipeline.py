@@ -1,4 +1,5 @@
-"""The ``pipeline`` flow: sample -> validate -> chip -> train -> evaluate -> register -> promote.
+"""The ``pipeline`` flow: sample -> validate -> chip -> train -> evaluate [-> finetune] ->
+register -> promote (the encoder, then the task model when ``finetune.enabled``).
 
 Each stage is a Prefect task that runs its DVC stage (``dvc repro --single-item <stage>`` when
 ``pipeline.use_dvc``; DVC skips what is up to date) or its ``skysense`` command. Validation and
@@ -30,11 +31,17 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows import fanout, release, reporting, stages, warm
+from flows import fanout, release, reporting, stages, task_release, warm
 from skysense.config import SkySenseConfig, apply_overrides, config_from_dict, load_config
 from skysense.core.file_lock import FileLock
 
 STAGES = ("sample", "validate", "chip", "train", "evaluate")
+OPTIONAL_STAGES = ("finetune",)  # run when its section's ``enabled`` is true
+
+
+def stages_of(cfg: SkySenseConfig) -> tuple[str, ...]:
+    """The stages a run of ``cfg`` goes through, in order."""
+    return STAGES + tuple(s for s in OPTIONAL_STAGES if getattr(cfg, s).enabled)
 
 
 def is_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -197,7 +204,7 @@ def _run_pipeline(
     values = cfg.model_dump(mode="json")
 
     reports: list[dict[str, Any]] = []
-    for stage in STAGES:
+    for stage in stages_of(cfg):
         if stage == "sample" and not run_sample:
             continue
         warm.warm_for_stage(stage)  # what the next in-process step imports, while this one runs
@@ -239,6 +246,10 @@ def _run_pipeline(
         description="Pipeline stages: ran or up to date, wall seconds",
     )
     outcome = release.register_and_promote(root, cfg, promote, _stage_options(cfg))
+    if cfg.finetune.enabled:
+        outcome["task_model"] = task_release.register_and_promote_task_model(
+            root, cfg, promote, _stage_options(cfg)
+        )
     summary = {
         "stages": [{k: r[k] for k in ("stage", "ran", "seconds")} for r in reports],
         "use_dvc": dvc,

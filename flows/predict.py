@@ -3,7 +3,10 @@
 Scenes are given as mappings ``{"id", "s2": ["DATE=path", ...], "s1": [...], "hr": path,
 "dem": path}`` or taken from the locations of a catalog file. The champion
 (``models:/<registry.model_name>@champion``) is loaded once; each scene is a mapped task writing
-``<paths.predictions>/<id>.tif`` (georeferenced embeddings on the scene's 10 m grid). Before
+``<paths.predictions>/<id>.tif`` (a Cloud-Optimised GeoTIFF of embeddings on the scene's 10 m
+grid, or on ``predict.crs`` when set) and its STAC item ``<id>.json``; the batch's items are
+gathered in the ItemCollection ``<paths.predictions>/_items.json`` (no scene id starts with
+``_``, so it never takes a scene's name). Before
 anything is loaded or written, every output path is checked for the whole batch
 (:func:`skysense.inference.outputs.prediction_outputs`): ids are plain names, outputs stay in the
 predictions folder and none is an input of any scene.
@@ -26,6 +29,8 @@ from prefect.cache_policies import NO_CACHE
 from flows.release import tracking_uri
 from skysense.config import load_config
 from skysense.inference.settings import PredictConfig
+
+ITEM_COLLECTION = "_items.json"  # ids start with a letter or digit: never a scene's item
 
 
 def scenes_from_catalog(path: str | Path) -> list[dict[str, Any]]:
@@ -70,10 +75,17 @@ def scene_inputs(scene: dict[str, Any]) -> list[Path]:
     retry_delay_seconds=2,
 )
 def predict_one(
-    scene: dict[str, Any], embed: Any, output: str, settings: dict[str, Any], access: Any = None
+    scene: dict[str, Any],
+    embed: Any,
+    output: str,
+    settings: dict[str, Any],
+    access: Any = None,
+    model: Any = None,
+    crs: str | None = None,
 ) -> dict[str, Any]:
-    """Embed one scene window by window and write ``output`` (its checked ``<out_dir>/<id>.tif``;
-    rasters opened under the raster access policy ``access``).
+    """Embed one scene window by window and write ``output`` (its checked ``<out_dir>/<id>.tif``,
+    a COG, and its STAC item made for ``model``; rasters opened under the raster access policy
+    ``access``, onto the grid of ``crs`` when given).
     """
     from skysense.inference.predict import predict_scene
     from skysense.inference.scene import Scene, parse_dated
@@ -84,9 +96,18 @@ def predict_one(
         hr=Path(scene["hr"]) if scene.get("hr") else None,
         dem=Path(scene["dem"]) if scene.get("dem") else None,
         access=access,
+        crs=crs,
     )
     try:
-        summary = predict_scene(opened, embed, Path(output), progress=False, **settings)
+        summary = predict_scene(
+            opened,
+            embed,
+            Path(output),
+            progress=False,
+            model=model,
+            item_id=scene["id"],
+            **settings,
+        )
     finally:
         opened.close()
     return {"id": scene["id"], **summary.to_dict()}
@@ -120,9 +141,12 @@ def predict(
         UnsafeIdError, OutsideOutputError, OutputIsInputError: a scene id that cannot name its
             output (checked for every scene before the model is loaded).
     """
+    import pystac
+
     from skysense.data.raster_access import RasterAccessPolicy
     from skysense.inference.outputs import prediction_outputs
-    from skysense.registry.model_loading import encoder_embedder
+    from skysense.inference.stac_item import ModelIdentity, write_item_collection
+    from skysense.registry.model_loading import embedder_of, load_encoder
     from skysense.tracking.store import connect
 
     logger = get_run_logger()
@@ -139,7 +163,9 @@ def predict(
     outputs = prediction_outputs([(s.get("id"), scene_inputs(s)) for s in todo], out)
     uri = tracking_uri(cfg, root)
     model = model_uri or f"models:/{cfg.registry.model_name}@champion"
-    embed, _ = encoder_embedder(model, cfg.predict.device, connect(uri))
+    encoder = load_encoder(model, cfg.predict.device, connect(uri))
+    embed = embedder_of(encoder)
+    identity = ModelIdentity(model, encoder.source, encoder.version)
     out.mkdir(parents=True, exist_ok=True)
     p: PredictConfig = cfg.predict
     settings = {
@@ -147,6 +173,8 @@ def predict(
         "overlap": p.overlap,
         "batch_size": p.batch_size,
         "output_dtype": p.output_dtype,
+        "block": p.block,
+        "overview_resampling": p.embedding_overviews,
     }
     futures = predict_one.map(
         todo,
@@ -154,10 +182,21 @@ def predict(
         output=[str(outputs[s["id"]]) for s in todo],
         settings=unmapped(settings),
         access=unmapped(RasterAccessPolicy.from_config(cfg.data)),
+        model=unmapped(identity),
+        crs=unmapped(p.crs),
     )
     results = [f.result() for f in futures]
+    collection = write_item_collection(
+        [pystac.Item.from_file(r["item"]) for r in results], out / ITEM_COLLECTION
+    )
     create_table_artifact(key="predictions", table=results, description=f"Predictions of {model}")
-    logger.info("wrote %d prediction(s) to %s with %s", len(results), out, model)
+    logger.info(
+        "wrote %d prediction(s) to %s with %s (STAC items: %s)",
+        len(results),
+        out,
+        model,
+        collection,
+    )
     return results
 
 

@@ -18,6 +18,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows import reporting, stages
+from flows.alerts import emit_promoted
 from skysense.config import SkySenseConfig, registration_settings
 from skysense.core.credentials import strip_credentials
 from skysense.core.errors import RegistryError
@@ -182,6 +183,9 @@ def register_and_promote(
         promotion = {"action": "skipped", "reason": f"v{version} is already the champion"}
     else:
         promotion = promote_task.with_options(**options)(cfg_json, uri, version)
+        if str(promotion.get("champion")) == version and promotion.get("action") == "promote":
+            # a Prefect event a deployment trigger (flows.alerts) can start predict with
+            emit_promoted(name, version, uri)
     logger.info(
         "registered v%s (new: %s); promotion: %s",
         version,

@@ -5,6 +5,7 @@ each library call the sections it needs. Each layer defines its own sections
 (:mod:`skysense.data.settings`, :mod:`skysense.validation.settings`,
 :mod:`skysense.models.settings`,
 :mod:`skysense.training.settings`, :mod:`skysense.evaluation.settings`,
+:mod:`skysense.finetuning.settings`,
 :mod:`skysense.registry.settings`, :mod:`skysense.inference.settings`); this module assembles
 them into the file's layout, with the project layout (``paths``) and orchestration
 (``pipeline``) that only the edges read. Unknown keys and bad
@@ -36,6 +37,8 @@ from skysense.data.settings import (
 )
 from skysense.data.synthetic.settings import SampleConfig
 from skysense.evaluation.settings import EvalConfig
+from skysense.finetuning.job import FinetuneJob
+from skysense.finetuning.settings import FinetuneConfig
 from skysense.inference.settings import PredictConfig
 from skysense.models.settings import ModelConfig
 from skysense.registry.settings import RegistrationSettings, RegistryConfig
@@ -62,6 +65,8 @@ class PathsConfig(Section):
     checkpoints: Path = Path("checkpoints/deepspeed")
     export: Path = Path("checkpoints/export")
     eval: Path = Path("reports/eval")
+    finetune: Path = Path("reports/finetune")
+    task_model: Path = Path("checkpoints/task_model")
     predictions: Path = Path("reports/predictions")
 
 
@@ -90,6 +95,10 @@ class DataConfig(Section):
 # --------------------------------------------------------------------------------------------
 # pipeline
 # --------------------------------------------------------------------------------------------
+#: environment variable that overrides pipeline.alert_webhook and validation.failure_webhook
+ALERT_WEBHOOK_ENV = "SKYSENSE_ALERT_WEBHOOK_URL"
+
+
 class PipelineConfig(Section):
     """Prefect orchestration."""
 
@@ -103,6 +112,11 @@ class PipelineConfig(Section):
     dvc_remote: str = "local"
     dvc_remote_url: str = "../.dvc-remote"
     dvc_push: bool = Field(False, description="dvc push the stage outputs before registering")
+    alert_webhook: str | None = Field(
+        None,
+        description="URL the Prefect automations post failed, crashed and late runs to "
+        "(SKYSENSE_ALERT_WEBHOOK_URL overrides; created by `skysense pipeline serve`)",
+    )
 
 
 class SkySenseConfig(Section):
@@ -114,6 +128,7 @@ class SkySenseConfig(Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
     registry: RegistryConfig = RegistryConfig()
     predict: PredictConfig = PredictConfig()
     pipeline: PipelineConfig = PipelineConfig()
@@ -276,6 +291,7 @@ def registration_settings(cfg: SkySenseConfig) -> RegistrationSettings:
         model_name=cfg.registry.model_name,
         modalities=tuple(cfg.model.modalities),
         params={k: dumped[k] for k in ("data", "model", "train")},
+        onnx=cfg.registry.onnx,
     )
 
 
@@ -288,4 +304,32 @@ def training_job(cfg: SkySenseConfig) -> TrainingJob:
             tracking_uri=cfg.registry.tracking_uri, artifact_location=cfg.registry.artifact_location
         ),
         params=cfg.model_dump(mode="json"),
+    )
+
+
+def finetune_job(
+    cfg: SkySenseConfig,
+    encoder_export: Path,
+    labels_root: Path,
+    *,
+    init: str = "pretrained",
+    label_set: str | None = None,
+    label_version: str | None = None,
+    encoder_source: str | None = None,
+    catalog: Path | None = None,
+) -> FinetuneJob:
+    """What :func:`skysense.finetuning.runner.run_finetune` needs: ``finetune``, the modalities
+    (``finetune.modalities``, default ``model.modalities``) and the label set (default: the
+    downstream set of ``finetune.task``)."""
+    ft = cfg.finetune
+    return FinetuneJob(
+        finetune=ft,
+        init=init,
+        encoder_export=encoder_export,
+        label_set=label_set or ft.task,
+        labels_root=labels_root,
+        modalities=list(ft.modalities or cfg.model.modalities),
+        label_version=label_version,
+        catalog=catalog,
+        extra={"encoder_source": encoder_source or str(encoder_export)},
     )

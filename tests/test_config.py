@@ -149,7 +149,7 @@ def test_params_file_cut_at_a_line_end_names_the_missing_sections(tmp_path: Path
         load_config(cut)
     msg = str(err.value)
     assert (
-        "eval, registry, predict, pipeline" in msg
+        "eval, finetune, registry, predict, pipeline" in msg
         and "validation" not in msg.split("section(s)")[1][:12]
     )
     assert "`eval: {}`" in msg and "skysense config show --defaults > params.yaml" in msg

@@ -16,6 +16,7 @@ from skysense.cli import (
     config_cmd,
     data,
     evaluate,
+    finetune,
     model,
     pipeline,
     predict,
@@ -37,7 +38,18 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (config_cmd, data, model, validate, train, evaluate, registry, predict, pipeline):
+for _module in (
+    config_cmd,
+    data,
+    model,
+    validate,
+    train,
+    evaluate,
+    finetune,
+    registry,
+    predict,
+    pipeline,
+):
     _module.register(app)
 
 

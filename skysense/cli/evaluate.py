@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
                     result["files"],
                     training_run_id(export_dir, result["config"]),
                     exp,
+                    downstream_dir=Path(downstream or cfg.paths.downstream),
                 )
         except user_errors() as exc:
             fail(str(exc))

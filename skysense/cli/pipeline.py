@@ -149,7 +149,8 @@ def register(app: typer.Typer) -> None:
         """Serve the pipeline flow on a cron schedule (long-running).
 
         The schedule lives in the Prefect server named by PREFECT_API_URL (start one with
-        `prefect server start`); runs execute in this process.
+        `prefect server start`); runs execute in this process. With pipeline.alert_webhook (or
+        SKYSENSE_ALERT_WEBHOOK_URL) set, automations post failed, crashed and late runs there.
         """
         cfg = load(params, overrides)
         from flows import environment
@@ -158,8 +159,13 @@ def register(app: typer.Typer) -> None:
         schedule = cron or cfg.pipeline.cron
         if len(schedule.split()) != 5:
             fail(f'--cron {schedule!r} is not a 5-field cron expression, e.g. "0 2 * * 1"')
+        from flows.alerts import ensure_alerts, webhook_url
         from flows.pipeline import pipeline
 
+        url = webhook_url(cfg.pipeline.alert_webhook)
+        if url:  # failed, crashed and late runs of the pipeline post to it
+            ensure_alerts(url, ["skysense-pipeline"])
+            out.print("Alerts: Prefect automations skysense-run-failed, skysense-run-late.")
         out.print(f"Serving {name} on cron {schedule!r}; Ctrl-C to stop.")
         pipeline.serve(
             name=name,

@@ -23,7 +23,12 @@ def register(app: typer.Typer) -> None:
                 "(the first defines the output grid)",
             ),
         ],
-        output: Annotated[Path, typer.Option("--output", help="output GeoTIFF")],
+        output: Annotated[
+            Path,
+            typer.Option(
+                "--output", help="output Cloud-Optimised GeoTIFF (its STAC item: <stem>.json)"
+            ),
+        ],
         model: Annotated[
             str,
             typer.Option(
@@ -44,24 +49,47 @@ def register(app: typer.Typer) -> None:
                 "--head", help="probe head .npz (from `skysense evaluate`): write a class map"
             ),
         ] = None,
+        probabilities: Annotated[
+            Path | None,
+            typer.Option(
+                "--probabilities",
+                help="with a task model: also write the per-class probabilities (float32, one "
+                "band per class) to this GeoTIFF",
+            ),
+        ] = None,
         tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Embed a scene of any size with overlap blending into a tiled, compressed GeoTIFF.
+        """Embed a scene of any size with overlap blending into a Cloud-Optimised GeoTIFF.
 
-        Windows are predict.window pixels with predict.overlap; the output has the CRS and
-        transform of the first --input, nodata where every S2 date was nodata. --model defaults
+        Windows are predict.window pixels with predict.overlap; the output is on the grid of the
+        first --input (or, with predict.crs, that raster's footprint on a 10 m grid in that CRS;
+        every input is warped onto it), nodata where every S2 date was nodata, with overviews
+        (average; mode for class maps). Beside it, <stem>.json is its STAC item (model and
+        version, input scenes, bands, projection). --model defaults
         to models:/<registry.model_name>@champion (or models:/NAME/VERSION, or an export
         folder); a registered model's safetensors weights are checked against the version's
         checkpoint_sha256 before they are loaded. --output must not be one of the inputs; it is
         written to a hidden temporary file beside it and moved into place when complete.
+
+        A task model (`skysense finetune`; e.g. models:/skysense-landcover@champion) writes a
+        class map instead: uint8, nodata 255, its colour table and class names (band tags
+        `classes`, `class_<id>`), and with --probabilities the blended class probabilities.
         """
+        from skysense.inference.class_map import ClassMapHead
         from skysense.inference.outputs import refuse_input_as_output
         from skysense.inference.predict import ProbeHead, predict_scene
         from skysense.inference.scene import Scene, parse_dated
-        from skysense.registry.model_loading import encoder_embedder
+        from skysense.inference.stac_item import ModelIdentity
+        from skysense.registry.model_loading import (
+            embedder_of,
+            is_task_model,
+            load_encoder,
+            resolved_source,
+            task_model_predictor,
+        )
         from skysense.tracking.store import connect
 
         cfg = load(params, set_)
@@ -82,9 +110,21 @@ def register(app: typer.Typer) -> None:
                 if uri.startswith("models:/")
                 else None
             )
-            embed, _ = encoder_embedder(uri, cfg.predict.device, client)
-            probe = ProbeHead.load(head) if head is not None else None
-            with Scene(s2_rasters, s1_rasters, hr, dem) as scene:
+            probe: ProbeHead | ClassMapHead | None
+            if is_task_model(uri, client):
+                if head is not None:
+                    fail(f"--head is a probe on an encoder's embeddings; {uri} has its own head")
+                embed, task_config = task_model_predictor(uri, cfg.predict.device, client)
+                probe = ClassMapHead.from_config(task_config)
+                identity = ModelIdentity(uri, *resolved_source(uri, client))
+            else:
+                if probabilities is not None and head is None:
+                    fail(f"--probabilities needs a task model; {uri} is an encoder")
+                encoder = load_encoder(uri, cfg.predict.device, client)
+                embed = embedder_of(encoder)
+                probe = ProbeHead.load(head) if head is not None else None
+                identity = ModelIdentity(uri, encoder.source, encoder.version)
+            with Scene(s2_rasters, s1_rasters, hr, dem, crs=cfg.predict.crs) as scene:
                 summary = predict_scene(
                     scene,
                     embed,
@@ -96,6 +136,11 @@ def register(app: typer.Typer) -> None:
                     head=probe,
                     block=cfg.predict.block,
                     progress=not as_json,
+                    probabilities=probabilities,
+                    overview_resampling=(
+                        cfg.predict.class_overviews if probe else cfg.predict.embedding_overviews
+                    ),
+                    model=identity,
                 )
         except user_errors() as exc:
             fail(str(exc))

@@ -84,7 +84,17 @@ def register(app: typer.Typer) -> None:
         metrics: Annotated[
             Path | None,
             typer.Option(
-                "--metrics", help="metrics.json of `skysense evaluate` (default: paths.eval)"
+                "--metrics",
+                help="metrics.json of `skysense evaluate` (default: paths.eval), or of "
+                "`skysense finetune` with --task-model (default: paths.finetune)",
+            ),
+        ] = None,
+        task_model: Annotated[
+            Path | None,
+            typer.Option(
+                "--task-model",
+                help="register this task model export (skysense finetune) as "
+                "registry.task_model_name instead of the encoder",
             ),
         ] = None,
         tracking_uri: UriOpt = None,
@@ -92,17 +102,23 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        """Log the exported encoder as an MLflow pyfunc and register it as the `challenger`.
+        """Log the exported encoder (or, with --task-model, a fine-tuned task model) as an MLflow
+        pyfunc and register it as the `challenger`.
 
         Tags the version with data version, git commit, params hash, checkpoint sha256 and every
-        evaluation metric; the model card is its description. The same checkpoint registers no
-        new version.
+        evaluation metric (a task model also with the encoder it started from and the label
+        version); the model card is its description. The same checkpoint registers no new
+        version.
         """
         from skysense.registry.export_registration import register_export
+        from skysense.registry.task_registration import register_task_export
         from skysense.tracking.store import ensure_experiment
 
         cfg = load(params, set_)
-        metrics_path = metrics or cfg.paths.eval / "metrics.json"
+        default_metrics = (
+            cfg.paths.finetune / "metrics.json" if task_model else cfg.paths.eval / "metrics.json"
+        )
+        metrics_path = metrics or default_metrics
         values: dict[str, float] = {}
         if metrics_path.is_file():
             values = {
@@ -115,18 +131,40 @@ def register(app: typer.Typer) -> None:
         try:
             with _failures(cfg, tracking_uri):
                 client, uri, db = _connect(cfg, tracking_uri)
-                exp = ensure_experiment(
-                    client, cfg.train.experiment, cfg.registry.artifact_location, uri
-                )
-                res = register_export(
-                    client,
-                    registration_settings(cfg),
-                    export or cfg.paths.export,
-                    values,
-                    experiment_id=exp,
-                    sqlite_db=db,
-                    lock_url=cfg.registry.lock_url,
-                )
+                if task_model is not None:
+                    exp = ensure_experiment(
+                        client, cfg.finetune.experiment, cfg.registry.artifact_location, uri
+                    )
+                    summary = metrics_path.with_name("summary.json")
+                    run = (
+                        json.loads(summary.read_text()).get("mlflow_run_id")
+                        if summary.is_file()
+                        else None
+                    )
+                    res = register_task_export(
+                        client,
+                        cfg.registry.task_model_name,
+                        task_model,
+                        values,
+                        encoder_model_name=cfg.registry.model_name,
+                        experiment_id=exp,
+                        run_id=run,
+                        sqlite_db=db,
+                        lock_url=cfg.registry.lock_url,
+                    )
+                else:
+                    exp = ensure_experiment(
+                        client, cfg.train.experiment, cfg.registry.artifact_location, uri
+                    )
+                    res = register_export(
+                        client,
+                        registration_settings(cfg),
+                        export or cfg.paths.export,
+                        values,
+                        experiment_id=exp,
+                        sqlite_db=db,
+                        lock_url=cfg.registry.lock_url,
+                    )
         except user_errors() as exc:
             fail(exc)
         if as_json:
@@ -160,6 +198,14 @@ def register(app: typer.Typer) -> None:
                 "version ('none' for no champion)",
             ),
         ] = None,
+        task_model: Annotated[
+            bool,
+            typer.Option(
+                "--task-model",
+                help="promote (or roll back) registry.task_model_name under registry.task_policy; "
+                "refused while the encoder it was fine-tuned from is not registered",
+            ),
+        ] = False,
         tracking_uri: UriOpt = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
@@ -173,9 +219,11 @@ def register(app: typer.Typer) -> None:
         """
         from skysense.registry.promotion import promote
         from skysense.registry.promotion import rollback as do_rollback
+        from skysense.registry.task_lineage import encoder_requirement
 
         cfg = load(params, set_)
-        name = cfg.registry.model_name
+        name = cfg.registry.task_model_name if task_model else cfg.registry.model_name
+        policy = cfg.registry.task_policy if task_model else cfg.registry.policy
         try:
             with _failures(cfg, tracking_uri):
                 client, _, db = _connect(cfg, tracking_uri)
@@ -192,12 +240,17 @@ def register(app: typer.Typer) -> None:
                     res = promote(
                         client,
                         name,
-                        cfg.registry.policy,
+                        policy,
                         version=version,
                         expected_champion=expected_champion,
                         sqlite_db=db,
-                        what="skysense promote",
+                        what="skysense promote" + (" --task-model" if task_model else ""),
                         lock_url=cfg.registry.lock_url,
+                        requires=(
+                            encoder_requirement(client, cfg.registry.model_name)
+                            if task_model
+                            else None
+                        ),
                     )
         except user_errors() as exc:
             fail(exc)
@@ -219,6 +272,9 @@ def register(app: typer.Typer) -> None:
 
     @registry_app.command("status")
     def status_cmd(
+        task_model: Annotated[
+            bool, typer.Option("--task-model", help="show registry.task_model_name")
+        ] = False,
         tracking_uri: UriOpt = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
@@ -231,7 +287,9 @@ def register(app: typer.Typer) -> None:
         try:
             with _failures(cfg, tracking_uri):
                 client, _, _ = _connect(cfg, tracking_uri)
-                status = registry_status(client, cfg.registry.model_name)
+                status = registry_status(
+                    client, cfg.registry.task_model_name if task_model else cfg.registry.model_name
+                )
         except user_errors() as exc:
             fail(exc)
         if as_json:

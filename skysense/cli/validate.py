@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, console, emit_json, fail, load, out
+from skysense.config import ALERT_WEBHOOK_ENV
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -75,6 +77,8 @@ def register(app: typer.Typer) -> None:
         from skysense.validation.gate import ValidationReport, validate_catalog
 
         cfg = load(params, set_)
+        if os.environ.get(ALERT_WEBHOOK_ENV):  # failed checkpoints post to the alerts' receiver
+            cfg.validation.failure_webhook = os.environ[ALERT_WEBHOOK_ENV]
         catalog_path = catalog or cfg.paths.catalog
         target = out_dir or cfg.paths.validation
         try:

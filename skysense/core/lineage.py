@@ -167,6 +167,25 @@ def data_version(chips_dir: Path | None) -> str:
     return f"sha256:{file_sha256(manifest)}"
 
 
+def labels_version(folder: Path, index: str = "index.csv") -> str:
+    """Version of a label folder: the DVC md5 of it or of the nearest DVC-tracked folder above it
+    (e.g. the ``sample`` stage's output holding ``downstream/``), else the sha256 of its
+    ``index`` file, else of its sorted file list; ``"dvc:<md5>"``, ``"sha256:<hex>"`` or
+    ``"unknown"``."""
+    folder = Path(folder).resolve()
+    for candidate in (folder, *list(folder.parents)[:3]):
+        md5 = _folder_md5(candidate)
+        if md5 is not None:
+            return f"dvc:{md5}" if candidate == folder else f"dvc:{md5}:{folder.name}"
+    for sub in (folder / index, *sorted(folder.glob(f"*/{index}"))):
+        if sub.is_file():
+            return f"sha256:{file_sha256(sub)}"
+    if folder.is_dir():
+        names = "\n".join(sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")))
+        return f"sha256:{hashlib.sha256(names.encode()).hexdigest()}"
+    return "unknown"
+
+
 def git_commit(cwd: Path | None = None) -> str:
     """The current git commit (with ``-dirty`` when tracked files changed), or ``"unknown"``."""
     try:

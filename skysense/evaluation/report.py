@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from skysense.tracking.datasets import LoggedInput, downstream_datasets, log_inputs
+
 
 def confusion_png(cm: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
     """Row-normalised confusion matrix as a PNG (counts annotated)."""
@@ -81,10 +83,15 @@ def per_class_tables(rows: list[dict[str, object]], out_dir: Path, stem: str) ->
 
 
 def log_to_mlflow(
-    metrics: dict[str, float], files: list[Path], run_id: str | None, experiment_id: str | None
+    metrics: dict[str, float],
+    files: list[Path],
+    run_id: str | None,
+    experiment_id: str | None,
+    downstream_dir: Path | None = None,
 ) -> str:
     """Log metrics and files as a child run ``evaluate`` of the training run (a new run in
-    ``experiment_id`` when the training run is not in this store). Returns the run id.
+    ``experiment_id`` when the training run is not in this store), with the downstream sets of
+    ``downstream_dir`` as its input datasets. Returns the run id.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -102,4 +109,7 @@ def log_to_mlflow(
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
         for f in files:
             mlflow.log_artifact(str(f), artifact_path="eval")
+        if downstream_dir is not None:
+            sets = downstream_datasets(downstream_dir)
+            log_inputs(client, run.info.run_id, [LoggedInput(d, "evaluation") for d in sets])
         return run.info.run_id

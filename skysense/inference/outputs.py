@@ -3,9 +3,9 @@
 - :func:`refuse_input_as_output`: an output that is one of the inputs (the same file, also through
   a symlink or a hard link: :func:`os.path.samefile`) is refused before anything is opened for
   writing.
-- :func:`prediction_outputs`: the output path of each scene of a batch (``<out_dir>/<id>.tif``),
-  ids checked (:mod:`skysense.core.output_paths`), no two scenes on one output, no output on an
-  input
+- :func:`prediction_outputs`: the output path of each scene of a batch (``<out_dir>/<id>.tif``,
+  and its STAC item ``<id>.json``), ids checked (:mod:`skysense.core.output_paths`), no two
+  scenes on one output, no output on an input
   of any scene of the batch.
 - :func:`replacing`: a GeoTIFF is written to a hidden temporary file in the output's folder
   (``.<name>.<random>.partial``, which no reader takes for a finished output) and moved into place
@@ -93,6 +93,7 @@ def prediction_outputs(
             )
         path = path_inside(out_dir, f"{check_id(scene_id, 'scene id')}.tif")
         refuse_input_as_output(path, every_input)
+        refuse_input_as_output(path.with_suffix(".json"), every_input)  # its STAC item
         outputs[scene_id] = path
     return outputs
 

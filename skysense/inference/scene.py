@@ -3,7 +3,9 @@
 Option format: ``--input 2023-05-01=s2_a.tif`` (repeat for a time series; ``--input s2.tif`` alone
 is one date, its day of year taken from the file's ``TIFFTAG_DATETIME`` or mid-year). ``--s1``
 likewise; ``--hr`` and ``--dem`` take one path. The first ``--input`` defines the output grid
-(CRS, transform, size); every other raster is warped onto it on read (HR onto the 32x finer grid).
+(CRS, transform, size), unless an output CRS is given (``predict.crs``,
+:mod:`skysense.inference.output_grid`); every raster not already on that grid is warped onto it on
+read (HR onto the 32x finer grid).
 Reads are windowed: nothing holds the whole scene. Every raster is opened under the raster access
 policy (:mod:`skysense.data.raster_access`: GeoTIFF/JPEG 2000 only, no URLs unless allowed, pixel
 and band limits).
@@ -29,6 +31,7 @@ from skysense.core.errors import RasterReadError, SkySenseError
 from skysense.core.modalities import HR_RATIO
 from skysense.core.sensors import S2_PRODUCT_BANDS, get_sensor
 from skysense.data.raster_access import RasterAccessPolicy, is_remote, open_dataset
+from skysense.inference.output_grid import OutputGrid
 
 _S2_FULL = S2_PRODUCT_BANDS
 _S2_NO_B10 = tuple(b for b in _S2_FULL if b != "B10")
@@ -95,7 +98,7 @@ class ModalityLayer:
         self,
         raster: DatedRaster,
         modality: str,
-        ref: rasterio.DatasetReader,
+        ref: OutputGrid,
         scale: int = 1,
         access: RasterAccessPolicy | None = None,
     ) -> None:
@@ -165,7 +168,17 @@ class ModalityLayer:
         s = self.scale
         win = Window(col * s, row * s, size * s, size * s)
         fill = self.nodata if self.nodata is not None else 0
-        raw = self.src.read(self.bands, window=win, boundless=True, fill_value=fill)
+        if self.src is self.ds:
+            raw = self.src.read(self.bands, window=win, boundless=True, fill_value=fill)
+        else:  # a WarpedVRT reads no window past its edges: read the inside part, pad the rest
+            raw = np.full((len(self.bands), size * s, size * s), fill, dtype=self.dtype)
+            r0, c0 = max(row * s, 0), max(col * s, 0)
+            r1 = min((row + size) * s, self.src.height)
+            c1 = min((col + size) * s, self.src.width)
+            if r1 > r0 and c1 > c0:
+                raw[:, r0 - row * s : r1 - row * s, c0 - col * s : c1 - col * s] = self.src.read(
+                    self.bands, window=Window(c0, r0, c1 - c0, r1 - r0)
+                )
         invalid = np.zeros(raw.shape[1:], dtype=bool)
         if self.nodata is not None:
             invalid |= np.all(raw == self.nodata, axis=0)
@@ -183,7 +196,7 @@ class ModalityLayer:
 
 
 class Scene:
-    """All inputs of one prediction, on the grid of the first S2 raster."""
+    """All inputs of one prediction, on the grid of the first S2 raster (or of ``crs``)."""
 
     def __init__(
         self,
@@ -192,14 +205,18 @@ class Scene:
         hr: Path | None = None,
         dem: Path | None = None,
         access: RasterAccessPolicy | None = None,
+        crs: str | None = None,
     ) -> None:
         if not s2:
             raise PredictInputError("give at least one Sentinel-2 raster with --input [DATE=]PATH")
-        self.ref = open_dataset(s2[0].path, access)
+        self._first = open_dataset(s2[0].path, access)
         self.layers: dict[str, list[ModalityLayer]] = {"s2": [], "s1": [], "hr": [], "dem": []}
         try:
-            if self.ref.crs is None:
+            if self._first.crs is None:
                 raise RasterReadError(f"{s2[0].path}: has no CRS; the output grid needs one")
+            self.ref = (
+                OutputGrid.reprojected(self._first, crs) if crs else OutputGrid.of(self._first)
+            )
             for r in s2:
                 self.layers["s2"].append(ModalityLayer(r, "s2", self.ref, access=access))
             for r in s1 or []:
@@ -256,7 +273,7 @@ class Scene:
         for layers in self.layers.values():
             for lay in layers:
                 lay.close()
-        self.ref.close()
+        self._first.close()
 
     def __enter__(self) -> Self:
         return self

@@ -96,9 +96,11 @@ def check_batch(batch: dict, spec: SkySenseSpec) -> BatchLayout:
                 f"{HR_RATIO}x the Sentinel chip"
             )
         batch_sizes["hr"], sizes["hr"] = x.shape[0], x.shape[2] // HR_RATIO
-    if len(set(batch_sizes.values())) > 1:
+    # pairwise comparisons, not set(): sizes may be symbolic while a graph is traced (export)
+    first_b, first_s = next(iter(batch_sizes.values())), next(iter(sizes.values()))
+    if any(v != first_b for v in batch_sizes.values()):
         raise InputShapeError(f"modalities disagree on the batch size: {batch_sizes}")
-    if len(set(sizes.values())) > 1:
+    if any(v != first_s for v in sizes.values()):
         raise InputShapeError(
             f"modalities disagree on the Sentinel grid side (HR counted as side/{HR_RATIO}): "
             f"{sizes}; "

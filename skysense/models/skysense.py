@@ -99,6 +99,12 @@ class SkySense(nn.Module):
     #: reduce the same parameters in the same order, or the collectives hang.
     run_all_branches: bool = False
 
+    #: Take the same path whatever the batch holds, with no branch on tensor values: every
+    #: branch runs on every sample and date, and what is absent or invalid is zeroed and masked
+    #: out of the fusion (as the default path leaves it). Same embeddings; the graph an exporter
+    #: traces (ONNX, torch.export), which cannot branch on data. Region ids are not range-checked.
+    dense: bool = False
+
     def _idle_pass(self, key: str, device: torch.device, dtype: torch.dtype) -> Tensor:
         """A zero scalar that depends on every parameter of branch ``key`` (run on a dummy
         input).
@@ -143,6 +149,9 @@ class SkySense(nn.Module):
 
     def _hr(self, hr: Tensor, has: Tensor) -> list[Tensor]:
         """HR stage maps, computed only for the samples that have HR (zeros elsewhere)."""
+        if self.dense:
+            keep = has.to(hr.dtype)[:, None, None, None]
+            return [m * keep for m in self.hr_backbone(hr)]
         if bool(has.all()):
             return self.hr_backbone(hr)
         if not bool(has.any()):
@@ -179,10 +188,14 @@ class SkySense(nn.Module):
             (self.s2_backbone, self.s2_head) if key == "s2" else (self.s1_backbone, self.s1_head)
         )
         width = self.spec.hr_width
-        feats = x.new_zeros(b, t, width, s, s)
-        if bool(usable.any()):
+        if self.dense:  # every date encoded; unusable ones are masked out in the fusion
+            feats = head(backbone(x.reshape(b * t, *x.shape[2:]))).reshape(b, t, width, s, s)
+            feats = feats * usable[:, :, None, None, None].to(feats.dtype)
+        else:
+            feats = x.new_zeros(b, t, width, s, s)
+        if not self.dense and bool(usable.any()):
             feats = feats.index_put((usable,), head(backbone(x[usable])))
-        elif self.run_all_branches:
+        elif not self.dense and self.run_all_branches:
             feats = feats + self._idle_pass(key, x.device, x.dtype)
         enc = self.date_encoding(batch[f"{key}_doy"].to(x.device)) + self._modality_vector(key)
         tokens = (feats + enc[..., None, None]).permute(0, 3, 4, 1, 2).reshape(b * s * s, t, width)
@@ -255,7 +268,7 @@ class SkySense(nn.Module):
             pads.append((~has).repeat_interleave(s * s)[:, None])
             present[:, 3] = has
         empty = ~present.any(dim=1)
-        if bool(empty.any()):
+        if not self.dense and bool(empty.any()):
             idx = empty.nonzero().flatten().tolist()
             raise InputShapeError(
                 f"samples {idx} of the batch have no usable modality (every has_* False or no "
@@ -276,7 +289,8 @@ class SkySense(nn.Module):
             # ``geo_context`` False says so), and no prototype moves
             geo = torch.zeros_like(fused)
         else:
-            self.geo_context.check_regions(region)
+            if not self.dense:
+                self.geo_context.check_regions(region)
             geo = self.geo_context(fused, region, update=update_prototypes)
         out.update(
             fused=fused,

@@ -84,6 +84,8 @@ class WindowAttentionV2(nn.Module):
         """
         params = tuple(self.cpb_mlp.parameters())
         track = torch.is_grad_enabled() and any(p.requires_grad for p in params)
+        # no cache while a graph is traced (torch.export / ONNX): traced tensors have no storage
+        track = track or torch.compiler.is_compiling() or torch.compiler.is_exporting()
         key = None
         if not track:
             key = (
@@ -193,7 +195,8 @@ class ShiftWindowAttention(nn.Module):
         if mask is None:
             with torch.inference_mode(False):  # a normal tensor, usable under autograd later
                 mask = _build_shift_mask(hp, wp, window, shift, device)
-            _SHIFT_MASKS[key] = mask
+            if not (torch.compiler.is_compiling() or torch.compiler.is_exporting()):
+                _SHIFT_MASKS[key] = mask  # never cache a traced (storage-less) tensor
         return mask
 
 

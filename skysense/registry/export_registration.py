@@ -9,6 +9,7 @@ tags let a consumer verify the two files it downloads (``skysense predict`` does
 from __future__ import annotations
 
 import json
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from skysense.core.lineage import file_sha256, params_hash
 from skysense.models.presets import resolve_spec
 from skysense.registry import pyfunc_code
 from skysense.registry.model_card import render_model_card
+from skysense.registry.onnx_artifact import ONNX_ARTIFACT, export_registered_onnx
 from skysense.registry.pyfunc import input_example, model_inputs
 from skysense.registry.register import RegistrationResult, register_pyfunc
 from skysense.registry.settings import RegistrationSettings
@@ -97,6 +99,8 @@ def register_export(
     evaluation metric; the model card is the version description; alias ``challenger``.
     Idempotent by checkpoint hash; a version a crashed run left half registered is repaired.
     ``lock_url``: ``registry.lock_url`` for a server store (:mod:`skysense.registry.lock`).
+    With ``target.onnx`` the encoder is also logged as ONNX (artifact ``onnx/encoder.onnx``,
+    :mod:`skysense.registry.onnx_artifact`).
     """
     export_dir = Path(export_dir)
     weights, config = read_export(export_dir)
@@ -122,21 +126,27 @@ def register_export(
         target.model_name, config["preset"], lineage, training, metrics or {}, config.get("spec")
     )
     inputs = model_inputs(spec, list(target.modalities))
-    return register_pyfunc(
-        client,
-        target.model_name,
-        python_model=str(Path(pyfunc_code.__file__)),
-        checkpoint_sha256=sha,
-        artifacts={"export": str(export_dir)},
-        signature=embedding_signature(inputs, spec.embed_dim),
-        input_example=input_example(spec, list(target.modalities)),
-        pip_requirements=pip_requirements(),
-        code_paths=[str(Path(skysense.__file__).parent)],
-        tags={k: v for k, v in lineage.items() if k != "checkpoint_sha256"},
-        metrics=metrics,
-        description=card,
-        run_id=run_id,
-        experiment_id=experiment_id,
-        sqlite_db=sqlite_db,
-        lock_url=lock_url,
-    )
+    with tempfile.TemporaryDirectory(prefix="skysense-onnx-") as tmp:
+        artifacts = {"export": str(export_dir)}
+        if target.onnx:
+            # MLflow stores a folder artifact under the folder's own name: call it onnx/
+            onnx_dir = export_registered_onnx(export_dir, Path(tmp) / ONNX_ARTIFACT)
+            artifacts[ONNX_ARTIFACT] = str(onnx_dir)
+        return register_pyfunc(
+            client,
+            target.model_name,
+            python_model=str(Path(pyfunc_code.__file__)),
+            checkpoint_sha256=sha,
+            artifacts=artifacts,
+            signature=embedding_signature(inputs, spec.embed_dim),
+            input_example=input_example(spec, list(target.modalities)),
+            pip_requirements=pip_requirements(),
+            code_paths=[str(Path(skysense.__file__).parent)],
+            tags={k: v for k, v in lineage.items() if k != "checkpoint_sha256"},
+            metrics=metrics,
+            description=card,
+            run_id=run_id,
+            experiment_id=experiment_id,
+            sqlite_db=sqlite_db,
+            lock_url=lock_url,
+        )

@@ -13,6 +13,9 @@
 - a local export folder (``OUT/export`` of ``skysense train``): the user's own files, loaded as
   they are.
 
+A task model (``skysense finetune``; :func:`task_model_predictor`) is loaded the same way:
+its ``export`` artifact verified, then read with safetensors.
+
 Anything else (``runs:/``, ``s3://``, a pyfunc folder) is refused with a
 :class:`ModelSourceError`: those would be loaded through MLflow's pyfunc machinery.
 """
@@ -34,6 +37,7 @@ from skysense.core.errors import RegistryError
 from skysense.core.lineage import file_sha256
 from skysense.models.batch import arrays_to_batch, resolve_device
 from skysense.models.export_format import load_exported
+from skysense.models.task_model import is_task_export, load_task_model
 from skysense.registry.pyfunc import model_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -167,6 +171,41 @@ def _input_names(mlmodel_file: Path, spec: Any) -> list[str]:
     return model_inputs(spec, ALL_MODALITIES)
 
 
+def download_verified_export(
+    model_uri: str, dest: Path, client: MlflowClient | None = None
+) -> tuple[Path, ModelVersion]:
+    """Download the ``export`` artifact (and ``MLmodel``) of ``models:/NAME@ALIAS`` or
+    ``models:/NAME/VERSION`` into ``dest`` and verify it against the version's hash tags.
+
+    Used for the encoder (predict, fine-tuning from the registry) and for task models alike.
+
+    Returns:
+        ``(dest/export, model version)``.
+
+    Raises:
+        ModelSourceError: not a ``models:/`` URI.
+        ModelIntegrityError: a downloaded file does not match the version's hash.
+        RegistryError: unknown model, alias or version.
+    """
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    parse_models_uri(model_uri)
+    client = client or MlflowClient()
+    mv = resolve_version(client, model_uri)
+    repo = get_artifact_repository(
+        f"models:/{mv.name}/{mv.version}",
+        tracking_uri=client.tracking_uri,
+        registry_uri=getattr(client, "_registry_uri", None),
+    )
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    export_dir = Path(repo.download_artifacts(EXPORT_ARTIFACT, str(dest)))
+    repo.download_artifacts("MLmodel", str(dest))
+    verify_export(export_dir, mv)
+    return export_dir, mv
+
+
 def load_encoder(
     model_uri: str, device: str = "auto", client: MlflowClient | None = None
 ) -> VerifiedEncoder:
@@ -196,23 +235,11 @@ def load_encoder(
                 resolved_device,
             )
         parse_models_uri(model_uri)  # raises ModelSourceError with the accepted forms
-    from mlflow import MlflowClient
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
-    client = client or MlflowClient()
-    mv = resolve_version(client, model_uri)
-    source = f"models:/{mv.name}/{mv.version}"
-    repo = get_artifact_repository(
-        source,
-        tracking_uri=client.tracking_uri,
-        registry_uri=getattr(client, "_registry_uri", None),
-    )
     with tempfile.TemporaryDirectory(prefix="skysense-model-") as tmp:
-        export_dir = Path(repo.download_artifacts(EXPORT_ARTIFACT, tmp))
-        mlmodel = Path(repo.download_artifacts("MLmodel", tmp))
-        verify_export(export_dir, mv)
+        export_dir, mv = download_verified_export(model_uri, Path(tmp), client)
+        source = f"models:/{mv.name}/{mv.version}"
         model, config = load_exported(export_dir, device=resolved_device)
-        names = _input_names(mlmodel, model.spec)
+        names = _input_names(Path(tmp) / "MLmodel", model.spec)
     logger.info("loaded %s (verified %s) on %s", source, CHECKPOINT_TAG, resolved_device)
     return VerifiedEncoder(model, config, source, str(mv.version), names, resolved_device)
 
@@ -228,9 +255,16 @@ def encoder_embedder(
         normalised with the export's ``stats``; inputs the model takes but ``arrays`` lacks are
         sent empty).
     """
+    encoder = load_encoder(model_uri, device, client)
+    return embedder_of(encoder), encoder.input_names
+
+
+def embedder_of(encoder: VerifiedEncoder) -> EmbedFn:
+    """The embedding function of a loaded encoder: ``fn(arrays) -> B x D x H x W`` float32
+    (physical-unit arrays in, normalised with the export's ``stats``; inputs the model takes but
+    ``arrays`` lacks are sent empty)."""
     import torch
 
-    encoder = load_encoder(model_uri, device, client)
     names = encoder.input_names
     stats = encoder.config.get("stats")
 
@@ -242,4 +276,68 @@ def encoder_embedder(
             emb = encoder.model.embed(model_batch)
         return emb.float().cpu().numpy()
 
-    return embed, names
+    return embed
+
+
+def is_task_model(model_uri: str, client: MlflowClient | None = None) -> bool:
+    """True when ``model_uri`` (a ``models:/`` URI or an export folder) is a task model, which
+    ``skysense predict`` serves as a class map: a folder whose ``config.json`` is a task model's,
+    or a version tagged with a ``task`` (set by :mod:`skysense.registry.task_registration`)."""
+    if not model_uri.startswith("models:/"):
+        return is_task_export(model_uri)
+    from mlflow import MlflowClient
+
+    return bool(resolve_version(client or MlflowClient(), model_uri).tags.get("task"))
+
+
+def task_model_predictor(
+    model_uri: str, device: str = "auto", client: MlflowClient | None = None
+) -> tuple[EmbedFn, dict[str, Any]]:
+    """A task model (``models:/...`` verified as the encoder is, or an export folder) as a
+    function for :func:`~skysense.inference.predict.predict_scene`.
+
+    Returns:
+        ``(fn, config)``: ``fn(arrays) -> B x K x H x W`` float32 class probabilities (a scene
+        classifier's ``B x K`` spread over the window), and the export's ``config.json``
+        (``classes``, ``colours``, ``task``, ...).
+
+    Raises:
+        ModelIntegrityError: a downloaded file does not match the version's hash.
+        ExportError: not a task model export.
+    """
+    import torch
+
+    resolved_device = resolve_device(device)
+    if model_uri.startswith("models:/"):
+        with tempfile.TemporaryDirectory(prefix="skysense-task-") as tmp:
+            export_dir, mv = download_verified_export(model_uri, Path(tmp), client)
+            model, config = load_task_model(export_dir, device=resolved_device)
+        logger.info("loaded task model %s v%s (verified)", mv.name, mv.version)
+    else:
+        model, config = load_task_model(model_uri, device=resolved_device)
+    names = model_inputs(model.encoder.spec, list(config["modalities"]))
+    stats = config["encoder"].get("stats")
+
+    def predict(arrays: dict[str, np.ndarray]) -> np.ndarray:
+        batch = len(arrays["lat"]) if "lat" in arrays else 1
+        full = {n: arrays[n] if n in arrays else empty_modality(n, batch) for n in names}
+        model_batch = arrays_to_batch(full, stats, resolved_device)
+        with torch.inference_mode():
+            proba = model.predict_proba(model_batch).float()
+        if proba.ndim == 2:  # a scene classifier: one class per window
+            side = next(v for k, v in full.items() if k in ("s2", "s1") and v.size).shape[-1]
+            proba = proba[:, :, None, None].expand(-1, -1, side, side)
+        return proba.cpu().numpy()
+
+    return predict, config
+
+
+def resolved_source(model_uri: str, client: MlflowClient | None = None) -> tuple[str, str | None]:
+    """``(source, version)`` of ``model_uri``: ``models:/NAME/VERSION`` and its version for a
+    registered model (an alias resolved now), or the export folder and ``None``."""
+    if not model_uri.startswith("models:/"):
+        return str(Path(model_uri)), None
+    from mlflow import MlflowClient
+
+    mv = resolve_version(client or MlflowClient(), model_uri)
+    return f"models:/{mv.name}/{mv.version}", str(mv.version)

@@ -6,6 +6,8 @@
 - ``decide``: each must improve on the champion by at least ``min_improvement`` (in the metric's
   own units, e.g. 0.01 = one point of accuracy); all of them must pass.
 - ``no_regress``: each may be worse than the champion by at most its tolerance.
+- ``no_regress_each``: a metric-name prefix and a tolerance, applied as ``no_regress`` to every
+  metric of the champion with that prefix (e.g. ``iou.``: every class's IoU of a task model).
 
 Without a champion every challenger that has the ``decide`` metrics passes.
 """
@@ -157,7 +159,12 @@ def decide_promotion(
                 f"improvement {gain:+.4f} {'>=' if ok else '<'} required {rule.min_improvement:.4f}",
             )
         )
-    for name, tolerance in policy.no_regress.items():
+    no_regress = dict(policy.no_regress)
+    for prefix, tolerance in policy.no_regress_each.items():
+        for name in sorted(set(champion or {}) | set(challenger)):
+            if name.startswith(prefix):
+                no_regress.setdefault(name, tolerance)
+    for name, tolerance in no_regress.items():
         rule = policy.decide.get(name)
         higher = True if rule is None else rule.higher_is_better
         ch = challenger.get(name)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from skysense.core.errors import RegistryError
 from skysense.registry.lock import PromotionLock, owner_identity
-from skysense.registry.policy import PolicyDecision, decide_promotion, metrics_from_tags
+from skysense.registry.policy import (
+    PolicyDecision,
+    RuleResult,
+    decide_promotion,
+    metrics_from_tags,
+)
 from skysense.registry.settings import PromotionPolicy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,6 +40,8 @@ CHALLENGER = "challenger"
 HISTORY_TAG = "promotion_history"  # the legacy single-tag JSON list, read only
 HISTORY_ENTRY_PREFIX = HISTORY_TAG + "."
 STACK_TAG = "champion_stack"
+#: What a version needs besides its metrics: the reasons it cannot be promoted (empty: none).
+Requirement = Callable[["ModelVersion"], list[str]]
 
 
 @dataclass
@@ -153,6 +161,7 @@ def promote(
     what: str = "",
     lock_url: str | None = None,
     lock_timeout_s: float = 120.0,
+    requires: Requirement | None = None,
 ) -> PromotionResult:
     """Make the challenger (or ``version``) the champion when it passes ``policy``.
 
@@ -168,6 +177,8 @@ def promote(
         lock_url: ``registry.lock_url`` (the server's backend database; see
             :mod:`skysense.registry.lock`); default ``SKYSENSE_REGISTRY_LOCK_URL``.
         lock_timeout_s: how long to wait for another promotion to finish.
+        requires: a check of what the challenger needs beyond its metrics (a task model: its
+            encoder in the registry); the reasons it returns refuse the promotion.
 
     Returns:
         The result: ``action`` is ``"promote"`` or ``"refuse"``, with the decision.
@@ -204,6 +215,13 @@ def promote(
             str(version),
             champ_version,
         )
+        if requires is not None:
+            missing = requires(challenger)
+            decision.rules.extend(
+                RuleResult("requires", "requires", None, None, 0.0, not missing, reason or "ok")
+                for reason in (missing or ["requirements met"])
+            )
+            decision.passed = decision.passed and not missing
         record = {
             "action": "promote" if decision.passed else "refuse",
             "version": str(version),

@@ -41,15 +41,20 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
         """Embed a batch of chips given as physical-unit arrays (see the signature)."""
         import torch
 
+        device = self._use_device(params)
+        batch = arrays_to_batch(dict(model_input), self.config.get("stats"), device)
+        with torch.inference_mode():
+            emb = self.model.embed(batch)
+        return emb.float().cpu().numpy()
+
+    def _use_device(self, params: dict[str, Any] | None) -> Any:
+        """The device of this call (``params["device"]``, else the loaded one); moves the model."""
         wanted = (params or {}).get("device")
         device = resolve_device(wanted) if wanted not in (None, "") else self.device
         if str(device) != str(self.device):
             self.model.to(device)
             self.device = device
-        batch = arrays_to_batch(dict(model_input), self.config.get("stats"), device)
-        with torch.inference_mode():
-            emb = self.model.embed(batch)
-        return emb.float().cpu().numpy()
+        return device
 
 
 def model_inputs(spec: Any, modalities: list[str]) -> list[str]:

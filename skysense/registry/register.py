@@ -10,6 +10,8 @@ concurrent registrations of one checkpoint make one version), and every write re
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,6 +119,27 @@ def repair_version(
     return repaired
 
 
+def _named_artifacts(artifacts: dict[str, str] | None, staging: Path) -> dict[str, str] | None:
+    """The artifacts under their keys' names: MLflow stores a folder under its own base name
+    (``artifacts/<name>``), and readers look for ``artifacts/<key>`` (e.g. ``artifacts/export``),
+    so a folder named otherwise (``checkpoints/task_model``) is linked or copied as ``<key>``."""
+    if not artifacts:
+        return artifacts
+    named = {}
+    for key, path in artifacts.items():
+        source = Path(path)
+        if source.name == key:
+            named[key] = str(source)
+            continue
+        target = staging / key
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+        named[key] = str(target)
+    return named
+
+
 def register_pyfunc(
     client: MlflowClient,
     name: str,
@@ -136,6 +159,7 @@ def register_pyfunc(
     sqlite_db: Path | None = None,
     set_challenger: bool = True,
     lock_url: str | None = None,
+    model_description: str = "SkySense multi-modal remote-sensing encoder",
 ) -> RegistrationResult:
     """Log ``python_model`` to MLflow and register it as a new version of ``name``.
 
@@ -156,6 +180,7 @@ def register_pyfunc(
         sqlite_db: the SQLite database of the store, if any (else taken from the client's URI).
         set_challenger: point the ``challenger`` alias at the new version.
         lock_url: ``registry.lock_url`` for a server store (see :mod:`skysense.registry.lock`).
+        model_description: the registered model's description when this creates it.
 
     Returns:
         The registration result (``created`` False when the checkpoint was registered already;
@@ -163,7 +188,7 @@ def register_pyfunc(
     """
     import mlflow
 
-    ensure_registered_model(client, name, "SkySense multi-modal remote-sensing encoder")
+    ensure_registered_model(client, name, model_description)
     all_tags = {
         **{k: strip_credentials(str(v)) for k, v in (tags or {}).items()},
         **metric_tags(metrics or {}),
@@ -197,18 +222,23 @@ def register_pyfunc(
             else {"experiment_id": experiment_id, "run_name": f"register-{checkpoint_sha256[:8]}"}
         )
         lock.ensure_held()
-        with mlflow.start_run(**run_kwargs) as run:
+        with (
+            tempfile.TemporaryDirectory(prefix="skysense-artifacts-") as staging,
+            mlflow.start_run(**run_kwargs) as run,
+        ):
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=python_model,
-                artifacts=artifacts,
+                artifacts=_named_artifacts(artifacts, Path(staging)),
                 signature=signature,
                 input_example=input_example,
                 pip_requirements=pip_requirements,
                 code_paths=code_paths,
             )
-            if metrics:
-                mlflow.log_metrics({f"eval_{k}": float(v) for k, v in metrics.items()})
+            if metrics:  # on the run, and on the logged model (its page lists them)
+                mlflow.log_metrics(
+                    {f"eval_{k}": float(v) for k, v in metrics.items()}, model_id=info.model_id
+                )
             mlflow.set_tags(
                 {f"registry.{k}": strip_credentials(str(v)) for k, v in (tags or {}).items()}
             )

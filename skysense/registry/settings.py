@@ -25,6 +25,20 @@ class PromotionPolicy(Section):
 
     decide: dict[str, MetricRule] = {"linear_acc": MetricRule(min_improvement=0.0)}
     no_regress: dict[str, float] = {"miou": 0.02}
+    no_regress_each: dict[str, float] = Field(
+        default_factory=dict,
+        description="metric-name prefix: tolerance for every metric of that prefix the champion "
+        "has (e.g. iou.: 0.05, no class's IoU may drop by more than 5 points)",
+    )
+
+
+def task_model_policy() -> PromotionPolicy:
+    """The default policy of task models: mIoU decides, no class's IoU drops by over 0.05."""
+    return PromotionPolicy(
+        decide={"miou": MetricRule(min_improvement=0.0)},
+        no_regress={},
+        no_regress_each={"iou.": 0.05},
+    )
 
 
 class RegistryConfig(TrackingConfig):
@@ -38,6 +52,17 @@ class RegistryConfig(TrackingConfig):
     )
     model_name: str = "skysense-encoder"
     policy: PromotionPolicy = PromotionPolicy()
+    task_model_name: str = Field(
+        "skysense-landcover", description="the registered task model (skysense finetune)"
+    )
+    task_policy: PromotionPolicy = Field(
+        default_factory=task_model_policy,
+        description="promotion policy of the task model (keys of the finetune metrics.json)",
+    )
+    onnx: bool = Field(
+        False,
+        description="also log the encoder as ONNX (artifact onnx/encoder.onnx; ~1 min export)",
+    )
 
 
 @dataclass(frozen=True)
@@ -55,3 +80,4 @@ class RegistrationSettings:
     model_name: str
     modalities: tuple[str, ...]
     params: dict[str, Any] = field(default_factory=dict)
+    onnx: bool = False

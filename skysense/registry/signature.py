@@ -26,12 +26,13 @@ import numpy as np
 from skysense.core.contract import MODALITY_SPECS
 
 
-def embedding_signature(inputs: list[str], embed_dim: int) -> Any:
+def embedding_signature(inputs: list[str], embed_dim: int, output: str = "embedding") -> Any:
     """MLflow ``ModelSignature`` for the named inputs and ``B x embed_dim x H x W`` output.
 
     Args:
         inputs: which of :data:`MODALITY_SPECS` the model takes (e.g. ``["s2", "s2_doy"]``).
-        embed_dim: embedding channels ``D``.
+        embed_dim: output channels ``D`` (a task model's classes for its probabilities).
+        output: the output's name (``embedding``, or ``probabilities`` for a task model).
     """
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
@@ -40,6 +41,6 @@ def embedding_signature(inputs: list[str], embed_dim: int) -> Any:
     for name in inputs:
         shape, dtype = MODALITY_SPECS[name]
         specs.append(TensorSpec(np.dtype(dtype), shape, name))
-    out = Schema([TensorSpec(np.dtype("float32"), (-1, embed_dim, -1, -1), "embedding")])
+    out = Schema([TensorSpec(np.dtype("float32"), (-1, embed_dim, -1, -1), output)])
     params = ParamSchema([ParamSpec("device", "string", "auto")])
     return ModelSignature(inputs=Schema(specs), outputs=out, params=params)

@@ -62,8 +62,9 @@ def worker_command(
     return args
 
 
-def torchrun_command(nproc: int, worker_args: list[str]) -> list[str]:
-    """The local multi-process command: torchrun (standalone rendezvous on a free port)."""
+def torchrun_command(nproc: int, worker_args: list[str], module: str = WORKER_MODULE) -> list[str]:
+    """The local multi-process command: torchrun (standalone rendezvous on a free port) running
+    ``python -m module`` on every rank (the pre-training worker by default)."""
     return [
         sys.executable,
         "-m",
@@ -74,7 +75,7 @@ def torchrun_command(nproc: int, worker_args: list[str]) -> list[str]:
         "--nproc_per_node",
         str(nproc),
         "-m",
-        WORKER_MODULE,
+        module,
         *worker_args,
     ]
 

@@ -34,6 +34,7 @@ from skysense.training.engine import (
 )
 from skysense.training.export import export_checkpoint
 from skysense.training.job import TrainingJob
+from skysense.training.live_curves import LiveCurves, curves_dir
 from skysense.training.progress import TrainProgress
 from skysense.training.sampling import EpochShardStream, batch_iterator
 from skysense.training.schedule import ema_momentum_at
@@ -100,7 +101,7 @@ def to_device(
     return moved
 
 
-def _reduce_components(out: dict[str, Any], world_size: int) -> dict[str, float]:
+def reduce_components(out: dict[str, Any], world_size: int) -> dict[str, float]:
     """Mean of every scalar loss component over the ranks that produced it.
 
     Ranks may report different components (a modality absent from one rank's batch), so the
@@ -123,7 +124,7 @@ def _reduce_components(out: dict[str, Any], world_size: int) -> dict[str, float]
     return {n: float(sums[i, 0] / sums[i, 1]) for i, n in enumerate(names)}
 
 
-def _state_is_finite(engine: Any, world_size: int) -> bool:
+def state_is_finite(engine: Any, world_size: int) -> bool:
     import deepspeed.comm as dist
 
     bad = torch.zeros(1)
@@ -205,7 +206,7 @@ def train(
             stream.load_state_dict(state["stream"])
             start_step = int(state["step"])
         if rank == 0:
-            _trim_log(out_dir / "train_log.csv", start_step)
+            trim_log(out_dir / "train_log.csv", start_step)
     feeder = EpochShardStream(len(dataset), rank, world_size, tcfg.micro_batch, tcfg.seed)
     feeder.load_state_dict(stream.state_dict())  # reads ahead with workers; `stream` = used
     batches = batch_iterator(feeder, dataset, collate, tcfg.num_workers, seed=tcfg.seed + rank)
@@ -213,6 +214,9 @@ def train(
     if rank == 0 and track:
         tracker = RunTracker(job, out_dir, chips_dir=chips_dir, resume=resume)
         tracker.start(ds_config, runtime)
+    curves = None
+    if rank == 0 and tcfg.dvclive:
+        curves = LiveCurves(curves_dir(out_dir), start_step, ())
     device = engine.device
     float_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
         runtime.precision, torch.float32
@@ -234,7 +238,7 @@ def train(
                     batch = next(batches)
                     stream.consumed += tcfg.micro_batch
                     out = engine(to_device(batch, device, float_dtype))
-                    reduced = _reduce_components(out, world_size)
+                    reduced = reduce_components(out, world_size)
                     if not all(np.isfinite(v) for v in reduced.values()):
                         raise TrainingError(
                             f"non-finite loss at step {step + 1} ({reduced}); stopped before "
@@ -271,12 +275,15 @@ def train(
                 log_rows.append({"step": step, **metrics})
                 if tracker is not None:
                     tracker.log_step(step, metrics)
+                if curves is not None:
+                    curves.loss_keys = tuple(components)  # every loss term of this objective
+                    curves.log_step(step, metrics)
                 progress.update(step, components["loss"], metrics["samples_per_s"])
                 if on_step is not None:
                     on_step(step, metrics)
                 if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
                     if rank == 0:  # before the checkpoint: a resume drops rows past `latest`
-                        _append_log(out_dir / "train_log.csv", log_rows)
+                        append_log(out_dir / "train_log.csv", log_rows)
                     log_rows = []
                     result.checkpoint = _save(
                         engine, out_dir, step, stream, world_size, tcfg.keep_checkpoints
@@ -307,7 +314,7 @@ def train(
     result.steps = step
     if last_saved != step:
         if rank == 0:
-            _append_log(out_dir / "train_log.csv", log_rows)
+            append_log(out_dir / "train_log.csv", log_rows)
         result.checkpoint = _save(engine, out_dir, step, stream, world_size, tcfg.keep_checkpoints)
     if result.checkpoint is None:
         tag = checkpoints.read_latest(out_dir)
@@ -328,6 +335,8 @@ def train(
             tracker.log_export(result.export_dir)
     if tracker is not None:
         tracker.finish("FINISHED")
+    if curves is not None:
+        curves.close()
     import deepspeed.comm as dist
 
     dist.barrier()
@@ -337,7 +346,7 @@ def train(
 def _save(
     engine: Any, out_dir: Path, step: int, stream: EpochShardStream, world_size: int, keep: int
 ) -> Path:
-    if not _state_is_finite(engine, world_size):
+    if not state_is_finite(engine, world_size):
         raise TrainingError(
             f"weights became non-finite by step {step}; not saving over the last good checkpoint "
             f"({checkpoints.read_latest(out_dir)}). Lower train.lr or train.grad_clip"
@@ -345,11 +354,11 @@ def _save(
     return checkpoints.save_checkpoint(engine, out_dir, step, {"stream": stream.state_dict()}, keep)
 
 
-def _append_log(path: Path, rows: list[dict[str, float]]) -> None:
+def append_log(path: Path, rows: list[dict[str, float]]) -> None:
     """Append per-step metrics to ``train_log.csv`` (the DVC plot) at each checkpoint, just
     before it is saved.
 
-    Rows after the last checkpoint of a killed run are dropped on resume (:func:`_trim_log`);
+    Rows after the last checkpoint of a killed run are dropped on resume (:func:`trim_log`);
     the resumed run redoes those steps and writes them again.
     """
     if not rows:
@@ -363,7 +372,7 @@ def _append_log(path: Path, rows: list[dict[str, float]]) -> None:
         writer.writerows(rows)
 
 
-def _trim_log(path: Path, last_step: int) -> None:
+def trim_log(path: Path, last_step: int) -> None:
     """Drop the rows of ``train_log.csv`` after ``last_step`` (the checkpoint a run resumes
     from), so that every step appears once; rewritten atomically.
     """

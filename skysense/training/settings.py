@@ -53,3 +53,8 @@ class TrainConfig(Section):
     loss_weights: LossWeights = LossWeights()
     augment: AugmentConfig = AugmentConfig()
     experiment: str = "skysense-pretrain"
+    dvclive: bool = Field(
+        True,
+        description="write per-step curves (loss terms, lr, EMA momentum) with DVCLive to "
+        "<checkpoints>/../dvclive for dvc exp show / dvc plots",
+    )

@@ -18,6 +18,7 @@ from typing import Any
 from skysense.core.atomic_files import write_text_atomic
 from skysense.core.credentials import strip_credentials, strip_credentials_in
 from skysense.core.lineage import data_version, git_commit
+from skysense.tracking.datasets import LoggedInput, chips_dataset, log_inputs
 from skysense.tracking.store import connect, ensure_experiment, resolve_tracking_uri
 from skysense.training.engine import Runtime
 from skysense.training.job import TrainingJob
@@ -69,6 +70,7 @@ class RunTracker:
             self.client, job.train.experiment, job.tracking.artifact_location, self.tracking_uri
         )
         self.data_version = data_version(chips_dir)
+        self.chips_dir = Path(chips_dir) if chips_dir is not None else None
         self.git_commit = git_commit()
         previous = read_run_id(self.out_dir) if resume else None
         if previous is not None:
@@ -109,6 +111,9 @@ class RunTracker:
         )
         if self._resumed:
             return
+        chips = chips_dataset(self.chips_dir) if self.chips_dir is not None else None
+        if chips is not None:  # the run table's Datasets column (digest: the DVC md5)
+            log_inputs(self.client, self.run_id, [LoggedInput(chips, "training")])
         params = flatten(self.job.params or self.job.model_dump(mode="json"))
         items = [Param(k, strip_credentials(v)) for k, v in sorted(params.items())]
         for i in range(0, len(items), PARAM_BATCH):

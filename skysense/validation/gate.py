@@ -255,7 +255,7 @@ def judge_profiles(
         rasters = prepare_rasters(rasters, cfg)
 
     with clock.step("gx_context"):
-        project = GxProject(out)
+        project = GxProject(out, failure_webhook=cfg.failure_webhook)
     raster_result = _run_gx(clock, "gx_rasters", project, lambda: raster_suite(cfg, today), rasters)
     q_rasters = quarantine_table(rasters, raster_result, "item_id", "path")
     bad_items = set(q_rasters["item_id"])

@@ -71,14 +71,21 @@ class TableResult:
 
 
 class GxProject:
-    """A file-backed GX context rooted at ``out_dir`` that validates profile tables."""
+    """A file-backed GX context rooted at ``out_dir`` that validates profile tables (with
+    ``failure_webhook``, each checkpoint posts its failures there:
+    :mod:`skysense.validation.notification`)."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, failure_webhook: str | None = None) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.gx = gx
+        self.actions: list[Any] = []
+        if failure_webhook:  # GX's action list: failed runs post to the alerts' receiver
+            from skysense.validation.notification import FailureWebhookAction
+
+            self.actions.append(FailureWebhookAction(name="failure-webhook", url=failure_webhook))
         self.out_dir = Path(out_dir).resolve()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.docs_dir = self.out_dir / "data_docs"
@@ -144,7 +151,7 @@ class GxProject:
             gx.Checkpoint(
                 name=f"skysense-{suite.table}",
                 validation_definitions=[vdef],
-                actions=[],
+                actions=self.actions,
                 result_format={
                     "result_format": "COMPLETE",
                     "unexpected_index_column_names": [suite.id_column],

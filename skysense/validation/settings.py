@@ -60,6 +60,11 @@ class ValidationConfig(Section):
     }
     gsd_tolerance: float = Field(0.25, ge=0.0, description="relative tolerance on GSD")
     min_valid_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    failure_webhook: str | None = Field(
+        None,
+        description="URL the GX checkpoints post failed validations to "
+        "(SKYSENSE_ALERT_WEBHOOK_URL overrides it in `skysense validate`)",
+    )
     max_cloud_fraction: float = Field(0.6, ge=0.0, le=1.0)
     min_overlap_iou: float = Field(0.5, ge=0.0, le=1.0)
     date_window: tuple[str, str] = ("2015-06-23", "2100-01-01")

@@ -75,3 +75,5 @@ def test_evaluate_writes_metrics_pngs_tables_and_child_run(tmp_path, monkeypatch
         assert (tmp_path / "eval" / name).stat().st_size > 0
     run = MlflowClient(uri).get_run(report["mlflow_run_id"])
     assert run.data.metrics["miou"] == metrics["miou"]
+    logged = {d.dataset.name for d in run.inputs.dataset_inputs}
+    assert logged == {"downstream-classification", "downstream-segmentation"}

@@ -14,7 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # Small settings that keep the whole pipeline to a few minutes on 2 shared cores: 3 tiny
-# locations (2 pre-training, 1 held out), 2 training steps of a slimmed tiny preset, short probes.
+# locations (2 pre-training, 1 held out), 2 training steps of a slimmed tiny preset, short probes,
+# and the finetune stage on (off by default) with 2 steps.
 SMALL = [
     "data.sample.locations=2",
     "data.sample.heldout_locations=1",
@@ -29,6 +30,11 @@ SMALL = [
     "train.checkpoint_every=2",
     "eval.linear_epochs=5",
     "eval.seg_epochs=3",
+    "finetune.enabled=true",
+    "finetune.steps=2",
+    "finetune.micro_batch=2",
+    "finetune.warmup_steps=1",
+    "finetune.probe_epochs=5",
 ]
 
 PROJECT_FILES = (

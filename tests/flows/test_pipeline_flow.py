@@ -60,6 +60,7 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
         "chip",
         "train",
         "evaluate",
+        "finetune",
     ]
     assert all(s["ran"] for s in one["stages"])
     assert one["registered_version"] == "1" and one["created"] is True
@@ -68,7 +69,11 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
 
     # dvc.lock records every stage; the version carries the DVC md5 of its chips and checkpoint.
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-    assert set(lock) == {"sample", "validate", "chip", "train", "evaluate"}
+    assert set(lock) == {"sample", "validate", "chip", "train", "evaluate", "finetune"}
+    # the task model: registered after its encoder, so its promotion is allowed
+    task = one["task_model"]
+    assert task["name"] == "skysense-landcover" and task["registered_version"] == "1"
+    assert task["promotion"]["action"] == "promote", task["promotion"]
     data_md5 = dvc_md5("data/chips", project)
     assert data_md5 and data_md5.endswith(".dir")
     client = MlflowClient(tracking_uri=one["tracking_uri"], registry_uri=one["tracking_uri"])
@@ -91,6 +96,8 @@ def test_pipeline_runs_then_skips_and_dvc_tracks_it(project):
     assert not any(s["ran"] for s in two["stages"]), two["stages"]
     assert two["created"] is False and two["registered_version"] == "1"
     assert two["promotion"]["action"] == "skipped"
+    assert two["task_model"]["created"] is False
+    assert two["task_model"]["promotion"]["action"] == "skipped"
     assert len(client.search_model_versions("name = 'skysense-encoder'")) == 1
 
     # Batch inference with the champion over the sample's locations (predict flow).

@@ -49,6 +49,7 @@ def test_batch_ids_that_map_onto_inputs_or_outside_are_refused_before_any_write(
 
 
 def test_batch_writes_each_scene_to_its_id_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    import pystac
     import rasterio
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "inference"))
@@ -91,6 +92,16 @@ def test_batch_writes_each_scene_to_its_id_and_leaves_no_partial_file(tmp_path, 
         str(out / "zurich-01.tif"),
         str(out / "zurich-02.tif"),
     ]
-    assert sorted(p.name for p in out.iterdir()) == ["zurich-01.tif", "zurich-02.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_items.json",
+        "zurich-01.json",
+        "zurich-01.tif",
+        "zurich-02.json",
+        "zurich-02.tif",
+    ]
+    collection = pystac.ItemCollection.from_file(str(out / "_items.json"))
+    assert [i.id for i in collection] == ["zurich-01", "zurich-02"]
+    assert {i.properties["skysense:model_version"] for i in collection} == {1}
+    assert collection.items[0].assets["data"].href == str(out / "zurich-01.tif")
     with rasterio.open(out / "zurich-01.tif") as dst:
         assert (dst.width, dst.height, dst.count, dst.dtypes[0]) == (120, 120, 192, "float32")

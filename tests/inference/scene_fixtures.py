@@ -14,21 +14,29 @@ from rasterio.warp import Resampling, reproject
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "real" / "inference"
 S2_PATCH = "S2A_MSIL2A_20170613T101031_87_48"
+# a second real patch, in another UTM zone (EPSG:32629, Ireland; 87_48 is EPSG:32633, Austria)
+OTHER_ZONE_PATCH = "S2A_MSIL2A_20170617T113321_4_55"
+OTHER_ZONE = (
+    Path(__file__).resolve().parents[1] / "data" / "real" / "bigearthnet" / OTHER_ZONE_PATCH
+)
 S1_PATCH = "S1A_IW_GRDH_1SDV_20170613T165043_33UUP_87_48"
 BANDS = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"]
 NODATA_CORNER = 10  # rows/cols of the top-left corner set to nodata in the stacked scene
 
 
-def stack_s2(out: Path, nodata_corner: int = NODATA_CORNER) -> Path:
-    """Stack the 10 SkySense bands of the real patch on its 10 m grid (20 m bands bilinear),
-    uint16 DN with nodata 0, and blank a top-left corner to nodata.
+def stack_s2(
+    out: Path, nodata_corner: int = NODATA_CORNER, folder: Path = DATA, patch: str = S2_PATCH
+) -> Path:
+    """Stack the 10 SkySense bands of a real patch (default: 87_48, EPSG:32633) on its 10 m grid
+    (20 m bands bilinear), uint16 DN with nodata 0, and blank a top-left corner to
+    nodata.
     """
-    with rasterio.open(DATA / f"{S2_PATCH}_B02.tif") as ref:
+    with rasterio.open(folder / f"{patch}_B02.tif") as ref:
         profile = ref.profile | {"count": len(BANDS), "dtype": "uint16", "nodata": 0}
         shape, crs, transform = (ref.height, ref.width), ref.crs, ref.transform
     stack = np.zeros((len(BANDS), *shape), dtype=np.uint16)
     for i, band in enumerate(BANDS):
-        with rasterio.open(DATA / f"{S2_PATCH}_{band}.tif") as src:
+        with rasterio.open(folder / f"{patch}_{band}.tif") as src:
             reproject(
                 rasterio.band(src, 1),
                 stack[i],

@@ -90,6 +90,9 @@ def test_rank0_logs_params_metrics_tags_and_run_json(
     assert run.data.params["model.preset"] == "skysense-tiny"
     assert run.data.params["train.loss_weights.pixel"] == "1.0"
     assert run.data.tags["data_version"] == data_version(chips)
+    (chips_input,) = run.inputs.dataset_inputs  # the Datasets column: the chip manifest
+    assert chips_input.dataset.name == "chips" and str(chips) in chips_input.dataset.source
+    assert {t.key: t.value for t in chips_input.tags}["mlflow.data.context"] == "training"
     assert run.data.tags["git_commit"] not in ("", None)
     for key in (
         "loss",
