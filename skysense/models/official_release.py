@@ -17,8 +17,8 @@ puts the parts under the combined prefixes, and
 The imported model has what the official one has and nothing more: no modality embedding, no
 DEM token, and no geo-context prototypes (the release holds no prototype bank, so the read-out
 is skipped, as for a batch without a location). :func:`import_official` writes the result as a
-``skysense-export/1`` folder, which ``evaluate``, ``register``, ``finetune`` and ``predict`` read like a
-trained one.
+``skysense-export/1`` folder, which ``evaluate``, ``register``, ``finetune`` and ``predict``
+read like a trained one.
 """
 
 from __future__ import annotations
