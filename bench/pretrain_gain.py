@@ -94,6 +94,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="which trained encoder to probe (default: train.export_encoder, what training exports)",
     )
+    p.add_argument(
+        "--objective",
+        choices=("paper", "legacy"),
+        default=None,
+        help="pre-training objective (train.objective; default: the configured one)",
+    )
     p.add_argument("--no-seg", action="store_true", help="skip the segmentation probe")
     p.add_argument("--json", type=Path, default=None, help="write the table as JSON here")
     return p.parse_args(argv)
@@ -237,6 +243,8 @@ def evaluate(
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.objective:
+        args.overrides = [*args.overrides, f"train.objective={args.objective}"]
     cfg = config_from_dict(apply_overrides({}, args.overrides), "<bench>")
     args.encoder = args.encoder or cfg.train.export_encoder
     times: dict[str, float] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +13,9 @@ from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, loa
 
 def register(app: typer.Typer) -> None:
     """Add the ``model`` group."""
-    group = typer.Typer(help="Inspect SkySense model presets.", no_args_is_help=True)
+    group = typer.Typer(
+        help="Inspect SkySense model presets; import the official weights.", no_args_is_help=True
+    )
 
     @group.command("info")
     def info(
@@ -70,5 +74,77 @@ def register(app: typer.Typer) -> None:
                 + ", ".join(f"{k} {pub[k]:,.2f}M ({dev[k]:+.2f}%)" for k in pub),
                 highlight=False,
             )
+
+    @group.command("import-official")
+    def import_official_cmd(
+        paths: Annotated[
+            list[str],
+            typer.Argument(
+                help="release files: the combined state dict, or the per-module files (HR "
+                "backbone, S2 and S1 ViTs, the two lifting heads, the fusion); PART=PATH names a "
+                "file's part (hr, s2, s1, s2_head, s1_head, fusion, ctpe, combined)"
+            ),
+        ],
+        out_dir: Annotated[Path, typer.Option("--out", help="export folder to write")],
+        preset: Annotated[str, typer.Option("--preset", help="preset of the release")] = (
+            "skysense-huge"
+        ),
+        stats: Annotated[
+            Path | None,
+            typer.Option("--stats", help="a chips stats.json to record as the normalisation"),
+        ] = None,
+        rgb: Annotated[
+            bool,
+            typer.Option(
+                "--rgb/--rgbn",
+                help="HR input: the release's RGB patch embedding as is, or RGBN (red filters "
+                "copied for N, the platform's 4-band HR chips)",
+            ),
+        ] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Import the official SkySense weights (either form) as an export that evaluate,
+        register and predict read: every key mapped strictly, non-encoder keys ignored by name
+        with a reason, no modality embedding, DEM token or geo-context prototypes (reads the
+        release files; writes OUT/model.safetensors and OUT/config.json).
+        """
+        from skysense.models.official_checkpoint import CheckpointMappingError
+        from skysense.models.official_release import import_official
+
+        stats_obj = None
+        if stats is not None:
+            try:
+                stats_obj = json.loads(stats.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                fail(f"{stats}: cannot read the stats ({exc}); give a chips stats.json")
+                return
+        try:
+            export, report = import_official(
+                paths,
+                out_dir,
+                preset=preset,
+                overrides={"hr_in_chans": 3} if rgb else {},
+                stats=stats_obj,
+            )
+        except CheckpointMappingError as exc:
+            fail(str(exc))
+            return
+        summary = {
+            "export": str(export),
+            "loaded": len(report.loaded),
+            "adapted": report.adapted,
+            "ignored": report.ignored,
+        }
+        if as_json:
+            emit_json(summary)
+            return
+        out.print(f"imported {len(report.loaded)} tensors into {export}", highlight=False)
+        for key, note in report.adapted.items():
+            out.print(f"  adapted {key}: {note}", highlight=False)
+        reasons: dict[str, int] = {}
+        for reason in report.ignored.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        for reason, n in reasons.items():
+            out.print(f"  ignored {n} key(s): {reason}", highlight=False)
 
     app.add_typer(group, name="model")

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from skysense.core.modalities import HR_RATIO
+
 SPECTRAL = ("hr", "s2", "s1")
 
 
@@ -49,14 +51,18 @@ class ViewGeometry:
         return (u - self.centre[:, None, :]) / (self.half[:, None, None] * self.flip[:, None, :])
 
 
-def _warp(x: Tensor, theta: Tensor) -> Tensor:
-    """Resample ``B x ... x H x W`` through per-sample affine ``theta`` (bilinear, border)."""
+def _warp(x: Tensor, theta: Tensor, side: int | None = None) -> Tensor:
+    """Resample ``B x ... x H x W`` through per-sample affine ``theta`` (bilinear, border) onto
+    ``side x side`` (default: the input's size).
+    """
     shape = x.shape
     flat = x.reshape(shape[0], -1, shape[-2], shape[-1])
-    grid = F.affine_grid(theta.to(flat.dtype), list(flat.shape), align_corners=False)
+    out_hw = (shape[-2], shape[-1]) if side is None else (side, side)
+    size = [flat.shape[0], flat.shape[1], *out_hw]
+    grid = F.affine_grid(theta.to(flat.dtype), size, align_corners=False)
     return F.grid_sample(
         flat, grid, mode="bilinear", padding_mode="border", align_corners=False
-    ).reshape(shape)
+    ).reshape(*shape[:-2], *out_hw)
 
 
 class TwoViewAugment:
@@ -75,6 +81,7 @@ class TwoViewAugment:
         self.jitter = float(cfg.spectral_jitter)
         self.date_keep = tuple(float(v) for v in cfg.date_keep)
         self.dropout = float(cfg.modality_dropout)
+        self.spectral_keys: tuple[str, ...] = SPECTRAL  # modalities given gain/offset jitter
 
     def geometry(
         self, b: int, device: torch.device, generator: torch.Generator | None = None
@@ -90,9 +97,16 @@ class TwoViewAugment:
         return ViewGeometry(centre=centre, half=half, flip=flip)
 
     def __call__(
-        self, batch: dict[str, Any], generator: torch.Generator | None = None
+        self,
+        batch: dict[str, Any],
+        generator: torch.Generator | None = None,
+        side: int | None = None,
     ) -> tuple[dict[str, Any], ViewGeometry]:
-        """One random view of ``batch`` (a new dict; the input is not modified) and its geometry."""
+        """One random view of ``batch`` (a new dict; the input is not modified) and its geometry.
+
+        ``side``: the view's Sentinel side in pixels (HR 32x; default: the chip's), e.g. the
+        smaller local views of multi-crop.
+        """
         ref = next(batch[k] for k in ("s2", "s1", "dem", "hr") if k in batch)
         b, device = ref.shape[0], ref.device
         rand = lambda *shape: torch.rand(*shape, generator=generator, device=device)
@@ -102,9 +116,10 @@ class TwoViewAugment:
         view = dict(batch)
         for key in ("hr", "s2", "s1", "dem"):
             if key in batch:
-                view[key] = _warp(batch[key], theta)
+                size = None if side is None else (side * HR_RATIO if key == "hr" else side)
+                view[key] = _warp(batch[key], theta, size)
         if self.jitter > 0:
-            for key in SPECTRAL:
+            for key in self.spectral_keys:
                 if key not in view:
                     continue
                 x = view[key]

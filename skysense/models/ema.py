@@ -71,12 +71,26 @@ def ema_(teacher: torch.Tensor, student: torch.Tensor, momentum: float) -> None:
     teacher.mul_(momentum).add_(student.to(teacher.dtype), alpha=1.0 - momentum)
 
 
+def persistent_buffers(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """``(name, buffer)`` of the buffers a state dict holds (e.g. the geo-context prototypes);
+    non-persistent ones (window coordinate tables rebuilt for each input size) are left out.
+    """
+    for prefix, mod in module.named_modules():
+        for name, buf in mod._buffers.items():
+            if buf is not None and name not in mod._non_persistent_buffers_set:
+                yield (f"{prefix}.{name}" if prefix else name), buf
+
+
 @torch.no_grad()
 def copy_buffers(pairs: ModulePairs) -> None:
-    """Copy every student buffer onto the teacher's buffer of the same name."""
+    """Copy every persistent student buffer onto the teacher's buffer of the same name.
+
+    Non-persistent buffers are each side's own: the Swin window tables follow the last input
+    size a module saw (the student also sees the smaller multi-crop local views).
+    """
     for s_mod, t_mod in pairs:
-        student_buffers = dict(s_mod.named_buffers())
-        for name, t_buf in t_mod.named_buffers():
+        student_buffers = dict(persistent_buffers(s_mod))
+        for name, t_buf in persistent_buffers(t_mod):
             if name in student_buffers:
                 t_buf.copy_(student_buffers[name])
 

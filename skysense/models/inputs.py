@@ -127,15 +127,14 @@ def presence(batch: dict, modality: str, b: int, device: torch.device) -> Tensor
     return flag.to(device=device, dtype=torch.bool)
 
 
-def regions(batch: dict, n_regions: int, device: torch.device) -> Tensor:
-    """Region id per sample: ``batch['region']``, else computed from ``lat``/``lon``."""
+def regions(batch: dict, n_regions: int, device: torch.device) -> Tensor | None:
+    """Region id per sample: ``batch['region']``, else computed from ``lat``/``lon``; None when
+    the batch has neither (the geo-context read-out is then skipped, as the paper allows).
+    """
     if batch.get("region") is not None:
         return torch.as_tensor(batch["region"], device=device).long().reshape(-1)
     if batch.get("lat") is not None and batch.get("lon") is not None:
         lat = torch.as_tensor(batch["lat"]).detach().cpu().double().numpy()
         lon = torch.as_tensor(batch["lon"]).detach().cpu().double().numpy()
         return torch.as_tensor(region_id(lat, lon, n_regions), device=device).long().reshape(-1)
-    raise InputShapeError(
-        "the batch has neither 'region' nor 'lat'/'lon'; the geo-context prototypes need one of "
-        "them"
-    )
+    return None

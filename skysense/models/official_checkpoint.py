@@ -16,7 +16,8 @@ release                       this model
 ``ctpe`` (1 x 365 x W)        ``date_encoding.weight`` (365 x W)
 ============================  ==================================================
 
-Strict: every key of the file is used or reported (``ignored`` with a reason, or
+Strict: every key of the file is used or reported (``ignored`` with a reason: rebuilt buffers,
+the HR mask token and stage 1-3 norms, ``head_gep*`` and other non-encoder heads; or
 ``unexpected``), and every key of the model is loaded or reported (``not_in_release`` for the
 parts the release does not hold: DEM encoder, modality embedding, prototype bank).
 """
@@ -58,6 +59,33 @@ IGNORED_KEYS.update(
         for p in ("weight", "bias")
     }
 )
+# Top-level parts of the combined release that are not encoder parts, and why they are left.
+IGNORED_PREFIXES = {
+    "head_gep": "HR pre-training projection head (head_gep*), not part of the encoder",
+    "head_fusion": "fusion pre-training projection head, not part of the encoder",
+    "head_": "a pre-training or task head other than the two lifting heads, not the encoder",
+    "neck.": "a task neck, not part of the encoder",
+    "decode_head.": "a segmentation decode head, not part of the encoder",
+    "auxiliary_head.": "a segmentation auxiliary head, not part of the encoder",
+}
+LIFTING_HEADS = ("head_s2.", "head_s1.")
+
+
+def ignored_reason(key: str) -> str | None:
+    """Why a release key is left out of the encoder, or None when it belongs to it."""
+    suffix = key.rsplit(".", 1)[-1]
+    if suffix in IGNORED_SUFFIXES:
+        return IGNORED_SUFFIXES[suffix]
+    if key in IGNORED_KEYS:
+        return IGNORED_KEYS[key]
+    if key.startswith(LIFTING_HEADS):
+        return None
+    for prefix, reason in IGNORED_PREFIXES.items():
+        if key.startswith(prefix):
+            return reason
+    return None
+
+
 # Parts of this model the release does not hold (kept at their initial values).
 NOT_IN_RELEASE = ("dem_encoder.", "modality_embed", "geo_context.prototypes")
 
@@ -150,12 +178,9 @@ def load_official_state_dict(
     report = OfficialLoadReport()
     mapped: dict[str, Tensor] = {}
     for key, value in source.items():
-        suffix = key.rsplit(".", 1)[-1]
-        if suffix in IGNORED_SUFFIXES:
-            report.ignored[key] = IGNORED_SUFFIXES[suffix]
-            continue
-        if key in IGNORED_KEYS:
-            report.ignored[key] = IGNORED_KEYS[key]
+        reason = ignored_reason(key)
+        if reason is not None:
+            report.ignored[key] = reason
             continue
         new = map_key(key)
         if new is None or new not in target:

@@ -9,7 +9,7 @@ beside the matching groups for comparison; nothing is padded to reach them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -60,9 +60,9 @@ def parameter_table(preset: str, **overrides: Any) -> dict[str, Any]:
     spec = resolve_spec(preset, **overrides)
     with torch.device("meta"):
         model = SkySense(spec)
-        pre = SkySensePretrainer(model)
+        pre = SkySensePretrainer(model)  # the default objective (train.objective: legacy)
     tensors: dict[str, Tensor] = dict(model.named_parameters())
-    tensors["geo_context.prototypes"] = model.geo_context.prototypes
+    tensors.update({k: b for k, b in model.named_buffers() if k == "geo_context.prototypes"})
     rows: list[ParamRow] = []
     for label, prefixes in COMPONENTS:
         n = sum(t.numel() for k, t in tensors.items() if k.startswith(prefixes))
@@ -71,10 +71,8 @@ def parameter_table(preset: str, **overrides: Any) -> dict[str, Any]:
     total = sum(r.params for r in rows)
     heads = sum(p.numel() for p in pre.heads.parameters())
     teacher = pre.teacher_module
-    teacher_encoder = cast(SkySense, teacher["encoder"])  # a ModuleDict item is a Module
-    teacher_n = (
-        sum(p.numel() for p in teacher.parameters())
-        + teacher_encoder.geo_context.prototypes.numel()
+    teacher_n = sum(p.numel() for p in teacher.parameters()) + sum(
+        b.numel() for k, b in teacher["encoder"].named_buffers() if k.endswith("prototypes")
     )
     rows.append(ParamRow("pre-training projection heads (student)", heads, False))
     rows.append(ParamRow("EMA teacher (encoder + heads + prototypes)", teacher_n, False))

@@ -45,7 +45,14 @@ class SkySenseSpec:
         n_regions: geo regions on the globe (a perfect square, see ``skysense.data.regions``).
         n_prototypes: prototypes per region.
         geo_temperature: softmax temperature of the prototype read-out (cosine similarities).
-        dem: whether the DEM joins the fusion sequence through its own small encoder.
+        dem: whether the DEM joins the fusion sequence through its own small encoder (not in
+            the paper; ``false`` for the official model).
+        modality_embed: whether a learned per-modality vector is added to the fusion tokens
+            (not in the paper; ``false`` for the official model, whose tokens carry only the
+            date-specific positional encoding).
+        geo_context: whether the geo-context prototypes are built and read out (``false``: the
+            read-out is zeros, as for a batch without location; the official release holds no
+            prototype bank, so its import sets ``false``).
         dem_hidden: hidden width of the DEM encoder.
         proj_dim: output width of the pre-training projection heads.
         proj_hidden: hidden width of the pre-training projection heads.
@@ -80,6 +87,8 @@ class SkySenseSpec:
     calendar_days: int = 365
     geo_temperature: float = 0.1
     dem: bool = True
+    modality_embed: bool = True
+    geo_context: bool = True
     dem_hidden: int = 64
     drop_path: float = 0.0
 

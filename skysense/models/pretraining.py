@@ -72,6 +72,19 @@ class _Views:
         self.masks["fused"] = present.any(1, keepdim=True)
         self.pooled["fused"] = out["fused"]
 
+    def chunk(self, n: int) -> list[_Views]:
+        """``n`` equal parts along the batch (views encoded as one batch, in order)."""
+        size = next(iter(self.maps.values())).shape[0] // n
+        parts = []
+        for i in range(n):
+            sl = slice(i * size, (i + 1) * size)
+            part = _Views.__new__(_Views)
+            part.maps = {k: v[sl] for k, v in self.maps.items()}
+            part.masks = {k: v[sl] for k, v in self.masks.items()}
+            part.pooled = {k: v[sl] for k, v in self.pooled.items()}
+            parts.append(part)
+        return parts
+
     def split(self, b: int) -> tuple[_Views, _Views]:
         """The first ``b`` samples and the rest (the two views encoded as one batch)."""
         halves = (_Views.__new__(_Views), _Views.__new__(_Views))
@@ -83,18 +96,39 @@ class _Views:
         return halves
 
 
-def stack_views(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Two views of a batch as one batch of twice the size (tensors with a batch dimension)."""
+def stack_views(a: dict[str, Any], b: dict[str, Any], *more: dict[str, Any]) -> dict[str, Any]:
+    """Views of a batch as one batch (tensors with a batch dimension concatenated, in order)."""
+    views = (a, b) + more
     n = next(a[k] for k in ("s2", "s1", "dem", "hr") if k in a).shape[0]
     out: dict[str, Any] = {}
     for key, value in a.items():
         if isinstance(value, Tensor) and value.ndim >= 1 and value.shape[0] == n:
-            out[key] = torch.cat([value, b[key]])
+            out[key] = torch.cat([v[key] for v in views])
         elif isinstance(value, list) and len(value) == n:
-            out[key] = value + list(b[key])
+            out[key] = [x for v in views for x in v[key]]
         else:
             out[key] = value
     return out
+
+
+def build_student(spec_or_model: str | SkySenseSpec | SkySense) -> SkySense:
+    """The student encoder: a built :class:`SkySense`, or one built from a spec or preset name."""
+    if isinstance(spec_or_model, SkySense):
+        return spec_or_model
+    if isinstance(spec_or_model, SkySenseSpec):
+        return SkySense(spec_or_model)
+    return create_model(spec_or_model)
+
+
+def stream_widths(spec: SkySenseSpec) -> dict[str, int]:
+    """Feature width of every stream a pre-training head reads."""
+    return {
+        "hr": spec.hr_width,
+        "s2": spec.hr_width,
+        "s1": spec.hr_width,
+        "dem": spec.hr_width,
+        "fused": spec.fusion_dim,
+    }
 
 
 class SkySensePretrainer(nn.Module):
@@ -109,6 +143,8 @@ class SkySensePretrainer(nn.Module):
         clusters: Sinkhorn-Knopp clusters per sample for the object-level loss.
         register_teacher: keep the teacher a registered submodule (False: outside the module
             tree, for ZeRO-3).
+        heads: the student's heads per stream (default: the InfoNCE projection heads); the
+            teacher gets a copy.
     """
 
     def __init__(
@@ -120,26 +156,22 @@ class SkySensePretrainer(nn.Module):
         points: int = 32,
         clusters: int = 4,
         register_teacher: bool = True,
+        heads: nn.ModuleDict | None = None,
     ) -> None:
         super().__init__()
 
-        if isinstance(spec_or_model, SkySense):
-            student = spec_or_model
-        elif isinstance(spec_or_model, SkySenseSpec):
-            student = SkySense(spec_or_model)
-        else:
-            student = create_model(spec_or_model)
+        student = build_student(spec_or_model)
         spec = student.spec
         self.student = student
-        dims = {
-            "hr": spec.hr_width,
-            "s2": spec.hr_width,
-            "s1": spec.hr_width,
-            "dem": spec.hr_width,
-            "fused": spec.fusion_dim,
-        }
-        self.heads = nn.ModuleDict(
-            {n: ProjectionHead(d, spec.proj_hidden, spec.proj_dim) for n, d in dims.items()}
+        self.heads = (
+            heads
+            if heads is not None
+            else nn.ModuleDict(
+                {
+                    n: ProjectionHead(d, spec.proj_hidden, spec.proj_dim)
+                    for n, d in stream_widths(spec).items()
+                }
+            )
         )
         teacher = nn.ModuleDict(
             {"encoder": copy.deepcopy(student), "heads": copy.deepcopy(self.heads)}

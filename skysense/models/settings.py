@@ -1,5 +1,5 @@
 """Settings of the model layer: which preset (``params.yaml: model``) and the pre-training
-objective (``train.loss_weights``, ``train.augment``).
+objective (``train.objective``, ``train.paper``, ``train.loss_weights``, ``train.augment``).
 """
 
 from __future__ import annotations
@@ -48,10 +48,41 @@ class LossWeights(Section):
 
 
 class AugmentConfig(Section):
-    """Two-view augmentation for teacher-student pre-training."""
+    """Views for teacher-student pre-training: crops, flips, jitter, dates, modality dropout;
+    for the paper's objective also multi-crop local views and HR photometric augmentation.
+    """
 
     crop_fraction: tuple[float, float] = (0.5, 1.0)
     flip: bool = True
     spectral_jitter: float = Field(0.1, ge=0.0)
     date_keep: tuple[float, float] = (0.5, 1.0)
-    modality_dropout: float = Field(0.2, ge=0.0, le=1.0)
+    modality_dropout: float = Field(
+        0.2, ge=0.0, le=1.0, description="not in the paper (0 turns it off): see docs/objective.md"
+    )
+    local_crops: int = Field(2, ge=0, description="multi-crop local views (student only)")
+    local_crop_fraction: tuple[float, float] = (0.25, 0.5)
+    local_px_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    hr_photometric: bool = True
+    hr_jitter_prob: float = Field(0.8, ge=0.0, le=1.0)
+    hr_brightness: float = Field(0.4, ge=0.0)
+    hr_contrast: float = Field(0.4, ge=0.0)
+    hr_saturation: float = Field(0.2, ge=0.0)
+    hr_blur_prob: float = Field(0.5, ge=0.0, le=1.0)
+    hr_blur_sigma: tuple[float, float] = (0.1, 2.0)
+    hr_solarize_prob: float = Field(0.2, ge=0.0, le=1.0)
+
+
+class PaperObjectiveConfig(Section):
+    """The paper's objective (``train.objective: paper``): self-distillation at pixel, object
+    and image level per stream, and cross-modal alignment (docs/objective.md).
+    """
+
+    teacher_temperature: float = Field(0.04, gt=0.0)
+    student_temperature: float = Field(0.1, gt=0.0)
+    center_momentum: float = Field(0.9, ge=0.0, le=1.0)
+    head_prototypes: int = Field(1024, ge=2, description="output width K of each DINO head")
+    object_clusters: int = Field(4, ge=1, description="Sinkhorn-Knopp clusters per date map")
+    sinkhorn_iters: int = Field(3, ge=1)
+    cross_modal_temperature: float = Field(0.1, gt=0.0)
+    cross_modal_weight: float = Field(1.0, ge=0.0)
+    dem_in_loss: bool = Field(False, description="not in the paper: also distil the DEM stream")

@@ -76,8 +76,10 @@ class SkySense(nn.Module):
         self.s1_head = UpHead(spec.vit_dim, width, spec.patch_size)
         self.dem_encoder = DemEncoder(spec.dem_hidden, width) if spec.dem else None
         self.date_encoding = DateEncoding(spec.calendar_days, width)
-        self.modality_embed = nn.Parameter(torch.zeros(len(MODALITY_INDEX), width))
-        nn.init.trunc_normal_(self.modality_embed, std=0.02)
+        self.modality_embed: nn.Parameter | None = None
+        if spec.modality_embed:
+            self.modality_embed = nn.Parameter(torch.zeros(len(MODALITY_INDEX), width))
+            nn.init.trunc_normal_(self.modality_embed, std=0.02)
         self.fusion = FusionTransformer(
             width,
             spec.fusion_dim,
@@ -86,9 +88,11 @@ class SkySense(nn.Module):
             spec.fusion_ffn,
             drop_path=spec.drop_path,
         )
-        self.geo_context = GeoContextPrototypes(
-            spec.n_regions, spec.n_prototypes, spec.fusion_dim, temperature=spec.geo_temperature
-        )
+        self.geo_context: GeoContextPrototypes | None = None
+        if spec.geo_context:
+            self.geo_context = GeoContextPrototypes(
+                spec.n_regions, spec.n_prototypes, spec.fusion_dim, temperature=spec.geo_temperature
+            )
 
     #: Run every branch on every forward, even when no sample of the batch has its modality
     #: (a zero-weighted pass on a dummy input). ZeRO-3 needs it: each rank must gather and
@@ -125,6 +129,12 @@ class SkySense(nn.Module):
         else:
             return torch.zeros((), device=device, dtype=dtype)
         return total * 0.0
+
+    def _modality_vector(self, key: str) -> Tensor | float:
+        """The learned vector of modality ``key`` added to its fusion tokens (0 when disabled)."""
+        if self.modality_embed is None:
+            return 0.0
+        return self.modality_embed[MODALITY_INDEX[key]]
 
     @property
     def embed_dim(self) -> int:
@@ -187,10 +197,7 @@ class SkySense(nn.Module):
             feats = feats.index_put((usable,), head(backbone(x[usable])))
         elif not self.dense and self.run_all_branches:
             feats = feats + self._idle_pass(key, x.device, x.dtype)
-        enc = (
-            self.date_encoding(batch[f"{key}_doy"].to(x.device))
-            + self.modality_embed[MODALITY_INDEX[key]]
-        )
+        enc = self.date_encoding(batch[f"{key}_doy"].to(x.device)) + self._modality_vector(key)
         tokens = (feats + enc[..., None, None]).permute(0, 3, 4, 1, 2).reshape(b * s * s, t, width)
         return feats, usable, tokens
 
@@ -198,7 +205,8 @@ class SkySense(nn.Module):
         """Encode a batch (``docs/interfaces.md``).
 
         Args:
-            batch: modalities, dates, validity and presence flags, ``region`` (or lat/lon).
+            batch: modalities, dates, validity and presence flags, ``region`` (or lat/lon;
+                without either the geo-context read-out is zeros and ``geo_context`` False).
             update_prototypes: EMA-update the geo-context prototypes (pre-training only).
 
         Returns:
@@ -214,7 +222,7 @@ class SkySense(nn.Module):
         """
         layout = check_batch(batch, self.spec)
         b, s = layout.batch, layout.sentinel_px
-        device = self.modality_embed.device
+        device = self.date_encoding.weight.device
         width = self.spec.hr_width
         out: dict[str, Any] = {}
         tokens: list[Tensor] = []
@@ -226,7 +234,7 @@ class SkySense(nn.Module):
             hr = pyramid[-1]
             out["hr"], out["hr_pyramid"] = hr, pyramid
             tokens.append(
-                (hr + self.modality_embed[0][:, None, None])
+                (hr + _spatial(self._modality_vector("hr")))
                 .permute(0, 2, 3, 1)
                 .reshape(b * s * s, 1, width)
             )
@@ -253,7 +261,7 @@ class SkySense(nn.Module):
             dem = self.dem_encoder(batch["dem"])
             out["dem"] = dem
             tokens.append(
-                (dem + self.modality_embed[3][:, None, None])
+                (dem + _spatial(self._modality_vector("dem")))
                 .permute(0, 2, 3, 1)
                 .reshape(b * s * s, 1, width)
             )
@@ -275,16 +283,39 @@ class SkySense(nn.Module):
                     fused_in = fused_in + self._idle_pass(key, device, dtype)
         fused = self.fusion(fused_in, torch.cat(pads, dim=1))
         fused = fused.view(b, s, s, -1).permute(0, 3, 1, 2)
-        region = regions(batch, self.spec.n_regions, device)
-        if not self.dense:
-            self.geo_context.check_regions(region)
-        geo = self.geo_context(fused, region, update=update_prototypes)
-        out.update(fused=fused, geo=geo, embedding=torch.cat([fused, geo], dim=1), present=present)
+        region = regions(batch, self.spec.n_regions, device) if self.geo_context else None
+        if region is None or self.geo_context is None:
+            # no location: the geo-context read-out is skipped (zeros keep the embedding width;
+            # ``geo_context`` False says so), and no prototype moves
+            geo = torch.zeros_like(fused)
+        else:
+            if not self.dense:
+                self.geo_context.check_regions(region)
+            geo = self.geo_context(fused, region, update=update_prototypes)
+        out.update(
+            fused=fused,
+            geo=geo,
+            embedding=torch.cat([fused, geo], dim=1),
+            present=present,
+            geo_context=region is not None,
+        )
         return out
 
     def embed(self, batch: dict[str, Any]) -> Tensor:
-        """Per-pixel embedding ``B x embed_dim x s x s`` (evaluation, registry, predict)."""
+        """Per-pixel embedding ``B x embed_dim x s x s`` (evaluation, registry, predict).
+
+        A model built without the DEM encoder (``dem: false``, e.g. the official release) reads
+        no elevation: ``dem``/``has_dem`` of the batch are left out here (``forward`` refuses
+        them, so that training never silently drops an input it was configured to use).
+        """
+        if not self.spec.dem and "dem" in batch:
+            batch = {k: v for k, v in batch.items() if k not in ("dem", "has_dem")}
         return self.forward(batch)["embedding"]
+
+
+def _spatial(vector: Tensor | float) -> Tensor | float:
+    """A ``W`` vector broadcast over ``W x s x s`` maps (a float stays a float)."""
+    return vector[:, None, None] if isinstance(vector, Tensor) else vector
 
 
 def create_model(name: str = "skysense-tiny", **overrides: Any) -> SkySense:

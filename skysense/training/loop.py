@@ -24,7 +24,7 @@ import torch
 from skysense.core.errors import TrainingError
 from skysense.data.dataset import ChipDataset, collate_samples
 from skysense.models import create_model
-from skysense.models.pretraining import SkySensePretrainer
+from skysense.models.objectives import create_pretrainer
 from skysense.training import checkpoints
 from skysense.training.engine import (
     build_engine,
@@ -68,12 +68,14 @@ def seed_everything(seed: int) -> None:
 
 
 def pretrainer_from_config(job: TrainingJob) -> torch.nn.Module:
-    """The SkySense pre-trainer (student, EMA teacher, heads) for ``job.model``."""
+    """The SkySense pre-trainer (student, EMA teacher, heads) for ``job.model`` with the
+    objective of ``job.train.objective`` (``legacy`` or ``paper``).
+    """
     model = create_model(job.model.preset, **job.model.overrides)
     model.set_grad_checkpointing(uses_activation_checkpointing(job))
     # ZeRO-3 gathers/reduces parameters per module: every rank must run every branch.
     model.run_all_branches = job.train.zero_stage == 3
-    return SkySensePretrainer(model, loss_weights=job.train.loss_weights, augment=job.train.augment)
+    return create_pretrainer(model, job.train)
 
 
 def chip_dataset(job: TrainingJob, chips_dir: Path, pretrainer: torch.nn.Module) -> Any:

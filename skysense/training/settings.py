@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from skysense.core.settings import Section
-from skysense.models.settings import AugmentConfig, LossWeights
+from skysense.models.settings import AugmentConfig, LossWeights, PaperObjectiveConfig
 
 
 class TrainConfig(Section):
@@ -43,6 +43,13 @@ class TrainConfig(Section):
     keep_checkpoints: int = Field(2, ge=1)
     seed: int = 0
     num_workers: int = Field(0, ge=0)
+    objective: Literal["paper", "legacy"] = Field(
+        "legacy",
+        description="pre-training objective: the paper's self-distillation (paper) or the "
+        "InfoNCE recipe (legacy, the default: it measured better on the CPU sample and runs "
+        "in half the time); docs/objective.md",
+    )
+    paper: PaperObjectiveConfig = PaperObjectiveConfig()
     loss_weights: LossWeights = LossWeights()
     augment: AugmentConfig = AugmentConfig()
     experiment: str = "skysense-pretrain"

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from official_layout import official_names as _official_names
 from typer.testing import CliRunner
 
 from skysense.cli import app
@@ -35,83 +36,6 @@ def test_cli_model_info_json():
     assert bad.exit_code == 2
 
 
-def _official_names(spec) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of the release, written from its mmcls/mmseg module layout."""
-    sd: dict[str, tuple[int, ...]] = {}
-    c = spec.hr_embed_dim
-    sd["backbone_gep.patch_embed.projection.weight"] = (c, 3, 4, 4)  # the release is RGB
-    sd["backbone_gep.patch_embed.projection.bias"] = (c,)
-    sd["backbone_gep.patch_embed.norm.weight"] = sd["backbone_gep.patch_embed.norm.bias"] = (c,)
-    sd["backbone_gep.mask_token"] = (1, 1, c)
-    for i, (depth, heads) in enumerate(zip(spec.hr_depths, spec.hr_heads)):
-        d = c * 2**i
-        st = f"backbone_gep.stages.{i}"
-        if i:
-            sd[f"{st}.downsample.reduction.weight"] = (d, 2 * d)
-            sd[f"{st}.downsample.norm.weight"] = sd[f"{st}.downsample.norm.bias"] = (d,)
-        for j in range(depth):
-            b = f"{st}.blocks.{j}"
-            w = f"{b}.attn.w_msa"
-            sd.update(
-                {
-                    f"{w}.logit_scale": (heads, 1, 1),
-                    f"{w}.cpb_mlp.0.weight": (spec.hr_cpb_hidden, 2),
-                    f"{w}.cpb_mlp.0.bias": (spec.hr_cpb_hidden,),
-                    f"{w}.cpb_mlp.2.weight": (heads, spec.hr_cpb_hidden),
-                    f"{w}.qkv.weight": (3 * d, d),
-                    f"{w}.q_bias": (d,),
-                    f"{w}.v_bias": (d,),
-                    f"{w}.proj.weight": (d, d),
-                    f"{w}.proj.bias": (d,),
-                    f"{w}.relative_coords_table": (1, 15, 15, 2),
-                    f"{w}.relative_position_index": (64, 64),
-                    f"{b}.ffn.layers.0.0.weight": (4 * d, d),
-                    f"{b}.ffn.layers.0.0.bias": (4 * d,),
-                    f"{b}.ffn.layers.1.weight": (d, 4 * d),
-                    f"{b}.ffn.layers.1.bias": (d,),
-                }
-            )
-            for n in ("norm1", "norm2") + (("norm3",) if (j + 1) % 6 == 0 else ()):
-                sd[f"{b}.{n}.weight"] = sd[f"{b}.{n}.bias"] = (d,)
-        sd[f"backbone_gep.norm{i}.weight"] = sd[f"backbone_gep.norm{i}.bias"] = (c * 2**i,)
-    v = spec.vit_dim
-    for name, bands in (("backbone_s2", 10), ("backbone_s1", 2)):
-        sd[f"{name}.patch_embed.projection.weight"] = (v, bands, 4, 4)
-        sd[f"{name}.patch_embed.projection.bias"] = (v,)
-        sd[f"{name}.cls_token"] = (1, 1, v)
-        sd[f"{name}.pos_embed"] = (1, 1 + (64 // 4) ** 2, v)  # released at 64 px
-        for k in range(spec.vit_depth):
-            sd.update(_layer(f"{name}.layers.{k}", v, int(v * 4)))
-    width = spec.hr_width
-    for name in ("head_s2", "head_s1"):
-        sd[f"{name}.decoder.0.weight"] = (16 * width, v, 1, 1)
-        sd[f"{name}.decoder.0.bias"] = (16 * width,)
-    f = spec.fusion_dim
-    sd["fusion.porj_linear.weight"], sd["fusion.porj_linear.bias"] = (f, width), (f,)
-    sd["fusion.cls_token"] = (1, 1, f)
-    for k in range(spec.fusion_depth):
-        sd.update(_layer(f"fusion.layers.{k}", f, spec.fusion_ffn))
-    sd["ctpe"] = (1, 365, width)
-    return sd
-
-
-def _layer(prefix: str, d: int, hidden: int) -> dict[str, tuple[int, ...]]:
-    return {
-        f"{prefix}.ln1.weight": (d,),
-        f"{prefix}.ln1.bias": (d,),
-        f"{prefix}.ln2.weight": (d,),
-        f"{prefix}.ln2.bias": (d,),
-        f"{prefix}.attn.attn.in_proj_weight": (3 * d, d),
-        f"{prefix}.attn.attn.in_proj_bias": (3 * d,),
-        f"{prefix}.attn.attn.out_proj.weight": (d, d),
-        f"{prefix}.attn.attn.out_proj.bias": (d,),
-        f"{prefix}.ffn.layers.0.0.weight": (hidden, d),
-        f"{prefix}.ffn.layers.0.0.bias": (hidden,),
-        f"{prefix}.ffn.layers.1.weight": (d, hidden),
-        f"{prefix}.ffn.layers.1.bias": (d,),
-    }
-
-
 def test_official_huge_mapping_on_meta_is_strict():
     with torch.device("meta"):
         model = create_model("skysense-huge")
@@ -139,10 +63,16 @@ def test_official_mapping_copies_values_and_reports_strays():
         model.s2_backbone.pos_embed.shape[1] == 1 + 1
     )  # resized from 16x16 to the 1x1 grid of 4 px
     assert "s2_backbone.pos_embed" in report.adapted
-    sd["head_gep.fc.weight"] = torch.zeros(1)
+    sd["head_gep.fc.weight"] = torch.zeros(1)  # a non-encoder head: ignored by name
+    assert (
+        "not part of the encoder"
+        in load_official_state_dict(model, sd).ignored["head_gep.fc.weight"]
+    )
+    sd["backbone_s2.extra.weight"] = torch.zeros(1)
     with pytest.raises(CheckpointMappingError, match="unexpected"):
         load_official_state_dict(model, sd)
     loose = load_official_state_dict(model, sd, strict=False)
-    assert loose.unexpected == ["head_gep.fc.weight"]
+    assert loose.unexpected == ["backbone_s2.extra.weight"]
+    del sd["backbone_s2.extra.weight"]
     del sd["fusion.cls_token"]
     assert load_official_state_dict(model, sd, strict=False).missing == ["fusion.cls_token"]

@@ -1,0 +1,113 @@
+"""Self-distillation pieces of the paper's objective (DINO style, which SkySense builds on).
+
+* :class:`DistillationHead`: MLP -> L2-normalised bottleneck -> weight-normalised linear layer
+  to ``K`` prototype logits; the student's heads are trained, the teacher's are its EMA.
+* :class:`Centering`: the teacher's running centre ``c`` of its logits (``c = m c + (1 - m)
+  mean``, averaged over ranks), subtracted before sharpening; without it the teacher collapses
+  onto one prototype.
+* :func:`distillation_loss`: ``H(P_t, P_s) = -sum_k P_t[k] log P_s[k]`` with
+  ``P_t = softmax((t - c) / tau_t)`` (no gradient) and ``P_s = softmax(s / tau_s)``, averaged over
+  the rows that take part.
+
+Each is small and tested on its own (tests/models/test_distillation.py).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class DistillationHead(nn.Module):
+    """``D -> hidden -> hidden -> bottleneck`` MLP (GELU), L2 norm, then ``bottleneck -> K``
+    weight-normalised linear (norm fixed at 1, as DINO).
+    """
+
+    def __init__(self, dim: int, hidden: int, bottleneck: int, prototypes: int) -> None:
+        super().__init__()
+        self.in_dim = dim
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, bottleneck),
+        )
+        self.last = nn.Linear(bottleneck, prototypes, bias=False)
+        for m in self.mlp:
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        nn.init.trunc_normal_(self.last.weight, std=0.02)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """The L2-normalised bottleneck ``... x bottleneck`` (used by cross-modal alignment)."""
+        return F.normalize(self.mlp(x), dim=-1)
+
+    def logits_of(self, z: Tensor) -> Tensor:
+        """Prototype logits of a normalised bottleneck ``z``."""
+        return z @ F.normalize(self.last.weight, dim=-1).t()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Prototype logits ``... x K``."""
+        return self.logits_of(self.embed(x))
+
+
+class Centering(nn.Module):
+    """Running centre of the teacher's logits, ``K`` wide (a buffer: saved, never trained)."""
+
+    center: Tensor
+
+    def __init__(self, prototypes: int, momentum: float = 0.9) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("center", torch.zeros(prototypes))
+
+    @torch.no_grad()
+    def update(self, teacher_logits: Tensor) -> None:
+        """``c = m c + (1 - m) mean(teacher_logits)`` over the rows given (and over ranks)."""
+        rows = teacher_logits.reshape(-1, teacher_logits.shape[-1]).float()
+        total = rows.sum(0)
+        count = torch.tensor(float(rows.shape[0]), device=rows.device)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(total)
+            dist.all_reduce(count)
+        if float(count) == 0:
+            return
+        mean = total / count
+        self.center.mul_(self.momentum).add_(mean.to(self.center.dtype), alpha=1 - self.momentum)
+
+
+def teacher_probabilities(logits: Tensor, center: Tensor, temperature: float) -> Tensor:
+    """Centred, sharpened teacher distribution ``softmax((t - c) / tau_t)`` (no gradient)."""
+    return torch.softmax((logits.detach().float() - center.float()) / temperature, dim=-1)
+
+
+def distillation_loss(
+    student_logits: Tensor,
+    teacher_probs: Tensor,
+    student_temperature: float,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """Cross-entropy ``-sum_k P_t log softmax(s / tau_s)`` averaged over rows in ``mask``.
+
+    Args:
+        student_logits: ``... x K``.
+        teacher_probs: ``... x K`` from :func:`teacher_probabilities` (same leading shape).
+        student_temperature: ``tau_s``.
+        mask: leading-shape bool (rows taking part); all when None.
+
+    Returns:
+        A scalar; zero with a graph when no row takes part.
+    """
+    log_p = F.log_softmax(student_logits.float() / student_temperature, dim=-1)
+    ce = -(teacher_probs.detach() * log_p).sum(-1)
+    if mask is None:
+        return ce.mean()
+    m = mask.to(ce.dtype)
+    n = m.sum()
+    if float(n) == 0:
+        return student_logits.sum() * 0.0
+    return (ce * m).sum() / n

@@ -1,0 +1,93 @@
+"""The paper objective's pieces: DINO head, teacher centring/sharpening, the distillation
+cross-entropy, Sinkhorn-Knopp object clusters, and the pixel/object/image terms of one pair.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from skysense.models.augment import ViewGeometry
+from skysense.models.distillation import (
+    Centering,
+    DistillationHead,
+    distillation_loss,
+    teacher_probabilities,
+)
+from skysense.models.paper_objective import cluster_assignments, pixel_centres, to_original
+
+
+def test_head_shapes_and_normalised_bottleneck():
+    head = DistillationHead(16, 32, 8, 64)
+    x = torch.randn(2, 3, 5, 16)
+    assert head(x).shape == (2, 3, 5, 64)
+    assert torch.allclose(head.embed(x).norm(dim=-1), torch.ones(2, 3, 5), atol=1e-5)
+    # logits are cosines with unit prototypes: bounded by 1
+    assert head(x).abs().max() <= 1.0 + 1e-5
+
+
+def test_distillation_loss_known_values():
+    # uniform teacher, uniform student over K: H = log K
+    k = 8
+    s = torch.zeros(3, k)
+    p = teacher_probabilities(torch.zeros(3, k), torch.zeros(k), 0.04)
+    assert torch.allclose(distillation_loss(s, p, 0.1), torch.tensor(math.log(k)))
+    # one-hot teacher on class 0, student logits [1, 0] at tau_s = 0.5: -log softmax([2, 0])[0]
+    s = torch.tensor([[1.0, 0.0]])
+    p = torch.tensor([[1.0, 0.0]])
+    want = -math.log(math.exp(2) / (math.exp(2) + 1))
+    assert math.isclose(float(distillation_loss(s, p, 0.5)), want, rel_tol=1e-6)
+    # masked rows take no part; no row: zero with a graph
+    s2 = torch.cat([s, torch.tensor([[0.0, 9.0]])]).requires_grad_()
+    p2 = torch.cat([p, torch.tensor([[1.0, 0.0]])])
+    mask = torch.tensor([True, False])
+    assert math.isclose(float(distillation_loss(s2, p2, 0.5, mask).detach()), want, rel_tol=1e-6)
+    zero = distillation_loss(s2, p2, 0.5, torch.tensor([False, False]))
+    zero.backward()
+    assert float(zero.detach()) == 0.0 and s2.grad is not None
+
+
+def test_centring_and_sharpening():
+    t = torch.tensor([[2.0, 0.0, 0.0], [2.0, 1.0, 0.0]])
+    c = Centering(3, momentum=0.9)
+    c.update(t)
+    assert torch.allclose(c.center, 0.1 * t.mean(0))
+    # centring removes a constant offset per prototype; sharpening (small tau) is near one-hot
+    p = teacher_probabilities(torch.tensor([[1.0, 0.5, 0.0]]) + 5.0, torch.full((3,), 5.0), 0.04)
+    assert p[0, 0] > 0.99 and torch.allclose(p.sum(-1), torch.ones(1))
+
+
+def test_teacher_side_gets_no_gradient():
+    s = torch.randn(4, 6, requires_grad=True)
+    t = torch.randn(4, 6, requires_grad=True)
+    loss = distillation_loss(s, teacher_probabilities(t, torch.zeros(6), 0.04), 0.1)
+    loss.backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert t.grad is None
+
+
+def test_clusters_group_two_objects():
+    # 8 pixels: 4 along +x, 4 along +y; two clusters must separate them
+    a = torch.tensor([1.0, 0.0]).expand(4, 2)
+    b = torch.tensor([0.0, 1.0]).expand(4, 2)
+    feats = torch.cat([a, b])[None] + 0.01 * torch.randn(1, 8, 2)
+    q = cluster_assignments(feats, torch.ones(1, 8, dtype=torch.bool), 2)
+    assert q.shape == (1, 8, 2)
+    hard = q.argmax(-1)[0]
+    assert len(set(hard[:4].tolist())) == 1 and len(set(hard[4:].tolist())) == 1
+    assert hard[0] != hard[4]
+    assert torch.allclose(q.sum(-2), torch.ones(1, 2), atol=1e-5)  # each column a mean
+    masked = torch.tensor([[True] * 4 + [False] * 4])
+    q = cluster_assignments(feats, masked, 2)
+    assert torch.count_nonzero(q[0, 4:]) == 0  # pixels out of the mask carry no mass
+
+
+def test_pixel_correspondence_between_views():
+    # view b: a half-side crop left of the centre (x in [-1, 0], y in [-0.5, 0.5]); its 2 x 2
+    # pixel centres in view a (the whole chip)
+    a = ViewGeometry(torch.zeros(1, 2), torch.ones(1), torch.ones(1, 2))
+    b = ViewGeometry(torch.tensor([[-0.5, 0.0]]), torch.tensor([0.5]), torch.ones(1, 2))
+    p = a.to_view(to_original(b, pixel_centres(1, 2, torch.device("cpu"))))
+    want = torch.tensor([[[-0.75, -0.25], [-0.25, -0.25], [-0.75, 0.25], [-0.25, 0.25]]])
+    assert torch.allclose(p, want)
