@@ -35,7 +35,8 @@ NAME = "skysense-bench"
 
 def make_scene(path: Path, side: int, modality: str = "s2") -> Path:
     """Mirror-tile the real 10-band S2 stack (or the VV/VH S1 pair) to ``side x side`` pixels
-    (10 m), same CRS/origin."""
+    (10 m), same CRS/origin.
+    """
     import numpy as np
     import rasterio
 
@@ -119,7 +120,8 @@ def register_tiny(store: Path) -> str:
 
 def run_one(inputs: dict, output: Path, window: int, overlap: int, block: int, onnx: dict) -> dict:
     """Predict one scene in this process; report time, area, COG overhead and peak RSS (and,
-    with ``onnx``, onnxruntime against PyTorch on the same windows)."""
+    with ``onnx``, onnxruntime against PyTorch on the same windows).
+    """
     from skysense.inference.predict import predict_scene
     from skysense.inference.scene import Scene, parse_dated
     from skysense.registry.model_loading import embedder_of, load_encoder
@@ -155,7 +157,8 @@ def run_one(inputs: dict, output: Path, window: int, overlap: int, block: int, o
 
 def onnx_against_torch(scene, encoder, window: int, windows: int, batch: int) -> dict:
     """Export the encoder for ``window`` px chips and embed the first ``windows`` windows of
-    ``scene`` with PyTorch and with onnxruntime (same normalised inputs)."""
+    ``scene`` with PyTorch and with onnxruntime (same normalised inputs).
+    """
     import numpy as np
     import onnxruntime as ort
     import torch

@@ -31,7 +31,8 @@ from skysense.core.lineage import dvc_md5
 )
 def register_task_model_task(root: str, cfg_json: dict[str, Any], uri: str) -> dict[str, Any]:
     """The task model export as a new ``challenger`` of ``registry.task_model_name`` (or the
-    version that holds it), with the fine-tuning metrics and the DVC md5 of the export."""
+    version that holds it), with the fine-tuning metrics and the DVC md5 of the export.
+    """
     from skysense.config import config_from_dict
     from skysense.registry.task_registration import register_task_export
     from skysense.tracking.store import ensure_experiment
@@ -80,7 +81,8 @@ def register_task_model_task(root: str, cfg_json: dict[str, Any], uri: str) -> d
 )
 def promote_task_model_task(cfg_json: dict[str, Any], uri: str, version: str) -> dict[str, Any]:
     """The task model challenger becomes champion when ``registry.task_policy`` passes and its
-    encoder is registered (else ``refuse``, reasons in its tags)."""
+    encoder is registered (else ``refuse``, reasons in its tags).
+    """
     from skysense.config import config_from_dict
     from skysense.registry.promotion import promote
     from skysense.registry.task_lineage import encoder_requirement

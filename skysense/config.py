@@ -320,7 +320,8 @@ def finetune_job(
 ) -> FinetuneJob:
     """What :func:`skysense.finetuning.runner.run_finetune` needs: ``finetune``, the modalities
     (``finetune.modalities``, default ``model.modalities``) and the label set (default: the
-    downstream set of ``finetune.task``)."""
+    downstream set of ``finetune.task``).
+    """
     ft = cfg.finetune
     return FinetuneJob(
         finetune=ft,

@@ -1,5 +1,6 @@
 """``skysense finetune``: a task model fine-tuned through DeepSpeed, scored against the frozen
-probe and the random-init fine-tune, logged to MLflow."""
+probe and the random-init fine-tune, logged to MLflow.
+"""
 
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def register(app: typer.Typer) -> None:
         *_gain_random, iou.<class>), confusion.png, prediction.png, per_class.csv/.md,
         summary.json, checkpoints under OUT/checkpoints, and the task model export
         (safetensors + config.json with class names and colours) that `skysense register
-        --task-model` registers."""
+        --task-model` registers.
+        """
         from skysense.config import finetune_job
         from skysense.finetuning.runner import run_finetune
 
@@ -182,7 +184,8 @@ def _encoder_folder(
     source: str, tmp: Path, cfg, tracking_uri: str | None
 ) -> tuple[Path, str | None]:
     """A local encoder export for ``source``: the folder itself, or the registered version's
-    verified ``export`` artifact downloaded into ``tmp``; and the registry version, if any."""
+    verified ``export`` artifact downloaded into ``tmp``; and the registry version, if any.
+    """
     if not source.startswith("models:/"):
         return Path(source), None
     from skysense.registry.model_loading import download_verified_export

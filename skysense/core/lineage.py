@@ -171,7 +171,8 @@ def labels_version(folder: Path, index: str = "index.csv") -> str:
     """Version of a label folder: the DVC md5 of it or of the nearest DVC-tracked folder above it
     (e.g. the ``sample`` stage's output holding ``downstream/``), else the sha256 of its
     ``index`` file, else of its sorted file list; ``"dvc:<md5>"``, ``"sha256:<hex>"`` or
-    ``"unknown"``."""
+    ``"unknown"``.
+    """
     folder = Path(folder).resolve()
     for candidate in (folder, *list(folder.parents)[:3]):
         md5 = _folder_md5(candidate)

@@ -151,7 +151,8 @@ def split_by_place(
 
 def targets(samples: Sequence[dict[str, Any]], task: str) -> torch.Tensor:
     """Stacked targets: ``mask`` N x s x s int64 (segmentation; 255 unlabelled), ``label`` N
-    int64 (classification) or N x K float32 multi-hot (multilabel)."""
+    int64 (classification) or N x K float32 multi-hot (multilabel).
+    """
     if task == "segmentation":
         return torch.from_numpy(np.stack([np.asarray(s["mask"], dtype=np.int64) for s in samples]))
     if task == "multilabel":
@@ -165,7 +166,8 @@ def class_weights(
     samples: Sequence[dict[str, Any]], task: str, n_classes: int, rule: Any
 ) -> list[float] | None:
     """Cross-entropy weights: ``none`` (None), ``balanced`` (inverse frequency, mean 1, classes
-    absent from the training labels get 0) or an explicit list (one per class)."""
+    absent from the training labels get 0) or an explicit list (one per class).
+    """
     if isinstance(rule, list):
         if len(rule) != n_classes:
             raise LabelError(

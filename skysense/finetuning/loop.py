@@ -106,7 +106,8 @@ def load_split(job: FinetuneJob, n_regions: int) -> LabelledSplit:
 
 def build_model(job: FinetuneJob, task: str, n_classes: int) -> tuple[TaskModel, dict[str, Any]]:
     """The task model to fine-tune (pre-trained or seeded random encoder, seeded head) and the
-    encoder's export config (preset, overrides, spec, normalisation stats)."""
+    encoder's export config (preset, overrides, spec, normalisation stats).
+    """
     encoder, enc_config = load_exported(job.encoder_export)
     if job.init == "random":
         seed_everything(job.finetune.seed + 7919)

@@ -29,7 +29,8 @@ def prediction_png(
     max_chips: int = 8,
 ) -> Path:
     """PNG: true (top row) and predicted (bottom row) class maps of up to ``max_chips`` held-out
-    chips, with a legend of the class colours."""
+    chips, with a legend of the class colours.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

@@ -75,7 +75,8 @@ def predict_samples(
     batch_size: int = 8,
 ) -> np.ndarray:
     """The task model's predictions: class ids (``N x s x s`` or ``N``), or ``N x K``
-    probabilities for multi-label."""
+    probabilities for multi-label.
+    """
     model.eval()
     out = []
     for i in range(0, len(samples), batch_size):

@@ -55,7 +55,8 @@ class OnnxExportError(SkySenseError):
 
 class EncoderGraph(nn.Module):
     """The SkySense encoder with the flat inputs of ``ONNX_INPUTS`` (``dem`` only when the
-    preset has a DEM encoder) and one output, the embedding."""
+    preset has a DEM encoder) and one output, the embedding.
+    """
 
     def __init__(self, model: SkySense) -> None:
         super().__init__()
@@ -226,7 +227,8 @@ def export_encoder_onnx(
 
 def _at_least_two(tensors: tuple[Tensor, ...], names: Sequence[str]) -> tuple[Tensor, ...]:
     """Repeat samples (and dates) of an example so that no dynamic axis has size 1: torch.export
-    specialises a size-1 dimension to the constant 1."""
+    specialises a size-1 dimension to the constant 1.
+    """
     out = []
     for name, t in zip(names, tensors, strict=True):
         if t.shape[0] == 1:

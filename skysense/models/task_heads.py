@@ -44,7 +44,8 @@ class ConvNormAct(nn.Sequential):
 
 class PyramidPooling(nn.Module):
     """PPM: adaptive average pools of ``scales`` cells, 1x1 projections, upsampled and
-    concatenated with the input, then a 3x3 bottleneck to ``channels``."""
+    concatenated with the input, then a 3x3 bottleneck to ``channels``.
+    """
 
     def __init__(self, cin: int, channels: int, scales: Sequence[int] = PPM_SCALES) -> None:
         super().__init__()

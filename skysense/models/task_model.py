@@ -94,7 +94,8 @@ class TaskModel(nn.Module):
 
     def _hr_maps(self, feats: dict[str, Any], emb: Tensor, levels: str = "all") -> list[Tensor]:
         """The HR stage maps; zeros when HR is configured but absent from this batch (only the
-        last stage's for ``levels="top"``: a scene head reads no other)."""
+        last stage's for ``levels="top"``: a scene head reads no other).
+        """
         pyramid = feats.get("hr_pyramid")
         if pyramid is not None:
             return list(pyramid)

@@ -262,7 +262,8 @@ def encoder_embedder(
 def embedder_of(encoder: VerifiedEncoder) -> EmbedFn:
     """The embedding function of a loaded encoder: ``fn(arrays) -> B x D x H x W`` float32
     (physical-unit arrays in, normalised with the export's ``stats``; inputs the model takes but
-    ``arrays`` lacks are sent empty)."""
+    ``arrays`` lacks are sent empty).
+    """
     import torch
 
     names = encoder.input_names
@@ -282,7 +283,8 @@ def embedder_of(encoder: VerifiedEncoder) -> EmbedFn:
 def is_task_model(model_uri: str, client: MlflowClient | None = None) -> bool:
     """True when ``model_uri`` (a ``models:/`` URI or an export folder) is a task model, which
     ``skysense predict`` serves as a class map: a folder whose ``config.json`` is a task model's,
-    or a version tagged with a ``task`` (set by :mod:`skysense.registry.task_registration`)."""
+    or a version tagged with a ``task`` (set by :mod:`skysense.registry.task_registration`).
+    """
     if not model_uri.startswith("models:/"):
         return is_task_export(model_uri)
     from mlflow import MlflowClient
@@ -334,7 +336,8 @@ def task_model_predictor(
 
 def resolved_source(model_uri: str, client: MlflowClient | None = None) -> tuple[str, str | None]:
     """``(source, version)`` of ``model_uri``: ``models:/NAME/VERSION`` and its version for a
-    registered model (an alias resolved now), or the export folder and ``None``."""
+    registered model (an alias resolved now), or the export folder and ``None``.
+    """
     if not model_uri.startswith("models:/"):
         return str(Path(model_uri)), None
     from mlflow import MlflowClient

@@ -28,7 +28,8 @@ ONNX_FILE = "encoder.onnx"
 
 def model_batch(arrays: dict[str, np.ndarray], config: dict[str, Any], n_regions: int) -> dict:
     """The normalised model batch of physical-unit ``arrays`` (as the pyfunc makes it), every
-    modality present (absent ones zero-filled, ``has_*`` False) and ``region`` from lat/lon."""
+    modality present (absent ones zero-filled, ``has_*`` False) and ``region`` from lat/lon.
+    """
     batch = arrays_to_batch(arrays, config.get("stats"))
     b = int(np.asarray(arrays["lat"]).reshape(-1).shape[0])
     region = region_id(np.asarray(arrays["lat"]), np.asarray(arrays["lon"]), n_regions)

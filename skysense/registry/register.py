@@ -122,7 +122,8 @@ def repair_version(
 def _named_artifacts(artifacts: dict[str, str] | None, staging: Path) -> dict[str, str] | None:
     """The artifacts under their keys' names: MLflow stores a folder under its own base name
     (``artifacts/<name>``), and readers look for ``artifacts/<key>`` (e.g. ``artifacts/export``),
-    so a folder named otherwise (``checkpoints/task_model``) is linked or copied as ``<key>``."""
+    so a folder named otherwise (``checkpoints/task_model``) is linked or copied as ``<key>``.
+    """
     if not artifacts:
         return artifacts
     named = {}

@@ -22,7 +22,8 @@ ENCODER_SHA_TAG = "encoder_checkpoint_sha256"
 def encoder_requirement(client: MlflowClient, encoder_model_name: str) -> Requirement:
     """The promotion requirement of a task model: its encoder is a version of
     ``encoder_model_name`` (matched by ``encoder_checkpoint_sha256``), so that the encoder
-    it needs can be traced, served and rolled back with it."""
+    it needs can be traced, served and rolled back with it.
+    """
 
     def check(mv: ModelVersion) -> list[str]:
         sha = mv.tags.get(ENCODER_SHA_TAG)

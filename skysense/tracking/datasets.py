@@ -43,7 +43,8 @@ def dvc_digest(folder: str | Path) -> str | None:
 
 def folder_dataset(table: pd.DataFrame, folder: str | Path, name: str) -> PandasDataset:
     """An ``mlflow.data`` dataset of ``table`` whose source is ``folder`` and whose digest is
-    the folder's DVC md5 when there is one."""
+    the folder's DVC md5 when there is one.
+    """
     import mlflow.data
 
     return mlflow.data.from_pandas(

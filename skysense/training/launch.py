@@ -64,7 +64,8 @@ def worker_command(
 
 def torchrun_command(nproc: int, worker_args: list[str], module: str = WORKER_MODULE) -> list[str]:
     """The local multi-process command: torchrun (standalone rendezvous on a free port) running
-    ``python -m module`` on every rank (the pre-training worker by default)."""
+    ``python -m module`` on every rank (the pre-training worker by default).
+    """
     return [
         sys.executable,
         "-m",

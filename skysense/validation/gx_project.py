@@ -73,7 +73,8 @@ class TableResult:
 class GxProject:
     """A file-backed GX context rooted at ``out_dir`` that validates profile tables (with
     ``failure_webhook``, each checkpoint posts its failures there:
-    :mod:`skysense.validation.notification`)."""
+    :mod:`skysense.validation.notification`).
+    """
 
     def __init__(self, out_dir: Path, failure_webhook: str | None = None) -> None:
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

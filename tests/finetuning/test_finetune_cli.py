@@ -1,5 +1,6 @@
 """``skysense finetune`` end to end: report against the frozen probe and the random-init
-fine-tune, logged to a real SQLite MLflow store."""
+fine-tune, logged to a real SQLite MLflow store.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Label inputs of fine-tuning: BigEarthNet-MM multi-label scenes and the EuroSAT folder layout
-(real rasters from tests/data/real), the class list of params.yaml, splits by place."""
+(real rasters from tests/data/real), the class list of params.yaml, splits by place.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Run against a real Prefect server (PREFECT_API_URL): create the alerts, fail a flow run, make a
-scheduled run late, and emit a promotion. Used by ``test_alerts.py`` in a subprocess."""
+scheduled run late, and emit a promotion. Used by ``test_alerts.py`` in a subprocess.
+"""
 
 from __future__ import annotations
 

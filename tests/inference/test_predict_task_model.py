@@ -1,6 +1,7 @@
 """A fine-tuned task model registered, promoted and served as a class map:
 ``skysense predict --model models:/skysense-landcover@champion`` on a real Sentinel-2/Sentinel-1
-scene (BigEarthNet patch, tests/data/real/inference)."""
+scene (BigEarthNet patch, tests/data/real/inference).
+"""
 
 from __future__ import annotations
 

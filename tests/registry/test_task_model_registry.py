@@ -1,5 +1,6 @@
 """The task model as its own registered model: lineage, policy, promotion, refusals, rollback,
-against a real SQLite MLflow store."""
+against a real SQLite MLflow store.
+"""
 
 from __future__ import annotations
 
@@ -51,7 +52,8 @@ def _with_metrics(report: Path, **changes: float) -> Path:
 
 def _variant(report: Path, dest: Path, nudge: float, **config_changes) -> Path:
     """Another task model checkpoint: ``report``'s export with its classifier bias moved by
-    ``nudge`` (distinct weights, so a distinct version) and ``config_changes`` in its config."""
+    ``nudge`` (distinct weights, so a distinct version) and ``config_changes`` in its config.
+    """
     shutil.copytree(report, dest)
     weights = dest / "export" / "model.safetensors"
     state = load_file(str(weights))
