@@ -38,6 +38,7 @@ SMALL = [
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The bench's options (size, steps, sets)."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -85,6 +86,7 @@ def prepare(work: Path, data_sets: list[str], pretrain_steps: int) -> tuple[Path
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the bench, print its table and return the figures."""
     args = parse_args(argv)
     data_sets = SMALL if args.size == "small" else []
     work = args.work / args.size

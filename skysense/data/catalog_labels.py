@@ -65,6 +65,7 @@ def load_catalog_labels(
         catalog: the catalog whose locations name ``labels:`` rasters.
         chips_dir: the chips folder cut from that catalog (``skysense data chip``).
         class_names: the classes by id (``finetune.classes``).
+        n_regions: geo-context regions of the model (the samples' ``region`` ids).
 
     Raises:
         DownstreamError: no labelled location has chips, or a label raster holds a class id

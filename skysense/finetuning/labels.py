@@ -40,7 +40,9 @@ LABEL_SETS = ("segmentation", "classification", "eurosat", "bigearthnet", "catal
 
 
 class LabelError(SkySenseError):
-    """Labels that cannot be fine-tuned on (a class list that does not fit, no place to hold out)."""
+    """Labels that cannot be fine-tuned on (a class list that does not fit, no place to hold
+    out).
+    """
 
 
 @dataclass

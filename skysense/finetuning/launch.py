@@ -61,7 +61,8 @@ def run_job(
     pass_fds: tuple[int, ...] = (),
     stop_after: int | None = None,
 ) -> None:
-    """Fine-tune with ``nproc`` local processes (in place for one); rank 0 exports to ``export_dir``.
+    """Fine-tune with ``nproc`` local processes (in place for one); rank 0 exports to
+    ``export_dir``.
 
     Raises:
         TrainingError: the run failed (the failing rank's message, or its exit status).

@@ -103,6 +103,7 @@ def run_finetune(
         nproc: local processes per fine-tuning.
         mode: ``auto`` resumes a matching checkpoints folder, ``resume`` insists, ``fresh``
             sets it aside.
+        lock_wait_s: how long to wait for another run holding a checkpoints folder.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,7 +162,8 @@ def run_finetune(
         files.append(
             confusion_png(
                 tuned.confusion, names, out_dir / "confusion.png",
-                f"fine-tuned {split.task}, held-out places {', '.join(split.heldout_locations) or '(every 5th sample)'}",
+                f"fine-tuned {split.task}, held-out places "
+                f"{', '.join(split.heldout_locations) or '(every 5th sample)'}",
             )
         )  # fmt: skip
     if split.task == "segmentation":

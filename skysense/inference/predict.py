@@ -2,7 +2,8 @@
 
 The output is produced block by block (blocks = the GeoTIFF's 256 px tiles): for each block the
 windows that cover it are embedded (a cache keeps those shared with the next block of the row;
-those shared with the next row of blocks are recomputed), blended with :func:`~skysense.inference.windows.blend_weights`, masked where the S2 input was
+those shared with the next row of blocks are recomputed), blended with
+:func:`~skysense.inference.windows.blend_weights`, masked where the S2 input was
 nodata on every date, and written. Memory depends on the window, block and embedding sizes, not
 on the scene size. With a probe head (``.npz``: ``weight`` K x D, ``bias`` K, optional
 ``mean``/``std`` D, ``classes``) the output is a class map (uint8, nodata 255) instead; with a
@@ -131,11 +132,13 @@ def predict_scene(
 
     Args:
         scene: the opened inputs (grid of the first S2 raster).
-        embed: ``arrays -> B x D x window x window`` (e.g. :func:`skysense.registry.model_loading.encoder_embedder`).
+        embed: ``arrays -> B x D x window x window`` (e.g.
+            :func:`skysense.registry.model_loading.encoder_embedder`).
         output: GeoTIFF path; tiled (``block`` px), deflate-compressed, same CRS and transform.
             Written to a hidden temporary file beside it and moved into place when complete
             (an existing output is replaced only then); never one of the scene's inputs.
-        window: window side, 10 m pixels; overlap: pixels shared by neighbouring windows.
+        window: window side, 10 m pixels.
+        overlap: pixels shared by neighbouring windows.
         batch_size: windows per call of ``embed``.
         output_dtype: ``float32`` for embeddings (``float16`` is refused: rasterio 1.4 cannot
             write it); class maps are uint8.

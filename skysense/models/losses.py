@@ -73,6 +73,7 @@ def pixel_contrastive_loss(
         student: features at corresponding points, ``B x T x K x D`` (T dates, K points).
         teacher: the other view's teacher features at the same points, same shape.
         mask: ``B x T x K`` (point in both crops, date usable in both views).
+        temperature: the softmax temperature of the InfoNCE.
     """
     d = student.shape[-1]
     groups = _sample_index(tuple(mask.shape), mask.device)
@@ -98,6 +99,9 @@ def object_contrastive_loss(
         teacher: teacher features at the same points, ``B x K x D``.
         mask: ``B`` samples taking part.
         n_clusters: clusters per sample (at most K).
+        temperature: the softmax temperature of the InfoNCE.
+        epsilon: Sinkhorn-Knopp entropy regularisation.
+        iters: Sinkhorn-Knopp iterations.
     """
     b, k, _ = teacher.shape
     c = min(n_clusters, k)
@@ -139,6 +143,7 @@ def cross_modal_loss(
         features: per modality (e.g. ``hr``, ``s2``, ``s1``) features ``B x K x D`` at the same
             points (or ``B x D`` pooled).
         masks: per modality ``B`` bool (modality usable for the sample).
+        temperature: the softmax temperature of the InfoNCE.
     """
     names = sorted(features)
     losses = []

@@ -12,7 +12,8 @@ exporter cannot trace). Its inputs are the *normalised* model batch that
 :func:`skysense.models.batch.arrays_to_batch` makes from physical-unit arrays (``ONNX_INPUTS``:
 ``s2`` B x T x 10 x s x s, ``s2_doy`` B x T int64, ``s2_valid`` B x T bool, ``has_s2`` B bool,
 the same for ``s1``, ``hr`` B x C x 32s x 32s with ``has_hr``, ``region`` B int64 from
-:func:`skysense.data.regions.region_id`, and ``dem`` with ``has_dem`` when the preset has one); the output is ``embedding``
+:func:`skysense.data.regions.region_id`, and ``dem`` with ``has_dem`` when the preset has one); the
+output is ``embedding``
 B x D x s x s. The Sentinel chip side ``s`` is fixed at export (the predict window).
 """
 
@@ -126,7 +127,8 @@ def export_onnx(
         module: in eval mode; its forward takes the tensors positionally.
         example: one input per name (their shapes fix every axis not in ``dynamic_axes``).
         path: the ``.onnx`` file to write (weights inside).
-        input_names, output_names: graph input and output names.
+        input_names: graph input names, one per ``example`` tensor.
+        output_names: graph output names.
         dynamic_axes: ``{input name: {axis: dimension name}}``; a dimension name shared by
             several inputs is one dimension (``batch``).
         metadata: stored as the model's ``metadata_props`` (values JSON-encoded).

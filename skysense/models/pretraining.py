@@ -44,6 +44,7 @@ class ProjectionHead(nn.Module):
         self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, out))
 
     def forward(self, x: Tensor) -> Tensor:
+        """``... x dim`` -> ``... x out``."""
         return self.net(x)
 
 
@@ -242,7 +243,9 @@ class SkySensePretrainer(nn.Module):
         overlap: Tensor,
         teacher_heads: nn.ModuleDict,
     ) -> dict[str, Tensor]:
-        """Pixel, object and image losses of one stream, student view ``a`` vs teacher view ``b``."""
+        """Pixel, object and image losses of one stream, student view ``a`` vs teacher view
+        ``b``.
+        """
         date_mask = s_views.masks[name] & t_views.masks[name] & overlap[:, None]  # B x T
         s_pts = self._project(
             name, sample_at(s_views.maps[name], pts_s), self.heads

@@ -9,7 +9,9 @@ KEY_METRICS = ("linear_acc", "knn_acc", "macro_f1", "map", "miou")
 
 
 def evaluation_table(metrics: dict[str, float]) -> str:
-    """Markdown table: metric, pre-trained, random-init twin, gain (absolute, in the metric's units)."""
+    """Markdown table: metric, pre-trained, random-init twin, gain (absolute, in the metric's
+    units).
+    """
     bases = sorted(
         {k for k in metrics if not k.endswith(("_random", "_gain"))},
         key=lambda k: (
@@ -54,7 +56,8 @@ def render_model_card(
         (
             "SkySense-style multi-modal remote-sensing encoder (HR optical, Sentinel-2 and "
             "Sentinel-1 time series, DEM). The pyfunc takes arrays of the modalities in physical "
-            "units (S2 reflectance, S1 dB) with their days of year and returns per-pixel embeddings "
+            "units (S2 reflectance, S1 dB) with their days of year and returns per-pixel "
+            "embeddings "
             "`B x D x H x W` on the 10 m grid."
         ),
         "",

@@ -2,7 +2,8 @@
 
 With ``registry.onnx: true`` registration exports the encoder of the training export to ONNX
 (:func:`skysense.models.onnx_export.export_encoder_onnx`) for chips of the preset's
-``sentinel_px`` (HR 32 times that; any batch size and number of dates) and logs it beside the ``export``
+``sentinel_px`` (HR 32 times that; any batch size and number of dates) and logs it beside the
+``export``
 artifact, so that a consumer without PyTorch, DeepSpeed or this package runs the same encoder
 with onnxruntime alone (``infra/serving/onnx_embed.py``). The export is about a minute on two
 CPU cores for the tiny preset, hence off by default.

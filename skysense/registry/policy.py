@@ -156,7 +156,8 @@ def decide_promotion(
                 rule.min_improvement,
                 ok,
                 f"{name}: challenger {ch:.4f} vs champion {cp:.4f} ({direction} is better): "
-                f"improvement {gain:+.4f} {'>=' if ok else '<'} required {rule.min_improvement:.4f}",
+                f"improvement {gain:+.4f} {'>=' if ok else '<'} required "
+                f"{rule.min_improvement:.4f}",
             )
         )
     no_regress = dict(policy.no_regress)
@@ -206,7 +207,8 @@ def decide_promotion(
                 cp,
                 tolerance,
                 ok,
-                f"{name}: challenger {ch:.4f} vs champion {cp:.4f}: regression {max(drop, 0.0):.4f} "
+                f"{name}: challenger {ch:.4f} vs champion {cp:.4f}: regression "
+                f"{max(drop, 0.0):.4f} "
                 f"{'<=' if ok else '>'} tolerance {tolerance:.4f}",
             )
         )

@@ -2,7 +2,8 @@
 
 The weights and config travel as the ``export`` artifact (``model.safetensors`` + ``config.json``,
 loaded with safetensors only); the ``skysense`` package travels as code, so loading needs only the
-short pip requirements. The model itself is logged as code too (:mod:`skysense.registry.pyfunc_code`),
+short pip requirements. The model itself is logged as code too
+(:mod:`skysense.registry.pyfunc_code`),
 never as a pickle. ``skysense predict`` does not load this pyfunc: it verifies and loads the export
 directly (:mod:`skysense.registry.model_loading`). See :mod:`skysense.registry.signature` for the
 input contract.
@@ -29,7 +30,7 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context: Any) -> None:
-
+        """Load the verified export on ``SKYSENSE_DEVICE`` (default: CUDA when present)."""
         device = resolve_device(os.environ.get("SKYSENSE_DEVICE"))
         self.device = device
         self.model, self.config = load_exported(context.artifacts["export"], device=device)

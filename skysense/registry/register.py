@@ -172,7 +172,10 @@ def register_pyfunc(
         checkpoint_sha256: hash of the weights; a version with this tag already is returned
             (and repaired: see :func:`repair_version`).
         artifacts: files the pyfunc needs (``{key: local path}``).
-        signature, input_example, pip_requirements, code_paths: as ``mlflow.pyfunc.log_model``.
+        signature: the model signature (as ``mlflow.pyfunc.log_model``).
+        input_example: an input example (as ``mlflow.pyfunc.log_model``).
+        pip_requirements: the pyfunc's requirements (as ``mlflow.pyfunc.log_model``).
+        code_paths: code shipped with the model (as ``mlflow.pyfunc.log_model``).
         tags: lineage tags for the version (data version, git commit, params hash, ...).
         metrics: evaluation metrics, stored as ``metric.<name>`` tags.
         description: the version description (the model card, Markdown).

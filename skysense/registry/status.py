@@ -34,7 +34,8 @@ def registry_status(client: MlflowClient, name: str) -> dict[str, Any]:
         if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise  # the server or store failed: not "no such model"
         raise RegistryError(
-            f"no registered model {name!r} in {strip_credentials(client.tracking_uri)}; run `skysense register` "
+            f"no registered model {name!r} in {strip_credentials(client.tracking_uri)}; run "
+            "`skysense register` "
             "or set registry.model_name / --tracking-uri"
         ) from exc
     aliases: dict[str, str] = {str(k): str(v) for k, v in (model.aliases or {}).items()}

@@ -38,7 +38,8 @@ def encoder_requirement(client: MlflowClient, encoder_model_name: str) -> Requir
         if found is None:
             return [
                 (
-                    f"encoder: the encoder v{mv.version} was fine-tuned from (sha256 {sha[:12]}...) is "
+                    f"encoder: the encoder v{mv.version} was fine-tuned from (sha256 "
+                    f"{sha[:12]}...) is "
                     f"not a version of {encoder_model_name!r}; register it (`skysense register`) "
                     "before promoting the task model"
                 )

@@ -24,6 +24,7 @@ class SkySenseTaskModel(SkySenseEmbedder):
     """Class probabilities of a task model export (``params={"device": ...}`` as the encoder)."""
 
     def load_context(self, context: Any) -> None:
+        """Load the task model export on ``SKYSENSE_DEVICE`` (default: CUDA when present)."""
         self.device = resolve_device(os.environ.get("SKYSENSE_DEVICE"))
         self.model, self.config = load_task_model(context.artifacts["export"], device=self.device)
         self.inputs = model_inputs(self.model.encoder.spec, list(self.config["modalities"]))

@@ -59,7 +59,8 @@ def _card(
             if config.get("task") == "segmentation"
             else "pooled classification head"
         )
-        + f", fine-tuned on `{config.get('label_set')}`. `skysense predict` writes a uint8 class map "
+        + f", fine-tuned on `{config.get('label_set')}`. `skysense predict` writes a uint8 "
+        "class map "
         "(class names and colour table in the GeoTIFF, nodata 255).",
         "",
         "| class id | name | colour |",
@@ -94,11 +95,16 @@ def register_task_export(
     """Log a task model export as a pyfunc and register it as the ``challenger`` of ``name``.
 
     Args:
+        client: MLflow client of the tracking store and registry.
         name: ``registry.task_model_name``.
         export_dir: the task model export (``model.safetensors`` + ``config.json``).
         metrics: the fine-tuning's ``metrics.json``.
         encoder_model_name: ``registry.model_name``: where the encoder version is looked up.
-        run_id: the fine-tuning's MLflow run (its ``summary.json``), logged into when in this store.
+        run_id: the fine-tuning's MLflow run (its ``summary.json``), logged into when in this
+            store.
+        experiment_id: else a new run in this experiment.
+        sqlite_db: the SQLite database of the store, if any (else taken from the client's URI).
+        lock_url: ``registry.lock_url`` for a server store (see :mod:`skysense.registry.lock`).
 
     Raises:
         RegistryError: not a task model export, or a file is missing.

@@ -125,6 +125,7 @@ def reduce_components(out: dict[str, Any], world_size: int) -> dict[str, float]:
 
 
 def state_is_finite(engine: Any, world_size: int) -> bool:
+    """True when every rank's parameters (its partition under ZeRO-3) are finite; a collective."""
     import deepspeed.comm as dist
 
     bad = torch.zeros(1)

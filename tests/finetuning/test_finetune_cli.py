@@ -93,7 +93,8 @@ def test_finetune_classification_task(tmp_path, ft_encoder, ft_sample):
     res = CliRunner().invoke(
         app,
         [
-            "finetune", "--export", str(ft_encoder), "--downstream", str(ft_sample), "--out", str(out),
+            "finetune", "--export", str(ft_encoder), "--downstream", str(ft_sample),
+            "--out", str(out),
             "--task", "classification", "--no-mlflow", "--json", *FAST,
             "--set", "finetune.random_baseline=false",
         ],

@@ -22,7 +22,8 @@ from skysense.models.task_model import load_task_model
 REAL_BEN = Path(__file__).resolve().parents[1] / "data" / "real" / "bigearthnet"
 FAST = ["--set", "finetune.steps=2", "--set", "finetune.micro_batch=1", "--no-mlflow", "--json"]
 S2_ONLY = ["--set", "finetune.modalities=[s2]"]
-EUROSAT_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]  # fmt: skip
+EUROSAT_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10",
+                 "B11", "B12"]  # fmt: skip
 
 
 def _eurosat(root: Path, per_class: int = 3) -> Path:
@@ -64,7 +65,10 @@ def test_bigearthnet_multilabel_finetune(tmp_path, ft_encoder):
 
 def test_eurosat_folders_with_the_class_list_of_params(tmp_path, ft_encoder):
     root = _eurosat(tmp_path / "eurosat")
-    classes = "finetune.classes=[{name: AnnualCrop, colour: [230, 200, 40]}, {name: Pasture, colour: [60, 180, 60]}]"
+    classes = (
+        "finetune.classes=[{name: AnnualCrop, colour: [230, 200, 40]}, "
+        "{name: Pasture, colour: [60, 180, 60]}]"
+    )
     res = CliRunner().invoke(
         app,
         ["finetune", "--export", str(ft_encoder), "--downstream", str(root),

@@ -26,6 +26,11 @@ def race(
     """Start one promoter process per version, release them together once all are connected.
 
     Args:
+        uri: the tracking store every promoter uses.
+        name: the registered model.
+        versions: the versions promoted, one promoter process each.
+        work: a folder for the start signal and the promoters' event log.
+        timeout_s: how long to wait for the promoters.
         slow: ``{version: seconds}``: those promoters delay each registry write that long.
         sqlite_db: pass the SQLite file explicitly (else the lock finds it from the URI).
 
