@@ -107,7 +107,13 @@ def evaluate_table(
         if raw:
             pixels["raw_spectra"] = raw_pixel_features(segset)
         for k, per_enc in few_shot.few_shot_segmentation(
-            pixels, masks, len(segset.class_names), ev, ev.shots, ev.draws, sgroups
+            pixels,
+            masks,
+            len(segset.class_names),
+            ev,
+            ev.shots if ev.seg_shots is None else ev.seg_shots,
+            ev.draws,
+            sgroups,
         ).items():
             for name, m in per_enc.items():
                 draws[str(k)][name].update(m)

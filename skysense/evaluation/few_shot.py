@@ -26,7 +26,7 @@ from skysense.evaluation.probes import (
     cv_folds,
     knn_predict,
     linear_scores,
-    train_linear,
+    train_linear_many,
 )
 from skysense.evaluation.settings import EvalConfig
 
@@ -66,35 +66,40 @@ def classification_draws(
     subsets: list[list[tuple[np.ndarray, np.ndarray]]],
     groups: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Linear probe and k-NN fitted on each draw's labelled subsets.
+    """Linear probe and k-NN fitted on each draw's labelled subsets (every draw and fold's
+    linear probe fitted in one batch, :func:`train_linear_many`).
 
     Returns:
         ``{"linear_acc", "macro_f1", "knn_acc"}``: one score per draw (0..1).
     """
     folds = cv_folds(labels, groups, cfg.folds, cfg.seed)
+    stds = [Standardiser.fit(features[train_all]) for train_all, _ in folds]
+    jobs = [(d, f) for d in range(len(subsets)) for f in range(len(folds))]
+    heads = train_linear_many(
+        [stds[f](features[subsets[d][f][0]]) for d, f in jobs],
+        [labels[subsets[d][f][0]] for d, f in jobs],
+        n_classes,
+        epochs=cfg.linear_epochs,
+        lr=cfg.linear_lr,
+        seed=cfg.seed,
+    )
+    lin = np.full((len(subsets), len(labels)), -1, dtype=np.int64)
+    knn = np.full((len(subsets), len(labels)), -1, dtype=np.int64)
+    for (d, f), (w, b) in zip(jobs, heads, strict=True):
+        train, test = subsets[d][f]
+        xtr, xte = stds[f](features[train]), stds[f](features[test])
+        lin[d, test] = linear_scores(xte, w, b).argmax(axis=1)
+        shots = int(np.bincount(labels[train]).max())
+        knn[d, test] = knn_predict(xtr, labels[train], xte, min(cfg.knn_k, shots), n_classes)
     scores: dict[str, list[float]] = {"linear_acc": [], "macro_f1": [], "knn_acc": []}
-    for draw in subsets:
-        lin = np.full(len(labels), -1, dtype=np.int64)
-        knn = np.full(len(labels), -1, dtype=np.int64)
-        for (train_all, _), (train, test) in zip(folds, draw, strict=True):
-            std = Standardiser.fit(features[train_all])
-            xtr, xte = std(features[train]), std(features[test])
-            w, b = train_linear(
-                xtr,
-                labels[train],
-                n_classes,
-                epochs=cfg.linear_epochs,
-                lr=cfg.linear_lr,
-                seed=cfg.seed,
-            )
-            lin[test] = linear_scores(xte, w, b).argmax(axis=1)
-            shots = int(np.bincount(labels[train]).max())
-            knn[test] = knn_predict(xtr, labels[train], xte, min(cfg.knn_k, shots), n_classes)
-        tested = lin >= 0
-        cm = confusion_matrix(labels[tested], lin[tested], n_classes)
+    for d in range(len(subsets)):
+        tested = lin[d] >= 0
+        cm = confusion_matrix(labels[tested], lin[d, tested], n_classes)
         scores["linear_acc"].append(accuracy(cm))
         scores["macro_f1"].append(macro_f1(cm))
-        scores["knn_acc"].append(accuracy(confusion_matrix(labels[tested], knn[tested], n_classes)))
+        scores["knn_acc"].append(
+            accuracy(confusion_matrix(labels[tested], knn[d, tested], n_classes))
+        )
     return {k: np.asarray(v) for k, v in scores.items()}
 
 
@@ -107,7 +112,7 @@ def segmentation_draws(
     groups: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-pixel linear head fitted on each draw's labelled chips (``subsets`` drawn on the
-    chips' dominant classes, :func:`dominant_classes`).
+    chips' dominant classes, :func:`dominant_classes`; heads fitted in one batch).
 
     Returns:
         ``{"miou", "pixel_acc"}``: one score per draw (0..1).
@@ -116,27 +121,26 @@ def segmentation_draws(
     x = pixels.transpose(0, 2, 3, 1).reshape(n, -1, d)
     y = masks.reshape(n, -1)
     folds = cv_folds(dominant_classes(masks, n_classes), groups, cfg.folds, cfg.seed)
+    stds = [Standardiser.fit(x[train_all].reshape(-1, d)) for train_all, _ in folds]
+    jobs = [(k, f) for k in range(len(subsets)) for f in range(len(folds))]
+    heads = train_linear_many(
+        [stds[f](x[subsets[k][f][0]].reshape(-1, d)) for k, f in jobs],
+        [y[subsets[k][f][0]].reshape(-1) for k, f in jobs],
+        n_classes,
+        epochs=cfg.seg_epochs,
+        lr=cfg.seg_lr,
+        seed=cfg.seed,
+        ignore_index=IGNORE,
+    )
+    pred = np.full((len(subsets), *y.shape), IGNORE, dtype=np.int64)
+    for (k, f), (w, b) in zip(jobs, heads, strict=True):
+        test = subsets[k][f][1]
+        scores_ = linear_scores(stds[f](x[test].reshape(-1, d)), w, b)
+        pred[k, test] = scores_.argmax(axis=1).reshape(len(test), -1)
     scores: dict[str, list[float]] = {"miou": [], "pixel_acc": []}
-    for draw in subsets:
-        pred = np.full(y.shape, IGNORE, dtype=np.int64)
-        for (train_all, _), (train, test) in zip(folds, draw, strict=True):
-            std = Standardiser.fit(x[train_all].reshape(-1, d))
-            w, b = train_linear(
-                std(x[train].reshape(-1, d)),
-                y[train].reshape(-1),
-                n_classes,
-                epochs=cfg.seg_epochs,
-                lr=cfg.seg_lr,
-                seed=cfg.seed,
-                ignore_index=IGNORE,
-            )
-            pred[test] = (
-                linear_scores(std(x[test].reshape(-1, d)), w, b)
-                .argmax(axis=1)
-                .reshape(len(test), -1)
-            )
-        tested = (pred != IGNORE).any(axis=1)
-        cm = confusion_matrix(y[tested], pred[tested], n_classes, ignore=IGNORE)
+    for k in range(len(subsets)):
+        tested = (pred[k] != IGNORE).any(axis=1)
+        cm = confusion_matrix(y[tested], pred[k, tested], n_classes, ignore=IGNORE)
         scores["miou"].append(mean_iou(cm))
         scores["pixel_acc"].append(accuracy(cm))
     return {k: np.asarray(v) for k, v in scores.items()}

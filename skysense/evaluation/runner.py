@@ -156,7 +156,13 @@ def evaluate_export(
     base = seg_res["random"][0].metrics if "random" in seg_res else None
     metrics.update(_with_baseline(seg_res["pretrained"][0].metrics, base))
     for k, per_encoder in few_shot.few_shot_segmentation(
-        seg_pixels, masks, len(seg.class_names), ev, ev.shots, ev.draws, groups=groups_of(seg)
+        seg_pixels,
+        masks,
+        len(seg.class_names),
+        ev,
+        ev.shots if ev.seg_shots is None else ev.seg_shots,
+        ev.draws,
+        groups=groups_of(seg),
     ).items():
         metrics.update(few_shot.summarise(per_encoder, k))
     del seg_pixels

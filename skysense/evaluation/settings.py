@@ -41,6 +41,11 @@ class EvalConfig(Section):
         "the full-label probe); metrics k<k>_<metric> with _std, _random, _gain, _gain_std",
     )
     draws: int = Field(5, ge=1, description="random draws of the k labelled samples per k")
+    seg_shots: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None,
+        description="labelled chips per dominant class of the label-scarce segmentation probes "
+        "(null: the same as shots; each k costs about draws x the full-label probe)",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bigearthnet: Path | None = None
     eurosat: Path | None = None

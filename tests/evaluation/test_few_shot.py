@@ -107,3 +107,16 @@ def test_the_policy_decides_on_a_label_scarce_gain():
     )
     assert better.passed and not worse.passed
     assert "k5_linear_acc_gain" in worse.reasons[0]
+
+
+def test_batched_linear_fits_equal_separate_fits():
+    from skysense.evaluation.probes import train_linear, train_linear_many
+
+    rng = np.random.default_rng(0)
+    xs = [rng.normal(size=(n, 8)).astype(np.float32) for n in (30, 12)]
+    ys = [rng.integers(0, 3, len(x)) for x in xs]
+    many = train_linear_many(xs, ys, 3, epochs=40, seed=2)
+    for x, y, (w, b) in zip(xs, ys, many, strict=True):
+        w1, b1 = train_linear(x, y, 3, epochs=40, seed=2)
+        np.testing.assert_allclose(w, w1, atol=1e-6)
+        np.testing.assert_allclose(b, b1, atol=1e-6)
