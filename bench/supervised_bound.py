@@ -55,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--heldout", type=int, default=None, help="held-out places")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--freeze", default="", help="comma-separated encoder children kept at init")
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="train on one random view per chip (train.augment: crops, flips, spectral jitter, "
+        "date subsets, modality dropout), as pre-training sees them",
+    )
     p.add_argument("--target", type=float, default=0.15, help="required gain over the twin")
     p.add_argument("--no-seg", action="store_true", help="skip the segmentation probes")
     p.add_argument("--work", type=Path, default=Path("/tmp/skysense-pretrain-gain"))
@@ -86,12 +93,13 @@ def chip_labels(chips: Path, catalog_path: Path, rows: list[dict]) -> np.ndarray
 
 
 def train_supervised(
-    cfg: Any, chips: Path, sample: Path, steps: int, freeze: str = ""
+    cfg: Any, chips: Path, sample: Path, steps: int, freeze: str = "", augment: bool = False
 ) -> tuple[torch.nn.Module, torch.nn.Linear, list[float], float]:
-    """The encoder and a linear head trained with the pre-training chips' labels; returns
-    ``(encoder, head, losses, seconds)``."""
+    """The encoder and a linear head trained with the pre-training chips' labels (on one random
+    view per chip with ``augment``); returns ``(encoder, head, losses, seconds)``."""
     from skysense.data.dataset import collate_samples
     from skysense.models import create_model
+    from skysense.models.augment import TwoViewAugment
     from skysense.training.loop import chip_dataset, seed_everything
     from skysense.training.schedule import WarmupCosineSchedule
 
@@ -110,12 +118,16 @@ def train_supervised(
         opt, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps, total_steps=steps
     )
     rng = np.random.default_rng(t.seed)
+    views = TwoViewAugment(t.augment) if augment else None
+    gen = torch.Generator().manual_seed(t.seed)
     batch_size = min(t.micro_batch * t.nproc, len(dataset))
     losses, start = [], time.perf_counter()
     model.train()
     for _ in range(steps):
         idx = rng.choice(len(dataset), batch_size, replace=False)
         batch = collate_samples([dataset[int(i)] for i in idx])
+        if views is not None:
+            batch = views(batch, generator=gen)[0]
         loss = torch.nn.functional.cross_entropy(
             head(model(batch)["embedding"].mean((2, 3))), labels[idx]
         )
@@ -169,7 +181,9 @@ def main(argv: list[str] | None = None) -> dict:
     stats = json.loads((chips / "stats.json").read_text())
     from skysense.evaluation.runner import random_twin
 
-    model, head, losses, train_s = train_supervised(cfg, chips, sample, args.steps, args.freeze)
+    model, head, losses, train_s = train_supervised(
+        cfg, chips, sample, args.steps, args.freeze, args.augment
+    )
     twin = random_twin(
         {"preset": cfg.model.preset, "overrides": cfg.model.overrides}, cfg.eval.seed
     )
@@ -180,7 +194,8 @@ def main(argv: list[str] | None = None) -> dict:
     n = res["n"]
     print(
         f"settings: {' '.join(overrides) or '(defaults)'}; supervised {args.steps} steps, loss "
-        f"{losses[0]:.2f} -> {np.mean(losses[-10:]):.2f}; frozen: {args.freeze or 'nothing'}"
+        f"{losses[0]:.2f} -> {np.mean(losses[-10:]):.2f}; frozen: {args.freeze or 'nothing'}; "
+        f"augmented views: {'yes' if args.augment else 'no'}"
     )
     print(
         f"held-out: {n['classification']} classification chips from {n['locations']} places, "

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out
-from skysense.evaluation.gain_table import gain_lines
+from skysense.evaluation.gain_table import GAIN_METRICS, gain_lines
 
 
 def _print_summary(summary: dict, params_file: Path) -> None:
@@ -43,6 +43,8 @@ def _print_summary(summary: dict, params_file: Path) -> None:
             continue  # the label-scarce probes: in metrics.json, `skysense evaluate`, MLflow
         if name.endswith(("_random", "_gain")) and name.rsplit("_", 1)[0] in metrics:
             continue
+        if name in GAIN_METRICS:
+            continue  # in the table above
         out.print(
             f"  {name:<24} {value:.4f}" if isinstance(value, float) else f"  {name:<24} {value}"
         )

@@ -8,6 +8,7 @@ No heavy imports: the command line loads it at start.
 from __future__ import annotations
 
 GAIN_PROBES = (("linear_acc", "linear"), ("knn_acc", "k-NN"), ("miou", "seg mIoU"))
+GAIN_METRICS = tuple(m for m, _ in GAIN_PROBES)
 
 
 def gain_lines(metrics: dict[str, float], shots: list[int] | None = None) -> list[str]:
