@@ -111,7 +111,7 @@ def evaluate_table(
             masks,
             len(segset.class_names),
             ev,
-            ev.shots if ev.seg_shots is None else ev.seg_shots,
+            ev.shots,  # every k, also for segmentation (eval.seg_shots trims make run's)
             ev.draws,
             sgroups,
         ).items():
