@@ -179,6 +179,27 @@ def summarise(
     return out
 
 
+def _per_k(
+    inputs: dict[str, np.ndarray],
+    target: np.ndarray,
+    strata: np.ndarray,
+    n_classes: int,
+    cfg: EvalConfig,
+    shots: Sequence[int],
+    draws: int,
+    groups: np.ndarray | None,
+    probe,
+) -> dict[int, dict[str, dict[str, np.ndarray]]]:
+    """``probe`` on every encoder's inputs for each ``k``, with subsets drawn on ``strata``."""
+    out: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+    for k in shots:
+        subsets = draw_subsets(strata, groups, k, draws, cfg)
+        out[k] = {
+            name: probe(x, target, n_classes, cfg, subsets, groups) for name, x in inputs.items()
+        }
+    return out
+
+
 def few_shot_table(
     features: dict[str, np.ndarray],
     labels: np.ndarray,
@@ -190,14 +211,9 @@ def few_shot_table(
 ) -> dict[int, dict[str, dict[str, np.ndarray]]]:
     """Classification scores per draw for every ``k`` and every encoder (``{name: N x D}``):
     ``{k: {encoder: {metric: draws}}}``; the same labelled subsets for every encoder."""
-    out: dict[int, dict[str, dict[str, np.ndarray]]] = {}
-    for k in shots:
-        subsets = draw_subsets(labels, groups, k, draws, cfg)
-        out[k] = {
-            name: classification_draws(f, labels, n_classes, cfg, subsets, groups)
-            for name, f in features.items()
-        }
-    return out
+    return _per_k(
+        features, labels, labels, n_classes, cfg, shots, draws, groups, classification_draws
+    )
 
 
 def few_shot_segmentation(
@@ -212,11 +228,4 @@ def few_shot_segmentation(
     """Segmentation scores per draw for every ``k`` (labelled chips per dominant class) and
     every encoder (``{name: N x D x s x s}``): ``{k: {encoder: {metric: draws}}}``."""
     dominant = dominant_classes(masks, n_classes)
-    out: dict[int, dict[str, dict[str, np.ndarray]]] = {}
-    for k in shots:
-        subsets = draw_subsets(dominant, groups, k, draws, cfg)
-        out[k] = {
-            name: segmentation_draws(p, masks, n_classes, cfg, subsets, groups)
-            for name, p in pixels.items()
-        }
-    return out
+    return _per_k(pixels, masks, dominant, n_classes, cfg, shots, draws, groups, segmentation_draws)
