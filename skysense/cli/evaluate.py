@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         twin; writes metrics.json (with *_random and *_gain), PNGs and per-class tables, and
         logs them as a child run of the training run.
         """
+        from skysense.evaluation.gain_table import gain_lines
         from skysense.evaluation.report import log_to_mlflow
         from skysense.evaluation.runner import evaluate_export
         from skysense.registry.export_registration import training_run_id
@@ -75,7 +76,10 @@ def register(app: typer.Typer) -> None:
                 {"metrics": m, "files": [str(f) for f in result["files"]], "mlflow_run_id": run_id}
             )
             return
-        for key in sorted(k for k in m if not k.endswith(("_random", "_gain"))):
+        for line in gain_lines(m):
+            out.print(line, highlight=False)
+        shown = {k for k in m if k.startswith("k") and k.split("_", 1)[0][1:].isdigit()}
+        for key in sorted(k for k in m if k not in shown and not k.endswith(("_random", "_gain"))):
             extra = (
                 f"  random {m[key + '_random']:.4f}  gain {m[key + '_gain']:+.4f}"
                 if key + "_gain" in m

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out
+from skysense.evaluation.gain_table import GAIN_METRICS, gain_lines
 
 
 def _print_summary(summary: dict, params_file: Path) -> None:
@@ -32,7 +33,18 @@ def _print_summary(summary: dict, params_file: Path) -> None:
         if champion
         else "[bold yellow]No champion yet[/]"
     )
-    for name, value in sorted((summary.get("champion_metrics") or {}).items()):
+    metrics = summary.get("champion_metrics") or {}
+    numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    # pre-trained vs twin: every label and 5 labels per class (metrics.json has every k)
+    for line in gain_lines(numeric, shots=[5]):
+        out.print(f"  {line}", highlight=False)
+    for name, value in sorted(metrics.items()):
+        if name.startswith("k") and name.split("_", 1)[0][1:].isdigit():
+            continue  # the label-scarce probes: in metrics.json, `skysense evaluate`, MLflow
+        if name.endswith(("_random", "_gain")) and name.rsplit("_", 1)[0] in metrics:
+            continue
+        if name in GAIN_METRICS:
+            continue  # in the table above
         out.print(
             f"  {name:<24} {value:.4f}" if isinstance(value, float) else f"  {name:<24} {value}"
         )

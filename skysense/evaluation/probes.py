@@ -149,3 +149,57 @@ def knn_predict(
         # weight 1 plus a tiny tie-breaker favouring nearer neighbours
         np.add.at(votes, (np.arange(len(test_x)), train_y[nn_idx[:, j]]), 1.0 + 1e-3 * (k - j))
     return votes.argmax(axis=1)
+
+
+def train_linear_many(
+    xs: list[np.ndarray],
+    ys: list[np.ndarray],
+    n_out: int,
+    *,
+    epochs: int = 100,
+    lr: float = 1e-2,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    ignore_index: int = 255,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Fit one softmax linear layer per ``(x, y)`` problem at once, as :func:`train_linear`
+    fits each alone (same initial weights, full batch, AdamW): the loss is the sum of the
+    problems' mean cross-entropies and Adam is elementwise, so every layer follows its own
+    problem's steps. One batched step for all the label-scarce probes' draws and folds instead
+    of one Python loop per fit.
+
+    Returns:
+        ``[(weight K x D, bias K)]``, one per problem.
+    """
+    g, d = len(xs), xs[0].shape[1]
+    n_max = max(len(x) for x in xs)
+    x = np.zeros((g, n_max, d), dtype=np.float32)
+    y = np.full((g, n_max), ignore_index, dtype=np.int64)
+    for i, (xi, yi) in enumerate(zip(xs, ys, strict=True)):
+        x[i, : len(xi)], y[i, : len(yi)] = xi, yi
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    valid = yt != ignore_index
+    count = valid.sum(dim=1).clamp(min=1).float()
+    target = torch.where(valid, yt, torch.zeros_like(yt))
+    init = torch.randn((n_out, d), generator=torch.Generator().manual_seed(seed)) * 0.01
+    weight = torch.nn.Parameter(init.T.unsqueeze(0).repeat(g, 1, 1).contiguous())  # G x D x K
+    bias = torch.nn.Parameter(torch.zeros(g, 1, n_out))
+    opt = torch.optim.AdamW([weight, bias], lr=lr, weight_decay=weight_decay)
+    threads = torch.get_num_threads()
+    if x.size < 4_000_000:
+        torch.set_num_threads(1)
+    try:
+        for _ in range(epochs):
+            opt.zero_grad()
+            logits = torch.baddbmm(bias, xt, weight)  # G x N x K
+            ce = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, n_out), target.reshape(-1), reduction="none"
+            ).reshape(g, n_max)
+            loss = ((ce * valid).sum(dim=1) / count).sum()
+            loss.backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    w = weight.detach().transpose(1, 2).numpy()
+    b = bias.detach()[:, 0].numpy()
+    return [(w[i].copy(), b[i].copy()) for i in range(g)]

@@ -5,7 +5,12 @@ folds leave one held-out location out (``eval.split: location``), so a probe is 
 place it never saw; ``metrics.json`` holds flat
 keys ``<metric>``, ``<metric>_random`` and ``<metric>_gain`` (pre-trained minus random, in the
 metric's 0..1 units) for ``linear_acc``, ``knn_acc``, ``macro_f1``, ``miou`` and, for
-BigEarthNet-MM, ``map`` (EuroSAT metrics are prefixed ``eurosat_``).
+BigEarthNet-MM, ``map`` (EuroSAT metrics are prefixed ``eurosat_``): the probes fitted on every
+label. The label-scarce probes (:mod:`skysense.evaluation.few_shot`; ``eval.shots`` labelled
+samples per class, ``eval.draws`` draws) add ``k<k>_<metric>`` with ``_std``, ``_random``,
+``_random_std``, ``_gain`` and ``_gain_std`` for ``linear_acc``, ``macro_f1``, ``knn_acc``,
+``miou`` and ``pixel_acc`` (e.g. ``k5_linear_acc_gain``): any of them can drive the promotion
+policy.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import torch
 from skysense.core.atomic_files import write_text_atomic
 from skysense.data.benchmarks import load_bigearthnet, load_eurosat
 from skysense.data.downstream import load_downstream
-from skysense.evaluation import report, tasks
+from skysense.evaluation import few_shot, report, tasks
 from skysense.evaluation.features import embed_samples
 from skysense.evaluation.settings import EvalConfig
 from skysense.models import create_model
@@ -88,20 +93,23 @@ def evaluate_export(
     def run_classification(samples, prefix: str, title: str) -> None:
         labels = np.array([int(s["label"]) for s in samples])
         n = len(samples.class_names)
-        res = {
-            k: tasks.classification(
-                embed_samples(m, samples, stats, mods, ev.batch_size, device, pooling=ev.pooling)[
-                    0
-                ],
-                labels,
-                n,
-                ev,
-                groups=groups_of(samples),
-            )
+        feats = {
+            k: embed_samples(m, samples, stats, mods, ev.batch_size, device, pooling=ev.pooling)[0]
             for k, m in encoders.items()
+        }
+        res = {
+            k: tasks.classification(f, labels, n, ev, groups=groups_of(samples))
+            for k, f in feats.items()
         }
         base = res["random"].metrics if "random" in res else None
         metrics.update(_with_baseline(res["pretrained"].metrics, base, prefix))
+        shots = few_shot.few_shot_table(
+            feats, labels, n, ev, ev.shots, ev.draws, groups=groups_of(samples)
+        )
+        for k, per_encoder in shots.items():
+            metrics.update(
+                {f"{prefix}{key}": v for key, v in few_shot.summarise(per_encoder, k).items()}
+            )
         files.append(
             report.confusion_png(
                 res["pretrained"].confusion,
@@ -130,9 +138,10 @@ def evaluate_export(
 
     seg = load_downstream(downstream, "segmentation", n_regions=model.spec.n_regions)
     masks = np.stack([s["mask"] for s in seg])
-    seg_res = {}
+    seg_res, seg_pixels = {}, {}
     for key, m in encoders.items():
         _, pixels = embed_samples(m, seg, stats, mods, ev.batch_size, device, keep_pixels=True)
+        seg_pixels[key] = pixels
         seg_res[key] = tasks.segmentation(
             pixels, masks, len(seg.class_names), ev, groups=groups_of(seg)
         )
@@ -144,6 +153,17 @@ def evaluate_export(
             )
     base = seg_res["random"][0].metrics if "random" in seg_res else None
     metrics.update(_with_baseline(seg_res["pretrained"][0].metrics, base))
+    for k, per_encoder in few_shot.few_shot_segmentation(
+        seg_pixels,
+        masks,
+        len(seg.class_names),
+        ev,
+        ev.shots if ev.seg_shots is None else ev.seg_shots,
+        ev.draws,
+        groups=groups_of(seg),
+    ).items():
+        metrics.update(few_shot.summarise(per_encoder, k))
+    del seg_pixels
     head = seg_res["pretrained"][1]
     np.savez(out_dir / "seg_head.npz", classes=np.array(seg.class_names), **head)
     files.append(out_dir / "seg_head.npz")

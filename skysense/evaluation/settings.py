@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -34,6 +34,18 @@ class EvalConfig(Section):
     )
     pooling: Literal["mean", "mean_std"] = Field(
         "mean", description="scene feature: mean of the per-pixel embedding, or mean and std"
+    )
+    shots: list[Annotated[int, Field(ge=1)]] = Field(
+        [1, 5, 20],
+        description="labelled samples per class of the label-scarce probes (k-shot; 'all' is "
+        "the full-label probe); metrics k<k>_<metric> with _std, _random, _gain, _gain_std",
+    )
+    draws: int = Field(5, ge=1, description="random draws of the k labelled samples per k")
+    seg_shots: list[Annotated[int, Field(ge=1)]] | None = Field(
+        [1, 5],
+        description="labelled chips per dominant class of the label-scarce segmentation probes "
+        "(null: the same as shots); k = 20 costs about 4 x the full-label probe, so the default "
+        "leaves it to bench/pretrain_gain.py (make run stays under 5 minutes)",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bigearthnet: Path | None = None

@@ -10,24 +10,30 @@ KEY_METRICS = ("linear_acc", "knn_acc", "macro_f1", "map", "miou")
 
 def evaluation_table(metrics: dict[str, float]) -> str:
     """Markdown table: metric, pre-trained, random-init twin, gain (absolute, in the metric's
-    units).
+    units); the label-scarce probes (``k<k>_<metric>``) with their spread over the draws.
     """
     bases = sorted(
-        {k for k in metrics if not k.endswith(("_random", "_gain"))},
+        {k for k in metrics if not k.endswith(("_random", "_gain", "_std"))},
         key=lambda k: (
-            next((i for i, m in enumerate(KEY_METRICS) if k.startswith(m)), len(KEY_METRICS)),
+            k.startswith("k") and k.split("_", 1)[0][1:].isdigit(),
+            next((i for i, m in enumerate(KEY_METRICS) if m in k), len(KEY_METRICS)),
             k,
         ),
     )
     if not bases:
         return "_No evaluation metrics were given._"
+
+    def cell(key: str, fmt: str) -> str:
+        if key not in metrics:
+            return ""
+        std = metrics.get(f"{key}_std")
+        return f"{metrics[key]:{fmt}}" + ("" if std is None else f" ± {std:.4f}")
+
     lines = ["| metric | pre-trained | random init | gain |", "|---|---:|---:|---:|"]
     for key in bases:
-        rnd = metrics.get(f"{key}_random")
-        gain = metrics.get(f"{key}_gain")
         lines.append(
-            f"| {key} | {metrics[key]:.4f} | {'' if rnd is None else f'{rnd:.4f}'} | "
-            f"{'' if gain is None else f'{gain:+.4f}'} |"
+            f"| {key} | {cell(key, '.4f')} | {cell(key + '_random', '.4f')} | "
+            f"{cell(key + '_gain', '+.4f')} |"
         )
     return "\n".join(lines)
 

@@ -65,6 +65,16 @@ def test_evaluate_writes_metrics_pngs_tables_and_child_run(tmp_path, monkeypatch
     for key in ("linear_acc", "knn_acc", "macro_f1", "miou"):
         assert 0.0 <= metrics[key] <= 1.0
         assert metrics[f"{key}_gain"] == metrics[key] - metrics[f"{key}_random"]
+    # label-scarce probes: k labels per class (eval.shots), mean and spread over eval.draws
+    for k in (1, 5, 20):
+        for key in ("linear_acc", "knn_acc", "macro_f1", "miou"):
+            if key == "miou" and k == 20:
+                assert "k20_miou" not in metrics  # eval.seg_shots: [1, 5]
+                continue
+            name = f"k{k}_{key}"
+            assert 0.0 <= metrics[name] <= 1.0 and metrics[f"{name}_std"] >= 0.0
+            assert abs(metrics[f"{name}_gain"] - (metrics[name] - metrics[f"{name}_random"])) < 1e-9
+            assert f"{name}_gain_std" in metrics
     for name in (
         "confusion.png",
         "pca_embeddings.png",

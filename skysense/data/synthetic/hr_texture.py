@@ -142,6 +142,7 @@ def render_hr(
     parcel_rgbn: np.ndarray,
     parcel_soil: np.ndarray,
     shade: np.ndarray,
+    colour_balance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Render the HR image of a scene whose parcels are rectangles.
 
@@ -152,6 +153,7 @@ def render_hr(
         parcel_rgbn: surface reflectance R, G, B, N of each parcel at the HR date, ``P x 4``.
         parcel_soil: bare-soil reflectance R, G, B, N per parcel, ``P x 4``.
         shade: topographic illumination factor per 10 m pixel, ``H x W``.
+        colour_balance: factor per band (R, G, B, N) of the camera and flight (default 1).
 
     Returns:
         ``4 x 32H x 32W`` uint8 digital numbers (R, G, B, N).
@@ -178,7 +180,8 @@ def render_hr(
             bool(turns[p]),
         )
     img *= np.repeat(np.repeat(shade.astype(np.float32), r, axis=0), r, axis=1)[None]
-    img *= HR_GAIN[:, None, None]
+    gain = HR_GAIN if colour_balance is None else HR_GAIN * colour_balance.astype(np.float32)
+    img *= gain[:, None, None]
     img += rng.standard_normal(img.shape, dtype=np.float32) * 1.2  # sensor noise, DN
     np.rint(img, out=img)
     np.clip(img, 1, 255, out=img)

@@ -232,11 +232,15 @@ def flood_fraction(doy: np.ndarray, shift: np.ndarray | float = 0.0) -> np.ndarr
     return np.clip(1.0 - logistic(doy, 140 + shift, 8.0) + logistic(doy, 315 + shift, 8.0), 0, 1)
 
 
-def reflectance(frac: np.ndarray, soil_brightness: np.ndarray) -> np.ndarray:
-    """Surface reflectance ``T x P x 10`` of fractions ``T x P x E``; soil scaled per parcel."""
-    spectra = np.broadcast_to(
-        ENDMEMBER_SPECTRA, (soil_brightness.size, *ENDMEMBER_SPECTRA.shape)
-    ).copy()
+def reflectance(
+    frac: np.ndarray, soil_brightness: np.ndarray, endmembers: np.ndarray | None = None
+) -> np.ndarray:
+    """Surface reflectance ``T x P x 10`` of fractions ``T x P x E``; soil scaled per parcel.
+
+    ``endmembers``: the place's ``E x 10`` endmember spectra (default :data:`ENDMEMBER_SPECTRA`).
+    """
+    base = ENDMEMBER_SPECTRA if endmembers is None else endmembers
+    spectra = np.broadcast_to(base, (soil_brightness.size, *base.shape)).copy()
     soil, straw = ENDMEMBERS.index("soil"), ENDMEMBERS.index("straw")
     spectra[:, soil] *= soil_brightness[:, None]
     spectra[:, straw] *= (0.5 + 0.5 * soil_brightness)[:, None]

@@ -3,10 +3,13 @@
 A :class:`Scene` holds, for one place on the 10 m grid of its UTM zone, a parcel layout with a
 land-cover class per parcel, a Sentinel-2 and a Sentinel-1 time series, one HR image 32 times
 finer, and a DEM, all as in-memory arrays in their stored units. :mod:`skysense.data.synthetic.sample`
-writes scenes as GeoTIFFs. Nuisances that real data has are part of the model: per-date
-illumination gain and haze, soil brightness per place and parcel, sowing dates moved by +-2
-weeks, seasons later with altitude and latitude, soil moisture and orbit offsets in SAR,
-clouds with a mask, swath borders without data, speckle.
+writes scenes as GeoTIFFs. Nuisances that real data has are part of the model
+(:mod:`skysense.data.synthetic.nuisance`, scaled by ``data.sample.nuisance``): per place soil
+colour, vegetation spectra, roof materials, varieties and calendars, HR colour balance, SAR
+calibration, the sensor's PSF (mixed pixels); per date gain per band, haze of a random aerosol,
+noise and misregistration; sowing dates moved by +-2 weeks, seasons later with altitude and
+latitude, soil moisture and orbit offsets in SAR, clouds with a mask, swath borders without data,
+speckle.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from skysense.core.sensors import SENSORS
 from skysense.data.synthetic import landcover as lc
 from skysense.data.synthetic.hr_texture import render_hr
 from skysense.data.synthetic.noise import cloud_opacity, fractal_noise, swath_edge, value_noise
+from skysense.data.synthetic.nuisance import AcquisitionLook, PlaceLook, resample_series
 
 S2_NODATA = SENSORS["sentinel2"].nodata  # stored DN 0
 S1_NODATA = SENSORS["sentinel1"].nodata  # -99 dB
@@ -30,9 +34,6 @@ DEM_NODATA = -9999.0  # declared in the sample's DEM files
 S1_LOOKS = 4.4  # equivalent number of looks of Sentinel-1 IW GRD
 _CLOUD_SPECTRUM = np.array(
     [0.46, 0.45, 0.44, 0.44, 0.44, 0.44, 0.45, 0.45, 0.36, 0.26], dtype=np.float32
-)
-_HAZE = np.array(
-    [0.030, 0.020, 0.012, 0.008, 0.005, 0.004, 0.003, 0.003, 0.001, 0.0005], dtype=np.float32
 )
 
 
@@ -350,6 +351,12 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
     )
     n_par = pclass.size
     traits = lc.ParcelTraits.draw(rng, n_par, site.climate_shift_days)
+    # the place's look and each acquisition's nuisance come from their own stream
+    nrng = np.random.default_rng([seed, index, 11])
+    look = PlaceLook.draw(nrng, lc.N_CLASSES, cfg.nuisance)
+    traits.shift = (traits.shift + look.class_shift[pclass]).astype(np.float32)
+    traits.vigour = np.clip(traits.vigour * look.class_vigour[pclass], 0.5, 1.05).astype(np.float32)
+    endmembers = look.endmembers()
     soil_b = (rng.uniform(0.75, 1.25) * rng.uniform(0.9, 1.1, n_par)).astype(np.float32)
 
     # georeferencing: the site's centre snapped to the 10 m grid of its UTM zone
@@ -373,14 +380,16 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
 
     # Sentinel-2 time series
     s2_doy = acquisition_days(rng, cfg.s2_dates, 0.0)
-    refl = lc.reflectance(lc.fractions(pclass, s2_doy, traits), soil_b)  # T x P x 10
+    refl = lc.reflectance(lc.fractions(pclass, s2_doy, traits), soil_b, endmembers)  # T x P x 10
     s2 = np.moveaxis(refl[:, parcels, :], -1, 1)  # T x 10 x H x W
     s2 = s2 * (shade * texture)[None, None]
     t2 = s2.shape[0]
-    gain = rng.normal(1.0, 0.04, t2).astype(np.float32)
-    haze = rng.uniform(0.0, 1.0, t2).astype(np.float32)
-    s2 = s2 * gain[:, None, None, None] + haze[:, None, None, None] * _HAZE[None, :, None, None]
-    s2 = s2 + rng.normal(0.0, 0.004, s2.shape).astype(np.float32)
+    acq = [AcquisitionLook.draw(nrng, look, cfg.nuisance) for _ in range(t2)]
+    s2 = resample_series(s2, [a.shift_px for a in acq], look.psf_px)  # mixed pixels, geolocation
+    gain = np.stack([a.gain for a in acq])[:, :, None, None]
+    haze = np.stack([a.haze for a in acq])[:, :, None, None]
+    noise = np.array([a.noise for a in acq], dtype=np.float32)[:, None, None, None]
+    s2 = s2 * gain + haze + noise * rng.standard_normal(s2.shape, dtype=np.float32)
     cloud = np.zeros((t2, size, size), dtype=np.uint8)
     no_data = np.zeros((t2, size, size), dtype=bool)
     winter = 0.5 + 0.5 * np.cos(2 * np.pi * (s2_doy - 15) / 365.0)
@@ -403,6 +412,9 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
     frac1 = lc.fractions(pclass, s1_doy, traits)
     sig = lc.backscatter_db(pclass, frac1, s1_doy, traits, moisture)  # T x P x 2
     db = np.moveaxis(sig[:, parcels, :], -1, 1)
+    shifts = [tuple(nrng.normal(0.0, look.misregistration_px, 2)) for _ in range(t1)]
+    db = resample_series(db, shifts, 1.3 * look.psf_px)  # in dB: smooths speckle-free borders
+    db = db + look.sar_offset_db[None, :, None, None]
     db = db + rng.normal(0.0, 0.6, t1).astype(np.float32)[:, None, None, None]
     db = db + 0.5 * value_noise(rng, (size, size), 4.0)[None, None]
     speckle = rng.gamma(S1_LOOKS, 1.0 / S1_LOOKS, db.shape).astype(np.float32)
@@ -413,10 +425,11 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
 
     # HR image at an early-summer date
     hr_doy = np.array([int(rng.integers(120, 260))])
-    hr_refl = lc.reflectance(lc.fractions(pclass, hr_doy, traits), soil_b)[0]
+    hr_refl = lc.reflectance(lc.fractions(pclass, hr_doy, traits), soil_b, endmembers)[0]
     idx = list(lc.HR_FROM_S2)
-    soil_rgbn = lc.ENDMEMBER_SPECTRA[2, idx][None, :] * soil_b[:, None]
-    hr = render_hr(rng, parcels, pclass, hr_refl[:, idx], soil_rgbn, shade)
+    soil_rgbn = endmembers[2, idx][None, :] * soil_b[:, None]
+    # another camera, another flight: the place's colour balance
+    hr = render_hr(rng, parcels, pclass, hr_refl[:, idx], soil_rgbn, shade, look.hr_gain)
 
     labels = pclass[parcels].astype(np.uint8)
     return Scene(

@@ -22,6 +22,13 @@ class SampleConfig(Section):
     s1_dates: int = Field(6, ge=1)
     year: int = 2023
     cloud_probability: float = Field(0.25, ge=0.0, le=1.0)
+    nuisance: float = Field(
+        1.0,
+        ge=0.0,
+        le=3.0,
+        description="scale of what changes a class's look between places and dates (soil, "
+        "varieties, calendars, atmosphere, calibration, PSF, misregistration); 0 = none",
+    )
     downstream_chip_px: int = Field(8, ge=4, description="downstream chip size, 10 m pixels")
     block_px: int = Field(
         16, ge=4, description="side of a landscape unit (block of 1-4 fields), 10 m pixels"
