@@ -140,7 +140,8 @@ def evaluate_table(
 
 def print_table(result: dict[str, Any], order: list[str]) -> str:
     """The table as text: one line per (k, probe), a column per encoder (mean +- spread over
-    draws) and each encoder's gain over the twin; returns the text printed."""
+    draws) and each encoder's gain over the twin; returns the text printed.
+    """
     names = [n for n in order if any(n in r for k in result["table"].values() for r in k.values())]
     head = f"{'k':>4s} {'probe':10s}" + "".join(f" {n:>16s}" for n in names)
     gains = [n for n in names if n != "random"]

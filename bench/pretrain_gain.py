@@ -48,6 +48,7 @@ from skysense.config import apply_overrides, config_from_dict, training_job
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The bench's options (places, steps, objective, probes, overrides)."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -67,7 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--encoder",
         choices=("student", "teacher"),
         default=None,
-        help="which trained encoder to probe (default: train.export_encoder, what training exports)",
+        help=(
+            "which trained encoder to probe (default: train.export_encoder, what training exports)"
+        ),
     )
     p.add_argument(
         "--objective",
@@ -155,6 +158,7 @@ def cached_pretrain(
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the bench, print the whole table and return it."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     overrides = place_overrides(args.places, args.heldout)

@@ -47,6 +47,7 @@ from skysense.data.synthetic.landcover import CLASS_NAMES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The bench's options (places, steps, augmentation, target, overrides)."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -96,7 +97,8 @@ def train_supervised(
     cfg: Any, chips: Path, sample: Path, steps: int, freeze: str = "", augment: bool = False
 ) -> tuple[torch.nn.Module, torch.nn.Linear, list[float], float]:
     """The encoder and a linear head trained with the pre-training chips' labels (on one random
-    view per chip with ``augment``); returns ``(encoder, head, losses, seconds)``."""
+    view per chip with ``augment``); returns ``(encoder, head, losses, seconds)``.
+    """
     from skysense.data.dataset import collate_samples
     from skysense.models import create_model
     from skysense.models.augment import TwoViewAugment
@@ -154,7 +156,8 @@ def head_accuracy(cfg: Any, model: torch.nn.Module, head: torch.nn.Linear, sampl
 
 def sanity(table: dict[str, Any], target: float, name: str = "supervised") -> list[str]:
     """Lines saying whether ``name`` beats the twin by ``target`` (linear probe, 5 labels per
-    class and all labels)."""
+    class and all labels).
+    """
     out = []
     for k in ("5", "all"):
         row = table.get(k, {}).get("linear_acc", {})
@@ -165,12 +168,14 @@ def sanity(table: dict[str, Any], target: float, name: str = "supervised") -> li
         verdict = "PASS" if g >= target else "FAIL"
         out.append(
             f"{verdict} k={k}: {name} - twin = {g:+.3f} (target {target:+.2f}); "
-            f"{name} {row[name]['mean']:.3f}, twin {row['random']['mean']:.3f}, raw spectra {raw:.3f}"
+            f"{name} {row[name]['mean']:.3f}, twin {row['random']['mean']:.3f}, raw spectra "
+            f"{raw:.3f}"
         )
     return out
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Train with labels, probe, print the table with PASS/FAIL and return it."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     overrides = [*place_overrides(args.places, args.heldout), *args.overrides]

@@ -37,7 +37,8 @@ def _series_means(samples: Sequence[dict[str, Any]], key: str) -> np.ndarray:
 
 def raw_spectra_features(samples: Sequence[dict[str, Any]]) -> np.ndarray:
     """``N x F`` raw features of downstream samples (:func:`skysense.data.downstream.read_chip`
-    dicts): S2 date x band means, S1 date x polarisation means, HR band means, mean elevation."""
+    dicts): S2 date x band means, S1 date x polarisation means, HR band means, mean elevation.
+    """
     parts = [_series_means(samples, "s2"), _series_means(samples, "s1")]
     for key in ("hr", "dem"):
         if all(key in s for s in samples):
@@ -56,7 +57,8 @@ def raw_spectra_features(samples: Sequence[dict[str, Any]]) -> np.ndarray:
 def raw_pixel_features(samples: Sequence[dict[str, Any]]) -> np.ndarray:
     """``N x F x s x s`` raw features of each 10 m pixel of segmentation chips: S2 date x band
     reflectance, S1 date x polarisation dB, HR band means over the pixel's 32 x 32 footprint and
-    elevation; absent values take the set's mean of that channel."""
+    elevation; absent values take the set's mean of that channel.
+    """
     n = len(samples)
     s = samples[0]["s2"].shape[-1]
     parts = []

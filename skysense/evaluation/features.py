@@ -81,6 +81,13 @@ def embed_samples(
     """Embed every sample with the frozen ``model``.
 
     Args:
+        model: the encoder (its ``embed``), put in eval mode.
+        samples: the samples (arrays in physical units, as the downstream readers give them).
+        stats: the chips' normalisation statistics (``stats.json``), or None.
+        modalities: the modalities fed to the model (others are sent empty).
+        batch_size: samples per forward pass.
+        device: ``cpu`` or ``cuda``.
+        keep_pixels: also return the per-pixel maps (segmentation probes).
         pooling: scene feature from the per-pixel embedding: ``mean`` (N x D) or ``mean_std``
             (mean and standard deviation over pixels, N x 2D: texture and mixture of the chip).
 

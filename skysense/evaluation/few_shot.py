@@ -37,7 +37,8 @@ def k_per_class(
     labels: np.ndarray, pool: np.ndarray, k: int, rng: np.random.Generator
 ) -> np.ndarray:
     """At most ``k`` indices of each class among ``pool`` (indices into ``labels``), drawn
-    without replacement; a class with fewer than ``k`` samples in the pool keeps them all."""
+    without replacement; a class with fewer than ``k`` samples in the pool keeps them all.
+    """
     chosen = []
     for c in np.unique(labels[pool]):
         idx = pool[labels[pool] == c]
@@ -49,7 +50,8 @@ def draw_subsets(
     labels: np.ndarray, groups: np.ndarray | None, k: int, draws: int, cfg: EvalConfig
 ) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """The labelled training subset of every fold for each draw: ``[draw][fold] -> (train_k,
-    test)``; the same for every encoder probed with these labels and places."""
+    test)``; the same for every encoder probed with these labels and places.
+    """
     folds = cv_folds(labels, groups, cfg.folds, cfg.seed)
     out = []
     for d in range(draws):
@@ -162,7 +164,8 @@ def summarise(
 ) -> dict[str, float]:
     """Flat ``metrics.json`` keys of one ``k``: ``k<k>_<metric>`` (mean over draws), ``_std``
     (spread over draws), ``_random``/``_random_std`` (the twin) and ``_gain``/``_gain_std``
-    (paired difference, pre-trained minus twin)."""
+    (paired difference, pre-trained minus twin).
+    """
     out: dict[str, float] = {}
     mine = per_encoder["pretrained"]
     base = per_encoder.get(baseline)
@@ -210,7 +213,8 @@ def few_shot_table(
     groups: np.ndarray | None = None,
 ) -> dict[int, dict[str, dict[str, np.ndarray]]]:
     """Classification scores per draw for every ``k`` and every encoder (``{name: N x D}``):
-    ``{k: {encoder: {metric: draws}}}``; the same labelled subsets for every encoder."""
+    ``{k: {encoder: {metric: draws}}}``; the same labelled subsets for every encoder.
+    """
     return _per_k(
         features, labels, labels, n_classes, cfg, shots, draws, groups, classification_draws
     )
@@ -226,6 +230,7 @@ def few_shot_segmentation(
     groups: np.ndarray | None = None,
 ) -> dict[int, dict[str, dict[str, np.ndarray]]]:
     """Segmentation scores per draw for every ``k`` (labelled chips per dominant class) and
-    every encoder (``{name: N x D x s x s}``): ``{k: {encoder: {metric: draws}}}``."""
+    every encoder (``{name: N x D x s x s}``): ``{k: {encoder: {metric: draws}}}``.
+    """
     dominant = dominant_classes(masks, n_classes)
     return _per_k(pixels, masks, dominant, n_classes, cfg, shots, draws, groups, segmentation_draws)

@@ -14,7 +14,8 @@ GAIN_METRICS = tuple(m for m, _ in GAIN_PROBES)
 def gain_lines(metrics: dict[str, float], shots: list[int] | None = None) -> list[str]:
     """The pre-trained encoder against its twin, one line per probe and label budget: every
     label (``<metric>``), then ``k`` labels per class (``k<k>_<metric>``, mean +- spread over
-    the draws). ``shots``: the ``k`` to show (default: every ``k`` found in ``metrics``)."""
+    the draws). ``shots``: the ``k`` to show (default: every ``k`` found in ``metrics``).
+    """
     if shots is None:
         found = {
             key.split("_", 1)[0][1:]

@@ -24,6 +24,7 @@ class Standardiser:
         return cls(x.mean(axis=0), np.maximum(x.std(axis=0), 1e-6))
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        """``x`` standardised with the fitted mean and standard deviation, float32."""
         return ((x - self.mean) / self.std).astype(np.float32)
 
 
@@ -83,8 +84,15 @@ def train_linear(
     """Fit a linear layer (full batch, AdamW) on standardised features.
 
     Args:
-        x: N x D features; y: N class ids (or N x K multi-hot when ``multilabel``).
+        x: N x D features.
+        y: N class ids (or N x K multi-hot when ``multilabel``).
         n_out: classes K.
+        multilabel: binary cross-entropy per class instead of softmax.
+        epochs: full-batch steps.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        seed: initialisation seed.
+        ignore_index: label ignored in the loss (unlabelled pixels).
 
     Returns:
         ``(weight K x D, bias K)`` as float32 arrays.

@@ -112,7 +112,10 @@ def segmentation(
     with ``groups``, else stratified folds by sample).
 
     Args:
-        pixels: N x D x s x s features; masks: N x s x s class ids (255 unlabelled).
+        pixels: N x D x s x s features.
+        masks: N x s x s class ids (255 unlabelled).
+        n_classes: classes of the task.
+        cfg: the ``eval`` settings (folds, epochs, learning rate, seed).
         groups: location of each sample, or None.
 
     Returns:

@@ -44,7 +44,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _series_band_names(dates: list[dt.date], bands: tuple[str, ...]) -> list[str]:
-    """Band descriptions of a stacked series, date-major: ``2023-04-02 B02``, ``2023-04-02 B03``..."""
+    """Band descriptions of a stacked series, date-major: ``2023-04-02 B02``, ``2023-04-02
+    B03``...
+    """
     return [f"{d.isoformat()} {b}" for d in dates for b in bands]
 
 

@@ -120,7 +120,9 @@ class ParcelTraits:
 
     @classmethod
     def draw(cls, rng: np.random.Generator, n: int, climate_shift: float) -> ParcelTraits:
-        """Random traits of ``n`` parcels in a place whose seasons are ``climate_shift`` days late."""
+        """Random traits of ``n`` parcels in a place whose seasons are ``climate_shift`` days
+        late.
+        """
         cuts = np.sort(rng.uniform(135, 275, size=(n, 3)), axis=1).astype(np.float32)
         cuts[rng.random(n) < 0.4, 2] = 999.0  # two cuts only on many meadows
         return cls(
@@ -215,7 +217,8 @@ def fractions(class_ids: np.ndarray, doy: np.ndarray, traits: ParcelTraits) -> n
             soil: np.clip(1 - green - wet, 0, 1) * 0.15,
         },
     )
-    # spring cereal: same crop as winter cereal, sown in March: bare in winter, peak ~165, harvest ~225
+    # spring cereal: same crop as winter cereal, sown in March: bare in winter, peak ~165, harvest
+    # ~225
     green = 0.92 * v * logistic(d, 118 + s, 9.0) * (1 - logistic(d, 200 + s, 6.0))
     dry = (
         logistic(d, 200 + s, 6.0)
@@ -267,8 +270,11 @@ def backscatter_db(
     takes the class's own sigma0 (structure), flooded wetlands add a double-bounce term.
 
     Args:
-        class_ids: class per parcel ``P``; frac: ``T x P x E`` fractions at the SAR dates.
-        doy: SAR dates ``T``; traits: parcel traits; soil_moisture_db: ``T`` offset of soil terms.
+        class_ids: class per parcel ``P``.
+        frac: ``T x P x E`` endmember fractions at the SAR dates.
+        doy: SAR dates ``T`` (days of year).
+        traits: the parcels' traits (calendar shift, vigour, ...).
+        soil_moisture_db: ``T`` offset of the soil terms (dB).
     """
     t, p, _ = frac.shape
     comp_db = np.zeros((t, p, len(ENDMEMBERS), 2), dtype=np.float32)

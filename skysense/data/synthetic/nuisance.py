@@ -45,7 +45,8 @@ _SWIR = np.isin(np.array(S2_BANDS), ["B11", "B12"])
 
 def spectral_tilt(brightness: float, slope: float, curve: float) -> np.ndarray:
     """Smooth multiplicative factor per Sentinel-2 band: ``brightness * exp(slope x + curve x^2)``
-    over the bands' log-wavelength axis ``x`` in -1..1 (blue to SWIR-2)."""
+    over the bands' log-wavelength axis ``x`` in -1..1 (blue to SWIR-2).
+    """
     return (brightness * np.exp(slope * _AXIS + curve * _AXIS**2)).astype(np.float32)
 
 
@@ -162,7 +163,8 @@ class AcquisitionLook:
 
 def resampling_matrix(n: int, shift_px: float, psf_px: float) -> np.ndarray:
     """``n x n`` matrix that blurs a line of pixels by a Gaussian PSF (std ``psf_px``) and moves
-    it by ``shift_px`` pixels (bilinear, edges clamped); rows sum to 1."""
+    it by ``shift_px`` pixels (bilinear, edges clamped); rows sum to 1.
+    """
     pos = np.arange(n, dtype=np.float64)
     centre = pos[:, None] + shift_px
     if psf_px > 1e-3:

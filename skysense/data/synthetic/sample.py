@@ -1,6 +1,7 @@
 """The bundled sample: synthetic multi-modal scenes written as GeoTIFFs with their catalog.
 
-``write_sample(out_dir, settings, seed)`` writes, for each place of ``data.sample`` (pre-training and
+``write_sample(out_dir, settings, seed)`` writes, for each place of ``data.sample`` (pre-training
+and
 held-out), tiled and compressed GeoTIFFs in the place's UTM zone::
 
     s2/<loc>_<YYYYMMDD>.tif        10 bands B02..B12, uint16 reflectance x 10000, nodata 0

@@ -2,7 +2,8 @@
 
 A :class:`Scene` holds, for one place on the 10 m grid of its UTM zone, a parcel layout with a
 land-cover class per parcel, a Sentinel-2 and a Sentinel-1 time series, one HR image 32 times
-finer, and a DEM, all as in-memory arrays in their stored units. :mod:`skysense.data.synthetic.sample`
+finer, and a DEM, all as in-memory arrays in their stored units.
+:mod:`skysense.data.synthetic.sample`
 writes scenes as GeoTIFFs. Nuisances that real data has are part of the model
 (:mod:`skysense.data.synthetic.nuisance`, scaled by ``data.sample.nuisance``): per place soil
 colour, vegetation spectra, roof materials, varieties and calendars, HR colour balance, SAR
@@ -191,7 +192,9 @@ def utm_epsg(lat: float, lon: float) -> int:
 
 
 def sites_for(n_pretrain: int, n_heldout: int) -> list[tuple[Site, str]]:
-    """The first ``n`` pre-training and held-out sites; extra ones repeat the list 4 km further east."""
+    """The first ``n`` pre-training and held-out sites; extra ones repeat the list 4 km further
+    east.
+    """
 
     def take(base: tuple[Site, ...], n: int) -> list[Site]:
         out = []
@@ -339,7 +342,9 @@ def synthesize_scene(site: Site, split: str, index: int, cfg, seed: int) -> Scen
     """Every modality of one place, deterministic in ``(seed, index)``.
 
     Args:
-        site: the place; split: ``pretrain`` or ``heldout``; index: position in the sample.
+        site: the place.
+        split: ``pretrain`` or ``heldout``.
+        index: position in the sample.
         cfg: the ``data.sample`` settings (:class:`skysense.config.SampleConfig`).
         seed: ``data.seed``.
     """

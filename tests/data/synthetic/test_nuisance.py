@@ -61,7 +61,8 @@ def test_resampling_moves_and_blurs_but_keeps_the_mean():
 
 def test_a_class_looks_different_between_places_but_keeps_its_timing():
     """Winter cereal's clear-sky spectrum differs between two held-out places much more than
-    without nuisance, and in each place it still greens up before maize."""
+    without nuisance, and in each place it still greens up before maize.
+    """
     wc, mz = lc.class_id("winter_cereal"), lc.class_id("summer_maize")
 
     def median_spectrum_and_peaks(scene):

@@ -1,4 +1,6 @@
-"""The synthetic sample: determinism, georeferencing, sensor dtypes/nodata, clouds, classes, phenology."""
+"""The synthetic sample: determinism, georeferencing, sensor dtypes/nodata, clouds, classes,
+phenology.
+"""
 
 from __future__ import annotations
 
