@@ -79,9 +79,9 @@ def raw_pixel_features(samples: Sequence[dict[str, Any]]) -> np.ndarray:
         parts.append(hr.reshape(n, hr.shape[1], s, r, s, r).mean(axis=(3, 5)))
     if all("dem" in x for x in samples):
         parts.append(np.stack([np.asarray(x["dem"], np.float32) for x in samples]))
-    x = np.concatenate(parts, axis=1)
+    feats = np.concatenate(parts, axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(x, axis=(0, 2, 3))
+        mean = np.nanmean(feats, axis=(0, 2, 3))
     mean = np.where(np.isfinite(mean), mean, 0.0).astype(np.float32)
-    return np.where(np.isfinite(x), x, mean[None, :, None, None]).astype(np.float32)
+    return np.where(np.isfinite(feats), feats, mean[None, :, None, None]).astype(np.float32)

@@ -10,6 +10,7 @@ import torch
 
 from skysense.core.modalities import SERIES
 from skysense.models.batch import arrays_to_batch
+from skysense.models.skysense import SkySense
 
 
 def samples_to_batch(
@@ -69,7 +70,7 @@ def pool_embedding(emb: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
 
 @torch.no_grad()
 def embed_samples(
-    model: torch.nn.Module,
+    model: SkySense,
     samples: Sequence[dict[str, Any]],
     stats: dict[str, Any] | None,
     modalities: Sequence[str],

@@ -124,6 +124,7 @@ def _fit(
         layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * 0.01)
         layer.bias.zero_()
     opt = torch.optim.AdamW(layer.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn: torch.nn.Module
     if multilabel:
         yt = torch.from_numpy(np.asarray(y, dtype=np.float32))
         loss_fn = torch.nn.BCEWithLogitsLoss()

@@ -31,10 +31,11 @@ from skysense.evaluation.features import embed_samples
 from skysense.evaluation.settings import EvalConfig
 from skysense.models import create_model
 from skysense.models.batch import resolve_device
+from skysense.models.skysense import SkySense
 from skysense.models.export_format import load_exported
 
 
-def random_twin(config: dict[str, Any], seed: int) -> torch.nn.Module:
+def random_twin(config: dict[str, Any], seed: int) -> SkySense:
     """A randomly initialised encoder of the export's preset and overrides (seeded)."""
     torch.manual_seed(seed)
     return create_model(config["preset"], **(config.get("overrides") or {})).eval()
@@ -110,9 +111,12 @@ def evaluate_export(
             metrics.update(
                 {f"{prefix}{key}": v for key, v in few_shot.summarise(per_encoder, k).items()}
             )
+        confusion = res["pretrained"].confusion
+        if confusion is None:
+            raise RuntimeError(f"{prefix or 'classification'}: the probe returned no confusion")
         files.append(
             report.confusion_png(
-                res["pretrained"].confusion,
+                confusion,
                 samples.class_names,
                 out_dir / f"{prefix}confusion.png",
                 title,
@@ -138,9 +142,12 @@ def evaluate_export(
 
     seg = load_downstream(downstream, "segmentation", n_regions=model.spec.n_regions)
     masks = np.stack([s["mask"] for s in seg])
-    seg_res, seg_pixels = {}, {}
+    seg_res: dict[str, tuple[tasks.TaskResult, dict[str, np.ndarray]]] = {}
+    seg_pixels: dict[str, np.ndarray] = {}
     for key, m in encoders.items():
         _, pixels = embed_samples(m, seg, stats, mods, ev.batch_size, device, keep_pixels=True)
+        if pixels is None:
+            raise RuntimeError("embed_samples(keep_pixels=True) returned no per-pixel maps")
         seg_pixels[key] = pixels
         seg_res[key] = tasks.segmentation(
             pixels, masks, len(seg.class_names), ev, groups=groups_of(seg)
@@ -165,7 +172,8 @@ def evaluate_export(
         metrics.update(few_shot.summarise(per_encoder, k))
     del seg_pixels
     head = seg_res["pretrained"][1]
-    np.savez(out_dir / "seg_head.npz", classes=np.array(seg.class_names), **head)
+    head_arrays: dict[str, Any] = {"classes": np.array(seg.class_names), **head}
+    np.savez(out_dir / "seg_head.npz", **head_arrays)
     files.append(out_dir / "seg_head.npz")
     rows = [
         {

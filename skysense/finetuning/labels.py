@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ import torch
 from skysense.core.errors import SkySenseError
 from skysense.data.benchmarks import load_bigearthnet, load_eurosat
 from skysense.data.catalog_labels import load_catalog_labels
-from skysense.data.downstream import SampleList, load_downstream
+from skysense.data.downstream import Kind, SampleList, load_downstream
 from skysense.evaluation.features import samples_to_batch
 from skysense.finetuning.settings import ClassSpec
 
@@ -86,7 +86,7 @@ def load_label_set(
             )
         return load_catalog_labels(catalog, root, [c.name for c in classes], n_regions)
     if kind in ("segmentation", "classification"):
-        return load_downstream(root, kind, n_regions=n_regions)
+        return load_downstream(root, cast(Kind, kind), n_regions=n_regions)
     if kind == "eurosat":
         return load_eurosat(root, n_regions=n_regions)
     if kind == "bigearthnet":

@@ -18,6 +18,12 @@ def colourise(classes: np.ndarray, colours: Sequence[Sequence[int]]) -> np.ndarr
     return lut[np.clip(classes, 0, 255).astype(np.uint8)]
 
 
+def _unit_rgb(colour: Sequence[int]) -> tuple[float, float, float]:
+    """An ``[r, g, b]`` 0..255 class colour as matplotlib's 0..1 triple."""
+    r, g, b = (float(v) / 255.0 for v in colour)
+    return r, g, b
+
+
 def prediction_png(
     truth: Sequence[np.ndarray],
     pred: Sequence[np.ndarray],
@@ -50,7 +56,7 @@ def prediction_png(
             if i == 0:
                 ax.set_title(ids[j][-12:], fontsize=6)
     handles = [
-        Patch(color=np.asarray(c) / 255.0, label=name) for name, c in zip(class_names, colours)
+        Patch(color=_unit_rgb(c), label=name) for name, c in zip(class_names, colours)
     ]
     fig.legend(handles=handles, loc="center right", fontsize=6, frameon=False)
     fig.suptitle(title, fontsize=9)

@@ -28,6 +28,7 @@ from skysense.evaluation.metrics import (
 )
 from skysense.evaluation.probes import Standardiser, linear_scores, train_linear
 from skysense.finetuning.labels import IGNORE, targets
+from skysense.models.skysense import SkySense
 from skysense.models.task_model import TaskModel
 
 
@@ -100,7 +101,7 @@ def score_model(
 
 
 def frozen_probe(
-    encoder: torch.nn.Module,
+    encoder: SkySense,
     train: Sequence[dict[str, Any]],
     heldout: Sequence[dict[str, Any]],
     stats: dict[str, Any] | None,
@@ -122,6 +123,8 @@ def frozen_probe(
     for part in (train, heldout):
         pooled, pixels = embed_samples(encoder, part, stats, modalities, keep_pixels=seg)
         if seg:
+            if pixels is None:
+                raise RuntimeError("embed_samples(keep_pixels=True) returned no per-pixel maps")
             d = pixels.shape[1]
             feats.append(pixels.transpose(0, 2, 3, 1).reshape(-1, d))
         else:

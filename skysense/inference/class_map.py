@@ -21,6 +21,14 @@ import numpy as np
 MAX_CLASSES = 255  # 255 is nodata
 
 
+def _rgb(colour: Sequence[Any]) -> tuple[int, int, int]:
+    """One ``[r, g, b]`` entry of a task model's ``colours`` as an int triple."""
+    if len(colour) != 3:
+        raise ValueError(f"a class colour is [r, g, b], got {list(colour)!r} in config.json colours")
+    r, g, b = (int(v) for v in colour)
+    return r, g, b
+
+
 @dataclass
 class ClassMapHead:
     """Argmax over ``K`` blended probabilities; ``classes`` (names) and ``colours`` (RGB) by id."""
@@ -39,7 +47,7 @@ class ClassMapHead:
         """The head of a task model export's ``config.json`` (``classes``, ``colours``)."""
         return cls(
             classes=[str(c) for c in config["classes"]],
-            colours=[tuple(int(v) for v in c) for c in config.get("colours") or []],
+            colours=[_rgb(c) for c in config.get("colours") or []],
         )
 
     def classify(self, proba: np.ndarray) -> np.ndarray:

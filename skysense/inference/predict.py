@@ -85,6 +85,13 @@ class ProbeHead:
     std: np.ndarray | None = None
     classes: list[str] | None = None
 
+    def __post_init__(self) -> None:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError(
+                "a probe head normalises with both mean and std or neither; "
+                "re-save the head (skysense evaluate) with both"
+            )
+
     @classmethod
     def load(cls, path: str | Path) -> ProbeHead:
         """Read a head saved by ``skysense evaluate`` (``seg_head.npz``)."""
@@ -101,7 +108,7 @@ class ProbeHead:
         """``D x H x W`` embeddings -> ``H x W`` uint8 class ids."""
         d, h, w = emb.shape
         x = emb.reshape(d, -1).T
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:  # both or neither (__post_init__)
             x = (x - self.mean) / np.maximum(self.std, 1e-6)
         logits = x @ self.weight.T + self.bias
         return logits.argmax(axis=1).astype(np.uint8).reshape(h, w)
@@ -218,13 +225,12 @@ def predict_scene(
                     for r0, r1, c0, c1 in blocks:
                         origins = grid.covering(r0, r1, c0, c1)
                         compute([o for o in origins if o not in cache])
-                        acc = wsum = valid_any = None
+                        depth = cache[origins[0]][0].shape[0]  # every block has a window
+                        acc = np.zeros((depth, r1 - r0, c1 - c0), dtype=np.float32)
+                        wsum = np.zeros((r1 - r0, c1 - c0), dtype=np.float32)
+                        valid_any = np.zeros((r1 - r0, c1 - c0), dtype=bool)
                         for r, c in origins:
                             emb, valid = cache[(r, c)]
-                            if acc is None:
-                                acc = np.zeros((emb.shape[0], r1 - r0, c1 - c0), dtype=np.float32)
-                                wsum = np.zeros((r1 - r0, c1 - c0), dtype=np.float32)
-                                valid_any = np.zeros((r1 - r0, c1 - c0), dtype=bool)
                             # intersection of the window with the block, in both frames
                             ir0, ir1 = max(r, r0), min(r + window, r1, scene.height)
                             ic0, ic1 = max(c, c0), min(c + window, c1, scene.width)

@@ -198,6 +198,11 @@ def write_item_collection(items: Iterable[pystac.Item], path: str | Path) -> Pat
 
     Asset hrefs are made absolute, since the collection file may live elsewhere than the items.
     """
-    collection = pystac.ItemCollection([item.clone().make_asset_hrefs_absolute() for item in items])
+    clones = []
+    for item in items:
+        clone = item.clone()
+        clone.make_asset_hrefs_absolute()
+        clones.append(clone)
+    collection = pystac.ItemCollection(clones)
     data = collection.to_dict(transform_hrefs=False)
     return write_text_atomic(path, json.dumps(data, indent=2) + "\n")

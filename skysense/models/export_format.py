@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from skysense.core.errors import SkySenseError
-from skysense.models.skysense import create_model
+from skysense.models.skysense import SkySense, create_model
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -63,7 +63,7 @@ def write_export(
 
 def load_exported(
     export_dir: str | Path, device: str = "cpu"
-) -> tuple[torch.nn.Module, dict[str, Any]]:
+) -> tuple[SkySense, dict[str, Any]]:
     """Load an exported encoder: ``(SkySense in eval mode, config dict)``; safetensors only.
 
     Raises:

@@ -179,8 +179,8 @@ LOSS_NAMES = ("pixel", "object", "image", "fused", "cross_modal")
 
 def weighted_total(components: Mapping[str, Tensor], weights: Any) -> Tensor:
     """``sum(w_name * loss_name)`` over :data:`LOSS_NAMES` (weights: ``train.loss_weights``)."""
-    total = None
-    for name in LOSS_NAMES:
-        term = float(getattr(weights, name)) * components[name]
-        total = term if total is None else total + term
+    terms = [float(getattr(weights, name)) * components[name] for name in LOSS_NAMES]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
     return total

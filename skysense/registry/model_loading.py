@@ -37,6 +37,7 @@ from skysense.core.errors import RegistryError
 from skysense.core.lineage import file_sha256
 from skysense.models.batch import arrays_to_batch, resolve_device
 from skysense.models.export_format import load_exported
+from skysense.models.skysense import SkySense
 from skysense.models.task_model import is_task_export, load_task_model
 from skysense.registry.pyfunc import model_inputs
 
@@ -76,7 +77,7 @@ class VerifiedEncoder:
         device: ``cpu`` or ``cuda``.
     """
 
-    model: torch.nn.Module
+    model: SkySense
     config: dict[str, Any]
     source: str
     version: str | None

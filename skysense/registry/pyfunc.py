@@ -12,22 +12,27 @@ input contract.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
-import mlflow.pyfunc
 import numpy as np
+import torch
+from mlflow.pyfunc.model import PythonModel
 
 from skysense.core.modalities import HR_RATIO
 from skysense.models.batch import arrays_to_batch, resolve_device
 from skysense.models.export_format import load_exported
+from skysense.models.skysense import SkySense
 
 
-class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
+class SkySenseEmbedder(PythonModel):
     """Per-pixel embeddings ``B x D x H x W`` of a SkySense encoder export.
 
     ``params={"device": "cuda"}`` (or ``SKYSENSE_DEVICE``) picks the device; default: CUDA when
     available, else CPU.
     """
+
+    model: torch.nn.Module  # the SkySense encoder here; a TaskModel in SkySenseTaskModel
+    config: dict[str, Any]
 
     def load_context(self, context: Any) -> None:
         """Load the verified export on ``SKYSENSE_DEVICE`` (default: CUDA when present)."""
@@ -40,12 +45,10 @@ class SkySenseEmbedder(mlflow.pyfunc.PythonModel):
         self, context: Any, model_input: dict[str, np.ndarray], params: dict[str, Any] | None = None
     ) -> np.ndarray:
         """Embed a batch of chips given as physical-unit arrays (see the signature)."""
-        import torch
-
         device = self._use_device(params)
         batch = arrays_to_batch(dict(model_input), self.config.get("stats"), device)
         with torch.inference_mode():
-            emb = self.model.embed(batch)
+            emb = cast(SkySense, self.model).embed(batch)
         return emb.float().cpu().numpy()
 
     def _use_device(self, params: dict[str, Any] | None) -> Any:

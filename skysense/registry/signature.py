@@ -35,12 +35,15 @@ def embedding_signature(inputs: list[str], embed_dim: int, output: str = "embedd
         output: the output's name (``embedding``, or ``probabilities`` for a task model).
     """
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
+    from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
-    specs = []
+    specs: list[ColSpec | TensorSpec] = []
     for name in inputs:
         shape, dtype = MODALITY_SPECS[name]
         specs.append(TensorSpec(np.dtype(dtype), shape, name))
-    out = Schema([TensorSpec(np.dtype("float32"), (-1, embed_dim, -1, -1), output)])
+    out_specs: list[ColSpec | TensorSpec] = [
+        TensorSpec(np.dtype("float32"), (-1, embed_dim, -1, -1), output)
+    ]
+    out = Schema(out_specs)
     params = ParamSchema([ParamSpec("device", "string", "auto")])
     return ModelSignature(inputs=Schema(specs), outputs=out, params=params)

@@ -10,13 +10,13 @@ NaN = nodata, a missing modality sent empty); output ``B x K x H x W`` float32 p
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from skysense.core.contract import empty_modality
 from skysense.models.batch import arrays_to_batch, resolve_device
-from skysense.models.task_model import load_task_model
+from skysense.models.task_model import TaskModel, load_task_model
 from skysense.registry.pyfunc import SkySenseEmbedder, model_inputs
 
 
@@ -26,8 +26,9 @@ class SkySenseTaskModel(SkySenseEmbedder):
     def load_context(self, context: Any) -> None:
         """Load the task model export on ``SKYSENSE_DEVICE`` (default: CUDA when present)."""
         self.device = resolve_device(os.environ.get("SKYSENSE_DEVICE"))
-        self.model, self.config = load_task_model(context.artifacts["export"], device=self.device)
-        self.inputs = model_inputs(self.model.encoder.spec, list(self.config["modalities"]))
+        model, self.config = load_task_model(context.artifacts["export"], device=self.device)
+        self.model = model
+        self.inputs = model_inputs(model.encoder.spec, list(self.config["modalities"]))
 
     def predict(
         self, context: Any, model_input: dict[str, np.ndarray], params: dict[str, Any] | None = None
@@ -41,7 +42,7 @@ class SkySenseTaskModel(SkySenseEmbedder):
         full = {n: arrays[n] if n in arrays else empty_modality(n, b) for n in self.inputs}
         batch = arrays_to_batch(full, self.config["encoder"].get("stats"), device)
         with torch.inference_mode():
-            proba = self.model.predict_proba(batch).float()
+            proba = cast(TaskModel, self.model).predict_proba(batch).float()
         if proba.ndim == 2:
             proba = proba[:, :, None, None]
         return proba.cpu().numpy()

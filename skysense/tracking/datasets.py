@@ -45,9 +45,9 @@ def folder_dataset(table: pd.DataFrame, folder: str | Path, name: str) -> Pandas
     """An ``mlflow.data`` dataset of ``table`` whose source is ``folder`` and whose digest is
     the folder's DVC md5 when there is one.
     """
-    import mlflow.data
+    from mlflow.data.pandas_dataset import from_pandas
 
-    return mlflow.data.from_pandas(
+    return from_pandas(
         table, source=str(Path(folder).resolve()), name=name, digest=dvc_digest(folder)
     )
 
