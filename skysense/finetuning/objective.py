@@ -41,6 +41,8 @@ class FineTuner(nn.Module):
         freeze_backbone: keep the encoder's weights (only the head learns).
     """
 
+    class_weights: Tensor  # a buffer (empty: unweighted)
+
     def __init__(
         self,
         model: TaskModel,

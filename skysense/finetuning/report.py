@@ -25,8 +25,8 @@ def _unit_rgb(colour: Sequence[int]) -> tuple[float, float, float]:
 
 
 def prediction_png(
-    truth: Sequence[np.ndarray],
-    pred: Sequence[np.ndarray],
+    truth: np.ndarray | Sequence[np.ndarray],
+    pred: np.ndarray | Sequence[np.ndarray],
     ids: Sequence[str],
     class_names: Sequence[str],
     colours: Sequence[Sequence[int]],

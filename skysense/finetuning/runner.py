@@ -66,6 +66,13 @@ def _seconds_per_step(log: Path) -> float | None:
     return float(np.median(times)) if times else None
 
 
+def _class_iou(score: Score) -> np.ndarray:
+    """The per-class IoU of a segmentation ``score`` (always set for segmentation)."""
+    if score.per_class_iou is None:
+        raise RuntimeError("segmentation scoring returned no per-class IoU")
+    return score.per_class_iou
+
+
 def combine(
     tuned: Score, frozen: Score | None, random: Score | None, class_names: list[str]
 ) -> dict[str, float]:
@@ -167,6 +174,9 @@ def run_finetune(
             )
         )  # fmt: skip
     if split.task == "segmentation":
+        if tuned.confusion is None:
+            raise RuntimeError("segmentation scoring returned no confusion matrix")
+        confusion = tuned.confusion
         truth = targets(split.heldout, "segmentation").numpy()
         files.append(
             prediction_png(
@@ -178,15 +188,15 @@ def run_finetune(
         rows = [
             {
                 "class": name,
-                "support_px": int(tuned.confusion[i].sum()),
-                "iou": float(np.nan_to_num(tuned.per_class_iou[i])),
+                "support_px": int(confusion[i].sum()),
+                "iou": float(np.nan_to_num(_class_iou(tuned)[i])),
                 **(
-                    {"iou_random": float(np.nan_to_num(random.per_class_iou[i]))}
+                    {"iou_random": float(np.nan_to_num(_class_iou(random)[i]))}
                     if random is not None
                     else {}
                 ),
                 **(
-                    {"iou_frozen": float(np.nan_to_num(frozen.per_class_iou[i]))}
+                    {"iou_frozen": float(np.nan_to_num(_class_iou(frozen)[i]))}
                     if frozen is not None
                     else {}
                 ),

@@ -33,7 +33,7 @@ def _curve_metrics(log: Path, prefix: str) -> list[Any]:
     names = {"loss": f"{prefix}.loss", "acc": f"{prefix}.acc"}
     if prefix == "train":
         names["lr"] = "lr"
-    out = []
+    out: list[Metric] = []
     with open(log, newline="") as fh:
         for row in csv.DictReader(fh):
             step = int(float(row["step"]))

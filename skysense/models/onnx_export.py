@@ -87,6 +87,8 @@ class EncoderGraph(nn.Module):
             "hr": hr, "has_hr": has_hr, "region": region,
         }  # fmt: skip
         if dem is not None:
+            if has_dem is None:
+                raise ValueError("the ONNX encoder's dem input needs has_dem alongside it")
             batch.update(dem=dem, has_dem=has_dem)
         dense, self.model.dense = self.model.dense, True
         try:
@@ -170,6 +172,8 @@ def export_onnx(
         raise OnnxExportError(
             f"{path}: torch.onnx.export failed ({type(exc).__name__}: {str(exc)[:300]})"
         ) from exc
+    if program is None:  # dynamo=True always returns the program
+        raise OnnxExportError(f"{path}: torch.onnx.export returned no ONNX program")
     proto = program.model_proto
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()

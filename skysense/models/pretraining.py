@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -287,9 +287,8 @@ class SkySensePretrainer(nn.Module):
         teacher = self.teacher_module
         with torch.no_grad():
             teacher_a, teacher_b = _Views(teacher["encoder"](both)).split(b)
-        return self.losses(
-            student_a, student_b, teacher_a, teacher_b, geo_a, geo_b, teacher["heads"]
-        )
+        teacher_heads = cast(nn.ModuleDict, teacher["heads"])  # built as one in __init__
+        return self.losses(student_a, student_b, teacher_a, teacher_b, geo_a, geo_b, teacher_heads)
 
     def losses(
         self,
@@ -337,7 +336,8 @@ class SkySensePretrainer(nn.Module):
             # ZeRO-3: heads of streams absent from this batch still join the graph (zero weight).
             for name, head in self.heads.items():
                 if name not in per_stream:
-                    total = total + 0.0 * head(total.new_zeros(1, head.in_dim)).sum()
+                    in_dim = cast(int, head.in_dim)  # every projection head keeps its width
+                    total = total + 0.0 * head(total.new_zeros(1, in_dim)).sum()
         out = {"loss": total}
         out.update({f"loss_{k}": v.detach() for k, v in comp.items()})
         for name, parts in per_stream.items():

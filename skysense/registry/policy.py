@@ -77,10 +77,6 @@ def metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
     return out
 
 
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
-
-
 def decide_promotion(
     challenger: dict[str, float],
     champion: dict[str, float] | None,
@@ -103,7 +99,7 @@ def decide_promotion(
     rules: list[RuleResult] = []
     for name, rule in policy.decide.items():
         ch = challenger.get(name)
-        if not _finite(ch):
+        if ch is None or not math.isfinite(ch):  # no value
             rules.append(
                 RuleResult(
                     name,
@@ -131,7 +127,7 @@ def decide_promotion(
             )
             continue
         cp = champion.get(name)
-        if not _finite(cp):
+        if cp is None or not math.isfinite(cp):  # no value
             rules.append(
                 RuleResult(
                     name,
@@ -166,11 +162,11 @@ def decide_promotion(
             if name.startswith(prefix):
                 no_regress.setdefault(name, tolerance)
     for name, tolerance in no_regress.items():
-        rule = policy.decide.get(name)
-        higher = True if rule is None else rule.higher_is_better
+        decide_rule = policy.decide.get(name)
+        higher = True if decide_rule is None else decide_rule.higher_is_better
         ch = challenger.get(name)
         cp = None if champion is None else champion.get(name)
-        if not _finite(cp):
+        if cp is None or not math.isfinite(cp):  # no value
             rules.append(
                 RuleResult(
                     name,
@@ -183,7 +179,7 @@ def decide_promotion(
                 )
             )
             continue
-        if not _finite(ch):
+        if ch is None or not math.isfinite(ch):  # no value
             rules.append(
                 RuleResult(
                     name,
