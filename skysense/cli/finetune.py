@@ -9,12 +9,15 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
 from skysense.cli.train import _stdout_to_stderr
+
+if TYPE_CHECKING:
+    from skysense.training.run_folder import Mode
 
 LABEL_SETS = ("segmentation", "classification", "eurosat", "bigearthnet", "catalog")
 
@@ -126,7 +129,7 @@ def register(app: typer.Typer) -> None:
         model_out = task_export or (
             out_dir / "export" if out_dir is not None else cfg.paths.task_model
         )
-        mode = "resume" if resume else "fresh" if fresh else "auto"
+        mode: Mode = "resume" if resume else "fresh" if fresh else "auto"
         quiet = contextlib.ExitStack()
         if as_json:  # DeepSpeed's and the workers' prints: file descriptor 1 and sys.stdout
             quiet.enter_context(_stdout_to_stderr())
@@ -203,7 +206,7 @@ def _log(cfg, report, job, tracking_uri: str | None) -> str:
     uri = resolve_tracking_uri(tracking_uri, cfg.registry.tracking_uri)
     client = connect(uri)
     exp = ensure_experiment(client, cfg.finetune.experiment, cfg.registry.artifact_location, uri)
-    enc_cfg_lineage = {}
+    enc_cfg_lineage: dict[str, Any] = {}
     config_file = report.export_dir / "config.json"
     if config_file.is_file():
         enc_cfg_lineage = json.loads(config_file.read_text()).get("encoder_lineage") or {}

@@ -31,8 +31,8 @@ from skysense.evaluation.features import embed_samples
 from skysense.evaluation.settings import EvalConfig
 from skysense.models import create_model
 from skysense.models.batch import resolve_device
-from skysense.models.skysense import SkySense
 from skysense.models.export_format import load_exported
+from skysense.models.skysense import SkySense
 
 
 def random_twin(config: dict[str, Any], seed: int) -> SkySense:

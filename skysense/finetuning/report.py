@@ -55,9 +55,7 @@ def prediction_png(
                 ax.set_ylabel(label, fontsize=8)
             if i == 0:
                 ax.set_title(ids[j][-12:], fontsize=6)
-    handles = [
-        Patch(color=_unit_rgb(c), label=name) for name, c in zip(class_names, colours)
-    ]
+    handles = [Patch(color=_unit_rgb(c), label=name) for name, c in zip(class_names, colours)]
     fig.legend(handles=handles, loc="center right", fontsize=6, frameon=False)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0, 0.82, 1))

@@ -24,7 +24,9 @@ MAX_CLASSES = 255  # 255 is nodata
 def _rgb(colour: Sequence[Any]) -> tuple[int, int, int]:
     """One ``[r, g, b]`` entry of a task model's ``colours`` as an int triple."""
     if len(colour) != 3:
-        raise ValueError(f"a class colour is [r, g, b], got {list(colour)!r} in config.json colours")
+        raise ValueError(
+            f"a class colour is [r, g, b], got {list(colour)!r} in config.json colours"
+        )
     r, g, b = (int(v) for v in colour)
     return r, g, b
 

@@ -61,9 +61,7 @@ def write_export(
     return export_dir
 
 
-def load_exported(
-    export_dir: str | Path, device: str = "cpu"
-) -> tuple[SkySense, dict[str, Any]]:
+def load_exported(export_dir: str | Path, device: str = "cpu") -> tuple[SkySense, dict[str, Any]]:
     """Load an exported encoder: ``(SkySense in eval mode, config dict)``; safetensors only.
 
     Raises:

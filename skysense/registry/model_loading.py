@@ -42,7 +42,6 @@ from skysense.models.task_model import is_task_export, load_task_model
 from skysense.registry.pyfunc import model_inputs
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 

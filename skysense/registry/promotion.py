@@ -222,13 +222,15 @@ def promote(
                 for reason in (missing or ["requirements met"])
             )
             decision.passed = decision.passed and not missing
-        record = {
-            "action": "promote" if decision.passed else "refuse",
+        action = "promote" if decision.passed else "refuse"
+        actor = _actor(what)
+        record: dict[str, Any] = {
+            "action": action,
             "version": str(version),
             "previous_champion": champ_version,
             "reasons": decision.reasons,
             "compared": decision.compared(),
-            **_actor(what),
+            **actor,
         }
         if decision.passed:
             _switch_champion(client, name, str(version), lock)
@@ -246,8 +248,8 @@ def promote(
                 lock,
                 {
                     "promotion.status": "champion",
-                    "promotion.promoted_at": record["at"],
-                    "promotion.promoted_by": record["by"],
+                    "promotion.promoted_at": actor["at"],
+                    "promotion.promoted_by": actor["by"],
                     "promotion.previous_champion": str(champ_version),
                     "promotion.reasons": "\n".join(decision.reasons),
                     "promotion.compared": json.dumps(decision.compared()),
@@ -261,7 +263,7 @@ def promote(
                     lock,
                     {
                         "promotion.status": "retired",
-                        "promotion.retired_at": record["at"],
+                        "promotion.retired_at": actor["at"],
                         "promotion.replaced_by": str(version),
                     },
                 )
@@ -273,8 +275,8 @@ def promote(
                 lock,
                 {
                     "promotion.status": "refused",
-                    "promotion.refused_at": record["at"],
-                    "promotion.refused_by": record["by"],
+                    "promotion.refused_at": actor["at"],
+                    "promotion.refused_by": actor["by"],
                     "promotion.refused_against": str(champ_version),
                     "promotion.reasons": "\n".join(decision.reasons),
                     "promotion.compared": json.dumps(decision.compared()),
@@ -282,7 +284,7 @@ def promote(
             )
         _append_history(client, name, record, lock)
     return PromotionResult(
-        action=record["action"],
+        action=action,
         version=str(version),
         previous_champion=champ_version,
         champion=str(version) if decision.passed else champ_version,
@@ -327,17 +329,19 @@ def rollback(
         target = stack[-1]
         now_m = metrics_from_tags(champ.tags)
         back_m = metrics_from_tags(client.get_model_version(name, target).tags)
-        record = {
+        reasons = [reason or "manual rollback"]
+        actor = _actor(what)
+        record: dict[str, Any] = {
             "action": "rollback",
             "version": target,
             "previous_champion": current,
-            "reasons": [reason or "manual rollback"],
+            "reasons": reasons,
             "compared": {
                 k: {"restored": back_m.get(k), "rolled_back": now_m.get(k)}
                 for k in sorted(set(now_m) | set(back_m))
                 if not k.endswith(("_random", "_gain"))
             },
-            **_actor(what),
+            **actor,
         }
         _switch_champion(client, name, target, lock)
         _set_model_tag(client, name, STACK_TAG, json.dumps(stack), lock)
@@ -348,9 +352,9 @@ def rollback(
             lock,
             {
                 "promotion.status": "rolled_back",
-                "promotion.rolled_back_at": record["at"],
-                "promotion.rolled_back_by": record["by"],
-                "promotion.rollback_reason": record["reasons"][0],
+                "promotion.rolled_back_at": actor["at"],
+                "promotion.rolled_back_by": actor["by"],
+                "promotion.rollback_reason": reasons[0],
                 "promotion.rolled_back_to": target,
             },
         )
@@ -361,8 +365,8 @@ def rollback(
             lock,
             {
                 "promotion.status": "champion",
-                "promotion.restored_at": record["at"],
-                "promotion.restored_by": record["by"],
+                "promotion.restored_at": actor["at"],
+                "promotion.restored_by": actor["by"],
             },
         )
         _append_history(client, name, record, lock)

@@ -42,7 +42,7 @@ def registry_status(client: MlflowClient, name: str) -> dict[str, Any]:
     by_version: dict[str, list[str]] = {}
     for alias, version in aliases.items():
         by_version.setdefault(version, []).append(alias)
-    versions = []
+    versions: list[dict[str, Any]] = []
     for mv in client.search_model_versions(filter_string=f"name = '{name}'"):
         metrics = metrics_from_tags(mv.tags)
         key = {

@@ -193,8 +193,7 @@ def train(
                 "no chips folder given: pass --chips DIR (see `skysense data chip`)"
             )
         dataset = chip_dataset(job, Path(chips_dir), pretrainer)
-    if collate is None:
-        collate = collate_samples
+    collate_fn: Callable[[list[Any]], Any] = collate if collate is not None else collate_samples
     engine, schedule, ds_config = build_engine(pretrainer, job, runtime, world_size)
     seed_everything(tcfg.seed * 1000 + rank + 1)  # per-rank augmentation streams
     stream = EpochShardStream(len(dataset), rank, world_size, tcfg.micro_batch, tcfg.seed)
@@ -210,7 +209,7 @@ def train(
             trim_log(out_dir / "train_log.csv", start_step)
     feeder = EpochShardStream(len(dataset), rank, world_size, tcfg.micro_batch, tcfg.seed)
     feeder.load_state_dict(stream.state_dict())  # reads ahead with workers; `stream` = used
-    batches = batch_iterator(feeder, dataset, collate, tcfg.num_workers, seed=tcfg.seed + rank)
+    batches = batch_iterator(feeder, dataset, collate_fn, tcfg.num_workers, seed=tcfg.seed + rank)
     tracker = None
     if rank == 0 and track:
         tracker = RunTracker(job, out_dir, chips_dir=chips_dir, resume=resume)
