@@ -42,10 +42,10 @@ from skysense.training.job import TrainingJob
 from skysense.training.loop import (
     append_log,
     reduce_components,
+    resume_from,
     seed_everything,
     state_is_finite,
     to_device,
-    trim_log,
 )
 from skysense.training.sampling import EpochShardStream, batch_iterator
 from skysense.training.settings import TrainConfig
@@ -205,16 +205,7 @@ def finetune_rank(
     engine, schedule, _ = build_engine(module, TrainingJob(train=tc), runtime, world_size)
     seed_everything(tc.seed * 1000 + rank + 1)  # per-rank flip streams
     stream = EpochShardStream(len(split.train), rank, world_size, tc.micro_batch, tc.seed)
-    step = 0
-    if resume:
-        if rank == 0:
-            checkpoints.remove_partial(out_dir)
-        state = checkpoints.load_checkpoint(engine, out_dir)
-        if state is not None:
-            stream.load_state_dict(state["stream"])
-            step = int(state["step"])
-        if rank == 0:
-            trim_log(out_dir / LOG, step)
+    step = resume_from(engine, out_dir, stream, rank, out_dir / LOG) if resume else 0
     batches = batch_iterator(stream, split.train, collate, 0)
     float_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
         runtime.precision, torch.float32

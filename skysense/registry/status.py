@@ -15,12 +15,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlflow import MlflowClient
 
 
+_STAT_SUFFIXES = ("_random_std", "_gain_std", "_random", "_gain", "_std")
+
+
+def _key_metric(name: str) -> bool:
+    """A key metric (:data:`KEY_METRICS`), its twin, gain and spread, with all labels or ``k``
+    labels per class (``k5_linear_acc_gain``): what the summary's pre-trained vs twin table shows.
+    """
+    head, _, rest = name.partition("_")
+    if head.startswith("k") and head[1:].isdigit():
+        name = rest
+    for suffix in _STAT_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return name in KEY_METRICS
+
+
 def registry_status(client: MlflowClient, name: str) -> dict[str, Any]:
     """The registered model ``name`` as a JSON-ready dict.
 
     Returns:
         ``{"name", "aliases": {alias: version}, "versions": [...newest first], "history": [...]}``;
-        each version has ``version``, ``aliases``, ``created``, ``metrics`` (key ones),
+        each version has ``version``, ``aliases``, ``created``, ``metrics`` (key ones, with
+        their twin, gain and spread, also per label budget ``k<k>_``),
         ``data_version``, ``git_commit``, ``checkpoint_sha256``, ``status``, ``run_id``.
 
     Raises:
@@ -45,9 +63,7 @@ def registry_status(client: MlflowClient, name: str) -> dict[str, Any]:
     versions: list[dict[str, Any]] = []
     for mv in client.search_model_versions(filter_string=f"name = '{name}'"):
         metrics = metrics_from_tags(mv.tags)
-        key = {
-            k: v for k, v in metrics.items() if any(k == m or k == f"{m}_gain" for m in KEY_METRICS)
-        }
+        key = {k: v for k, v in metrics.items() if _key_metric(k)}
         versions.append(
             {
                 "version": str(mv.version),

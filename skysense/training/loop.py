@@ -197,16 +197,9 @@ def train(
     engine, schedule, ds_config = build_engine(pretrainer, job, runtime, world_size)
     seed_everything(tcfg.seed * 1000 + rank + 1)  # per-rank augmentation streams
     stream = EpochShardStream(len(dataset), rank, world_size, tcfg.micro_batch, tcfg.seed)
-    start_step = 0
-    if resume:
-        if rank == 0:
-            checkpoints.remove_partial(out_dir)
-        state = checkpoints.load_checkpoint(engine, out_dir)
-        if state is not None:
-            stream.load_state_dict(state["stream"])
-            start_step = int(state["step"])
-        if rank == 0:
-            trim_log(out_dir / "train_log.csv", start_step)
+    start_step = (
+        resume_from(engine, out_dir, stream, rank, out_dir / "train_log.csv") if resume else 0
+    )
     feeder = EpochShardStream(len(dataset), rank, world_size, tcfg.micro_batch, tcfg.seed)
     feeder.load_state_dict(stream.state_dict())  # reads ahead with workers; `stream` = used
     batches = batch_iterator(feeder, dataset, collate_fn, tcfg.num_workers, seed=tcfg.seed + rank)
@@ -370,6 +363,25 @@ def append_log(path: Path, rows: list[dict[str, float]]) -> None:
         if new:
             writer.writeheader()
         writer.writerows(rows)
+
+
+def resume_from(engine: Any, out_dir: Path, stream: EpochShardStream, rank: int, log: Path) -> int:
+    """Resume a run from ``out_dir/latest``: drop a half-written checkpoint (rank 0), load the
+    engine and the sample stream's position, and cut ``log`` back to that step (rank 0).
+
+    Returns:
+        The step the run resumes after (0 when there is no checkpoint yet).
+    """
+    if rank == 0:
+        checkpoints.remove_partial(out_dir)
+    state = checkpoints.load_checkpoint(engine, out_dir)
+    step = 0
+    if state is not None:
+        stream.load_state_dict(state["stream"])
+        step = int(state["step"])
+    if rank == 0:
+        trim_log(log, step)
+    return step
 
 
 def trim_log(path: Path, last_step: int) -> None:

@@ -99,3 +99,24 @@ def test_compare_and_set_conflict(sqlite_store, tmp_path):
     assert alias_version(client, NAME, "champion") is None
     res = promote(client, NAME, POLICY, expected_champion="none", sqlite_db=db)
     assert res.champion == "1"
+
+
+def test_status_carries_the_twin_and_the_label_scarce_gains(sqlite_store, tmp_path):
+    """What the pipeline summary's pre-trained vs twin table reads (all labels and 5 per class)."""
+    client, _, exp, db = sqlite_store
+    metrics = {
+        "linear_acc": 0.65,
+        "linear_acc_random": 0.59,
+        "linear_acc_gain": 0.06,
+        "k5_linear_acc": 0.59,
+        "k5_linear_acc_std": 0.02,
+        "k5_linear_acc_random": 0.57,
+        "k5_linear_acc_gain": 0.02,
+        "k5_linear_acc_gain_std": 0.03,
+        "pixel_acc": 0.7,  # not a key metric
+        "k5_pixel_acc_gain": 0.01,
+    }
+    register_projection(client, NAME, tmp_path, 1, metrics, exp, db)
+    shown = registry_status(client, NAME)["versions"][0]["metrics"]
+    assert set(shown) == {k for k in metrics if "pixel_acc" not in k}
+    assert shown["k5_linear_acc_gain_std"] == pytest.approx(0.03)
