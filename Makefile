@@ -49,6 +49,7 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check skysense flows tests bench infra
+	$(BIN)/ruff format --check skysense flows tests bench infra
 	$(BIN)/mypy
 
 bench: setup
