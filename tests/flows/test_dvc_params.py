@@ -12,8 +12,9 @@ from skysense.config import load_config
 
 # settings that only say how many processes or threads do the work: the outputs are the same
 # (the sample byte for byte, tested in tests/data/test_sample.py; chips and validation files but
-# for their timing fields), so changing them must not re-run a stage
-PARALLELISM = {"workers"}
+# for their timing fields), so changing them must not re-run a stage; and where failures are
+# notified (a receiver's URL, often from the environment), which changes no output either
+PARALLELISM = {"workers", "failure_webhook"}
 
 
 def _tracked(stage: str) -> set[str]:
