@@ -159,6 +159,9 @@ class GxProject:
                 },
             )
         )
+        # the store keeps the actions without their webhook URL (see FailureWebhookAction); run
+        # with the ones of this process, which have it
+        checkpoint.actions = list(self.actions)
         result = checkpoint.run(batch_parameters={"dataframe": _gx_safe(_narrow(suite, frame))})
         out = TableResult(
             suite.table, run_id=str(result.run_id), result_ids=list(result.run_results)

@@ -18,6 +18,7 @@ import urllib.request
 from typing import Any, Literal
 
 from great_expectations.checkpoint.actions import ValidationAction
+from great_expectations.compatibility.pydantic import Field
 
 from skysense.core.credentials import strip_credentials
 
@@ -55,16 +56,22 @@ def failure_report(checkpoint_result: Any) -> dict[str, Any]:
 
 
 class FailureWebhookAction(ValidationAction):
-    """POST a JSON report to ``url`` when the checkpoint run failed."""
+    """POST a JSON report to ``url`` when the checkpoint run failed.
+
+    ``url`` is kept out of the stored checkpoint (``gx/checkpoints/*.json``, a cached validation
+    output): a webhook URL usually carries its token.
+    """
 
     type: Literal["skysense_failure_webhook"] = "skysense_failure_webhook"
-    url: str
+    url: str | None = Field(None, exclude=True, repr=False)
     timeout_s: float = 10.0
 
     def run(self, checkpoint_result: Any, action_context: Any = None) -> dict[str, Any]:
         """Post the failures (nothing on success); errors are logged, not raised."""
         if checkpoint_result.success:
             return {"posted": False}
+        if not self.url:  # a checkpoint read back from its store: the URL was not stored
+            return {"posted": False, "error": "no webhook URL in this process"}
         body = json.dumps(failure_report(checkpoint_result)).encode()
         request = urllib.request.Request(
             self.url, data=body, headers={"Content-Type": "application/json"}, method="POST"
