@@ -16,6 +16,8 @@ import pystac
 import rasterio
 from rasterio.warp import transform as warp_transform
 
+from skysense.core.sensors import S2_PRODUCT_BANDS
+
 REAL = Path(__file__).parent / "data" / "real"
 BEN = REAL / "bigearthnet"
 BEN_PAIRS = [  # (S2 patch, S1 patch): the same 1.2 km square, Austria (33U) and Ireland (29U)
@@ -136,21 +138,7 @@ def ben_s1_item(patch: str) -> pystac.Item:
 def t32upc_item() -> pystac.Item:
     """The T32UPC L1C 13-band stack (60 m) as one multi-band asset."""
     f = next((REAL / "s2_T32UPC").glob("*.tif"))
-    names = [
-        "B01",
-        "B02",
-        "B03",
-        "B04",
-        "B05",
-        "B06",
-        "B07",
-        "B08",
-        "B8A",
-        "B09",
-        "B10",
-        "B11",
-        "B12",
-    ]
+    names = list(S2_PRODUCT_BANDS)
     item = _item(
         f.stem,
         "sentinel-2-l1c",

@@ -25,6 +25,14 @@ SetOpt = Annotated[
     typer.Option("--set", help="override a setting: section.key=value (repeatable)"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
+TrackingUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow store (default: MLFLOW_TRACKING_URI, else registry.tracking_uri)",
+    ),
+]
+NoMlflowOpt = Annotated[bool, typer.Option("--no-mlflow", help="do not log to MLflow")]
 
 F = TypeVar("F", bound=Callable[..., Any])
 

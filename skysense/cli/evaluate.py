@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
+from skysense.cli.common import (
+    JsonOpt,
+    NoMlflowOpt,
+    ParamsOpt,
+    SetOpt,
+    TrackingUriOpt,
+    emit_json,
+    fail,
+    load,
+    out,
+    user_errors,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -25,10 +36,8 @@ def register(app: typer.Typer) -> None:
         out_dir: Annotated[
             Path | None, typer.Option("--out", help="report folder (default: paths.eval)")
         ] = None,
-        no_mlflow: Annotated[
-            bool, typer.Option("--no-mlflow", help="do not log to MLflow")
-        ] = False,
-        tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+        no_mlflow: NoMlflowOpt = False,
+        tracking_uri: TrackingUriOpt = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,

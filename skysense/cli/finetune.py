@@ -13,7 +13,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
+from skysense.cli.common import (
+    JsonOpt,
+    NoMlflowOpt,
+    ParamsOpt,
+    SetOpt,
+    TrackingUriOpt,
+    emit_json,
+    fail,
+    load,
+    out,
+    user_errors,
+)
 from skysense.cli.train import _stdout_to_stderr
 
 if TYPE_CHECKING:
@@ -84,10 +95,8 @@ def register(app: typer.Typer) -> None:
         fresh: Annotated[
             bool, typer.Option("--fresh", help="set OUT's checkpoints aside and start clean")
         ] = False,
-        no_mlflow: Annotated[
-            bool, typer.Option("--no-mlflow", help="do not log to MLflow")
-        ] = False,
-        tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+        no_mlflow: NoMlflowOpt = False,
+        tracking_uri: TrackingUriOpt = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,

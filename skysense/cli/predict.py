@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
+from skysense.cli.common import (
+    JsonOpt,
+    ParamsOpt,
+    SetOpt,
+    TrackingUriOpt,
+    emit_json,
+    fail,
+    load,
+    out,
+    user_errors,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -57,7 +67,7 @@ def register(app: typer.Typer) -> None:
                 "band per class) to this GeoTIFF",
             ),
         ] = None,
-        tracking_uri: Annotated[str | None, typer.Option("--tracking-uri")] = None,
+        tracking_uri: TrackingUriOpt = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,

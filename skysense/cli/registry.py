@@ -8,17 +8,19 @@ from typing import Annotated, Any
 
 import typer
 
-from skysense.cli.common import JsonOpt, ParamsOpt, SetOpt, emit_json, fail, load, out, user_errors
+from skysense.cli.common import (
+    JsonOpt,
+    ParamsOpt,
+    SetOpt,
+    TrackingUriOpt,
+    emit_json,
+    fail,
+    load,
+    out,
+    user_errors,
+)
 from skysense.config import registration_settings
 from skysense.core.exit_codes import ExitCode
-
-UriOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--tracking-uri",
-        help="MLflow store (default: MLFLOW_TRACKING_URI, else registry.tracking_uri)",
-    ),
-]
 
 
 def _connect(cfg: Any, uri: str | None):
@@ -97,7 +99,7 @@ def register(app: typer.Typer) -> None:
                 "registry.task_model_name instead of the encoder",
             ),
         ] = None,
-        tracking_uri: UriOpt = None,
+        tracking_uri: TrackingUriOpt = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,
@@ -206,7 +208,7 @@ def register(app: typer.Typer) -> None:
                 "refused while the encoder it was fine-tuned from is not registered",
             ),
         ] = False,
-        tracking_uri: UriOpt = None,
+        tracking_uri: TrackingUriOpt = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,
@@ -275,7 +277,7 @@ def register(app: typer.Typer) -> None:
         task_model: Annotated[
             bool, typer.Option("--task-model", help="show registry.task_model_name")
         ] = False,
-        tracking_uri: UriOpt = None,
+        tracking_uri: TrackingUriOpt = None,
         params: ParamsOpt = None,
         set_: SetOpt = None,
         as_json: JsonOpt = False,

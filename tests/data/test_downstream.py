@@ -16,7 +16,7 @@ import torch
 from rasterio.transform import from_origin
 
 from skysense.config import chip_settings, load_config
-from skysense.core.sensors import S2_BANDS
+from skysense.core.sensors import S2_BANDS, S2_PRODUCT_BANDS
 from skysense.data.benchmarks import load_bigearthnet, load_eurosat
 from skysense.data.catalog import load_catalog
 from skysense.data.downstream import DownstreamError, load_downstream
@@ -269,21 +269,7 @@ def test_bigearthnet_mm_real_pairs() -> None:
 
 def test_eurosat_layout_from_real_bands(tmp_path: Path) -> None:
     """A EuroSAT-MS folder built from real BigEarthNet bands (13 bands, 64 x 64 at 10 m)."""
-    names = [
-        "B01",
-        "B02",
-        "B03",
-        "B04",
-        "B05",
-        "B06",
-        "B07",
-        "B08",
-        "B8A",
-        "B09",
-        "B10",
-        "B11",
-        "B12",
-    ]
+    names = list(S2_PRODUCT_BANDS)
     pid = "S2A_MSIL2A_20170613T101031_87_48"
     stack = []
     for b in names:

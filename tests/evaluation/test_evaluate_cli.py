@@ -13,19 +13,8 @@ from skysense.cli import app
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 from scene_fixtures import write_random_export
+from small_sample import SMALL_SAMPLE as SMALL
 
-SMALL = [
-    "--set",
-    "data.sample.locations=1",
-    "--set",
-    "data.sample.heldout_locations=1",
-    "--set",
-    "data.sample.size_px=32",
-    "--set",
-    "data.sample.s2_dates=2",
-    "--set",
-    "data.sample.s1_dates=2",
-]
 FAST = [
     "--set",
     "model.modalities=[s2,s1,dem]",

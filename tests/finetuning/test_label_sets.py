@@ -14,6 +14,7 @@ from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
 from skysense.cli import app
+from skysense.core.sensors import S2_PRODUCT_BANDS
 from skysense.data.downstream import SampleList
 from skysense.finetuning.labels import LabelError, class_list, class_weights, split_by_place
 from skysense.finetuning.settings import ClassSpec
@@ -22,8 +23,7 @@ from skysense.models.task_model import load_task_model
 REAL_BEN = Path(__file__).resolve().parents[1] / "data" / "real" / "bigearthnet"
 FAST = ["--set", "finetune.steps=2", "--set", "finetune.micro_batch=1", "--no-mlflow", "--json"]
 S2_ONLY = ["--set", "finetune.modalities=[s2]"]
-EUROSAT_BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10",
-                 "B11", "B12"]  # fmt: skip
+EUROSAT_BANDS = list(S2_PRODUCT_BANDS)  # EuroSAT-MS: all 13 bands
 
 
 def _eurosat(root: Path, per_class: int = 3) -> Path:

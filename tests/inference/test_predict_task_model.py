@@ -12,17 +12,12 @@ import mlflow
 import numpy as np
 import rasterio
 from scene_fixtures import NODATA_CORNER, write_random_export
+from small_sample import SMALL_SAMPLE as SAMPLE
 from typer.testing import CliRunner
 
 from skysense.cli import app
 from skysense.models.presets import resolve_spec
 from skysense.registry.pyfunc import input_example
-
-SAMPLE = [
-    "--set", "data.sample.locations=1", "--set", "data.sample.heldout_locations=1",
-    "--set", "data.sample.size_px=32", "--set", "data.sample.s2_dates=2",
-    "--set", "data.sample.s1_dates=2",
-]  # fmt: skip
 
 
 def test_task_model_predicts_a_styled_class_map_on_a_real_scene(tmp_path, scene_files, monkeypatch):

@@ -24,6 +24,7 @@ from skysense.registry.model_loading import download_verified_export
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "finetuning"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "inference"))
 from scene_fixtures import write_random_export
+from small_sample import SMALL_SAMPLE
 
 NAME = "skysense-landcover"
 
@@ -71,10 +72,8 @@ def sample_labels(tmp_path_factory):
     root = tmp_path_factory.mktemp("reg-sample")
     res = CliRunner().invoke(
         app,
-        ["data", "sample", "--out", str(root / "s"), "--set", "data.sample.locations=1",
-         "--set", "data.sample.heldout_locations=1", "--set", "data.sample.size_px=32",
-         "--set", "data.sample.s2_dates=2", "--set", "data.sample.s1_dates=2"],
-    )  # fmt: skip
+        ["data", "sample", "--out", str(root / "s"), *SMALL_SAMPLE],
+    )
     assert res.exit_code == 0, res.output
     return root / "s" / "downstream"
 
