@@ -6,9 +6,11 @@ spectra.
     python bench/supervised_bound.py --places 12 --steps 300
     python bench/supervised_bound.py --steps 40 --freeze hr_backbone,s2_backbone,s1_backbone
 
-Each pre-training chip gets the dominant class of its footprint in its place's label raster
-(the catalog's ``labels``); the encoder's mean-pooled embedding feeds a linear head trained
-with cross-entropy (AdamW, warm-up + cosine, grad clip; batch ``micro_batch x nproc``). No
+The labels are the pre-training places' label rasters (the catalog's ``labels``): by default
+every position of the encoder's embedding map is supervised with the class of its pixel (a
+linear head on each position, cross-entropy, unlabelled pixels ignored); ``--no-dense`` gives
+each chip the dominant class of its footprint instead, on the mean-pooled embedding (AdamW,
+warm-up + cosine, grad clip; batch ``micro_batch x nproc``). No
 self-supervised objective is expected to beat this with the same data and steps, so it is the
 test of the *world*: a task that can measure pre-training must let the supervised bound beat
 the random-init twin (same preset, same inputs, same probes, random weights) by at least 15
@@ -63,6 +65,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="train on one random view per chip (train.augment: crops, flips, spectral jitter, "
         "date subsets, modality dropout), as pre-training sees them",
     )
+    p.add_argument(
+        "--dense",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="supervise every position of the embedding map with the label raster (default); "
+        "--no-dense: one dominant-class label per chip on the pooled embedding",
+    )
     p.add_argument("--target", type=float, default=0.15, help="required gain over the twin")
     p.add_argument("--no-seg", action="store_true", help="skip the segmentation probes")
     p.add_argument("--work", type=Path, default=Path("/tmp/skysense-pretrain-gain"))
@@ -93,11 +102,52 @@ def chip_labels(chips: Path, catalog_path: Path, rows: list[dict]) -> np.ndarray
     return np.asarray(out)
 
 
+def pixel_labels(chips: Path, catalog_path: Path, rows: list[dict], side: int) -> np.ndarray:
+    """Class of every 10 m pixel of each chip (``rows``: ChipDataset rows), ``N x side x side``
+    uint8, from its place's label raster (255: unlabelled).
+    """
+    import pyarrow.parquet as pq
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.windows import from_bounds
+
+    from skysense.data.catalog import load_catalog
+
+    catalog = load_catalog(catalog_path)
+    manifest = {r["sample_id"]: r for r in pq.read_table(chips / "manifest.parquet").to_pylist()}
+    out = np.full((len(rows), side, side), 255, dtype=np.uint8)
+    for i, row in enumerate(rows):
+        m = manifest[row["sample_id"]]
+        loc = catalog.location(m["location"])
+        with rasterio.open(catalog.resolve(loc.labels)) as src:
+            win = from_bounds(m["minx"], m["miny"], m["maxx"], m["maxy"], src.transform)
+            out[i] = src.read(
+                1,
+                window=win,
+                out_shape=(side, side),
+                resampling=Resampling.mode,
+                boundless=True,
+                fill_value=255,
+            )
+    return out
+
+
 def train_supervised(
-    cfg: Any, chips: Path, sample: Path, steps: int, freeze: str = "", augment: bool = False
+    cfg: Any,
+    chips: Path,
+    sample: Path,
+    steps: int,
+    freeze: str = "",
+    augment: bool = False,
+    dense: bool = True,
 ) -> tuple[torch.nn.Module, torch.nn.Linear, list[float], float]:
-    """The encoder and a linear head trained with the pre-training chips' labels (on one random
-    view per chip with ``augment``); returns ``(encoder, head, losses, seconds)``.
+    """The encoder and a linear head trained with the pre-training places' labels; returns
+    ``(encoder, head, losses, seconds)``.
+
+    ``dense`` (the default): cross-entropy of every position of the encoder's embedding map
+    against the label raster resampled to that map (the most supervision the labels give);
+    otherwise one label per chip (its dominant class) on the mean-pooled embedding. With
+    ``augment`` each step sees one random view per chip (chip labels only: a crop moves pixels).
     """
     from skysense.data.dataset import collate_samples
     from skysense.models import create_model
@@ -109,7 +159,15 @@ def train_supervised(
     seed_everything(t.seed)
     model = create_model(cfg.model.preset, **cfg.model.overrides)
     dataset = chip_dataset(training_job(cfg), chips, SimpleNamespace(student=model))
-    labels = torch.from_numpy(chip_labels(chips, sample / "catalog.yaml", dataset.rows))
+    if dense and augment:
+        raise SystemExit("--augment needs --no-dense: a random crop moves the pixels' labels")
+    if dense:
+        side = int(model(collate_samples([dataset[0]]))["embedding"].shape[-1])
+        labels = torch.from_numpy(
+            pixel_labels(chips, sample / "catalog.yaml", dataset.rows, side).astype(np.int64)
+        )
+    else:
+        labels = torch.from_numpy(chip_labels(chips, sample / "catalog.yaml", dataset.rows))
     for name in filter(None, freeze.split(",")):
         for p in getattr(model, name).parameters():
             p.requires_grad_(False)
@@ -130,9 +188,14 @@ def train_supervised(
         batch = collate_samples([dataset[int(i)] for i in idx])
         if views is not None:
             batch = views(batch, generator=gen)[0]
-        loss = torch.nn.functional.cross_entropy(
-            head(model(batch)["embedding"].mean((2, 3))), labels[idx]
-        )
+        emb = model(batch)["embedding"]
+        if dense:
+            logits = head(emb.permute(0, 2, 3, 1))  # B x h x w x K
+            loss = torch.nn.functional.cross_entropy(
+                logits.permute(0, 3, 1, 2), labels[idx], ignore_index=255
+            )
+        else:
+            loss = torch.nn.functional.cross_entropy(head(emb.mean((2, 3))), labels[idx])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, t.grad_clip or 1.0)
         opt.step()
@@ -187,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
     from skysense.evaluation.runner import random_twin
 
     model, head, losses, train_s = train_supervised(
-        cfg, chips, sample, args.steps, args.freeze, args.augment
+        cfg, chips, sample, args.steps, args.freeze, args.augment, args.dense
     )
     twin = random_twin(
         {"preset": cfg.model.preset, "overrides": cfg.model.overrides}, cfg.eval.seed
@@ -199,7 +262,9 @@ def main(argv: list[str] | None = None) -> dict:
     n = res["n"]
     print(
         f"settings: {' '.join(overrides) or '(defaults)'}; supervised {args.steps} steps, loss "
-        f"{losses[0]:.2f} -> {np.mean(losses[-10:]):.2f}; frozen: {args.freeze or 'nothing'}; "
+        f"{losses[0]:.2f} -> {np.mean(losses[-10:]):.2f}; "
+        f"labels: {'every pixel' if args.dense else 'one per chip'}; "
+        f"frozen: {args.freeze or 'nothing'}; "
         f"augmented views: {'yes' if args.augment else 'no'}"
     )
     print(
@@ -215,6 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": overrides,
         "steps": args.steps,
         "freeze": args.freeze,
+        "dense": args.dense,
         "table": res["table"],
         "n": n,
         "text": text,

@@ -30,18 +30,73 @@ class UpHead(nn.Module):
 
 
 class DateEncoding(nn.Module):
-    """Learned ``days x width`` table indexed by day of year (1..366; 366 shares day 365)."""
+    """Learned ``days x width`` table indexed by day of year (1..366; 366 shares day 365).
 
-    def __init__(self, days: int, width: int) -> None:
+    Args:
+        days: rows (``calendar_days``).
+        width: encoding width.
+        init: ``"normal"`` (truncated normal, std 0.02) or ``"annual"``: row ``d`` holds
+            ``sin`` and ``cos`` of ``2 pi k d / days`` for harmonics ``k`` from 1 (the year) to
+            about 12 (a month), geometrically spaced and rounded to whole harmonics, each pair
+            with its own random phase, the row scaled to unit mean square: nearby days start
+            close, and 31 December is next to 1 January.
+        smoothing_days: read the table through a circular Gaussian of this standard deviation
+            (days; 0: plain lookup). Training then moves every row near a date it sees, which
+            is what lets a model trained on some acquisition days encode others.
+    """
+
+    def __init__(
+        self, days: int, width: int, init: str = "normal", smoothing_days: float = 0.0
+    ) -> None:
         super().__init__()
         self.days = days
         self.weight = nn.Parameter(torch.zeros(days, width))
-        nn.init.trunc_normal_(self.weight, std=0.02)
+        if init == "annual":
+            with torch.no_grad():
+                self.weight.copy_(annual_table(days, width))
+        else:
+            nn.init.trunc_normal_(self.weight, std=0.02)
+        self.smoothing: Tensor | None
+        self.register_buffer(
+            "smoothing",
+            circular_gaussian(days, smoothing_days) if smoothing_days > 0 else None,
+            persistent=False,
+        )
+
+    def table(self) -> Tensor:
+        """The ``days x width`` encodings as read (smoothed when ``smoothing_days`` > 0)."""
+        return self.weight if self.smoothing is None else self.smoothing @ self.weight
 
     def forward(self, doy: Tensor) -> Tensor:
         """Day of year (any shape, int) -> encodings (same shape + width)."""
         index = (doy.long() - 1).clamp(0, self.days - 1)
-        return self.weight[index]
+        return self.table()[index]
+
+
+def annual_table(days: int, width: int) -> Tensor:
+    """``days x width`` sines and cosines of the annual cycle's whole harmonics (1 to about
+    ``days / 30``, geometric), random phases from a fixed generator, unit mean square per row.
+    """
+    pairs = max(1, width // 2)
+    top = max(1.0, days / 30.0)
+    # whole harmonics, so that the table wraps from 31 December to 1 January
+    harmonics = torch.logspace(0.0, float(torch.log10(torch.tensor(top))), pairs).round()
+    phase = torch.rand(pairs, generator=torch.Generator().manual_seed(0)) * 2 * torch.pi
+    angle = 2 * torch.pi * torch.arange(days, dtype=torch.float64)[:, None] / days
+    arg = angle * harmonics[None, :].double() + phase[None, :].double()
+    table = torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)[:, :width]
+    if table.shape[1] < width:  # an odd width: one zero column
+        table = torch.cat([table, table.new_zeros(days, width - table.shape[1])], dim=1)
+    return (table * 2**0.5).float()  # each sin/cos pair has mean square 1/2
+
+
+def circular_gaussian(days: int, sigma: float) -> Tensor:
+    """``days x days`` row-stochastic matrix: a Gaussian of ``sigma`` days on the circular year."""
+    d = torch.arange(days, dtype=torch.float64)
+    gap = (d[:, None] - d[None, :]).abs()
+    gap = torch.minimum(gap, days - gap)
+    w = torch.exp(-0.5 * (gap / sigma) ** 2)
+    return (w / w.sum(dim=1, keepdim=True)).float()
 
 
 class FusionTransformer(nn.Module):

@@ -1,7 +1,7 @@
 """The pre-training objectives by name (``train.objective``): ``paper`` (the paper's
 self-distillation, :mod:`skysense.models.paper_objective`) or ``legacy`` (the InfoNCE recipe,
-:class:`skysense.models.pretraining.SkySensePretrainer`; the default, since it measured better on
-the CPU sample: docs/objective.md).
+:class:`skysense.models.pretraining.SkySensePretrainer`), a named alternative kept because it
+measured better in short CPU runs (docs/objective.md). ``paper`` is the default.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def create_pretrainer(
     Raises:
         PresetError: an unknown objective name.
     """
-    name = getattr(train, "objective", "legacy")
+    name = getattr(train, "objective", "paper")
     if name == "paper":
         return PaperPretrainer(
             model, augment=train.augment, paper=train.paper, register_teacher=register_teacher

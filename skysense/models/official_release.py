@@ -56,7 +56,12 @@ PART_PREFIX = {
 }
 PARTS = ("combined",) + tuple(PART_PREFIX)
 #: What the official model does not have: switched off in the imported model's overrides.
-OFFICIAL_OVERRIDES = {"dem": False, "modality_embed": False, "geo_context": False}
+OFFICIAL_OVERRIDES = {
+    "dem": False,
+    "modality_embed": False,
+    "geo_context": False,
+    "date_smoothing_days": 0.0,  # the released table is read as it is, day by day
+}
 COMBINED_PREFIXES = tuple(p for p in PART_PREFIX.values() if p) + ("head_gep",)
 
 

@@ -42,6 +42,13 @@ class SkySenseSpec:
         fusion_heads: fusion transformer heads.
         fusion_ffn: fusion transformer feed-forward width.
         calendar_days: rows of the date-specific positional encoding (day of year).
+        date_init: initial rows of that table: ``"normal"`` (truncated normal, std 0.02, the
+            usual ViT position-table init) or ``"annual"`` (sines and cosines of the annual
+            cycle and its harmonics, so that nearby days start with nearby rows).
+        date_smoothing_days: when > 0, the table is read through a circular Gaussian of this
+            width (days): a day's encoding is a weighted mean of the rows around it, so what
+            training teaches the days it sees reaches the days it does not (0: plain lookup, as
+            in the paper and the official model).
         n_regions: geo regions on the globe (a perfect square, see ``skysense.data.regions``).
         n_prototypes: prototypes per region.
         geo_temperature: softmax temperature of the prototype read-out (cosine similarities).
@@ -85,6 +92,8 @@ class SkySenseSpec:
     s1_in_chans: int = 2
     vit_mlp_ratio: float = 4.0
     calendar_days: int = 365
+    date_init: str = "normal"
+    date_smoothing_days: float = 0.0
     geo_temperature: float = 0.1
     dem: bool = True
     modality_embed: bool = True
@@ -109,6 +118,9 @@ class SkySenseSpec:
             value = getattr(self, f.name)
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
+
+
+DATE_INITS = ("normal", "annual")
 
 
 def _check(spec: SkySenseSpec) -> None:
@@ -171,6 +183,12 @@ def _check(spec: SkySenseSpec) -> None:
             problems.append(f"{name} must be >= 1, got {getattr(spec, name)}")
     if any(d < 1 for d in spec.hr_depths):
         problems.append(f"hr_depths must all be >= 1, got {list(spec.hr_depths)}")
+    if spec.date_init not in DATE_INITS:
+        problems.append(f"date_init must be one of {', '.join(DATE_INITS)}, got {spec.date_init!r}")
+    if not 0.0 <= spec.date_smoothing_days <= spec.calendar_days / 2:
+        problems.append(
+            f"date_smoothing_days must be in [0, calendar_days / 2], got {spec.date_smoothing_days}"
+        )
     if not 0.0 <= spec.drop_path < 1.0:
         problems.append(f"drop_path must be in [0, 1), got {spec.drop_path}")
     if problems:

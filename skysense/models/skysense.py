@@ -75,7 +75,9 @@ class SkySense(nn.Module):
         self.s2_head = UpHead(spec.vit_dim, width, spec.patch_size)
         self.s1_head = UpHead(spec.vit_dim, width, spec.patch_size)
         self.dem_encoder = DemEncoder(spec.dem_hidden, width) if spec.dem else None
-        self.date_encoding = DateEncoding(spec.calendar_days, width)
+        self.date_encoding = DateEncoding(
+            spec.calendar_days, width, spec.date_init, spec.date_smoothing_days
+        )
         self.modality_embed: nn.Parameter | None = None
         if spec.modality_embed:
             self.modality_embed = nn.Parameter(torch.zeros(len(MODALITY_INDEX), width))

@@ -89,11 +89,11 @@ def test_dem_stream_in_the_loss_when_asked(make_batch):
 
 def test_objective_by_configuration():
     cfg = SkySenseConfig()
-    assert cfg.train.objective == "legacy"  # measured better on the CPU sample (docs/objective.md)
-    pre = create_pretrainer(create_model("skysense-tiny"), cfg.train)
+    assert cfg.train.objective == "paper"  # the paper's objective by default (docs/objective.md)
+    assert isinstance(create_pretrainer(create_model("skysense-tiny"), cfg.train), PaperPretrainer)
+    legacy = cfg.train.model_copy(update={"objective": "legacy"})
+    pre = create_pretrainer(create_model("skysense-tiny"), legacy)
     assert type(pre) is SkySensePretrainer
-    paper = cfg.train.model_copy(update={"objective": "paper"})
-    assert isinstance(create_pretrainer(create_model("skysense-tiny"), paper), PaperPretrainer)
 
 
 def test_teacher_update_after_local_views_of_another_size(make_batch):
