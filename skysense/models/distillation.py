@@ -14,6 +14,8 @@ Each is small and tested on its own (tests/models/test_distillation.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -68,16 +70,44 @@ class Centering(nn.Module):
     @torch.no_grad()
     def update(self, teacher_logits: Tensor) -> None:
         """``c = m c + (1 - m) mean(teacher_logits)`` over the rows given (and over ranks)."""
-        rows = teacher_logits.reshape(-1, teacher_logits.shape[-1]).float()
-        total = rows.sum(0)
-        count = torch.tensor(float(rows.shape[0]), device=rows.device)
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(total)
-            dist.all_reduce(count)
-        if float(count) == 0:
-            return
-        mean = total / count
-        self.center.mul_(self.momentum).add_(mean.to(self.center.dtype), alpha=1 - self.momentum)
+        update_centres([(self, teacher_logits)])
+
+
+@torch.no_grad()
+def update_centres(items: Sequence[tuple[Centering, Tensor | None]]) -> None:
+    """Move each centre towards the mean of its teacher logits, pooled over ranks.
+
+    One ``all_reduce`` carries every centre's row sum and row count, in the order given, so
+    that every rank must pass the same centres in the same order; a centre with no rows here
+    (``None`` or an empty tensor) contributes zeros, and a centre with no rows on any rank does
+    not move.
+    """
+    if not items:
+        return
+    sums, counts = [], []
+    for centre, logits in items:
+        k = centre.center.shape[0]
+        if logits is None or logits.numel() == 0:
+            sums.append(centre.center.new_zeros(k, dtype=torch.float32))
+            counts.append(0.0)
+            continue
+        rows = logits.reshape(-1, logits.shape[-1]).float()
+        sums.append(rows.sum(0))
+        counts.append(float(rows.shape[0]))
+    flat = torch.cat([*sums, torch.tensor(counts, device=sums[0].device)])
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(flat)
+    total = flat[: -len(items)]
+    count = flat[-len(items) :].tolist()
+    offset = 0
+    for (centre, _), n in zip(items, count, strict=True):
+        k = centre.center.shape[0]
+        if n > 0:
+            mean = total[offset : offset + k] / n
+            centre.center.mul_(centre.momentum).add_(
+                mean.to(centre.center.dtype), alpha=1 - centre.momentum
+            )
+        offset += k
 
 
 def teacher_probabilities(logits: Tensor, center: Tensor, temperature: float) -> Tensor:

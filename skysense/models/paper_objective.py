@@ -36,6 +36,7 @@ from skysense.models.distillation import (
     DistillationHead,
     distillation_loss,
     teacher_probabilities,
+    update_centres,
 )
 from skysense.models.losses import cross_modal_loss
 from skysense.models.multicrop import MultiCropAugment, View
@@ -258,10 +259,13 @@ class PaperPretrainer(SkySensePretrainer):
                     for level in LEVELS:
                         sums[level].append(parts[level])
             per_stream[name] = {level: torch.stack(v).mean() for level, v in sums.items()}
-        if self.training:
-            for key, rows in collect.items():
-                if rows:
-                    self._centre(key).update(torch.cat(rows))
+        if self.training:  # one collective for every centre, the same keys on every rank
+            update_centres(
+                [
+                    (self._centre(key), torch.cat(rows) if rows else None)
+                    for key, rows in collect.items()
+                ]
+            )
         modal = [n for n in MODAL_STREAMS if n in per_stream]
         comp: dict[str, Tensor] = {}
         for level in LEVELS:

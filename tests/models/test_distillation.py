@@ -14,6 +14,7 @@ from skysense.models.distillation import (
     DistillationHead,
     distillation_loss,
     teacher_probabilities,
+    update_centres,
 )
 from skysense.models.paper_objective import cluster_assignments, pixel_centres, to_original
 
@@ -91,3 +92,44 @@ def test_pixel_correspondence_between_views():
     p = a.to_view(to_original(b, pixel_centres(1, 2, torch.device("cpu"))))
     want = torch.tensor([[[-0.75, -0.25], [-0.25, -0.25], [-0.75, 0.25], [-0.25, 0.25]]])
     assert torch.allclose(p, want)
+
+
+def test_update_centres_in_one_pass_skips_centres_without_rows():
+    a, b, c = Centering(3, momentum=0.5), Centering(2, momentum=0.9), Centering(3, momentum=0.5)
+    c.center.fill_(1.0)
+    ta = torch.tensor([[2.0, 0.0, 4.0], [0.0, 2.0, 0.0]])
+    tb = torch.tensor([[[10.0, 20.0]]])
+    update_centres([(a, ta), (b, tb), (c, None)])
+    torch.testing.assert_close(a.center, 0.5 * ta.mean(0))
+    torch.testing.assert_close(b.center, 0.1 * torch.tensor([10.0, 20.0]))
+    torch.testing.assert_close(c.center, torch.ones(3))  # no rows anywhere: unchanged
+    update_centres([(c, torch.zeros(0, 3))])
+    torch.testing.assert_close(c.center, torch.ones(3))
+
+
+def _two_rank_centres(rank: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    a, b = Centering(2, momentum=0.0), Centering(2, momentum=0.0)
+    # rank 0 has rows for both centres, rank 1 only for b (a missing stream on that rank)
+    rows_a = torch.tensor([[1.0, 3.0]]) if rank == 0 else None
+    rows_b = torch.tensor([[2.0, 2.0], [4.0, 0.0]]) if rank == 0 else torch.tensor([[6.0, 4.0]])
+    update_centres([(a, rows_a), (b, rows_b)])
+    torch.save({"a": a.center, "b": b.center}, f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_update_centres_pools_rows_over_ranks_with_one_collective(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_two_rank_centres, args=(port, str(tmp_path)), nprocs=2, join=True)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        torch.testing.assert_close(got["a"], torch.tensor([1.0, 3.0]))  # rank 0's row alone
+        torch.testing.assert_close(got["b"], torch.tensor([4.0, 2.0]))  # mean of the 3 rows
