@@ -42,14 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gain_protocol import (
-    evaluate_table,
-    place_overrides,
-    prepare_data,
-    print_table,
-    twins,
-    weakest_gain,
-)
+import gain_protocol as protocol
 
 from skysense.config import apply_overrides, config_from_dict, training_job
 from skysense.data.synthetic.landcover import CLASS_NAMES
@@ -232,7 +225,7 @@ def sanity(table: dict[str, Any], target: float, name: str = "supervised") -> li
     out = []
     for k in ("5", "all"):
         row = table.get(k, {}).get("linear_acc", {})
-        gain = weakest_gain(row, name)
+        gain = protocol.weakest_gain(row, name)
         if gain is None:
             continue
         g = gain["mean"]
@@ -251,18 +244,18 @@ def main(argv: list[str] | None = None) -> dict:
     """Train with labels, probe, print the table with PASS/FAIL and return it."""
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    overrides = [*place_overrides(args.places, args.heldout), *args.overrides]
+    overrides = [*protocol.place_overrides(args.places, args.heldout), *args.overrides]
     cfg = config_from_dict(apply_overrides({}, overrides), "<bench>")
     t0 = time.perf_counter()
-    sample, chips = prepare_data(cfg, args.work)
+    sample, chips = protocol.prepare_data(cfg, args.work)
     data_s = time.perf_counter() - t0
     stats = json.loads((chips / "stats.json").read_text())
     model, head, losses, train_s = train_supervised(
         cfg, chips, sample, args.steps, args.freeze, args.augment, args.dense
     )
     t0 = time.perf_counter()
-    encoders = {"supervised": model, **twins(cfg)}
-    res = evaluate_table(cfg, encoders, sample, stats, not args.no_seg)
+    encoders = {"supervised": model, **protocol.twins(cfg)}
+    res = protocol.evaluate_table(cfg, encoders, sample, stats, not args.no_seg)
     eval_s = time.perf_counter() - t0
     head_acc = head_accuracy(cfg, model, head, sample, stats)
     n = res["n"]
@@ -277,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"held-out: {n['classification']} classification chips from {n['locations']} places, "
         f"{n.get('segmentation', 0)} segmentation chips; {cfg.eval.draws} draws per k"
     )
-    text = print_table(res, ["supervised", "random", "random_plain", "raw_spectra"])
+    text = protocol.print_table(res, ["supervised", "random", "random_plain", "raw_spectra"])
     print(f"trained head on the held-out chips (no probe): {head_acc:.4f}")
     verdicts = sanity(res["table"], args.target)
     print("\n".join(verdicts))
