@@ -32,6 +32,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
+def pretrain(
+    cfg: Any, chips: Path, on_step: Callable[[int, dict[str, Any], Any], None] | None = None
+) -> tuple[torch.nn.Module, list[float]]:
     """Plain single-process pre-training with the configured optimizer; returns the pre-trainer
-    (student, EMA teacher, heads) and the loss of each step.
+    (student, EMA teacher, heads) and the loss of each step. ``on_step(step, out, pre-trainer)``,
+    when given, sees each step's output dict after the optimizer and teacher updates
+    (``bench/objective_health.py``).
     """
     from skysense.data.dataset import collate_samples
     from skysense.training.loop import chip_dataset, pretrainer_from_config, seed_everything
@@ -129,6 +134,8 @@ def pretrain(cfg: Any, chips: Path) -> tuple[torch.nn.Module, list[float]]:
             )
         )
         losses.append(float(out["loss"].detach()))
+        if on_step is not None:
+            on_step(step, out, model)
         if step % 50 == 0 or step == t.steps:
             print(f"pre-training step {step}/{t.steps}, loss {losses[-1]:.3f}", file=sys.stderr)
     return model.eval(), losses

@@ -8,6 +8,8 @@
 * :func:`distillation_loss`: ``H(P_t, P_s) = -sum_k P_t[k] log P_s[k]`` with
   ``P_t = softmax((t - c) / tau_t)`` (no gradient) and ``P_s = softmax(s / tau_s)``, averaged over
   the rows that take part.
+* :class:`TeacherHealth`: the two entropies that tell the two collapses of self-distillation
+  apart (DINO's monitor): the mean entropy of the teacher's rows and the entropy of their mean.
 
 Each is small and tested on its own (tests/models/test_distillation.py).
 """
@@ -141,3 +143,46 @@ def distillation_loss(
     if float(n) == 0:
         return student_logits.sum() * 0.0
     return (ce * m).sum() / n
+
+
+class TeacherHealth:
+    """Running entropies (nats) of the teacher's distributions over the rows seen.
+
+    * ``row_entropy``: mean of ``H(P_t)`` over rows. ``ln K`` (uniform) is the collapse where
+      centring wins: the teacher says the same nothing for every input and the loss sits at
+      ``ln K``.
+    * ``mean_entropy``: ``H(mean P_t)``, how many prototypes the batch uses. Near 0 is the
+      collapse where sharpening wins: every input on one prototype.
+
+    A healthy teacher has ``row_entropy`` well below ``mean_entropy``, and ``mean_entropy`` well
+    above 0.
+    """
+
+    def __init__(self) -> None:
+        self.entropy_sum: Tensor | None = None
+        self.rows = 0
+        self.prob_sum: Tensor | None = None
+
+    @torch.no_grad()
+    def add(self, probs: Tensor) -> None:
+        """Take rows ``N x K`` of teacher probabilities (no row: nothing changes). Sums stay on
+        the rows' device (no synchronisation with the host).
+        """
+        rows = probs.detach().float().reshape(-1, probs.shape[-1])
+        if rows.shape[0] == 0:
+            return
+        ent = -(rows * rows.clamp_min(1e-12).log()).sum()
+        total = rows.sum(0)
+        self.rows += rows.shape[0]
+        if self.entropy_sum is None or self.prob_sum is None:
+            self.entropy_sum, self.prob_sum = ent, total
+        else:
+            self.entropy_sum, self.prob_sum = self.entropy_sum + ent, self.prob_sum + total
+
+    def values(self) -> tuple[Tensor, Tensor] | None:
+        """``(row_entropy, mean_entropy)`` as scalar tensors, or None before any row."""
+        if self.prob_sum is None or self.entropy_sum is None:
+            return None
+        mean = self.prob_sum / self.rows
+        mean_entropy = -(mean * mean.clamp_min(1e-12).log()).sum()
+        return self.entropy_sum / self.rows, mean_entropy

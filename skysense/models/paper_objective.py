@@ -34,6 +34,7 @@ from skysense.models.augment import ViewGeometry, sample_at
 from skysense.models.distillation import (
     Centering,
     DistillationHead,
+    TeacherHealth,
     distillation_loss,
     teacher_probabilities,
     update_centres,
@@ -95,7 +96,11 @@ def _encode(encoder: nn.Module, views: list[View], **kwargs: Any) -> list[_Views
 class PaperPretrainer(SkySensePretrainer):
     """Student, EMA teacher and DINO heads; ``forward(batch)`` -> loss dict (same keys as the
     legacy pre-trainer: ``loss``, ``loss_pixel``, ``loss_object``, ``loss_image``,
-    ``loss_fused``, ``loss_cross_modal``, per stream ``<level>_<stream>``).
+    ``loss_fused``, ``loss_cross_modal``, per stream ``<level>_<stream>``) plus, per stream, the
+    teacher's health at pixel level (:class:`~skysense.models.distillation.TeacherHealth`, nats):
+    ``teacher_entropy_<stream>`` (mean row entropy; ``ln K`` when it collapses to uniform) and
+    ``teacher_usage_<stream>`` (entropy of the batch's mean distribution; near 0 when every
+    pixel lands on one prototype).
 
     Args:
         spec_or_model: a preset name, a :class:`SkySenseSpec`, or a built :class:`SkySense`.
@@ -175,8 +180,11 @@ class PaperPretrainer(SkySensePretrainer):
         t_geo: ViewGeometry,
         t_head: nn.Module,
         collect: dict[str, list[Tensor]],
+        health: TeacherHealth,
     ) -> dict[str, Tensor]:
-        """The three levels of stream ``name``: one student view against one teacher view."""
+        """The three levels of stream ``name``: one student view against one teacher view
+        (the pixel-level teacher rows also go to ``health``).
+        """
         cfg = self.paper
         tau_t, tau_s = cfg.teacher_temperature, cfg.student_temperature
         s_pix = s["pix"]
@@ -193,6 +201,7 @@ class PaperPretrainer(SkySensePretrainer):
         centre = self._centre(f"{name}_pixel").center
         probs = teacher_probabilities(t_logits, centre, tau_t)
         out["pixel"] = distillation_loss(s["pixel"], probs, tau_s, mask)
+        health.add(probs[mask])
         collect[f"{name}_pixel"].append(t_logits[mask])
         q = cluster_assignments(t_pix, mask, cfg.object_clusters, cfg.sinkhorn_iters)  # BxTxKxC
         has = (q.sum(-2) > 0) & dates[..., None]  # B x T x C
@@ -236,8 +245,10 @@ class PaperPretrainer(SkySensePretrainer):
         students = list(zip(s_glob + s_local, glob + local))
         collect: dict[str, list[Tensor]] = {k: [] for k in self.centers}
         per_stream: dict[str, dict[str, Tensor]] = {}
+        health: dict[str, TeacherHealth] = {}
         for name in self._streams(s_glob[0]):
             sums: dict[str, list[Tensor]] = {level: [] for level in LEVELS}
+            health[name] = TeacherHealth()
             t_head = cast(nn.ModuleDict, teacher["heads"])[name]
             s_out = [self._student_logits(name, sv) for sv, _ in students]
             t_out = [self._teacher_logits(name, tv, t_head) for tv in t_glob]
@@ -255,6 +266,7 @@ class PaperPretrainer(SkySensePretrainer):
                         t_view.geometry,
                         t_head,
                         collect,
+                        health[name],
                     )
                     for level in LEVELS:
                         sums[level].append(parts[level])
@@ -292,4 +304,8 @@ class PaperPretrainer(SkySensePretrainer):
         out.update({f"loss_{k}": v.detach() for k, v in comp.items()})
         for name, parts in per_stream.items():
             out.update({f"{k}_{name}": v.detach() for k, v in parts.items()})
+        for name, h in health.items():
+            values = h.values()
+            if values is not None:  # nats; ln K at uniform collapse (docs/objective.md)
+                out[f"teacher_entropy_{name}"], out[f"teacher_usage_{name}"] = values
         return out

@@ -12,6 +12,7 @@ from skysense.models.augment import ViewGeometry
 from skysense.models.distillation import (
     Centering,
     DistillationHead,
+    TeacherHealth,
     distillation_loss,
     teacher_probabilities,
     update_centres,
@@ -47,6 +48,27 @@ def test_distillation_loss_known_values():
     zero = distillation_loss(s2, p2, 0.5, torch.tensor([False, False]))
     zero.backward()
     assert float(zero.detach()) == 0.0 and s2.grad is not None
+
+
+def test_teacher_health_tells_the_two_collapses_apart():
+    k = 16
+    uniform = TeacherHealth()
+    uniform.add(torch.full((10, k), 1.0 / k))
+    row, mean = uniform.values()
+    assert math.isclose(float(row), math.log(k), rel_tol=1e-5)  # centring wins
+    assert math.isclose(float(mean), math.log(k), rel_tol=1e-5)
+    one = TeacherHealth()
+    one.add(torch.nn.functional.one_hot(torch.zeros(10, dtype=torch.long), k).float())
+    row, mean = one.values()
+    assert float(row) < 1e-6 and float(mean) < 1e-6  # sharpening wins
+    healthy = TeacherHealth()  # sharp rows spread over 4 prototypes, in two calls
+    healthy.add(torch.nn.functional.one_hot(torch.tensor([0, 1]), k).float())
+    healthy.add(torch.nn.functional.one_hot(torch.tensor([2, 3]), k).float())
+    healthy.add(torch.zeros(0, k))  # no row: nothing changes
+    row, mean = healthy.values()
+    assert float(row) < 1e-6 and math.isclose(float(mean), math.log(4), rel_tol=1e-5)
+    assert healthy.rows == 4
+    assert TeacherHealth().values() is None
 
 
 def test_centring_and_sharpening():

@@ -4,6 +4,8 @@ the student only, the teacher as EMA, the objective chosen by configuration.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from skysense.config import SkySenseConfig
@@ -57,6 +59,10 @@ def test_step_has_every_term_and_gradients_reach_only_the_student(make_batch):
         assert f"{level}_dem" not in out  # the DEM stream is not distilled by default
     for key in ("loss_pixel", "loss_object", "loss_image", "loss_fused", "loss_cross_modal"):
         assert torch.isfinite(out[key]) and float(out[key]) > 0
+    for stream in ("hr", "s2", "s1", "fused"):  # the teacher's health, in nats, 64 prototypes
+        for key in (f"teacher_entropy_{stream}", f"teacher_usage_{stream}"):
+            assert 0.0 <= float(out[key]) <= math.log(64) + 1e-4
+        assert float(out[f"teacher_entropy_{stream}"]) <= float(out[f"teacher_usage_{stream}"])
     # the sum over streams and levels, plus the cross-modal term
     total = sum(out[k] for k in ("loss_pixel", "loss_object", "loss_image", "loss_fused"))
     assert torch.allclose(out["loss"].detach(), total + out["loss_cross_modal"], atol=1e-4)
