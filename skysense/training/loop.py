@@ -352,12 +352,19 @@ def append_log(path: Path, rows: list[dict[str, float]]) -> None:
     before it is saved.
 
     Rows after the last checkpoint of a killed run are dropped on resume (:func:`trim_log`);
-    the resumed run redoes those steps and writes them again.
+    the resumed run redoes those steps and writes them again. The columns are the file's header
+    once it exists (a step without some stream, e.g. no HR in its batch, leaves that cell
+    empty; a column first seen later is not added), else every key of ``rows`` in order of
+    first appearance: a value never lands under another column's name.
     """
     if not rows:
         return
-    fields = list(rows[0].keys())
-    new = not path.exists()
+    new = not path.exists() or path.stat().st_size == 0
+    if new:
+        fields = list(dict.fromkeys(k for row in rows for k in row))
+    else:
+        with open(path, newline="") as fh:
+            fields = next(csv.reader(fh))
     with open(path, "a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         if new:
