@@ -44,9 +44,9 @@ from gain_protocol import place_overrides, prepare_data
 from pretrain_gain import pretrain
 
 from skysense.config import apply_overrides, config_from_dict, training_job
-
-LEVELS = ("pixel", "object", "image")
-STREAMS = ("hr", "s2", "s1", "dem", "fused")
+from skysense.models.distillation import entropy
+from skysense.models.paper_objective import LEVELS
+from skysense.models.pretraining import STREAMS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,8 +72,7 @@ def effective_rank(x: torch.Tensor) -> float:
     s = torch.linalg.svdvals(x)
     if float(s.sum()) == 0.0:
         return 0.0
-    p = s / s.sum()
-    return float(torch.exp(-(p * p.clamp_min(1e-300).log()).sum()))
+    return float(torch.exp(entropy(s / s.sum())))
 
 
 @torch.no_grad()

@@ -145,6 +145,11 @@ def distillation_loss(
     return (ce * m).sum() / n
 
 
+def entropy(probs: Tensor) -> Tensor:
+    """``-sum p log p`` over the last dimension, in nats (a zero probability adds nothing)."""
+    return -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+
+
 class TeacherHealth:
     """Running entropies (nats) of the teacher's distributions over the rows seen.
 
@@ -171,7 +176,7 @@ class TeacherHealth:
         rows = probs.detach().float().reshape(-1, probs.shape[-1])
         if rows.shape[0] == 0:
             return
-        ent = -(rows * rows.clamp_min(1e-12).log()).sum()
+        ent = entropy(rows).sum()
         total = rows.sum(0)
         self.rows += rows.shape[0]
         if self.entropy_sum is None or self.prob_sum is None:
@@ -183,6 +188,4 @@ class TeacherHealth:
         """``(row_entropy, mean_entropy)`` as scalar tensors, or None before any row."""
         if self.prob_sum is None or self.entropy_sum is None:
             return None
-        mean = self.prob_sum / self.rows
-        mean_entropy = -(mean * mean.clamp_min(1e-12).log()).sum()
-        return self.entropy_sum / self.rows, mean_entropy
+        return self.entropy_sum / self.rows, entropy(self.prob_sum / self.rows)
